@@ -1,0 +1,1 @@
+//! Shared fixtures of the criterion benches in `benches/` (see the README there).

@@ -1,0 +1,397 @@
+//! Portable constants of the wire, and their mapping to the local Linux values.
+//!
+//! Where Linux uses the same value on every architecture (errno of asm-generic, `S_IF*`,
+//! `RENAME_*`, `XATTR_*`, `MS_*`, `FALLOC_FL_*`, `SEEK_*`, `DT_*`, poll bits), the wire uses
+//! that value. Open flags differ between architectures (e.g. `O_DIRECTORY` on arm64), so
+//! they have wire values of their own.
+
+/// Authentication modes (HELLO_ACK `auth`).
+pub const AUTH_NONE: u16 = 0;
+pub const AUTH_HMAC_SHA256: u16 = 1;
+
+/// Feature bits (HELLO/HELLO_ACK).
+pub mod feat {
+    /// Unix-socket channels (CHAN_*).
+    pub const CHANNELS: u64 = 1 << 0;
+    /// EPOLL_CTL / EPOLL_EVENT.
+    pub const EPOLL: u64 = 1 << 1;
+    /// KILL, SCHED_*, SYSMOUNT, SYSUMOUNT.
+    pub const SYSCALLS: u64 = 1 << 2;
+    /// READDIR_PLUS.
+    pub const READDIR_PLUS: u64 = 1 << 3;
+    /// Everything this build knows.
+    pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
+}
+
+/// `Attr.flags`.
+pub const ATTR_F_BTIME: u32 = 1 << 0;
+
+/// MOUNT flags.
+pub const MOUNT_F_READONLY: u32 = 1 << 0;
+
+/// GETATTR flags.
+pub const GETATTR_FOLLOW: u32 = 1 << 0;
+
+/// SETATTR `valid` bits.
+pub mod setattr {
+    pub const MODE: u32 = 1 << 0;
+    pub const UID: u32 = 1 << 1;
+    pub const GID: u32 = 1 << 2;
+    pub const SIZE: u32 = 1 << 3;
+    pub const ATIME: u32 = 1 << 4;
+    pub const MTIME: u32 = 1 << 5;
+    /// Set atime to the server's current time (overrides ATIME's value).
+    pub const ATIME_NOW: u32 = 1 << 6;
+    pub const MTIME_NOW: u32 = 1 << 7;
+    /// Clear set-user-id/set-group-id as a write by the caller would (kill_priv).
+    pub const KILL_SUIDGID: u32 = 1 << 8;
+    pub const ALL: u32 = (1 << 9) - 1;
+}
+
+/// CREATE `cflags`.
+pub const CREATE_NOOPEN: u32 = 1 << 0;
+
+/// READDIR flags and response flags.
+pub const READDIR_PLUS: u32 = 1 << 0;
+pub const READDIR_EOF: u32 = 1 << 0;
+
+/// FSYNC flags.
+pub const FSYNC_DATASYNC: u32 = 1 << 0;
+
+/// SYSMOUNT source kinds.
+pub const SYSMOUNT_SRC_LITERAL: u32 = 0;
+pub const SYSMOUNT_SRC_PATH: u32 = 1;
+
+/// Channel kinds.
+pub const CHAN_STREAM: u32 = 1;
+pub const CHAN_SEQPACKET: u32 = 2;
+pub const CHAN_DGRAM: u32 = 3;
+/// Bit of a channel id chosen by the server side (ids chosen by the client have it clear).
+pub const CHAN_ID_PEER: u32 = 1 << 31;
+/// CHAN_CLOSE `how`.
+pub const CHAN_SHUT_WR: u32 = 1;
+pub const CHAN_CLOSE_ALL: u32 = 2;
+/// ScmRec kinds.
+pub const SCM_FILE: u32 = 1;
+pub const SCM_PIPE_READ: u32 = 2;
+pub const SCM_PIPE_WRITE: u32 = 3;
+pub const SCM_LISTENER: u32 = 4;
+
+/// Portable ioctl commands (IOCTL `cmd`).
+pub mod ioc {
+    /// Output: `Termios`.
+    pub const TCGETS: u32 = 1;
+    /// Input: `Termios`.
+    pub const TCSETS: u32 = 2;
+    pub const TCSETSW: u32 = 3;
+    pub const TCSETSF: u32 = 4;
+    /// Output: `Winsize`.
+    pub const TIOCGWINSZ: u32 = 5;
+    /// Input: `Winsize`.
+    pub const TIOCSWINSZ: u32 = 6;
+    /// Output: u32 flags (LE).
+    pub const FS_GETFLAGS: u32 = 7;
+    /// Input: u32 flags (LE).
+    pub const FS_SETFLAGS: u32 = 8;
+    /// Output: `Fsxattr`.
+    pub const FS_FSGETXATTR: u32 = 9;
+    /// Input: `Fsxattr`.
+    pub const FS_FSSETXATTR: u32 = 10;
+}
+
+/// Admin: whitelist groups, in the order (and with the indices) of the original's
+/// server build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum WlType {
+    Open = 0,
+    Write = 1,
+    Read = 2,
+    Readdir = 3,
+    Mkdir = 4,
+    Rmdir = 5,
+    Create = 6,
+    Unlink = 7,
+    Rename = 8,
+    Setattr = 9,
+    Setxattr = 10,
+    Mount = 11,
+    Kill = 12,
+    Udsconnect = 13,
+}
+
+impl WlType {
+    pub const ALL: [WlType; 14] = [
+        WlType::Open,
+        WlType::Write,
+        WlType::Read,
+        WlType::Readdir,
+        WlType::Mkdir,
+        WlType::Rmdir,
+        WlType::Create,
+        WlType::Unlink,
+        WlType::Rename,
+        WlType::Setattr,
+        WlType::Setxattr,
+        WlType::Mount,
+        WlType::Kill,
+        WlType::Udsconnect,
+    ];
+    /// Section name in the INI whitelist file.
+    pub const fn section(self) -> &'static str {
+        match self {
+            WlType::Open => "Open",
+            WlType::Write => "Write",
+            WlType::Read => "Read",
+            WlType::Readdir => "Readdir",
+            WlType::Mkdir => "Mkdir",
+            WlType::Rmdir => "Rmdir",
+            WlType::Create => "Create",
+            WlType::Unlink => "Unlink",
+            WlType::Rename => "Rename",
+            WlType::Setattr => "Setattr",
+            WlType::Setxattr => "Setxattr",
+            WlType::Mount => "Mount",
+            WlType::Kill => "Kill",
+            WlType::Udsconnect => "Udsconnect",
+        }
+    }
+    pub fn from_u32(v: u32) -> Option<WlType> {
+        WlType::ALL.get(v as usize).copied()
+    }
+    /// Case-insensitive name lookup (`open`, `UDSCONNECT`, ...).
+    pub fn parse(s: &str) -> Option<WlType> {
+        WlType::ALL.iter().copied().find(|t| t.section().eq_ignore_ascii_case(s))
+    }
+    /// `Kill` entries are process names matched exactly; the others are path prefixes.
+    pub const fn is_path(self) -> bool {
+        !matches!(self, WlType::Kill)
+    }
+}
+
+/// `WlListReq.wl_type` meaning every group.
+pub const WL_ALL: u32 = u32::MAX;
+/// WL_ADD/WL_DEL flag: write the whitelist file back.
+pub const WL_PERSIST: u32 = 1 << 0;
+/// Most entries per whitelist group.
+pub const WL_MAX_ENTRIES: usize = 64;
+
+/// Log levels (names compatible with the original's NONE/ERROR/WARN/INFO/DEBUG).
+pub const LOG_NONE: u32 = 0;
+pub const LOG_ERROR: u32 = 1;
+pub const LOG_WARN: u32 = 2;
+pub const LOG_INFO: u32 = 3;
+pub const LOG_DEBUG: u32 = 4;
+pub const LOG_QUERY: u32 = u32::MAX;
+
+pub fn log_level_name(l: u32) -> &'static str {
+    match l {
+        LOG_NONE => "NONE",
+        LOG_ERROR => "ERROR",
+        LOG_WARN => "WARN",
+        LOG_INFO => "INFO",
+        LOG_DEBUG => "DEBUG",
+        _ => "?",
+    }
+}
+
+pub fn parse_log_level(s: &str) -> Option<u32> {
+    [LOG_NONE, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG]
+        .into_iter()
+        .find(|l| log_level_name(*l).eq_ignore_ascii_case(s))
+}
+
+/// ADMIN_COUNTERS flags.
+pub const COUNTERS_CLEAR: u32 = 1 << 0;
+
+/// Connection states (ConnInfo.state).
+pub const CONN_HANDSHAKE: u32 = 1;
+pub const CONN_ACTIVE: u32 = 2;
+pub const CONN_CLOSING: u32 = 3;
+pub const CONN_RECONNECTING: u32 = 4;
+
+pub fn conn_state_name(s: u32) -> &'static str {
+    match s {
+        CONN_HANDSHAKE => "HANDSHAKE",
+        CONN_ACTIVE => "ACTIVE",
+        CONN_CLOSING => "CLOSING",
+        CONN_RECONNECTING => "RECONNECTING",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Channel states (ChanInfo.state).
+pub const CHANST_OPENING: u32 = 1;
+pub const CHANST_OPEN: u32 = 2;
+pub const CHANST_HALF_CLOSED: u32 = 3;
+pub const CHANST_CLOSING: u32 = 4;
+
+/// Portable open flags and their mapping to the local `libc::O_*`.
+pub mod open {
+    pub const RDONLY: u32 = 0;
+    pub const WRONLY: u32 = 1;
+    pub const RDWR: u32 = 2;
+    pub const ACCMODE: u32 = 3;
+    pub const CREAT: u32 = 1 << 2;
+    pub const EXCL: u32 = 1 << 3;
+    pub const TRUNC: u32 = 1 << 4;
+    pub const APPEND: u32 = 1 << 5;
+    pub const NONBLOCK: u32 = 1 << 6;
+    pub const DIRECTORY: u32 = 1 << 7;
+    pub const NOFOLLOW: u32 = 1 << 8;
+    pub const SYNC: u32 = 1 << 9;
+    pub const DSYNC: u32 = 1 << 10;
+    pub const DIRECT: u32 = 1 << 11;
+    pub const NOATIME: u32 = 1 << 12;
+    pub const NOCTTY: u32 = 1 << 13;
+    /// Every defined bit.
+    pub const ALL: u32 = (1 << 14) - 1;
+
+    const MAP: [(u32, i32); 11] = [
+        (CREAT, libc::O_CREAT),
+        (EXCL, libc::O_EXCL),
+        (TRUNC, libc::O_TRUNC),
+        (APPEND, libc::O_APPEND),
+        (NONBLOCK, libc::O_NONBLOCK),
+        (DIRECTORY, libc::O_DIRECTORY),
+        (NOFOLLOW, libc::O_NOFOLLOW),
+        (DSYNC, libc::O_DSYNC),
+        (DIRECT, libc::O_DIRECT),
+        (NOATIME, libc::O_NOATIME),
+        (NOCTTY, libc::O_NOCTTY),
+    ];
+
+    /// Wire flags to local flags; `None` for unknown bits or a bad access mode.
+    pub fn to_linux(w: u32) -> Option<i32> {
+        if w & !ALL != 0 || w & ACCMODE == 3 {
+            return None;
+        }
+        let mut f = (w & ACCMODE) as i32;
+        for (wb, lb) in MAP {
+            if w & wb != 0 {
+                f |= lb;
+            }
+        }
+        // O_SYNC includes O_DSYNC's bit on Linux.
+        if w & SYNC != 0 {
+            f |= libc::O_SYNC;
+        }
+        Some(f)
+    }
+
+    /// Local flags to wire flags (unknown local bits such as O_CLOEXEC are dropped).
+    pub fn from_linux(f: i32) -> u32 {
+        let mut w = (f & libc::O_ACCMODE) as u32;
+        for (wb, lb) in MAP {
+            if f & lb == lb {
+                w |= wb;
+            }
+        }
+        if f & libc::O_SYNC == libc::O_SYNC {
+            w |= SYNC;
+            w &= !DSYNC;
+        }
+        w
+    }
+}
+
+/// Wire errno values (asm-generic numbering, as on x86-64 and arm64).
+pub mod errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const ESRCH: i32 = 3;
+    pub const EINTR: i32 = 4;
+    pub const EIO: i32 = 5;
+    pub const EBADF: i32 = 9;
+    pub const EAGAIN: i32 = 11;
+    pub const ENOMEM: i32 = 12;
+    pub const EACCES: i32 = 13;
+    pub const EEXIST: i32 = 17;
+    pub const EXDEV: i32 = 18;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const EMFILE: i32 = 24;
+    pub const ENOTTY: i32 = 25;
+    pub const EFBIG: i32 = 27;
+    pub const ENOSPC: i32 = 28;
+    pub const ESPIPE: i32 = 29;
+    pub const EROFS: i32 = 30;
+    pub const ERANGE: i32 = 34;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ENOSYS: i32 = 38;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const ELOOP: i32 = 40;
+    pub const ENODATA: i32 = 61;
+    pub const EPROTO: i32 = 71;
+    pub const EBADMSG: i32 = 74;
+    pub const EOVERFLOW: i32 = 75;
+    pub const EOPNOTSUPP: i32 = 95;
+    pub const ECONNRESET: i32 = 104;
+    pub const ENOBUFS: i32 = 105;
+    pub const ETIMEDOUT: i32 = 110;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const ESTALE: i32 = 116;
+
+    /// Local errno to wire errno. Linux on every architecture this project targets
+    /// (x86-64, arm64, riscv64) uses the asm-generic numbers, so this is the identity
+    /// there; it exists so that a port knows where to translate.
+    #[inline]
+    pub const fn from_local(e: i32) -> i32 {
+        e
+    }
+    /// Wire errno to local errno (see `from_local`).
+    #[inline]
+    pub const fn to_local(e: i32) -> i32 {
+        e
+    }
+}
+
+/// Poll bits (Linux generic).
+pub const POLLIN: u32 = 0x001;
+pub const POLLPRI: u32 = 0x002;
+pub const POLLOUT: u32 = 0x004;
+pub const POLLERR: u32 = 0x008;
+pub const POLLHUP: u32 = 0x010;
+pub const POLLRDNORM: u32 = 0x040;
+pub const POLLWRNORM: u32 = 0x100;
+pub const POLLRDHUP: u32 = 0x2000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_round_trip() {
+        for w in 0..=open::ALL {
+            if w & open::ACCMODE == 3 {
+                assert!(open::to_linux(w).is_none());
+                continue;
+            }
+            // SYNC subsumes DSYNC on Linux, so SYNC|DSYNC comes back as SYNC.
+            let expect = if w & open::SYNC != 0 { w & !open::DSYNC } else { w };
+            let l = open::to_linux(w).unwrap();
+            assert_eq!(open::from_linux(l), expect, "wire {w:#x} local {l:#x}");
+        }
+        assert!(open::to_linux(1 << 20).is_none());
+    }
+
+    #[test]
+    fn wl_type_names() {
+        for t in WlType::ALL {
+            assert_eq!(WlType::parse(&t.section().to_lowercase()), Some(t));
+            assert_eq!(WlType::from_u32(t as u32), Some(t));
+        }
+        assert_eq!(WlType::parse("bogus"), None);
+        assert_eq!(WlType::from_u32(14), None);
+    }
+
+    #[test]
+    fn errno_matches_libc() {
+        assert_eq!(errno::ENOENT, libc::ENOENT);
+        assert_eq!(errno::ENOTEMPTY, libc::ENOTEMPTY);
+        assert_eq!(errno::ENODATA, libc::ENODATA);
+        assert_eq!(errno::ESTALE, libc::ESTALE);
+        assert_eq!(errno::EOPNOTSUPP, libc::EOPNOTSUPP);
+    }
+}

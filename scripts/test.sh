@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the project: format, lints, unit/integration/property tests
+# (including the C golden-vector test and real FUSE mounts), then the kernel module in
+# QEMU when tests/vm/run exists. Prints a summary; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+fail=0
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "==> $name"
+  if "$@"; then echo "    ok: $name ($((SECONDS - t0)) s)"; else echo "    FAILED: $name"; fail=$((fail + 1)); fi
+}
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -q -- -D warnings
+step "generated files (qtp.h, golden vectors, PROTOCOL.md)" cargo run -q -p qtfs-proto --bin qtp-gen -- --check
+step "cargo test" cargo test --workspace -q
+if [ -x tests/vm/run ]; then
+  step "kernel module in QEMU (tests/vm/run)" tests/vm/run
+fi
+if [ $fail -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "$fail STEP(S) FAILED"; exit 1; fi
