@@ -218,6 +218,21 @@ impl Session {
         self.inner.ids.lock().epoch
     }
 
+    /// Session id and token, for attaching another connection to this session.
+    pub fn resume_info(&self) -> (u64, [u8; 16]) {
+        let ids = self.inner.ids.lock();
+        (ids.session_id, ids.token)
+    }
+
+    /// Drops connection `i` now (its outstanding requests fail with `Disconnected`); the
+    /// next request on it reconnects and rejoins the session.
+    pub fn reset_connection(&self, i: usize) {
+        let c = &self.inner.conns[i % self.inner.conns.len()];
+        if let Some(s) = c.writer.lock().as_ref() {
+            s.shutdown();
+        }
+    }
+
     pub fn features(&self) -> u64 {
         self.inner.ids.lock().features
     }

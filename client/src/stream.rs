@@ -36,6 +36,11 @@ impl Stream {
         Stream { fd }
     }
 
+    /// The socket descriptor, for callers that drive it themselves.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// A second handle on the same socket (for a reader thread).
     pub fn try_clone(&self) -> io::Result<Stream> {
         Ok(Stream { fd: self.fd.try_clone()? })

@@ -18,6 +18,7 @@ pub mod psk;
 pub mod wire;
 
 pub use addr::Addr;
+pub use consts::errno;
 pub use error::ProtoError;
 pub use header::{Frame, FrameHeader, FrameParser, HEADER_SIZE, flags, push_frame};
 pub use msg::*;

@@ -1,0 +1,226 @@
+//! The admin socket (`/var/run/qtfs/engine.sock`, mode 0600) for `qtcfg` and `qtinfo`:
+//! whitelist list/add/delete, log level, counters, connection and channel states. Served
+//! by one plain thread: admin traffic is rare and must never touch the cores' loops,
+//! which pick whitelist changes up through the generation counter.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use qtfs_proto::consts::{self, WlType, errno};
+use qtfs_proto::*;
+
+use crate::Shared;
+use crate::fsops::whitelist::Whitelist;
+
+/// Binds the admin socket: refuses if another process is serving it, replaces a stale one.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is served by a running process", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Serves admin connections until the engine shuts down.
+pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.shutdown.load(Ordering::Acquire) {
+            break;
+        }
+        match conn {
+            Ok(s) => {
+                let shared = shared.clone();
+                let _ =
+                    std::thread::Builder::new().name("qtfs-admin-conn".into()).spawn(move || serve_conn(s, &shared));
+            }
+            Err(e) => tracing::warn!("admin accept: {e}"),
+        }
+    }
+}
+
+fn serve_conn(mut s: UnixStream, shared: &Shared) {
+    let mut buf = Vec::new();
+    loop {
+        let h = match read_frame(&mut s, &mut buf) {
+            Some(h) => h,
+            None => return,
+        };
+        let mut out = Vec::new();
+        match handle(shared, &h, &buf, &mut out) {
+            Ok(()) => {}
+            Err(e) => {
+                out.clear();
+                FrameHeader::error(h.op, h.id, e).push(&mut out);
+            }
+        }
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_frame(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<FrameHeader> {
+    use std::io::Read;
+    let mut hb = [0u8; HEADER_SIZE];
+    s.read_exact(&mut hb).ok()?;
+    let h = FrameHeader::decode(&hb, MAX_PAYLOAD).ok()?;
+    buf.clear();
+    buf.resize(h.len as usize, 0);
+    s.read_exact(buf).ok()?;
+    Some(h)
+}
+
+fn respond<'m, M: Wire<'m>>(out: &mut Vec<u8>, h: &FrameHeader, m: &M) {
+    push_frame(out, FrameHeader::response(h.op, h.id, 0), m);
+}
+
+/// Applies `f` to a copy of the whitelist and publishes the result to every core.
+fn update_whitelist<T>(
+    shared: &Shared,
+    persist: bool,
+    f: impl FnOnce(&mut Whitelist) -> Result<T, i32>,
+) -> Result<T, i32> {
+    let mut guard = shared.whitelist.write();
+    let mut wl = (**guard).clone();
+    let r = f(&mut wl)?;
+    if persist && let Err(e) = wl.persist(&shared.cfg.whitelist) {
+        tracing::error!(file = %shared.cfg.whitelist.display(), "cannot persist the whitelist: {e}");
+        return Err(e.raw_os_error().unwrap_or(errno::EIO));
+    }
+    *guard = Arc::new(wl);
+    shared.wl_gen.fetch_add(1, Ordering::AcqRel);
+    Ok(r)
+}
+
+fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -> Result<(), i32> {
+    if !h.is_request() {
+        return Err(errno::EPROTO);
+    }
+    let op = h.op().ok_or(errno::ENOSYS)?;
+    let bad = |_| errno::EBADMSG;
+    match op {
+        Op::ADMIN_INFO => {
+            let conns = shared.conns.lock().len() as u32;
+            let info = AdminInfo {
+                proto_version: VERSION as u16,
+                pid: std::process::id(),
+                cores: shared.cfg.cores as u32,
+                uptime_ms: shared.started.elapsed().as_millis() as u64,
+                sessions: shared.sessions.len() as u32,
+                connections: conns,
+                channels: 0,
+                log_level: shared.log_level.load(Ordering::Relaxed),
+                component: Name(b"engine"),
+                version: Name(env!("CARGO_PKG_VERSION").as_bytes()),
+            };
+            respond(out, h, &info);
+        }
+        Op::ADMIN_WL_LIST => {
+            let m = WlListReq::decode(payload).map_err(bad)?;
+            let wl = shared.whitelist.read().clone();
+            let types: Vec<WlType> = if m.wl_type == consts::WL_ALL {
+                WlType::ALL.to_vec()
+            } else {
+                vec![WlType::from_u32(m.wl_type).ok_or(errno::EINVAL)?]
+            };
+            let mut recs = Vec::new();
+            let mut count = 0;
+            for t in types {
+                for (i, e) in wl.entries(t).iter().enumerate() {
+                    WlEntry { wl_type: t as u32, index: i as u32, path: Path(e) }.encode(&mut recs);
+                    count += 1;
+                }
+            }
+            respond(out, h, &WlListRsp { count, entries: Rest(&recs) });
+        }
+        Op::ADMIN_WL_ADD => {
+            let m = WlAddReq::decode(payload).map_err(bad)?;
+            let t = WlType::from_u32(m.wl_type).ok_or(errno::EINVAL)?;
+            let index = update_whitelist(shared, m.flags & consts::WL_PERSIST != 0, |wl| {
+                wl.add(t, m.path.0).map_err(|e| e.errno())
+            })?;
+            tracing::info!(group = t.section(), path = %m.path.display(), index, "whitelist entry added");
+            respond(out, h, &WlAddRsp { index });
+        }
+        Op::ADMIN_WL_DEL => {
+            let m = WlDelReq::decode(payload).map_err(bad)?;
+            let t = WlType::from_u32(m.wl_type).ok_or(errno::EINVAL)?;
+            let gone = update_whitelist(shared, m.flags & consts::WL_PERSIST != 0, |wl| {
+                wl.delete(t, m.index).map_err(|e| e.errno())
+            })?;
+            tracing::info!(group = t.section(), path = %String::from_utf8_lossy(&gone), "whitelist entry deleted");
+            respond(out, h, &Empty {});
+        }
+        Op::ADMIN_LOG_LEVEL => {
+            let m = LogLevelReq::decode(payload).map_err(bad)?;
+            if m.level != consts::LOG_QUERY {
+                if m.level > consts::LOG_DEBUG {
+                    return Err(errno::EINVAL);
+                }
+                (shared.set_log_level)(m.level);
+                shared.log_level.store(m.level, Ordering::Relaxed);
+            }
+            respond(out, h, &LogLevelRsp { level: shared.log_level.load(Ordering::Relaxed) });
+        }
+        Op::ADMIN_COUNTERS => {
+            let m = CountersReq::decode(payload).map_err(bad)?;
+            let (counters, window_ms) = crate::stats::merge(&shared.stats, m.flags & consts::COUNTERS_CLEAR != 0);
+            let mut recs = Vec::with_capacity(counters.len() * OpCounter::DESC.size);
+            for c in &counters {
+                let mut b = vec![0u8; OpCounter::DESC.size];
+                wire::Fixed::put(c, &mut b);
+                recs.extend_from_slice(&b);
+            }
+            respond(out, h, &CountersRsp { count: counters.len() as u32, window_ms, records: Rest(&recs) });
+        }
+        Op::ADMIN_CLEAR => {
+            crate::stats::merge(&shared.stats, true);
+            respond(out, h, &Empty {});
+        }
+        Op::ADMIN_CONNS => {
+            let conns: Vec<_> = shared.conns.lock().values().cloned().collect();
+            let mut recs = Vec::new();
+            let mut count = 0u32;
+            for c in conns {
+                let session = c.session.load(Ordering::Relaxed);
+                let handles = if session != 0 { shared.sessions.open_handles() as u32 } else { 0 };
+                let peer = c.peer.as_bytes();
+                ConnInfo {
+                    conn_id: c.id,
+                    session,
+                    core: c.core,
+                    state: c.state.load(Ordering::Relaxed),
+                    inflight: c.inflight.load(Ordering::Relaxed),
+                    channels: c.channels.load(Ordering::Relaxed),
+                    handles,
+                    requests: c.requests.load(Ordering::Relaxed),
+                    bytes_in: c.bytes_in.load(Ordering::Relaxed),
+                    bytes_out: c.bytes_out.load(Ordering::Relaxed),
+                    peer: Name(&peer[..peer.len().min(MAX_NAME)]),
+                }
+                .encode(&mut recs);
+                count += 1;
+            }
+            respond(out, h, &ConnsRsp { count, records: Rest(&recs) });
+        }
+        Op::ADMIN_CHANNELS => {
+            respond(out, h, &ChannelsRsp { count: 0, records: Rest(&[]) });
+        }
+        _ => return Err(errno::ENOSYS),
+    }
+    Ok(())
+}

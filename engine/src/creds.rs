@@ -1,0 +1,199 @@
+//! Acting with the caller's identity.
+//!
+//! Ring operations carry an io_uring *personality* registered for the caller's
+//! credentials; direct system calls run after switching the calling thread's file
+//! system identity (`setfsuid`, `setfsgid`, per-thread `setgroups`) and dropping its
+//! effective capabilities, as the kernel NFS server does. The switch is lazy: a thread
+//! stays in the last identity until another is needed, so a single-user workload pays
+//! for it once. Only raw syscalls are used, because glibc's wrappers change the ids of
+//! every thread of the process.
+//!
+//! When the engine does not run as root it cannot impersonate anyone; then every
+//! operation runs with the engine's own identity (announced at start).
+
+use std::cell::RefCell;
+use std::io;
+
+use qtfs_proto::MAX_GROUPS;
+
+/// An identity requests run with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Ident {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, sorted (so equal sets compare equal).
+    pub groups: Vec<u32>,
+}
+
+impl Ident {
+    pub fn new(uid: u32, gid: u32, groups: impl Iterator<Item = u32>) -> Ident {
+        let mut g: Vec<u32> = groups.take(MAX_GROUPS).collect();
+        g.sort_unstable();
+        g.dedup();
+        Ident { uid, gid, groups: g }
+    }
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+fn capget() -> io::Result<[CapData; 2]> {
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: header and two data structs of the v3 layout.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(d) }
+}
+
+fn capset(d: &[CapData; 2]) -> io::Result<()> {
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    // SAFETY: header and two data structs of the v3 layout.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn raw_setgroups(g: &[u32]) -> io::Result<()> {
+    // SAFETY: g holds g.len() gids; per-thread raw syscall.
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, g.len(), g.as_ptr()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn raw_setfsuid(uid: u32) -> u32 {
+    // SAFETY: per-thread raw syscall; returns the previous fsuid.
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid) as u32 }
+}
+
+fn raw_setfsgid(gid: u32) -> u32 {
+    // SAFETY: per-thread raw syscall; returns the previous fsgid.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid) as u32 }
+}
+
+/// Whether this process can take on other identities (it runs as root with
+/// CAP_SETUID/CAP_SETGID).
+pub fn can_impersonate() -> bool {
+    // SAFETY: getter.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
+        && capget()
+            .map(|d| d[0].effective & (1 << CAP_SETUID) != 0 && d[0].effective & (1 << CAP_SETGID) != 0)
+            .unwrap_or(false)
+}
+
+struct ThreadState {
+    base_caps: [CapData; 2],
+    base_uid: u32,
+    base_gid: u32,
+    base_groups: Vec<u32>,
+    /// None = running as base.
+    current: Option<Ident>,
+    enabled: bool,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<ThreadState>> = const { RefCell::new(None) };
+}
+
+fn init_state() -> ThreadState {
+    let enabled = can_impersonate();
+    // SAFETY: getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut groups = vec![0u32; 256];
+    // SAFETY: buffer of 256 gids.
+    let n = unsafe { libc::getgroups(256, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    ThreadState {
+        base_caps: capget().unwrap_or_default(),
+        base_uid: uid,
+        base_gid: gid,
+        base_groups: groups,
+        current: None,
+        enabled,
+    }
+}
+
+fn restore_base(st: &mut ThreadState) -> io::Result<()> {
+    if st.current.is_none() {
+        return Ok(());
+    }
+    // Capabilities first: setgroups below needs CAP_SETGID back.
+    capset(&st.base_caps)?;
+    raw_setfsuid(st.base_uid);
+    raw_setfsgid(st.base_gid);
+    raw_setgroups(&st.base_groups)?;
+    st.current = None;
+    Ok(())
+}
+
+fn apply(st: &mut ThreadState, id: &Ident) -> io::Result<()> {
+    raw_setgroups(&id.groups)?;
+    raw_setfsgid(id.gid);
+    raw_setfsuid(id.uid);
+    // setfsuid does not report failure; check that it took.
+    if raw_setfsuid(u32::MAX) != id.uid || raw_setfsgid(u32::MAX) != id.gid {
+        let _ = restore_base_inner(st);
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    let mut dropped = st.base_caps;
+    dropped[0].effective = 0;
+    dropped[1].effective = 0;
+    capset(&dropped)?;
+    st.current = Some(id.clone());
+    Ok(())
+}
+
+fn restore_base_inner(st: &mut ThreadState) -> io::Result<()> {
+    st.current = Some(Ident::default());
+    restore_base(st)
+}
+
+/// Runs `f` with the thread acting as `id` (file system ids, groups, no capabilities).
+/// Root (`uid == 0`) runs as the engine itself.
+pub fn with_ident<R>(id: &Ident, f: impl FnOnce() -> R) -> io::Result<R> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let st = s.get_or_insert_with(init_state);
+        if !st.enabled || id.is_root() {
+            restore_base(st)?;
+        } else if st.current.as_ref() != Some(id) {
+            restore_base(st)?;
+            apply(st, id)?;
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    Ok(f())
+}
+
+/// Puts the thread back into the engine's own identity.
+pub fn reset() {
+    STATE.with(|s| {
+        if let Some(st) = s.borrow_mut().as_mut() {
+            let _ = restore_base(st);
+        }
+    });
+}
+
+/// Registers an io_uring personality for `id`: the thread briefly takes the identity,
+/// the ring records its credentials, and the thread returns to the engine's identity.
+pub fn register_personality(sub: &io_uring::Submitter<'_>, id: &Ident) -> io::Result<u16> {
+    let r = with_ident(id, || sub.register_personality())?;
+    reset();
+    r
+}

@@ -1,0 +1,303 @@
+//! Sessions, exports and open handles: the only client state the engine keeps.
+//!
+//! A session is created by ATTACH and joined by further connections that present its id
+//! and token. Exports (MOUNT) and handles (OPEN/CREATE) belong to the session, so any of
+//! its connections, on any core, may use them. When the last connection of a session
+//! goes away the session waits `grace` for a reconnect; after that its handles are
+//! dropped, which closes their descriptors.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use qtfs_proto::errno;
+
+/// An exported HOST directory.
+#[derive(Debug)]
+pub struct Export {
+    pub id: u32,
+    /// O_PATH descriptor of the export root; every path resolves beneath it.
+    pub root: OwnedFd,
+    /// Canonical HOST path of the root (for whitelist checks and logs).
+    pub host_path: Vec<u8>,
+}
+
+/// An open file of a session.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub fd: OwnedFd,
+    /// Open flags (local values).
+    pub flags: i32,
+    pub export: u32,
+}
+
+impl OpenFile {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+    pub fn is_append(&self) -> bool {
+        self.flags & libc::O_APPEND != 0
+    }
+}
+
+struct Slot {
+    generation: u32,
+    file: Option<Arc<OpenFile>>,
+}
+
+/// Generational handle table: a handle is `(generation << 32) | (index + 1)`, so a stale
+/// handle never reaches a newer file that reused the slot.
+#[derive(Default)]
+pub struct HandleTable {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl HandleTable {
+    pub fn insert(&mut self, f: Arc<OpenFile>, limit: usize) -> Result<u64, i32> {
+        if self.live >= limit {
+            return Err(errno::EMFILE);
+        }
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { generation: 0, file: None });
+                self.slots.len() as u32 - 1
+            }
+        };
+        let s = &mut self.slots[idx as usize];
+        s.generation = s.generation.wrapping_add(1).max(1);
+        s.file = Some(f);
+        self.live += 1;
+        Ok(((s.generation as u64) << 32) | (idx as u64 + 1))
+    }
+
+    fn slot(&self, h: u64) -> Option<(usize, &Slot)> {
+        let idx = (h & 0xffff_ffff).checked_sub(1)? as usize;
+        let s = self.slots.get(idx)?;
+        (s.generation == (h >> 32) as u32 && s.file.is_some()).then_some((idx, s))
+    }
+
+    pub fn get(&self, h: u64) -> Option<Arc<OpenFile>> {
+        self.slot(h).and_then(|(_, s)| s.file.clone())
+    }
+
+    pub fn remove(&mut self, h: u64) -> Option<Arc<OpenFile>> {
+        let (idx, _) = self.slot(h)?;
+        let f = self.slots[idx].file.take();
+        self.free.push(idx as u32);
+        self.live -= 1;
+        f
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.live = 0;
+    }
+}
+
+/// One client session.
+pub struct Session {
+    pub id: u64,
+    token: [u8; 16],
+    pub exports: RwLock<Vec<Arc<Export>>>,
+    pub handles: RwLock<HandleTable>,
+    pub conns: AtomicU32,
+    detached_at: Mutex<Option<Instant>>,
+    pub max_handles: usize,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).field("conns", &self.conns.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Session {
+    pub fn export(&self, id: u32) -> Option<Arc<Export>> {
+        self.exports.read().iter().find(|e| e.id == id).cloned()
+    }
+
+    /// Adds an export; returns its id.
+    pub fn add_export(&self, root: OwnedFd, host_path: Vec<u8>) -> Result<u32, i32> {
+        let mut ex = self.exports.write();
+        if let Some(e) = ex.iter().find(|e| e.host_path == host_path) {
+            return Ok(e.id);
+        }
+        if ex.len() >= 1024 {
+            return Err(errno::ENOSPC);
+        }
+        let id = ex.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+        ex.push(Arc::new(Export { id, root, host_path }));
+        Ok(id)
+    }
+
+    pub fn remove_export(&self, id: u32) -> bool {
+        let mut ex = self.exports.write();
+        let n = ex.len();
+        ex.retain(|e| e.id != id);
+        ex.len() != n
+    }
+
+    pub fn file(&self, h: u64) -> Option<Arc<OpenFile>> {
+        self.handles.read().get(h)
+    }
+
+    pub fn attach(&self) {
+        self.conns.fetch_add(1, Ordering::AcqRel);
+        *self.detached_at.lock() = None;
+    }
+
+    pub fn detach(&self) {
+        if self.conns.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.detached_at.lock() = Some(Instant::now());
+        }
+    }
+}
+
+/// Every session of the engine.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<u64, Arc<Session>>>,
+}
+
+impl Sessions {
+    /// Rejoins `(id, token)` if it exists, else creates a new session. Returns the
+    /// session and whether it was resumed.
+    pub fn attach(&self, id: u64, token: &[u8; 16], max_handles: usize) -> (Arc<Session>, bool) {
+        let mut map = self.map.lock();
+        if id != 0
+            && let Some(s) = map.get(&id)
+            && constant_time_eq(&s.token, token)
+        {
+            s.attach();
+            return (s.clone(), true);
+        }
+        let mut rnd = [0u8; 24];
+        qtfs_proto::handshake::random_bytes(&mut rnd);
+        let mut new_id = u64::from_le_bytes(rnd[..8].try_into().expect("8 bytes")) | 1;
+        while map.contains_key(&new_id) {
+            new_id = new_id.wrapping_add(2);
+        }
+        let s = Arc::new(Session {
+            id: new_id,
+            token: rnd[8..24].try_into().expect("16 bytes"),
+            exports: RwLock::new(Vec::new()),
+            handles: RwLock::new(HandleTable::default()),
+            conns: AtomicU32::new(0),
+            detached_at: Mutex::new(None),
+            max_handles,
+        });
+        s.attach();
+        map.insert(new_id, s.clone());
+        (s, false)
+    }
+
+    pub fn token_of(s: &Session) -> [u8; 16] {
+        s.token
+    }
+
+    /// Drops sessions without connections for longer than `grace`; returns how many.
+    pub fn reap(&self, grace: Duration) -> usize {
+        let mut map = self.map.lock();
+        let before = map.len();
+        map.retain(|_, s| {
+            let idle =
+                s.conns.load(Ordering::Acquire) == 0 && s.detached_at.lock().is_some_and(|t| t.elapsed() >= grace);
+            if idle {
+                tracing::info!(
+                    session = format_args!("{:x}", s.id),
+                    handles = s.handles.read().len(),
+                    "session expired"
+                );
+                s.handles.write().clear();
+                s.exports.write().clear();
+            }
+            !idle
+        });
+        before - map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Handles open across every session.
+    pub fn open_handles(&self) -> usize {
+        self.map.lock().values().map(|s| s.handles.read().len()).sum()
+    }
+
+    pub fn clear(&self) {
+        let mut map = self.map.lock();
+        for s in map.values() {
+            s.handles.write().clear();
+        }
+        map.clear();
+    }
+}
+
+fn constant_time_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Arc<OpenFile> {
+        let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        Arc::new(OpenFile { fd, flags: 0, export: 1 })
+    }
+
+    #[test]
+    fn handles_are_generational() {
+        let mut t = HandleTable::default();
+        let h1 = t.insert(file(), 10).unwrap();
+        assert!(t.get(h1).is_some());
+        assert!(t.remove(h1).is_some());
+        let h2 = t.insert(file(), 10).unwrap();
+        assert_eq!(h1 & 0xffff_ffff, h2 & 0xffff_ffff, "slot reused");
+        assert!(t.get(h1).is_none(), "stale handle must not reach the new file");
+        assert!(t.get(h2).is_some());
+        assert!(t.get(0).is_none());
+        assert!(t.get(u64::MAX).is_none());
+        assert!(t.remove(h1).is_none());
+        t.insert(file(), 2).unwrap();
+        assert_eq!(t.insert(file(), 2).unwrap_err(), errno::EMFILE);
+    }
+
+    #[test]
+    fn attach_resume_and_reap() {
+        let s = Sessions::default();
+        let (a, resumed) = s.attach(0, &[0; 16], 10);
+        assert!(!resumed);
+        let tok = Sessions::token_of(&a);
+        let (b, resumed) = s.attach(a.id, &tok, 10);
+        assert!(resumed && b.id == a.id);
+        let (c, resumed) = s.attach(a.id, &[9; 16], 10);
+        assert!(!resumed && c.id != a.id, "a wrong token never joins");
+        a.detach();
+        a.detach();
+        c.detach();
+        assert_eq!(s.reap(Duration::from_secs(3600)), 0);
+        assert_eq!(s.reap(Duration::ZERO), 2);
+        assert!(s.is_empty());
+    }
+}

@@ -1,0 +1,536 @@
+//! Thin safe wrappers over the system calls the engine makes directly (everything that
+//! is not an io_uring operation). Every `unsafe` of the engine outside the ring lives
+//! here. Functions return `io::Result` with the raw errno preserved.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use qtfs_proto::consts::ATTR_F_BTIME;
+use qtfs_proto::{Attr, Statfs};
+
+/// `Err(last_os_error)` if `r < 0`.
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+fn check_i(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// The errno of an `io::Error` (EIO if it has none).
+pub fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// `openat2(2)`.
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; zeroed, then every field set.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = resolve;
+    // SAFETY: path is NUL-terminated, how is a valid open_how of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = check(r)? as RawFd;
+    // SAFETY: the kernel returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` (for engine-internal files such as the admin socket directory).
+pub fn openat(dirfd: RawFd, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated.
+    let fd = check_i(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    // SAFETY: new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Converts `statx` output into the portable record.
+pub fn attr_from_statx(s: &libc::statx) -> Attr {
+    let btime = s.stx_mask & libc::STATX_BTIME != 0;
+    Attr {
+        ino: s.stx_ino,
+        size: s.stx_size,
+        blocks: s.stx_blocks,
+        atime_sec: s.stx_atime.tv_sec,
+        mtime_sec: s.stx_mtime.tv_sec,
+        ctime_sec: s.stx_ctime.tv_sec,
+        btime_sec: if btime { s.stx_btime.tv_sec } else { 0 },
+        atime_nsec: s.stx_atime.tv_nsec,
+        mtime_nsec: s.stx_mtime.tv_nsec,
+        ctime_nsec: s.stx_ctime.tv_nsec,
+        btime_nsec: if btime { s.stx_btime.tv_nsec } else { 0 },
+        mode: s.stx_mode as u32,
+        nlink: s.stx_nlink,
+        uid: s.stx_uid,
+        gid: s.stx_gid,
+        rdev_major: s.stx_rdev_major,
+        rdev_minor: s.stx_rdev_minor,
+        dev_major: s.stx_dev_major,
+        dev_minor: s.stx_dev_minor,
+        blksize: s.stx_blksize,
+        flags: if btime { ATTR_F_BTIME } else { 0 },
+    }
+}
+
+/// The statx mask the engine asks for.
+pub const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+
+/// `statx(2)` into the portable record.
+pub fn statx(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<Attr> {
+    // SAFETY: statx is plain data; zeroed is valid.
+    let mut s: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: path NUL-terminated, s valid for writes.
+    check_i(unsafe { libc::statx(dirfd, path.as_ptr(), flags, STATX_MASK, &mut s) })?;
+    Ok(attr_from_statx(&s))
+}
+
+/// `fstatfs(2)` into the portable record.
+pub fn fstatfs(fd: RawFd) -> io::Result<Statfs> {
+    // SAFETY: statfs is plain data.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: s valid for writes.
+    check_i(unsafe { libc::fstatfs(fd, &mut s) })?;
+    // SAFETY: fsid_t is two ints; read them as one u64 for the wire.
+    let fsid: [i32; 2] = unsafe { std::mem::transmute(s.f_fsid) };
+    // statfs does not expose the mount flags; statvfs does.
+    // SAFETY: statvfs is plain data.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: v valid for writes.
+    check_i(unsafe { libc::fstatvfs(fd, &mut v) })?;
+    Ok(Statfs {
+        fs_type: s.f_type as u64,
+        blocks: s.f_blocks,
+        bfree: s.f_bfree,
+        bavail: s.f_bavail,
+        files: s.f_files,
+        ffree: s.f_ffree,
+        fsid: (fsid[0] as u32 as u64) | ((fsid[1] as u32 as u64) << 32),
+        bsize: s.f_bsize as u32,
+        frsize: s.f_frsize as u32,
+        namelen: s.f_namelen as u32,
+        flags: v.f_flag as u32,
+    })
+}
+
+/// `readlinkat(2)`.
+pub fn readlinkat(dirfd: RawFd, path: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: buf valid for buf.len() bytes.
+    let n =
+        check(unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)?;
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// `/proc/self/fd/N` as a NUL-terminated path (the magic link to an open file; used to
+/// act on exactly the inode an O_PATH descriptor names).
+pub fn proc_fd_path(fd: RawFd) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let s = format!("/proc/self/fd/{fd}");
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+/// The path of an open descriptor as the kernel sees it.
+pub fn fd_real_path(fd: RawFd) -> io::Result<Vec<u8>> {
+    let p = proc_fd_path(fd);
+    let c = CStr::from_bytes_until_nul(&p).expect("nul-terminated");
+    readlinkat(libc::AT_FDCWD, c)
+}
+
+/// One `getdents64(2)` call into `buf`; returns the bytes filled (0 = end).
+pub fn getdents64(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf valid for buf.len() bytes.
+    let r = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    Ok(check(r)? as usize)
+}
+
+/// One entry of a getdents64 buffer.
+pub struct RawDirent<'a> {
+    pub ino: u64,
+    pub off: i64,
+    pub dtype: u8,
+    pub name: &'a [u8],
+}
+
+/// Iterates the records of a getdents64 buffer.
+pub fn dirents(buf: &[u8]) -> impl Iterator<Item = RawDirent<'_>> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        if pos + 19 > buf.len() {
+            return None;
+        }
+        let b = &buf[pos..];
+        let ino = u64::from_ne_bytes(b[0..8].try_into().ok()?);
+        let off = i64::from_ne_bytes(b[8..16].try_into().ok()?);
+        let reclen = u16::from_ne_bytes(b[16..18].try_into().ok()?) as usize;
+        let dtype = b[18];
+        if reclen < 20 || pos + reclen > buf.len() {
+            return None;
+        }
+        let raw = &b[19..reclen];
+        let name = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+        pos += reclen;
+        Some(RawDirent { ino, off, dtype, name })
+    })
+}
+
+pub fn lseek(fd: RawFd, off: i64, whence: i32) -> io::Result<u64> {
+    // SAFETY: plain syscall.
+    Ok(check(unsafe { libc::lseek(fd, off, whence) })? as u64)
+}
+
+pub fn ftruncate(fd: RawFd, len: u64) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    check_i(unsafe { libc::ftruncate(fd, len as libc::off_t) }).map(|_| ())
+}
+
+pub fn chmod(path: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated path.
+    check_i(unsafe { libc::chmod(path.as_ptr(), mode) }).map(|_| ())
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: works on O_PATH descriptors, symlinks
+/// included; `u32::MAX` leaves an id unchanged.
+pub fn fchown_empty(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: empty NUL-terminated path.
+    check_i(unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })
+        .map(|_| ())
+}
+
+/// `utimensat(dirfd, path, times, flags)`.
+pub fn utimensat(dirfd: RawFd, path: &CStr, times: &[libc::timespec; 2], flags: i32) -> io::Result<()> {
+    // SAFETY: path NUL-terminated, times points at two timespecs.
+    check_i(unsafe { libc::utimensat(dirfd, path.as_ptr(), times.as_ptr(), flags) }).map(|_| ())
+}
+
+pub fn mknodat(dirfd: RawFd, name: &CStr, mode: u32, dev: u64) -> io::Result<()> {
+    // SAFETY: NUL-terminated name.
+    check_i(unsafe { libc::mknodat(dirfd, name.as_ptr(), mode, dev) }).map(|_| ())
+}
+
+pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: strings NUL-terminated, buf valid (size 0 = query).
+    let r = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+pub fn listxattr(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: NUL-terminated path, buf valid.
+    let r = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    // SAFETY: strings NUL-terminated, value valid for its length.
+    check_i(unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), flags) })
+        .map(|_| ())
+}
+
+pub fn removexattr(path: &CStr, name: &CStr) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings.
+    check_i(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(|_| ())
+}
+
+/// `mount(2)`; `None` arguments are passed as NULL.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: u64,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let p = |o: Option<&CStr>| o.map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every non-null pointer is a NUL-terminated string.
+    check_i(unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags as libc::c_ulong, p(data).cast()) })
+        .map(|_| ())
+}
+
+pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: NUL-terminated path.
+    check_i(unsafe { libc::umount2(target.as_ptr(), flags) }).map(|_| ())
+}
+
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as RawFd;
+    // SAFETY: new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a pidfd we hold.
+    check(unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+    })
+    .map(|_| ())
+}
+
+pub fn sched_getaffinity(pid: i32) -> io::Result<Vec<u8>> {
+    let mut mask = vec![0u8; 128];
+    // SAFETY: mask valid for its length.
+    let n = check(unsafe { libc::syscall(libc::SYS_sched_getaffinity, pid, mask.len(), mask.as_mut_ptr()) })?;
+    mask.truncate(n as usize);
+    Ok(mask)
+}
+
+pub fn sched_setaffinity(pid: i32, mask: &[u8]) -> io::Result<()> {
+    // SAFETY: mask valid for its length.
+    check(unsafe { libc::syscall(libc::SYS_sched_setaffinity, pid, mask.len(), mask.as_ptr()) }).map(|_| ())
+}
+
+/// `ioctl(2)` with a pointer to `T`; private so that every caller below pairs a command
+/// with the type it expects.
+fn ioctl_with<T>(fd: RawFd, cmd: libc::c_ulong, arg: &mut T) -> io::Result<()> {
+    // SAFETY: arg is a live, exclusively borrowed T; each public wrapper passes the T its
+    // command is defined for.
+    check_i(unsafe { libc::ioctl(fd, cmd as _, (arg as *mut T).cast::<libc::c_void>()) }).map(|_| ())
+}
+
+/// `TCGETS2`: the terminal settings (kernel `termios2`).
+pub fn tcgets(fd: RawFd) -> io::Result<libc::termios2> {
+    // SAFETY: termios2 is plain data.
+    let mut t: libc::termios2 = unsafe { std::mem::zeroed() };
+    ioctl_with(fd, libc::TCGETS2 as _, &mut t)?;
+    Ok(t)
+}
+
+/// When new terminal settings apply.
+#[derive(Debug, Clone, Copy)]
+pub enum TcsetWhen {
+    Now,
+    Drain,
+    Flush,
+}
+
+/// `TCSETS2`/`TCSETSW2`/`TCSETSF2`.
+pub fn tcsets(fd: RawFd, when: TcsetWhen, t: &libc::termios2) -> io::Result<()> {
+    let cmd = match when {
+        TcsetWhen::Now => libc::TCSETS2,
+        TcsetWhen::Drain => libc::TCSETSW2,
+        TcsetWhen::Flush => libc::TCSETSF2,
+    };
+    let mut t = *t;
+    ioctl_with(fd, cmd as _, &mut t)
+}
+
+pub fn get_winsize(fd: RawFd) -> io::Result<libc::winsize> {
+    // SAFETY: winsize is plain data.
+    let mut w: libc::winsize = unsafe { std::mem::zeroed() };
+    ioctl_with(fd, libc::TIOCGWINSZ as _, &mut w)?;
+    Ok(w)
+}
+
+pub fn set_winsize(fd: RawFd, w: &libc::winsize) -> io::Result<()> {
+    let mut w = *w;
+    ioctl_with(fd, libc::TIOCSWINSZ as _, &mut w)
+}
+
+// _IOR('f', 1, long), _IOW('f', 2, long) (the kernel reads an int), and
+// _IOR/_IOW('X', 31/32, struct fsxattr) (28 bytes).
+const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801c_581f;
+const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401c_5820;
+
+pub fn fs_getflags(fd: RawFd) -> io::Result<u32> {
+    let mut v: libc::c_int = 0;
+    ioctl_with(fd, FS_IOC_GETFLAGS, &mut v)?;
+    Ok(v as u32)
+}
+
+pub fn fs_setflags(fd: RawFd, flags: u32) -> io::Result<()> {
+    let mut v = flags as libc::c_int;
+    ioctl_with(fd, FS_IOC_SETFLAGS, &mut v)
+}
+
+/// `struct fsxattr` as seven u32 (xflags, extsize, nextents, projid, cowextsize, pad).
+pub fn fs_getxattr(fd: RawFd) -> io::Result<[u32; 7]> {
+    let mut x = [0u32; 7];
+    ioctl_with(fd, FS_IOC_FSGETXATTR, &mut x)?;
+    Ok(x)
+}
+
+pub fn fs_setxattr(fd: RawFd, x: [u32; 7]) -> io::Result<()> {
+    let mut x = x;
+    ioctl_with(fd, FS_IOC_FSSETXATTR, &mut x)
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        check_i(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)).map(|_| ())
+    }
+}
+
+/// CPUs this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; CPU_ISSET reads within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// A non-blocking eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = check_i(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd (wakes a ring waiting on it).
+pub fn eventfd_kick(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64; failure (counter overflow) is harmless.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Sets an int socket option.
+pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: i32) -> io::Result<()> {
+    // SAFETY: val is a live int of the size passed.
+    check_i(unsafe {
+        libc::setsockopt(fd, level, name, (&val as *const i32).cast(), std::mem::size_of::<i32>() as libc::socklen_t)
+    })
+    .map(|_| ())
+}
+
+/// A listening TCP socket with SO_REUSEADDR and SO_REUSEPORT (one per core).
+pub fn tcp_listener(addr: &std::net::SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    let fam = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain syscall.
+    let fd = check_i(unsafe { libc::socket(fam, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: new descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    let (sa, len) = sockaddr_of(addr);
+    // SAFETY: sa holds a valid sockaddr of length len.
+    check_i(unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_storage).cast(), len) })?;
+    // SAFETY: plain syscall.
+    check_i(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+fn sockaddr_of(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+/// A listening vsock socket.
+pub fn vsock_listener(cid: u32, port: u32, backlog: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = check_i(unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: new descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_vm is plain data.
+    let mut sa: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    sa.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    sa.svm_cid = cid;
+    sa.svm_port = port;
+    // SAFETY: sa is a valid sockaddr_vm.
+    check_i(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_vm).cast(),
+            std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+        )
+    })?;
+    // SAFETY: plain syscall.
+    check_i(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+/// The local address of a bound TCP socket.
+pub fn local_addr(fd: RawFd) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: storage is plain data and len matches it.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        check_i(libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len))?;
+        match ss.ss_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Ok(std::net::SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Ok(std::net::SocketAddr::new(ip.into(), u16::from_be(sin6.sin6_port)))
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+        }
+    }
+}
+
+/// The peer address of a connected socket, as text for logs.
+pub fn peer_name(fd: RawFd) -> String {
+    // SAFETY: storage is plain data, len matches.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getpeername(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return "?".into();
+        }
+        match ss.ss_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                format!("{ip}:{}", u16::from_be(sin.sin_port))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                format!("[{ip}]:{}", u16::from_be(sin6.sin6_port))
+            }
+            libc::AF_VSOCK => {
+                let vm = &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_vm>();
+                format!("vsock:{}:{}", vm.svm_cid, vm.svm_port)
+            }
+            libc::AF_UNIX => "unix".into(),
+            f => format!("family {f}"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Test harness: starts the real `engine` binary on a temporary export and connects the
+//! client library to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use qtfs_client::{ClientConfig, Cred, Session};
+use qtfs_proto::{Addr, Psk};
+
+pub const ALL_GROUPS: &[&str] = &[
+    "Open",
+    "Write",
+    "Read",
+    "Readdir",
+    "Mkdir",
+    "Rmdir",
+    "Create",
+    "Unlink",
+    "Rename",
+    "Setattr",
+    "Setxattr",
+    "Mount",
+    "Kill",
+    "Udsconnect",
+];
+
+/// How to start a test engine.
+pub struct Opts {
+    pub cores: usize,
+    /// Groups (other than Mount) that allow the export; None = all.
+    pub groups: Option<Vec<&'static str>>,
+    pub psk: Option<String>,
+    pub insecure: bool,
+    pub extra_args: Vec<String>,
+    /// Extra whitelist text appended.
+    pub extra_wl: String,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { cores: 2, groups: None, psk: None, insecure: true, extra_args: vec![], extra_wl: String::new() }
+    }
+}
+
+pub struct TestEngine {
+    pub child: Child,
+    pub addr: Addr,
+    pub dir: tempfile::TempDir,
+    pub export: PathBuf,
+    pub admin: PathBuf,
+    pub whitelist: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub psk: Option<Psk>,
+}
+
+pub fn engine_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_engine")
+}
+
+impl TestEngine {
+    pub fn start(opts: Opts) -> TestEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let export = dir.path().join("export");
+        std::fs::create_dir(&export).unwrap();
+        let export = export.canonicalize().unwrap();
+        let whitelist = dir.path().join("whitelist");
+        let mut wl = format!("# test whitelist\n[Mount]\nPath={}\n", export.display());
+        for g in opts.groups.clone().unwrap_or_else(|| ALL_GROUPS.to_vec()) {
+            if g != "Mount" && g != "Kill" {
+                wl.push_str(&format!("[{g}]\nPath={}\n", export.display()));
+            }
+        }
+        wl.push_str(&opts.extra_wl);
+        std::fs::write(&whitelist, wl).unwrap();
+        let admin = dir.path().join("engine.sock");
+        let mut psk = None;
+        let mut cmd = Command::new(engine_bin());
+        cmd.arg("--cores")
+            .arg(opts.cores.to_string())
+            .arg("--listen")
+            .arg("tcp:127.0.0.1:0")
+            .arg("--whitelist")
+            .arg(&whitelist)
+            .arg("--admin-socket")
+            .arg(&admin)
+            .arg("--lock-file")
+            .arg(dir.path().join("engine.lock"))
+            .arg("--log-level")
+            .arg("DEBUG")
+            .args(&opts.extra_args);
+        if let Some(k) = &opts.psk {
+            let kp = dir.path().join("psk");
+            std::fs::write(&kp, k).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).unwrap();
+            cmd.arg("--psk-file").arg(&kp);
+            psk = Some(Psk::parse(k).unwrap());
+        }
+        if opts.insecure {
+            cmd.arg("--insecure-test-mode");
+        }
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent
+                    && line.contains("engine ready")
+                    && let Some(i) = line.find("listen=")
+                {
+                    let a = line[i + 7..].split_whitespace().next().unwrap().to_string();
+                    let _ = tx.send(a);
+                    sent = true;
+                }
+                if std::env::var("QTFS_TEST_LOG").is_ok() {
+                    eprintln!("[engine] {line}");
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => Addr::parse(&a).unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("engine did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        TestEngine { child, addr, dir, export, admin, whitelist, log, psk }
+    }
+
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.addr.clone());
+        c.request_timeout = Some(Duration::from_secs(30));
+        match &self.psk {
+            Some(k) => c.with_psk(k.clone()),
+            None => c.insecure(),
+        }
+    }
+
+    pub fn session(&self, conns: usize) -> Session {
+        Session::connect(self.config(), conns).unwrap()
+    }
+
+    /// A session with the export mounted; returns (session, export id).
+    pub fn mounted(&self, conns: usize) -> (Session, u32) {
+        let s = self.session(conns);
+        let (e, _) = s.mount(self.export.to_str().unwrap(), &Cred::root()).unwrap();
+        (s, e)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.export.join(rel)
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open descriptors of the engine process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("engine did not stop within 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+pub fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
