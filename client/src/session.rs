@@ -277,6 +277,17 @@ impl Session {
         })
     }
 
+    /// Sends a request whose header names a channel (CHAN_OPEN carries the new channel's
+    /// id there) on connection `i`.
+    pub fn submit_on_channel<'m, M: Wire<'m>>(&self, i: usize, op: Op, channel: u32, msg: &M) -> Result<Pending> {
+        let mut b = Vec::with_capacity(HEADER_SIZE + msg.encoded_len());
+        push_frame(&mut b, FrameHeader { channel, ..FrameHeader::request(op, 0, 0) }, msg);
+        if b.len() - HEADER_SIZE > MAX_PAYLOAD {
+            return Err(ClientError::Remote(libc::E2BIG));
+        }
+        self.submit_encoded(i, &mut b)
+    }
+
     /// Sends an already encoded request frame (header's id is filled in here).
     fn submit_encoded(&self, i: usize, frame: &mut [u8]) -> Result<Pending> {
         let inner = &self.inner;

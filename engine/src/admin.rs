@@ -122,7 +122,7 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
                 uptime_ms: shared.started.elapsed().as_millis() as u64,
                 sessions: shared.sessions.len() as u32,
                 connections: conns,
-                channels: 0,
+                channels: shared.chans.lock().len() as u32,
                 log_level: shared.log_level.load(Ordering::Relaxed),
                 component: Name(b"engine"),
                 version: Name(env!("CARGO_PKG_VERSION").as_bytes()),
@@ -218,7 +218,30 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
             respond(out, h, &ConnsRsp { count, records: Rest(&recs) });
         }
         Op::ADMIN_CHANNELS => {
-            respond(out, h, &ChannelsRsp { count: 0, records: Rest(&[]) });
+            let mut chans: Vec<_> = shared.chans.lock().values().cloned().collect();
+            chans.sort_by_key(|c| (c.conn_id, c.channel));
+            let mut recs = Vec::new();
+            let mut count = 0u32;
+            for c in chans {
+                let rec = ChanInfo {
+                    conn_id: c.conn_id,
+                    channel: c.channel,
+                    kind: c.kind,
+                    state: c.state.load(Ordering::Relaxed),
+                    credit_tx: c.credit_tx.load(Ordering::Relaxed),
+                    credit_rx: c.credit_rx.load(Ordering::Relaxed),
+                    bytes_in: c.bytes_in.load(Ordering::Relaxed),
+                    bytes_out: c.bytes_out.load(Ordering::Relaxed),
+                    path: Path(&c.path[..c.path.len().min(MAX_PATH)]),
+                };
+                // Keep the response within one frame.
+                if recs.len() + rec.encoded_len() + 64 > MAX_PAYLOAD {
+                    break;
+                }
+                rec.encode(&mut recs);
+                count += 1;
+            }
+            respond(out, h, &ChannelsRsp { count, records: Rest(&recs) });
         }
         _ => return Err(errno::ENOSYS),
     }

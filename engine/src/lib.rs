@@ -33,7 +33,7 @@ use qtfs_proto::{Addr, Psk};
 pub use config::Config;
 use fsops::whitelist::Whitelist;
 use session::Sessions;
-use stats::{ConnShared, CoreStats};
+use stats::{ChanRegistry, ConnShared, CoreStats};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,8 @@ pub struct Shared {
     pub sessions: Sessions,
     pub stats: Vec<Mutex<CoreStats>>,
     pub conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
+    /// Live unix-socket channels (for ADMIN_CHANNELS and ADMIN_INFO).
+    pub chans: ChanRegistry,
     pub next_conn_id: AtomicU64,
     pub log_level: AtomicU32,
     pub set_log_level: Box<dyn Fn(u32) + Send + Sync>,
@@ -219,6 +221,7 @@ impl Engine {
             sessions: Sessions::default(),
             stats: (0..cfg.cores).map(|_| Mutex::new(CoreStats::default())).collect(),
             conns: Mutex::new(HashMap::new()),
+            chans: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
             log_level: AtomicU32::new(cfg.log_level),
             set_log_level: opts.set_log_level,

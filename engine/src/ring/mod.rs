@@ -58,13 +58,21 @@ pub(crate) struct ListenFd {
 }
 
 pub(crate) enum Slot {
-    Accept { listener: usize },
-    Recv { conn: usize },
-    Send { conn: usize },
+    Accept {
+        listener: usize,
+    },
+    Recv {
+        conn: usize,
+    },
+    Send {
+        conn: usize,
+    },
     Wake,
     Tick,
     Fs(Box<FsReq>),
     Epoll(Box<fsops::EpollReg>),
+    /// A channel or channel-listener operation; its buffers live in `udsmux` state.
+    Chan(udsmux::ChanOp),
 }
 
 enum ConnState {
@@ -137,6 +145,9 @@ pub(crate) struct Core {
     tearing_down: bool,
     stop_deadline: Option<Instant>,
     last_reap: Instant,
+    /// Unix-socket channels of this core's connections. Declared after `ring`, so the
+    /// ring (and its registered buffer ring) is gone before this memory is freed.
+    pub(crate) mux: udsmux::State,
 }
 
 fn build_ring() -> io::Result<IoUring> {
@@ -197,6 +208,7 @@ impl Core {
             tearing_down: false,
             stop_deadline: None,
             last_reap: Instant::now(),
+            mux: udsmux::State::default(),
         })
     }
 
@@ -215,7 +227,7 @@ impl Core {
     }
 
     /// Inserts `slot`, returns its user_data.
-    fn slot(&mut self, s: Slot) -> u64 {
+    pub(crate) fn slot(&mut self, s: Slot) -> u64 {
         self.ops.insert(s) as u64
     }
 
@@ -418,6 +430,7 @@ impl Core {
                 "operations still in flight at exit; leaking their buffers"
             );
             std::mem::forget(std::mem::take(&mut self.ops));
+            udsmux::teardown(self, true);
         }
         tracing::debug!(core = self.idx, "core stopped");
     }
@@ -436,6 +449,7 @@ impl Core {
             self.shared.stats[self.idx].lock().record(&self.done);
             self.done.clear();
         }
+        udsmux::end_turn(self);
         let g = self.shared.wl_gen.load(Ordering::Acquire);
         if g != self.wl_gen {
             self.wl = self.shared.whitelist.read().clone();
@@ -482,6 +496,13 @@ impl Core {
             Slot::Fs(_) => {
                 let Slot::Fs(req) = self.ops.remove(key) else { unreachable!() };
                 fsops::complete(self, req, res);
+            }
+            Slot::Chan(op) => {
+                let op = *op;
+                if !more {
+                    self.ops.remove(key);
+                }
+                udsmux::complete(self, op, res, flags, more);
             }
             Slot::Epoll(_) => {
                 if more {
@@ -885,6 +906,21 @@ impl Core {
             self.maybe_free(key);
         } else {
             self.maybe_resume(key);
+        }
+    }
+
+    /// Keeps connection `key` allocated while a channel or listener refers to it.
+    pub(crate) fn conn_hold(&mut self, key: usize) {
+        self.conns[key].refs += 1;
+    }
+
+    /// Drops a reference taken by `conn_hold`; frees the connection if it is closing
+    /// and nothing else refers to it.
+    pub(crate) fn conn_release(&mut self, key: usize) {
+        let c = &mut self.conns[key];
+        c.refs -= 1;
+        if c.closing {
+            self.maybe_free(key);
         }
     }
 

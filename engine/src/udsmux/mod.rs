@@ -1,18 +1,1600 @@
-//! Unix-socket channels multiplexed on client connections (the socket proxy and remote
-//! exec). Not implemented yet: every channel request is answered ENOSYS, so a peer sees
-//! an honest "not supported" rather than silence.
+//! Unix-socket channels multiplexed on client connections (the socket proxy, and later
+//! remote exec): CHAN_OPEN/DATA/CREDIT/CLOSE/LISTEN/UNLISTEN/SCM.
 //!
-//! This module owns channel state; it must not interpret file requests.
+//! A channel joins one QTP connection to one local descriptor: a unix socket the engine
+//! connected (client-opened channels), one it accepted on a HOST listener (engine-opened
+//! channels, ids with `CHAN_ID_PEER`), or one end of a pipe that relays a descriptor
+//! passed with SCM_RIGHTS. Every byte moves through the core's ring: receives name a
+//! provided-buffer group ([`bufring`]) so idle channels hold no buffer, sends are queued
+//! per channel and owned by it until their completion arrives.
+//!
+//! Flow control is per channel and credit based (see `proto/PROTOCOL.md`, Channels): the
+//! engine reads its local socket only while it holds credit from the peer, and grants the
+//! peer at most [`WINDOW`] bytes beyond what it has written locally. A local reader that
+//! stops reading therefore stops only its own channel; file requests and other channels
+//! on the same connection keep going.
+//!
+//! Security: a client names a HOST socket path; the engine resolves it with the caller's
+//! identity (io_uring personality), checks the *resolved* path against `[Udsconnect]`,
+//! and connects with the caller's identity, so the HOST server sees the caller's uid/gid
+//! in `SO_PEERCRED` and `SCM_CREDENTIALS`. Descriptors passed from the DPU are recreated
+//! without ever creating or truncating files (`SCM_FILE` is reopened with the caller's
+//! identity and must pass the `[Open]` (and `[Write]`) whitelist); pipe and listener
+//! records name relay channels, never raw descriptor numbers.
+//!
+//! This module owns channel and listener state; it must not interpret file requests, and
+//! reaches sockets and framing only through the `Core` API.
 
-use qtfs_proto::{FrameHeader, errno};
+mod bufring;
 
-use crate::ring::Core;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
-pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, _payload: &[u8]) {
-    if h.is_request() {
-        core.respond_err(key, h.op, h.id, errno::ENOSYS);
+use io_uring::{cqueue, opcode, squeue, types};
+use qtfs_proto::consts::{self, CHAN_ID_PEER, WlType, errno};
+use qtfs_proto::header::flags as hflags;
+use qtfs_proto::*;
+use slab::Slab;
+
+use crate::creds::{self, Ident};
+use crate::ring::{Core, Slot, UD_IGNORE};
+use crate::stats::{ChanShared, Done};
+use crate::sys;
+
+use bufring::{BGID, BUF_SIZE, BufRing};
+
+/// Bytes the engine lets its peer send ahead on one channel (its receive window).
+pub(crate) const WINDOW: u32 = 1 << 20;
+/// Largest message assembled from CHAN_DATA frames with MORE.
+const MAX_ASSEMBLE: usize = 4 << 20;
+/// Control-message space: enough for `SCM_MAX_FD` (253) descriptors.
+const CMSG_WORDS: usize = 160;
+const MAX_SCM_FDS: usize = 253;
+const LISTEN_BACKLOG: i32 = 128;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// Queued local-write bytes are coalesced into one send up to this size (streams).
+const COALESCE: usize = 256 * 1024;
+
+/// A ring operation of a channel or listener (the `Slot::Chan` payload).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ChanOp {
+    /// O_PATH resolution of the target path with the caller's identity.
+    Resolve(usize),
+    Connect(usize),
+    Recv(usize),
+    Send(usize),
+    /// Multishot accept on a listener.
+    Accept(usize),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Stream,
+    Seqpacket,
+    Dgram,
+    /// Relay of a passed pipe: bytes from the peer are written into our end.
+    PipeIn,
+    /// Relay of a passed pipe: bytes read from our end go to the peer.
+    PipeOut,
+}
+
+impl Kind {
+    fn from_wire(k: u32) -> Option<Kind> {
+        match k {
+            consts::CHAN_STREAM => Some(Kind::Stream),
+            consts::CHAN_SEQPACKET => Some(Kind::Seqpacket),
+            consts::CHAN_DGRAM => Some(Kind::Dgram),
+            _ => None,
+        }
+    }
+    fn wire(self) -> u32 {
+        match self {
+            Kind::Seqpacket => consts::CHAN_SEQPACKET,
+            Kind::Dgram => consts::CHAN_DGRAM,
+            _ => consts::CHAN_STREAM,
+        }
+    }
+    fn sock_type(self) -> i32 {
+        match self {
+            Kind::Seqpacket => libc::SOCK_SEQPACKET,
+            Kind::Dgram => libc::SOCK_DGRAM,
+            _ => libc::SOCK_STREAM,
+        }
+    }
+    fn is_msg(self) -> bool {
+        matches!(self, Kind::Seqpacket | Kind::Dgram)
+    }
+    fn is_pipe(self) -> bool {
+        matches!(self, Kind::PipeIn | Kind::PipeOut)
+    }
+    /// Whether we read the local descriptor (and send to the peer).
+    fn reads_local(self) -> bool {
+        self != Kind::PipeIn
+    }
+    /// Whether we write the local descriptor (with what the peer sends).
+    fn writes_local(self) -> bool {
+        self != Kind::PipeOut
     }
 }
 
-/// A connection is closing: its channels go with it.
-pub(crate) fn conn_closing(_core: &mut Core, _key: usize) {}
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum St {
+    /// Client-opened: resolving the path.
+    Resolving,
+    /// Client-opened: connecting.
+    Connecting,
+    /// Engine-opened: waiting for the peer's answer to our CHAN_OPEN.
+    PeerOpening,
+    Open,
+    Closing,
+}
+
+impl St {
+    fn wire(self) -> u32 {
+        match self {
+            St::Resolving | St::Connecting | St::PeerOpening => consts::CHANST_OPENING,
+            St::Open => consts::CHANST_OPEN,
+            St::Closing => consts::CHANST_CLOSING,
+        }
+    }
+}
+
+/// Kernel-visible parts of a channel operation; boxed so their addresses stay fixed while
+/// the channel moves inside the slab.
+struct MsgBox {
+    msg: libc::msghdr,
+    iov: libc::iovec,
+    cmsg: [u64; CMSG_WORDS],
+    addr: libc::sockaddr_un,
+    how: types::OpenHow,
+}
+
+impl MsgBox {
+    fn new() -> Box<MsgBox> {
+        Box::new(MsgBox {
+            // SAFETY: msghdr, iovec and sockaddr_un are plain data; zeroed is valid.
+            msg: unsafe { std::mem::zeroed() },
+            iov: libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 },
+            cmsg: [0; CMSG_WORDS],
+            // SAFETY: as above.
+            addr: unsafe { std::mem::zeroed() },
+            how: types::OpenHow::new(),
+        })
+    }
+}
+
+/// Bytes (and descriptors) waiting to be written to the local descriptor.
+struct OutMsg {
+    data: Vec<u8>,
+    off: usize,
+    fds: Vec<OwnedFd>,
+}
+
+struct Chan {
+    conn: usize,
+    wire: u32,
+    kind: Kind,
+    st: St,
+    fd: Option<OwnedFd>,
+    /// O_PATH descriptor of the target while opening.
+    opath: Option<OwnedFd>,
+    personality: Option<u16>,
+    ident: Ident,
+    shared: Arc<ChanShared>,
+    /// Bytes we may still send to the peer.
+    credit_tx: u64,
+    /// Bytes the peer may still send us.
+    credit_rx: u64,
+    /// Bytes written locally and not yet returned to the peer as credit.
+    owed: u64,
+    /// The peer's window (its initial grant): message channels read only with this much
+    /// credit (or a full buffer's worth) in hand, so a message never exceeds the credit.
+    peer_window: u64,
+    recv_ud: Option<u64>,
+    send_ud: Option<u64>,
+    op_ud: Option<u64>,
+    refs: u32,
+    /// Local end reached EOF; SHUT_WR sent to the peer.
+    rd_eof: bool,
+    /// The peer sent SHUT_WR.
+    peer_eof: bool,
+    /// Our local write side was shut down after the peer's SHUT_WR.
+    shut_done: bool,
+    /// The peer closed the channel (no CHAN_CLOSE goes back).
+    peer_closed: bool,
+    starved: bool,
+    outq: VecDeque<OutMsg>,
+    /// The front of `outq` is being sent.
+    sending: bool,
+    assembling: Vec<u8>,
+    asm_fds: Vec<OwnedFd>,
+    scm_fds: Vec<OwnedFd>,
+    scm_err: i32,
+    rbox: Box<MsgBox>,
+    sbox: Box<MsgBox>,
+    /// NUL-terminated path handed to the kernel while resolving.
+    cpath: Vec<u8>,
+    /// The CHAN_OPEN request being answered (client-opened channels).
+    open_id: u64,
+    open_t0: Instant,
+    /// Relay channels and listeners created for descriptors passed on this channel: they
+    /// close with it when they have no end of their own.
+    owned_listeners: Vec<u32>,
+}
+
+struct Listener {
+    conn: usize,
+    id: u32,
+    kind: Kind,
+    /// Accepting socket (CHAN_LISTEN, or a listening socket the HOST passed to the DPU);
+    /// None for an imported relay, which only remembers where to connect.
+    fd: Option<OwnedFd>,
+    /// CHAN_LISTEN: the HOST path; imported relay: the abstract address.
+    addr: Vec<u8>,
+    /// (dev, ino) of the socket file created for CHAN_LISTEN (unlinked on close only if
+    /// still ours).
+    file: Option<(u64, u64)>,
+    accept_ud: Option<u64>,
+    refs: u32,
+    closing: bool,
+}
+
+/// Per-core channel state.
+#[derive(Default)]
+pub(crate) struct State {
+    chans: Slab<Chan>,
+    ids: HashMap<(usize, u32), usize>,
+    listeners: Slab<Listener>,
+    lids: HashMap<(usize, u32), usize>,
+    bufs: Option<BufRing>,
+    bufs_failed: bool,
+    starved: Vec<usize>,
+    next_peer: u32,
+    next_req: u64,
+    /// (connection, request id) of our CHAN_OPEN requests → channel.
+    peer_reqs: HashMap<(usize, u64), usize>,
+}
+
+impl State {
+    /// A fresh id chosen by the engine (CHAN_ID_PEER set; unique on this core).
+    fn peer_id(&mut self) -> u32 {
+        self.next_peer = (self.next_peer + 1) & !CHAN_ID_PEER;
+        if self.next_peer == 0 {
+            self.next_peer = 1;
+        }
+        self.next_peer | CHAN_ID_PEER
+    }
+}
+
+fn e_local(e: i32) -> i32 {
+    errno::from_local(e)
+}
+
+fn ident_of(core: &Core, uid: u32, gid: u32, groups: &Groups<'_>) -> Ident {
+    if core.shared.cfg.root_squash && uid == 0 {
+        return Ident::new(65534, 65534, std::iter::empty());
+    }
+    Ident::new(uid, gid, groups.iter())
+}
+
+// ------------------------------------------------------------------ frames in
+
+pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u8]) {
+    let Some(op) = h.op() else { return };
+    if h.is_response() {
+        if op == Op::CHAN_OPEN {
+            peer_open_answered(core, key, &h, payload);
+        }
+        return;
+    }
+    match op {
+        Op::CHAN_OPEN if h.is_request() => open_request(core, key, &h, payload),
+        Op::CHAN_LISTEN if h.is_request() => listen_request(core, key, &h, payload),
+        Op::CHAN_UNLISTEN if h.is_request() => {
+            let t0 = Instant::now();
+            let r = ChanUnlistenReq::decode(payload).map_err(|_| errno::EBADMSG).and_then(|m| {
+                let lk = *core.mux.lids.get(&(key, m.listener)).ok_or(errno::ENOENT)?;
+                close_listener(core, lk);
+                Ok(Empty {})
+            });
+            reply(core, key, &h, Op::CHAN_UNLISTEN, t0, r);
+        }
+        Op::CHAN_DATA => data_frame(core, key, &h, payload),
+        Op::CHAN_CREDIT => {
+            let Some(ck) = lookup(core, key, h.channel) else { return };
+            match ChanCredit::decode(payload) {
+                Ok(m) => {
+                    let c = &mut core.mux.chans[ck];
+                    c.credit_tx = c.credit_tx.saturating_add(m.bytes as u64);
+                    if c.credit_tx > u32::MAX as u64 * 4 {
+                        fail(core, ck, errno::EPROTO, "credit overflow");
+                        return;
+                    }
+                    c.shared.credit_tx.store(c.credit_tx.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+                    arm_recv(core, ck);
+                }
+                Err(_) => fail(core, ck, errno::EPROTO, "malformed CHAN_CREDIT"),
+            }
+        }
+        Op::CHAN_CLOSE => {
+            let Some(ck) = lookup(core, key, h.channel) else { return };
+            match ChanClose::decode(payload) {
+                Ok(m) if m.how == consts::CHAN_SHUT_WR => {
+                    let c = &mut core.mux.chans[ck];
+                    if c.st == St::Open {
+                        c.peer_eof = true;
+                        arm_send(core, ck);
+                        maybe_done(core, ck);
+                    }
+                }
+                Ok(m) => {
+                    if m.error != 0 {
+                        tracing::debug!(chan = h.channel, error = m.error, "channel closed by the peer");
+                    }
+                    core.mux.chans[ck].peer_closed = true;
+                    begin_close(core, ck);
+                }
+                Err(_) => fail(core, ck, errno::EPROTO, "malformed CHAN_CLOSE"),
+            }
+        }
+        Op::CHAN_SCM => {
+            let Some(ck) = lookup(core, key, h.channel) else { return };
+            if let Err(e) = scm_import(core, key, ck, payload) {
+                let c = &mut core.mux.chans[ck];
+                c.scm_fds.clear();
+                if c.scm_err == 0 {
+                    c.scm_err = e;
+                }
+            }
+        }
+        _ => {
+            if h.is_request() {
+                core.respond_err(key, h.op, h.id, errno::EPROTO);
+            }
+        }
+    }
+}
+
+fn lookup(core: &Core, key: usize, wire: u32) -> Option<usize> {
+    let ck = core.mux.ids.get(&(key, wire)).copied();
+    if ck.is_none() {
+        tracing::trace!(chan = wire, "frame for an unknown channel ignored");
+    }
+    ck
+}
+
+fn reply<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: Op, t0: Instant, r: Result<M, i32>) {
+    let (ok, n) = match r {
+        Ok(m) => (true, core.respond(key, h.op, h.id, &m)),
+        Err(e) => {
+            core.respond_err(key, h.op, h.id, e);
+            (false, 0)
+        }
+    };
+    core.record(Done {
+        op_index: op.index() as u16,
+        ok,
+        bytes_in: h.len,
+        bytes_out: n as u32,
+        latency_ns: t0.elapsed().as_nanos() as u64,
+    });
+}
+
+/// Creates a channel record (not yet in any ring operation) and registers it.
+fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: Ident, path: &[u8]) -> usize {
+    let conn_id = core.conns[key].id;
+    let shared = Arc::new(ChanShared {
+        conn_id,
+        channel: wire,
+        kind: kind.wire(),
+        path: path.to_vec(),
+        state: AtomicU32::new(st.wire()),
+        credit_tx: AtomicU32::new(0),
+        credit_rx: AtomicU32::new(0),
+        bytes_in: AtomicU64::new(0),
+        bytes_out: AtomicU64::new(0),
+    });
+    core.shared.chans.lock().insert((conn_id, wire), shared.clone());
+    let personality = core.personality(&ident);
+    let ck = core.mux.chans.insert(Chan {
+        conn: key,
+        wire,
+        kind,
+        st,
+        fd: None,
+        opath: None,
+        personality,
+        ident,
+        shared,
+        credit_tx: 0,
+        credit_rx: 0,
+        owed: 0,
+        peer_window: 0,
+        recv_ud: None,
+        send_ud: None,
+        op_ud: None,
+        refs: 0,
+        rd_eof: false,
+        peer_eof: false,
+        shut_done: false,
+        peer_closed: false,
+        starved: false,
+        outq: VecDeque::new(),
+        sending: false,
+        assembling: Vec::new(),
+        asm_fds: Vec::new(),
+        scm_fds: Vec::new(),
+        scm_err: 0,
+        rbox: MsgBox::new(),
+        sbox: MsgBox::new(),
+        cpath: Vec::new(),
+        open_id: 0,
+        open_t0: Instant::now(),
+        owned_listeners: Vec::new(),
+    });
+    core.mux.ids.insert((key, wire), ck);
+    core.conn_hold(key);
+    let cs = &core.conns[key].shared;
+    cs.channels.fetch_add(1, Ordering::Relaxed);
+    ck
+}
+
+fn set_state(core: &mut Core, ck: usize, st: St) {
+    let c = &mut core.mux.chans[ck];
+    c.st = st;
+    c.shared.state.store(st.wire(), Ordering::Relaxed);
+}
+
+fn publish_credit(c: &Chan) {
+    c.shared.credit_tx.store(c.credit_tx.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+    c.shared.credit_rx.store(c.credit_rx.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+}
+
+// ------------------------------------------------------------------ open
+
+fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+    let t0 = Instant::now();
+    let m = match ChanOpenReq::decode(payload) {
+        Ok(m) => m,
+        Err(_) => return reply::<Empty>(core, key, h, Op::CHAN_OPEN, t0, Err(errno::EBADMSG)),
+    };
+    let wire = h.channel;
+    let refuse = |core: &mut Core, e: i32| reply::<Empty>(core, key, h, Op::CHAN_OPEN, t0, Err(e));
+    if wire == 0 || wire & CHAN_ID_PEER != 0 {
+        return refuse(core, errno::EINVAL);
+    }
+    if core.mux.ids.contains_key(&(key, wire)) {
+        return refuse(core, errno::EEXIST);
+    }
+    if core.conns[key].session.is_none() {
+        return refuse(core, errno::EPROTO);
+    }
+    let Some(kind) = Kind::from_wire(m.kind) else { return refuse(core, e_local(libc::EPROTONOSUPPORT)) };
+    let ident = ident_of(core, m.uid, m.gid, &m.groups);
+    let relay_addr = if m.listener != 0 {
+        // A connection accepted on the DPU for a listening socket the DPU passed us.
+        let Some(&lk) = core.mux.lids.get(&(key, m.listener)) else { return refuse(core, errno::ECONNREFUSED) };
+        let l = &core.mux.listeners[lk];
+        if l.fd.is_some() || l.closing || l.kind != kind {
+            return refuse(core, errno::ECONNREFUSED);
+        }
+        Some(l.addr.clone())
+    } else {
+        if m.path.0.first() != Some(&b'/') {
+            return refuse(core, errno::EINVAL);
+        }
+        None
+    };
+    let ck = new_chan(core, key, wire, kind, St::Resolving, ident, m.path.0);
+    core.request_started(key);
+    let c = &mut core.mux.chans[ck];
+    c.open_id = h.id;
+    c.open_t0 = t0;
+    c.credit_tx = m.credit as u64;
+    c.peer_window = m.credit as u64;
+    match relay_addr {
+        Some(addr) => connect_to(core, ck, &addr),
+        None => {
+            c.cpath.extend_from_slice(m.path.0);
+            c.cpath.push(0);
+            c.rbox.how =
+                types::OpenHow::new().flags((libc::O_PATH | libc::O_CLOEXEC) as u64).resolve(RESOLVE_NO_MAGICLINKS);
+            let path = c.cpath.as_ptr() as *const libc::c_char;
+            let how: *const types::OpenHow = &c.rbox.how;
+            let p = c.personality;
+            let e = opcode::OpenAt2::new(types::Fd(libc::AT_FDCWD), path, how).build();
+            submit(core, ck, e, ChanOp::Resolve(ck), p);
+        }
+    }
+}
+
+/// Submits a channel operation (holding a reference on the channel).
+fn submit(core: &mut Core, ck: usize, e: squeue::Entry, op: ChanOp, personality: Option<u16>) -> u64 {
+    let ud = core.slot(Slot::Chan(op));
+    let e = e.user_data(ud);
+    let e = match personality {
+        Some(p) => e.personality(p),
+        None => e,
+    };
+    core.push(e);
+    let c = &mut core.mux.chans[ck];
+    c.refs += 1;
+    match op {
+        ChanOp::Recv(_) => c.recv_ud = Some(ud),
+        ChanOp::Send(_) => c.send_ud = Some(ud),
+        _ => c.op_ud = Some(ud),
+    }
+    ud
+}
+
+fn resolved(core: &mut Core, ck: usize, res: i32) {
+    if res < 0 {
+        return open_failed(core, ck, e_local(-res));
+    }
+    // SAFETY: a successful openat2 returned a descriptor we now own.
+    let opath = unsafe { OwnedFd::from_raw_fd(res) };
+    let real = match sys::fd_real_path(opath.as_raw_fd()) {
+        Ok(p) => p,
+        Err(e) => return open_failed(core, ck, e_local(sys::errno_of(&e))),
+    };
+    let is_sock = sys::fstat(opath.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+    if !is_sock {
+        // What a local connect to a non-socket reports.
+        return open_failed(core, ck, errno::ECONNREFUSED);
+    }
+    if !core.wl.allows(WlType::Udsconnect, &real) {
+        tracing::info!(path = %String::from_utf8_lossy(&real), "channel refused: not in [Udsconnect]");
+        return open_failed(core, ck, errno::ECONNREFUSED);
+    }
+    core.mux.chans[ck].opath = Some(opath);
+    connect_to(core, ck, &real);
+}
+
+/// Creates the local socket and connects it (with the caller's identity) to `addr`.
+fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
+    let kind = core.mux.chans[ck].kind;
+    let sock = match sys::unix_socket(kind.sock_type()) {
+        Ok(s) => s,
+        Err(e) => return open_failed(core, ck, e_local(sys::errno_of(&e))),
+    };
+    if kind == Kind::Dgram
+        && let Err(e) = sys::autobind_unix(sock.as_raw_fd())
+    {
+        return open_failed(core, ck, e_local(sys::errno_of(&e)));
+    }
+    let (sa, len) = match sys::sockaddr_un(addr) {
+        Ok(v) => v,
+        Err(e) => return open_failed(core, ck, e_local(sys::errno_of(&e))),
+    };
+    let c = &mut core.mux.chans[ck];
+    c.rbox.addr = sa;
+    let fd = sock.as_raw_fd();
+    c.fd = Some(sock);
+    c.st = St::Connecting;
+    let p = c.personality;
+    let sa: *const libc::sockaddr = (&c.rbox.addr as *const libc::sockaddr_un).cast();
+    let e = opcode::Connect::new(types::Fd(fd), sa, len).build();
+    submit(core, ck, e, ChanOp::Connect(ck), p);
+}
+
+fn connected(core: &mut Core, ck: usize, res: i32) {
+    core.mux.chans[ck].opath = None;
+    if res < 0 {
+        return open_failed(core, ck, e_local(-res));
+    }
+    set_state(core, ck, St::Open);
+    let c = &mut core.mux.chans[ck];
+    c.credit_rx = WINDOW as u64;
+    publish_credit(c);
+    tracing::debug!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), "channel open");
+    answer_open(core, ck, Ok(()));
+    arm_recv(core, ck);
+}
+
+/// Answers a client-opened channel's CHAN_OPEN with an error and forgets the channel.
+fn open_failed(core: &mut Core, ck: usize, e: i32) {
+    let c = &mut core.mux.chans[ck];
+    c.peer_closed = true;
+    tracing::debug!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), errno = e, "channel open failed");
+    answer_open(core, ck, Err(e));
+    begin_close(core, ck);
+}
+
+/// Answers the CHAN_OPEN request of a client-opened channel (once).
+fn answer_open(core: &mut Core, ck: usize, r: Result<(), i32>) {
+    let c = &mut core.mux.chans[ck];
+    if c.open_id == 0 {
+        return;
+    }
+    let (key, id, t0, wire, len) = (c.conn, c.open_id, c.open_t0, c.wire, c.cpath.len());
+    c.open_id = 0;
+    let (ok, n) = match r {
+        Ok(()) => {
+            let h =
+                FrameHeader { flags: hflags::RESPONSE, op: Op::CHAN_OPEN as u16, channel: wire, len: 0, id, status: 0 };
+            (true, core.send_frame(key, h, &ChanAccept { credit: WINDOW }))
+        }
+        Err(e) => {
+            core.respond_err(key, Op::CHAN_OPEN as u16, id, e);
+            (false, 0)
+        }
+    };
+    core.record(Done {
+        op_index: Op::CHAN_OPEN.index() as u16,
+        ok,
+        bytes_in: len as u32,
+        bytes_out: n as u32,
+        latency_ns: t0.elapsed().as_nanos() as u64,
+    });
+    core.request_done(key);
+}
+
+/// The peer answered one of our CHAN_OPEN requests (an accepted HOST connection).
+fn peer_open_answered(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+    let Some(ck) = core.mux.peer_reqs.remove(&(key, h.id)) else { return };
+    if !core.mux.chans.contains(ck) || core.mux.chans[ck].st != St::PeerOpening {
+        return;
+    }
+    let accept = if h.is_error() { Err(h.status) } else { ChanAccept::decode(payload).map_err(|_| errno::EBADMSG) };
+    match accept {
+        Ok(a) => {
+            set_state(core, ck, St::Open);
+            let c = &mut core.mux.chans[ck];
+            c.credit_tx = a.credit as u64;
+            c.peer_window = a.credit as u64;
+            publish_credit(c);
+            arm_recv(core, ck);
+            arm_send(core, ck);
+        }
+        Err(e) => {
+            tracing::debug!(chan = core.mux.chans[ck].wire, errno = e, "peer refused an accepted connection");
+            core.mux.chans[ck].peer_closed = true;
+            begin_close(core, ck);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ listeners
+
+fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+    let t0 = Instant::now();
+    let r = ChanListenReq::decode(payload).map_err(|_| errno::EBADMSG).and_then(|m| {
+        let kind = Kind::from_wire(m.kind).ok_or(e_local(libc::EPROTONOSUPPORT))?;
+        if kind == Kind::Dgram {
+            return Err(errno::EOPNOTSUPP);
+        }
+        if core.conns[key].session.is_none() {
+            return Err(errno::EPROTO);
+        }
+        let ident = ident_of(core, m.uid, m.gid, &m.groups);
+        let (fd, path, file) = host_listen(core, &ident, kind, m.mode, m.path.0)?;
+        let id = core.mux.peer_id();
+        let lk = add_listener(core, key, id, kind, Some(fd), path.clone(), Some(file));
+        arm_accept(core, lk);
+        tracing::info!(listener = id, path = %String::from_utf8_lossy(&path), "listening for the peer");
+        Ok(ChanListenRsp { listener: id })
+    });
+    reply(core, key, h, Op::CHAN_LISTEN, t0, r);
+}
+
+/// Creates a listening socket at a HOST path for CHAN_LISTEN: resolved and created with
+/// the caller's identity, checked against `[Udsconnect]`, bound under a temporary name
+/// and renamed into place so it never exists with the wrong mode. Direct system calls
+/// (metadata operations on the HOST file system, done once per listener).
+/// A listening socket, the path it is bound to, and the (dev, ino) of its socket file.
+type HostListener = (OwnedFd, Vec<u8>, (u64, u64));
+
+fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -> Result<HostListener, i32> {
+    let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
+    if path.first() != Some(&b'/') {
+        return Err(errno::EINVAL);
+    }
+    let cut = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
+    let (parent, name) = (&path[..cut.max(1)], &path[cut + 1..]);
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(errno::EINVAL);
+    }
+    let cparent = CString::new(parent).map_err(|_| errno::EINVAL)?;
+    let dir = creds::with_ident(ident, || {
+        sys::openat2(libc::AT_FDCWD, &cparent, libc::O_PATH | libc::O_DIRECTORY, 0, RESOLVE_NO_MAGICLINKS)
+    })
+    .map_err(errno_of)
+    .and_then(|r| r.map_err(errno_of));
+    creds::reset();
+    let dir = dir?;
+    let real_parent = sys::fd_real_path(dir.as_raw_fd()).map_err(errno_of)?;
+    let mut full = real_parent.clone();
+    if full.last() != Some(&b'/') {
+        full.push(b'/');
+    }
+    let tmp_name = {
+        let mut t = full.clone();
+        t.extend_from_slice(format!(".qtfs-uds-{}-{}", std::process::id(), core.idx).as_bytes());
+        t
+    };
+    full.extend_from_slice(name);
+    if !core.wl.allows(WlType::Udsconnect, &full) {
+        tracing::info!(path = %String::from_utf8_lossy(&full), "listen refused: not in [Udsconnect]");
+        return Err(errno::EACCES);
+    }
+    let mut tmp = tmp_name;
+    tmp.extend_from_slice(format!("-{}", next_tmp()).as_bytes());
+    let cfull = CString::new(full.clone()).map_err(|_| errno::EINVAL)?;
+    let ctmp = CString::new(tmp.clone()).map_err(|_| errno::EINVAL)?;
+    let sock = sys::unix_socket(kind.sock_type()).map_err(errno_of)?;
+    let mode = if mode & 0o7777 == 0 { 0o666 } else { mode & 0o7777 };
+    let r = creds::with_ident(ident, || -> std::io::Result<()> {
+        sys::bind_unix(sock.as_raw_fd(), &tmp)?;
+        if let Err(e) = sys::chmod(&ctmp, mode).and_then(|_| sys::listen(sock.as_raw_fd(), LISTEN_BACKLOG)) {
+            let _ = sys::unlink(&ctmp);
+            return Err(e);
+        }
+        if let Some(st) = sys::lstat(&cfull)? {
+            if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                let _ = sys::unlink(&ctmp);
+                return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            if sys::unix_path_is_live(&full, kind.sock_type()) {
+                let _ = sys::unlink(&ctmp);
+                return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+            }
+        }
+        sys::rename(&ctmp, &cfull).inspect_err(|_| {
+            let _ = sys::unlink(&ctmp);
+        })
+    });
+    creds::reset();
+    r.map_err(errno_of)?.map_err(errno_of)?;
+    let st = sys::lstat(&cfull).map_err(errno_of)?.ok_or(errno::ENOENT)?;
+    Ok((sock, full, (st.st_dev, st.st_ino)))
+}
+
+fn next_tmp() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+fn add_listener(
+    core: &mut Core,
+    key: usize,
+    id: u32,
+    kind: Kind,
+    fd: Option<OwnedFd>,
+    addr: Vec<u8>,
+    file: Option<(u64, u64)>,
+) -> usize {
+    let lk = core.mux.listeners.insert(Listener {
+        conn: key,
+        id,
+        kind,
+        fd,
+        addr,
+        file,
+        accept_ud: None,
+        refs: 0,
+        closing: false,
+    });
+    core.mux.lids.insert((key, id), lk);
+    core.conn_hold(key);
+    lk
+}
+
+fn arm_accept(core: &mut Core, lk: usize) {
+    let l = &core.mux.listeners[lk];
+    if l.closing || l.accept_ud.is_some() {
+        return;
+    }
+    let Some(fd) = l.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
+    let ud = core.slot(Slot::Chan(ChanOp::Accept(lk)));
+    core.push(opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build().user_data(ud));
+    let l = &mut core.mux.listeners[lk];
+    l.accept_ud = Some(ud);
+    l.refs += 1;
+}
+
+fn accepted(core: &mut Core, lk: usize, res: i32, more: bool) {
+    if !more {
+        let l = &mut core.mux.listeners[lk];
+        l.accept_ud = None;
+        l.refs -= 1;
+    }
+    let l = &core.mux.listeners[lk];
+    if res < 0 {
+        if res != -libc::ECANCELED && !l.closing {
+            tracing::warn!(listener = l.id, "accept: {}", std::io::Error::from_raw_os_error(-res));
+        }
+    } else {
+        // SAFETY: a successful accept returned a descriptor we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        if !l.closing {
+            peer_open(core, lk, fd);
+        }
+    }
+    let l = &core.mux.listeners[lk];
+    if l.closing {
+        maybe_free_listener(core, lk);
+    } else if !more {
+        arm_accept(core, lk);
+    }
+}
+
+/// A HOST connection accepted on a listener becomes an engine-opened channel.
+fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
+    let l = &core.mux.listeners[lk];
+    let (key, lid, kind) = (l.conn, l.id, l.kind);
+    let path = if l.file.is_some() { l.addr.clone() } else { Vec::new() };
+    if core.conns[key].closing {
+        return;
+    }
+    let (_, uid, gid) = sys::peer_cred(fd.as_raw_fd()).unwrap_or((0, 0, 0));
+    let wire = core.mux.peer_id();
+    let ck = new_chan(core, key, wire, kind, St::PeerOpening, Ident::default(), &path);
+    core.mux.next_req += 1;
+    let req = core.mux.next_req;
+    core.mux.peer_reqs.insert((key, req), ck);
+    let c = &mut core.mux.chans[ck];
+    c.fd = Some(fd);
+    c.credit_rx = WINDOW as u64;
+    publish_credit(c);
+    let h = FrameHeader { flags: hflags::REQUEST, op: Op::CHAN_OPEN as u16, channel: wire, len: 0, id: req, status: 0 };
+    let m = ChanOpenReq {
+        kind: kind.wire(),
+        credit: WINDOW,
+        listener: lid,
+        uid,
+        gid,
+        groups: Groups::EMPTY,
+        path: Path(&path),
+    };
+    core.send_frame(key, h, &m);
+}
+
+fn close_listener(core: &mut Core, lk: usize) {
+    let l = &mut core.mux.listeners[lk];
+    if l.closing {
+        return;
+    }
+    l.closing = true;
+    let (key, id) = (l.conn, l.id);
+    core.mux.lids.remove(&(key, id));
+    let l = &mut core.mux.listeners[lk];
+    if let (Some((dev, ino)), Ok(c)) = (l.file, CString::new(l.addr.clone())) {
+        // Remove the socket file only if it is still the one we created.
+        if let Ok(Some(st)) = sys::lstat(&c)
+            && st.st_dev == dev
+            && st.st_ino == ino
+        {
+            let _ = sys::unlink(&c);
+        }
+    }
+    if let Some(ud) = l.accept_ud {
+        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+    }
+    maybe_free_listener(core, lk);
+}
+
+fn maybe_free_listener(core: &mut Core, lk: usize) {
+    let l = &core.mux.listeners[lk];
+    if !l.closing || l.refs > 0 {
+        return;
+    }
+    let l = core.mux.listeners.remove(lk);
+    core.conn_release(l.conn);
+}
+
+// ------------------------------------------------------------------ data
+
+fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+    let Some(ck) = lookup(core, key, h.channel) else { return };
+    let c = &mut core.mux.chans[ck];
+    if c.st != St::Open || c.peer_eof || !c.kind.writes_local() {
+        return fail(core, ck, errno::EPROTO, "CHAN_DATA on a channel that cannot take it");
+    }
+    let n = payload.len() as u64;
+    if n > c.credit_rx {
+        return fail(core, ck, errno::EPROTO, "peer exceeded its credit");
+    }
+    c.credit_rx -= n;
+    c.shared.credit_rx.store(c.credit_rx.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+    c.shared.bytes_in.fetch_add(n, Ordering::Relaxed);
+    if c.scm_err != 0 {
+        let e = c.scm_err;
+        return fail(core, ck, e, "a passed descriptor could not be recreated");
+    }
+    let fds = std::mem::take(&mut c.scm_fds);
+    if c.kind.is_pipe() && !fds.is_empty() {
+        return fail(core, ck, errno::EOPNOTSUPP, "descriptors passed on a pipe relay");
+    }
+    if c.kind.is_msg() {
+        if h.has_more() || !c.assembling.is_empty() {
+            if c.assembling.len() + payload.len() > MAX_ASSEMBLE {
+                return fail(core, ck, e_local(libc::EMSGSIZE), "message too large");
+            }
+            c.assembling.extend_from_slice(payload);
+            c.asm_fds.extend(fds);
+            if h.has_more() {
+                return;
+            }
+            let data = std::mem::take(&mut c.assembling);
+            let fds = std::mem::take(&mut c.asm_fds);
+            c.outq.push_back(OutMsg { data, off: 0, fds });
+        } else {
+            let mut data = core.bufs.get(payload.len());
+            data.extend_from_slice(payload);
+            core.mux.chans[ck].outq.push_back(OutMsg { data, off: 0, fds });
+        }
+    } else {
+        // Streams: append to the last queued chunk when it is not in flight.
+        let can_append = fds.is_empty()
+            && c.outq.back().is_some_and(|b| {
+                b.fds.is_empty() && b.data.len() + payload.len() <= COALESCE && !(c.sending && c.outq.len() == 1)
+            });
+        if can_append {
+            c.outq.back_mut().expect("checked").data.extend_from_slice(payload);
+        } else {
+            let mut data = core.bufs.get(payload.len().max(64 * 1024));
+            data.extend_from_slice(payload);
+            core.mux.chans[ck].outq.push_back(OutMsg { data, off: 0, fds });
+        }
+    }
+    arm_send(core, ck);
+}
+
+fn arm_send(core: &mut Core, ck: usize) {
+    let c = &mut core.mux.chans[ck];
+    if c.st != St::Open || c.sending || c.send_ud.is_some() {
+        return;
+    }
+    let Some(fd) = c.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
+    let Some(front) = c.outq.front() else {
+        if c.peer_eof && !c.shut_done {
+            c.shut_done = true;
+            if c.kind.is_pipe() {
+                c.fd = None;
+            } else {
+                let _ = sys::shutdown(fd, libc::SHUT_WR);
+            }
+            maybe_done(core, ck);
+        }
+        return;
+    };
+    let ptr = front.data[front.off..].as_ptr();
+    let len = front.data.len() - front.off;
+    let e = if c.kind.is_pipe() {
+        opcode::Write::new(types::Fd(fd), ptr, len as u32).offset(u64::MAX).build()
+    } else {
+        let b = &mut *c.sbox;
+        b.iov = libc::iovec { iov_base: ptr as *mut libc::c_void, iov_len: len };
+        b.msg.msg_iov = &mut b.iov;
+        b.msg.msg_iovlen = 1;
+        b.msg.msg_control = std::ptr::null_mut();
+        b.msg.msg_controllen = 0;
+        if front.off == 0 && !front.fds.is_empty() {
+            let raw: Vec<RawFd> = front.fds.iter().map(|f| f.as_raw_fd()).collect();
+            let used = put_rights(&mut b.cmsg, &raw);
+            b.msg.msg_control = b.cmsg.as_mut_ptr().cast();
+            b.msg.msg_controllen = used;
+        }
+        opcode::SendMsg::new(types::Fd(fd), &b.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+    };
+    c.sending = true;
+    // Sends carry the caller's identity: the HOST server sees it in SCM_CREDENTIALS.
+    let p = c.personality;
+    submit(core, ck, e, ChanOp::Send(ck), p);
+}
+
+fn sent(core: &mut Core, ck: usize, res: i32) {
+    let c = &mut core.mux.chans[ck];
+    c.send_ud = None;
+    c.sending = false;
+    if c.st == St::Closing {
+        return;
+    }
+    if res < 0 {
+        let e = -res;
+        return fail(core, ck, e_local(e), "local send failed");
+    }
+    let front = c.outq.front_mut().expect("a send was in flight");
+    front.off += res as usize;
+    front.fds.clear();
+    let done = front.off >= front.data.len() || c.kind.is_msg();
+    if done {
+        let m = c.outq.pop_front().expect("front exists");
+        c.owed += m.data.len() as u64;
+        core.bufs.put(m.data);
+    }
+    let c = &mut core.mux.chans[ck];
+    // Return credit in quarter windows: few CHAN_CREDIT frames, and the peer always holds
+    // at least three quarters of the window once our queue has drained (enough for a
+    // maximal message), so it never waits on us needlessly.
+    if c.owed >= WINDOW as u64 / 4 {
+        let grant = c.owed.min(u32::MAX as u64) as u32;
+        c.owed -= grant as u64;
+        c.credit_rx += grant as u64;
+        publish_credit(c);
+        let (key, wire) = (c.conn, c.wire);
+        core.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, wire, 0), &ChanCredit { bytes: grant });
+    }
+    arm_send(core, ck);
+}
+
+fn arm_recv(core: &mut Core, ck: usize) {
+    if core.mux.bufs.is_none() && !core.mux.bufs_failed {
+        match BufRing::new(&core.ring) {
+            Ok(r) => core.mux.bufs = Some(r),
+            Err(e) => {
+                core.mux.bufs_failed = true;
+                tracing::error!(core = core.idx, "cannot register the channel buffer ring: {e}");
+            }
+        }
+    }
+    let c = &mut core.mux.chans[ck];
+    if c.st != St::Open || c.rd_eof || c.recv_ud.is_some() || c.starved || !c.kind.reads_local() {
+        return;
+    }
+    if core.mux.bufs.is_none() {
+        return fail(core, ck, errno::ENOMEM, "no receive buffers");
+    }
+    let Some(fd) = c.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
+    // A message must fit the credit in hand; a stream may take any part of it.
+    let need = if c.kind.is_msg() { (BUF_SIZE as u64).min(c.peer_window.max(1)) } else { 1 };
+    if c.credit_tx < need {
+        return;
+    }
+    let len = c.credit_tx.min(BUF_SIZE as u64) as u32;
+    let e = if c.kind.is_pipe() {
+        opcode::Read::new(types::Fd(fd), std::ptr::null_mut(), len)
+            .offset(u64::MAX)
+            .buf_group(BGID)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+    } else {
+        let b = &mut *c.rbox;
+        b.iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: len as usize };
+        b.msg.msg_iov = &mut b.iov;
+        b.msg.msg_iovlen = 1;
+        b.msg.msg_control = b.cmsg.as_mut_ptr().cast();
+        b.msg.msg_controllen = CMSG_WORDS * 8;
+        b.msg.msg_flags = 0;
+        let mut flags = libc::MSG_CMSG_CLOEXEC;
+        if c.kind.is_msg() {
+            // The true length of a message larger than the buffer, to refuse it.
+            flags |= libc::MSG_TRUNC;
+        }
+        opcode::RecvMsg::new(types::Fd(fd), &mut b.msg)
+            .flags(flags as u32)
+            .buf_group(BGID)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+    };
+    submit(core, ck, e, ChanOp::Recv(ck), None);
+}
+
+fn recycle(core: &mut Core, bid: Option<u16>) {
+    if let (Some(b), Some(r)) = (bid, core.mux.bufs.as_mut()) {
+        r.put(b);
+    }
+}
+
+fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
+    let bid = cqueue::buffer_select(flags);
+    let (st, kind, key, wire, fds, ctrunc) = {
+        let c = &mut core.mux.chans[ck];
+        c.recv_ud = None;
+        // Descriptors that arrived with the bytes (owned from here on).
+        let sock = res >= 0 && !c.kind.is_pipe();
+        let fds = if sock { take_rights(&c.rbox) } else { Vec::new() };
+        let ctrunc = sock && c.rbox.msg.msg_flags & libc::MSG_CTRUNC != 0;
+        (c.st, c.kind, c.conn, c.wire, fds, ctrunc)
+    };
+    if st == St::Closing {
+        return recycle(core, bid);
+    }
+    if res == -libc::ENOBUFS {
+        core.mux.chans[ck].starved = true;
+        core.mux.starved.push(ck);
+        return;
+    }
+    if res < 0 {
+        return fail(core, ck, e_local(-res), "local receive failed");
+    }
+    let n = res as usize;
+    if ctrunc {
+        recycle(core, bid);
+        return fail(core, ck, e_local(libc::EMSGSIZE), "too many descriptors in one message");
+    }
+    if kind.is_msg() && n > BUF_SIZE {
+        recycle(core, bid);
+        return fail(core, ck, e_local(libc::EMSGSIZE), "message larger than the channel buffer");
+    }
+    if n == 0 && fds.is_empty() && kind != Kind::Dgram {
+        recycle(core, bid);
+        core.mux.chans[ck].rd_eof = true;
+        core.send_frame(
+            key,
+            FrameHeader::message(Op::CHAN_CLOSE, wire, 0),
+            &ChanClose { how: consts::CHAN_SHUT_WR, error: 0 },
+        );
+        return maybe_done(core, ck);
+    }
+    if !fds.is_empty() {
+        match scm_export(core, key, ck, fds) {
+            Ok((recs, count, grants)) => {
+                core.send_frame(
+                    key,
+                    FrameHeader::message(Op::CHAN_SCM, wire, 0),
+                    &ChanScm { count, records: Rest(&recs) },
+                );
+                // Relay channels exist for the peer only once it has the records.
+                for g in grants {
+                    core.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, g, 0), &ChanCredit { bytes: WINDOW });
+                }
+            }
+            Err((e, why)) => {
+                recycle(core, bid);
+                return fail(core, ck, e, &why);
+            }
+        }
+    }
+    // The buffer ring is lent out while its bytes are copied into the connection queue.
+    let ring = core.mux.bufs.take();
+    let data = match (bid, ring.as_ref()) {
+        (Some(b), Some(r)) => r.data(b, n),
+        _ => &[][..],
+    };
+    core.send_frame(key, FrameHeader::message(Op::CHAN_DATA, wire, 0), &Data { data: Rest(data) });
+    core.mux.bufs = ring;
+    recycle(core, bid);
+    let c = &mut core.mux.chans[ck];
+    c.credit_tx -= (n as u64).min(c.credit_tx);
+    c.shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    publish_credit(c);
+    core.record(Done {
+        op_index: Op::CHAN_DATA.index() as u16,
+        ok: true,
+        bytes_in: 0,
+        bytes_out: n as u32,
+        latency_ns: 0,
+    });
+    arm_recv(core, ck);
+}
+
+// ------------------------------------------------------------------ close
+
+/// Sends CHAN_CLOSE with an error to the peer and closes the channel.
+fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
+    let c = &mut core.mux.chans[ck];
+    if c.st == St::Closing {
+        return;
+    }
+    tracing::info!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), errno = e, "channel closed: {why}");
+    if !c.peer_closed {
+        c.peer_closed = true;
+        let (key, wire) = (c.conn, c.wire);
+        core.send_frame(
+            key,
+            FrameHeader::message(Op::CHAN_CLOSE, wire, 0),
+            &ChanClose { how: consts::CHAN_CLOSE_ALL, error: e },
+        );
+    }
+    begin_close(core, ck);
+}
+
+/// Both directions finished in order: the channel goes away without CHAN_CLOSE_ALL.
+fn maybe_done(core: &mut Core, ck: usize) {
+    let c = &core.mux.chans[ck];
+    let read_done = !c.kind.reads_local() || c.rd_eof;
+    let write_done = !c.kind.writes_local() || c.shut_done;
+    if c.st == St::Open && read_done && write_done && c.outq.is_empty() {
+        core.mux.chans[ck].peer_closed = true;
+        begin_close(core, ck);
+    }
+}
+
+/// Stops a channel: cancels its operations and frees it once none is in flight.
+fn begin_close(core: &mut Core, ck: usize) {
+    let c = &mut core.mux.chans[ck];
+    if c.st == St::Closing {
+        return maybe_free(core, ck);
+    }
+    c.st = St::Closing;
+    c.shared.state.store(consts::CHANST_CLOSING, Ordering::Relaxed);
+    let (key, wire) = (c.conn, c.wire);
+    if core.mux.ids.get(&(key, wire)) == Some(&ck) {
+        core.mux.ids.remove(&(key, wire));
+    }
+    let c = &mut core.mux.chans[ck];
+    for ud in [c.recv_ud, c.send_ud, c.op_ud].into_iter().flatten() {
+        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+    }
+    let c = &mut core.mux.chans[ck];
+    if let Some(fd) = &c.fd
+        && !c.kind.is_pipe()
+    {
+        // Wakes operations the cancel cannot reach (already inside the socket).
+        let _ = sys::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
+    }
+    let owned = std::mem::take(&mut c.owned_listeners);
+    for id in owned {
+        if let Some(&lk) = core.mux.lids.get(&(key, id)) {
+            close_listener(core, lk);
+        }
+    }
+    maybe_free(core, ck);
+}
+
+fn maybe_free(core: &mut Core, ck: usize) {
+    let c = &core.mux.chans[ck];
+    if c.st != St::Closing || c.refs > 0 {
+        return;
+    }
+    let c = core.mux.chans.remove(ck);
+    for m in c.outq {
+        core.bufs.put(m.data);
+    }
+    core.mux.peer_reqs.retain(|_, v| *v != ck);
+    core.shared.chans.lock().remove(&(c.shared.conn_id, c.wire));
+    if let Some(conn) = core.conns.get(c.conn) {
+        conn.shared.channels.fetch_sub(1, Ordering::Relaxed);
+    }
+    core.conn_release(c.conn);
+}
+
+/// A connection is closing: its channels and listeners go with it.
+pub(crate) fn conn_closing(core: &mut Core, key: usize) {
+    let chans: Vec<usize> = core.mux.chans.iter().filter(|(_, c)| c.conn == key).map(|(k, _)| k).collect();
+    for ck in chans {
+        core.mux.chans[ck].peer_closed = true;
+        begin_close(core, ck);
+    }
+    let ls: Vec<usize> = core.mux.listeners.iter().filter(|(_, l)| l.conn == key).map(|(k, _)| k).collect();
+    for lk in ls {
+        close_listener(core, lk);
+    }
+    core.mux.peer_reqs.retain(|(k, _), _| *k != key);
+}
+
+// ------------------------------------------------------------------ completions
+
+pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: bool) {
+    let ck = match op {
+        ChanOp::Accept(lk) => return accepted(core, lk, res, more),
+        ChanOp::Resolve(ck) | ChanOp::Connect(ck) | ChanOp::Recv(ck) | ChanOp::Send(ck) => ck,
+    };
+    let c = &mut core.mux.chans[ck];
+    c.refs -= 1;
+    let closing = c.st == St::Closing;
+    match op {
+        ChanOp::Resolve(_) | ChanOp::Connect(_) if closing => {
+            // Cancelled while opening: the request still gets its answer.
+            c.op_ud = None;
+            c.opath = None;
+            if matches!(op, ChanOp::Resolve(_)) && res >= 0 {
+                // SAFETY: a successful openat2 returned a descriptor we now own.
+                drop(unsafe { OwnedFd::from_raw_fd(res) });
+            }
+            answer_open(core, ck, Err(e_local(libc::ECONNABORTED)));
+        }
+        ChanOp::Resolve(_) => {
+            c.op_ud = None;
+            resolved(core, ck, res)
+        }
+        ChanOp::Connect(_) => {
+            c.op_ud = None;
+            connected(core, ck, res)
+        }
+        ChanOp::Recv(_) => received(core, ck, res, flags),
+        ChanOp::Send(_) => sent(core, ck, res),
+        ChanOp::Accept(_) => unreachable!("handled above"),
+    }
+    if core.mux.chans.contains(ck) {
+        maybe_free(core, ck);
+    }
+}
+
+/// End of a loop turn: retry receives that found no free buffer.
+pub(crate) fn end_turn(core: &mut Core) {
+    if core.mux.starved.is_empty() {
+        return;
+    }
+    let starved = std::mem::take(&mut core.mux.starved);
+    for ck in starved {
+        if let Some(c) = core.mux.chans.get_mut(ck) {
+            c.starved = false;
+            arm_recv(core, ck);
+        }
+    }
+}
+
+/// Core shutdown: whether channel memory must be leaked because the kernel may still
+/// hold pointers into it (operations that did not finish).
+pub(crate) fn teardown(core: &mut Core, leak: bool) {
+    if leak {
+        std::mem::forget(std::mem::take(&mut core.mux));
+    }
+}
+
+// ------------------------------------------------------------------ descriptors
+
+/// Writes one SCM_RIGHTS control message for `fds` into `buf`; returns its length.
+fn put_rights(buf: &mut [u64; CMSG_WORDS], fds: &[RawFd]) -> usize {
+    let fds = &fds[..fds.len().min(MAX_SCM_FDS)];
+    let data_len = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+    let (space, len) =
+        unsafe { (libc::CMSG_SPACE(data_len as u32) as usize, libc::CMSG_LEN(data_len as u32) as usize) };
+    let bytes: &mut [u8] =
+        // SAFETY: the u64 array is viewed as bytes of the same total size.
+        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), CMSG_WORDS * 8) };
+    bytes[..space].fill(0);
+    let hdr = libc::cmsghdr { cmsg_len: len as _, cmsg_level: libc::SOL_SOCKET, cmsg_type: libc::SCM_RIGHTS };
+    // SAFETY: the buffer is 8-byte aligned and larger than a cmsghdr.
+    unsafe { std::ptr::write(bytes.as_mut_ptr().cast::<libc::cmsghdr>(), hdr) };
+    let data_off = len - data_len;
+    for (i, fd) in fds.iter().enumerate() {
+        bytes[data_off + i * 4..data_off + i * 4 + 4].copy_from_slice(&fd.to_ne_bytes());
+    }
+    space
+}
+
+/// The descriptors of the SCM_RIGHTS messages a receive returned.
+fn take_rights(b: &MsgBox) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    let total = b.msg.msg_controllen.min(CMSG_WORDS * 8);
+    // SAFETY: the control buffer is owned by the box and `total` bytes were written.
+    let bytes = unsafe { std::slice::from_raw_parts(b.cmsg.as_ptr().cast::<u8>(), total) };
+    let hdr_len = std::mem::size_of::<libc::cmsghdr>();
+    let mut pos = 0usize;
+    while pos + hdr_len <= bytes.len() {
+        // SAFETY: pos is 8-byte aligned (CMSG_ALIGN) and a whole header fits.
+        let h = unsafe { std::ptr::read(bytes[pos..].as_ptr().cast::<libc::cmsghdr>()) };
+        let clen = h.cmsg_len as usize;
+        if clen < hdr_len || pos + clen > bytes.len() {
+            break;
+        }
+        // SAFETY: CMSG_LEN(0) is pure arithmetic.
+        let data_off = unsafe { libc::CMSG_LEN(0) } as usize;
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            for chunk in bytes[pos + data_off..pos + clen].chunks_exact(4) {
+                let fd = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                if fd >= 0 {
+                    // SAFETY: the kernel installed this descriptor for us with this receive.
+                    out.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        pos += (clen + 7) & !7;
+    }
+    out
+}
+
+/// Describes descriptors received from the HOST side as ScmRec records for the peer:
+/// regular files by path, flags and offset; pipes and FIFOs relayed by new channels;
+/// listening unix sockets accepted here and relayed by engine-opened channels.
+/// Records, their count, and relay channels to grant credit on once the records are sent.
+type Exported = (Vec<u8>, u32, Vec<u32>);
+
+fn scm_export(core: &mut Core, key: usize, ck: usize, fds: Vec<OwnedFd>) -> Result<Exported, (i32, String)> {
+    let mut out = (Vec::new(), 0u32, Vec::new());
+    let mut relays = Vec::new();
+    let mut listeners = Vec::new();
+    let mut r = Ok(());
+    for fd in fds {
+        r = export_one(core, key, ck, fd, &mut out, &mut relays, &mut listeners);
+        if r.is_err() {
+            break;
+        }
+    }
+    match r {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // Nothing was sent: the peer never learns of the relays.
+            for rk in relays {
+                core.mux.chans[rk].peer_closed = true;
+                begin_close(core, rk);
+            }
+            for lk in listeners {
+                close_listener(core, lk);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn export_one(
+    core: &mut Core,
+    key: usize,
+    ck: usize,
+    fd: OwnedFd,
+    out: &mut Exported,
+    relays: &mut Vec<usize>,
+    listeners: &mut Vec<usize>,
+) -> Result<(), (i32, String)> {
+    let raw = fd.as_raw_fd();
+    let st = sys::fstat(raw).map_err(|e| (e_local(sys::errno_of(&e)), "fstat of a passed descriptor".to_string()))?;
+    let fl = sys::get_fl(raw).unwrap_or(0);
+    let fmt = st.st_mode & libc::S_IFMT;
+    let recs = &mut out.0;
+    if fmt == libc::S_IFREG {
+        let path = sys::fd_real_path(raw).unwrap_or_default();
+        if st.st_nlink == 0 || path.first() != Some(&b'/') {
+            return Err((errno::EOPNOTSUPP, "cannot pass a file without a path (deleted or anonymous)".into()));
+        }
+        let offset = sys::lseek(raw, 0, libc::SEEK_CUR).unwrap_or(0);
+        ScmRec { kind: consts::SCM_FILE, flags: consts::open::from_linux(fl), offset, channel: 0, path: Path(&path) }
+            .encode(recs);
+    } else if fmt == libc::S_IFIFO {
+        // A private description of the same pipe, blocking, so the ring polls it and
+        // the sender's O_NONBLOCK does not leak into our reads.
+        let reopen = CString::new(format!("/proc/self/fd/{raw}")).expect("no NUL");
+        let (kind, rec_kind, oflags) = if fl & libc::O_ACCMODE == libc::O_RDONLY {
+            (Kind::PipeOut, consts::SCM_PIPE_READ, libc::O_RDONLY)
+        } else {
+            (Kind::PipeIn, consts::SCM_PIPE_WRITE, libc::O_WRONLY)
+        };
+        let own = sys::openat(libc::AT_FDCWD, &reopen, oflags, 0)
+            .map_err(|e| (e_local(sys::errno_of(&e)), "reopen of a passed pipe".to_string()))?;
+        let wire = core.mux.peer_id();
+        let ident = core.mux.chans[ck].ident.clone();
+        let rk = new_chan(core, key, wire, kind, St::Open, ident, b"");
+        relays.push(rk);
+        let c = &mut core.mux.chans[rk];
+        c.fd = Some(own);
+        if kind == Kind::PipeIn {
+            c.credit_rx = WINDOW as u64;
+            publish_credit(c);
+            out.2.push(wire);
+        }
+        ScmRec { kind: rec_kind, flags: 0, offset: 0, channel: wire, path: Path(b"") }.encode(recs);
+    } else if fmt == libc::S_IFSOCK && sys::sock_domain(raw).ok() == Some(libc::AF_UNIX) && sys::sock_listening(raw) {
+        let ty = sys::sock_type(raw).unwrap_or(libc::SOCK_STREAM);
+        let kind = if ty == libc::SOCK_SEQPACKET { Kind::Seqpacket } else { Kind::Stream };
+        let id = core.mux.peer_id();
+        let lk = add_listener(core, key, id, kind, Some(fd), Vec::new(), None);
+        listeners.push(lk);
+        core.mux.chans[ck].owned_listeners.push(id);
+        arm_accept(core, lk);
+        ScmRec { kind: consts::SCM_LISTENER, flags: kind.wire(), offset: 0, channel: id, path: Path(b"") }
+            .encode(&mut out.0);
+    } else {
+        let what = match fmt {
+            libc::S_IFSOCK => "a socket that is not a listening unix socket",
+            libc::S_IFCHR => "a character device",
+            libc::S_IFBLK => "a block device",
+            libc::S_IFDIR => "a directory",
+            _ => "an anonymous descriptor (eventfd, memfd, ...)",
+        };
+        return Err((errno::EOPNOTSUPP, format!("cannot pass {what} across hosts")));
+    }
+    out.1 += 1;
+    Ok(())
+}
+
+/// Recreates descriptors the peer passed (CHAN_SCM), to travel with the next CHAN_DATA.
+fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<(), i32> {
+    let m = ChanScm::decode(payload).map_err(|_| errno::EPROTO)?;
+    if m.count as usize > MAX_SCM_FDS {
+        return Err(e_local(libc::ETOOMANYREFS));
+    }
+    let ident = core.mux.chans[ck].ident.clone();
+    let mut fds = Vec::new();
+    let mut relays: Vec<usize> = Vec::new();
+    let mut listeners: Vec<usize> = Vec::new();
+    let result = (|| -> Result<(), i32> {
+        for rec in RecordIter::<ScmRec>::new(m.records.0) {
+            let rec = rec.map_err(|_| errno::EPROTO)?;
+            match rec.kind {
+                consts::SCM_FILE => fds.push(reopen_file(core, &ident, &rec)?),
+                consts::SCM_PIPE_READ | consts::SCM_PIPE_WRITE | consts::SCM_LISTENER => {
+                    let wire = rec.channel;
+                    if wire == 0
+                        || wire & CHAN_ID_PEER != 0
+                        || core.mux.ids.contains_key(&(key, wire))
+                        || core.mux.lids.contains_key(&(key, wire))
+                    {
+                        return Err(errno::EPROTO);
+                    }
+                    if rec.kind == consts::SCM_LISTENER {
+                        let kind = match Kind::from_wire(rec.flags) {
+                            Some(k @ (Kind::Stream | Kind::Seqpacket)) => k,
+                            _ => return Err(errno::EOPNOTSUPP),
+                        };
+                        let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
+                        let sock = sys::unix_socket(kind.sock_type()).map_err(errno_of)?;
+                        sys::autobind_unix(sock.as_raw_fd()).map_err(errno_of)?;
+                        sys::listen(sock.as_raw_fd(), LISTEN_BACKLOG).map_err(errno_of)?;
+                        let addr = sys::unix_local_name(sock.as_raw_fd()).map_err(errno_of)?;
+                        listeners.push(add_listener(core, key, wire, kind, None, addr, None));
+                        fds.push(sock);
+                        continue;
+                    }
+                    let (r, w) = sys::pipe().map_err(|e| e_local(sys::errno_of(&e)))?;
+                    let (kind, ours, theirs) =
+                        if rec.kind == consts::SCM_PIPE_READ { (Kind::PipeIn, w, r) } else { (Kind::PipeOut, r, w) };
+                    let rk = new_chan(core, key, wire, kind, St::Open, ident.clone(), b"");
+                    relays.push(rk);
+                    let c = &mut core.mux.chans[rk];
+                    c.fd = Some(ours);
+                    if kind == Kind::PipeIn {
+                        c.credit_rx = WINDOW as u64;
+                        publish_credit(c);
+                        core.send_frame(
+                            key,
+                            FrameHeader::message(Op::CHAN_CREDIT, wire, 0),
+                            &ChanCredit { bytes: WINDOW },
+                        );
+                    }
+                    fds.push(theirs);
+                }
+                _ => return Err(errno::EOPNOTSUPP),
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            let c = &mut core.mux.chans[ck];
+            c.scm_fds.extend(fds);
+            for lk in listeners {
+                let id = core.mux.listeners[lk].id;
+                core.mux.chans[ck].owned_listeners.push(id);
+            }
+            for rk in relays {
+                arm_recv(core, rk);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::info!(chan = core.mux.chans[ck].wire, errno = e, "passed descriptors refused");
+            for rk in relays {
+                fail(core, rk, e, "descriptor passing failed");
+            }
+            for lk in listeners {
+                close_listener(core, lk);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// SCM_FILE: reopens a regular file by path with the caller's identity; never creates or
+/// truncates; the path must pass `[Open]` (and `[Write]` for write access).
+fn reopen_file(core: &Core, ident: &Ident, rec: &ScmRec<'_>) -> Result<OwnedFd, i32> {
+    if rec.path.0.first() != Some(&b'/') {
+        return Err(errno::EINVAL);
+    }
+    let wflags =
+        rec.flags & !(consts::open::CREAT | consts::open::EXCL | consts::open::TRUNC | consts::open::DIRECTORY);
+    let flags = consts::open::to_linux(wflags).ok_or(errno::EINVAL)? | libc::O_NOCTTY | libc::O_NONBLOCK;
+    let cpath = CString::new(rec.path.0).map_err(|_| errno::EINVAL)?;
+    let r = creds::with_ident(ident, || sys::openat2(libc::AT_FDCWD, &cpath, flags, 0, RESOLVE_NO_MAGICLINKS));
+    creds::reset();
+    let fd = r.map_err(|e| e_local(sys::errno_of(&e)))?.map_err(|e| e_local(sys::errno_of(&e)))?;
+    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| e_local(sys::errno_of(&e)))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(errno::EOPNOTSUPP);
+    }
+    let real = sys::fd_real_path(fd.as_raw_fd()).map_err(|e| e_local(sys::errno_of(&e)))?;
+    let acc = flags & libc::O_ACCMODE;
+    if !core.wl.allows(WlType::Open, &real) || (acc != libc::O_RDONLY && !core.wl.allows(WlType::Write, &real)) {
+        tracing::info!(path = %String::from_utf8_lossy(&real), "passed file refused by the whitelist");
+        return Err(errno::EACCES);
+    }
+    if rec.flags & consts::open::NONBLOCK == 0 {
+        set_blocking(fd.as_raw_fd());
+    }
+    if rec.offset > 0 {
+        let _ = sys::lseek(fd.as_raw_fd(), rec.offset as i64, libc::SEEK_SET);
+    }
+    Ok(fd)
+}
+
+fn set_blocking(fd: RawFd) {
+    if let Ok(fl) = sys::get_fl(fd) {
+        let _ = sys::set_fl(fd, fl & !libc::O_NONBLOCK);
+    }
+}
