@@ -1,1 +1,524 @@
-//! Placeholder: filled by a later issue.
+//! # libudsproxy.so — reach HOST unix sockets from the DPU without changing programs
+//!
+//! `LD_PRELOAD=libudsproxy.so PROGRAM`: the library interposes `connect()`, `sendto()`
+//! and `sendmsg()`. Every call first runs the real function; only an `AF_UNIX` call that
+//! fails with `ENOENT` or `ECONNREFUSED` (the path does not exist here, or nobody
+//! listens) asks udsproxyd (`$UDSPROXY_SOCKET`, default `/var/run/qtfs/remote_uds.sock`)
+//! for a channel. udsproxyd decides (its udsconnect whitelist); if it proxies the path
+//! it returns a socket already connected to the HOST socket, which is `dup3`'d onto the
+//! caller's descriptor with the caller's `O_NONBLOCK`, `FD_CLOEXEC`, timeouts and
+//! `SO_PASSCRED` preserved. Otherwise the caller sees exactly the errno of its own
+//! attempt. Nothing is written to disk.
+//!
+//! - `connect()`: `SOCK_STREAM`, `SOCK_SEQPACKET` and `SOCK_DGRAM`.
+//! - `sendto()`/`sendmsg()` with an `AF_UNIX` destination on an unconnected, unbound
+//!   `SOCK_DGRAM` socket: the socket becomes a channel to that destination (replies come
+//!   back on it); later sends to the same destination go over the channel. A second
+//!   remote destination on the same socket is not supported (the local error stands).
+//! - Abstract addresses (leading NUL) are never proxied: they are local to a network
+//!   namespace by nature. Relative paths are made absolute with the caller's working
+//!   directory, which must then name the same place on the HOST (as qtfs mounts do).
+//! - Passing descriptors (`SCM_RIGHTS`) on a proxied socket: regular files with a path,
+//!   pipes/FIFOs and listening unix sockets cross; anything else makes `sendmsg` fail
+//!   with `EOPNOTSUPP` before anything is sent.
+//! - Not proxied: programs named `udsproxyd` (the proxy itself).
+//!
+//! Implementation rules: no allocation and no locks on these paths (stack buffers,
+//! atomics); the real functions are looked up once, at load time (`dlsym(RTLD_NEXT)`),
+//! so the interposed calls never enter the dynamic linker; `errno` is saved and restored
+//! around everything the library does. Written in Rust with `libc` only; the request
+//! format is `wire.rs`, shared byte for byte with udsproxyd.
+
+// Shared with udsproxyd, which uses the decoding half.
+#[allow(dead_code)]
+mod wire;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+type SendtoFn = unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
+
+static REAL_CONNECT: AtomicUsize = AtomicUsize::new(0);
+static REAL_SENDTO: AtomicUsize = AtomicUsize::new(0);
+static REAL_SENDMSG: AtomicUsize = AtomicUsize::new(0);
+static DISABLED: AtomicBool = AtomicBool::new(false);
+/// `$UDSPROXY_SOCKET` (or the default), NUL-padded, read once at load time.
+static SOCKET_PATH: [AtomicU64; 14] = [const { AtomicU64::new(0) }; 14];
+const DEFAULT_SOCKET: &[u8] = b"/var/run/qtfs/remote_uds.sock";
+/// How long a requester waits for udsproxyd (the engine connects within this).
+const ANSWER_TIMEOUT_S: i64 = 30;
+
+/// Descriptors that are proxied channels: (inode of the socket, hash of the target), so
+/// a later `sendto()` to the same target is recognised and a reused number is not.
+const TABLE: usize = 65536;
+static TABLE_INO: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
+static TABLE_HASH: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT: extern "C" fn() = init;
+
+extern "C" fn init() {
+    resolve();
+    // The proxy must never proxy itself.
+    let mut comm = [0u8; 32];
+    // SAFETY: the path is NUL-terminated; the buffer is writable for its length.
+    unsafe {
+        let fd = libc::open(c"/proc/self/comm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let n = libc::read(fd, comm.as_mut_ptr().cast(), comm.len());
+            libc::close(fd);
+            if n > 0 && comm[..n as usize].strip_suffix(b"\n").unwrap_or(&comm[..n as usize]) == b"udsproxyd" {
+                DISABLED.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let mut path = [0u8; 112];
+    // SAFETY: getenv at load time (before the program's threads); the result, if any,
+    // is a NUL-terminated string that we copy.
+    unsafe {
+        let p = libc::getenv(c"UDSPROXY_SOCKET".as_ptr());
+        let src: &[u8] = if p.is_null() { DEFAULT_SOCKET } else { std::ffi::CStr::from_ptr(p).to_bytes() };
+        let n = src.len().min(107);
+        path[..n].copy_from_slice(&src[..n]);
+    }
+    for (i, w) in SOCKET_PATH.iter().enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&path[i * 8..i * 8 + 8]);
+        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+    }
+}
+
+fn resolve() {
+    for (slot, name) in [(&REAL_CONNECT, c"connect"), (&REAL_SENDTO, c"sendto"), (&REAL_SENDMSG, c"sendmsg")] {
+        if slot.load(Ordering::Acquire) == 0 {
+            // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT finds libc's definition.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+            slot.store(p, Ordering::Release);
+        }
+    }
+}
+
+fn real<T: Copy>(slot: &AtomicUsize) -> Option<T> {
+    let mut p = slot.load(Ordering::Acquire);
+    if p == 0 {
+        // Called before our constructor (from another library's constructor).
+        resolve();
+        p = slot.load(Ordering::Acquire);
+    }
+    // SAFETY: a non-zero slot holds the address dlsym returned for a function of type T.
+    (p != 0).then(|| unsafe { std::mem::transmute_copy::<usize, T>(&p) })
+}
+
+fn errno() -> c_int {
+    // SAFETY: errno location of the calling thread.
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: errno location of the calling thread.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// The target of an AF_UNIX address as an absolute path in `out`; None for other
+/// families, abstract names, malformed addresses or over-long paths.
+fn target_path(addr: *const sockaddr, len: socklen_t, out: &mut [u8; wire::MAX_PATH + 1]) -> Option<usize> {
+    let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    if addr.is_null() || (len as usize) <= base || (len as usize) > std::mem::size_of::<libc::sockaddr_un>() {
+        return None;
+    }
+    // SAFETY: the caller passed `len` readable bytes at `addr` (the kernel accepted them
+    // for the real call, which only got here by failing with ENOENT/ECONNREFUSED).
+    let bytes = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), len as usize) };
+    if u16::from_ne_bytes([bytes[0], bytes[1]]) != libc::AF_UNIX as u16 {
+        return None;
+    }
+    let raw = &bytes[base..];
+    let raw = &raw[..raw.iter().position(|&c| c == 0).unwrap_or(raw.len())];
+    if raw.is_empty() {
+        return None; // abstract or unnamed
+    }
+    let mut n = 0;
+    if raw[0] != b'/' {
+        // SAFETY: getcwd writes at most out.len() bytes, NUL-terminated.
+        let p = unsafe { libc::getcwd(out.as_mut_ptr().cast(), out.len()) };
+        if p.is_null() {
+            return None;
+        }
+        n = out.iter().position(|&c| c == 0)?;
+        if n == 0 || out[n - 1] != b'/' {
+            *out.get_mut(n)? = b'/';
+            n += 1;
+        }
+    }
+    if n + raw.len() > wire::MAX_PATH {
+        return None;
+    }
+    out[n..n + raw.len()].copy_from_slice(raw);
+    Some(n + raw.len())
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3)).max(1)
+}
+
+fn sock_int(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
+    let mut v: c_int = 0;
+    let mut l = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: v/l describe a writable int.
+    let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut c_int).cast(), &mut l) };
+    (r == 0).then_some(v)
+}
+
+fn inode(fd: c_int) -> Option<u64> {
+    // SAFETY: stat is plain data, filled by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is writable.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+}
+
+enum Outcome {
+    /// Not proxied: the caller's own error stands.
+    Pass,
+    /// `fd` is now connected through the proxy.
+    Connected,
+    /// The HOST side answered with this errno.
+    Failed(c_int),
+}
+
+/// Asks udsproxyd for a channel of `kind` to `path` and installs it on `fd`.
+fn proxy(fd: c_int, kind: u16, path: &[u8]) -> Outcome {
+    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else { return Outcome::Pass };
+    let mut sa: libc::sockaddr_un = {
+        // SAFETY: sockaddr_un is plain data.
+        unsafe { std::mem::zeroed() }
+    };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (i, w) in SOCKET_PATH.iter().enumerate() {
+        for (k, b) in w.load(Ordering::Relaxed).to_ne_bytes().into_iter().enumerate() {
+            if i * 8 + k < sa.sun_path.len() {
+                sa.sun_path[i * 8 + k] = b as libc::c_char;
+            }
+        }
+    }
+    let mut req = [0u8; wire::REQ_MAX];
+    let Some(n) = wire::encode_request(&mut req, wire::OP_CONNECT, kind, path) else { return Outcome::Pass };
+    // SAFETY: plain socket calls on a descriptor we own and close on every path; the
+    // buffers passed live on this stack frame.
+    unsafe {
+        let s = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Outcome::Pass;
+        }
+        let tv = libc::timeval { tv_sec: ANSWER_TIMEOUT_S, tv_usec: 0 };
+        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), 16);
+        let sl = std::mem::size_of::<libc::sockaddr_un>() as socklen_t;
+        if real_connect(s, (&sa as *const libc::sockaddr_un).cast(), sl) != 0
+            || libc::send(s, req.as_ptr().cast(), n, libc::MSG_NOSIGNAL) != n as isize
+        {
+            libc::close(s);
+            return Outcome::Pass;
+        }
+        let mut ans = [0u8; wire::RSP_LEN];
+        let mut cbuf = [0u64; 8];
+        let mut iov = libc::iovec { iov_base: ans.as_mut_ptr().cast(), iov_len: ans.len() };
+        let mut m: msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cbuf.as_mut_ptr().cast();
+        m.msg_controllen = std::mem::size_of_val(&cbuf);
+        let got = libc::recvmsg(s, &mut m, libc::MSG_CMSG_CLOEXEC);
+        libc::close(s);
+        let mut newfd = -1;
+        let c = libc::CMSG_FIRSTHDR(&m);
+        if got > 0 && !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+            let k = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize) / 4;
+            let p = libc::CMSG_DATA(c) as *const c_int;
+            for i in 0..k {
+                let f = std::ptr::read_unaligned(p.add(i));
+                if i == 0 {
+                    newfd = f
+                } else {
+                    libc::close(f);
+                }
+            }
+        }
+        let status = if got == wire::RSP_LEN as isize { wire::decode_answer(&ans) } else { None };
+        match status {
+            Some(0) if newfd >= 0 => {
+                install(fd, newfd);
+                if (fd as usize) < TABLE
+                    && let Some(ino) = inode(fd)
+                {
+                    TABLE_INO[fd as usize].store(ino, Ordering::Relaxed);
+                    TABLE_HASH[fd as usize].store(fnv(path), Ordering::Relaxed);
+                }
+                Outcome::Connected
+            }
+            other => {
+                if newfd >= 0 {
+                    libc::close(newfd);
+                }
+                match other {
+                    Some(e) if e > 0 => Outcome::Failed(e),
+                    _ => Outcome::Pass,
+                }
+            }
+        }
+    }
+}
+
+/// Puts the connected socket `newfd` in place of `fd`, keeping what the caller set on
+/// `fd`: O_NONBLOCK, FD_CLOEXEC, send/receive timeouts, SO_PASSCRED.
+fn install(fd: c_int, newfd: c_int) {
+    // SAFETY: fcntl/getsockopt/setsockopt/dup3/close on descriptors the caller and we
+    // own; option buffers live on this frame.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        let fdfl = libc::fcntl(fd, libc::F_GETFD);
+        for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+            let mut tv: libc::timeval = std::mem::zeroed();
+            let mut l = std::mem::size_of::<libc::timeval>() as socklen_t;
+            if libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&mut tv as *mut libc::timeval).cast(), &mut l) == 0
+                && (tv.tv_sec != 0 || tv.tv_usec != 0)
+            {
+                libc::setsockopt(newfd, libc::SOL_SOCKET, opt, (&tv as *const libc::timeval).cast(), l);
+            }
+        }
+        if let Some(v) = sock_int(fd, libc::SOL_SOCKET, libc::SO_PASSCRED)
+            && v != 0
+        {
+            libc::setsockopt(newfd, libc::SOL_SOCKET, libc::SO_PASSCRED, (&v as *const c_int).cast(), 4);
+        }
+        let cloexec = fdfl >= 0 && fdfl & libc::FD_CLOEXEC != 0;
+        libc::dup3(newfd, fd, if cloexec { libc::O_CLOEXEC } else { 0 });
+        libc::close(newfd);
+        if fl >= 0 && fl & libc::O_NONBLOCK != 0 {
+            let nfl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, nfl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn kind_of(fd: c_int) -> Option<u16> {
+    match sock_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)? {
+        libc::SOCK_STREAM => Some(wire::KIND_STREAM),
+        libc::SOCK_SEQPACKET => Some(wire::KIND_SEQPACKET),
+        libc::SOCK_DGRAM => Some(wire::KIND_DGRAM),
+        _ => None,
+    }
+}
+
+/// # Safety
+/// Same contract as `connect(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else {
+        set_errno(libc::ENOSYS);
+        return -1;
+    };
+    let saved = errno();
+    // SAFETY: forwarded unchanged to the real connect.
+    let r = unsafe { real_connect(fd, addr, len) };
+    if r == 0 || DISABLED.load(Ordering::Relaxed) {
+        return r;
+    }
+    let err = errno();
+    if err != libc::ENOENT && err != libc::ECONNREFUSED {
+        return r;
+    }
+    let mut path = [0u8; wire::MAX_PATH + 1];
+    let outcome = match (target_path(addr, len, &mut path), kind_of(fd)) {
+        (Some(n), Some(kind)) => proxy(fd, kind, &path[..n]),
+        _ => Outcome::Pass,
+    };
+    match outcome {
+        Outcome::Connected => {
+            set_errno(saved);
+            0
+        }
+        Outcome::Failed(e) => {
+            set_errno(e);
+            -1
+        }
+        Outcome::Pass => {
+            set_errno(err);
+            -1
+        }
+    }
+}
+
+/// Whether `fd` is a channel we installed for the target `path` (same socket inode).
+fn is_channel_to(fd: c_int, path: &[u8]) -> bool {
+    (fd as usize) < TABLE
+        && fd >= 0
+        && TABLE_HASH[fd as usize].load(Ordering::Relaxed) == fnv(path)
+        && inode(fd).is_some_and(|i| i == TABLE_INO[fd as usize].load(Ordering::Relaxed))
+}
+
+fn is_channel(fd: c_int) -> bool {
+    (fd as usize) < TABLE
+        && fd >= 0
+        && TABLE_INO[fd as usize].load(Ordering::Relaxed) != 0
+        && inode(fd).is_some_and(|i| i == TABLE_INO[fd as usize].load(Ordering::Relaxed))
+}
+
+/// After a datagram send to a path failed locally: whether it may go over a channel
+/// (existing, or new when the socket is unconnected and unbound). Ok(true) = `fd` is now
+/// (or already was) a channel to that target.
+fn dgram_retarget(fd: c_int, dest: *const sockaddr, dlen: socklen_t) -> Result<bool, c_int> {
+    if DISABLED.load(Ordering::Relaxed) || kind_of(fd) != Some(wire::KIND_DGRAM) {
+        return Ok(false);
+    }
+    let mut path = [0u8; wire::MAX_PATH + 1];
+    let Some(n) = target_path(dest, dlen, &mut path) else { return Ok(false) };
+    let path = &path[..n];
+    if is_channel_to(fd, path) {
+        return Ok(true);
+    }
+    // SAFETY: address buffers live on this frame and their sizes are passed.
+    let fresh = unsafe {
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        let mut l = std::mem::size_of::<libc::sockaddr_un>() as socklen_t;
+        let unbound = libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_un).cast(), &mut l) == 0
+            && l as usize <= std::mem::size_of::<libc::sa_family_t>();
+        let mut l2 = std::mem::size_of::<libc::sockaddr_un>() as socklen_t;
+        let unconnected = libc::getpeername(fd, (&mut sa as *mut libc::sockaddr_un).cast(), &mut l2) != 0;
+        unbound && unconnected
+    };
+    if !fresh {
+        return Ok(false);
+    }
+    match proxy(fd, wire::KIND_DGRAM, path) {
+        Outcome::Connected => Ok(true),
+        Outcome::Failed(e) => Err(e),
+        Outcome::Pass => Ok(false),
+    }
+}
+
+/// # Safety
+/// Same contract as `sendto(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    dest: *const sockaddr,
+    dlen: socklen_t,
+) -> ssize_t {
+    let Some(real_sendto) = real::<SendtoFn>(&REAL_SENDTO) else {
+        set_errno(libc::ENOSYS);
+        return -1;
+    };
+    // SAFETY: forwarded unchanged to the real sendto.
+    let r = unsafe { real_sendto(fd, buf, len, flags, dest, dlen) };
+    if r >= 0 || dest.is_null() {
+        return r;
+    }
+    let err = errno();
+    if err != libc::ENOENT && err != libc::ECONNREFUSED {
+        return r;
+    }
+    match dgram_retarget(fd, dest, dlen) {
+        // SAFETY: the same buffer, now without a destination (the socket is connected).
+        Ok(true) => unsafe { real_sendto(fd, buf, len, flags, std::ptr::null(), 0) },
+        Ok(false) => {
+            set_errno(err);
+            -1
+        }
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+/// Refuses descriptors that cannot cross to the HOST (EOPNOTSUPP) before a proxied
+/// socket sends them.
+fn check_passed_fds(msg: &msghdr) -> Result<(), c_int> {
+    // SAFETY: walking the caller's control messages within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let k = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize) / 4;
+                let p = libc::CMSG_DATA(c) as *const c_int;
+                for i in 0..k {
+                    let f = std::ptr::read_unaligned(p.add(i));
+                    let mut st: libc::stat = std::mem::zeroed();
+                    if libc::fstat(f, &mut st) != 0 {
+                        return Err(libc::EBADF);
+                    }
+                    let ok = match st.st_mode & libc::S_IFMT {
+                        libc::S_IFREG => st.st_nlink > 0,
+                        libc::S_IFIFO => true,
+                        libc::S_IFSOCK => {
+                            sock_int(f, libc::SOL_SOCKET, libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+                                && sock_int(f, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(1)
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(libc::EOPNOTSUPP);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    Ok(())
+}
+
+/// # Safety
+/// Same contract as `sendmsg(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    let Some(real_sendmsg) = real::<SendmsgFn>(&REAL_SENDMSG) else {
+        set_errno(libc::ENOSYS);
+        return -1;
+    };
+    if !msg.is_null() && !DISABLED.load(Ordering::Relaxed) {
+        // SAFETY: the caller passes a valid msghdr.
+        let m = unsafe { &*msg };
+        if m.msg_controllen > 0
+            && !m.msg_control.is_null()
+            && is_channel(fd)
+            && let Err(e) = check_passed_fds(m)
+        {
+            set_errno(e);
+            return -1;
+        }
+    }
+    // SAFETY: forwarded unchanged to the real sendmsg.
+    let r = unsafe { real_sendmsg(fd, msg, flags) };
+    if r >= 0 || msg.is_null() {
+        return r;
+    }
+    let err = errno();
+    // SAFETY: as above.
+    let m = unsafe { &*msg };
+    if (err != libc::ENOENT && err != libc::ECONNREFUSED) || m.msg_name.is_null() {
+        return r;
+    }
+    match dgram_retarget(fd, m.msg_name.cast(), m.msg_namelen) {
+        Ok(true) => {
+            let mut m2 = *m;
+            m2.msg_name = std::ptr::null_mut();
+            m2.msg_namelen = 0;
+            // SAFETY: the caller's message without its destination.
+            unsafe { real_sendmsg(fd, &m2, flags) }
+        }
+        Ok(false) => {
+            set_errno(err);
+            -1
+        }
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
