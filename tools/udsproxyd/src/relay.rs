@@ -307,7 +307,7 @@ impl Loop {
                     self.run_ready();
                 }
                 if events & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLRDHUP) as u32 != 0 {
-                    self.read_up();
+                    self.read_up(events & (libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLRDHUP) as u32 != 0);
                 }
             }
             T_WAKE => {
@@ -453,7 +453,7 @@ impl Loop {
         }
     }
 
-    fn read_up(&mut self) {
+    fn read_up(&mut self, hup: bool) {
         loop {
             let Some(up) = self.up.as_mut() else { return };
             if up.rx.capacity() - up.rx.len() < 64 * 1024 {
@@ -463,10 +463,20 @@ impl Loop {
             match sys::read_into(up.fd.as_raw_fd(), spare) {
                 Ok(0) => return self.lost("closed by the engine"),
                 Ok(n) => {
+                    let asked = spare.len();
                     // SAFETY: the kernel wrote n bytes into the spare capacity.
                     unsafe { up.rx.set_len(up.rx.len() + n) };
                     self.h.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     self.parse_frames();
+                    // A short read drained the socket and bytes arriving later raise a
+                    // new edge, so the read that would only say EAGAIN is skipped —
+                    // unless the peer already hung up (its EOF is reported only by the
+                    // next read, and no new edge would come). Local sockets never take
+                    // this shortcut: passed descriptors and out-of-band marks end a
+                    // unix stream read early with bytes still queued.
+                    if n < asked && !hup {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
