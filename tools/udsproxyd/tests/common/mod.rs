@@ -1,0 +1,626 @@
+//! Test rig: two "hosts" on one machine.
+//!
+//! The HOST is a private mount namespace entered by one thread of the test process: a
+//! tmpfs is mounted over `<tmp>/host` there, so sockets bound under it exist only on the
+//! HOST side. The engine is spawned from that thread (a child inherits its thread's
+//! namespaces), and HOST servers are bound from it. The DPU is the test process's own
+//! namespace, where `<tmp>/host` is an empty directory: udsproxyd and the clients run
+//! there. `<tmp>/shared` is visible to both (files passed by path).
+//!
+//! Clients through the real preload library run as child processes: Python, socat, or
+//! this test binary re-executed with `LD_PRELOAD` to play a role (`child_role`).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread living in the HOST mount namespace; closures run there.
+pub struct HostNs {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl HostNs {
+    pub fn new(host_dir: &Path) -> HostNs {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let dir = std::ffi::CString::new(host_dir.as_os_str().as_encoded_bytes()).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: unshare/mount with NUL-terminated strings; CLONE_FS first, so that
+            // only this thread changes its mount namespace.
+            let r = unsafe {
+                if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
+                    Err(format!("unshare: {}", std::io::Error::last_os_error()))
+                } else if libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    Err(format!("make / private: {}", std::io::Error::last_os_error()))
+                } else if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"mode=0755".as_ptr().cast(),
+                ) != 0
+                {
+                    Err(format!("mount tmpfs: {}", std::io::Error::last_os_error()))
+                } else {
+                    Ok(())
+                }
+            };
+            let ok = r.is_ok();
+            let _ = ready_tx.send(r);
+            if !ok {
+                return;
+            }
+            for job in rx {
+                job();
+            }
+        });
+        match ready_rx.recv().unwrap() {
+            Ok(()) => {}
+            Err(e) => panic!("cannot create the HOST mount namespace (tests need root): {e}"),
+        }
+        HostNs { tx: Mutex::new(Some(tx)) }
+    }
+
+    /// Runs `f` in the HOST namespace and returns its result.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.tx.lock().unwrap().as_ref().unwrap().send(job).unwrap();
+        rx.recv().expect("HOST thread died")
+    }
+}
+
+/// The target directory of this build (`target/<profile>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// Builds (if needed) and returns the paths of `engine` and `libudsproxy.so`. `cargo
+/// test --workspace` builds the engine for its own tests but never produces a cdylib,
+/// so this runs `cargo build` for both once per test binary (a no-op when up to date).
+pub fn artifacts() -> &'static (PathBuf, PathBuf) {
+    static A: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    A.get_or_init(|| {
+        let t = target_dir();
+        let profile = t.file_name().unwrap().to_string_lossy().into_owned();
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut c = Command::new(cargo);
+        c.arg("build").arg("--manifest-path").arg(&manifest).args([
+            "-p",
+            "qtfs-preload",
+            "-p",
+            "qtfs-engine",
+            "--lib",
+            "--bin",
+            "engine",
+        ]);
+        c.arg("--target-dir").arg(t.parent().unwrap());
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                c.arg("--release");
+            }
+            p => {
+                c.args(["--profile", p]);
+            }
+        }
+        let out = c.output().expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build of the preload library and the engine failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (e, so) = (t.join("engine"), t.join("libudsproxy.so"));
+        assert!(e.exists() && so.exists(), "{} or {} missing after cargo build", e.display(), so.display());
+        (e, so)
+    })
+}
+
+pub fn raise_nofile() {
+    // SAFETY: rlimit is plain data; raising our soft limit to the hard limit.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max.min(65536);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+/// A child process whose stderr lines are collected; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub tag: &'static str,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, tag: &'static str) -> Proc {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("UDS_TEST_LOG").is_some() {
+                    eprintln!("[{tag}] {line}");
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Proc { child, log, tag }
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let ok = wait_until(timeout, || self.log.lock().unwrap().iter().any(|l| l.contains(needle)));
+        assert!(ok, "{}: no {needle:?} in log: {:?}", self.tag, self.log.lock().unwrap());
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Options of a rig.
+pub struct RigOpts {
+    /// udsproxyd --udsconnect entries, relative to the HOST dir ("" = the HOST dir).
+    pub udsconnect: Vec<&'static str>,
+    /// Extra engine whitelist text.
+    pub extra_wl: String,
+    /// Engine [Udsconnect] entries relative to the HOST dir (default: the HOST dir).
+    pub engine_uds: Vec<&'static str>,
+    pub extra_udsproxyd: Vec<String>,
+    pub cores: usize,
+}
+
+impl Default for RigOpts {
+    fn default() -> Self {
+        RigOpts {
+            udsconnect: vec![""],
+            extra_wl: String::new(),
+            engine_uds: vec![""],
+            extra_udsproxyd: vec![],
+            cores: 2,
+        }
+    }
+}
+
+/// HOST namespace + engine + udsproxyd.
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    pub host: PathBuf,
+    pub dpu: PathBuf,
+    pub shared: PathBuf,
+    pub ns: HostNs,
+    pub engine: Option<Proc>,
+    pub engine_addr: String,
+    pub uds: Option<Proc>,
+    pub opts_udsproxyd: Vec<String>,
+}
+
+impl Rig {
+    pub fn start(o: RigOpts) -> Rig {
+        raise_nofile();
+        let (engine_bin, _) = artifacts();
+        let dir = tempfile::tempdir().unwrap();
+        let (host, dpu, shared) = (dir.path().join("host"), dir.path().join("dpu"), dir.path().join("shared"));
+        for d in [&host, &dpu, &shared] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let ns = HostNs::new(&host);
+        let join =
+            |rel: &str| if rel.is_empty() { host.display().to_string() } else { host.join(rel).display().to_string() };
+        let uds_entries: Vec<String> = o.engine_uds.iter().map(|r| join(r)).collect();
+        let wl = format!(
+            "[Mount]\nPath={s}\n[Open]\nPath={s}\n[Read]\nPath={s}\n[Write]\nPath={s}\n[Udsconnect]\nPath={}\n{}",
+            uds_entries.join(";"),
+            o.extra_wl,
+            s = shared.display()
+        );
+        std::fs::write(dir.path().join("whitelist"), wl).unwrap();
+        let mut cmd = Command::new(engine_bin);
+        cmd.args(["--cores", &o.cores.to_string(), "--listen", "tcp:127.0.0.1:0", "--insecure-test-mode", "--no-pin"])
+            .arg("--whitelist")
+            .arg(dir.path().join("whitelist"))
+            .arg("--admin-socket")
+            .arg(dir.path().join("engine.sock"))
+            .arg("--lock-file")
+            .arg(dir.path().join("engine.lock"))
+            .args(["--log-level", "DEBUG"]);
+        let engine = ns.run(move || Proc::spawn(cmd, "engine"));
+        engine.wait_log("engine ready", Duration::from_secs(20));
+        let line = engine.log.lock().unwrap().iter().find(|l| l.contains("engine ready")).cloned().unwrap();
+        let i = line.find("listen=").unwrap();
+        let engine_addr = line[i + 7..].split_whitespace().next().unwrap().to_string();
+        let mut args = vec!["--server".to_string(), engine_addr.clone(), "--insecure-test-mode".into()];
+        for u in &o.udsconnect {
+            args.push("--udsconnect".into());
+            args.push(join(u));
+        }
+        args.extend(o.extra_udsproxyd.iter().cloned());
+        let mut r =
+            Rig { dir, host, dpu, shared, ns, engine: Some(engine), engine_addr, uds: None, opts_udsproxyd: args };
+        r.start_udsproxyd();
+        r
+    }
+
+    pub fn request_socket(&self) -> PathBuf {
+        self.dpu.join("remote_uds.sock")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.dpu.join("udsproxyd.sock")
+    }
+
+    pub fn start_udsproxyd(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_udsproxyd"));
+        cmd.args(&self.opts_udsproxyd)
+            .arg("--socket")
+            .arg(self.request_socket())
+            .arg("--admin-socket")
+            .arg(self.admin_socket())
+            .arg("--lock-file")
+            .arg(self.dpu.join("uds.lock"))
+            .args(["--log-level", "DEBUG"]);
+        let p = Proc::spawn(cmd, "udsproxyd");
+        p.wait_log("connected to the engine", Duration::from_secs(20));
+        self.uds = Some(p);
+    }
+
+    /// Starts the engine again (same whitelist, same port).
+    pub fn restart_engine(&mut self) {
+        if let Some(mut e) = self.engine.take() {
+            e.kill();
+        }
+        let (engine_bin, _) = artifacts();
+        let mut cmd = Command::new(engine_bin);
+        cmd.args(["--cores", "2", "--listen", &self.engine_addr, "--insecure-test-mode", "--no-pin"])
+            .arg("--whitelist")
+            .arg(self.dir.path().join("whitelist"))
+            .arg("--admin-socket")
+            .arg(self.dir.path().join("engine.sock"))
+            .arg("--lock-file")
+            .arg(self.dir.path().join("engine.lock"))
+            .args(["--log-level", "DEBUG"]);
+        let e = self.ns.run(move || Proc::spawn(cmd, "engine"));
+        e.wait_log("engine ready", Duration::from_secs(20));
+        self.engine = Some(e);
+    }
+
+    /// A client command with the preload library in the DPU namespace.
+    pub fn preloaded(&self, prog: &str) -> Command {
+        let (_, so) = artifacts();
+        let mut c = Command::new(prog);
+        c.env("LD_PRELOAD", so).env("UDSPROXY_SOCKET", self.request_socket());
+        c
+    }
+
+    /// Re-runs this test binary as a preloaded client playing `role`.
+    pub fn child(&self, role: &str, env: &[(&str, String)]) -> Output {
+        let mut c = self.preloaded(std::env::current_exe().unwrap().to_str().unwrap());
+        c.args(["child_role", "--exact", "--nocapture", "--test-threads=1"]).env("UDS_CHILD_ROLE", role);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "child role {role} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Binds a stream listener at a HOST path.
+    pub fn host_listener(&self, name: &str) -> UnixListener {
+        let p = self.host.join(name);
+        self.ns.run(move || UnixListener::bind(p).unwrap())
+    }
+
+    /// Binds a raw socket of `ty` at a HOST path (listening unless datagram).
+    pub fn host_raw(&self, name: &str, ty: i32) -> OwnedFd {
+        let p = self.host.join(name);
+        self.ns.run(move || raw_bound(&p, ty))
+    }
+
+    /// Connects a stream socket from the HOST namespace.
+    pub fn host_connect(&self, p: PathBuf) -> std::io::Result<UnixStream> {
+        self.ns.run(move || UnixStream::connect(p))
+    }
+
+    /// A channel socket obtained from udsproxyd by the request protocol (what the
+    /// preload library does after a failed local connect), for in-process clients.
+    pub fn channel(&self, path: &Path, kind: u16) -> Result<OwnedFd, i32> {
+        request_channel(&self.request_socket(), path, kind)
+    }
+
+    pub fn admin(&self) -> qtfs_client::AdminClient {
+        qtfs_client::AdminClient::connect(&self.admin_socket()).unwrap()
+    }
+
+    pub fn engine_admin(&self) -> qtfs_client::AdminClient {
+        qtfs_client::AdminClient::connect(&self.dir.path().join("engine.sock")).unwrap()
+    }
+}
+
+#[path = "../../../../preload/src/wire.rs"]
+#[allow(dead_code)]
+pub mod wire;
+
+/// The request exchange of the preload library; Err(-1) = not proxied.
+pub fn request_channel(sock: &Path, path: &Path, kind: u16) -> Result<OwnedFd, i32> {
+    let s = raw_socket(libc::SOCK_SEQPACKET);
+    raw_connect(s.as_raw_fd(), sock).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    let mut b = [0u8; wire::REQ_MAX];
+    let n = wire::encode_request(&mut b, wire::OP_CONNECT, kind, path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(raw_send(s.as_raw_fd(), &b[..n], &[]), n as isize);
+    let (ans, fds) = raw_recv(s.as_raw_fd(), 64);
+    match wire::decode_answer(&ans) {
+        Some(0) => Ok(fds.into_iter().next().expect("a descriptor with the answer")),
+        Some(e) => Err(e),
+        None => panic!("malformed answer {ans:?}"),
+    }
+}
+
+// ------------------------------------------------------------------ raw sockets
+
+pub fn raw_socket(ty: i32) -> OwnedFd {
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: new descriptor.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn sockaddr(p: &[u8]) -> (libc::sockaddr_un, u32) {
+    // SAFETY: sockaddr_un is plain data.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as u16;
+    for (d, s) in sa.sun_path.iter_mut().zip(p) {
+        *d = *s as libc::c_char;
+    }
+    (sa, (std::mem::offset_of!(libc::sockaddr_un, sun_path) + p.len() + usize::from(p.first() != Some(&0))) as u32)
+}
+
+pub fn raw_connect(fd: RawFd, p: &Path) -> std::io::Result<()> {
+    let (sa, len) = sockaddr(p.as_os_str().as_encoded_bytes());
+    // SAFETY: sa is a valid address of length len.
+    if unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+pub fn raw_bound(p: &Path, ty: i32) -> OwnedFd {
+    let fd = raw_socket(ty);
+    let (sa, len) = sockaddr(p.as_os_str().as_encoded_bytes());
+    // SAFETY: sa is a valid address of length len.
+    assert_eq!(unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_un).cast(), len) }, 0);
+    if ty != libc::SOCK_DGRAM {
+        // SAFETY: plain syscall.
+        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 1024) }, 0);
+    }
+    fd
+}
+
+pub fn raw_accept(fd: RawFd) -> OwnedFd {
+    // SAFETY: accept on a listening socket.
+    let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    assert!(c >= 0, "accept: {}", std::io::Error::last_os_error());
+    // SAFETY: new descriptor.
+    unsafe { OwnedFd::from_raw_fd(c) }
+}
+
+/// One recvmsg: bytes and passed descriptors.
+pub fn raw_recv(fd: RawFd, cap: usize) -> (Vec<u8>, Vec<OwnedFd>) {
+    let (d, f, _) = raw_recvfrom(fd, cap);
+    (d, f)
+}
+
+/// One recvmsg: bytes, passed descriptors, sender address.
+pub fn raw_recvfrom(fd: RawFd, cap: usize) -> (Vec<u8>, Vec<OwnedFd>, Vec<u8>) {
+    let mut buf = vec![0u8; cap];
+    let mut cmsg = [0u64; 64];
+    // SAFETY: the msghdr points at live local buffers.
+    unsafe {
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: cap };
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_name = (&mut sa as *mut libc::sockaddr_un).cast();
+        m.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as u32;
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = cmsg.as_mut_ptr().cast();
+        m.msg_controllen = 512;
+        let n = libc::recvmsg(fd, &mut m, libc::MSG_CMSG_CLOEXEC);
+        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        buf.truncate(n as usize);
+        let mut fds = Vec::new();
+        let mut c = libc::CMSG_FIRSTHDR(&m);
+        while !c.is_null() {
+            if (*c).cmsg_type == libc::SCM_RIGHTS {
+                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                let p = libc::CMSG_DATA(c) as *const i32;
+                for i in 0..k {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&m, c);
+        }
+        let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+        let an = (m.msg_namelen as usize).saturating_sub(base).min(108);
+        (buf, fds, sa.sun_path[..an].iter().map(|&c| c as u8).collect())
+    }
+}
+
+pub fn raw_send(fd: RawFd, data: &[u8], fds: &[RawFd]) -> isize {
+    raw_sendto(fd, data, fds, None)
+}
+
+pub fn raw_sendto(fd: RawFd, data: &[u8], fds: &[RawFd], to: Option<&[u8]>) -> isize {
+    let mut cmsg = [0u64; 64];
+    // SAFETY: the msghdr points at live local buffers.
+    unsafe {
+        let (mut sa, salen) = sockaddr(to.unwrap_or(b"x"));
+        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        if to.is_some() {
+            m.msg_name = (&mut sa as *mut libc::sockaddr_un).cast();
+            m.msg_namelen = salen;
+        }
+        if !fds.is_empty() {
+            m.msg_control = cmsg.as_mut_ptr().cast();
+            m.msg_controllen = libc::CMSG_SPACE((fds.len() * 4) as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&m);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN((fds.len() * 4) as u32) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c) as *mut i32, fds.len());
+        }
+        libc::sendmsg(fd, &m, libc::MSG_NOSIGNAL)
+    }
+}
+
+// ------------------------------------------------------------------ HOST servers
+
+/// A stream echo server on a listener (one thread per connection).
+pub fn echo_server(l: UnixListener) {
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+}
+
+/// A message echo server for SEQPACKET (listening) or DGRAM (bound) sockets.
+pub fn msg_echo_server(fd: OwnedFd, ty: i32) {
+    std::thread::spawn(move || {
+        if ty == libc::SOCK_DGRAM {
+            loop {
+                let (d, _, from) = raw_recvfrom(fd.as_raw_fd(), 300_000);
+                raw_sendto(fd.as_raw_fd(), &d, &[], Some(&from));
+            }
+        }
+        loop {
+            let c = raw_accept(fd.as_raw_fd());
+            std::thread::spawn(move || {
+                loop {
+                    let (d, _) = raw_recv(c.as_raw_fd(), 300_000);
+                    if d.is_empty() {
+                        break;
+                    }
+                    raw_send(c.as_raw_fd(), &d, &[]);
+                }
+            });
+        }
+    });
+}
+
+/// A fast order-sensitive checksum of a byte stream, independent of how the stream is
+/// cut into reads.
+#[derive(Default)]
+pub struct Sum {
+    acc: u64,
+    pend: [u8; 8],
+    n: usize,
+    pub bytes: u64,
+}
+
+impl Sum {
+    fn word(&mut self, w: u64) {
+        self.acc = (self.acc.rotate_left(5) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    pub fn feed(&mut self, mut b: &[u8]) {
+        self.bytes += b.len() as u64;
+        while self.n > 0 && !b.is_empty() {
+            self.pend[self.n] = b[0];
+            self.n = (self.n + 1) % 8;
+            b = &b[1..];
+            if self.n == 0 {
+                let w = u64::from_le_bytes(self.pend);
+                self.word(w);
+            }
+        }
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        for &x in chunks.remainder() {
+            self.pend[self.n] = x;
+            self.n += 1;
+        }
+    }
+    pub fn value(&self) -> (u64, u64, [u8; 8], usize) {
+        (self.acc, self.bytes, self.pend, self.n)
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn fill(seed: &mut u64, b: &mut [u8]) {
+    for c in b.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let v = seed.to_le_bytes();
+        c.copy_from_slice(&v[..c.len()]);
+    }
+}
