@@ -543,3 +543,84 @@ fn closing_the_connection_releases_channels_and_descriptors() {
     let r = a.call(Op::ADMIN_CHANNELS, &Empty {}).unwrap();
     assert_eq!(r.decode::<ChannelsRsp>().unwrap().count, 0);
 }
+
+#[test]
+fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
+    let e = TestEngine::start(Opts::default());
+    // Two firehoses on the HOST: one read by a channel that keeps granting credit, one
+    // by a channel whose reader never grants any more.
+    let fire = e.path("fire.sock");
+    let l = UnixListener::bind(&fire).unwrap();
+    let written: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new((0..2).map(|_| Default::default()).collect());
+    {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            for (i, s) in l.incoming().enumerate().take(2) {
+                let (mut s, written) = (s.unwrap(), written.clone());
+                std::thread::spawn(move || {
+                    let b = vec![3u8; 64 * 1024];
+                    while let Ok(n) = s.write(&b) {
+                        written[i].fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+    }
+    let p = Arc::new(Peer::new(&e));
+    let (s, ex) = (&p.s, {
+        let (ex, _) = p.s.mount(e.export.to_str().unwrap(), &qtfs_client::Cred::root()).unwrap();
+        ex
+    });
+    std::fs::write(e.path("small"), vec![1u8; 4096]).unwrap();
+    let (fh, _) = s.open(ex, b"small", consts::open::RDONLY, 0, &qtfs_client::Cred::root()).unwrap();
+    let fp = fire.as_os_str().as_encoded_bytes().to_vec();
+    p.open(1, consts::CHAN_STREAM, &fp, 1 << 20).unwrap();
+    // A pump reads every frame: channel 1 gets its credit back, channel 2 never does.
+    let got = Arc::new([std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pump = {
+        let (p, got, stop) = (p.clone(), got.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Some((h, d)) = p.next(Duration::from_millis(50)) else { continue };
+                if h.op == Op::CHAN_DATA as u16 {
+                    got[(h.channel - 1) as usize].fetch_add(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    if h.channel == 1 {
+                        p.send(Op::CHAN_CREDIT, 1, &ChanCredit { bytes: d.len() as u32 });
+                    }
+                }
+            }
+        })
+    };
+    let measure = |secs: f64| {
+        let before = got[0].load(std::sync::atomic::Ordering::Relaxed);
+        let t0 = Instant::now();
+        let mut ops = 0u64;
+        while t0.elapsed().as_secs_f64() < secs {
+            assert_eq!(s.read(fh, 0, 4096).unwrap().len(), 4096);
+            ops += 1;
+        }
+        let el = t0.elapsed().as_secs_f64();
+        let mib = (got[0].load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / el / (1 << 20) as f64;
+        (mib, ops as f64 / el)
+    };
+    let (base_mib, base_ops) = measure(1.0);
+    const STALLED_WINDOW: u32 = 256 * 1024;
+    p.open(2, consts::CHAN_STREAM, &fp, STALLED_WINDOW).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || got[1].load(std::sync::atomic::Ordering::Relaxed)
+        == STALLED_WINDOW as u64));
+    let (mib, ops) = measure(1.0);
+    eprintln!(
+        "same connection: baseline {base_mib:.0} MiB/s {base_ops:.0} reads/s; stalled neighbour {mib:.0} MiB/s {ops:.0} reads/s"
+    );
+    assert_eq!(got[1].load(std::sync::atomic::Ordering::Relaxed), STALLED_WINDOW as u64, "never more than the credit");
+    assert!(mib > 0.4 * base_mib, "the other channel slowed: {mib:.0} vs {base_mib:.0} MiB/s");
+    assert!(ops > 0.4 * base_ops, "file requests on the same connection slowed: {ops:.0} vs {base_ops:.0}/s");
+    // The stalled HOST writer is blocked by its socket, not by the engine's memory.
+    let held = written[1].load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(written[1].load(std::sync::atomic::Ordering::Relaxed), held);
+    assert!(held < (STALLED_WINDOW as u64) + (8 << 20), "{held}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pump.join().unwrap();
+}
