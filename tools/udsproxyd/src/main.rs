@@ -47,6 +47,11 @@ fn main() -> ExitCode {
     }
     // The request socket is 0666 by design; everything else we create stays private.
     sys::umask(0o077);
+    // One socket per channel (the original raised its limit to 65536 too).
+    let nofile = sys::raise_nofile(65536);
+    if nofile < 4096 {
+        tracing::warn!(limit = nofile, "descriptor limit is low: at most about that many channels");
+    }
     let set = sys::block_signals();
     let socket = cfg.socket.clone();
     let admin = cfg.admin_socket.clone();

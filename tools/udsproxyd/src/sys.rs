@@ -409,3 +409,20 @@ pub fn umask(m: u32) {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(m) };
 }
+
+/// Raises the soft descriptor limit to `want` (or the hard limit, if lower): every
+/// channel holds a socket. Returns the limit now in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    // SAFETY: rlimit is plain data; getrlimit/setrlimit on our own process.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < want {
+            r.rlim_cur = want.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+        r.rlim_cur
+    }
+}
