@@ -624,3 +624,29 @@ fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     pump.join().unwrap();
 }
+
+#[test]
+fn a_passed_path_naming_a_fifo_or_device_is_never_opened() {
+    let e = TestEngine::start(Opts::default());
+    let p = Peer::new(&e);
+    let sp = e.path("scm3.sock");
+    let l = raw_listener(&sp, libc::SOCK_STREAM);
+    let fifo = e.path("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for (id, path) in [(1u32, fifo.as_os_str().as_encoded_bytes()), (2, b"/dev/null".as_slice())] {
+        p.open(id, consts::CHAN_STREAM, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
+        let _srv = raw_accept(l.as_raw_fd());
+        let mut recs = Vec::new();
+        ScmRec { kind: consts::SCM_FILE, flags: consts::open::RDONLY, offset: 0, channel: 0, path: Path(path) }
+            .encode(&mut recs);
+        p.send(Op::CHAN_SCM, id, &ChanScm { count: 1, records: Rest(&recs) });
+        p.data(id, b"x", false);
+        // A blocking open of the FIFO would hang the core; the answer comes at once.
+        let (_, c) = p.expect(Op::CHAN_CLOSE, id);
+        let c = ChanClose::decode(&c).unwrap();
+        assert_eq!((c.how, c.error), (consts::CHAN_CLOSE_ALL, libc::EOPNOTSUPP));
+    }
+    assert_eq!(p.s.ping(b"alive").unwrap(), b"alive");
+}

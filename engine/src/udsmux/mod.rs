@@ -56,6 +56,7 @@ const CMSG_WORDS: usize = 160;
 const MAX_SCM_FDS: usize = 253;
 const LISTEN_BACKLOG: i32 = 128;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// Queued local-write bytes are coalesced into one send up to this size (streams).
 const COALESCE: usize = 256 * 1024;
 
@@ -1562,8 +1563,12 @@ fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<
 }
 
 /// SCM_FILE: reopens a regular file by path with the caller's identity; never creates or
-/// truncates; the path must pass `[Open]` (and `[Write]` for write access).
+/// truncates; the path must pass `[Open]` (and `[Write]` for write access). The object is
+/// first looked at through an O_PATH descriptor, so a device node or FIFO named by the
+/// peer is never opened (opening some devices acts); the canonical path is then opened
+/// without following symlinks and must still be the same inode.
 fn reopen_file(core: &Core, ident: &Ident, rec: &ScmRec<'_>) -> Result<OwnedFd, i32> {
+    let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
     if rec.path.0.first() != Some(&b'/') {
         return Err(errno::EINVAL);
     }
@@ -1571,18 +1576,28 @@ fn reopen_file(core: &Core, ident: &Ident, rec: &ScmRec<'_>) -> Result<OwnedFd, 
         rec.flags & !(consts::open::CREAT | consts::open::EXCL | consts::open::TRUNC | consts::open::DIRECTORY);
     let flags = consts::open::to_linux(wflags).ok_or(errno::EINVAL)? | libc::O_NOCTTY | libc::O_NONBLOCK;
     let cpath = CString::new(rec.path.0).map_err(|_| errno::EINVAL)?;
-    let r = creds::with_ident(ident, || sys::openat2(libc::AT_FDCWD, &cpath, flags, 0, RESOLVE_NO_MAGICLINKS));
+    let r = creds::with_ident(ident, || sys::openat2(libc::AT_FDCWD, &cpath, libc::O_PATH, 0, RESOLVE_NO_MAGICLINKS));
     creds::reset();
-    let fd = r.map_err(|e| e_local(sys::errno_of(&e)))?.map_err(|e| e_local(sys::errno_of(&e)))?;
-    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| e_local(sys::errno_of(&e)))?;
+    let opath = r.map_err(errno_of)?.map_err(errno_of)?;
+    let st = sys::fstat(opath.as_raw_fd()).map_err(errno_of)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(errno::EOPNOTSUPP);
     }
-    let real = sys::fd_real_path(fd.as_raw_fd()).map_err(|e| e_local(sys::errno_of(&e)))?;
+    let real = sys::fd_real_path(opath.as_raw_fd()).map_err(errno_of)?;
     let acc = flags & libc::O_ACCMODE;
     if !core.wl.allows(WlType::Open, &real) || (acc != libc::O_RDONLY && !core.wl.allows(WlType::Write, &real)) {
         tracing::info!(path = %String::from_utf8_lossy(&real), "passed file refused by the whitelist");
         return Err(errno::EACCES);
+    }
+    let creal = CString::new(real).map_err(|_| errno::EINVAL)?;
+    let r = creds::with_ident(ident, || {
+        sys::openat2(libc::AT_FDCWD, &creal, flags, 0, RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS)
+    });
+    creds::reset();
+    let fd = r.map_err(errno_of)?.map_err(errno_of)?;
+    let st2 = sys::fstat(fd.as_raw_fd()).map_err(errno_of)?;
+    if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(errno::EAGAIN);
     }
     if rec.flags & consts::open::NONBLOCK == 0 {
         set_blocking(fd.as_raw_fd());

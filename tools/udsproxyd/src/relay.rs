@@ -1263,19 +1263,28 @@ impl Loop {
 }
 
 /// SCM_FILE from the HOST: reopened by path with the channel's identity, never created
-/// or truncated; must be a regular file.
+/// or truncated. The object is looked at through an O_PATH descriptor first (a device
+/// node or FIFO is never opened), then reopened through that descriptor's canonical path
+/// without following symlinks, and must still be the same regular file.
 fn reopen_file(ident: &Ident, rec: &ScmRec<'_>) -> Result<OwnedFd, i32> {
+    let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
     if rec.path.0.first() != Some(&b'/') {
         return Err(errno::EINVAL);
     }
     let w = rec.flags & !(consts::open::CREAT | consts::open::EXCL | consts::open::TRUNC | consts::open::DIRECTORY);
     let flags = consts::open::to_linux(w).ok_or(errno::EINVAL)? | libc::O_NOCTTY | libc::O_NONBLOCK;
     let c = CString::new(rec.path.0).map_err(|_| errno::EINVAL)?;
-    let fd = sys::as_user(ident.uid, ident.gid, &ident.groups, || sys::open(&c, flags))
-        .map_err(|e| e_local(sys::errno_of(&e)))?;
-    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| e_local(sys::errno_of(&e)))?;
+    let opath = sys::as_user(ident.uid, ident.gid, &ident.groups, || sys::open(&c, libc::O_PATH)).map_err(errno_of)?;
+    let st = sys::fstat(opath.as_raw_fd()).map_err(errno_of)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(errno::EOPNOTSUPP);
+    }
+    let real = CString::new(sys::fd_path(opath.as_raw_fd()).map_err(errno_of)?).map_err(|_| errno::EINVAL)?;
+    let fd =
+        sys::as_user(ident.uid, ident.gid, &ident.groups, || sys::open_nofollow(&real, flags)).map_err(errno_of)?;
+    let st2 = sys::fstat(fd.as_raw_fd()).map_err(errno_of)?;
+    if (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(errno::EAGAIN);
     }
     if rec.flags & consts::open::NONBLOCK == 0 {
         let _ = sys::set_nonblocking(fd.as_raw_fd(), false);

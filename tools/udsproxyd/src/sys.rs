@@ -345,6 +345,28 @@ pub fn fd_path(fd: RawFd) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `openat2(2)` of an absolute path that must not traverse a symlink or magic link.
+pub fn open_nofollow(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; zeroed, then set.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: NUL-terminated path and a valid open_how of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(own(r as RawFd))
+}
+
 pub fn open(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
     // SAFETY: NUL-terminated path.
     Ok(own(check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?))
