@@ -650,3 +650,54 @@ fn a_passed_path_naming_a_fifo_or_device_is_never_opened() {
     }
     assert_eq!(p.s.ping(b"alive").unwrap(), b"alive");
 }
+
+#[test]
+fn hostile_channel_frames_never_hurt_the_engine() {
+    let e = TestEngine::start(Opts::default());
+    let sock = e.path("echo.sock");
+    let _srv = echo_server(&sock);
+    let p = Peer::new(&e);
+    p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
+    let ops = [
+        Op::CHAN_OPEN,
+        Op::CHAN_DATA,
+        Op::CHAN_CREDIT,
+        Op::CHAN_CLOSE,
+        Op::CHAN_LISTEN,
+        Op::CHAN_UNLISTEN,
+        Op::CHAN_SCM,
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..3000 {
+        let op = ops[(next() % ops.len() as u64) as usize];
+        let len = (next() % 300) as usize;
+        let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let chan = match next() % 4 {
+            0 => 1,
+            1 => 0,
+            2 => CHAN_ID_PEER | (next() as u32 & 0xff),
+            _ => next() as u32,
+        };
+        let mut h = FrameHeader::message(op, chan, 0);
+        if i % 3 == 0 {
+            h.flags = flags::REQUEST;
+            h.id = 1_000_000 + i;
+        }
+        if i % 7 == 0 {
+            h.flags |= flags::MORE;
+        }
+        p.s.conn(0).send(h, &payload).unwrap();
+    }
+    // Whatever happened to channel 1, the connection and the engine are fine.
+    assert_eq!(p.s.ping(b"still alive").unwrap(), b"still alive");
+    let p2 = Peer::new(&e);
+    p2.open(5, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
+    p2.data(5, b"echo?", false);
+    assert_eq!(p2.expect(Op::CHAN_DATA, 5).1, b"echo?");
+}

@@ -139,6 +139,48 @@ fn child_messages() {
         assert_eq!(raw_sendto(un.as_raw_fd(), m, &[], Some(dpath.as_bytes())), m.len() as isize);
         assert_eq!(raw_recv(un.as_raw_fd(), 1000).0, m);
     }
+    // What the caller set on its descriptor survives the swap: FD_CLOEXEC either way,
+    // and receive timeouts.
+    let spath = std::path::PathBuf::from(env("UDS_STREAM"));
+    for cloexec in [false, true] {
+        // SAFETY: socket(2) returns a descriptor we own.
+        let fd = unsafe {
+            OwnedFd::from_raw_fd(libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | if cloexec { libc::SOCK_CLOEXEC } else { 0 },
+                0,
+            ))
+        };
+        let tv = libc::timeval { tv_sec: 7, tv_usec: 0 };
+        // SAFETY: tv is a live timeval of the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                16,
+            )
+        };
+        raw_connect(fd.as_raw_fd(), &spath).expect("stream connect");
+        // SAFETY: fcntl/getsockopt on our descriptor into live locals.
+        let (fdfl, got) = unsafe {
+            let mut got: libc::timeval = std::mem::zeroed();
+            let mut l = 16u32;
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&mut got as *mut libc::timeval).cast(),
+                &mut l,
+            );
+            (libc::fcntl(fd.as_raw_fd(), libc::F_GETFD), got.tv_sec)
+        };
+        assert_eq!(fdfl & libc::FD_CLOEXEC != 0, cloexec, "FD_CLOEXEC kept");
+        assert_eq!(got, 7, "SO_RCVTIMEO kept");
+        assert_eq!(raw_send(fd.as_raw_fd(), b"z", &[]), 1);
+        assert_eq!(raw_recv(fd.as_raw_fd(), 10).0, b"z");
+    }
     println!("RESULT messages=ok");
 }
 
@@ -215,9 +257,11 @@ fn seqpacket_and_datagram_keep_their_boundaries() {
     let rig = Rig::start(RigOpts::default());
     msg_echo_server(rig.host_raw("seq.sock", libc::SOCK_SEQPACKET), libc::SOCK_SEQPACKET);
     msg_echo_server(rig.host_raw("dgram.sock", libc::SOCK_DGRAM), libc::SOCK_DGRAM);
+    echo_server(rig.host_listener("echo.sock"));
     let out = rig.child(
         "messages",
         &[
+            ("UDS_STREAM", rig.host.join("echo.sock").display().to_string()),
             ("UDS_SEQ", rig.host.join("seq.sock").display().to_string()),
             ("UDS_DGRAM", rig.host.join("dgram.sock").display().to_string()),
         ],
