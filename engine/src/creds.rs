@@ -197,3 +197,40 @@ pub fn register_personality(sub: &io_uring::Submitter<'_>, id: &Ident) -> io::Re
     reset();
     r
 }
+
+fn raw_setresuid(e: u32) -> io::Result<()> {
+    // SAFETY: per-thread raw syscall; -1 leaves the real and saved ids alone.
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, u32::MAX, e, u32::MAX) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn raw_setresgid(e: u32) -> io::Result<()> {
+    // SAFETY: per-thread raw syscall; -1 leaves the real and saved ids alone.
+    let r = unsafe { libc::syscall(libc::SYS_setresgid, u32::MAX, e, u32::MAX) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Registers an io_uring personality acting as `id` on sockets as well as files (used by
+/// unix-socket channels): the *effective* uid/gid are switched too, because
+/// `SO_PEERCRED` and `SCM_CREDENTIALS` report effective ids, and the file system ids
+/// follow them. Raw per-thread syscalls; the thread is back in the engine's own identity
+/// (and capabilities, restored by the kernel when the effective uid returns to 0) before
+/// this returns.
+pub fn register_socket_personality(sub: &io_uring::Submitter<'_>, id: &Ident) -> io::Result<u16> {
+    reset();
+    // SAFETY: getters.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut base_groups = vec![0u32; 256];
+    // SAFETY: buffer of 256 gids.
+    let n = unsafe { libc::getgroups(256, base_groups.as_mut_ptr()) };
+    base_groups.truncate(n.max(0) as usize);
+    let switched = raw_setgroups(&id.groups).and_then(|_| raw_setresgid(id.gid)).and_then(|_| raw_setresuid(id.uid));
+    let r = switched.and_then(|_| sub.register_personality());
+    // Back to the engine: the uid first (it brings the capabilities back), then the rest.
+    let restored = raw_setresuid(euid).and_then(|_| raw_setresgid(egid)).and_then(|_| raw_setgroups(&base_groups));
+    if let Err(e) = restored {
+        // Continuing with a foreign identity would be worse than stopping.
+        panic!("cannot restore the engine's identity after registering a personality: {e}");
+    }
+    r
+}

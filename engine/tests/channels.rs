@@ -701,3 +701,27 @@ fn hostile_channel_frames_never_hurt_the_engine() {
     p2.data(5, b"echo?", false);
     assert_eq!(p2.expect(Op::CHAN_DATA, 5).1, b"echo?");
 }
+
+#[test]
+fn the_server_closing_first_then_the_client_ends_the_channel() {
+    let e = TestEngine::start(Opts::default());
+    let sp = e.path("first.sock");
+    let l = UnixListener::bind(&sp).unwrap();
+    let p = Peer::new(&e);
+    for id in 1..=3u32 {
+        p.open(id, consts::CHAN_STREAM, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
+        let (mut srv, _) = l.accept().unwrap();
+        srv.write_all(b"bye").unwrap();
+        drop(srv);
+        assert_eq!(p.expect(Op::CHAN_DATA, id).1, b"bye");
+        let (_, c) = p.expect(Op::CHAN_CLOSE, id);
+        assert_eq!(ChanClose::decode(&c).unwrap().how, consts::CHAN_SHUT_WR);
+        // Our EOF completes the channel on the engine side (it was already read-done).
+        p.send(Op::CHAN_CLOSE, id, &ChanClose { how: consts::CHAN_SHUT_WR, error: 0 });
+    }
+    let mut a = AdminClient::connect(&e.admin).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        a.call(Op::ADMIN_CHANNELS, &Empty {}).unwrap().decode::<ChannelsRsp>().unwrap().count == 0
+    }));
+    assert_eq!(p.s.ping(b"alive").unwrap(), b"alive");
+}

@@ -258,6 +258,8 @@ pub(crate) struct State {
     next_req: u64,
     /// (connection, request id) of our CHAN_OPEN requests → channel.
     peer_reqs: HashMap<(usize, u64), usize>,
+    /// Personalities with the effective ids switched (see `chan_personality`).
+    personalities: HashMap<Ident, u16>,
 }
 
 impl State {
@@ -328,8 +330,9 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
                     let c = &mut core.mux.chans[ck];
                     if c.st == St::Open {
                         c.peer_eof = true;
+                        // Shuts the local write side once the queue is written, and may
+                        // end (free) the channel.
                         arm_send(core, ck);
-                        maybe_done(core, ck);
                     }
                 }
                 Ok(m) => {
@@ -400,7 +403,7 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
         bytes_out: AtomicU64::new(0),
     });
     core.shared.chans.lock().insert((conn_id, wire), shared.clone());
-    let personality = core.personality(&ident);
+    let personality = chan_personality(core, &ident);
     let ck = core.mux.chans.insert(Chan {
         conn: key,
         wire,
@@ -442,6 +445,36 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
     let cs = &core.conns[key].shared;
     cs.channels.fetch_add(1, Ordering::Relaxed);
     ck
+}
+
+/// The io_uring personality a channel's operations run with: the caller's effective
+/// uid/gid/groups (so the HOST server sees them in SO_PEERCRED and SCM_CREDENTIALS, and
+/// HOST permissions apply to them); the engine's own for root. None when the engine
+/// cannot take other identities (not root).
+fn chan_personality(core: &mut Core, id: &Ident) -> Option<u16> {
+    let base = core.base_personality?;
+    if id.is_root() {
+        return Some(base);
+    }
+    if let Some(p) = core.mux.personalities.get(id) {
+        return Some(*p);
+    }
+    if core.mux.personalities.len() >= 1024 {
+        // In-flight operations hold their own references to the credentials.
+        for (_, p) in core.mux.personalities.drain() {
+            let _ = core.ring.submitter().unregister_personality(p);
+        }
+    }
+    match creds::register_socket_personality(&core.ring.submitter(), id) {
+        Ok(p) => {
+            core.mux.personalities.insert(id.clone(), p);
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(uid = id.uid, "cannot register a channel personality: {e}");
+            None
+        }
+    }
 }
 
 fn set_state(core: &mut Core, ck: usize, st: St) {
@@ -946,6 +979,9 @@ fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
 }
 
 fn arm_send(core: &mut Core, ck: usize) {
+    if !core.mux.chans.contains(ck) {
+        return; // already gone (a helper higher up the call chain ended it)
+    }
     let c = &mut core.mux.chans[ck];
     if c.st != St::Open || c.sending || c.send_ud.is_some() {
         return;
@@ -1033,7 +1069,7 @@ fn arm_recv(core: &mut Core, ck: usize) {
             }
         }
     }
-    let c = &mut core.mux.chans[ck];
+    let Some(c) = core.mux.chans.get_mut(ck) else { return };
     if c.st != St::Open || c.rd_eof || c.recv_ud.is_some() || c.starved || !c.kind.reads_local() {
         return;
     }
@@ -1168,6 +1204,9 @@ fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
 
 /// Sends CHAN_CLOSE with an error to the peer and closes the channel.
 fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
+    if !core.mux.chans.contains(ck) {
+        return; // already gone (a helper higher up the call chain ended it)
+    }
     let c = &mut core.mux.chans[ck];
     if c.st == St::Closing {
         return;
@@ -1187,6 +1226,9 @@ fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
 
 /// Both directions finished in order: the channel goes away without CHAN_CLOSE_ALL.
 fn maybe_done(core: &mut Core, ck: usize) {
+    if !core.mux.chans.contains(ck) {
+        return; // already gone (a helper higher up the call chain ended it)
+    }
     let c = &core.mux.chans[ck];
     let read_done = !c.kind.reads_local() || c.rd_eof;
     let write_done = !c.kind.writes_local() || c.shut_done;
@@ -1198,6 +1240,9 @@ fn maybe_done(core: &mut Core, ck: usize) {
 
 /// Stops a channel: cancels its operations and frees it once none is in flight.
 fn begin_close(core: &mut Core, ck: usize) {
+    if !core.mux.chans.contains(ck) {
+        return; // already gone (a helper higher up the call chain ended it)
+    }
     let c = &mut core.mux.chans[ck];
     if c.st == St::Closing {
         return maybe_free(core, ck);
@@ -1229,6 +1274,9 @@ fn begin_close(core: &mut Core, ck: usize) {
 }
 
 fn maybe_free(core: &mut Core, ck: usize) {
+    if !core.mux.chans.contains(ck) {
+        return; // already gone (a helper higher up the call chain ended it)
+    }
     let c = &core.mux.chans[ck];
     if c.st != St::Closing || c.refs > 0 {
         return;
