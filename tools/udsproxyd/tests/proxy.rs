@@ -360,7 +360,10 @@ fn the_whitelists_decide_and_other_paths_are_untouched() {
          print(c('{h}/allowed/yes/missing.sock'))\n\
          print(c({local:?}))\n\
          print(c({dead:?}))\n\
-         print(c('\\0qtfs-abstract-test'))\n"
+         print(c('\\0qtfs-abstract-test'))\n\
+         import os\n\
+         os.chdir('{h}/allowed')\n\
+         print(c('yes/a.sock'))\n"
     );
     let (r0, _) = requests(&rig);
     let out = python(&rig, &script);
@@ -372,10 +375,12 @@ fn the_whitelists_decide_and_other_paths_are_untouched() {
     assert_eq!(lines[4], "ok:x", "a DPU-local socket is untouched");
     assert_eq!(lines[5], "errno:111", "a dead local socket keeps its ECONNREFUSED");
     assert_eq!(lines[6], "errno:111", "abstract names are never proxied");
-    // The requests that reached udsproxyd: every failing path connect (4), plus the dead
-    // socket (it asked, was told not to proxy); never the local or abstract ones.
+    assert_eq!(lines[7], "ok:x", "a relative path is made absolute with the caller's working directory");
+    // The requests that reached udsproxyd: every failing path connect (4 absolute, 1
+    // relative), plus the dead socket (it asked, was told not to proxy); never the local
+    // or abstract ones.
     let (r1, passed) = requests(&rig);
-    assert_eq!(r1 - r0, 5, "requests seen by udsproxyd");
+    assert_eq!(r1 - r0, 6, "requests seen by udsproxyd");
     assert!(passed >= 2);
     // Run-time changes through the admin socket take effect at the next connect.
     let mut a = rig.admin();
