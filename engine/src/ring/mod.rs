@@ -57,21 +57,15 @@ pub(crate) struct ListenFd {
     pub name: String,
 }
 
+/// `Chan` is a channel or channel-listener operation; its buffers live in `udsmux` state.
 pub(crate) enum Slot {
-    Accept {
-        listener: usize,
-    },
-    Recv {
-        conn: usize,
-    },
-    Send {
-        conn: usize,
-    },
+    Accept { listener: usize },
+    Recv { conn: usize },
+    Send { conn: usize },
     Wake,
     Tick,
     Fs(Box<FsReq>),
     Epoll(Box<fsops::EpollReg>),
-    /// A channel or channel-listener operation; its buffers live in `udsmux` state.
     Chan(udsmux::ChanOp),
 }
 
