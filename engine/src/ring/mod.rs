@@ -364,6 +364,7 @@ impl Core {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
+            self.refresh_whitelist();
             self.cqes.clear();
             for c in self.ring.completion() {
                 self.cqes.push((c.user_data(), c.result(), c.flags()));
@@ -436,6 +437,10 @@ impl Core {
             self.shared.stats[self.idx].lock().record(&self.done);
             self.done.clear();
         }
+    }
+
+    /// Picks up a whitelist change before handling anything of this turn.
+    fn refresh_whitelist(&mut self) {
         let g = self.shared.wl_gen.load(Ordering::Acquire);
         if g != self.wl_gen {
             self.wl = self.shared.whitelist.read().clone();

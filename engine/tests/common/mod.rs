@@ -38,11 +38,21 @@ pub struct Opts {
     pub extra_args: Vec<String>,
     /// Extra whitelist text appended.
     pub extra_wl: String,
+    /// Back the export with a tmpfs (exercises the engine's inline memory paths).
+    pub tmpfs: bool,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { cores: 2, groups: None, psk: None, insecure: true, extra_args: vec![], extra_wl: String::new() }
+        Opts {
+            cores: 2,
+            groups: None,
+            psk: None,
+            insecure: true,
+            extra_args: vec![],
+            extra_wl: String::new(),
+            tmpfs: false,
+        }
     }
 }
 
@@ -55,6 +65,7 @@ pub struct TestEngine {
     pub whitelist: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     pub psk: Option<Psk>,
+    pub tmpfs: bool,
 }
 
 pub fn engine_bin() -> &'static str {
@@ -67,6 +78,11 @@ impl TestEngine {
         let export = dir.path().join("export");
         std::fs::create_dir(&export).unwrap();
         let export = export.canonicalize().unwrap();
+        if opts.tmpfs {
+            let st =
+                Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&export).status().unwrap();
+            assert!(st.success(), "mount tmpfs (tests run as root)");
+        }
         let whitelist = dir.path().join("whitelist");
         let mut wl = format!("# test whitelist\n[Mount]\nPath={}\n", export.display());
         for g in opts.groups.clone().unwrap_or_else(|| ALL_GROUPS.to_vec()) {
@@ -133,7 +149,7 @@ impl TestEngine {
                 panic!("engine did not start: {:?}", log.lock().unwrap());
             }
         };
-        TestEngine { child, addr, dir, export, admin, whitelist, log, psk }
+        TestEngine { child, addr, dir, export, admin, whitelist, log, psk, tmpfs: opts.tmpfs }
     }
 
     pub fn config(&self) -> ClientConfig {
@@ -196,6 +212,9 @@ impl Drop for TestEngine {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if self.tmpfs {
+            let _ = Command::new("umount").arg("-l").arg(&self.export).status();
         }
     }
 }
