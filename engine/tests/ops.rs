@@ -1,12 +1,10 @@
 //! Every file operation against a real engine and real files.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::*;
 use qtfs_client::{ClientError, Cred, SetAttr, SetTime};
 use qtfs_proto::consts::{self, open};
+use qtfs_testkit::*;
 
 fn errno(r: Result<impl std::fmt::Debug, ClientError>) -> i32 {
     match r {

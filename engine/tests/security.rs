@@ -1,14 +1,12 @@
 //! Hostile clients: paths that try to leave the export through every path operation,
 //! every whitelist denial, credentials, and authentication.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::*;
 use qtfs_client::{ClientConfig, ClientError, Cred, Session, SetAttr};
 use qtfs_proto::Psk;
 use qtfs_proto::consts::open;
+use qtfs_testkit::*;
 
 fn errno<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
     match r {
