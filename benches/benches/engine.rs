@@ -81,7 +81,7 @@ fn setup() -> Raw {
     let engine = Engine::start(cfg, StartOptions::default()).unwrap();
     let conn = Connection::open(&ClientConfig::new(engine.addrs()[0].clone()).insecure(), None).unwrap();
     let mut s = TcpStream::from(conn.stream.into_fd());
-    let mut call = |s: &mut TcpStream, op: Op, body: Vec<u8>| -> Vec<u8> {
+    let call = |s: &mut TcpStream, op: Op, body: Vec<u8>| -> Vec<u8> {
         let mut f = Vec::new();
         FrameHeader::request(op, 1, body.len() as u32).push(&mut f);
         f.extend_from_slice(&body);
