@@ -120,10 +120,11 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
         TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
             Ok(d) => SetTime::At(d.as_secs() as i64, d.subsec_nanos()),
             Err(e) => {
+                // Before 1970. fuser 0.18 turns the kernel's (sec < 0, nsec) into
+                // EPOCH - (|sec|, nsec) rather than EPOCH - |sec| + nsec, so the pair it
+                // got is recovered as (-|sec|, nsec). The timestamp test pins this down.
                 let d = e.duration();
-                // Before 1970: whole seconds down, nanoseconds up.
-                let (s, n) = (d.as_secs() as i64, d.subsec_nanos());
-                if n == 0 { SetTime::At(-s, 0) } else { SetTime::At(-s - 1, 1_000_000_000 - n) }
+                SetTime::At(-(d.as_secs() as i64), d.subsec_nanos())
             }
         },
     })
