@@ -198,8 +198,10 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
             read_only: cfg.read_only,
         },
     );
+    let notifier = fs.notifier_slot();
     let mut session = fuser::Session::new(fs, &cfg.mountpoint, &fuser_config(cfg))
         .map_err(|source| FuseError::LocalMount { mountpoint: cfg.mountpoint.display().to_string(), source })?;
+    let _ = notifier.set(session.notifier());
     set_readahead(&cfg.mountpoint, cfg.readahead_kb);
     let mut unmounter = session.unmount_callable();
     std::thread::Builder::new()

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -26,7 +26,7 @@ use qtfs_proto::{Attr, MAX_IO};
 
 use crate::creds::GroupsCache;
 use crate::nodes::{Key, Nodes, ROOT};
-use crate::remote::{EpochOps, OpenFile, Remote, Retry};
+use crate::remote::{OpenFile, Remote, Retry};
 
 /// The largest READ/WRITE the kernel sends us (the engine's limit, 1 MiB).
 pub const MAX_RW: u32 = MAX_IO as u32;
@@ -58,6 +58,9 @@ pub struct QtfsFs {
     next_fh: AtomicU64,
     groups: GroupsCache,
     cfg: FsConfig,
+    /// Set once the FUSE session exists; used to tell the kernel about attribute changes
+    /// it cannot know of.
+    notifier: Arc<OnceLock<fuser::Notifier>>,
 }
 
 fn key_of(a: &Attr) -> Key {
@@ -143,7 +146,13 @@ impl QtfsFs {
             next_fh: AtomicU64::new(1),
             groups: GroupsCache::default(),
             cfg,
+            notifier: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Where the daemon puts the session's notifier once it exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
+        self.notifier.clone()
     }
 
     fn cred(&self, req: &Request) -> Cred {
@@ -180,8 +189,9 @@ impl QtfsFs {
         self.next_fh.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Open flags for the engine from the kernel's.
-    fn wire_open_flags(&self, flags: i32) -> u32 {
+    /// Open flags for the engine from the kernel's, and whether a write-only open was
+    /// upgraded to read-write.
+    fn wire_open_flags(&self, flags: i32) -> (u32, bool) {
         let mut f = oflags::from_linux(flags);
         // O_DIRECT is the kernel's business here (FUSE direct I/O); the HOST file system
         // (tmpfs, for one) may not support it.
@@ -189,12 +199,12 @@ impl QtfsFs {
         if self.cfg.writeback_cache {
             // With a writeback cache the kernel reads pages around partial writes and
             // does appends itself.
-            if f & oflags::ACCMODE == oflags::WRONLY {
-                f = (f & !oflags::ACCMODE) | oflags::RDWR;
-            }
             f &= !oflags::APPEND;
+            if f & oflags::ACCMODE == oflags::WRONLY {
+                return ((f & !oflags::ACCMODE) | oflags::RDWR, true);
+            }
         }
-        f
+        (f, false)
     }
 
     fn open_flags_reply(&self, node: u64, a: &Attr) -> FopenFlags {
@@ -215,35 +225,27 @@ impl QtfsFs {
         fh
     }
 
-    /// Opens `path` for node `node`; with a writeback cache a write-only open that the
-    /// caller could not upgrade to read-write falls back to write-only.
-    fn do_open(&self, node: u64, path: &[u8], flags: u32, cred: &Cred) -> Result<(u64, u64, Attr, u32)> {
-        let mut fl = flags;
-        loop {
-            let r = self.remote.path_op(Retry::Idempotent, |ex| {
-                let (h, a) = self.remote.session.open(ex, path, fl, 0, cred)?;
-                Ok((h, a))
-            });
-            match r {
-                Ok((h, a)) => {
-                    let (_, epoch) = self.remote.epoch_of_export()?;
-                    return Ok((h, epoch, a, fl));
-                }
-                Err(ClientError::Remote(libc::EACCES))
-                    if self.cfg.writeback_cache && fl & oflags::ACCMODE == oflags::RDWR && node != 0 =>
-                {
-                    fl = (fl & !oflags::ACCMODE) | oflags::WRONLY;
-                }
-                Err(e) => return Err(e),
+    /// Opens `path`; with a writeback cache a write-only open upgraded to read-write
+    /// (see `wire_open_flags`) that the caller may not read falls back to write-only.
+    /// Returns (handle, epoch, attributes, flags used).
+    fn do_open(&self, path: &[u8], flags: u32, upgraded: bool, cred: &Cred) -> Result<(u64, u64, Attr, u32)> {
+        let r = self.remote.path_op(Retry::Idempotent, |ex| self.remote.open(ex, path, flags, cred));
+        match r {
+            Ok((h, epoch, a)) => Ok((h, epoch, a, flags)),
+            Err(ClientError::Remote(libc::EACCES)) if upgraded => {
+                let wo = (flags & !oflags::ACCMODE) | oflags::WRONLY;
+                let (h, epoch, a) =
+                    self.remote.path_op(Retry::Idempotent, |ex| self.remote.open(ex, path, wo, cred))?;
+                Ok((h, epoch, a, wo))
             }
+            Err(e) => Err(e),
         }
     }
 
     fn load_dir(&self, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
         let path = self.nodes.lock().path(d.node).ok_or(ClientError::Remote(libc::ENOENT))?;
-        let all = Arc::new(
-            self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.readdir_all(ex, &path, plus, cred))?,
-        );
+        let all =
+            Arc::new(self.remote.path_op(Retry::Idempotent, |ex| self.remote.readdir_all(ex, &path, plus, cred))?);
         *d.entries.lock() = Some(all.clone());
         Ok(all)
     }
@@ -265,6 +267,34 @@ impl QtfsFs {
         Ok((d, entries))
     }
 
+    /// Clears set-user-ID (and set-group-ID with group execute) after a write by a
+    /// caller without CAP_FSETID, as a local file system does. The kernel tells us when
+    /// (FUSE_WRITE_KILL_SUIDGID); the change is made with root's authority, like the
+    /// kernel's own, since the writer need not own the file.
+    fn kill_suid(&self, f: &OpenFile) {
+        let r = self.remote.handle_op(f, Retry::Idempotent, self.path_fn(), |h, ep| {
+            let a = self.remote.fgetattr(ep, h)?;
+            let mut kill = libc::S_ISUID;
+            if a.mode & libc::S_IXGRP != 0 {
+                kill |= libc::S_ISGID;
+            }
+            if a.mode & kill == 0 {
+                return Ok(());
+            }
+            let set = SetAttr { mode: Some(a.mode & 0o7777 & !kill), ..Default::default() };
+            self.remote.fsetattr(ep, h, &set, &Cred::root())?;
+            // The kernel still caches the old mode: drop its attributes (offset -1: not
+            // the pages, which the write in progress holds locked).
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(INodeNo(f.node), -1, 0);
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::warn!(node = f.node, "clearing set-id bits after a write failed: {e}");
+        }
+    }
+
     /// d_ino of `..`: the directory's parent if known (the root is its own parent).
     fn parent_of(&self, node: u64) -> u64 {
         self.nodes.lock().parent(node).unwrap_or(ROOT)
@@ -284,7 +314,10 @@ impl Filesystem for QtfsFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ASYNC_DIO
-            | InitFlags::FUSE_CACHE_SYMLINKS;
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            // We clear set-user/group-id bits on writes ourselves (the kernel says when),
+            // so the kernel need not ask for security.capability before every write.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         if self.cfg.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
@@ -305,7 +338,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.lookup(ex, &path, &cred)) {
+        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.lookup(ex, &path, &cred)) {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(ClientError::Remote(libc::ENOENT)) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
@@ -328,14 +361,14 @@ impl Filesystem for QtfsFs {
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let id = ino.0;
         let by_handle = |f: &OpenFile| {
-            self.remote.handle_op(f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.session.e_fgetattr(ep, h))
+            self.remote.handle_op(f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fgetattr(ep, h))
         };
         let r = match fh.and_then(|fh| self.file(fh).ok()) {
             Some(f) => by_handle(&f),
             None => match self.nodes.lock().path(id) {
                 Some(p) => {
                     let cred = self.cred(req);
-                    self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.getattr(ex, &p, false, &cred))
+                    self.remote.path_op(Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
                 }
                 None => {
                     // Unlinked but maybe still open: ask through any open handle of it.
@@ -379,14 +412,11 @@ impl Filesystem for QtfsFs {
         // the file now (ftruncate semantics): use the handle when the kernel gives one.
         let file = fh.and_then(|fh| self.file(fh).ok());
         let r = match file {
-            Some(f) => {
-                let enc = handle_setattr(&set, &cred);
-                self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| {
-                    self.remote.session.e_fsetattr(ep, h, &enc)
-                })
-            }
+            Some(f) => self
+                .remote
+                .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fsetattr(ep, h, &set, &cred)),
             None => match self.path(id) {
-                Ok(p) => self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.setattr(ex, &p, &set, &cred)),
+                Ok(p) => self.remote.path_op(Retry::Idempotent, |ex| self.remote.setattr(ex, &p, &set, &cred)),
                 Err(e) => return reply.error(e),
             },
         };
@@ -407,7 +437,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.readlink(ex, &p, &cred)) {
+        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.readlink(ex, &p, &cred)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -420,7 +450,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.mknod(ex, &p, mode, umask, maj, min, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.mknod(ex, &p, mode, umask, maj, min, &cred)) {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -432,7 +462,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.mkdir(ex, &p, mode, umask, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.mkdir(ex, &p, mode, umask, &cred)) {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -444,7 +474,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.unlink(ex, &p, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.remove(ex, &p, false, &cred)) {
             Ok(()) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
                 reply.ok()
@@ -459,7 +489,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.rmdir(ex, &p, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.remove(ex, &p, true, &cred)) {
             Ok(()) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
                 reply.ok()
@@ -475,7 +505,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let t = target.as_os_str().as_bytes();
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.symlink(ex, &p, t, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.symlink(ex, &p, t, &cred)) {
             Ok(a) => self.entry(parent.0, link_name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -497,7 +527,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let fl = flags.bits();
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.rename(ex, &p1, &p2, fl, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.rename(ex, &p1, &p2, fl, &cred)) {
             Ok(()) => {
                 let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
                 self.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
@@ -513,7 +543,7 @@ impl Filesystem for QtfsFs {
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.link(ex, &old, &new, &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.link(ex, &old, &new, &cred)) {
             Ok(a) => self.entry(newparent.0, newname.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -525,8 +555,8 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        let wf = self.wire_open_flags(flags.0);
-        match self.do_open(ino.0, &p, wf, &cred) {
+        let (wf, upgraded) = self.wire_open_flags(flags.0);
+        match self.do_open(&p, wf, upgraded, &cred) {
             Ok((h, epoch, a, used)) => {
                 let fl = self.open_flags_reply(ino.0, &a);
                 let fh = self.add_file(OpenFile::new(ino.0, used, h, epoch));
@@ -552,12 +582,18 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let len = size.min(MAX_RW);
-        match self
-            .remote
-            .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.session.e_read(ep, h, offset, len))
-        {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(&e)),
+        // The data goes to the kernel straight from the connection's receive buffer.
+        let mut reply = Some(reply);
+        let r = self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| {
+            self.remote.read_with(ep, h, offset, len, |data| {
+                if let Some(r) = reply.take() {
+                    r.data(data);
+                }
+                Ok(())
+            })
+        });
+        if let (Err(e), Some(reply)) = (r, reply) {
+            reply.error(errno(&e))
         }
     }
 
@@ -568,7 +604,7 @@ impl Filesystem for QtfsFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -584,10 +620,7 @@ impl Filesystem for QtfsFs {
         while done < data.len() {
             let chunk = &data[done..(done + MAX_IO).min(data.len())];
             let off = offset + done as u64;
-            match self
-                .remote
-                .handle_op(&f, retry, self.path_fn(), |h, ep| self.remote.session.e_write(ep, h, off, chunk))
-            {
+            match self.remote.handle_op(&f, retry, self.path_fn(), |h, ep| self.remote.write(ep, h, off, chunk)) {
                 Ok(0) => break,
                 Ok(n) => done += n as usize,
                 Err(e) if done == 0 => return reply.error(errno(&e)),
@@ -595,6 +628,9 @@ impl Filesystem for QtfsFs {
             }
         }
         self.nodes.lock().set_cache_stamp(ino.0, None);
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) && done > 0 {
+            self.kill_suid(&f);
+        }
         reply.written(done as u32)
     }
 
@@ -625,10 +661,7 @@ impl Filesystem for QtfsFs {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        match self
-            .remote
-            .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.session.e_fsync(ep, h, datasync))
-        {
+        match self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fsync(ep, h, datasync)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -721,7 +754,7 @@ impl Filesystem for QtfsFs {
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.statfs(ex, b"", &cred)) {
+        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.statfs(ex, &cred)) {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
             Err(e) => reply.error(errno(&e)),
         }
@@ -746,7 +779,7 @@ impl Filesystem for QtfsFs {
         let retry = if flags & libc::XATTR_CREATE != 0 { Retry::Once } else { Retry::Idempotent };
         match self
             .remote
-            .path_op(retry, |ex| self.remote.session.xattr_set(ex, &p, name.as_bytes(), value, flags as u32, &cred))
+            .path_op(retry, |ex| self.remote.xattr_set(ex, &p, name.as_bytes(), value, flags as u32, &cred))
         {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
@@ -759,10 +792,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self
-            .remote
-            .path_op(Retry::Idempotent, |ex| self.remote.session.xattr_get(ex, &p, name.as_bytes(), size, &cred))
-        {
+        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.xattr_get(ex, &p, name.as_bytes(), size, &cred)) {
             Ok((n, data)) if size == 0 => reply.size(n.max(data.len() as u32)),
             Ok((_, data)) if data.len() > size as usize => reply.error(Errno::ERANGE),
             Ok((_, data)) => reply.data(&data),
@@ -776,7 +806,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.session.xattr_list(ex, &p, size, &cred)) {
+        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.xattr_list(ex, &p, size, &cred)) {
             Ok((n, data)) if size == 0 => reply.size(n.max(data.len() as u32)),
             Ok((_, data)) if data.len() > size as usize => reply.error(Errno::ERANGE),
             Ok((_, data)) => reply.data(&data),
@@ -790,7 +820,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.session.xattr_remove(ex, &p, name.as_bytes(), &cred)) {
+        match self.remote.path_op(Retry::Once, |ex| self.remote.xattr_remove(ex, &p, name.as_bytes(), &cred)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -811,18 +841,15 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        let mut wf = self.wire_open_flags(flags);
+        // A new file is the caller's, so the read-write upgrade cannot be refused.
+        let (mut wf, _) = self.wire_open_flags(flags);
         if flags & libc::O_EXCL != 0 {
             wf |= oflags::EXCL;
         }
         // Creating is not idempotent (O_EXCL, or a file someone else wrote meanwhile).
-        let r = self.remote.path_op(Retry::Once, |ex| {
-            let (h, a) = self.remote.session.create(ex, &p, wf, mode, umask, true, &cred)?;
-            Ok((h, a))
-        });
+        let r = self.remote.path_op(Retry::Once, |ex| self.remote.create(ex, &p, wf, mode, umask, &cred));
         match r {
-            Ok((h, a)) => {
-                let epoch = self.remote.session.epoch();
+            Ok((h, epoch, a)) => {
                 let id = self.nodes.lock().link(parent.0, name.as_bytes(), key_of(&a));
                 let fl = self.open_flags_reply(id, &a);
                 let fh = self.add_file(OpenFile::new(id, wf & !(oflags::EXCL | oflags::TRUNC), h, epoch));
@@ -850,9 +877,10 @@ impl Filesystem for QtfsFs {
         // (collapse/insert) is not.
         let shifting = mode & (libc::FALLOC_FL_COLLAPSE_RANGE | libc::FALLOC_FL_INSERT_RANGE) != 0;
         let retry = if shifting { Retry::Once } else { Retry::Idempotent };
-        match self.remote.handle_op(&f, retry, self.path_fn(), |h, ep| {
-            self.remote.session.e_fallocate(ep, h, mode as u32, offset, length)
-        }) {
+        match self
+            .remote
+            .handle_op(&f, retry, self.path_fn(), |h, ep| self.remote.fallocate(ep, h, mode as u32, offset, length))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -863,56 +891,12 @@ impl Filesystem for QtfsFs {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        match self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| {
-            self.remote.session.e_llseek(ep, h, offset, whence as u32)
-        }) {
+        match self
+            .remote
+            .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.llseek(ep, h, offset, whence as u32))
+        {
             Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(errno(&e)),
         }
     }
-}
-
-/// Encodes a [`SetAttr`] for a handle request (the typed client builds path requests).
-fn handle_setattr<'a>(set: &SetAttr, cred: &'a Cred) -> qtfs_proto::SetattrReq<'a> {
-    use qtfs_proto::consts::setattr as sa;
-    let mut r = qtfs_proto::SetattrReq {
-        ctx: qtfs_proto::ReqCtx { export: 0, uid: cred.uid, gid: cred.gid },
-        groups: qtfs_proto::Groups::Ids(&cred.groups[..cred.groups.len().min(qtfs_proto::MAX_GROUPS)]),
-        ..Default::default()
-    };
-    if let Some(m) = set.mode {
-        r.valid |= sa::MODE;
-        r.mode = m;
-    }
-    if let Some(u) = set.uid {
-        r.valid |= sa::UID;
-        r.uid = u;
-    }
-    if let Some(g) = set.gid {
-        r.valid |= sa::GID;
-        r.gid = g;
-    }
-    if let Some(s) = set.size {
-        r.valid |= sa::SIZE;
-        r.size = s;
-    }
-    match set.atime {
-        Some(SetTime::Now) => r.valid |= sa::ATIME_NOW,
-        Some(SetTime::At(s, n)) => {
-            r.valid |= sa::ATIME;
-            r.atime_sec = s;
-            r.atime_nsec = n;
-        }
-        None => {}
-    }
-    match set.mtime {
-        Some(SetTime::Now) => r.valid |= sa::MTIME_NOW,
-        Some(SetTime::At(s, n)) => {
-            r.valid |= sa::MTIME;
-            r.mtime_sec = s;
-            r.mtime_nsec = n;
-        }
-        None => {}
-    }
-    r
 }

@@ -62,6 +62,7 @@
 
 pub mod creds;
 pub mod daemon;
+pub mod direct;
 pub mod error;
 pub mod fs;
 pub mod nodes;

@@ -19,8 +19,10 @@
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use qtfs_client::{ClientError, Cred, Pending, Result, Session};
-use qtfs_proto::consts::{self, open as oflags};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use qtfs_client::{ClientError, Cred, Result, Session};
+use qtfs_proto::consts::open as oflags;
 use qtfs_proto::*;
 
 /// Whether a request may be sent again after a dropped connection.
@@ -66,6 +68,8 @@ pub type RemountHook = Box<dyn Fn(&Attr) + Send + Sync>;
 
 /// Session + export + restart handling.
 pub struct Remote {
+    /// Tells this Remote's per-thread connections from another's.
+    pub(crate) id: u64,
     pub session: Session,
     host_path: String,
     mount_cred: Cred,
@@ -87,7 +91,9 @@ impl Remote {
         let cred = Cred::current();
         let epoch = session.epoch();
         let (export, root) = session.mount(host_path, &cred)?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let r = Remote {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             session,
             host_path: host_path.to_string(),
             mount_cred: cred,
@@ -199,14 +205,14 @@ impl Remote {
             return Err(ClientError::Remote(libc::EIO));
         };
         let flags = file.flags & !(oflags::CREAT | oflags::EXCL | oflags::TRUNC);
-        let (h, _) = self.session.open(st.export, &path, flags, 0, &self.mount_cred)?;
+        let (h, epoch, _) = self.open(st.export, &path, flags, &self.mount_cred)?;
         let mut cur = file.handle.lock();
-        if cur.1 != st.epoch {
-            *cur = (h, st.epoch);
+        if cur.1 != epoch {
+            *cur = (h, epoch);
             tracing::info!(node = file.node, "re-opened after an engine restart");
         } else {
             // Another thread re-opened it meanwhile.
-            let _ = self.session.submit(Op::CLOSE, &HandleReq { handle: h });
+            let _ = self.session.submit_in_epoch(epoch, Op::CLOSE, &HandleReq { handle: h });
         }
         Ok(())
     }
@@ -222,51 +228,5 @@ impl Remote {
     pub fn epoch_of_export(&self) -> Result<(u32, u64)> {
         let st = self.export()?;
         Ok((st.export, st.epoch))
-    }
-}
-
-// Handle requests in a given epoch.
-fn wait_attr(p: Pending) -> Result<Attr> {
-    let r = p.wait()?;
-    Ok(r.decode::<AttrRsp>()?.attr)
-}
-
-/// Epoch-checked handle operations (the typed operations of `qtfs_client` do not check).
-pub trait EpochOps {
-    fn e_read(&self, epoch: u64, handle: u64, offset: u64, len: u32) -> Result<Vec<u8>>;
-    fn e_write(&self, epoch: u64, handle: u64, offset: u64, data: &[u8]) -> Result<u32>;
-    fn e_fsync(&self, epoch: u64, handle: u64, datasync: bool) -> Result<()>;
-    fn e_fgetattr(&self, epoch: u64, handle: u64) -> Result<Attr>;
-    fn e_fsetattr(&self, epoch: u64, handle: u64, req: &SetattrReq<'_>) -> Result<Attr>;
-    fn e_fallocate(&self, epoch: u64, handle: u64, mode: u32, offset: u64, len: u64) -> Result<()>;
-    fn e_llseek(&self, epoch: u64, handle: u64, offset: i64, whence: u32) -> Result<u64>;
-}
-
-impl EpochOps for Session {
-    fn e_read(&self, epoch: u64, handle: u64, offset: u64, len: u32) -> Result<Vec<u8>> {
-        Ok(self.submit_in_epoch(epoch, Op::READ, &ReadReq { handle, offset, len })?.wait()?.payload)
-    }
-    fn e_write(&self, epoch: u64, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
-        let r = self.submit_in_epoch(epoch, Op::WRITE, &WriteReq { handle, offset, flags: 0, data: Rest(data) })?;
-        Ok(r.wait()?.decode::<WriteRsp>()?.written)
-    }
-    fn e_fsync(&self, epoch: u64, handle: u64, datasync: bool) -> Result<()> {
-        let flags = if datasync { consts::FSYNC_DATASYNC } else { 0 };
-        self.submit_in_epoch(epoch, Op::FSYNC, &FsyncReq { handle, flags })?.wait().map(|_| ())
-    }
-    fn e_fgetattr(&self, epoch: u64, handle: u64) -> Result<Attr> {
-        wait_attr(self.submit_in_epoch(epoch, Op::FGETATTR, &HandleReq { handle })?)
-    }
-    fn e_fsetattr(&self, epoch: u64, handle: u64, req: &SetattrReq<'_>) -> Result<Attr> {
-        let mut r = *req;
-        r.handle = handle;
-        wait_attr(self.submit_in_epoch(epoch, Op::SETATTR, &r)?)
-    }
-    fn e_fallocate(&self, epoch: u64, handle: u64, mode: u32, offset: u64, len: u64) -> Result<()> {
-        self.submit_in_epoch(epoch, Op::FALLOCATE, &FallocateReq { handle, mode, offset, len })?.wait().map(|_| ())
-    }
-    fn e_llseek(&self, epoch: u64, handle: u64, offset: i64, whence: u32) -> Result<u64> {
-        let r = self.submit_in_epoch(epoch, Op::LLSEEK, &LlseekReq { handle, offset, whence })?.wait()?;
-        Ok(r.decode::<LlseekRsp>()?.offset)
     }
 }

@@ -219,6 +219,8 @@ fn permissions_ownership_and_groups_as_other_users() {
         fs::create_dir(j("sticky")).unwrap();
         fs::set_permissions(j("sticky"), fs::Permissions::from_mode(0o1777)).unwrap();
         fs::write(j("sticky/roots"), b"r").unwrap();
+        fs::write(j("setid"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(j("setid"), fs::Permissions::from_mode(0o6777)).unwrap();
         fs::create_dir(j("sgid")).unwrap();
         std::os::unix::fs::chown(j("sgid"), Some(0), Some(4321)).unwrap();
         fs::set_permissions(j("sgid"), fs::Permissions::from_mode(0o2777)).unwrap();
@@ -228,6 +230,7 @@ fn permissions_ownership_and_groups_as_other_users() {
         touch mine; chmod 600 mine; chown 0 mine; chgrp 4321 mine;
         rm -f sticky/roots; touch sticky/own; rm sticky/own;
         chmod 777 ro; touch -d '2001-02-03 04:05:06' ro; touch -d '2001-02-03 04:05:06' mine;
+        echo more >> setid; stat -c 'setid after write: %a' setid;
         mkdir d; chmod 500 d; touch d/x; mkdir sgid/sub; touch sgid/f;
         ls -ln mine sgid | sed 's/  */ /g' | cut -d' ' -f1-4,9-; stat -c '%a %u %g %X %Y' mine; echo done";
     let local = sh_as(1000, 1000, &[], &rig.local.join("perm"), script);
