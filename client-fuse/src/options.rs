@@ -52,7 +52,9 @@ pub struct Cli {
     /// Talk to an engine without authentication (tests only; TCP requires a key otherwise).
     #[arg(long)]
     pub insecure_test_mode: bool,
-    /// Connections to the engine (requests are spread over them and its cores).
+    /// Connections of the shared engine session (MOUNT, CLOSE, re-mounts after an engine
+    /// restart); each FUSE worker thread also attaches its own connection to the same
+    /// session for its requests, so requests spread over the engine's cores either way.
     #[arg(long, short = 'c', value_name = "N")]
     pub connections: Option<usize>,
     /// Mount options, see below.
@@ -122,7 +124,7 @@ impl MountConfig {
             server: Addr::parse(DEFAULT_SERVER).expect("default address"),
             psk_file: None,
             insecure: false,
-            connections: 4,
+            connections: 2,
             foreground: cli.foreground,
             log_level: cli.log_level,
             remote_path: cli.remote_path,
