@@ -288,8 +288,35 @@ impl Session {
         self.submit_encoded(i, &mut b)
     }
 
+    /// Like [`Session::submit`], but sends only while the session is still in `epoch`;
+    /// otherwise fails with `Remote(ESTALE)` without sending. Handles are numbered per
+    /// session, so after an engine restart an old handle may name another file of the
+    /// new session: the check is made under the connection's send lock, after any
+    /// reconnect (which bumps the epoch before the new socket is installed), so a request
+    /// carrying an old handle can never reach a newer session.
+    pub fn submit_in_epoch<'m, M: Wire<'m>>(&self, epoch: u64, op: Op, msg: &M) -> Result<Pending> {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
+        BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            push_frame(&mut b, FrameHeader::request(op, 0, 0), msg);
+            if b.len() - HEADER_SIZE > MAX_PAYLOAD {
+                return Err(ClientError::Remote(libc::E2BIG));
+            }
+            self.submit_encoded_checked(i, &mut b, Some(epoch))
+        })
+    }
+
     /// Sends an already encoded request frame (header's id is filled in here).
     fn submit_encoded(&self, i: usize, frame: &mut [u8]) -> Result<Pending> {
+        self.submit_encoded_checked(i, frame, None)
+    }
+
+    /// `submit_encoded`, refusing to send outside `epoch` when one is given.
+    fn submit_encoded_checked(&self, i: usize, frame: &mut [u8], epoch: Option<u64>) -> Result<Pending> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
@@ -302,6 +329,7 @@ impl Session {
         let res = {
             let mut w = conn.writer.lock();
             match w.as_mut() {
+                Some(_) if epoch.is_some_and(|e| e != inner.ids.lock().epoch) => Err(ClientError::Remote(libc::ESTALE)),
                 Some(s) => s.write_all(frame).map_err(|e| {
                     s.shutdown();
                     ClientError::io("send", e)
@@ -311,6 +339,9 @@ impl Session {
         };
         if let Err(e) = res {
             conn.pending.lock().remove(&id);
+            if matches!(e, ClientError::Remote(_)) {
+                return Err(e);
+            }
             conn.alive.store(false, Ordering::Release);
             return Err(match e {
                 ClientError::Io { .. } => ClientError::Disconnected,

@@ -25,6 +25,19 @@ pub struct Export {
     pub host_path: Vec<u8>,
 }
 
+/// How a file's data is best read and written (decided at open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoMode {
+    /// Memory-backed regular file (tmpfs): read and write inline, they never wait.
+    Memory,
+    /// Regular file on a file system with non-blocking reads: try `RWF_NOWAIT` inline,
+    /// fall back to the ring; writes through the ring.
+    NowaitRead,
+    /// Everything else (FIFOs, devices, sockets, file systems without non-blocking I/O):
+    /// always through the ring.
+    Ring,
+}
+
 /// An open file of a session.
 #[derive(Debug)]
 pub struct OpenFile {
@@ -32,6 +45,7 @@ pub struct OpenFile {
     /// Open flags (local values).
     pub flags: i32,
     pub export: u32,
+    pub io: IoMode,
 }
 
 impl OpenFile {
@@ -263,7 +277,7 @@ mod tests {
 
     fn file() -> Arc<OpenFile> {
         let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-        Arc::new(OpenFile { fd, flags: 0, export: 1 })
+        Arc::new(OpenFile { fd, flags: 0, export: 1, io: IoMode::Ring })
     }
 
     #[test]

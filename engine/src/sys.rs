@@ -93,6 +93,82 @@ pub fn statx(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<Attr> {
     Ok(attr_from_statx(&s))
 }
 
+/// `statx(2)` into a raw buffer.
+pub fn statx_raw(dirfd: RawFd, path: &CStr, flags: i32, out: &mut libc::statx) -> io::Result<()> {
+    // SAFETY: path NUL-terminated, out valid for writes.
+    check_i(unsafe { libc::statx(dirfd, path.as_ptr(), flags, STATX_MASK, out) }).map(|_| ())
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// Whether `fd` lives on a memory file system (tmpfs, ramfs), where reads, writes and
+/// name operations never wait for I/O.
+pub fn is_memory_fs(fd: RawFd) -> bool {
+    // SAFETY: statfs is plain data; fstatfs fills it.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: s valid for writes.
+    if unsafe { libc::fstatfs(fd, &mut s) } != 0 {
+        return false;
+    }
+    let t = s.f_type as i64;
+    t == TMPFS_MAGIC || t == RAMFS_MAGIC
+}
+
+pub fn unlinkat(dirfd: RawFd, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: NUL-terminated name.
+    check_i(unsafe { libc::unlinkat(dirfd, name.as_ptr(), flags) }).map(|_| ())
+}
+
+pub fn mkdirat(dirfd: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated name.
+    check_i(unsafe { libc::mkdirat(dirfd, name.as_ptr(), mode) }).map(|_| ())
+}
+
+pub fn symlinkat(target: &CStr, dirfd: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings.
+    check_i(unsafe { libc::symlinkat(target.as_ptr(), dirfd, name.as_ptr()) }).map(|_| ())
+}
+
+pub fn linkat(olddir: RawFd, old: &CStr, newdir: RawFd, new: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings.
+    check_i(unsafe { libc::linkat(olddir, old.as_ptr(), newdir, new.as_ptr(), flags) }).map(|_| ())
+}
+
+pub fn renameat2(olddir: RawFd, old: &CStr, newdir: RawFd, new: &CStr, flags: u32) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings; raw syscall because glibc's wrapper may be missing.
+    check(unsafe { libc::syscall(libc::SYS_renameat2, olddir, old.as_ptr(), newdir, new.as_ptr(), flags) }).map(|_| ())
+}
+
+/// `pread(2)` into `buf`.
+pub fn pread(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    // SAFETY: buf valid for writes of its length.
+    let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+/// `preadv2(…, RWF_NOWAIT)`: succeeds only if no I/O wait is needed (EAGAIN otherwise;
+/// EOPNOTSUPP on file systems without non-blocking reads).
+pub fn pread_nowait(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: one iovec pointing at buf.
+    let r = unsafe { libc::preadv2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+/// `pwrite(2)`; `off == u64::MAX` writes at the file position (O_APPEND handles).
+pub fn pwrite(fd: RawFd, buf: &[u8], off: u64) -> io::Result<usize> {
+    // SAFETY: buf valid for reads of its length.
+    let r = unsafe {
+        if off == u64::MAX {
+            libc::write(fd, buf.as_ptr().cast(), buf.len())
+        } else {
+            libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off as libc::off_t)
+        }
+    };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
 /// `fstatfs(2)` into the portable record.
 pub fn fstatfs(fd: RawFd) -> io::Result<Statfs> {
     // SAFETY: statfs is plain data.

@@ -1,12 +1,10 @@
 //! The admin socket: whitelist changes take effect at once on every core, counters move,
 //! log level and connection states are reported.
 
-mod common;
-
-use common::*;
 use qtfs_client::{AdminClient, Cred};
 use qtfs_proto::consts::{self, WlType, open};
 use qtfs_proto::*;
+use qtfs_testkit::*;
 
 fn list(a: &mut AdminClient, t: u32) -> Vec<(u32, u32, String)> {
     let r = a.call(Op::ADMIN_WL_LIST, &WlListReq { wl_type: t }).unwrap();

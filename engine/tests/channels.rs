@@ -1,8 +1,6 @@
 //! Unix-socket channels at the protocol level: the test plays the DPU side with raw
 //! CHAN_* frames against the real engine and real HOST sockets in the export directory.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -10,11 +8,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use qtfs_client::{AdminClient, Session};
 use qtfs_proto::consts::{self, CHAN_ID_PEER};
 use qtfs_proto::header::flags;
 use qtfs_proto::*;
+use qtfs_testkit::*;
 
 /// The DPU side of a channel test: a session whose one-way frames are collected.
 struct Peer {

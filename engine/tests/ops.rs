@@ -1,12 +1,10 @@
 //! Every file operation against a real engine and real files.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::*;
 use qtfs_client::{ClientError, Cred, SetAttr, SetTime};
 use qtfs_proto::consts::{self, open};
+use qtfs_testkit::*;
 
 fn errno(r: Result<impl std::fmt::Debug, ClientError>) -> i32 {
     match r {
@@ -17,7 +15,15 @@ fn errno(r: Result<impl std::fmt::Debug, ClientError>) -> i32 {
 
 #[test]
 fn basic_file_lifecycle() {
-    let e = TestEngine::start(Opts::default());
+    basic_file_lifecycle_on(&TestEngine::start(Opts::default()));
+}
+
+#[test]
+fn basic_file_lifecycle_tmpfs() {
+    basic_file_lifecycle_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+}
+
+fn basic_file_lifecycle_on(e: &TestEngine) {
     let (s, ex) = e.mounted(2);
     let root = Cred::root();
     assert_eq!(s.ping(b"hello").unwrap(), b"hello");
@@ -54,7 +60,15 @@ fn basic_file_lifecycle() {
 
 #[test]
 fn directories_and_names() {
-    let e = TestEngine::start(Opts::default());
+    directories_and_names_on(&TestEngine::start(Opts::default()));
+}
+
+#[test]
+fn directories_and_names_tmpfs() {
+    directories_and_names_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+}
+
+fn directories_and_names_on(e: &TestEngine) {
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
     let a = s.mkdir(ex, b"d", 0o755, 0o022, &root).unwrap();
@@ -110,7 +124,15 @@ fn directories_and_names() {
 
 #[test]
 fn rename_flags() {
-    let e = TestEngine::start(Opts::default());
+    rename_flags_on(&TestEngine::start(Opts::default()));
+}
+
+#[test]
+fn rename_flags_tmpfs() {
+    rename_flags_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+}
+
+fn rename_flags_on(e: &TestEngine) {
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
     std::fs::write(e.path("a"), b"A").unwrap();
@@ -128,7 +150,15 @@ fn rename_flags() {
 
 #[test]
 fn setattr_and_metadata() {
-    let e = TestEngine::start(Opts::default());
+    setattr_and_metadata_on(&TestEngine::start(Opts::default()));
+}
+
+#[test]
+fn setattr_and_metadata_tmpfs() {
+    setattr_and_metadata_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+}
+
+fn setattr_and_metadata_on(e: &TestEngine) {
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
     std::fs::write(e.path("f"), b"0123456789").unwrap();
@@ -202,7 +232,15 @@ fn xattrs_exact_bytes() {
 
 #[test]
 fn pipelined_thousand_requests() {
-    let e = TestEngine::start(Opts::default());
+    pipelined_thousand_requests_on(&TestEngine::start(Opts::default()));
+}
+
+#[test]
+fn pipelined_thousand_requests_tmpfs() {
+    pipelined_thousand_requests_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+}
+
+fn pipelined_thousand_requests_on(e: &TestEngine) {
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
     let data: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();

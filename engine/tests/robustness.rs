@@ -1,15 +1,13 @@
 //! Bad frames, vanishing clients, blocking operations, shutdown and single-instance.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
 use qtfs_client::{Connection, Cred};
 use qtfs_proto::consts::open;
 use qtfs_proto::*;
+use qtfs_testkit::*;
 
 /// A raw, handshaken TCP connection (insecure test mode).
 fn raw(e: &TestEngine) -> TcpStream {

@@ -1,14 +1,12 @@
 //! Hostile clients: paths that try to leave the export through every path operation,
 //! every whitelist denial, credentials, and authentication.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::*;
 use qtfs_client::{ClientConfig, ClientError, Cred, Session, SetAttr};
 use qtfs_proto::Psk;
 use qtfs_proto::consts::open;
+use qtfs_testkit::*;
 
 fn errno<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
     match r {
@@ -19,8 +17,8 @@ fn errno<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
 
 /// An export with traps: `up` → `..`, `root` → `/`, `abs` → the secret file (absolute),
 /// `loop1`/`loop2` point at each other, `d/esc` → `../../secret`.
-fn trapped() -> (TestEngine, std::path::PathBuf) {
-    let e = TestEngine::start(Opts::default());
+fn trapped(tmpfs: bool) -> (TestEngine, std::path::PathBuf) {
+    let e = TestEngine::start(Opts { tmpfs, ..Default::default() });
     let secret = e.dir.path().join("secret");
     std::fs::write(&secret, b"top secret").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -36,7 +34,7 @@ fn trapped() -> (TestEngine, std::path::PathBuf) {
 
 #[test]
 fn dotdot_and_absolute_paths_are_rejected() {
-    let (e, _) = trapped();
+    let (e, _) = trapped(false);
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
     for p in [&b"../secret"[..], b"d/../../secret", b"/etc/passwd", b"d//x", b"./d"] {
@@ -48,7 +46,16 @@ fn dotdot_and_absolute_paths_are_rejected() {
 
 #[test]
 fn symlinks_never_leave_the_export() {
-    let (e, secret) = trapped();
+    symlinks_never_leave_the_export_on(false);
+}
+
+#[test]
+fn symlinks_never_leave_the_export_tmpfs() {
+    symlinks_never_leave_the_export_on(true);
+}
+
+fn symlinks_never_leave_the_export_on(tmpfs: bool) {
+    let (e, secret) = trapped(tmpfs);
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
     let escapes: &[&[u8]] = &[b"up/secret", b"root/etc/passwd", b"abs", b"d/esc", b"up/export/f"];

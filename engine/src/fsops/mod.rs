@@ -20,7 +20,7 @@ pub mod path;
 pub mod whitelist;
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,12 +31,13 @@ use qtfs_proto::*;
 
 use crate::creds::{self, Ident};
 use crate::ring::{Core, UD_IGNORE};
-use crate::session::{Export, OpenFile, Session};
+use crate::session::{Export, IoMode, OpenFile, Session};
 use crate::stats::Done;
 use crate::sys;
 
 const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_CACHED: u64 = 0x20;
 const SAFE: u64 = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 
 /// An in-flight request. Boxed and pooled: the kernel holds pointers into it (paths,
@@ -292,7 +293,7 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let fd = f.raw();
             r.file = Some(f);
             r.step = 1;
-            submit_statx(core, r, fd, None, libc::AT_EMPTY_PATH);
+            stat_now(core, r, fd, None, libc::AT_EMPTY_PATH);
         }
         Op::OPEN => {
             let m = decode_or_reply!(core, key, h, op, t0, OpenReq, payload);
@@ -321,8 +322,40 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
             let len = (m.len as usize).min(MAX_IO);
-            let mut r = begin(core, key, &h, op, &session);
             let mut buf = core.bufs.get(HEADER_SIZE + len);
+            if f.io != IoMode::Ring {
+                // Inline when the read cannot wait: memory-backed, or cached data.
+                buf.resize(HEADER_SIZE + len, 0);
+                let res = if f.io == IoMode::Memory {
+                    sys::pread(f.raw(), &mut buf[HEADER_SIZE..], m.offset)
+                } else {
+                    sys::pread_nowait(f.raw(), &mut buf[HEADER_SIZE..], m.offset)
+                };
+                match res {
+                    Ok(n) => {
+                        buf.truncate(HEADER_SIZE + n);
+                        FrameHeader::response(h.op, h.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
+                        let out = buf.len();
+                        core.respond_owned(key, buf);
+                        core.record(Done {
+                            op_index: op.index() as u16,
+                            ok: true,
+                            bytes_in: h.len,
+                            bytes_out: out as u32,
+                            latency_ns: t0.elapsed().as_nanos() as u64,
+                        });
+                        return;
+                    }
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP)) => {
+                        buf.clear();
+                    }
+                    Err(e) => {
+                        core.bufs.put(buf);
+                        return reply_now::<Empty>(core, key, &h, op, t0, Err(sys::errno_of(&e)));
+                    }
+                }
+            }
+            let mut r = begin(core, key, &h, op, &session);
             buf.resize(HEADER_SIZE, 0);
             // SAFETY: the ring writes at most `len` bytes into the spare capacity, and
             // set_len is applied only after the completion reports how many.
@@ -340,10 +373,17 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             if m.data.len() > MAX_IO {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EINVAL));
             }
+            let off = if f.is_append() { u64::MAX } else { m.offset };
+            if f.io == IoMode::Memory {
+                // A memory-backed write never waits for I/O: do it inline.
+                let r = sys::pwrite(f.raw(), m.data.0, off)
+                    .map(|n| WriteRsp { written: n as u32 })
+                    .map_err(|e| sys::errno_of(&e));
+                return reply_now(core, key, &h, op, t0, r);
+            }
             let mut r = begin(core, key, &h, op, &session);
             let mut buf = core.bufs.get(m.data.len());
             buf.extend_from_slice(m.data.0);
-            let off = if f.is_append() { u64::MAX } else { m.offset };
             let e = opcode::Write::new(types::Fd(f.raw()), buf.as_ptr(), buf.len() as u32).offset(off).build();
             r.buf = buf;
             r.file = Some(f);
@@ -397,7 +437,7 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let p = if m.path.is_empty() { &b"."[..] } else { m.path.0 };
             r.step = 1;
             let i = r.push_str(p);
-            submit_open(core, r, None, i, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK, 0, SAFE);
+            resolve(core, r, None, i, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK, 0, SAFE);
         }
         Op::MKDIR => {
             let m = decode_or_reply!(core, key, h, op, t0, MkdirReq, payload);
@@ -537,32 +577,72 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
 
 // ------------------------------------------------------------------ ring helpers
 
-fn submit_open(
-    core: &mut Core,
-    mut r: Box<FsReq>,
-    dir: Option<RawFd>,
-    path: usize,
-    flags: i32,
-    mode: u32,
-    resolve: u64,
-) {
-    r.how = types::OpenHow::new().flags((flags | libc::O_CLOEXEC) as u64).mode(mode as u64).resolve(resolve);
+/// Opens `path` (relative to `dir`, default the export root) for request `r`.
+///
+/// Lookups that only walk cached dentries are done inline (`RESOLVE_CACHED`): io_uring
+/// would do the same walk inline anyway, and the answer then needs no extra loop turn.
+/// Anything that may wait (an uncached walk, `O_CREAT`, `O_TRUNC`, opening a FIFO or a
+/// device) goes through the ring, whose workers absorb the wait.
+fn resolve(core: &mut Core, r: Box<FsReq>, dir: Option<RawFd>, path: usize, flags: i32, mode: u32, how: u64) {
+    let inline_ok = flags & (libc::O_CREAT | libc::O_TRUNC) == 0 && flags & (libc::O_PATH | libc::O_DIRECTORY) != 0;
+    if inline_ok {
+        let dirfd = dir.unwrap_or_else(|| r.root());
+        let res = creds::with_ident(&r.ident, || sys::openat2(dirfd, r.cstr(path), flags, mode, how | RESOLVE_CACHED));
+        match res {
+            Ok(Ok(fd)) => return complete(core, r, fd.into_raw_fd()),
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+            Ok(Err(e)) | Err(e) => return complete(core, r, -sys::errno_of(&e)),
+        }
+    }
+    submit_open(core, r, dir, path, flags, mode, how);
+}
+
+/// Opens through the ring (the kernel's worker absorbs any wait).
+fn submit_open(core: &mut Core, mut r: Box<FsReq>, dir: Option<RawFd>, path: usize, flags: i32, mode: u32, how: u64) {
+    r.how = types::OpenHow::new().flags((flags | libc::O_CLOEXEC) as u64).mode(mode as u64).resolve(how);
     let dirfd = dir.unwrap_or_else(|| r.root());
     let e = opcode::OpenAt2::new(types::Fd(dirfd), r.cptr(path), &r.how).build();
     core.submit_req(e, r);
 }
 
-/// statx(dirfd, name or "", flags) into `r.stx`.
-fn submit_statx(core: &mut Core, mut r: Box<FsReq>, dirfd: RawFd, name: Option<usize>, flags: i32) {
-    let p = match name {
-        Some(i) => r.cptr(i),
-        None => c"".as_ptr(),
+/// statx(dirfd, name or "", flags) into `r.stx`, inline: on an open descriptor (or a
+/// name just created, hence cached) it never waits, while io_uring would always hand
+/// statx to a worker thread.
+fn stat_now(core: &mut Core, mut r: Box<FsReq>, dirfd: RawFd, name: Option<usize>, flags: i32) {
+    let mut stx = r.stx;
+    let res = {
+        let p = match name {
+            Some(i) => r.cstr(i),
+            None => c"",
+        };
+        creds::with_ident(&r.ident, || sys::statx_raw(dirfd, p, flags | libc::AT_STATX_SYNC_AS_STAT, &mut stx))
     };
-    let stx: *mut libc::statx = &mut r.stx;
-    let e = opcode::Statx::new(types::Fd(dirfd), p, stx.cast())
-        .flags(flags | libc::AT_STATX_SYNC_AS_STAT)
-        .mask(sys::STATX_MASK)
-        .build();
+    r.stx = stx;
+    let code = match res {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+    };
+    complete(core, r, code);
+}
+
+/// Runs a name operation (mkdir, unlink, rename …) inside `dirfd`: inline on a memory
+/// file system, where it cannot wait for I/O (io_uring would hand it to a worker), on the
+/// ring otherwise.
+fn mutate(
+    core: &mut Core,
+    r: Box<FsReq>,
+    dirfd: RawFd,
+    e: squeue::Entry,
+    now: impl FnOnce(&FsReq) -> std::io::Result<()>,
+) {
+    if sys::is_memory_fs(dirfd) {
+        let res = creds::with_ident(&r.ident, || now(&r));
+        let code = match res {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+        };
+        return complete(core, r, code);
+    }
     core.submit_req(e, r);
 }
 
@@ -612,7 +692,8 @@ fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result
 
 // ------------------------------------------------------------------ path ops
 
-/// LOOKUP, GETATTR, RMDIR, UNLINK, READLINK, STATFS.
+/// LOOKUP, GETATTR, READLINK, STATFS (resolve the object itself, then act inline on
+/// the descriptor) and RMDIR, UNLINK (resolve the parent, then remove the name).
 #[allow(clippy::too_many_arguments)]
 fn start_path_op(
     core: &mut Core,
@@ -631,12 +712,12 @@ fn start_path_op(
     }
     r.u[0] = flags;
     let follow = op == Op::GETATTR && flags & consts::GETATTR_FOLLOW as u64 != 0;
-    if op == Op::STATFS || follow || (p.is_empty() && matches!(op, Op::LOOKUP | Op::GETATTR)) {
+    if matches!(op, Op::STATFS | Op::LOOKUP | Op::GETATTR | Op::READLINK) {
         // Act on the object itself.
         let i = r.push_str(if p.is_empty() { b"." } else { p });
         r.step = 20;
         let nofollow = if follow || p.is_empty() { 0 } else { libc::O_NOFOLLOW };
-        return submit_open(core, r, None, i, libc::O_PATH | nofollow, 0, SAFE);
+        return resolve(core, r, None, i, libc::O_PATH | nofollow, 0, SAFE);
     }
     let (parent, name) = match path::split(p) {
         Ok(x) => x,
@@ -645,7 +726,7 @@ fn start_path_op(
     r.push_str(parent);
     r.push_str(name);
     r.step = 1;
-    submit_open(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+    resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
 }
 
 /// MKDIR, MKNOD, SYMLINK: resolve the parent, check `[Mkdir]`/`[Create]`, create the
@@ -679,7 +760,7 @@ fn start_parent_op(
     r.u[0] = u[0];
     r.u[1] = u[1];
     r.step = 1;
-    submit_open(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+    resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
 }
 
 /// LINK (old object + new parent) and RENAME (old parent + new parent).
@@ -714,14 +795,14 @@ fn start_two_path_op(
         r.push_str(np); // 1: new parent
         r.push_str(nn); // 2: new name
         r.step = 1;
-        submit_open(core, r, None, 0, libc::O_PATH | libc::O_NOFOLLOW, 0, SAFE);
+        resolve(core, r, None, 0, libc::O_PATH | libc::O_NOFOLLOW, 0, SAFE);
     } else {
         r.push_str(op_); // 0: old parent
         r.push_str(on); // 1: old name
         r.push_str(np); // 2: new parent
         r.push_str(nn); // 3: new name
         r.step = 1;
-        submit_open(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+        resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
     }
 }
 
@@ -752,7 +833,7 @@ fn start_object_op(
     r.u[1] = u[1];
     r.step = 1;
     let flags = if op == Op::SYSUMOUNT || p.is_empty() { libc::O_PATH } else { libc::O_PATH | libc::O_NOFOLLOW };
-    submit_open(core, r, None, 0, flags, 0, SAFE);
+    resolve(core, r, None, 0, flags, 0, SAFE);
 }
 
 // ------------------------------------------------------------------ OPEN / CREATE
@@ -791,14 +872,14 @@ fn start_open(
         r.push_str(parent);
         r.push_str(name);
         r.step = 10;
-        return submit_open(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+        return resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
     }
     // Existing object: resolve it (O_PATH), check the whitelist on its real path, then
     // reopen it through /proc/self/fd with the requested flags.
     r.push_str(if p.is_empty() { b"." } else { p });
     r.step = 1;
     let nofollow = flags & libc::O_NOFOLLOW;
-    submit_open(core, r, None, 0, libc::O_PATH | nofollow, 0, SAFE);
+    resolve(core, r, None, 0, libc::O_PATH | nofollow, 0, SAFE);
 }
 
 /// Whitelist groups an open with these flags needs, besides `[Open]`.
@@ -819,7 +900,7 @@ fn open_completed(core: &mut Core, mut r: Box<FsReq>, fd: OwnedFd) {
     let raw = fd.as_raw_fd();
     r.fd = Some(fd);
     r.step = 3;
-    submit_statx(core, r, raw, None, libc::AT_EMPTY_PATH);
+    stat_now(core, r, raw, None, libc::AT_EMPTY_PATH);
 }
 
 fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
@@ -830,7 +911,14 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
     }
     let fd = r.fd.take().expect("opened");
     let export = r.export.as_ref().map_or(0, |e| e.id);
-    let file = Arc::new(OpenFile { fd, flags: r.u[0] as i32, export });
+    let io = if attr.mode & libc::S_IFMT != libc::S_IFREG || r.u[0] as i32 & libc::O_DIRECT != 0 {
+        IoMode::Ring
+    } else if sys::is_memory_fs(fd.as_raw_fd()) {
+        IoMode::Memory
+    } else {
+        IoMode::NowaitRead
+    };
+    let file = Arc::new(OpenFile { fd, flags: r.u[0] as i32, export, io });
     let session = r.session.clone().expect("session");
     let res = session.handles.write().insert(file, session.max_handles);
     match res {
@@ -878,7 +966,7 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
     r.push_str(if m.path.is_empty() { b"." } else { m.path.0 });
     r.step = 1;
     let nofollow = if m.path.is_empty() { 0 } else { libc::O_NOFOLLOW };
-    submit_open(core, r, None, 0, libc::O_PATH | nofollow, 0, SAFE);
+    resolve(core, r, None, 0, libc::O_PATH | nofollow, 0, SAFE);
 }
 
 /// Applies SETATTR to `fd` (an open handle, or an O_PATH descriptor of the object) with
@@ -959,7 +1047,7 @@ fn start_sysmount(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Se
     r.u[0] = m.flags;
     r.u[1] = m.source_kind as u64;
     r.step = 1;
-    submit_open(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+    resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
 }
 
 // ------------------------------------------------------------------ completions
@@ -1041,10 +1129,6 @@ fn path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             let raw = dir.as_raw_fd();
             r.dirfd = Some(dir);
             match r.op {
-                Op::LOOKUP | Op::GETATTR => {
-                    r.step = 2;
-                    submit_statx(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
-                }
                 Op::RMDIR | Op::UNLINK => {
                     let (t, flags) =
                         if r.op == Op::RMDIR { (WlType::Rmdir, libc::AT_REMOVEDIR) } else { (WlType::Unlink, 0) };
@@ -1053,14 +1137,7 @@ fn path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                     }
                     r.step = 3;
                     let e = opcode::UnlinkAt::new(types::Fd(raw), r.cptr(1)).flags(flags).build();
-                    core.submit_req(e, r);
-                }
-                Op::READLINK => {
-                    let res = creds::with_ident(&r.ident, || sys::readlinkat(raw, r.cstr(1)));
-                    match res {
-                        Ok(Ok(t)) => finish(core, r, &Data { data: Rest(&t) }),
-                        Ok(Err(e)) | Err(e) => fail(core, r, sys::errno_of(&e)),
-                    }
+                    mutate(core, r, raw, e, |r| sys::unlinkat(raw, r.cstr(1), flags));
                 }
                 _ => fail(core, r, errno::EIO),
             }
@@ -1092,8 +1169,16 @@ fn path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                     Err(e) => fail(core, r, sys::errno_of(&e)),
                 };
             }
+            if r.op == Op::READLINK {
+                // readlinkat(fd, "") reads the symlink an O_PATH|O_NOFOLLOW descriptor names.
+                let res = creds::with_ident(&r.ident, || sys::readlinkat(raw, c""));
+                return match res {
+                    Ok(Ok(t)) => finish(core, r, &Data { data: Rest(&t) }),
+                    Ok(Err(e)) | Err(e) => fail(core, r, sys::errno_of(&e)),
+                };
+            }
             r.step = 2;
-            submit_statx(core, r, raw, None, libc::AT_EMPTY_PATH);
+            stat_now(core, r, raw, None, libc::AT_EMPTY_PATH);
         }
         _ => fail(core, r, errno::EIO),
     }
@@ -1115,12 +1200,13 @@ fn create_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.step = 2;
             match r.op {
                 Op::MKDIR => {
-                    let e = opcode::MkDirAt::new(types::Fd(raw), r.cptr(1)).mode(r.u[0] as libc::mode_t).build();
-                    core.submit_req(e, r);
+                    let mode = r.u[0] as libc::mode_t;
+                    let e = opcode::MkDirAt::new(types::Fd(raw), r.cptr(1)).mode(mode).build();
+                    mutate(core, r, raw, e, |r| sys::mkdirat(raw, r.cstr(1), mode));
                 }
                 Op::SYMLINK => {
                     let e = opcode::SymlinkAt::new(types::Fd(raw), r.cptr(2), r.cptr(1)).build();
-                    core.submit_req(e, r);
+                    mutate(core, r, raw, e, |r| sys::symlinkat(r.cstr(2), raw, r.cstr(1)));
                 }
                 _ => {
                     // MKNOD has no ring opcode.
@@ -1128,7 +1214,7 @@ fn create_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                     match res {
                         Ok(Ok(())) => {
                             r.step = 3;
-                            submit_statx(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
+                            stat_now(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
                         }
                         Ok(Err(e)) | Err(e) => fail(core, r, sys::errno_of(&e)),
                     }
@@ -1141,7 +1227,7 @@ fn create_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             }
             r.step = 3;
             let raw = r.dirfd.as_ref().map_or(-1, |d| d.as_raw_fd());
-            submit_statx(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
+            stat_now(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
         }
         3 => {
             if res < 0 {
@@ -1175,7 +1261,7 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.dirfd = Some(fd);
             r.step = 2;
             let parent = if link { 1 } else { 2 };
-            submit_open(core, r, None, parent, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
+            resolve(core, r, None, parent, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
         }
         // The new parent.
         2 => {
@@ -1198,12 +1284,14 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 let e = opcode::LinkAt::new(types::Fd(libc::AT_FDCWD), r.cptr(3), types::Fd(raw), r.cptr(2))
                     .flags(libc::AT_SYMLINK_FOLLOW)
                     .build();
-                core.submit_req(e, r);
+                mutate(core, r, raw, e, |r| {
+                    sys::linkat(libc::AT_FDCWD, r.cstr(3), raw, r.cstr(2), libc::AT_SYMLINK_FOLLOW)
+                });
             } else {
-                let e = opcode::RenameAt::new(types::Fd(old), r.cptr(1), types::Fd(raw), r.cptr(3))
-                    .flags(r.u[0] as u32)
-                    .build();
-                core.submit_req(e, r);
+                let flags = r.u[0] as u32;
+                let e =
+                    opcode::RenameAt::new(types::Fd(old), r.cptr(1), types::Fd(raw), r.cptr(3)).flags(flags).build();
+                mutate(core, r, raw, e, |r| sys::renameat2(old, r.cstr(1), raw, r.cstr(3), flags));
             }
         }
         3 => {
@@ -1213,7 +1301,7 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             if link {
                 r.step = 4;
                 let raw = r.dirfd2.as_ref().map_or(-1, |d| d.as_raw_fd());
-                return submit_statx(core, r, raw, Some(2), libc::AT_SYMLINK_NOFOLLOW);
+                return stat_now(core, r, raw, Some(2), libc::AT_SYMLINK_NOFOLLOW);
             }
             finish_empty(core, r);
         }
@@ -1243,10 +1331,21 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 }
             }
             let proc = sys::proc_fd_path(p.as_raw_fd());
+            let kind = sys::statx(p.as_raw_fd(), c"", libc::AT_EMPTY_PATH).map(|a| a.mode & libc::S_IFMT).unwrap_or(0);
             r.dirfd = Some(p);
             let i = r.push_str(CStr::from_bytes_until_nul(&proc).expect("nul").to_bytes());
             r.step = 2;
             let f = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL);
+            if kind == libc::S_IFREG || kind == libc::S_IFDIR {
+                // Reopening a regular file or directory does not wait (FIFOs and devices
+                // may, so they take the ring).
+                let res = creds::with_ident(&r.ident, || sys::openat2(libc::AT_FDCWD, r.cstr(i), f, 0, 0));
+                let code = match res {
+                    Ok(Ok(fd)) => fd.into_raw_fd(),
+                    Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+                };
+                return complete(core, r, code);
+            }
             submit_open(core, r, Some(libc::AT_FDCWD), i, f, 0, 0);
         }
         2 | 12 => {
@@ -1283,6 +1382,15 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.dirfd = Some(dir);
             r.step = 12;
             let mode = r.u[1] as u32;
+            if sys::is_memory_fs(raw) {
+                let res =
+                    creds::with_ident(&r.ident, || sys::openat2(raw, r.cstr(1), flags | libc::O_CREAT, mode, SAFE));
+                let code = match res {
+                    Ok(Ok(fd)) => fd.into_raw_fd(),
+                    Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+                };
+                return complete(core, r, code);
+            }
             submit_open(core, r, Some(raw), 1, flags | libc::O_CREAT, mode, SAFE);
         }
         3 => {
@@ -1308,7 +1416,7 @@ fn setattr_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             let raw = fd.as_raw_fd();
             r.fd = Some(fd);
             r.step = 2;
-            submit_statx(core, r, raw, None, libc::AT_EMPTY_PATH);
+            stat_now(core, r, raw, None, libc::AT_EMPTY_PATH);
         }
         2 => {
             if res < 0 {
@@ -1319,7 +1427,7 @@ fn setattr_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 return fail(core, r, e);
             }
             r.step = 3;
-            submit_statx(core, r, raw, None, libc::AT_EMPTY_PATH);
+            stat_now(core, r, raw, None, libc::AT_EMPTY_PATH);
         }
         3 => {
             if res < 0 {
@@ -1510,7 +1618,7 @@ fn sysmount_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.fd = Some(fd);
             if r.u[1] == consts::SYSMOUNT_SRC_PATH as u64 {
                 r.step = 2;
-                return submit_open(core, r, None, 1, libc::O_PATH, 0, SAFE);
+                return resolve(core, r, None, 1, libc::O_PATH, 0, SAFE);
             }
             sysmount_now(core, r, None);
         }

@@ -370,6 +370,7 @@ impl Core {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
+            self.refresh_whitelist();
             self.cqes.clear();
             for c in self.ring.completion() {
                 self.cqes.push((c.user_data(), c.result(), c.flags()));
@@ -444,6 +445,10 @@ impl Core {
             self.done.clear();
         }
         udsmux::end_turn(self);
+    }
+
+    /// Picks up a whitelist change before handling anything of this turn.
+    fn refresh_whitelist(&mut self) {
         let g = self.shared.wl_gen.load(Ordering::Acquire);
         if g != self.wl_gen {
             self.wl = self.shared.whitelist.read().clone();

@@ -1,6 +1,8 @@
-//! Test harness: starts the real `engine` binary on a temporary export and connects the
-//! client library to it.
-#![allow(dead_code)]
+//! # qtfs-testkit — the harness of the integration tests
+//!
+//! Starts the real `engine` binary on a temporary export (optionally tmpfs-backed) with
+//! a whitelist, waits until it is ready, and hands out client sessions. Every crate's
+//! integration tests use this one harness.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,11 +40,24 @@ pub struct Opts {
     pub extra_args: Vec<String>,
     /// Extra whitelist text appended.
     pub extra_wl: String,
+    /// Back the export with a tmpfs (exercises the engine's inline memory paths).
+    pub tmpfs: bool,
+    /// Arguments placed before the harness's own (rarely needed).
+    pub pre_args: Vec<String>,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { cores: 2, groups: None, psk: None, insecure: true, extra_args: vec![], extra_wl: String::new() }
+        Opts {
+            cores: 2,
+            groups: None,
+            psk: None,
+            insecure: true,
+            extra_args: vec![],
+            extra_wl: String::new(),
+            tmpfs: false,
+            pre_args: vec![],
+        }
     }
 }
 
@@ -55,10 +70,40 @@ pub struct TestEngine {
     pub whitelist: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
     pub psk: Option<Psk>,
+    pub tmpfs: bool,
 }
 
-pub fn engine_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_engine")
+/// The workspace's target directory of the running test (`target/debug` …).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut d = exe.parent().expect("exe dir").to_path_buf();
+    if d.ends_with("deps") {
+        d.pop();
+    }
+    d
+}
+
+/// A workspace binary (`engine`, `qtfs-fuse`, …), built on first use if the test run did
+/// not build it already.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let p = target_dir().join(bin);
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !p.exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(root).args(["build", "-q", "-p", package, "--bin", bin]);
+        if target_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo build");
+        assert!(st.success(), "cargo build -p {package} --bin {bin} failed");
+    }
+    p
+}
+
+pub fn engine_bin() -> PathBuf {
+    workspace_bin("qtfs-engine", "engine")
 }
 
 impl TestEngine {
@@ -67,6 +112,11 @@ impl TestEngine {
         let export = dir.path().join("export");
         std::fs::create_dir(&export).unwrap();
         let export = export.canonicalize().unwrap();
+        if opts.tmpfs {
+            let st =
+                Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&export).status().unwrap();
+            assert!(st.success(), "mount tmpfs (tests run as root)");
+        }
         let whitelist = dir.path().join("whitelist");
         let mut wl = format!("# test whitelist\n[Mount]\nPath={}\n", export.display());
         for g in opts.groups.clone().unwrap_or_else(|| ALL_GROUPS.to_vec()) {
@@ -79,6 +129,7 @@ impl TestEngine {
         let admin = dir.path().join("engine.sock");
         let mut psk = None;
         let mut cmd = Command::new(engine_bin());
+        cmd.args(&opts.pre_args);
         cmd.arg("--cores")
             .arg(opts.cores.to_string())
             .arg("--listen")
@@ -133,7 +184,7 @@ impl TestEngine {
                 panic!("engine did not start: {:?}", log.lock().unwrap());
             }
         };
-        TestEngine { child, addr, dir, export, admin, whitelist, log, psk }
+        TestEngine { child, addr, dir, export, admin, whitelist, log, psk, tmpfs: opts.tmpfs }
     }
 
     pub fn config(&self) -> ClientConfig {
@@ -196,6 +247,9 @@ impl Drop for TestEngine {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if self.tmpfs {
+            let _ = Command::new("umount").arg("-l").arg(&self.export).status();
         }
     }
 }

@@ -1,0 +1,33 @@
+//! `qtfs-fuse`: mounts a qtfs engine export through FUSE. See `qtfs-fuse --help` and the
+//! crate documentation (`src/lib.rs`) for the design.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use qtfs_client_fuse::daemon;
+use qtfs_client_fuse::options::{Cli, MountConfig};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match MountConfig::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("qtfs-fuse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // fuser warns when its own unmount-on-drop finds the mount already gone (the normal
+    // case after fusermount3 -u): keep its chatter to errors.
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},fuser=error", cfg.log_level)));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    match daemon::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("qtfs-fuse: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The node table: FUSE node ids for the engine's path-based world.
+//!
+//! The engine names files by export-relative paths, the kernel by node ids. Each node is
+//! one HOST inode (keyed by `(dev, ino)`), so hard links share a node, and it remembers
+//! the names (`(parent node, name)` links) through which it was reached: its path is
+//! rebuilt by walking up the first link, so renaming a directory renames everything
+//! below it at no cost. Lookup counts follow the FUSE rules (every entry reply adds one,
+//! FORGET subtracts); a node goes when its count reaches zero.
+//!
+//! Owns only this bookkeeping; it sends nothing to the engine.
+
+use std::collections::HashMap;
+
+/// The root's node id (fixed by FUSE).
+pub const ROOT: u64 = 1;
+
+/// A file's identity on the HOST.
+pub type Key = (u64, u64);
+
+#[derive(Debug)]
+struct Node {
+    /// Names of this inode, most recently used first.
+    links: Vec<(u64, Vec<u8>)>,
+    key: Key,
+    nlookup: u64,
+    /// (mtime, size) when the kernel last opened it with cached pages kept.
+    cache_stamp: Option<(i64, u32, u64)>,
+}
+
+/// Node ids, lookup counts and names.
+#[derive(Debug)]
+pub struct Nodes {
+    nodes: HashMap<u64, Node>,
+    by_key: HashMap<Key, u64>,
+    dentries: HashMap<(u64, Vec<u8>), u64>,
+    next: u64,
+}
+
+impl Nodes {
+    /// A table holding only the root, which is the export root with HOST key `root_key`.
+    pub fn new(root_key: Key) -> Nodes {
+        let mut nodes = HashMap::new();
+        nodes.insert(ROOT, Node { links: Vec::new(), key: root_key, nlookup: 1, cache_stamp: None });
+        let mut by_key = HashMap::new();
+        by_key.insert(root_key, ROOT);
+        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1 }
+    }
+
+    /// After an engine restart the export root may be another inode (a new directory at
+    /// the same path): re-key the root.
+    pub fn rekey_root(&mut self, key: Key) {
+        let old = self.nodes[&ROOT].key;
+        if old != key {
+            self.by_key.remove(&old);
+            self.by_key.insert(key, ROOT);
+            self.nodes.get_mut(&ROOT).expect("root").key = key;
+        }
+    }
+
+    /// The export-relative path of a node (empty for the root), or None if the node is
+    /// unknown or has no name left (unlinked while open).
+    pub fn path(&self, id: u64) -> Option<Vec<u8>> {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut cur = id;
+        // Depth bound: a cycle can only come from a bug, never loop forever on one.
+        for _ in 0..4096 {
+            if cur == ROOT {
+                let mut p = Vec::new();
+                for (i, part) in parts.iter().rev().enumerate() {
+                    if i > 0 {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(part);
+                }
+                return Some(p);
+            }
+            let n = self.nodes.get(&cur)?;
+            let (parent, name) = n.links.first()?;
+            parts.push(name);
+            cur = *parent;
+        }
+        None
+    }
+
+    /// The path of `name` in directory `parent`.
+    pub fn child_path(&self, parent: u64, name: &[u8]) -> Option<Vec<u8>> {
+        let mut p = self.path(parent)?;
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        Some(p)
+    }
+
+    /// Records that `parent/name` is the inode `key` and counts one lookup; returns the
+    /// node id.
+    pub fn link(&mut self, parent: u64, name: &[u8], key: Key) -> u64 {
+        let id = self.bind(parent, name, key);
+        self.nodes.get_mut(&id).expect("bound node").nlookup += 1;
+        id
+    }
+
+    /// Like `link` without counting a lookup (for names the kernel does not learn).
+    fn bind(&mut self, parent: u64, name: &[u8], key: Key) -> u64 {
+        let dkey = (parent, name.to_vec());
+        let id = match self.by_key.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.next;
+                self.next += 1;
+                self.nodes.insert(id, Node { links: Vec::new(), key, nlookup: 0, cache_stamp: None });
+                self.by_key.insert(key, id);
+                id
+            }
+        };
+        if let Some(old) = self.dentries.insert(dkey.clone(), id)
+            && old != id
+        {
+            // The name now leads to another inode (changed on the HOST): drop the stale link.
+            if let Some(n) = self.nodes.get_mut(&old) {
+                n.links.retain(|l| *l != dkey);
+            }
+        }
+        let n = self.nodes.get_mut(&id).expect("node");
+        if let Some(i) = n.links.iter().position(|l| *l == dkey) {
+            if i != 0 {
+                let l = n.links.remove(i);
+                n.links.insert(0, l);
+            }
+        } else {
+            n.links.insert(0, dkey);
+        }
+        id
+    }
+
+    /// The parent directory of a node (through its first name).
+    pub fn parent(&self, id: u64) -> Option<u64> {
+        self.nodes.get(&id)?.links.first().map(|l| l.0)
+    }
+
+    /// The node id that `parent/name` is known to lead to.
+    pub fn lookup_name(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        self.dentries.get(&(parent, name.to_vec())).copied()
+    }
+
+    /// The node id of a HOST inode if the kernel knows it.
+    pub fn by_key(&self, key: Key) -> Option<u64> {
+        self.by_key.get(&key).copied()
+    }
+
+    /// `parent/name` is gone (unlink, rmdir, or found missing).
+    pub fn unlink(&mut self, parent: u64, name: &[u8]) {
+        let dkey = (parent, name.to_vec());
+        if let Some(id) = self.dentries.remove(&dkey)
+            && let Some(n) = self.nodes.get_mut(&id)
+        {
+            n.links.retain(|l| *l != dkey);
+        }
+    }
+
+    /// Mirrors a successful rename (`exchange` = RENAME_EXCHANGE).
+    pub fn rename(&mut self, p1: u64, n1: &[u8], p2: u64, n2: &[u8], exchange: bool) {
+        let k1 = (p1, n1.to_vec());
+        let k2 = (p2, n2.to_vec());
+        let a = self.dentries.remove(&k1);
+        let b = self.dentries.remove(&k2);
+        let relink = |id: u64, from: &(u64, Vec<u8>), to: &(u64, Vec<u8>), nodes: &mut HashMap<u64, Node>| {
+            if let Some(n) = nodes.get_mut(&id) {
+                n.links.retain(|l| l != from && l != to);
+                n.links.insert(0, to.clone());
+            }
+        };
+        if let Some(a) = a {
+            relink(a, &k1, &k2, &mut self.nodes);
+            self.dentries.insert(k2.clone(), a);
+        }
+        match b {
+            Some(b) if exchange => {
+                relink(b, &k2, &k1, &mut self.nodes);
+                self.dentries.insert(k1, b);
+            }
+            Some(b) => {
+                // Replaced: the old target keeps living only while the kernel holds it.
+                if let Some(n) = self.nodes.get_mut(&b) {
+                    n.links.retain(|l| *l != k2);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Subtracts `n` lookups; forgets the node when none are left.
+    pub fn forget(&mut self, id: u64, n: u64) {
+        if id == ROOT {
+            return;
+        }
+        let gone = match self.nodes.get_mut(&id) {
+            Some(node) => {
+                node.nlookup = node.nlookup.saturating_sub(n);
+                node.nlookup == 0
+            }
+            None => false,
+        };
+        if gone {
+            let node = self.nodes.remove(&id).expect("node");
+            if self.by_key.get(&node.key) == Some(&id) {
+                self.by_key.remove(&node.key);
+            }
+            for l in node.links {
+                if self.dentries.get(&l) == Some(&id) {
+                    self.dentries.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// Decides whether the kernel may keep a file's cached pages on open: yes if the
+    /// file's (mtime, size) is what it was at the previous open, so a change made on the
+    /// HOST in between drops the cache (close-to-open coherence).
+    pub fn keep_cache(&mut self, id: u64, stamp: (i64, u32, u64)) -> bool {
+        match self.nodes.get_mut(&id) {
+            Some(n) => {
+                let keep = n.cache_stamp == Some(stamp);
+                n.cache_stamp = Some(stamp);
+                keep
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the cache stamp (after a write through this client changed the file, the
+    /// pages in the kernel are current but the stamp is not).
+    pub fn set_cache_stamp(&mut self, id: u64, stamp: Option<(i64, u32, u64)>) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.cache_stamp = stamp;
+        }
+    }
+
+    /// Number of nodes (tests, diagnostics).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn lookup_count(&self, id: u64) -> u64 {
+        self.nodes.get(&id).map_or(0, |n| n.nlookup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_renames_of_ancestors() {
+        let mut t = Nodes::new((1, 2));
+        let a = t.link(ROOT, b"a", (1, 10));
+        let b = t.link(a, b"b", (1, 11));
+        let c = t.link(b, b"c", (1, 12));
+        assert_eq!(t.path(c).unwrap(), b"a/b/c");
+        t.rename(ROOT, b"a", ROOT, b"z", false);
+        assert_eq!(t.path(c).unwrap(), b"z/b/c");
+        assert_eq!(t.lookup_name(ROOT, b"z"), Some(a));
+        assert_eq!(t.lookup_name(ROOT, b"a"), None);
+        assert_eq!(t.path(ROOT).unwrap(), b"");
+    }
+
+    #[test]
+    fn hard_links_share_a_node_and_survive_unlink_of_one_name() {
+        let mut t = Nodes::new((1, 2));
+        let x = t.link(ROOT, b"x", (1, 20));
+        let y = t.link(ROOT, b"y", (1, 20));
+        assert_eq!(x, y);
+        assert_eq!(t.lookup_count(x), 2);
+        assert_eq!(t.path(x).unwrap(), b"y");
+        t.unlink(ROOT, b"y");
+        assert_eq!(t.path(x).unwrap(), b"x");
+        t.unlink(ROOT, b"x");
+        assert_eq!(t.path(x), None, "unlinked everywhere: no path");
+        t.forget(x, 2);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn exchange_swaps_and_replace_drops_the_target() {
+        let mut t = Nodes::new((1, 2));
+        let a = t.link(ROOT, b"a", (1, 30));
+        let b = t.link(ROOT, b"b", (1, 31));
+        t.rename(ROOT, b"a", ROOT, b"b", true);
+        assert_eq!(t.path(a).unwrap(), b"b");
+        assert_eq!(t.path(b).unwrap(), b"a");
+        t.rename(ROOT, b"a", ROOT, b"b", false);
+        assert_eq!(t.path(b).unwrap(), b"b");
+        assert_eq!(t.path(a), None);
+    }
+
+    #[test]
+    fn a_name_reused_for_another_inode_moves() {
+        let mut t = Nodes::new((1, 2));
+        let a = t.link(ROOT, b"f", (1, 40));
+        let b = t.link(ROOT, b"f", (1, 41));
+        assert_ne!(a, b);
+        assert_eq!(t.path(a), None);
+        assert_eq!(t.path(b).unwrap(), b"f");
+        t.forget(a, 1);
+        assert_eq!(t.lookup_name(ROOT, b"f"), Some(b));
+    }
+
+    #[test]
+    fn keep_cache_only_when_unchanged() {
+        let mut t = Nodes::new((1, 2));
+        let a = t.link(ROOT, b"f", (1, 40));
+        assert!(!t.keep_cache(a, (5, 0, 10)));
+        assert!(t.keep_cache(a, (5, 0, 10)));
+        assert!(!t.keep_cache(a, (6, 0, 10)));
+    }
+}

@@ -1,0 +1,251 @@
+//! The command line of `qtfs-fuse` and its `-o` mount options, turned into one
+//! [`MountConfig`]. Owns parsing and validation only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use qtfs_proto::Addr;
+
+use crate::error::FuseError;
+
+const AFTER_HELP: &str = "\
+MOUNT OPTIONS (-o, comma separated, repeatable)
+  attr_timeout=SEC      how long the kernel trusts file attributes (default 1); a change made
+                        on the HOST is seen by this client at most this late
+  entry_timeout=SEC     how long the kernel trusts a name -> file mapping (default 1)
+  negative_timeout=SEC  how long the kernel remembers that a name does not exist (default 0)
+  writeback_cache       let the kernel buffer writes and send them in big batches; data reaches
+                        the HOST on fsync, close and memory pressure, and size/mtime changes
+                        made on the HOST to a file this client has cached are NOT seen until
+                        the file is dropped from the cache (see the crate docs); off by default
+  readahead_kb=KB       kernel readahead for this mount (default 1024)
+  threads=N             FUSE worker threads, the most requests in flight (default 32)
+  reconnect_timeout=SEC how long requests wait for a restarted engine (default 30)
+  server=ADDR, psk_file=F, insecure, connections=N
+                        the same as the long options (for mount -t fuse.qtfs-fuse / fstab)
+  ro, nosuid, nodev, noexec, noatime, allow_other, default_permissions
+                        the usual FUSE/mount meanings (allow_other and default_permissions are
+                        on by default when run as root)
+
+EXAMPLES
+  # An engine on the HOST over vsock (the default), key in /etc/qtfs/psk:
+  qtfs-fuse --psk-file /etc/qtfs/psk /home/VMs /mnt/vms
+  # A test engine on TCP loopback without a key, in the foreground:
+  qtfs-fuse -f --server tcp:127.0.0.1:12345 --insecure-test-mode /srv/export /mnt/x
+  # As a mount helper (qtfs-fuse in PATH):
+  mount -t fuse.qtfs-fuse /srv/export /mnt/x -o server=tcp:127.0.0.1:12345,psk_file=/etc/qtfs/psk
+  # Unmount:
+  fusermount3 -u /mnt/x     (or umount /mnt/x, or SIGTERM/SIGINT to qtfs-fuse)";
+
+/// Mounts a directory exported by a qtfs engine (the user-space twin of
+/// `mount -t qtfs REMOTE_PATH MOUNTPOINT`).
+#[derive(Debug, Parser)]
+#[command(name = "qtfs-fuse", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Where the engine listens: tcp:IP:PORT, vsock:CID:PORT or unix:PATH.
+    #[arg(long, short = 's', value_name = "ADDR")]
+    pub server: Option<String>,
+    /// Pre-shared key file (one line of hex, mode 0600), the engine's --psk-file.
+    #[arg(long, value_name = "FILE")]
+    pub psk_file: Option<PathBuf>,
+    /// Talk to an engine without authentication (tests only; TCP requires a key otherwise).
+    #[arg(long)]
+    pub insecure_test_mode: bool,
+    /// Connections of the shared engine session (MOUNT, CLOSE, re-mounts after an engine
+    /// restart); each FUSE worker thread also attaches its own connection to the same
+    /// session for its requests, so requests spread over the engine's cores either way.
+    #[arg(long, short = 'c', value_name = "N")]
+    pub connections: Option<usize>,
+    /// Mount options, see below.
+    #[arg(short = 'o', value_name = "OPTS", action = clap::ArgAction::Append)]
+    pub options: Vec<String>,
+    /// Stay in the foreground (default: detach once mounted).
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Log level: error, warn, info, debug (or RUST_LOG).
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: String,
+    /// The directory on the HOST (absolute; must be in the engine's [Mount] whitelist).
+    pub remote_path: String,
+    /// Where to mount it here.
+    pub mountpoint: PathBuf,
+}
+
+/// Everything the daemon needs, validated.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub server: Addr,
+    pub psk_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub connections: usize,
+    pub foreground: bool,
+    pub log_level: String,
+    pub remote_path: String,
+    pub mountpoint: PathBuf,
+    pub attr_timeout: Duration,
+    pub entry_timeout: Duration,
+    pub negative_timeout: Duration,
+    pub writeback_cache: bool,
+    pub readahead_kb: u32,
+    pub threads: usize,
+    pub reconnect_timeout: Duration,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub default_permissions: bool,
+    /// Plain mount flags passed to the kernel (nosuid, nodev, …).
+    pub flags: Vec<String>,
+}
+
+/// The default engine address: the HOST (vsock CID 2) on the qtfs port.
+pub const DEFAULT_SERVER: &str = "vsock:2:12345";
+
+fn secs(key: &str, v: &str) -> Result<Duration, FuseError> {
+    let f: f64 = v.parse().map_err(|_| FuseError::Usage(format!("-o {key}={v}: not a number of seconds")))?;
+    if !(0.0..=86400.0).contains(&f) {
+        return Err(FuseError::Usage(format!("-o {key}={v}: out of range (0..86400)")));
+    }
+    Ok(Duration::from_secs_f64(f))
+}
+
+fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, FuseError> {
+    v.parse().map_err(|_| FuseError::Usage(format!("-o {key}={v}: not a number")))
+}
+
+impl MountConfig {
+    pub fn from_cli(cli: Cli) -> Result<MountConfig, FuseError> {
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let mut server = cli.server;
+        let mut psk_file = cli.psk_file;
+        let mut insecure = cli.insecure_test_mode;
+        let mut connections = cli.connections;
+        let mut c = MountConfig {
+            server: Addr::parse(DEFAULT_SERVER).expect("default address"),
+            psk_file: None,
+            insecure: false,
+            connections: 2,
+            foreground: cli.foreground,
+            log_level: cli.log_level,
+            remote_path: cli.remote_path,
+            mountpoint: cli.mountpoint,
+            attr_timeout: Duration::from_secs(1),
+            entry_timeout: Duration::from_secs(1),
+            negative_timeout: Duration::ZERO,
+            writeback_cache: false,
+            readahead_kb: 1024,
+            threads: 32,
+            reconnect_timeout: Duration::from_secs(30),
+            read_only: false,
+            allow_other: root,
+            default_permissions: true,
+            flags: Vec::new(),
+        };
+        for opt in cli.options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+            let (k, v) = match opt.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (opt, None),
+            };
+            let val = || v.ok_or_else(|| FuseError::Usage(format!("-o {k} needs a value ({k}=...)")));
+            match k {
+                "attr_timeout" => c.attr_timeout = secs(k, val()?)?,
+                "entry_timeout" => c.entry_timeout = secs(k, val()?)?,
+                "negative_timeout" => c.negative_timeout = secs(k, val()?)?,
+                "reconnect_timeout" => c.reconnect_timeout = secs(k, val()?)?,
+                "writeback_cache" => c.writeback_cache = true,
+                "no_writeback_cache" => c.writeback_cache = false,
+                "readahead_kb" => c.readahead_kb = num(k, val()?)?,
+                "threads" => c.threads = num(k, val()?)?,
+                "server" => server = Some(val()?.to_string()),
+                "psk_file" => psk_file = Some(PathBuf::from(val()?)),
+                "insecure" | "insecure_test_mode" => insecure = true,
+                "connections" => connections = Some(num(k, val()?)?),
+                "ro" => c.read_only = true,
+                "rw" => c.read_only = false,
+                "allow_other" => c.allow_other = true,
+                "noallow_other" => c.allow_other = false,
+                "default_permissions" => c.default_permissions = true,
+                "nodefault_permissions" => c.default_permissions = false,
+                "nosuid" | "nodev" | "noexec" | "noatime" | "suid" | "dev" | "exec" | "atime" | "sync" | "async"
+                | "dirsync" => c.flags.push(k.to_string()),
+                // What mount(8) and fstab pass along and FUSE has no use for.
+                "_netdev" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "defaults" | "relatime"
+                | "norelatime" | "strictatime" => {}
+                _ => return Err(FuseError::Usage(format!("unknown mount option -o {opt} (see --help)"))),
+            }
+        }
+        if let Some(s) = server {
+            c.server = Addr::parse(&s).map_err(|e| FuseError::Usage(format!("--server {s}: {e}")))?;
+        }
+        c.psk_file = psk_file;
+        c.insecure = insecure;
+        if let Some(n) = connections {
+            if n == 0 || n > 64 {
+                return Err(FuseError::Usage("--connections must be 1..64".into()));
+            }
+            c.connections = n;
+        }
+        if c.threads == 0 || c.threads > 1024 {
+            return Err(FuseError::Usage("-o threads must be 1..1024".into()));
+        }
+        if c.readahead_kb == 0 || c.readahead_kb > 65536 {
+            return Err(FuseError::Usage("-o readahead_kb must be 1..65536".into()));
+        }
+        if !c.remote_path.starts_with('/') {
+            return Err(FuseError::Usage(format!("REMOTE_PATH {} must be an absolute HOST path", c.remote_path)));
+        }
+        if c.psk_file.is_some() && c.insecure {
+            return Err(FuseError::Usage("--psk-file and --insecure-test-mode exclude each other".into()));
+        }
+        if c.psk_file.is_none() && !c.insecure && c.server.is_tcp() {
+            return Err(FuseError::Usage(
+                "TCP needs a key: pass --psk-file FILE (or --insecure-test-mode against a test engine)".into(),
+            ));
+        }
+        let md = std::fs::metadata(&c.mountpoint)
+            .map_err(|e| FuseError::Usage(format!("mount point {}: {e}", c.mountpoint.display())))?;
+        if !md.is_dir() {
+            return Err(FuseError::Usage(format!("mount point {} is not a directory", c.mountpoint.display())));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<MountConfig, FuseError> {
+        let mut v = vec!["qtfs-fuse"];
+        v.extend_from_slice(args);
+        MountConfig::from_cli(Cli::try_parse_from(v).map_err(|e| FuseError::Usage(e.to_string()))?)
+    }
+
+    #[test]
+    fn options_parse_and_validate() {
+        let c = parse(&[
+            "--server",
+            "tcp:127.0.0.1:9",
+            "--insecure-test-mode",
+            "-o",
+            "attr_timeout=0.5,entry_timeout=2,writeback_cache",
+            "-o",
+            "threads=8,nosuid",
+            "/srv/x",
+            "/tmp",
+        ])
+        .unwrap();
+        assert_eq!(c.attr_timeout, Duration::from_millis(500));
+        assert_eq!(c.entry_timeout, Duration::from_secs(2));
+        assert!(c.writeback_cache);
+        assert_eq!(c.threads, 8);
+        assert_eq!(c.flags, vec!["nosuid".to_string()]);
+        assert!(parse(&["--server", "tcp:127.0.0.1:9", "/srv/x", "/tmp"]).is_err(), "TCP without a key");
+        assert!(parse(&["-o", "bogus", "/srv/x", "/tmp"]).is_err());
+        assert!(parse(&["-o", "attr_timeout=x", "/srv/x", "/tmp"]).is_err());
+        assert!(parse(&["relative", "/tmp"]).is_err());
+        let m = parse(&["-o", "server=unix:/run/e.sock,connections=2", "/srv/x", "/tmp"]).unwrap();
+        assert_eq!(m.server, Addr::Unix("/run/e.sock".into()));
+        assert_eq!(m.connections, 2);
+    }
+}

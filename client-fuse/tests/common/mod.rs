@@ -1,0 +1,400 @@
+//! Test rig: the real `engine` binary on a temporary export and the real `qtfs-fuse`
+//! binary mounting it on a temporary directory, plus a plain local directory beside the
+//! export on the same file system for differential checks.
+//!
+//! The engine binary is found next to this test's executable (`target/<profile>/engine`,
+//! which `cargo test --workspace` builds before running any test); when it is missing
+//! (e.g. `cargo test -p qtfs-client-fuse` on a clean tree) it is built with the same
+//! cargo and profile. Needs root and /dev/fuse: without them the tests fail loudly.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const GROUPS: &[&str] =
+    &["Open", "Write", "Read", "Readdir", "Mkdir", "Rmdir", "Create", "Unlink", "Rename", "Setattr", "Setxattr"];
+
+/// `target/<profile>/` of this build.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent().and_then(|p| p.parent()).expect("target/<profile>").to_path_buf()
+}
+
+/// The engine binary, built if it is not there yet.
+pub fn engine_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = target_dir();
+            let bin = dir.join("engine");
+            if !bin.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let mut cmd = Command::new(cargo);
+                cmd.args(["build", "-q", "-p", "qtfs-engine", "--bin", "engine"]);
+                if dir.file_name().is_some_and(|n| n == "release") {
+                    cmd.arg("--release");
+                }
+                let st = cmd.status().expect("run cargo build for the engine");
+                assert!(st.success(), "cargo build -p qtfs-engine failed");
+            }
+            assert!(bin.exists(), "engine binary not found at {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
+pub fn fuse_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_qtfs-fuse")
+}
+
+/// Fails loudly when the machine cannot run FUSE tests (no silent skip).
+pub fn require_fuse() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the FUSE tests need root (they mount and switch uids)");
+    assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing (scripts/setup.sh test creates it)");
+    assert!(
+        Command::new("fusermount3").arg("-V").output().is_ok(),
+        "fusermount3 is missing (scripts/setup.sh test installs fuse3)"
+    );
+}
+
+/// How to start a rig.
+pub struct Opts {
+    pub cores: usize,
+    pub connections: usize,
+    /// Extra `-o` options for qtfs-fuse.
+    pub mount_opts: Vec<String>,
+    pub psk: Option<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { cores: 2, connections: 2, mount_opts: vec![], psk: None }
+    }
+}
+
+pub struct Engine {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    /// The exported HOST directory.
+    pub export: PathBuf,
+    /// A plain directory on the same file system, for differential checks.
+    pub local: PathBuf,
+    pub mnt: PathBuf,
+    pub engine: Option<Engine>,
+    pub fuse: Option<Child>,
+    pub fuse_log: Arc<Mutex<Vec<String>>>,
+    opts: Opts,
+}
+
+fn pump(
+    stream: impl std::io::Read + Send + 'static,
+    log: Arc<Mutex<Vec<String>>>,
+    tag: &'static str,
+) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var("QTFS_TEST_LOG").is_ok() {
+                eprintln!("[{tag}] {line}");
+            }
+            let _ = tx.send(line.clone());
+            log.lock().unwrap().push(line);
+        }
+    });
+    rx
+}
+
+impl Rig {
+    /// Engine + mount, ready to use.
+    pub fn start(opts: Opts) -> Rig {
+        require_fuse();
+        let dir = tempfile::Builder::new().prefix("qtfs-fuse-test").tempdir().unwrap();
+        let export = dir.path().join("export");
+        let local = dir.path().join("local");
+        let mnt = dir.path().join("mnt");
+        for d in [&export, &local, &mnt] {
+            std::fs::create_dir(d).unwrap();
+        }
+        // Both trees world-writable like a shared directory, so other uids can work there.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [&export, &local] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let export = export.canonicalize().unwrap();
+        let mut wl = format!("[Mount]\nPath={}\n", export.display());
+        for g in GROUPS {
+            wl.push_str(&format!("[{g}]\nPath={}\n", export.display()));
+        }
+        std::fs::write(dir.path().join("whitelist"), wl).unwrap();
+        if let Some(k) = &opts.psk {
+            let kp = dir.path().join("psk");
+            std::fs::write(&kp, k).unwrap();
+            std::fs::set_permissions(&kp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let mut rig =
+            Rig { dir, export, local, mnt, engine: None, fuse: None, fuse_log: Arc::new(Mutex::new(Vec::new())), opts };
+        rig.start_engine(0);
+        rig.mount();
+        rig
+    }
+
+    pub fn psk_path(&self) -> PathBuf {
+        self.dir.path().join("psk")
+    }
+
+    /// Starts the engine on `port` (0 = any free port).
+    pub fn start_engine(&mut self, port: u16) {
+        let d = self.dir.path();
+        let mut cmd = Command::new(engine_bin());
+        cmd.arg("--cores")
+            .arg(self.opts.cores.to_string())
+            .arg("--listen")
+            .arg(format!("tcp:127.0.0.1:{port}"))
+            .arg("--whitelist")
+            .arg(d.join("whitelist"))
+            .arg("--admin-socket")
+            .arg(d.join("engine.sock"))
+            .arg("--lock-file")
+            .arg(d.join("engine.lock"))
+            .arg("--log-level")
+            .arg("INFO")
+            .arg("--no-pin");
+        if self.opts.psk.is_some() {
+            cmd.arg("--psk-file").arg(self.psk_path());
+        } else {
+            cmd.arg("--insecure-test-mode");
+        }
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn engine");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rx = pump(child.stderr.take().unwrap(), log.clone(), "engine");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("engine ready") => {
+                    let i = line.find("listen=").expect("listen= in the ready line");
+                    let a = line[i + 7..].split_whitespace().next().unwrap();
+                    break a.rsplit(':').next().unwrap().trim_end_matches(',').parse::<u16>().expect("port");
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("engine did not start: {:?}", log.lock().unwrap());
+                }
+            }
+        };
+        // Keep draining the log in the background.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.engine = Some(Engine { child, port, log });
+    }
+
+    pub fn port(&self) -> u16 {
+        self.engine.as_ref().expect("engine").port
+    }
+
+    pub fn server(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.port())
+    }
+
+    /// The common arguments of a qtfs-fuse command line (before REMOTE MNT).
+    pub fn fuse_args(&self) -> Vec<String> {
+        let mut a = vec!["-f".to_string(), "--server".into(), self.server(), "--connections".into()];
+        a.push(self.opts.connections.to_string());
+        if self.opts.psk.is_some() {
+            a.push("--psk-file".into());
+            a.push(self.psk_path().display().to_string());
+        } else {
+            a.push("--insecure-test-mode".into());
+        }
+        a.push("--log-level".into());
+        a.push("info".into());
+        for o in &self.opts.mount_opts {
+            a.push("-o".into());
+            a.push(o.clone());
+        }
+        a
+    }
+
+    /// Mounts the export on `mnt` with qtfs-fuse in the foreground and waits for it.
+    pub fn mount(&mut self) {
+        let mut child = Command::new(fuse_bin())
+            .args(self.fuse_args())
+            .arg(&self.export)
+            .arg(&self.mnt)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn qtfs-fuse");
+        let rx = pump(child.stderr.take().unwrap(), self.fuse_log.clone(), "fuse");
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let ok =
+            wait_until(Duration::from_secs(20), || is_mounted(&self.mnt) || child.try_wait().ok().flatten().is_some());
+        if !ok || !is_mounted(&self.mnt) {
+            let _ = child.kill();
+            panic!("qtfs-fuse did not mount: {:?}", self.fuse_log.lock().unwrap());
+        }
+        self.fuse = Some(child);
+    }
+
+    /// Unmounts and waits for qtfs-fuse to exit; returns its exit status code.
+    pub fn unmount(&mut self) -> Option<i32> {
+        let st = Command::new("fusermount3").arg("-u").arg(&self.mnt).status().unwrap();
+        assert!(st.success(), "fusermount3 -u failed");
+        let mut child = self.fuse.take()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(Instant::now() < deadline, "qtfs-fuse did not exit after unmount");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs the engine (a crash); returns its port for a restart.
+    pub fn kill_engine(&mut self) -> u16 {
+        let mut e = self.engine.take().expect("engine running");
+        e.child.kill().unwrap();
+        e.child.wait().unwrap();
+        e.port
+    }
+
+    /// Path in the mount.
+    pub fn m(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// Path in the export (the HOST view).
+    pub fn h(&self, rel: &str) -> PathBuf {
+        self.export.join(rel)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if self.fuse.is_some() {
+            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mnt).status();
+            if let Some(mut c) = self.fuse.take() {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(mut e) = self.engine.take() {
+            let _ = e.child.kill();
+            let _ = e.child.wait();
+        }
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let Ok(p) = p.canonicalize() else { return false };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines().any(|l| l.split(' ').nth(4) == p.to_str() && l.contains(" - fuse"))
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Runs `sh -c script` in `dir` as uid/gid with the given supplementary groups
+/// (via setpriv); returns "exit=N" plus stdout and stderr, with `dir` replaced by ROOT.
+pub fn sh_as(uid: u32, gid: u32, groups: &[u32], dir: &Path, script: &str) -> String {
+    let g = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        format!("--groups={}", groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(","))
+    };
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg(g)
+        .args(["sh", "-c", script])
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("setpriv");
+    let d = dir.to_str().unwrap();
+    format!(
+        "exit={}\n{}{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).replace(d, "ROOT"),
+        String::from_utf8_lossy(&out.stderr).replace(d, "ROOT")
+    )
+}
+
+/// The errno name of a result, or "ok".
+pub fn res<T>(r: std::io::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => match e.raw_os_error() {
+            Some(n) => errno_name(n),
+            None => format!("{e}"),
+        },
+    }
+}
+
+pub fn errno_name(n: i32) -> String {
+    let names = [
+        (libc::EPERM, "EPERM"),
+        (libc::ENOENT, "ENOENT"),
+        (libc::EACCES, "EACCES"),
+        (libc::EEXIST, "EEXIST"),
+        (libc::EXDEV, "EXDEV"),
+        (libc::ENOTDIR, "ENOTDIR"),
+        (libc::EISDIR, "EISDIR"),
+        (libc::EINVAL, "EINVAL"),
+        (libc::ENOTEMPTY, "ENOTEMPTY"),
+        (libc::ELOOP, "ELOOP"),
+        (libc::ENODATA, "ENODATA"),
+        (libc::ERANGE, "ERANGE"),
+        (libc::EBUSY, "EBUSY"),
+        (libc::ENAMETOOLONG, "ENAMETOOLONG"),
+        (libc::EBADF, "EBADF"),
+        (libc::EIO, "EIO"),
+        (libc::ENXIO, "ENXIO"),
+        (libc::EMLINK, "EMLINK"),
+    ];
+    names.iter().find(|(v, _)| *v == n).map_or_else(|| format!("errno {n}"), |(_, s)| s.to_string())
+}
+
+/// Runs the same scenario on the local directory and on the mount and asserts that
+/// they log the same results.
+pub fn same_on_both(rig: &Rig, name: &str, f: impl Fn(&Path) -> Vec<String>) {
+    let local_root = rig.local.join(name);
+    let mnt_root = rig.mnt.join(name);
+    std::fs::create_dir(&local_root).unwrap();
+    std::fs::create_dir(&mnt_root).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for d in [&local_root, &mnt_root] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let want = f(&local_root);
+    let got = f(&mnt_root);
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        assert_eq!(w, g, "{name}: step {i} differs between the local directory and the mount");
+    }
+    assert_eq!(want.len(), got.len(), "{name}: different number of steps");
+}
