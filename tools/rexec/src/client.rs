@@ -150,8 +150,9 @@ pub fn connect_server(path: &Path) -> io::Result<UnixStream> {
             Err(io::Error::new(
                 kind,
                 format!(
-                    "cannot reach rexec_server at {}: {e} (is rexec_server running, or udsproxyd for remote hosts?)",
-                    path.display()
+                    "cannot reach rexec_server at {}: {} (is rexec_server running, or udsproxyd for remote hosts?)",
+                    path.display(),
+                    sys::errstr(&e)
                 ),
             ))
         }

@@ -38,10 +38,18 @@ pub fn init_logging(default_stderr: bool) {
             }
         }
         Ok(_) => {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(sys::isatty(2))
+                .try_init();
         }
         Err(_) if default_stderr => {
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(sys::isatty(2))
+                .try_init();
         }
         Err(_) => {}
     }

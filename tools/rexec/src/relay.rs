@@ -97,10 +97,12 @@ impl Endpoint {
     }
 }
 
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if let Some(o) = self.orig {
-            if let Some(fl) = self.restore {
+impl Endpoint {
+    /// The stream is over: also close the inherited number it stands for, so that the
+    /// local peer sees EOF (or EPIPE) now rather than when rexec exits.
+    pub fn finish(mut self) {
+        if let Some(o) = self.orig.take() {
+            if let Some(fl) = self.restore.take() {
                 let _ = sys::set_fl(o, fl);
             }
             if o <= 2 {
@@ -110,6 +112,14 @@ impl Drop for Endpoint {
             } else {
                 sys::close_raw(o);
             }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let (Some(o), Some(fl)) = (self.orig, self.restore) {
+            let _ = sys::set_fl(o, fl);
         }
     }
 }
@@ -390,10 +400,11 @@ impl Relay {
 
 fn finish_tx(link: &mut Link, id: u32, tx: &mut Tx, errno: i32) {
     tx.done = true;
-    if let Some(src) = tx.src.take()
-        && src.is_socket()
-    {
-        sys::shutdown(src.raw(), libc::SHUT_RD);
+    if let Some(src) = tx.src.take() {
+        if src.is_socket() {
+            sys::shutdown(src.raw(), libc::SHUT_RD);
+        }
+        src.finish();
     }
     link.push(Op::REXEC_EOF, id, &RexecEof { how: EOF_WRITE, error: errno });
 }
@@ -402,7 +413,9 @@ fn reader_gone(link: &mut Link, id: u32, rx: &mut Rx) {
     rx.discard = true;
     rx.consumed += rx.buf.len() as u64;
     rx.buf.clear();
-    rx.dst = None;
+    if let Some(d) = rx.dst.take() {
+        d.finish();
+    }
     link.push(Op::REXEC_EOF, id, &RexecEof { how: EOF_READ, error: libc::EPIPE });
 }
 
@@ -415,10 +428,10 @@ fn credit(link: &mut Link, id: u32, rx: &mut Rx) {
 
 /// Closes the destination after EOF; a socket still sending only gets SHUT_WR.
 fn close_rx(rx: &mut Rx, tx_open: bool) {
-    if let Some(dst) = rx.dst.take()
-        && tx_open
-        && dst.is_socket()
-    {
-        sys::shutdown(dst.raw(), libc::SHUT_WR);
+    if let Some(dst) = rx.dst.take() {
+        if tx_open && dst.is_socket() {
+            sys::shutdown(dst.raw(), libc::SHUT_WR);
+        }
+        dst.finish();
     }
 }

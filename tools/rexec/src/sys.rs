@@ -32,6 +32,15 @@ pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
+/// An error as people read it: "No such file or directory", without "(os error 2)".
+pub fn errstr(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// `pipe2(O_CLOEXEC)`: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -524,19 +533,21 @@ pub mod raw {
         // SAFETY: plain system call.
         unsafe { libc::close(fd) };
     }
-    /// Marks every descriptor from `from` on close-on-exec (Linux ≥ 5.11); falls back to
-    /// closing them one by one up to `limit`.
-    pub fn cloexec_from(from: i32, keep: &[i32], limit: i32) {
-        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    /// Closes every descriptor from `from` on (close_range, Linux ≥ 5.9; else one by one
+    /// up to `limit`).
+    pub fn close_from(from: i32, limit: i32) {
         // SAFETY: plain system call.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, !0u32, CLOSE_RANGE_CLOEXEC) };
+        let r = unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, !0u32, 0 as libc::c_uint) };
         if r < 0 {
             for fd in from..limit {
-                if !keep.contains(&fd) {
-                    close(fd);
-                }
+                close(fd);
             }
         }
+    }
+    /// Sets FD_CLOEXEC.
+    pub fn set_cloexec(fd: i32) {
+        // SAFETY: plain system call.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     pub fn fchdir(fd: i32) -> i32 {
         // SAFETY: plain system call.

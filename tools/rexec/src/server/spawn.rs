@@ -195,7 +195,7 @@ pub struct Plan {
 
 /// A setup failure reported to the client as text on stderr (exit status 126).
 pub fn describe(what: &str, e: &std::io::Error) -> String {
-    format!("{what}: {e}")
+    format!("{what}: {}", sys::errstr(e))
 }
 
 fn cstr(b: &[u8]) -> CString {
@@ -402,9 +402,27 @@ fn child(a: ChildArgs<'_>) -> ! {
             raw::close(fd);
         }
     }
-    // Everything from `base` on is (now) close-on-exec: our moved copies, the error and
-    // hold pipes, and whatever the server inherited.
-    raw::cloexec_from(a.base, &[err, hold], a.limit);
+    // Keep only the error pipe (at `base`) and the hold pipe (at `base + 1`): every other
+    // descriptor of the server is closed now, not at execve, so that a held child does
+    // not keep other sessions' pipes (or its own hold pipe's write end) open.
+    // (Both are first copied above `base + 1` so that neither can clobber the other.)
+    let (e_tmp, h_tmp) =
+        (raw::dup_above(err, a.base + 2), if hold >= 0 { raw::dup_above(hold, a.base + 2) } else { -1 });
+    if e_tmp < 0 || (hold >= 0 && h_tmp < 0) || raw::dup2(e_tmp, a.base) < 0 {
+        child_fail(err, STAGE_FD, raw::errno());
+    }
+    let err = a.base;
+    raw::set_cloexec(err);
+    let hold = if hold >= 0 {
+        if raw::dup2(h_tmp, a.base + 1) < 0 {
+            child_fail(err, STAGE_FD, raw::errno());
+        }
+        raw::set_cloexec(a.base + 1);
+        a.base + 1
+    } else {
+        -1
+    };
+    raw::close_from(a.base + 2, a.limit);
     if hold >= 0 && raw::read_byte(hold) != Some(1) {
         child_fail(err, STAGE_HOLD, 0);
     }
@@ -443,7 +461,7 @@ fn child_fail(err: RawFd, stage: u32, errno: i32) -> ! {
 /// The text sent on the stderr stream for a child failure.
 pub fn failure_text(binary: &[u8], stage: u32, errno: i32) -> String {
     let b = String::from_utf8_lossy(binary);
-    let e = std::io::Error::from_raw_os_error(errno);
+    let e = sys::errstr(&std::io::Error::from_raw_os_error(errno));
     match stage {
         STAGE_EXEC => format!("rexec_server: cannot execute {b}: {e}\n"),
         STAGE_CWD => format!("rexec_server: cannot enter the working directory for {b}: {e}\n"),
