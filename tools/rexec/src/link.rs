@@ -20,8 +20,10 @@ use crate::sys;
 /// An ACK is sent once this many session bytes arrived since the last one.
 pub const ACK_EVERY: u64 = 64 * 1024;
 
-/// Bytes read from the socket per call.
+/// Free room needed before a read from the socket.
 const READ_CHUNK: usize = 256 * 1024;
+/// Size of the receive buffer: two of the largest frames.
+const RX_BUF: usize = 2 * (MAX_PAYLOAD + HEADER_SIZE);
 
 #[derive(Debug, Default)]
 pub struct Link {
@@ -30,9 +32,11 @@ pub struct Link {
     log_base: u64,
     /// Session offset up to which the log was written to the current connection.
     written: u64,
-    /// Received bytes not yet parsed, from `rx_pos`.
+    /// Receive buffer: `rx[rx_pos..rx_end]` is received and not yet parsed. Allocated
+    /// once (zeroed once), then reused: reads go straight into its free tail.
     rx: Vec<u8>,
     rx_pos: usize,
+    rx_end: usize,
     /// Session bytes of the peer's complete frames processed.
     received: u64,
     /// `received` as last acknowledged to the peer.
@@ -98,14 +102,23 @@ impl Link {
 
     /// Reads what the socket has; `Ok(0)` is EOF. `WouldBlock` surfaces as an error.
     pub fn fill(&mut self, fd: RawFd) -> io::Result<usize> {
-        if self.rx_pos > 0 && self.rx_pos == self.rx.len() {
-            self.rx.clear();
+        if self.rx_pos == self.rx_end {
             self.rx_pos = 0;
+            self.rx_end = 0;
         }
-        let old = self.rx.len();
-        self.rx.resize(old + READ_CHUNK, 0);
-        let r = sys::read(fd, &mut self.rx[old..]);
-        self.rx.truncate(old + *r.as_ref().unwrap_or(&0));
+        if self.rx.len() - self.rx_end < READ_CHUNK {
+            // Move the partial frame to the front; grow only if one frame needs more room.
+            self.rx.copy_within(self.rx_pos..self.rx_end, 0);
+            self.rx_end -= self.rx_pos;
+            self.rx_pos = 0;
+            if self.rx.len() - self.rx_end < READ_CHUNK {
+                self.rx.resize(self.rx_end + RX_BUF.max(READ_CHUNK), 0);
+            }
+        }
+        let r = sys::read(fd, &mut self.rx[self.rx_end..]);
+        if let Ok(n) = r {
+            self.rx_end += n;
+        }
         r
     }
 
@@ -155,8 +168,8 @@ impl Link {
         }
         self.on_ack(peer_received)?;
         self.written = peer_received;
-        self.rx.clear();
         self.rx_pos = 0;
+        self.rx_end = 0;
         Ok(())
     }
 }
@@ -171,8 +184,8 @@ pub fn for_each_frame<S>(
 ) -> Result<()> {
     let l = link(state);
     let rx = std::mem::take(&mut l.rx);
-    let pos = l.rx_pos;
-    let mut parser = FrameParser::new(&rx[pos..], MAX_PAYLOAD);
+    let (pos, end) = (l.rx_pos, l.rx_end);
+    let mut parser = FrameParser::new(&rx[pos..end], MAX_PAYLOAD);
     let mut res = Ok(());
     loop {
         match parser.next_frame() {
@@ -195,13 +208,6 @@ pub fn for_each_frame<S>(
     let l = link(state);
     l.rx = rx;
     l.rx_pos = pos + consumed;
-    if l.rx_pos == l.rx.len() {
-        l.rx.clear();
-        l.rx_pos = 0;
-    } else if l.rx_pos > READ_CHUNK {
-        l.rx.drain(..l.rx_pos);
-        l.rx_pos = 0;
-    }
     res
 }
 

@@ -422,7 +422,7 @@ fn child(a: ChildArgs<'_>) -> ! {
     } else {
         -1
     };
-    raw::close_from(a.base + 2, a.limit);
+    raw::close_from(if hold >= 0 { a.base + 2 } else { a.base + 1 }, a.limit);
     if hold >= 0 && raw::read_byte(hold) != Some(1) {
         child_fail(err, STAGE_HOLD, 0);
     }
