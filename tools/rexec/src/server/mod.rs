@@ -287,6 +287,8 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
     let mut spawned = None;
     let mut listeners = Vec::new();
     if !allowed {
+        // Nothing runs: the process ends of the pipes go now, so the client sees EOF.
+        drop(child_ends);
         refusal = Some(format!(
             "rexec_server: {} is not in the whitelist {} on the HOST\n",
             argv_text[0],
