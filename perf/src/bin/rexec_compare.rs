@@ -390,13 +390,6 @@ fn main() {
         ));
     }
     st.finish(&[("rexec", "ssh-cm"), ("rexec", "local")], &[("rexec/ssh-cm", Some(1.0), None)]);
-    for c in [&mut med, &mut p99] {
-        for n in names {
-            if let Some(b) = c.best.get(n).copied() {
-                c.extra(n, "best_round_ms", b);
-            }
-        }
-    }
     results.results.push(med);
     results.results.push(p99);
     results.results.push(st);

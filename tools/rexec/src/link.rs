@@ -83,8 +83,8 @@ impl Link {
         self.written < self.end()
     }
 
-    /// Writes queued bytes to a non-blocking socket until it would block. Returns false
-    /// when the connection failed (the caller treats it as a drop).
+    /// Writes queued bytes to a non-blocking socket until it would block. An error means
+    /// the connection failed (the caller treats it as a drop; nothing queued is lost).
     pub fn flush(&mut self, fd: RawFd) -> io::Result<()> {
         while self.wants_write() {
             let start = (self.written - self.log_base) as usize;

@@ -245,8 +245,15 @@ fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8]
         error_frame(&mut conn, h.op, h.id, libc::EACCES);
         return;
     }
-    let _ = s.tx.send(Attach { conn, received: req.received, id: h.id, peer });
-    sys::eventfd_signal(s.wake.as_raw_fd());
+    match s.tx.send(Attach { conn, received: req.received, id: h.id, peer }) {
+        Ok(()) => sys::eventfd_signal(s.wake.as_raw_fd()),
+        // The session's thread is gone (it cannot take connections any more).
+        Err(e) => {
+            drop(sessions);
+            let mut conn = e.0.conn;
+            error_frame(&mut conn, h.op, h.id, libc::ESRCH);
+        }
+    }
 }
 
 fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u8], peer: String) {

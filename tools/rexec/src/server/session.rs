@@ -29,6 +29,9 @@ use crate::link;
 use crate::relay::{Endpoint, IoMode, Relay, Rx, Stream, Tx};
 use crate::sys::{self, ExitKind};
 
+/// Most streams (relayed connections included) one session may have open.
+const MAX_STREAMS: usize = 4096;
+
 /// The process side of a session.
 pub struct Child {
     pub pid: i32,
@@ -308,6 +311,10 @@ impl Session {
             refuse(&mut self.relay, libc::EBADF);
             return Ok(());
         };
+        if self.relay.streams.len() >= MAX_STREAMS {
+            refuse(&mut self.relay, libc::EMFILE);
+            return Ok(());
+        }
         match sys::unix_connect_nb(path).and_then(|s| Ok((sys::dup_cloexec(s.as_raw_fd(), 3)?, s))) {
             Ok((a, b)) => {
                 tracing::debug!(pid = self.pid, fd, stream = id, "relaying a connection");

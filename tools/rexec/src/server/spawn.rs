@@ -11,7 +11,6 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use qtfs_proto::consts::{open as wire_open, rexec as k};
@@ -468,11 +467,6 @@ pub fn failure_text(binary: &[u8], stage: u32, errno: i32) -> String {
         STAGE_HOLD => format!("rexec_server: start of {b} aborted by the caller (REXEC_HANDSHAKE)\n"),
         _ => format!("rexec_server: cannot set up the descriptors of {b}: {e}\n"),
     }
-}
-
-/// Bytes of a path for messages.
-pub fn show(p: &Path) -> String {
-    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
 }
 
 #[cfg(test)]
