@@ -20,10 +20,12 @@ use crate::sys;
 /// An ACK is sent once this many session bytes arrived since the last one.
 pub const ACK_EVERY: u64 = 64 * 1024;
 
-/// Free room needed before a read from the socket.
-const READ_CHUNK: usize = 256 * 1024;
-/// Size of the receive buffer: two of the largest frames.
-const RX_BUF: usize = 2 * (MAX_PAYLOAD + HEADER_SIZE);
+/// Free room wanted before a read from the socket.
+const MIN_FREE: usize = 16 * 1024;
+/// First size of the receive buffer.
+const RX_INITIAL: usize = 64 * 1024;
+/// Largest receive buffer: two of the largest frames.
+const RX_MAX: usize = 2 * (MAX_PAYLOAD + HEADER_SIZE);
 
 #[derive(Debug, Default)]
 pub struct Link {
@@ -106,13 +108,19 @@ impl Link {
             self.rx_pos = 0;
             self.rx_end = 0;
         }
-        if self.rx.len() - self.rx_end < READ_CHUNK {
-            // Move the partial frame to the front; grow only if one frame needs more room.
+        if self.rx.len() - self.rx_end < MIN_FREE {
+            // Move the partial frame to the front; grow (doubling, up to two of the
+            // largest frames) only when that does not leave room enough.
             self.rx.copy_within(self.rx_pos..self.rx_end, 0);
             self.rx_end -= self.rx_pos;
             self.rx_pos = 0;
-            if self.rx.len() - self.rx_end < READ_CHUNK {
-                self.rx.resize(self.rx_end + RX_BUF.max(READ_CHUNK), 0);
+            if self.rx.len() - self.rx_end < MIN_FREE {
+                let len = (self.rx.len() * 2).clamp(RX_INITIAL, RX_MAX);
+                // A fresh zeroed allocation: the allocator maps zero pages lazily, so
+                // untouched room costs nothing (a `resize` would write every byte).
+                let mut v = vec![0u8; len];
+                v[..self.rx_end].copy_from_slice(&self.rx[..self.rx_end]);
+                self.rx = v;
             }
         }
         let r = sys::read(fd, &mut self.rx[self.rx_end..]);
