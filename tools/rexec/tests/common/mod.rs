@@ -39,7 +39,16 @@ impl Server {
         std::fs::set_permissions(&wl, std::fs::Permissions::from_mode(0o600)).unwrap();
         let socket = dir.path().join("rexec.sock");
         let pids = dir.path().join("pids");
-        let mut child = Command::new(SERVER)
+        let mut cmd = Command::new(SERVER);
+        // A test run killed from outside (a timeout) must not leave servers behind.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("--whitelist")
             .arg(&wl)
             .arg("--socket")
