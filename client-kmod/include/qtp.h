@@ -82,6 +82,20 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_SCM_PIPE_READ            0x2ULL /* ScmRec.kind */
 #define QTP_SCM_PIPE_WRITE           0x3ULL /* ScmRec.kind */
 #define QTP_SCM_LISTENER             0x4ULL /* ScmRec.kind */
+#define QTP_REXEC_F_HOLD             0x1ULL /* RexecExecReq.flags */
+#define QTP_REXEC_FD_FILE            0x1ULL /* RexecFd.kind */
+#define QTP_REXEC_FD_PIPE_IN         0x2ULL /* RexecFd.kind */
+#define QTP_REXEC_FD_PIPE_OUT        0x3ULL /* RexecFd.kind */
+#define QTP_REXEC_FD_LISTENER        0x4ULL /* RexecFd.kind */
+#define QTP_REXEC_EOF_WRITE          0x1ULL /* RexecEof.how */
+#define QTP_REXEC_EOF_READ           0x2ULL /* RexecEof.how */
+#define QTP_REXEC_SIGNAL_GROUP       0x1ULL /* RexecSignal.flags */
+#define QTP_REXEC_CONN_STREAM_BASE   0x10000ULL /* first REXEC_CONN stream id */
+#define QTP_REXEC_MAX_ARGV_ENV       0x100000ULL /* argv + env bytes of RexecExecReq */
+#define QTP_REXEC_MAX_FDS            0x100ULL /* fd records of RexecExecReq */
+#define QTP_REXEC_MAX_FD_NUMBER      0x1000ULL /* RexecFd.fd is below this */
+#define QTP_REXEC_MIN_WINDOW         0x1000ULL /* smallest receive window */
+#define QTP_REXEC_MAX_WINDOW         0x4000000ULL /* largest receive window */
 #define QTP_IOC_TCGETS               0x1ULL /* IoctlReq.cmd */
 #define QTP_IOC_TCSETS               0x2ULL /* IoctlReq.cmd */
 #define QTP_IOC_TCSETSW              0x3ULL /* IoctlReq.cmd */
@@ -126,7 +140,7 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_CHANST_OPEN              0x2ULL /* channel state */
 #define QTP_CHANST_HALF_CLOSED       0x3ULL /* channel state */
 #define QTP_CHANST_CLOSING           0x4ULL /* channel state */
-#define QTP_OP_INDEX_LIMIT           0x100ULL /* bound of op index ((op>>8)*64 + (op&63)) */
+#define QTP_OP_INDEX_LIMIT           0x140ULL /* bound of op index ((op>>8)*64 + (op&63)) */
 #define QTP_WL_OPEN                  0x0ULL /* whitelist group */
 #define QTP_WL_WRITE                 0x1ULL /* whitelist group */
 #define QTP_WL_READ                  0x2ULL /* whitelist group */
@@ -199,6 +213,16 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_OP_ADMIN_CONNS              0x0307 /* Connection states. */
 #define QTP_OP_ADMIN_CHANNELS           0x0308 /* Channel states. */
 #define QTP_OP_ADMIN_CLEAR              0x0309 /* Clears counters. */
+#define QTP_OP_REXEC_EXEC               0x0401 /* Remote exec: runs a whitelisted binary with argv, env, cwd and fds; opens a session. */
+#define QTP_OP_REXEC_ATTACH             0x0402 /* Remote exec: rejoins a session after a transport drop; both sides then resend what the other has not processed. */
+#define QTP_OP_REXEC_DATA               0x0403 /* Remote exec, one-way: bytes of the stream named by the header's channel field. */
+#define QTP_OP_REXEC_EOF                0x0404 /* Remote exec, one-way: the sender stopped writing (EOF) or reading a stream. */
+#define QTP_OP_REXEC_CREDIT             0x0405 /* Remote exec, one-way: cumulative bytes of a stream consumed by the receiver (flow control). */
+#define QTP_OP_REXEC_ACK                0x0406 /* Remote exec, one-way: cumulative session bytes processed (frees the sender's retransmission log). */
+#define QTP_OP_REXEC_SIGNAL             0x0407 /* Remote exec, one-way, client to server: deliver a signal to the remote process. */
+#define QTP_OP_REXEC_RELEASE            0x0408 /* Remote exec, one-way, client to server: let a held process exec (or abort it). */
+#define QTP_OP_REXEC_CONN               0x0409 /* Remote exec, one-way, client to server: a connection accepted on a passed listening socket; the channel field is its new stream. */
+#define QTP_OP_REXEC_EXIT               0x040a /* Remote exec, one-way, server to client: the remote process ended; follows all of its output. */
 
 /* ---- frame header (32 bytes) ---- */
 struct qtp_hdr_wire {
@@ -4243,6 +4267,590 @@ static inline long qtp_scm_rec_decode(const void *buf, size_t len, struct qtp_sc
 	return (long)pos;
 }
 
+/* REXEC_EXEC: run `argv[0]` (compared byte for byte with the server's whitelist)  with this argv, environment, working directory and descriptors. The response is  RexecStarted, or an error frame (EBADMSG malformed, E2BIG too large). Every frame  after the response belongs to the session (see "Remote exec" in PROTOCOL.md). */
+struct qtp_rexec_exec_req_wire {
+	uint32_t flags;
+	uint32_t window;
+	uint32_t fd_count;
+	uint32_t argv_len;
+	uint32_t env_len;
+	uint16_t cwd_len;
+} __attribute__((packed));
+struct qtp_rexec_exec_req {
+	uint32_t flags;
+	uint32_t window;
+	uint32_t fd_count;
+	const uint8_t *argv; /* bytes32 */
+	uint32_t argv_len;
+	const uint8_t *env; /* bytes32 */
+	uint32_t env_len;
+	const uint8_t *cwd; /* path */
+	uint32_t cwd_len;
+	const uint8_t *fds; /* rest */
+	uint32_t fds_len;
+};
+#define QTP_REXEC_EXEC_REQ_FIXED 22
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_exec_req_wire) == 22, "qtp_rexec_exec_req_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, flags) == 0, "qtp_rexec_exec_req_wire.flags");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, window) == 4, "qtp_rexec_exec_req_wire.window");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, fd_count) == 8, "qtp_rexec_exec_req_wire.fd_count");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, argv_len) == 12, "qtp_rexec_exec_req_wire.argv_len");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, env_len) == 16, "qtp_rexec_exec_req_wire.env_len");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exec_req_wire, cwd_len) == 20, "qtp_rexec_exec_req_wire.cwd_len");
+static inline size_t qtp_rexec_exec_req_size(const struct qtp_rexec_exec_req *v)
+{
+	return QTP_REXEC_EXEC_REQ_FIXED + (size_t)v->argv_len * 1 + (size_t)v->env_len * 1 + (size_t)v->cwd_len * 1 + (size_t)v->fds_len * 1;
+}
+static inline long qtp_rexec_exec_req_encode(const struct qtp_rexec_exec_req *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_exec_req_size(v);
+	if (v->argv_len > 1052672)
+		return -EINVAL;
+	if (v->env_len > 1052672)
+		return -EINVAL;
+	if (v->cwd_len > 4095)
+		return -EINVAL;
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_exec_req_wire, flags), (uint32_t)v->flags);
+	qtp_put32(p + offsetof(struct qtp_rexec_exec_req_wire, window), (uint32_t)v->window);
+	qtp_put32(p + offsetof(struct qtp_rexec_exec_req_wire, fd_count), (uint32_t)v->fd_count);
+	qtp_put32(p + offsetof(struct qtp_rexec_exec_req_wire, argv_len), v->argv_len);
+	qtp_put32(p + offsetof(struct qtp_rexec_exec_req_wire, env_len), v->env_len);
+	qtp_put16(p + offsetof(struct qtp_rexec_exec_req_wire, cwd_len), (uint16_t)v->cwd_len);
+	p += QTP_REXEC_EXEC_REQ_FIXED;
+	if (v->argv_len)
+		memcpy(p, v->argv, (size_t)v->argv_len * 1);
+	p += (size_t)v->argv_len * 1;
+	if (v->env_len)
+		memcpy(p, v->env, (size_t)v->env_len * 1);
+	p += (size_t)v->env_len * 1;
+	if (v->cwd_len)
+		memcpy(p, v->cwd, (size_t)v->cwd_len * 1);
+	p += (size_t)v->cwd_len * 1;
+	if (v->fds_len)
+		memcpy(p, v->fds, (size_t)v->fds_len * 1);
+	p += (size_t)v->fds_len * 1;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_exec_req_decode(const void *buf, size_t len, struct qtp_rexec_exec_req *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_EXEC_REQ_FIXED;
+	if (len < QTP_REXEC_EXEC_REQ_FIXED)
+		return -EBADMSG;
+	v->flags = qtp_get32(p + offsetof(struct qtp_rexec_exec_req_wire, flags));
+	v->window = qtp_get32(p + offsetof(struct qtp_rexec_exec_req_wire, window));
+	v->fd_count = qtp_get32(p + offsetof(struct qtp_rexec_exec_req_wire, fd_count));
+	v->argv_len = qtp_get32(p + offsetof(struct qtp_rexec_exec_req_wire, argv_len));
+	if (v->argv_len > 1052672)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->argv_len * 1)
+		return -EBADMSG;
+	v->argv = p + pos;
+	pos += (size_t)v->argv_len * 1;
+	v->env_len = qtp_get32(p + offsetof(struct qtp_rexec_exec_req_wire, env_len));
+	if (v->env_len > 1052672)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->env_len * 1)
+		return -EBADMSG;
+	v->env = p + pos;
+	pos += (size_t)v->env_len * 1;
+	v->cwd_len = qtp_get16(p + offsetof(struct qtp_rexec_exec_req_wire, cwd_len));
+	if (v->cwd_len > 4095)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->cwd_len * 1)
+		return -EBADMSG;
+	v->cwd = p + pos;
+	if (v->cwd_len && memchr(p + pos, 0, v->cwd_len))
+		return -EBADMSG;
+	pos += (size_t)v->cwd_len * 1;
+	v->fds_len = (uint32_t)(len - pos);
+	if (v->fds_len > 1052672)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->fds_len * 1)
+		return -EBADMSG;
+	v->fds = p + pos;
+	pos += (size_t)v->fds_len * 1;
+	return (long)pos;
+}
+
+/* One descriptor the remote process gets at the same number. */
+struct qtp_rexec_fd_wire {
+	uint32_t fd;
+	uint32_t kind;
+	uint32_t stream;
+	uint32_t flags;
+	uint64_t offset;
+	uint16_t path_len;
+} __attribute__((packed));
+struct qtp_rexec_fd {
+	uint32_t fd;
+	uint32_t kind;
+	uint32_t stream;
+	uint32_t flags;
+	uint64_t offset;
+	const uint8_t *path; /* path */
+	uint32_t path_len;
+};
+#define QTP_REXEC_FD_FIXED 26
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_fd_wire) == 26, "qtp_rexec_fd_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, fd) == 0, "qtp_rexec_fd_wire.fd");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, kind) == 4, "qtp_rexec_fd_wire.kind");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, stream) == 8, "qtp_rexec_fd_wire.stream");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, flags) == 12, "qtp_rexec_fd_wire.flags");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, offset) == 16, "qtp_rexec_fd_wire.offset");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_fd_wire, path_len) == 24, "qtp_rexec_fd_wire.path_len");
+static inline size_t qtp_rexec_fd_size(const struct qtp_rexec_fd *v)
+{
+	return QTP_REXEC_FD_FIXED + (size_t)v->path_len * 1;
+}
+static inline long qtp_rexec_fd_encode(const struct qtp_rexec_fd *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_fd_size(v);
+	if (v->path_len > 4095)
+		return -EINVAL;
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_fd_wire, fd), (uint32_t)v->fd);
+	qtp_put32(p + offsetof(struct qtp_rexec_fd_wire, kind), (uint32_t)v->kind);
+	qtp_put32(p + offsetof(struct qtp_rexec_fd_wire, stream), (uint32_t)v->stream);
+	qtp_put32(p + offsetof(struct qtp_rexec_fd_wire, flags), (uint32_t)v->flags);
+	qtp_put64(p + offsetof(struct qtp_rexec_fd_wire, offset), (uint64_t)v->offset);
+	qtp_put16(p + offsetof(struct qtp_rexec_fd_wire, path_len), (uint16_t)v->path_len);
+	p += QTP_REXEC_FD_FIXED;
+	if (v->path_len)
+		memcpy(p, v->path, (size_t)v->path_len * 1);
+	p += (size_t)v->path_len * 1;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_fd_decode(const void *buf, size_t len, struct qtp_rexec_fd *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_FD_FIXED;
+	if (len < QTP_REXEC_FD_FIXED)
+		return -EBADMSG;
+	v->fd = qtp_get32(p + offsetof(struct qtp_rexec_fd_wire, fd));
+	v->kind = qtp_get32(p + offsetof(struct qtp_rexec_fd_wire, kind));
+	v->stream = qtp_get32(p + offsetof(struct qtp_rexec_fd_wire, stream));
+	v->flags = qtp_get32(p + offsetof(struct qtp_rexec_fd_wire, flags));
+	v->offset = qtp_get64(p + offsetof(struct qtp_rexec_fd_wire, offset));
+	v->path_len = qtp_get16(p + offsetof(struct qtp_rexec_fd_wire, path_len));
+	if (v->path_len > 4095)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->path_len * 1)
+		return -EBADMSG;
+	v->path = p + pos;
+	if (v->path_len && memchr(p + pos, 0, v->path_len))
+		return -EBADMSG;
+	pos += (size_t)v->path_len * 1;
+	return (long)pos;
+}
+
+/* REXEC_EXEC response: the session is open. */
+struct qtp_rexec_started_wire {
+	int32_t pid;
+	uint32_t window;
+	uint8_t token[16];
+} __attribute__((packed));
+struct qtp_rexec_started {
+	int32_t pid;
+	uint32_t window;
+	uint8_t token[16];
+};
+#define QTP_REXEC_STARTED_FIXED 24
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_started_wire) == 24, "qtp_rexec_started_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_started_wire, pid) == 0, "qtp_rexec_started_wire.pid");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_started_wire, window) == 4, "qtp_rexec_started_wire.window");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_started_wire, token) == 8, "qtp_rexec_started_wire.token");
+static inline size_t qtp_rexec_started_size(const struct qtp_rexec_started *v)
+{
+	(void)v;
+	return QTP_REXEC_STARTED_FIXED;
+}
+static inline long qtp_rexec_started_encode(const struct qtp_rexec_started *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_started_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_started_wire, pid), (uint32_t)v->pid);
+	qtp_put32(p + offsetof(struct qtp_rexec_started_wire, window), (uint32_t)v->window);
+	memcpy(p + offsetof(struct qtp_rexec_started_wire, token), v->token, 16);
+	p += QTP_REXEC_STARTED_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_started_decode(const void *buf, size_t len, struct qtp_rexec_started *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_STARTED_FIXED;
+	if (len < QTP_REXEC_STARTED_FIXED)
+		return -EBADMSG;
+	v->pid = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_started_wire, pid));
+	v->window = qtp_get32(p + offsetof(struct qtp_rexec_started_wire, window));
+	memcpy(v->token, p + offsetof(struct qtp_rexec_started_wire, token), 16);
+	return (long)pos;
+}
+
+/* REXEC_ATTACH: rejoin session `pid` on a new connection. */
+struct qtp_rexec_attach_req_wire {
+	int32_t pid;
+	uint8_t token[16];
+	uint64_t received;
+} __attribute__((packed));
+struct qtp_rexec_attach_req {
+	int32_t pid;
+	uint8_t token[16];
+	uint64_t received;
+};
+#define QTP_REXEC_ATTACH_REQ_FIXED 28
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_attach_req_wire) == 28, "qtp_rexec_attach_req_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_attach_req_wire, pid) == 0, "qtp_rexec_attach_req_wire.pid");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_attach_req_wire, token) == 4, "qtp_rexec_attach_req_wire.token");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_attach_req_wire, received) == 20, "qtp_rexec_attach_req_wire.received");
+static inline size_t qtp_rexec_attach_req_size(const struct qtp_rexec_attach_req *v)
+{
+	(void)v;
+	return QTP_REXEC_ATTACH_REQ_FIXED;
+}
+static inline long qtp_rexec_attach_req_encode(const struct qtp_rexec_attach_req *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_attach_req_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_attach_req_wire, pid), (uint32_t)v->pid);
+	memcpy(p + offsetof(struct qtp_rexec_attach_req_wire, token), v->token, 16);
+	qtp_put64(p + offsetof(struct qtp_rexec_attach_req_wire, received), (uint64_t)v->received);
+	p += QTP_REXEC_ATTACH_REQ_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_attach_req_decode(const void *buf, size_t len, struct qtp_rexec_attach_req *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_ATTACH_REQ_FIXED;
+	if (len < QTP_REXEC_ATTACH_REQ_FIXED)
+		return -EBADMSG;
+	v->pid = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_attach_req_wire, pid));
+	memcpy(v->token, p + offsetof(struct qtp_rexec_attach_req_wire, token), 16);
+	v->received = qtp_get64(p + offsetof(struct qtp_rexec_attach_req_wire, received));
+	return (long)pos;
+}
+
+/* REXEC_ATTACH response (error ESRCH: no such session, EACCES: bad token). */
+struct qtp_rexec_attached_wire {
+	int32_t pid;
+	uint64_t received;
+} __attribute__((packed));
+struct qtp_rexec_attached {
+	int32_t pid;
+	uint64_t received;
+};
+#define QTP_REXEC_ATTACHED_FIXED 12
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_attached_wire) == 12, "qtp_rexec_attached_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_attached_wire, pid) == 0, "qtp_rexec_attached_wire.pid");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_attached_wire, received) == 4, "qtp_rexec_attached_wire.received");
+static inline size_t qtp_rexec_attached_size(const struct qtp_rexec_attached *v)
+{
+	(void)v;
+	return QTP_REXEC_ATTACHED_FIXED;
+}
+static inline long qtp_rexec_attached_encode(const struct qtp_rexec_attached *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_attached_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_attached_wire, pid), (uint32_t)v->pid);
+	qtp_put64(p + offsetof(struct qtp_rexec_attached_wire, received), (uint64_t)v->received);
+	p += QTP_REXEC_ATTACHED_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_attached_decode(const void *buf, size_t len, struct qtp_rexec_attached *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_ATTACHED_FIXED;
+	if (len < QTP_REXEC_ATTACHED_FIXED)
+		return -EBADMSG;
+	v->pid = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_attached_wire, pid));
+	v->received = qtp_get64(p + offsetof(struct qtp_rexec_attached_wire, received));
+	return (long)pos;
+}
+
+/* REXEC_EOF. */
+struct qtp_rexec_eof_wire {
+	uint32_t how;
+	int32_t error;
+} __attribute__((packed));
+struct qtp_rexec_eof {
+	uint32_t how;
+	int32_t error;
+};
+#define QTP_REXEC_EOF_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_eof_wire) == 8, "qtp_rexec_eof_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_eof_wire, how) == 0, "qtp_rexec_eof_wire.how");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_eof_wire, error) == 4, "qtp_rexec_eof_wire.error");
+static inline size_t qtp_rexec_eof_size(const struct qtp_rexec_eof *v)
+{
+	(void)v;
+	return QTP_REXEC_EOF_FIXED;
+}
+static inline long qtp_rexec_eof_encode(const struct qtp_rexec_eof *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_eof_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_eof_wire, how), (uint32_t)v->how);
+	qtp_put32(p + offsetof(struct qtp_rexec_eof_wire, error), (uint32_t)v->error);
+	p += QTP_REXEC_EOF_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_eof_decode(const void *buf, size_t len, struct qtp_rexec_eof *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_EOF_FIXED;
+	if (len < QTP_REXEC_EOF_FIXED)
+		return -EBADMSG;
+	v->how = qtp_get32(p + offsetof(struct qtp_rexec_eof_wire, how));
+	v->error = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_eof_wire, error));
+	return (long)pos;
+}
+
+/* REXEC_CREDIT. */
+struct qtp_rexec_credit_wire {
+	uint64_t consumed;
+} __attribute__((packed));
+struct qtp_rexec_credit {
+	uint64_t consumed;
+};
+#define QTP_REXEC_CREDIT_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_credit_wire) == 8, "qtp_rexec_credit_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_credit_wire, consumed) == 0, "qtp_rexec_credit_wire.consumed");
+static inline size_t qtp_rexec_credit_size(const struct qtp_rexec_credit *v)
+{
+	(void)v;
+	return QTP_REXEC_CREDIT_FIXED;
+}
+static inline long qtp_rexec_credit_encode(const struct qtp_rexec_credit *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_credit_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put64(p + offsetof(struct qtp_rexec_credit_wire, consumed), (uint64_t)v->consumed);
+	p += QTP_REXEC_CREDIT_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_credit_decode(const void *buf, size_t len, struct qtp_rexec_credit *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_CREDIT_FIXED;
+	if (len < QTP_REXEC_CREDIT_FIXED)
+		return -EBADMSG;
+	v->consumed = qtp_get64(p + offsetof(struct qtp_rexec_credit_wire, consumed));
+	return (long)pos;
+}
+
+/* REXEC_ACK. */
+struct qtp_rexec_ack_wire {
+	uint64_t received;
+} __attribute__((packed));
+struct qtp_rexec_ack {
+	uint64_t received;
+};
+#define QTP_REXEC_ACK_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_ack_wire) == 8, "qtp_rexec_ack_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_ack_wire, received) == 0, "qtp_rexec_ack_wire.received");
+static inline size_t qtp_rexec_ack_size(const struct qtp_rexec_ack *v)
+{
+	(void)v;
+	return QTP_REXEC_ACK_FIXED;
+}
+static inline long qtp_rexec_ack_encode(const struct qtp_rexec_ack *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_ack_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put64(p + offsetof(struct qtp_rexec_ack_wire, received), (uint64_t)v->received);
+	p += QTP_REXEC_ACK_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_ack_decode(const void *buf, size_t len, struct qtp_rexec_ack *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_ACK_FIXED;
+	if (len < QTP_REXEC_ACK_FIXED)
+		return -EBADMSG;
+	v->received = qtp_get64(p + offsetof(struct qtp_rexec_ack_wire, received));
+	return (long)pos;
+}
+
+/* REXEC_SIGNAL. */
+struct qtp_rexec_signal_wire {
+	int32_t signal;
+	uint32_t flags;
+} __attribute__((packed));
+struct qtp_rexec_signal {
+	int32_t signal;
+	uint32_t flags;
+};
+#define QTP_REXEC_SIGNAL_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_signal_wire) == 8, "qtp_rexec_signal_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_signal_wire, signal) == 0, "qtp_rexec_signal_wire.signal");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_signal_wire, flags) == 4, "qtp_rexec_signal_wire.flags");
+static inline size_t qtp_rexec_signal_size(const struct qtp_rexec_signal *v)
+{
+	(void)v;
+	return QTP_REXEC_SIGNAL_FIXED;
+}
+static inline long qtp_rexec_signal_encode(const struct qtp_rexec_signal *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_signal_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_signal_wire, signal), (uint32_t)v->signal);
+	qtp_put32(p + offsetof(struct qtp_rexec_signal_wire, flags), (uint32_t)v->flags);
+	p += QTP_REXEC_SIGNAL_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_signal_decode(const void *buf, size_t len, struct qtp_rexec_signal *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_SIGNAL_FIXED;
+	if (len < QTP_REXEC_SIGNAL_FIXED)
+		return -EBADMSG;
+	v->signal = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_signal_wire, signal));
+	v->flags = qtp_get32(p + offsetof(struct qtp_rexec_signal_wire, flags));
+	return (long)pos;
+}
+
+/* REXEC_RELEASE. */
+struct qtp_rexec_release_wire {
+	uint32_t go;
+} __attribute__((packed));
+struct qtp_rexec_release {
+	uint32_t go;
+};
+#define QTP_REXEC_RELEASE_FIXED 4
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_release_wire) == 4, "qtp_rexec_release_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_release_wire, go) == 0, "qtp_rexec_release_wire.go");
+static inline size_t qtp_rexec_release_size(const struct qtp_rexec_release *v)
+{
+	(void)v;
+	return QTP_REXEC_RELEASE_FIXED;
+}
+static inline long qtp_rexec_release_encode(const struct qtp_rexec_release *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_release_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_release_wire, go), (uint32_t)v->go);
+	p += QTP_REXEC_RELEASE_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_release_decode(const void *buf, size_t len, struct qtp_rexec_release *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_RELEASE_FIXED;
+	if (len < QTP_REXEC_RELEASE_FIXED)
+		return -EBADMSG;
+	v->go = qtp_get32(p + offsetof(struct qtp_rexec_release_wire, go));
+	return (long)pos;
+}
+
+/* REXEC_CONN (the header's channel field is the new stream id). */
+struct qtp_rexec_conn_wire {
+	uint32_t fd;
+} __attribute__((packed));
+struct qtp_rexec_conn {
+	uint32_t fd;
+};
+#define QTP_REXEC_CONN_FIXED 4
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_conn_wire) == 4, "qtp_rexec_conn_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_conn_wire, fd) == 0, "qtp_rexec_conn_wire.fd");
+static inline size_t qtp_rexec_conn_size(const struct qtp_rexec_conn *v)
+{
+	(void)v;
+	return QTP_REXEC_CONN_FIXED;
+}
+static inline long qtp_rexec_conn_encode(const struct qtp_rexec_conn *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_conn_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_conn_wire, fd), (uint32_t)v->fd);
+	p += QTP_REXEC_CONN_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_conn_decode(const void *buf, size_t len, struct qtp_rexec_conn *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_CONN_FIXED;
+	if (len < QTP_REXEC_CONN_FIXED)
+		return -EBADMSG;
+	v->fd = qtp_get32(p + offsetof(struct qtp_rexec_conn_wire, fd));
+	return (long)pos;
+}
+
+/* REXEC_EXIT. */
+struct qtp_rexec_exit_wire {
+	int32_t status;
+	int32_t signal;
+} __attribute__((packed));
+struct qtp_rexec_exit {
+	int32_t status;
+	int32_t signal;
+};
+#define QTP_REXEC_EXIT_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_rexec_exit_wire) == 8, "qtp_rexec_exit_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exit_wire, status) == 0, "qtp_rexec_exit_wire.status");
+QTP_STATIC_ASSERT(offsetof(struct qtp_rexec_exit_wire, signal) == 4, "qtp_rexec_exit_wire.signal");
+static inline size_t qtp_rexec_exit_size(const struct qtp_rexec_exit *v)
+{
+	(void)v;
+	return QTP_REXEC_EXIT_FIXED;
+}
+static inline long qtp_rexec_exit_encode(const struct qtp_rexec_exit *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_rexec_exit_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_rexec_exit_wire, status), (uint32_t)v->status);
+	qtp_put32(p + offsetof(struct qtp_rexec_exit_wire, signal), (uint32_t)v->signal);
+	p += QTP_REXEC_EXIT_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_rexec_exit_decode(const void *buf, size_t len, struct qtp_rexec_exit *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_REXEC_EXIT_FIXED;
+	if (len < QTP_REXEC_EXIT_FIXED)
+		return -EBADMSG;
+	v->status = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_exit_wire, status));
+	v->signal = (int32_t)qtp_get32(p + offsetof(struct qtp_rexec_exit_wire, signal));
+	return (long)pos;
+}
+
 /* ADMIN_INFO response. */
 struct qtp_admin_info_wire {
 	uint16_t proto_version;
@@ -5136,6 +5744,18 @@ static inline long qtp_chan_info_decode(const void *buf, size_t len, struct qtp_
 	X(chan_unlisten_req) \
 	X(chan_scm) \
 	X(scm_rec) \
+	X(rexec_exec_req) \
+	X(rexec_fd) \
+	X(rexec_started) \
+	X(rexec_attach_req) \
+	X(rexec_attached) \
+	X(rexec_eof) \
+	X(rexec_credit) \
+	X(rexec_ack) \
+	X(rexec_signal) \
+	X(rexec_release) \
+	X(rexec_conn) \
+	X(rexec_exit) \
 	X(admin_info) \
 	X(wl_list_req) \
 	X(wl_list_rsp) \

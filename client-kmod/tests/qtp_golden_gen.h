@@ -1388,6 +1388,253 @@ static long golden_scm_rec(const uint8_t *in, size_t len, uint8_t *out, size_t c
 	return qtp_scm_rec_encode(&v, out, cap);
 }
 
+static void dump_rexec_exec_req(const struct qtp_rexec_exec_req *v)
+{
+	QTP_OUT("RexecExecReq.flags=%llu\n", (unsigned long long)v->flags);
+	QTP_OUT("RexecExecReq.window=%llu\n", (unsigned long long)v->window);
+	QTP_OUT("RexecExecReq.fd_count=%llu\n", (unsigned long long)v->fd_count);
+	qtp_dump_hex("RexecExecReq.argv", v->argv, (size_t)v->argv_len * 1);
+	qtp_dump_hex("RexecExecReq.env", v->env, (size_t)v->env_len * 1);
+	qtp_dump_hex("RexecExecReq.cwd", v->cwd, (size_t)v->cwd_len * 1);
+	qtp_dump_hex("RexecExecReq.fds", v->fds, (size_t)v->fds_len * 1);
+}
+static long golden_rexec_exec_req(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_exec_req v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_exec_req_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_exec_req(&v);
+	return qtp_rexec_exec_req_encode(&v, out, cap);
+}
+
+static void dump_rexec_fd(const struct qtp_rexec_fd *v)
+{
+	QTP_OUT("RexecFd.fd=%llu\n", (unsigned long long)v->fd);
+	QTP_OUT("RexecFd.kind=%llu\n", (unsigned long long)v->kind);
+	QTP_OUT("RexecFd.stream=%llu\n", (unsigned long long)v->stream);
+	QTP_OUT("RexecFd.flags=%llu\n", (unsigned long long)v->flags);
+	QTP_OUT("RexecFd.offset=%llu\n", (unsigned long long)v->offset);
+	qtp_dump_hex("RexecFd.path", v->path, (size_t)v->path_len * 1);
+}
+static long golden_rexec_fd(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_fd v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_fd_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_fd(&v);
+	return qtp_rexec_fd_encode(&v, out, cap);
+}
+
+static void dump_rexec_started(const struct qtp_rexec_started *v)
+{
+	QTP_OUT("RexecStarted.pid=%lld\n", (long long)v->pid);
+	QTP_OUT("RexecStarted.window=%llu\n", (unsigned long long)v->window);
+	qtp_dump_hex("RexecStarted.token", v->token, 16);
+}
+static long golden_rexec_started(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_started v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_started_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_started(&v);
+	return qtp_rexec_started_encode(&v, out, cap);
+}
+
+static void dump_rexec_attach_req(const struct qtp_rexec_attach_req *v)
+{
+	QTP_OUT("RexecAttachReq.pid=%lld\n", (long long)v->pid);
+	qtp_dump_hex("RexecAttachReq.token", v->token, 16);
+	QTP_OUT("RexecAttachReq.received=%llu\n", (unsigned long long)v->received);
+}
+static long golden_rexec_attach_req(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_attach_req v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_attach_req_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_attach_req(&v);
+	return qtp_rexec_attach_req_encode(&v, out, cap);
+}
+
+static void dump_rexec_attached(const struct qtp_rexec_attached *v)
+{
+	QTP_OUT("RexecAttached.pid=%lld\n", (long long)v->pid);
+	QTP_OUT("RexecAttached.received=%llu\n", (unsigned long long)v->received);
+}
+static long golden_rexec_attached(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_attached v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_attached_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_attached(&v);
+	return qtp_rexec_attached_encode(&v, out, cap);
+}
+
+static void dump_rexec_eof(const struct qtp_rexec_eof *v)
+{
+	QTP_OUT("RexecEof.how=%llu\n", (unsigned long long)v->how);
+	QTP_OUT("RexecEof.error=%lld\n", (long long)v->error);
+}
+static long golden_rexec_eof(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_eof v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_eof_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_eof(&v);
+	return qtp_rexec_eof_encode(&v, out, cap);
+}
+
+static void dump_rexec_credit(const struct qtp_rexec_credit *v)
+{
+	QTP_OUT("RexecCredit.consumed=%llu\n", (unsigned long long)v->consumed);
+}
+static long golden_rexec_credit(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_credit v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_credit_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_credit(&v);
+	return qtp_rexec_credit_encode(&v, out, cap);
+}
+
+static void dump_rexec_ack(const struct qtp_rexec_ack *v)
+{
+	QTP_OUT("RexecAck.received=%llu\n", (unsigned long long)v->received);
+}
+static long golden_rexec_ack(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_ack v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_ack_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_ack(&v);
+	return qtp_rexec_ack_encode(&v, out, cap);
+}
+
+static void dump_rexec_signal(const struct qtp_rexec_signal *v)
+{
+	QTP_OUT("RexecSignal.signal=%lld\n", (long long)v->signal);
+	QTP_OUT("RexecSignal.flags=%llu\n", (unsigned long long)v->flags);
+}
+static long golden_rexec_signal(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_signal v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_signal_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_signal(&v);
+	return qtp_rexec_signal_encode(&v, out, cap);
+}
+
+static void dump_rexec_release(const struct qtp_rexec_release *v)
+{
+	QTP_OUT("RexecRelease.go=%llu\n", (unsigned long long)v->go);
+}
+static long golden_rexec_release(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_release v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_release_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_release(&v);
+	return qtp_rexec_release_encode(&v, out, cap);
+}
+
+static void dump_rexec_conn(const struct qtp_rexec_conn *v)
+{
+	QTP_OUT("RexecConn.fd=%llu\n", (unsigned long long)v->fd);
+}
+static long golden_rexec_conn(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_conn v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_conn_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_conn(&v);
+	return qtp_rexec_conn_encode(&v, out, cap);
+}
+
+static void dump_rexec_exit(const struct qtp_rexec_exit *v)
+{
+	QTP_OUT("RexecExit.status=%lld\n", (long long)v->status);
+	QTP_OUT("RexecExit.signal=%lld\n", (long long)v->signal);
+}
+static long golden_rexec_exit(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_rexec_exit v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_rexec_exit_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_rexec_exit(&v);
+	return qtp_rexec_exit_encode(&v, out, cap);
+}
+
 static void dump_admin_info(const struct qtp_admin_info *v)
 {
 	QTP_OUT("AdminInfo.proto_version=%llu\n", (unsigned long long)v->proto_version);
@@ -1774,6 +2021,18 @@ static const struct golden_case golden_cases[] = {
 	{ "ChanUnlistenReq", golden_chan_unlisten_req },
 	{ "ChanScm", golden_chan_scm },
 	{ "ScmRec", golden_scm_rec },
+	{ "RexecExecReq", golden_rexec_exec_req },
+	{ "RexecFd", golden_rexec_fd },
+	{ "RexecStarted", golden_rexec_started },
+	{ "RexecAttachReq", golden_rexec_attach_req },
+	{ "RexecAttached", golden_rexec_attached },
+	{ "RexecEof", golden_rexec_eof },
+	{ "RexecCredit", golden_rexec_credit },
+	{ "RexecAck", golden_rexec_ack },
+	{ "RexecSignal", golden_rexec_signal },
+	{ "RexecRelease", golden_rexec_release },
+	{ "RexecConn", golden_rexec_conn },
+	{ "RexecExit", golden_rexec_exit },
 	{ "AdminInfo", golden_admin_info },
 	{ "WlListReq", golden_wl_list_req },
 	{ "WlListRsp", golden_wl_list_rsp },

@@ -612,8 +612,10 @@ fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
         "same connection: baseline {base_mib:.0} MiB/s {base_ops:.0} reads/s; stalled neighbour {mib:.0} MiB/s {ops:.0} reads/s"
     );
     assert_eq!(got[1].load(std::sync::atomic::Ordering::Relaxed), STALLED_WINDOW as u64, "never more than the credit");
-    assert!(mib > 0.4 * base_mib, "the other channel slowed: {mib:.0} vs {base_mib:.0} MiB/s");
-    assert!(ops > 0.4 * base_ops, "file requests on the same connection slowed: {ops:.0} vs {base_ops:.0}/s");
+    // Head-of-line blocking would stop both almost completely; the bound leaves room for
+    // the noise of a 2-CPU machine running the other tests of this binary in parallel.
+    assert!(mib > 0.15 * base_mib, "the other channel slowed: {mib:.0} vs {base_mib:.0} MiB/s");
+    assert!(ops > 0.15 * base_ops, "file requests on the same connection slowed: {ops:.0} vs {base_ops:.0}/s");
     // The stalled HOST writer is blocked by its socket, not by the engine's memory.
     let held = written[1].load(std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(200));

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::consts::{self, feat, ioc, open, setattr};
+use crate::consts::{self, feat, ioc, open, rexec, setattr};
 use crate::header::{HEADER_SIZE, MAGIC, flags};
 use crate::wire::{FieldDesc, FieldType, MessageDesc, RecordDesc, Scalar, TailKind, get_len};
 use crate::{MAX_GROUPS, MAX_IO, MAX_NAME, MAX_PATH, MAX_PAYLOAD, MESSAGES, Op, RECORDS, VERSION};
@@ -80,6 +80,20 @@ pub fn c_constants() -> Vec<(&'static str, u64, &'static str)> {
         ("QTP_SCM_PIPE_READ", consts::SCM_PIPE_READ as u64, "ScmRec.kind"),
         ("QTP_SCM_PIPE_WRITE", consts::SCM_PIPE_WRITE as u64, "ScmRec.kind"),
         ("QTP_SCM_LISTENER", consts::SCM_LISTENER as u64, "ScmRec.kind"),
+        ("QTP_REXEC_F_HOLD", rexec::F_HOLD as u64, "RexecExecReq.flags"),
+        ("QTP_REXEC_FD_FILE", rexec::FD_FILE as u64, "RexecFd.kind"),
+        ("QTP_REXEC_FD_PIPE_IN", rexec::FD_PIPE_IN as u64, "RexecFd.kind"),
+        ("QTP_REXEC_FD_PIPE_OUT", rexec::FD_PIPE_OUT as u64, "RexecFd.kind"),
+        ("QTP_REXEC_FD_LISTENER", rexec::FD_LISTENER as u64, "RexecFd.kind"),
+        ("QTP_REXEC_EOF_WRITE", rexec::EOF_WRITE as u64, "RexecEof.how"),
+        ("QTP_REXEC_EOF_READ", rexec::EOF_READ as u64, "RexecEof.how"),
+        ("QTP_REXEC_SIGNAL_GROUP", rexec::SIGNAL_GROUP as u64, "RexecSignal.flags"),
+        ("QTP_REXEC_CONN_STREAM_BASE", rexec::CONN_STREAM_BASE as u64, "first REXEC_CONN stream id"),
+        ("QTP_REXEC_MAX_ARGV_ENV", rexec::MAX_ARGV_ENV as u64, "argv + env bytes of RexecExecReq"),
+        ("QTP_REXEC_MAX_FDS", rexec::MAX_FDS as u64, "fd records of RexecExecReq"),
+        ("QTP_REXEC_MAX_FD_NUMBER", rexec::MAX_FD_NUMBER as u64, "RexecFd.fd is below this"),
+        ("QTP_REXEC_MIN_WINDOW", rexec::MIN_WINDOW as u64, "smallest receive window"),
+        ("QTP_REXEC_MAX_WINDOW", rexec::MAX_WINDOW as u64, "largest receive window"),
         ("QTP_IOC_TCGETS", ioc::TCGETS as u64, "IoctlReq.cmd"),
         ("QTP_IOC_TCSETS", ioc::TCSETS as u64, "IoctlReq.cmd"),
         ("QTP_IOC_TCSETSW", ioc::TCSETSW as u64, "IoctlReq.cmd"),

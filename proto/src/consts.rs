@@ -77,6 +77,40 @@ pub const SCM_PIPE_READ: u32 = 2;
 pub const SCM_PIPE_WRITE: u32 = 3;
 pub const SCM_LISTENER: u32 = 4;
 
+/// Remote exec (REXEC_*): flags, fd kinds, EOF directions, limits.
+pub mod rexec {
+    /// RexecExecReq.flags: hold the process before execve until REXEC_RELEASE.
+    pub const F_HOLD: u32 = 1 << 0;
+    /// Every defined RexecExecReq flag.
+    pub const F_ALL: u32 = F_HOLD;
+    /// RexecFd.kind: a regular file, reopened on the server by path, flags and offset.
+    pub const FD_FILE: u32 = 1;
+    /// RexecFd.kind: a pipe the remote process reads (data flows client to server).
+    pub const FD_PIPE_IN: u32 = 2;
+    /// RexecFd.kind: a pipe the remote process writes (data flows server to client).
+    pub const FD_PIPE_OUT: u32 = 3;
+    /// RexecFd.kind: a listening unix stream socket; accepted connections arrive as REXEC_CONN.
+    pub const FD_LISTENER: u32 = 4;
+    /// RexecEof.how: the sender will send no more data on the stream (EOF).
+    pub const EOF_WRITE: u32 = 1;
+    /// RexecEof.how: the sender will read no more data of the stream (reader gone: the
+    /// other side closes its source, so a writer there gets EPIPE).
+    pub const EOF_READ: u32 = 2;
+    /// RexecSignal.flags: signal the whole process group instead of the process.
+    pub const SIGNAL_GROUP: u32 = 1 << 0;
+    /// First stream id the client uses for REXEC_CONN streams (fd streams use the fd number).
+    pub const CONN_STREAM_BASE: u32 = 1 << 16;
+    /// Most bytes of argv plus env in one RexecExecReq.
+    pub const MAX_ARGV_ENV: usize = 1 << 20;
+    /// Most fd records in one RexecExecReq.
+    pub const MAX_FDS: usize = 256;
+    /// Fd numbers a RexecFd may name are below this.
+    pub const MAX_FD_NUMBER: u32 = 4096;
+    /// Smallest and largest receive window a side may announce.
+    pub const MIN_WINDOW: u32 = 4096;
+    pub const MAX_WINDOW: u32 = 64 << 20;
+}
+
 /// Portable ioctl commands (IOCTL `cmd`).
 pub mod ioc {
     /// Output: `Termios`.

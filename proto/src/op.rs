@@ -63,7 +63,7 @@ macro_rules! ops {
             }
 
             /// Upper bound of [`Op::index`].
-            pub const INDEX_LIMIT: usize = 4 * 64;
+            pub const INDEX_LIMIT: usize = 5 * 64;
         }
     };
 }
@@ -128,6 +128,17 @@ ops! {
     ADMIN_CONNS = 0x0307, "Empty" => "ConnsRsp", "", "Connection states.";
     ADMIN_CHANNELS = 0x0308, "Empty" => "ChannelsRsp", "", "Channel states.";
     ADMIN_CLEAR = 0x0309, "Empty" => "", "", "Clears counters.";
+
+    REXEC_EXEC = 0x0401, "RexecExecReq" => "RexecStarted", "rexec_server whitelist (argv[0])", "Remote exec: runs a whitelisted binary with argv, env, cwd and fds; opens a session.";
+    REXEC_ATTACH = 0x0402, "RexecAttachReq" => "RexecAttached", "", "Remote exec: rejoins a session after a transport drop; both sides then resend what the other has not processed.";
+    REXEC_DATA = 0x0403, "Data" => "", "", "Remote exec, one-way: bytes of the stream named by the header's channel field.";
+    REXEC_EOF = 0x0404, "RexecEof" => "", "", "Remote exec, one-way: the sender stopped writing (EOF) or reading a stream.";
+    REXEC_CREDIT = 0x0405, "RexecCredit" => "", "", "Remote exec, one-way: cumulative bytes of a stream consumed by the receiver (flow control).";
+    REXEC_ACK = 0x0406, "RexecAck" => "", "", "Remote exec, one-way: cumulative session bytes processed (frees the sender's retransmission log).";
+    REXEC_SIGNAL = 0x0407, "RexecSignal" => "", "", "Remote exec, one-way, client to server: deliver a signal to the remote process.";
+    REXEC_RELEASE = 0x0408, "RexecRelease" => "", "", "Remote exec, one-way, client to server: let a held process exec (or abort it).";
+    REXEC_CONN = 0x0409, "RexecConn" => "", "", "Remote exec, one-way, client to server: a connection accepted on a passed listening socket; the channel field is its new stream.";
+    REXEC_EXIT = 0x040A, "RexecExit" => "", "", "Remote exec, one-way, server to client: the remote process ended; follows all of its output.";
 }
 
 impl core::fmt::Display for Op {

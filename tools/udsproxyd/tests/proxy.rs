@@ -608,8 +608,9 @@ fn a_stalled_reader_stalls_only_its_own_channel() {
     stop.store(true, Ordering::Relaxed);
     let best = |v: &[(f64, f64)]| v.iter().fold((0f64, 0f64), |a, b| (a.0.max(b.0), a.1.max(b.1)));
     let ((bm, bo), (sm, so)) = (best(&base), best(&stalled_runs));
-    assert!(sm > 0.4 * bm, "the other channel slowed: {sm:.0} vs {bm:.0} MiB/s");
-    assert!(so > 0.4 * bo, "file requests slowed: {so:.0} vs {bo:.0} reads/s");
+    // Head-of-line blocking would stop both; the margin absorbs a loaded 2-CPU CI machine.
+    assert!(sm > 0.25 * bm, "the other channel slowed: {sm:.0} vs {bm:.0} MiB/s");
+    assert!(so > 0.25 * bo, "file requests slowed: {so:.0} vs {bo:.0} reads/s");
 }
 
 #[test]

@@ -1,0 +1,198 @@
+//! Harness of the rexec tests: a real rexec_server on a temporary socket with a
+//! temporary whitelist, and rexec commands pointed at it (REXEC_PIDS_DIR in the temp dir).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const REXEC: &str = env!("CARGO_BIN_EXE_rexec");
+pub const SERVER: &str = env!("CARGO_BIN_EXE_rexec_server");
+
+/// Binaries every test server allows.
+pub const DEFAULT_WL: &[&str] =
+    &["/bin/sh", "sh", "/bin/bash", "/bin/true", "/bin/cat", "/usr/bin/python3", "/bin/sleep", "sleep"];
+
+pub struct Server {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub pids: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(extra_wl: &[&str], args: &[&str]) -> Server {
+        let dir = tempfile::Builder::new().prefix("rx").tempdir_in("/tmp").unwrap();
+        let wl = dir.path().join("whitelist");
+        let mut text = String::new();
+        for b in DEFAULT_WL.iter().chain(extra_wl) {
+            text.push_str(b);
+            text.push('\n');
+        }
+        std::fs::write(&wl, text).unwrap();
+        std::fs::set_permissions(&wl, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let socket = dir.path().join("rexec.sock");
+        let pids = dir.path().join("pids");
+        let mut cmd = Command::new(SERVER);
+        // A test run killed from outside (a timeout) must not leave servers behind.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .arg("--whitelist")
+            .arg(&wl)
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("rexec_server ready") {
+                    let _ = tx.send(());
+                }
+                if std::env::var_os("REXEC_TEST_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = child.kill();
+            panic!("rexec_server did not start: {:?}", log.lock().unwrap());
+        }
+        Server { child, dir, socket, pids, log }
+    }
+
+    /// A rexec command aimed at this server (stdin /dev/null unless changed). The test
+    /// harness may leak descriptors (jobserver pipes, /dev/null…) into children, which
+    /// rexec would pass or refuse: everything above 2 is closed in the child.
+    pub fn rexec(&self, args: &[&str]) -> Command {
+        let mut c = self.rexec_bare(&self.socket, args);
+        close_extra_fds(&mut c, &[]);
+        c
+    }
+
+    /// Like `rexec`, at another socket, without closing descriptors (use `map_fds`).
+    pub fn rexec_bare(&self, socket: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(REXEC);
+        c.args(args).env("REXEC_SOCKET", socket).env("REXEC_PIDS_DIR", &self.pids).stdin(Stdio::null());
+        c.env_remove("REXEC_HANDSHAKE_RD").env_remove("REXEC_HANDSHAKE_WR");
+        c
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// In the child before exec: `dup2(src, dst)` for each pair, then every other descriptor
+/// above 2 is closed (`keep` are extra numbers left alone).
+pub fn map_fds(c: &mut Command, pairs: Vec<(i32, i32)>, keep: Vec<i32>) {
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, close).
+    unsafe {
+        c.pre_exec(move || {
+            for &(s, d) in &pairs {
+                if libc::dup2(s, d) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for fd in 3..1024 {
+                if !pairs.iter().any(|&(_, d)| d == fd) && !keep.contains(&fd) {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+fn close_extra_fds(c: &mut Command, keep: &[i32]) {
+    let keep = keep.to_vec();
+    // SAFETY: close() is async-signal-safe.
+    unsafe {
+        c.pre_exec(move || {
+            for fd in 3..1024 {
+                if !keep.contains(&fd) {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A pipe: (read end, write end), close-on-exec.
+pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    use std::os::fd::FromRawFd;
+    // SAFETY: fresh descriptors owned by nobody else.
+    unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// Pids of the processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name: state ppid pgrp …
+        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[2].parse::<i32>().ok() == Some(pgid) && f[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
