@@ -204,6 +204,7 @@ impl Engine {
         if !creds::can_impersonate() {
             tracing::warn!("not running as root: requests run with the engine's own identity, not the caller's");
         }
+        sys::raise_nofile();
         // New files get exactly the mode the client computed (it applies its umask).
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(0) };
@@ -255,7 +256,13 @@ impl Engine {
                     match ring::Core::new(i, shared, ls, wake) {
                         Ok(mut core) => {
                             let _ = ready.send(Ok(()));
-                            core.run();
+                            // A core that panicked would leave its connections hanging
+                            // while the process looks alive: better to end the engine
+                            // loudly and let the supervisor restart it.
+                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run())).is_err() {
+                                tracing::error!(core = i, "core thread panicked; stopping the engine");
+                                std::process::abort();
+                            }
                         }
                         Err(e) => {
                             let _ = ready.send(Err(format!("core {i}: io_uring setup failed: {e}")));

@@ -441,6 +441,19 @@ pub fn fs_setxattr(fd: RawFd, x: [u32; 7]) -> io::Result<()> {
     ioctl_with(fd, FS_IOC_FSSETXATTR, &mut x)
 }
 
+/// Raises the soft limit on open descriptors to the hard limit: every open handle and
+/// every channel holds one.
+pub fn raise_nofile() {
+    // SAFETY: rlimit is plain data; get/setrlimit on our own process.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 /// Pins the calling thread to one CPU.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_SET writes within it.

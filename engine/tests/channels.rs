@@ -526,7 +526,9 @@ fn descriptors_from_the_host_become_records() {
 
 #[test]
 fn closing_the_connection_releases_channels_and_descriptors() {
-    let e = TestEngine::start(Opts::default());
+    // Sockets of dropped connections are held for the session grace period (see the next
+    // test); a short grace lets this one check that they are released afterwards.
+    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "1".into()], ..Default::default() });
     let sock = e.path("echo.sock");
     let _srv = echo_server(&sock);
     let p = Peer::new(&e);
@@ -540,6 +542,49 @@ fn closing_the_connection_releases_channels_and_descriptors() {
     let mut a = AdminClient::connect(&e.admin).unwrap();
     let r = a.call(Op::ADMIN_CHANNELS, &Empty {}).unwrap();
     assert_eq!(r.decode::<ChannelsRsp>().unwrap().count, 0);
+}
+
+/// True if `fd` reports readable (data or EOF) within `t`.
+fn readable_within(fd: RawFd, t: Duration) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one live pollfd.
+    unsafe { libc::poll(&mut p, 1, t.as_millis() as i32) > 0 }
+}
+
+#[test]
+fn a_dropped_connection_is_not_an_eof_until_the_grace_ends() {
+    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "2".into()], ..Default::default() });
+    let sock = e.path("host.sock");
+    let l = raw_listener(&sock, libc::SOCK_STREAM);
+    let p = Peer::new(&e);
+    p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 65536).unwrap();
+    let host = raw_accept(l.as_raw_fd());
+    // The transport drops (no CHAN_CLOSE): the HOST server must not see EOF, because the
+    // DPU program may reattach through a new connection (rexec does).
+    p.s.close();
+    let t0 = Instant::now();
+    assert!(!readable_within(host.as_raw_fd(), Duration::from_millis(1200)), "EOF on a transport drop");
+    // After the grace period the socket is closed.
+    assert!(readable_within(host.as_raw_fd(), Duration::from_secs(5)), "never closed after the grace");
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "closed before the grace ended: {:?}", t0.elapsed());
+    let (d, _, _) = raw_recv(host.as_raw_fd(), 16);
+    assert!(d.is_empty(), "EOF");
+}
+
+#[test]
+fn an_orderly_close_reaches_the_host_at_once() {
+    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "30".into()], ..Default::default() });
+    let sock = e.path("host.sock");
+    let l = raw_listener(&sock, libc::SOCK_STREAM);
+    let p = Peer::new(&e);
+    p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 65536).unwrap();
+    let host = raw_accept(l.as_raw_fd());
+    // The DPU program closed its socket: udsproxyd sends CHAN_CLOSE; the HOST server sees
+    // EOF promptly (rexec_server kills the processes of a dead client on it).
+    p.send(Op::CHAN_CLOSE, 1, &ChanClose { how: consts::CHAN_CLOSE_ALL, error: 0 });
+    assert!(readable_within(host.as_raw_fd(), Duration::from_millis(1000)), "no EOF after CHAN_CLOSE");
+    let (d, _, _) = raw_recv(host.as_raw_fd(), 16);
+    assert!(d.is_empty());
 }
 
 #[test]

@@ -711,10 +711,16 @@ impl Core {
             | Op::CHAN_LISTEN
             | Op::CHAN_UNLISTEN
             | Op::CHAN_SCM => udsmux::on_frame(self, key, h, payload),
-            _ if op as u16 >= 0x0300 => {
+            _ if (0x0300..0x0400).contains(&(op as u16)) => {
                 // Admin requests are served on the admin socket only.
                 if h.is_request() {
                     self.respond_err(key, h.op, h.id, consts::errno::EPERM);
+                }
+            }
+            _ if op as u16 >= 0x0400 => {
+                // Remote exec travels inside channels, never to the engine itself.
+                if h.is_request() {
+                    self.respond_err(key, h.op, h.id, consts::errno::ENOSYS);
                 }
             }
             _ if h.is_request() => fsops::dispatch(self, key, h, op, payload),
@@ -1023,6 +1029,7 @@ impl Core {
     }
 
     fn on_tick(&mut self) {
+        udsmux::tick(self);
         if self.idx == 0 && self.last_reap.elapsed().as_secs() >= 1 {
             self.last_reap = Instant::now();
             self.shared.sessions.reap(self.shared.cfg.session_grace);

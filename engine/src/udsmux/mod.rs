@@ -207,6 +207,9 @@ struct Chan {
     shut_done: bool,
     /// The peer closed the channel (no CHAN_CLOSE goes back).
     peer_closed: bool,
+    /// The connection dropped without the channel being closed: the local socket is kept
+    /// open (not shut down) for the session grace period instead of closed.
+    orphan: bool,
     starved: bool,
     outq: VecDeque<OutMsg>,
     /// The front of `outq` is being sent.
@@ -260,6 +263,8 @@ pub(crate) struct State {
     peer_reqs: HashMap<(usize, u64), usize>,
     /// Personalities with the effective ids switched (see `chan_personality`).
     personalities: HashMap<Ident, u16>,
+    /// Local sockets of channels whose connection dropped, and when (see `conn_closing`).
+    orphans: Vec<(std::time::Instant, OwnedFd)>,
 }
 
 impl State {
@@ -426,6 +431,7 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
         peer_eof: false,
         shut_done: false,
         peer_closed: false,
+        orphan: false,
         starved: false,
         outq: VecDeque::new(),
         sending: false,
@@ -1260,6 +1266,7 @@ fn begin_close(core: &mut Core, ck: usize) {
     let c = &mut core.mux.chans[ck];
     if let Some(fd) = &c.fd
         && !c.kind.is_pipe()
+        && !c.orphan
     {
         // Wakes operations the cancel cannot reach (already inside the socket).
         let _ = sys::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
@@ -1281,7 +1288,12 @@ fn maybe_free(core: &mut Core, ck: usize) {
     if c.st != St::Closing || c.refs > 0 {
         return;
     }
-    let c = core.mux.chans.remove(ck);
+    let mut c = core.mux.chans.remove(ck);
+    if c.orphan
+        && let Some(fd) = c.fd.take()
+    {
+        core.mux.orphans.push((std::time::Instant::now(), fd));
+    }
     for m in c.outq {
         core.bufs.put(m.data);
     }
@@ -1294,10 +1306,20 @@ fn maybe_free(core: &mut Core, ck: usize) {
 }
 
 /// A connection is closing: its channels and listeners go with it.
+///
+/// A connection that drops is not the peer closing its sockets: the DPU side may come
+/// back over a new connection within the session grace period (a proxy or engine
+/// restart, a network blip). The local sockets of its channels therefore stay open,
+/// without a shutdown, until the grace period ends; a HOST server sees EOF only when the
+/// DPU program really closed its end (an orderly CHAN_CLOSE/SHUT_WR). rexec_server relies
+/// on this to tell a dead client (kill its processes) from a transport drop (wait for a
+/// reattach).
 pub(crate) fn conn_closing(core: &mut Core, key: usize) {
     let chans: Vec<usize> = core.mux.chans.iter().filter(|(_, c)| c.conn == key).map(|(k, _)| k).collect();
     for ck in chans {
-        core.mux.chans[ck].peer_closed = true;
+        let c = &mut core.mux.chans[ck];
+        c.peer_closed = true;
+        c.orphan = c.st != St::Closing && !c.rd_eof && !c.peer_eof;
         begin_close(core, ck);
     }
     let ls: Vec<usize> = core.mux.listeners.iter().filter(|(_, l)| l.conn == key).map(|(k, _)| k).collect();
@@ -1346,6 +1368,17 @@ pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: 
 }
 
 /// End of a loop turn: retry receives that found no free buffer.
+/// Closes orphaned sockets whose grace period is over (called once a second).
+pub(crate) fn tick(core: &mut Core) {
+    let grace = core.shared.cfg.session_grace;
+    let before = core.mux.orphans.len();
+    core.mux.orphans.retain(|(t, _)| t.elapsed() < grace);
+    let closed = before - core.mux.orphans.len();
+    if closed > 0 {
+        tracing::info!(core = core.idx, closed, "orphaned channel sockets closed after the session grace period");
+    }
+}
+
 pub(crate) fn end_turn(core: &mut Core) {
     if core.mux.starved.is_empty() {
         return;

@@ -143,14 +143,16 @@ pub fn parse_args(args: Vec<OsString>) -> std::result::Result<Cmd, String> {
 /// ECONNREFUSED, ask the local udsproxyd for a channel to `path` on the HOST and return
 /// that stream. Not wired yet: the error says so.
 pub fn connect_server(path: &Path) -> io::Result<UnixStream> {
-    match UnixStream::connect(path) {
+    // Directly when rexec_server is local; else through the local udsproxyd, whose channel
+    // reaches the HOST socket at the same path.
+    match qtfs_udsproxyd::request::connect_stream(path, std::time::Duration::from_secs(10)) {
         Ok(s) => Ok(s),
         Err(e) => {
             let kind = e.kind();
             Err(io::Error::new(
                 kind,
                 format!(
-                    "cannot reach rexec_server at {}: {} (is rexec_server running, or udsproxyd for remote hosts?)",
+                    "cannot reach rexec_server at {}: {} (is rexec_server running here, or udsproxyd with this path in its udsconnect whitelist?)",
                     path.display(),
                     sys::errstr(&e)
                 ),

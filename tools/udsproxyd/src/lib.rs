@@ -16,6 +16,7 @@ pub mod admin;
 pub mod config;
 pub mod front;
 pub mod relay;
+pub mod request;
 pub mod sys;
 #[path = "../../../preload/src/wire.rs"]
 pub mod wire;

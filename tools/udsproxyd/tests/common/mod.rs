@@ -153,7 +153,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, tag: &'static str) -> Proc {
+    pub fn spawn(mut cmd: Command, tag: &'static str) -> Proc {
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let err = child.stderr.take().unwrap();
@@ -391,16 +391,12 @@ pub mod wire;
 
 /// The request exchange of the preload library; Err(-1) = not proxied.
 pub fn request_channel(sock: &Path, path: &Path, kind: u16) -> Result<OwnedFd, i32> {
-    let s = raw_socket(libc::SOCK_SEQPACKET);
-    raw_connect(s.as_raw_fd(), sock).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-    let mut b = [0u8; wire::REQ_MAX];
-    let n = wire::encode_request(&mut b, wire::OP_CONNECT, kind, path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(raw_send(s.as_raw_fd(), &b[..n], &[]), n as isize);
-    let (ans, fds) = raw_recv(s.as_raw_fd(), 64);
-    match wire::decode_answer(&ans) {
-        Some(0) => Ok(fds.into_iter().next().expect("a descriptor with the answer")),
-        Some(e) => Err(e),
-        None => panic!("malformed answer {ans:?}"),
+    use qtfs_udsproxyd::request::{Outcome, connect};
+    match connect(sock, kind, path, std::time::Duration::from_secs(10)) {
+        Ok(Outcome::Connected(fd)) => Ok(fd),
+        Ok(Outcome::NotProxied) => Err(wire::PASS),
+        Ok(Outcome::Refused(e)) => Err(e),
+        Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
     }
 }
 
