@@ -541,7 +541,13 @@ fn main() {
         let mut scale_cases = Vec::new();
         for w in [Workload::Getattr, Workload::Read4k] {
             let mut cr = CaseResult::new(&format!("scaling-{}-qd32-c4", w.name()), "ops_per_s", "ops/s", true);
-            for n in 1..=cpus.max(1) {
+            // 1, 2, 4, … up to the CPUs of this machine (and the CPU count itself).
+            let mut counts: Vec<usize> =
+                std::iter::successors(Some(1usize), |n| Some(n * 2)).take_while(|&n| n <= cpus.max(1)).collect();
+            if counts.last() != Some(&cpus.max(1)) {
+                counts.push(cpus.max(1));
+            }
+            for &n in &counts {
                 if let Ok(d) = procs::start_engine(&work, &export, n, &[]) {
                     let t = Target {
                         cfg: ClientConfig::new(d.addr.clone().expect("addr")).insecure(),
@@ -555,7 +561,7 @@ fn main() {
                 }
             }
             let pairs: Vec<(String, String)> =
-                (2..=cpus.max(1)).map(|n| (format!("cores-{n}"), "cores-1".to_string())).collect();
+                counts.iter().skip(1).map(|n| (format!("cores-{n}"), "cores-1".to_string())).collect();
             let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
             cr.finish(&refs, &[]);
             progress(&format!("{}: {:?}", cr.case, cr.best));

@@ -25,6 +25,9 @@
 //! [--seconds S] [--pings N] [--quick] [--out DIR] [--bin-dir DIR]`
 
 use std::collections::BTreeMap;
+
+use qtfs_perf::results::Method;
+use qtfs_perf::{CaseResult, Results, System};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -446,14 +449,6 @@ fn pingpong(r: &Running, n: usize) -> (f64, f64) {
 
 // ------------------------------------------------------------------ report
 
-fn sh(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 struct Case {
     name: &'static str,
     metric: &'static str,
@@ -463,29 +458,8 @@ struct Case {
     target: (&'static str, Option<f64>, Option<f64>),
 }
 
-impl Case {
-    fn best(&self, s: &str) -> f64 {
-        let v = &self.values[s];
-        if self.higher {
-            v.iter().cloned().fold(f64::MIN, f64::max)
-        } else {
-            v.iter().cloned().fold(f64::MAX, f64::min)
-        }
-    }
-    fn spread(&self, s: &str) -> f64 {
-        let v = &self.values[s];
-        let (mx, mn) = (v.iter().cloned().fold(f64::MIN, f64::max), v.iter().cloned().fold(f64::MAX, f64::min));
-        (mx - mn) / self.best(s) * 100.0
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 fn main() {
     let o = parse_opts();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     for b in ["engine", "udsproxyd"] {
         assert!(
             o.bin_dir.join(b).exists(),
@@ -514,7 +488,6 @@ fn main() {
         seq: std::cell::Cell::new(0),
     };
     let _srv = server(&env.srv);
-    let date = sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
     let mut thr = Case {
         name: "stream-64k",
         metric: "throughput",
@@ -560,116 +533,43 @@ fn main() {
             p99.values.entry(sys.name()).or_default().push(b);
         }
     }
-    // ---- JSON (qtfs-perf/1) and markdown
-    let host = sh("hostname", &[]);
-    let commit = {
-        let c = sh("git", &["rev-parse", "--short", "HEAD"]);
-        if sh("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() { c } else { format!("{c}-dirty") }
-    };
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
-        .map(|k| (k / 1024.0 / 1024.0).round())
-        .unwrap_or(0.0);
-    let cases = [&thr, &p50, &p99];
-    let mut results = Vec::new();
-    let mut md = format!(
-        "# Unix-socket proxy comparison ({date}, {host}, commit {commit})\n\n\
-         Best of {} round(s), systems interleaved; streaming unpinned with 64 KiB writes for {} s; ping-pong \
-         {} round trips of 1 byte with every process pinned to CPU 0. Ratios: udsproxy / other (throughput: > 1 is \
-         better; latency: < 1 is better). `*` = rounds differ by more than 15 %.\n\n\
-         | case | {} | udsproxy/socat-tcp-socat | udsproxy/socat | udsproxy/ssh | udsproxy/direct | target |\n|---|{}---|---|---|---|---|\n",
-        o.rounds,
-        o.seconds,
-        o.pings,
-        Sys::ALL.map(|s| s.name()).join(" | "),
-        "---|".repeat(Sys::ALL.len()),
+    // ---- results (qtfs-perf/1) through the shared library
+    let warmup = 0.5_f64.min(o.seconds / 2.0);
+    let mut results = Results::new(
+        "uds",
+        Method {
+            rounds: o.rounds as u32,
+            order: "interleaved".into(),
+            duration_s: o.seconds,
+            warmup_s: warmup,
+            notes: format!(
+                "stream: 64 KiB writes, unpinned; ping-pong: {} x 1 byte, all processes on CPU 0 (taskset -c 0)",
+                o.pings
+            ),
+        },
+        Sys::ALL.iter().map(|s| System::new(s.name(), s.role(), s.detail())).collect(),
     );
-    for c in cases {
-        let mut best = serde_json::Map::new();
-        let mut spread = serde_json::Map::new();
-        let mut values = serde_json::Map::new();
-        let mut noisy = false;
-        for s in Sys::ALL.map(|s| s.name()) {
-            best.insert(s.into(), round2(c.best(s)).into());
-            spread.insert(s.into(), round2(c.spread(s)).into());
-            values.insert(s.into(), c.values[s].iter().map(|v| round2(*v)).collect::<Vec<_>>().into());
-            noisy |= c.spread(s) > 15.0;
-        }
-        let mut ratios = serde_json::Map::new();
-        for other in ["socat-tcp-socat", "socat", "ssh", "direct"] {
-            ratios.insert(format!("udsproxy/{other}"), round2(c.best("udsproxy") / c.best(other)).into());
-        }
-        let mut targets = Vec::new();
-        let mut tcell = "—".to_string();
-        if !c.target.0.is_empty() {
-            let ratio = c.best("udsproxy") / c.best("socat-tcp-socat");
-            let met = c.target.1.is_none_or(|m| ratio >= m) && c.target.2.is_none_or(|m| ratio <= m);
-            let mut t = serde_json::Map::new();
-            t.insert("ratio".into(), c.target.0.into());
-            if let Some(m) = c.target.1 {
-                t.insert("min".into(), m.into());
-                tcell = format!("≥ {m} ({})", if met { "met" } else { "NOT met" });
+    for c in [&thr, &p50, &p99] {
+        let mut cr = CaseResult::new(c.name, c.metric, c.unit, c.higher);
+        for (sys, vals) in &c.values {
+            for v in vals {
+                cr.add(sys, *v);
             }
-            if let Some(m) = c.target.2 {
-                t.insert("max".into(), m.into());
-                tcell = format!("≤ {m} ({})", if met { "met" } else { "NOT met" });
-            }
-            t.insert("met".into(), met.into());
-            targets.push(serde_json::Value::Object(t));
         }
-        let flag = |s: &str| if c.spread(s) > 15.0 { "*" } else { "" };
-        md.push_str(&format!(
-            "| {} ({}) | {} | {:.2} | {:.2} | {:.2} | {:.2} | {tcell} |\n",
-            c.name,
-            c.unit,
-            Sys::ALL.map(|s| format!("{:.1}{}", c.best(s.name()), flag(s.name()))).join(" | "),
-            c.best("udsproxy") / c.best("socat-tcp-socat"),
-            c.best("udsproxy") / c.best("socat"),
-            c.best("udsproxy") / c.best("ssh"),
-            c.best("udsproxy") / c.best("direct"),
-        ));
-        results.push(serde_json::json!({
-            "case": c.name, "metric": c.metric, "unit": c.unit, "higher_is_better": c.higher,
-            "values": values, "best": best, "spread_pct": spread, "noisy": noisy,
-            "ratios": ratios, "targets": targets,
-        }));
+        let targets: Vec<(&str, Option<f64>, Option<f64>)> =
+            if c.target.0.is_empty() { vec![] } else { vec![(c.target.0, c.target.1, c.target.2)] };
+        cr.finish(
+            &[("udsproxy", "socat-tcp-socat"), ("udsproxy", "socat"), ("udsproxy", "ssh"), ("udsproxy", "direct")],
+            &targets,
+        );
+        results.results.push(cr);
     }
-    md.push_str("\nSystems:\n\n");
-    for s in Sys::ALL {
-        md.push_str(&format!("- `{}` ({}): {}\n", s.name(), s.role(), s.detail()));
+    match results.write(&o.out, &[]) {
+        Ok((j, _)) => {
+            println!("{}", results.summary_table());
+            eprintln!("wrote {}", j.display());
+        }
+        Err(e) => eprintln!("uds_compare: cannot write results: {e}"),
     }
-    let doc = serde_json::json!({
-        "schema": "qtfs-perf/1",
-        "suite": "udsproxy",
-        "date": date,
-        "commit": commit,
-        "machine": {
-            "hostname": host, "kernel": sh("uname", &["-r"]),
-            "cpus": cpus,
-            "cpu_model": cpu_model, "mem_gib": mem_gib,
-        },
-        "method": {
-            "rounds": o.rounds, "order": "interleaved", "duration_s": o.seconds, "warmup_s": 0.5_f64.min(o.seconds / 2.0),
-            "notes": format!("stream: 64 KiB writes, unpinned; ping-pong: {} x 1 byte, all processes on CPU 0 (taskset -c 0)", o.pings),
-        },
-        "systems": Sys::ALL.map(|s| serde_json::json!({"name": s.name(), "role": s.role(), "detail": s.detail()})),
-        "results": results,
-    });
-    std::fs::create_dir_all(&o.out).unwrap();
-    let stem = format!("{}-{}-uds", &date[..10], host);
-    let jp = o.out.join(format!("{stem}.json"));
-    std::fs::write(&jp, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    std::fs::write(o.out.join(format!("{stem}.md")), &md).unwrap();
-    println!("{md}");
-    eprintln!("wrote {}", jp.display());
     let _ = std::fs::remove_dir_all(&tmp);
 }
