@@ -102,6 +102,11 @@ impl Default for FsReq {
 }
 
 impl FsReq {
+    /// Descriptors the request still holds (closed by the caller through the ring).
+    pub(crate) fn take_fds(&mut self) -> impl Iterator<Item = OwnedFd> + use<> {
+        [self.dirfd.take(), self.dirfd2.take(), self.fd.take()].into_iter().flatten()
+    }
+
     pub(crate) fn reset(&mut self, bufs: &mut crate::ring::buf::BufPool) {
         self.session = None;
         self.export = None;
@@ -274,7 +279,13 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
         Op::CLOSE => {
             let m = decode_or_reply!(core, key, h, op, t0, HandleReq, payload);
             let f = session.handles.write().remove(m.handle);
-            reply_now(core, key, &h, op, t0, if f.is_some() { Ok(Empty {}) } else { Err(errno::EBADF) });
+            let found = f.is_some();
+            // The last reference closes through the ring (with the next submit); a file
+            // still used by an in-flight request closes when that request drops it.
+            if let Some(fd) = f.and_then(|f| Arc::into_inner(f)).map(|f| f.fd) {
+                core.push(opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(UD_IGNORE));
+            }
+            reply_now(core, key, &h, op, t0, if found { Ok(Empty {}) } else { Err(errno::EBADF) });
         }
         Op::LOOKUP | Op::RMDIR | Op::UNLINK | Op::READLINK | Op::STATFS => {
             let m = decode_or_reply!(core, key, h, op, t0, PathReq, payload);
@@ -656,7 +667,14 @@ fn res_fd(res: i32) -> Result<OwnedFd, i32> {
 }
 
 /// Whitelist check of `dirfd`'s real path joined with `name`.
-fn wl_at(core: &Core, t: WlType, dirfd: RawFd, name: &[u8]) -> Result<(), i32> {
+fn wl_at(core: &Core, export: Option<&Export>, t: WlType, dirfd: RawFd, name: &[u8]) -> Result<(), i32> {
+    // Everything resolved beneath the export root has a real path under the root's own
+    // path, so an entry covering the whole export answers without reading the real path.
+    if let Some(e) = export
+        && core.wl.allows(t, &e.host_path)
+    {
+        return Ok(());
+    }
     let real = sys::fd_real_path(dirfd).map_err(|e| sys::errno_of(&e))?;
     let full = path::join(&real, name);
     if core.wl.allows(t, &full) {
@@ -895,10 +913,14 @@ fn open_gates(flags: i32) -> impl Iterator<Item = WlType> {
     .flatten()
 }
 
-/// The file is open (or, for CREATE without open, created): fetch its attributes.
+/// The file is open (or, for CREATE without open, created): fetch its attributes,
+/// unless the statx made before the reopen still holds them.
 fn open_completed(core: &mut Core, mut r: Box<FsReq>, fd: OwnedFd) {
     let raw = fd.as_raw_fd();
     r.fd = Some(fd);
+    if r.u[3] == 1 {
+        return open_respond(core, r);
+    }
     r.step = 3;
     stat_now(core, r, raw, None, libc::AT_EMPTY_PATH);
 }
@@ -1132,7 +1154,7 @@ fn path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 Op::RMDIR | Op::UNLINK => {
                     let (t, flags) =
                         if r.op == Op::RMDIR { (WlType::Rmdir, libc::AT_REMOVEDIR) } else { (WlType::Unlink, 0) };
-                    if let Err(e) = wl_at(core, t, raw, r.str_bytes(1)) {
+                    if let Err(e) = wl_at(core, r.export.as_deref(), t, raw, r.str_bytes(1)) {
                         return fail(core, r, e);
                     }
                     r.step = 3;
@@ -1194,7 +1216,7 @@ fn create_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             let raw = dir.as_raw_fd();
             r.dirfd = Some(dir);
             let t = if r.op == Op::MKDIR { WlType::Mkdir } else { WlType::Create };
-            if let Err(e) = wl_at(core, t, raw, r.str_bytes(1)) {
+            if let Err(e) = wl_at(core, r.export.as_deref(), t, raw, r.str_bytes(1)) {
                 return fail(core, r, e);
             }
             r.step = 2;
@@ -1251,9 +1273,9 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             };
             let raw = fd.as_raw_fd();
             let check = if link {
-                wl_at(core, WlType::Open, raw, b"")
+                wl_at(core, r.export.as_deref(), WlType::Open, raw, b"")
             } else {
-                wl_at(core, WlType::Rename, raw, r.str_bytes(1))
+                wl_at(core, r.export.as_deref(), WlType::Rename, raw, r.str_bytes(1))
             };
             if let Err(e) = check {
                 return fail(core, r, e);
@@ -1271,7 +1293,7 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             };
             let raw = dir.as_raw_fd();
             let (t, name) = if link { (WlType::Create, 2) } else { (WlType::Rename, 3) };
-            if let Err(e) = wl_at(core, t, raw, r.str_bytes(name)) {
+            if let Err(e) = wl_at(core, r.export.as_deref(), t, raw, r.str_bytes(name)) {
                 return fail(core, r, e);
             }
             r.dirfd2 = Some(dir);
@@ -1326,12 +1348,22 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 Err(e) => return fail(core, r, e),
             };
             for t in open_gates(flags) {
-                if let Err(e) = wl_at(core, t, p.as_raw_fd(), b"") {
+                if let Err(e) = wl_at(core, r.export.as_deref(), t, p.as_raw_fd(), b"") {
                     return fail(core, r, e);
                 }
             }
             let proc = sys::proc_fd_path(p.as_raw_fd());
-            let kind = sys::statx(p.as_raw_fd(), c"", libc::AT_EMPTY_PATH).map(|a| a.mode & libc::S_IFMT).unwrap_or(0);
+            // One statx serves twice: the file type decides how to reopen, and (unless
+            // O_TRUNC changes them) the attributes answer the OPEN.
+            let mut stx = r.stx;
+            let kind = match sys::statx_raw(p.as_raw_fd(), c"", libc::AT_EMPTY_PATH, &mut stx) {
+                Ok(()) => {
+                    r.stx = stx;
+                    r.u[3] = (flags & libc::O_TRUNC == 0) as u64;
+                    stx.stx_mode as u32 & libc::S_IFMT
+                }
+                Err(_) => 0,
+            };
             r.dirfd = Some(p);
             let i = r.push_str(CStr::from_bytes_until_nul(&proc).expect("nul").to_bytes());
             r.step = 2;
@@ -1364,17 +1396,17 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             };
             let raw = dir.as_raw_fd();
             let name = r.str_bytes(1).to_vec();
-            if let Err(e) = wl_at(core, WlType::Create, raw, &name) {
+            if let Err(e) = wl_at(core, r.export.as_deref(), WlType::Create, raw, &name) {
                 return fail(core, r, e);
             }
             if r.u[2] == 0 {
                 for t in open_gates(flags & !libc::O_TRUNC) {
-                    if let Err(e) = wl_at(core, t, raw, &name) {
+                    if let Err(e) = wl_at(core, r.export.as_deref(), t, raw, &name) {
                         return fail(core, r, e);
                     }
                 }
                 if flags & libc::O_TRUNC != 0
-                    && let Err(e) = wl_at(core, WlType::Setattr, raw, &name)
+                    && let Err(e) = wl_at(core, r.export.as_deref(), WlType::Setattr, raw, &name)
                 {
                     return fail(core, r, e);
                 }
@@ -1410,7 +1442,7 @@ fn setattr_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, WlType::Setattr, fd.as_raw_fd(), b"") {
+            if let Err(e) = wl_at(core, r.export.as_deref(), WlType::Setattr, fd.as_raw_fd(), b"") {
                 return fail(core, r, e);
             }
             let raw = fd.as_raw_fd();
@@ -1445,7 +1477,7 @@ fn readdir_step(core: &mut Core, r: Box<FsReq>, res: i32) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
-    if let Err(e) = wl_at(core, WlType::Readdir, dir.as_raw_fd(), b"") {
+    if let Err(e) = wl_at(core, r.export.as_deref(), WlType::Readdir, dir.as_raw_fd(), b"") {
         return fail(core, r, e);
     }
     let (cookie, max, plus) = (r.u[0], r.u[1] as usize, r.u[2] as u32 & consts::READDIR_PLUS != 0);
@@ -1530,7 +1562,7 @@ fn object_step(core: &mut Core, r: Box<FsReq>, res: i32) {
         _ => None,
     };
     if let Some(t) = gate
-        && let Err(e) = wl_at(core, t, raw, b"")
+        && let Err(e) = wl_at(core, r.export.as_deref(), t, raw, b"")
     {
         return fail(core, r, e);
     }
@@ -1612,7 +1644,7 @@ fn sysmount_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, WlType::Mount, fd.as_raw_fd(), b"") {
+            if let Err(e) = wl_at(core, r.export.as_deref(), WlType::Mount, fd.as_raw_fd(), b"") {
                 return fail(core, r, e);
             }
             r.fd = Some(fd);

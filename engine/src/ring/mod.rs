@@ -257,6 +257,12 @@ impl Core {
     }
 
     pub fn free_req(&mut self, mut r: Box<FsReq>) {
+        // Temporary descriptors are closed by the ring with the next submit instead of
+        // one close(2) each.
+        for fd in r.take_fds() {
+            use std::os::fd::IntoRawFd;
+            self.push(opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(UD_IGNORE));
+        }
         r.reset(&mut self.bufs);
         if self.reqs.len() < 4096 {
             self.reqs.push(r);
