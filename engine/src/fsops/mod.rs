@@ -282,7 +282,7 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let found = f.is_some();
             // The last reference closes through the ring (with the next submit); a file
             // still used by an in-flight request closes when that request drops it.
-            if let Some(fd) = f.and_then(|f| Arc::into_inner(f)).map(|f| f.fd) {
+            if let Some(fd) = f.and_then(Arc::into_inner).map(|f| f.fd) {
                 core.push(opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(UD_IGNORE));
             }
             reply_now(core, key, &h, op, t0, if found { Ok(Empty {}) } else { Err(errno::EBADF) });
