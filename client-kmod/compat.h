@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * compat.h - the few VFS interfaces that changed between 6.1 (Debian bookworm, the
+ * version built and tested in CI) and newer kernels. Everything version-dependent
+ * lives here so the rest of the module reads as one kernel's code.
+ */
+#ifndef QTFS_COMPAT_H
+#define QTFS_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/fs.h>
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#include <linux/mnt_idmapping.h>
+typedef struct mnt_idmap qtfs_idmap_t;
+#define QTFS_NOP_IDMAP (&nop_mnt_idmap)
+#else
+typedef struct user_namespace qtfs_idmap_t;
+#define QTFS_NOP_IDMAP (&init_user_ns)
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define qtfs_generic_fillattr(idmap, mask, inode, stat) generic_fillattr(idmap, mask, inode, stat)
+#else
+#define qtfs_generic_fillattr(idmap, mask, inode, stat) generic_fillattr(idmap, inode, stat)
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+static inline void qtfs_set_times(struct inode *inode, struct timespec64 a, struct timespec64 m,
+				  struct timespec64 c)
+{
+	inode_set_atime_to_ts(inode, a);
+	inode_set_mtime_to_ts(inode, m);
+	inode_set_ctime_to_ts(inode, c);
+}
+static inline struct timespec64 qtfs_get_mtime(struct inode *inode) { return inode_get_mtime(inode); }
+#else
+static inline void qtfs_set_times(struct inode *inode, struct timespec64 a, struct timespec64 m,
+				  struct timespec64 c)
+{
+	inode->i_atime = a;
+	inode->i_mtime = m;
+	inode->i_ctime = c;
+}
+static inline struct timespec64 qtfs_get_mtime(struct inode *inode) { return inode->i_mtime; }
+#endif
+
+/* 6.15 made ->mkdir return the dentry it instantiated (or NULL for the one given). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
+#define QTFS_MKDIR_RET struct dentry *
+#define QTFS_MKDIR_RETURN(err) ERR_PTR(err)
+#else
+#define QTFS_MKDIR_RET int
+#define QTFS_MKDIR_RETURN(err) (err)
+#endif
+
+/* 6.14 gave ->d_revalidate the parent and name. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+#define QTFS_REVALIDATE_ARGS struct inode *qtfs_dir, const struct qstr *qtfs_name, struct dentry *dentry, unsigned int flags
+#else
+#define QTFS_REVALIDATE_ARGS struct dentry *dentry, unsigned int flags
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define QTFS_SPLICE_READ filemap_splice_read
+#else
+#define QTFS_SPLICE_READ generic_file_splice_read
+#endif
+
+/* 6.2: sockets of network file systems must not use the task's page fragment. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define QTFS_SK_NO_TASK_FRAG(sk) ((sk)->sk_use_task_frag = false)
+#else
+#define QTFS_SK_NO_TASK_FRAG(sk) do { } while (0)
+#endif
+
+#endif /* QTFS_COMPAT_H */

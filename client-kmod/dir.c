@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dir.c - reading directories: READDIR pages of up to 32 KiB, resumed by the HOST's
+ * cookies. ctx->pos is the cookie plus 2 (0 and 1 are "." and "..", which we make).
+ * Every entry is checked before it reaches the VFS: a name must be a single non-empty
+ * component without '/' or NUL.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+
+#include "qtfs.h"
+
+static bool name_ok(const u8 *n, u32 len)
+{
+	if (!len || len > QTP_MAX_NAME || memchr(n, '/', len))
+		return false;
+	return !(len == 1 && n[0] == '.') && !(len == 2 && n[0] == '.' && n[1] == '.');
+}
+
+static int qtfs_readdir(struct file *file, struct dir_context *ctx)
+{
+	struct dentry *d = file->f_path.dentry;
+	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
+	struct qtp_readdir_req rq;
+	struct qtp_readdir_rsp rs;
+	struct qtfs_path qp;
+	struct qtfs_cred c;
+	int err;
+
+	if (!dir_emit_dots(file, ctx))
+		return 0;
+	err = qtfs_path_get(d, &qp);
+	if (err)
+		return err;
+	qtfs_cred_fill(cl, &c);
+	for (;;) {
+		struct qtfs_req *r;
+		const u8 *p;
+		size_t left;
+		u32 i;
+
+		rq = (struct qtp_readdir_req){ .ctx = c.ctx, .cookie = ctx->pos - 2, .max_bytes = QTFS_READDIR_BYTES,
+					       .flags = 0, .groups = c.groups, .groups_count = c.ngroups,
+					       .path = qp.p, .path_len = qp.len };
+		err = QTFS_CALL(cl, QTP_OP_READDIR, readdir_req, &rq, QTFS_READDIR_BYTES + 64, QTFS_IDEMPOTENT, &r);
+		if (!err && qtp_readdir_rsp_decode(r->rsp, r->rsp_len, &rs) < 0)
+			err = -EIO;
+		if (err) {
+			qtfs_req_put(r);
+			break;
+		}
+		p = rs.entries;
+		left = rs.entries_len;
+		for (i = 0; i < rs.count; i++) {
+			struct qtp_dir_entry e;
+			long n = qtp_dir_entry_decode(p, left, &e);
+
+			if (n < 0 || !name_ok(e.name, e.name_len) || e.cookie > LLONG_MAX - 2) {
+				qtfs_warn("malformed directory entry from the engine in %pd", d);
+				err = -EIO;
+				break;
+			}
+			if (!dir_emit(ctx, (const char *)e.name, e.name_len, e.ino, e.dtype)) {
+				rs.flags &= ~QTP_READDIR_EOF;
+				rs.count = 0; /* the caller's buffer is full: stop here */
+				break;
+			}
+			ctx->pos = e.cookie + 2;
+			p += n;
+			left -= n;
+		}
+		qtfs_req_put(r);
+		if (err || i < rs.count || !rs.count || (rs.flags & QTP_READDIR_EOF))
+			break;
+	}
+	qtfs_path_put(&qp);
+	return err;
+}
+
+const struct file_operations qtfs_dir_fops = {
+	.owner = THIS_MODULE,
+	.llseek = generic_file_llseek,
+	.read = generic_read_dir,
+	.iterate_shared = qtfs_readdir,
+};

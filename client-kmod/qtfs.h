@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * qtfs.h - internals shared by the files of qtfs.ko.
+ *
+ * Ownership: conn.c owns sockets, the handshake, request ids and waiting; super.c the
+ * mount and its client; inode.c/dir.c/file.c/xattr.c translate VFS calls into QTP
+ * requests and never touch a socket; dev.c answers /dev/qtfs_client; main.c holds the
+ * module parameters, logging and counters.
+ */
+#ifndef QTFS_H
+#define QTFS_H
+
+#include <linux/fs.h>
+#include <linux/net.h>
+#include <linux/kref.h>
+#include <linux/completion.h>
+#include <linux/xarray.h>
+#include <linux/mutex.h>
+#include <linux/wait.h>
+#include <linux/atomic.h>
+#include <linux/list.h>
+
+#include "qtp.h"
+#include "compat.h"
+
+#define QTFS_MAGIC 0x51544653 /* "QTFS" */
+#define QTFS_MAX_CONNS 16
+#define QTFS_IO_MAX ((u32)QTP_MAX_IO)
+#define QTFS_READDIR_BYTES (32 * 1024)
+#define QTFS_NAME "qtfs.ko"
+#define QTFS_VERSION "0.1.0"
+
+/* ---- logging (qtfs_log_level, changeable at run time through /dev/qtfs_client) ---- */
+extern int qtfs_log_level;
+#define qtfs_err(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_ERROR) pr_err("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_warn(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_WARN) pr_warn("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_info(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_INFO) pr_info("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_debug(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_DEBUG) pr_info("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
+
+/* ---- module parameters (main.c) ---- */
+extern char qtfs_server_ip[64];
+extern int qtfs_server_port;
+extern unsigned int qtfs_server_vsock_cid;
+extern unsigned int qtfs_server_vsock_port;
+extern int qtfs_conn_max_conn;
+extern int qtfs_req_timeout_ms;
+extern int qtfs_attr_timeout_ms;
+extern bool qtfs_insecure_test_mode;
+
+/* ---- counters (main.c), per operation, module-wide ---- */
+#define QTFS_LAT_BUCKETS 40 /* log2 of nanoseconds */
+struct qtfs_op_stat {
+	atomic64_t requests, errors, bytes_in, bytes_out, lat_max;
+	atomic64_t lat[QTFS_LAT_BUCKETS];
+};
+extern struct qtfs_op_stat qtfs_stats[QTP_OP_INDEX_LIMIT];
+extern u64 qtfs_stats_since; /* jiffies64 of the last clear */
+static inline int qtfs_op_index(u16 op)
+{
+	int i = (op >> 8) * 64 + (op & 63);
+	return i < (int)QTP_OP_INDEX_LIMIT ? i : -1;
+}
+void qtfs_stat_account(u16 op, int err, u32 out, u32 in, u64 ns);
+void qtfs_stats_clear(void);
+
+/* ---- connections and requests (conn.c) ---- */
+enum qtfs_conn_state { QTFS_DOWN = 0, QTFS_HANDSHAKE, QTFS_ACTIVE, QTFS_STOPPING };
+
+struct qtfs_client;
+
+struct qtfs_conn {
+	struct qtfs_client *cl;
+	int idx;
+	struct socket *sock;     /* set and released by the receiver thread only */
+	struct mutex send_lock;  /* serialises frames on the socket; guards state for senders */
+	int state;               /* enum qtfs_conn_state */
+	struct xarray pending;   /* request id -> struct qtfs_req (holds one reference) */
+	struct task_struct *rx;
+	u8 *rxbuf;               /* discarded payloads */
+	atomic64_t requests, bytes_in, bytes_out;
+	atomic_t inflight;
+	u64 id;                  /* for ADMIN_CONNS */
+};
+
+/* One mount's view of the engine: a session over a small pool of connections. */
+struct qtfs_client {
+	struct list_head node;   /* qtfs_clients, for /dev/qtfs_client */
+	int nconns;
+	struct qtfs_conn conns[QTFS_MAX_CONNS];
+	atomic_t next_conn;
+	atomic64_t next_id;
+	wait_queue_head_t state_wq; /* a connection changed state */
+
+	struct mutex sess_lock;  /* session id/token/export/generation */
+	u64 session_id;
+	u8 session_token[16];
+	u32 export_id;
+	u32 generation;          /* bumped when the session (and its handles) was lost */
+	u32 max_payload;
+
+	u8 psk[64];
+	int psk_len;             /* 0: no key (insecure test mode only) */
+	char *remote;            /* exported HOST directory */
+	u32 mount_uid, mount_gid; /* the mounter, for re-mounts after a lost session */
+	bool readonly;
+	int last_error;          /* of the most recent failed (re)connect */
+};
+
+#define QTFS_IDEMPOTENT 0x1 /* safe to send again after the connection dropped */
+
+struct qtfs_req {
+	struct kref ref;
+	struct completion done;
+	u64 id;
+	u16 op;
+	int err;                 /* 0, or -errno of the failure */
+	u8 *sbuf;                /* header + payload */
+	u32 plen;                /* payload bytes */
+	u8 *rsp;                 /* response payload (rsp_len of rsp_cap) */
+	u32 rsp_cap, rsp_len;
+	int conn;
+};
+
+struct qtfs_req *qtfs_req_new(u16 op, u32 plen, u32 rsp_cap);
+static inline u8 *qtfs_req_payload(struct qtfs_req *r) { return r->sbuf + QTP_HEADER_SIZE; }
+int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags);
+void qtfs_req_put(struct qtfs_req *r);
+
+struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct qtp_attr *root, int *err);
+void qtfs_client_stop(struct qtfs_client *cl);
+extern struct list_head qtfs_clients;
+extern struct mutex qtfs_clients_lock;
+
+/* ---- super block and inodes ---- */
+struct qtfs_sb {
+	struct qtfs_client *cl;
+	bool proc;               /* -o proc: sizes unknown, never cache data */
+	unsigned long attr_timeout; /* jiffies */
+};
+
+struct qtfs_inode {
+	struct inode vfs_inode;
+	unsigned long attr_expire;  /* jiffies after which attributes are refreshed */
+	struct timespec64 data_mtime; /* mtime the cached pages belong to */
+	loff_t data_size;
+};
+
+struct qtfs_file {
+	struct mutex lock;
+	u64 handle;
+	u32 generation;
+	u32 flags;               /* QTP_O_* used at open, for a reopen after a lost session */
+};
+
+static inline struct qtfs_sb *QTFS_SB(struct super_block *sb) { return sb->s_fs_info; }
+static inline struct qtfs_inode *QTFS_I(struct inode *inode) { return container_of(inode, struct qtfs_inode, vfs_inode); }
+static inline struct qtfs_client *qtfs_cl(struct inode *inode) { return QTFS_SB(inode->i_sb)->cl; }
+
+/* Caller's identity as it goes on the wire. */
+struct qtfs_cred {
+	struct qtp_req_ctx ctx;
+	u32 ngroups;
+	u8 groups[QTP_MAX_GROUPS * 4];
+};
+void qtfs_cred_fill(struct qtfs_client *cl, struct qtfs_cred *c);
+
+/* Wire path of a dentry, relative to the export ("" for the root); buf is PATH_MAX. */
+char *qtfs_dentry_path(struct dentry *d, char *buf, u32 *len);
+char *qtfs_path_buf(void);
+void qtfs_path_free(char *buf);
+
+struct inode *qtfs_iget(struct super_block *sb, const struct qtp_attr *a);
+void qtfs_apply_attr(struct inode *inode, const struct qtp_attr *a);
+int qtfs_revalidate_inode(struct dentry *d, bool force);
+int qtfs_wire_open_flags(unsigned int f_flags);
+void qtfs_close_handle(struct qtfs_client *cl, u64 handle);
+int qtfs_file_attach(struct file *file, u64 handle, unsigned int oflags);
+int qtfs_xattr_list(struct dentry *d, char *list, size_t size);
+
+extern const struct inode_operations qtfs_dir_iops, qtfs_file_iops, qtfs_symlink_iops, qtfs_special_iops;
+extern const struct file_operations qtfs_dir_fops, qtfs_file_fops;
+extern const struct address_space_operations qtfs_aops;
+extern const struct dentry_operations qtfs_dentry_ops;
+extern const struct xattr_handler *qtfs_xattr_handlers[];
+
+int qtfs_fs_init(void);
+void qtfs_fs_exit(void);
+int qtfs_dev_init(void);
+void qtfs_dev_exit(void);
+
+/*
+ * Builds, sends and waits for one request: msg is encoded with qtp_<kind>_encode;
+ * *rp receives the request (response in (*rp)->rsp) for the caller to qtfs_req_put(),
+ * also on failure (NULL-safe).
+ */
+#define QTFS_CALL(cl, op, kind, msg, cap, flags, rp) ({					\
+	struct qtfs_req *__r = qtfs_req_new(op, qtp_##kind##_size(msg), cap);		\
+	int __e = __r ? 0 : -ENOMEM;							\
+	if (!__e) {									\
+		long __n = qtp_##kind##_encode(msg, qtfs_req_payload(__r), __r->plen);	\
+		__e = __n < 0 ? (int)__n : qtfs_req_run(cl, __r, flags);		\
+	}										\
+	*(rp) = __r;									\
+	__e;										\
+})
+
+/* A dentry's wire path in a PATH_MAX buffer of its own. */
+struct qtfs_path {
+	char *buf;
+	const u8 *p;
+	u32 len;
+};
+int qtfs_path_get(struct dentry *d, struct qtfs_path *qp);
+void qtfs_path_put(struct qtfs_path *qp);
+
+/* Response payload checks shared by the operations. */
+static inline int qtfs_rsp_attr(struct qtfs_req *r, struct qtp_attr *a)
+{
+	if (r->rsp_len != QTP_ATTR_SIZE)
+		return -EIO;
+	qtp_attr_get(r->rsp, a);
+	return 0;
+}
+
+#endif /* QTFS_H */
