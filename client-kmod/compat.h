@@ -67,6 +67,59 @@ static inline struct timespec64 qtfs_get_mtime(struct inode *inode) { return ino
 #define QTFS_SPLICE_READ generic_file_splice_read
 #endif
 
+/* 6.5 asks the file to say it takes O_DIRECT; before, a_ops->direct_IO said it. */
+#ifdef FMODE_CAN_ODIRECT
+#define QTFS_ALLOW_ODIRECT(file) ((file)->f_mode |= FMODE_CAN_ODIRECT)
+#else
+#define QTFS_ALLOW_ODIRECT(file) do { } while (0)
+#endif
+
+/* The folio a buffered write copies into (locked, referenced). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#define QTFS_GET_WRITE_FOLIO(mapping, index) \
+	__filemap_get_folio(mapping, index, FGP_WRITEBEGIN, mapping_gfp_mask(mapping))
+#else
+#define QTFS_GET_WRITE_FOLIO(mapping, index) ({ \
+	struct page *__p = grab_cache_page_write_begin(mapping, index); \
+	__p ? page_folio(__p) : NULL; })
+#endif
+
+/* ->write_begin/->write_end took pages until 6.12, folios since. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#define QTFS_WRITE_BEGIN_END_WRAPPERS(begin, end)						\
+static int qtfs_write_begin(struct file *f, struct address_space *m, loff_t pos, unsigned int len,	\
+			    struct folio **foliop, void **fsdata)					\
+{ return begin(f, m, pos, len, foliop); }							\
+static int qtfs_write_end(struct file *f, struct address_space *m, loff_t pos, unsigned int len,	\
+			  unsigned int copied, struct folio *folio, void *fsdata)			\
+{ return end(f, m, pos, len, copied, folio); }
+#else
+#define QTFS_WRITE_BEGIN_END_WRAPPERS(begin, end)						\
+static int qtfs_write_begin(struct file *f, struct address_space *m, loff_t pos, unsigned int len,	\
+			    struct page **pagep, void **fsdata)						\
+{												\
+	struct folio *folio;									\
+	int err = begin(f, m, pos, len, &folio);						\
+	if (!err)										\
+		*pagep = &folio->page;								\
+	return err;										\
+}												\
+static int qtfs_write_end(struct file *f, struct address_space *m, loff_t pos, unsigned int len,	\
+			  unsigned int copied, struct page *page, void *fsdata)			\
+{ return end(f, m, pos, len, copied, page_folio(page)); }
+#endif
+#define QTFS_WRITE_BEGIN qtfs_write_begin
+#define QTFS_WRITE_END qtfs_write_end
+
+/* write_cache_pages() callbacks took pages until 6.3, folios since. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#define QTFS_WRITEPAGE_CB(name, fn) \
+static int name(struct folio *folio, struct writeback_control *wbc, void *data) { return fn(folio, wbc, data); }
+#else
+#define QTFS_WRITEPAGE_CB(name, fn) \
+static int name(struct page *page, struct writeback_control *wbc, void *data) { return fn(page_folio(page), wbc, data); }
+#endif
+
 /* 6.2: sockets of network file systems must not use the task's page fragment. */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
 #define QTFS_SK_NO_TASK_FRAG(sk) ((sk)->sk_use_task_frag = false)

@@ -126,9 +126,12 @@ static int sock_recv_all(struct socket *sock, void *buf, size_t len, bool idle_o
 	int n;
 
 	while (got < len) {
+		/* vsock refuses (ENOMEM) a MSG_WAITALL target beyond its receive buffer. */
+		size_t want = min_t(size_t, len - got, 64 * 1024);
+
 		v.iov_base = buf + got;
-		v.iov_len = len - got;
-		n = kernel_recvmsg(sock, &msg, &v, 1, len - got, MSG_WAITALL);
+		v.iov_len = want;
+		n = kernel_recvmsg(sock, &msg, &v, 1, want, MSG_WAITALL);
 		if (n == -EAGAIN || n == -EINTR || n == -ERESTARTSYS) {
 			if (current->flags & PF_KTHREAD) {
 				if (kthread_should_stop())
@@ -518,7 +521,10 @@ static void conn_down(struct qtfs_conn *c, int why)
 		c->state = QTFS_DOWN;
 	mutex_unlock(&c->send_lock);
 	if (sock) {
-		qtfs_info("conn %d: down (%d)", c->idx, why);
+		if (c->state == QTFS_STOPPING)
+			qtfs_debug("conn %d: closed", c->idx);
+		else
+			qtfs_info("conn %d: down (%d)", c->idx, why);
 		kernel_sock_shutdown(sock, SHUT_RDWR);
 		sock_release(sock);
 	}

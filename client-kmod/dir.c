@@ -27,7 +27,7 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 	struct qtfs_cred c;
 	int err;
 
-	if (!dir_emit_dots(file, ctx))
+	if (!dir_emit_dots(file, ctx) || ctx->pos == LLONG_MAX)
 		return 0;
 	err = qtfs_path_get(d, &qp);
 	if (err)
@@ -55,7 +55,7 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 			struct qtp_dir_entry e;
 			long n = qtp_dir_entry_decode(p, left, &e);
 
-			if (n < 0 || !name_ok(e.name, e.name_len) || e.cookie > LLONG_MAX - 2) {
+			if (n < 0 || !name_ok(e.name, e.name_len)) {
 				qtfs_warn("malformed directory entry from the engine in %pd", d);
 				err = -EIO;
 				break;
@@ -65,12 +65,17 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 				rs.count = 0; /* the caller's buffer is full: stop here */
 				break;
 			}
-			ctx->pos = e.cookie + 2;
+			/*
+			 * Cookies past LLONG_MAX - 2 cannot be shifted: some file systems give
+			 * the last entry an end-of-directory cookie like that, so it ends the
+			 * listing (pos LLONG_MAX reads as end of directory).
+			 */
+			ctx->pos = e.cookie < LLONG_MAX - 2 ? e.cookie + 2 : LLONG_MAX;
 			p += n;
 			left -= n;
 		}
 		qtfs_req_put(r);
-		if (err || i < rs.count || !rs.count || (rs.flags & QTP_READDIR_EOF))
+		if (err || i < rs.count || !rs.count || (rs.flags & QTP_READDIR_EOF) || ctx->pos == LLONG_MAX)
 			break;
 	}
 	qtfs_path_put(&qp);

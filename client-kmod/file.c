@@ -2,27 +2,30 @@
 /*
  * file.c - open files and their data.
  *
- * Reads go through the page cache (read_folio, readahead in requests of up to 1 MiB)
- * unless the file is O_DIRECT or the mount is `-o proc` (sizes unknown): then every
- * read is a request. Writes are write-through: each write(2) is sent to the HOST at
- * once and the cached pages of its range are dropped, so a successful write is on the
- * HOST when it returns and nothing is lost if the DPU crashes; fsync adds the HOST's
- * fsync. Shared writable mappings are refused (they would need write-back).
+ * Data goes through the page cache: reads fill it (read_folio, and readahead in
+ * requests of up to 1 MiB); writes copy into it (write_begin/write_end) and are then
+ * written back at once (writepages batches contiguous pages into requests of up to
+ * 1 MiB), so a write(2) that succeeded is on the HOST when it returns, and the pages
+ * stay cached for later reads. Shared writable mappings are written back by the usual
+ * write-back, msync, fsync and close. O_DIRECT files and `-o proc` mounts (sizes
+ * unknown) bypass the cache: every read and write is a request.
  *
  * Handles belong to the session; when the engine lost the session (it restarted),
- * a file is reopened by path with its original flags on first use.
+ * a file is reopened by path with its original flags on first use. Write-back uses
+ * any writable handle of the inode (kept on qtfs_inode.wfiles, counted so a handle
+ * outlives its struct file while write-back still uses it).
  */
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/writeback.h>
 #include <linux/uio.h>
 #include <linux/highmem.h>
 #include <linux/falloc.h>
 #include <linux/splice.h>
 
 #include "qtfs.h"
-
 
 void qtfs_close_handle(struct qtfs_client *cl, u64 handle)
 {
@@ -34,19 +37,46 @@ void qtfs_close_handle(struct qtfs_client *cl, u64 handle)
 	qtfs_req_put(r);
 }
 
+static void qf_release(struct kref *ref)
+{
+	struct qtfs_file *qf = container_of(ref, struct qtfs_file, ref);
+
+	if (qf->generation == READ_ONCE(qf->cl->generation))
+		qtfs_close_handle(qf->cl, qf->handle);
+	dput(qf->dentry);
+	kfree(qf);
+}
+
+static void qf_put(struct qtfs_file *qf)
+{
+	kref_put(&qf->ref, qf_release);
+}
+
 int qtfs_file_attach(struct file *file, u64 handle, unsigned int oflags)
 {
-	struct qtfs_client *cl = qtfs_cl(file_inode(file));
+	struct inode *inode = file_inode(file);
+	struct qtfs_inode *qi = QTFS_I(inode);
 	struct qtfs_file *qf = kzalloc(sizeof(*qf), GFP_KERNEL);
 
 	if (!qf) {
-		qtfs_close_handle(cl, handle);
+		qtfs_close_handle(qtfs_cl(inode), handle);
 		return -ENOMEM;
 	}
+	kref_init(&qf->ref);
 	mutex_init(&qf->lock);
+	INIT_LIST_HEAD(&qf->wnode);
+	qf->cl = qtfs_cl(inode);
+	qf->dentry = dget(file->f_path.dentry);
 	qf->handle = handle;
-	qf->generation = READ_ONCE(cl->generation);
+	qf->generation = READ_ONCE(qf->cl->generation);
 	qf->flags = qtfs_wire_open_flags(oflags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	qf->writable = file->f_mode & FMODE_WRITE;
+	if (qf->writable) {
+		kref_get(&qf->ref); /* the list's reference */
+		spin_lock(&qi->wlock);
+		list_add_tail(&qf->wnode, &qi->wfiles);
+		spin_unlock(&qi->wlock);
+	}
 	file->private_data = qf;
 	return 0;
 }
@@ -74,34 +104,37 @@ static int open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o)
 	return err;
 }
 
-/* The file's handle, reopened first if the session it belonged to is gone. */
-static int file_handle(struct file *file, u64 *h)
+/* The HOST handle, reopened first if the session it belonged to is gone. */
+static int qf_handle(struct qtfs_file *qf, u64 *h)
 {
-	struct qtfs_client *cl = qtfs_cl(file_inode(file));
-	struct qtfs_file *qf = file->private_data;
 	struct qtp_open_rsp o;
 	u32 gen;
 	int err = 0;
 
 	if (!qf)
 		return -EBADF;
-	if (likely(READ_ONCE(qf->generation) == READ_ONCE(cl->generation))) {
+	if (likely(READ_ONCE(qf->generation) == READ_ONCE(qf->cl->generation))) {
 		*h = qf->handle;
 		return 0;
 	}
 	mutex_lock(&qf->lock);
-	gen = READ_ONCE(cl->generation);
+	gen = READ_ONCE(qf->cl->generation);
 	if (qf->generation != gen) {
-		err = open_req(file->f_path.dentry, qf->flags, &o);
+		err = open_req(qf->dentry, qf->flags, &o);
 		if (!err) {
 			qf->handle = o.handle;
 			qf->generation = gen;
-			qtfs_info("reopened %pd after the session was lost", file->f_path.dentry);
+			qtfs_info("reopened %pd after the session was lost", qf->dentry);
 		}
 	}
 	*h = qf->handle;
 	mutex_unlock(&qf->lock);
 	return err;
+}
+
+static int file_handle(struct file *file, u64 *h)
+{
+	return qf_handle(file->private_data, h);
 }
 
 static int qtfs_open(struct inode *inode, struct file *file)
@@ -119,18 +152,33 @@ static int qtfs_open(struct inode *inode, struct file *file)
 	/* Close-to-open: the attributes of the open tell whether cached pages are stale. */
 	if (o.attr.ino == inode->i_ino && (o.attr.mode & S_IFMT) == (inode->i_mode & S_IFMT))
 		qtfs_apply_attr(inode, &o.attr);
+	QTFS_ALLOW_ODIRECT(file);
 	return qtfs_file_attach(file, o.handle, file->f_flags);
+}
+
+/* close(2): what this file wrote is on the HOST, or close reports why not. */
+static int qtfs_flush(struct file *file, fl_owner_t id)
+{
+	if (!(file->f_mode & FMODE_WRITE))
+		return 0;
+	return filemap_write_and_wait(file->f_mapping);
 }
 
 static int qtfs_release(struct inode *inode, struct file *file)
 {
 	struct qtfs_file *qf = file->private_data;
+	struct qtfs_inode *qi = QTFS_I(inode);
 
 	if (!qf)
 		return 0;
-	if (qf->generation == READ_ONCE(qtfs_cl(inode)->generation))
-		qtfs_close_handle(qtfs_cl(inode), qf->handle);
-	kfree(qf);
+	if (qf->writable) {
+		filemap_write_and_wait(inode->i_mapping);
+		spin_lock(&qi->wlock);
+		list_del_init(&qf->wnode);
+		spin_unlock(&qi->wlock);
+		qf_put(qf);
+	}
+	qf_put(qf);
 	return 0;
 }
 
@@ -139,20 +187,46 @@ static bool cached(struct inode *inode)
 	return !QTFS_SB(inode->i_sb)->proc;
 }
 
-/* One READ of len bytes at pos into r (response in r->rsp). */
-static int read_req(struct file *file, loff_t pos, u32 len, struct qtfs_req **rp)
+/* One READ of len bytes at pos into *rp (response in (*rp)->rsp; put it always). */
+static int read_req(struct qtfs_file *qf, loff_t pos, u32 len, struct qtfs_req **rp)
 {
 	struct qtp_read_req rr = { .offset = pos, .len = len };
 	int err;
 
 	*rp = NULL;
-	err = file_handle(file, &rr.handle);
+	err = qf_handle(qf, &rr.handle);
 	if (err)
 		return err;
-	err = QTFS_CALL(qtfs_cl(file_inode(file)), QTP_OP_READ, read_req, &rr, len, QTFS_IDEMPOTENT, rp);
+	err = QTFS_CALL(qf->cl, QTP_OP_READ, read_req, &rr, len, QTFS_IDEMPOTENT, rp);
 	if (!err && (*rp)->rsp_len > len)
 		err = -EIO;
 	return err;
+}
+
+/* One WRITE of the n bytes that fill() puts into the request; returns bytes written. */
+static ssize_t write_req(struct qtfs_file *qf, loff_t pos, u32 n,
+			 int (*fill)(void *dst, u32 n, void *arg), void *arg)
+{
+	struct qtp_write_req w = { .offset = pos, .flags = 0, .data_len = 0 };
+	struct qtp_write_rsp wr;
+	struct qtfs_req *r;
+	int err;
+
+	err = qf_handle(qf, &w.handle);
+	if (err)
+		return err;
+	r = qtfs_req_new(QTP_OP_WRITE, QTP_WRITE_REQ_FIXED + n, 16);
+	if (!r)
+		return -ENOMEM;
+	/* The fixed part only; the data goes straight behind it. */
+	qtp_write_req_encode(&w, qtfs_req_payload(r), QTP_WRITE_REQ_FIXED);
+	err = fill(qtfs_req_payload(r) + QTP_WRITE_REQ_FIXED, n, arg);
+	if (!err)
+		err = qtfs_req_run(qf->cl, r, 0);
+	if (!err && (qtp_write_rsp_decode(r->rsp, r->rsp_len, &wr) != r->rsp_len || wr.written > n))
+		err = -EIO;
+	qtfs_req_put(r);
+	return err ? err : wr.written;
 }
 
 static ssize_t read_direct(struct kiocb *iocb, struct iov_iter *to)
@@ -166,7 +240,7 @@ static ssize_t read_direct(struct kiocb *iocb, struct iov_iter *to)
 		struct qtfs_req *r;
 		u32 got;
 
-		err = read_req(iocb->ki_filp, pos, n, &r);
+		err = read_req(iocb->ki_filp->private_data, pos, n, &r);
 		if (err) {
 			qtfs_req_put(r);
 			break;
@@ -200,73 +274,87 @@ static ssize_t qtfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return generic_file_read_iter(iocb, to);
 }
 
+static int fill_from_iter(void *dst, u32 n, void *arg)
+{
+	return copy_from_iter(dst, n, arg) == n ? 0 : -EFAULT;
+}
+
+/* O_DIRECT and -o proc: each write(2) is sent as it is, the cache stays out of it. */
+static ssize_t write_direct(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	loff_t start = iocb->ki_pos, pos = start;
+	ssize_t total = 0, n;
+	int err;
+
+	err = filemap_write_and_wait_range(inode->i_mapping, start, start + iov_iter_count(from) - 1);
+	if (err)
+		return err;
+	while (iov_iter_count(from)) {
+		u32 want = min_t(size_t, iov_iter_count(from), QTFS_IO_MAX);
+
+		n = write_req(iocb->ki_filp->private_data, pos, want, fill_from_iter, from);
+		if (n < 0) {
+			iov_iter_revert(from, want);
+			err = n;
+			break;
+		}
+		if (n < want)
+			iov_iter_revert(from, want - n);
+		pos += n;
+		total += n;
+		if (n < want)
+			break;
+	}
+	if (total) {
+		if (pos > i_size_read(inode))
+			i_size_write(inode, pos);
+		if (inode->i_mapping->nrpages)
+			invalidate_inode_pages2_range(inode->i_mapping, start >> PAGE_SHIFT, (pos - 1) >> PAGE_SHIFT);
+		QTFS_I(inode)->data_size = i_size_read(inode);
+		QTFS_I(inode)->own_write = true;
+		QTFS_I(inode)->attr_expire = jiffies - 1; /* mtime moved */
+		iocb->ki_pos = pos;
+	}
+	return total ? total : err;
+}
+
 static ssize_t qtfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
-	struct qtfs_client *cl = qtfs_cl(inode);
-	loff_t start, pos;
-	ssize_t total = 0, ret;
-	int err = 0;
+	loff_t start;
+	ssize_t ret;
+	int err;
 
 	inode_lock(inode);
+	if (iocb->ki_flags & IOCB_APPEND) {
+		/* Append where the HOST's file ends now. */
+		ret = qtfs_revalidate_inode(file->f_path.dentry, true);
+		if (ret)
+			goto out;
+	}
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
-	start = pos = iocb->ki_pos;
-	while (iov_iter_count(from)) {
-		u32 n = min_t(size_t, iov_iter_count(from), QTFS_IO_MAX);
-		struct qtp_write_req w = { .offset = pos, .flags = 0, .data_len = n };
-		struct qtp_write_rsp wr;
-		struct qtfs_req *r;
-
-		err = file_handle(file, &w.handle);
+	if ((iocb->ki_flags & IOCB_DIRECT) || !cached(inode)) {
+		ret = write_direct(iocb, from);
+		goto out;
+	}
+	start = iocb->ki_pos;
+	ret = generic_perform_write(iocb, from);
+	/* Whether generic_perform_write() moves ki_pos differs across 6.1 stable builds. */
+	if (ret > 0)
+		iocb->ki_pos = start + ret;
+	if (ret > 0) {
+		/* Write-through: the bytes are on the HOST before write(2) returns. */
+		err = filemap_write_and_wait_range(inode->i_mapping, start, start + ret - 1);
 		if (err)
-			break;
-		r = qtfs_req_new(QTP_OP_WRITE, QTP_WRITE_REQ_FIXED + n, 16);
-		if (!r) {
-			err = -ENOMEM;
-			break;
-		}
-		w.data_len = 0; /* the fixed part only; the data is copied straight from the caller */
-		qtp_write_req_encode(&w, qtfs_req_payload(r), QTP_WRITE_REQ_FIXED);
-		if (copy_from_iter(qtfs_req_payload(r) + QTP_WRITE_REQ_FIXED, n, from) != n) {
-			qtfs_req_put(r);
-			err = -EFAULT;
-			break;
-		}
-		err = qtfs_req_run(cl, r, 0);
-		if (!err && (qtp_write_rsp_decode(r->rsp, r->rsp_len, &wr) != r->rsp_len || wr.written > n))
-			err = -EIO;
-		qtfs_req_put(r);
-		if (err) {
-			iov_iter_revert(from, n);
-			break;
-		}
-		if (wr.written < n)
-			iov_iter_revert(from, n - wr.written);
-		pos += wr.written;
-		total += wr.written;
-		if (wr.written < n)
-			break;
-	}
-	if (total) {
-		if (iocb->ki_flags & IOCB_APPEND) {
-			/* The HOST appended; its size says where. */
-			QTFS_I(inode)->attr_expire = jiffies - 1;
-			if (!qtfs_revalidate_inode(file->f_path.dentry, true))
-				pos = i_size_read(inode);
-			start = max_t(loff_t, pos - total, 0);
-		} else if (pos > i_size_read(inode)) {
-			i_size_write(inode, pos);
-		}
-		if (inode->i_mapping->nrpages)
-			invalidate_inode_pages2_range(inode->i_mapping, start >> PAGE_SHIFT, (pos - 1) >> PAGE_SHIFT);
+			ret = err;
 		QTFS_I(inode)->data_size = i_size_read(inode);
+		QTFS_I(inode)->own_write = true;
 		QTFS_I(inode)->attr_expire = jiffies - 1; /* mtime moved */
-		iocb->ki_pos = pos;
 	}
-	ret = total ? total : err;
 out:
 	inode_unlock(inode);
 	if (ret > 0)
@@ -301,7 +389,9 @@ static loff_t qtfs_llseek(struct file *file, loff_t offset, int whence)
 	switch (whence) {
 	case SEEK_DATA:
 	case SEEK_HOLE:
-		err = file_handle(file, &l.handle);
+		err = filemap_write_and_wait(inode->i_mapping);
+		if (!err)
+			err = file_handle(file, &l.handle);
 		if (err)
 			return err;
 		err = QTFS_CALL(qtfs_cl(inode), QTP_OP_LLSEEK, llseek_req, &l, 16, QTFS_IDEMPOTENT, &r);
@@ -328,12 +418,14 @@ static long qtfs_fallocate(struct file *file, int mode, loff_t offset, loff_t le
 	struct qtfs_req *r;
 	int err;
 
-	err = file_handle(file, &f.handle);
-	if (err)
-		return err;
 	inode_lock(inode);
-	err = QTFS_CALL(qtfs_cl(inode), QTP_OP_FALLOCATE, fallocate_req, &f, 0, 0, &r);
-	qtfs_req_put(r);
+	err = filemap_write_and_wait_range(inode->i_mapping, offset, offset + len - 1);
+	if (!err)
+		err = file_handle(file, &f.handle);
+	if (!err) {
+		err = QTFS_CALL(qtfs_cl(inode), QTP_OP_FALLOCATE, fallocate_req, &f, 0, 0, &r);
+		qtfs_req_put(r);
+	}
 	if (!err) {
 		if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + len > i_size_read(inode))
 			i_size_write(inode, offset + len);
@@ -341,6 +433,7 @@ static long qtfs_fallocate(struct file *file, int mode, loff_t offset, loff_t le
 			invalidate_inode_pages2_range(inode->i_mapping, offset >> PAGE_SHIFT,
 						      (offset + len - 1) >> PAGE_SHIFT);
 		QTFS_I(inode)->data_size = i_size_read(inode);
+		QTFS_I(inode)->own_write = true;
 		QTFS_I(inode)->attr_expire = jiffies - 1;
 	}
 	inode_unlock(inode);
@@ -349,16 +442,15 @@ static long qtfs_fallocate(struct file *file, int mode, loff_t offset, loff_t le
 
 static int qtfs_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	if ((vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == (VM_SHARED | VM_MAYWRITE))
-		return -EOPNOTSUPP; /* no write-back of dirty mapped pages */
 	if (!cached(file_inode(file)))
-		return -ENODEV;
+		return -ENODEV; /* no page cache for files of unknown size */
 	return generic_file_mmap(file, vma);
 }
 
 const struct file_operations qtfs_file_fops = {
 	.owner = THIS_MODULE,
 	.open = qtfs_open,
+	.flush = qtfs_flush,
 	.release = qtfs_release,
 	.llseek = qtfs_llseek,
 	.read_iter = qtfs_read_iter,
@@ -370,7 +462,7 @@ const struct file_operations qtfs_file_fops = {
 	.splice_write = iter_file_splice_write,
 };
 
-/* ---- page cache ---- */
+/* ---- page cache: reading ---- */
 
 static void fill_folio(struct folio *folio, const u8 *src, size_t len)
 {
@@ -388,45 +480,46 @@ static void fill_folio(struct folio *folio, const u8 *src, size_t len)
 	}
 }
 
-static int qtfs_read_folio(struct file *file, struct folio *folio)
+static int read_into_folio(struct qtfs_file *qf, struct folio *folio)
 {
 	struct qtfs_req *r;
-	int err;
+	int err = read_req(qf, folio_pos(folio), folio_size(folio), &r);
 
-	if (!file) {
-		folio_unlock(folio);
-		return -EIO;
-	}
-	err = read_req(file, folio_pos(folio), folio_size(folio), &r);
 	if (!err) {
 		fill_folio(folio, r->rsp, r->rsp_len);
 		folio_mark_uptodate(folio);
 	}
 	qtfs_req_put(r);
+	return err;
+}
+
+static int qtfs_read_folio(struct file *file, struct folio *folio)
+{
+	int err = file ? read_into_folio(file->private_data, folio) : -EIO;
+
 	folio_unlock(folio);
 	return err;
 }
 
 static void qtfs_readahead(struct readahead_control *ractl)
 {
+	struct qtfs_file *qf = ractl->file ? ractl->file->private_data : NULL;
 	struct qtfs_req *r = NULL;
-	loff_t bpos = 0, bend = 0; /* the bytes r holds: [bpos, bend) */
+	loff_t bpos = 0, bend = 0; /* r holds the bytes [bpos, bend) */
 	loff_t end = readahead_pos(ractl) + readahead_length(ractl);
 	struct folio *folio;
-	bool failed = !ractl->file;
+	bool failed = !qf;
 
 	while ((folio = readahead_folio(ractl)) != NULL) {
 		loff_t fpos = folio_pos(folio);
 
-		if (!failed && (fpos < bpos || fpos >= bpos + QTFS_IO_MAX || (!r))) {
+		if (!failed && (!r || fpos < bpos || fpos >= bpos + QTFS_IO_MAX)) {
 			u32 n = min_t(loff_t, end - fpos, QTFS_IO_MAX);
 
 			qtfs_req_put(r);
-			r = NULL;
-			if (read_req(ractl->file, fpos, n, &r))
-				failed = true;
+			failed = read_req(qf, fpos, n, &r) != 0;
 			bpos = fpos;
-			bend = r ? fpos + r->rsp_len : fpos;
+			bend = failed ? fpos : fpos + r->rsp_len;
 		}
 		if (!failed) {
 			size_t have = fpos < bend ? bend - fpos : 0;
@@ -439,7 +532,173 @@ static void qtfs_readahead(struct readahead_control *ractl)
 	qtfs_req_put(r);
 }
 
+/* ---- page cache: writing ---- */
+
+static int qtfs_write_begin_folio(struct file *file, struct address_space *mapping, loff_t pos, unsigned int len,
+				  struct folio **foliop)
+{
+	struct folio *folio = QTFS_GET_WRITE_FOLIO(mapping, pos >> PAGE_SHIFT);
+	int err;
+
+	if (IS_ERR_OR_NULL(folio))
+		return folio ? PTR_ERR(folio) : -ENOMEM;
+	if (!folio_test_uptodate(folio) && len != folio_size(folio)) {
+		size_t from = offset_in_folio(folio, pos);
+
+		if (folio_pos(folio) >= i_size_read(mapping->host)) {
+			folio_zero_segments(folio, 0, from, from + len, folio_size(folio));
+			folio_mark_uptodate(folio);
+		} else {
+			/* A partial write of a cached-out page: its other bytes come first. */
+			err = file ? read_into_folio(file->private_data, folio) : -EIO;
+			if (err) {
+				folio_unlock(folio);
+				folio_put(folio);
+				return err;
+			}
+		}
+	}
+	*foliop = folio;
+	return 0;
+}
+
+static int qtfs_write_end_folio(struct file *file, struct address_space *mapping, loff_t pos, unsigned int len,
+				unsigned int copied, struct folio *folio)
+{
+	struct inode *inode = mapping->host;
+
+	if (!folio_test_uptodate(folio)) {
+		/* Only whole-page writes get here without reading: a short copy is retried. */
+		if (copied < len) {
+			folio_unlock(folio);
+			folio_put(folio);
+			return 0;
+		}
+		folio_mark_uptodate(folio);
+	}
+	if (pos + copied > i_size_read(inode))
+		i_size_write(inode, pos + copied);
+	folio_mark_dirty(folio);
+	folio_unlock(folio);
+	folio_put(folio);
+	return copied;
+}
+
+QTFS_WRITE_BEGIN_END_WRAPPERS(qtfs_write_begin_folio, qtfs_write_end_folio)
+
+/* Contiguous dirty folios gathered for one WRITE. */
+struct wb_batch {
+	struct qtfs_file *qf;
+	struct address_space *mapping;
+	struct folio *folios[QTFS_IO_MAX / PAGE_SIZE];
+	int n;
+	int err;
+};
+
+static int fill_from_folios(void *dst, u32 n, void *arg)
+{
+	struct wb_batch *b = arg;
+	u32 off = 0;
+	int i;
+
+	for (i = 0; i < b->n && off < n; i++) {
+		size_t fsz = min_t(size_t, folio_size(b->folios[i]), n - off);
+		size_t o;
+
+		for (o = 0; o < fsz; o += PAGE_SIZE) {
+			u8 *src = kmap_local_folio(b->folios[i], o);
+
+			memcpy(dst + off + o, src, min_t(size_t, PAGE_SIZE, fsz - o));
+			kunmap_local(src);
+		}
+		off += fsz;
+	}
+	return 0;
+}
+
+static void wb_flush(struct wb_batch *b)
+{
+	struct inode *inode = b->mapping->host;
+	loff_t pos, size = i_size_read(inode), len = 0;
+	ssize_t done = 0;
+	int i, err = 0;
+
+	if (!b->n)
+		return;
+	pos = folio_pos(b->folios[0]);
+	for (i = 0; i < b->n; i++)
+		len += folio_size(b->folios[i]);
+	len = clamp_t(loff_t, size - pos, 0, len); /* nothing past the end of the file */
+	if (len) {
+		done = write_req(b->qf, pos, len, fill_from_folios, b);
+		if (done >= 0 && done < len)
+			done = -EIO; /* the HOST's file system is full or failing */
+		err = done < 0 ? done : 0;
+	}
+	for (i = 0; i < b->n; i++)
+		folio_end_writeback(b->folios[i]);
+	if (err) {
+		qtfs_warn("write-back of %pd at %lld failed (%d)", b->qf->dentry, pos, err);
+		mapping_set_error(b->mapping, err);
+		b->err = err;
+	}
+	b->n = 0;
+}
+
+static int wb_add(struct folio *folio, struct writeback_control *wbc, void *arg)
+{
+	struct wb_batch *b = arg;
+
+	if (b->n && (b->n == ARRAY_SIZE(b->folios) ||
+		     folio->index != b->folios[b->n - 1]->index + folio_nr_pages(b->folios[b->n - 1])))
+		wb_flush(b);
+	folio_start_writeback(folio);
+	folio_unlock(folio);
+	b->folios[b->n++] = folio;
+	return 0;
+}
+
+QTFS_WRITEPAGE_CB(wb_cb, wb_add)
+
+static int qtfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
+{
+	struct qtfs_inode *qi = QTFS_I(mapping->host);
+	struct qtfs_file *qf = NULL;
+	struct wb_batch *b;
+	int err;
+
+	spin_lock(&qi->wlock);
+	if (!list_empty(&qi->wfiles)) {
+		qf = list_first_entry(&qi->wfiles, struct qtfs_file, wnode);
+		kref_get(&qf->ref);
+	}
+	spin_unlock(&qi->wlock);
+	if (!qf) {
+		qtfs_err("dirty pages of inode %lu without a writable handle", mapping->host->i_ino);
+		return -EIO;
+	}
+	b = kzalloc(sizeof(*b), GFP_NOFS);
+	if (!b) {
+		qf_put(qf);
+		return -ENOMEM;
+	}
+	b->qf = qf;
+	b->mapping = mapping;
+	err = write_cache_pages(mapping, wbc, wb_cb, b);
+	wb_flush(b);
+	if (!err)
+		err = b->err;
+	kfree(b);
+	qf_put(qf);
+	return err;
+}
+
 const struct address_space_operations qtfs_aops = {
 	.read_folio = qtfs_read_folio,
 	.readahead = qtfs_readahead,
+	.write_begin = QTFS_WRITE_BEGIN,
+	.write_end = QTFS_WRITE_END,
+	.writepages = qtfs_writepages,
+	.dirty_folio = filemap_dirty_folio,
+	.direct_IO = noop_direct_IO, /* O_DIRECT is served by read_iter/write_iter */
 };

@@ -270,8 +270,10 @@ int qtfs_wire_open_flags(unsigned int f)
 	default:
 		w = QTP_O_RDONLY;
 	}
-	if (f & O_APPEND)
-		w |= QTP_O_APPEND;
+	/*
+	 * O_APPEND stays local: writes go through the page cache at offsets we compute
+	 * from a fresh size, and write-back of any writer's pages uses any handle.
+	 */
 	if (f & O_NONBLOCK)
 		w |= QTP_O_NONBLOCK;
 	if (f & O_DSYNC)
@@ -351,6 +353,7 @@ static int qtfs_atomic_open(struct inode *dir, struct dentry *dentry, struct fil
 		qtfs_close_handle(qtfs_cl(dir), o.handle);
 		goto out;
 	}
+	QTFS_ALLOW_ODIRECT(file);
 	err = qtfs_file_attach(file, o.handle, flags);
 out:
 	dput(res);

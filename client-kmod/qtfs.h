@@ -143,10 +143,19 @@ struct qtfs_inode {
 	unsigned long attr_expire;  /* jiffies after which attributes are refreshed */
 	struct timespec64 data_mtime; /* mtime the cached pages belong to */
 	loff_t data_size;
+	bool own_write;             /* we changed the data since the last attributes */
+	spinlock_t wlock;
+	struct list_head wfiles;    /* writable qtfs_files, for write-back */
 };
 
+/* An open file's HOST handle; outlives the struct file while write-back uses it. */
 struct qtfs_file {
+	struct kref ref;
 	struct mutex lock;
+	struct qtfs_client *cl;
+	struct dentry *dentry;   /* for a reopen by path */
+	struct list_head wnode;  /* in qtfs_inode.wfiles when writable */
+	bool writable;
 	u64 handle;
 	u32 generation;
 	u32 flags;               /* QTP_O_* used at open, for a reopen after a lost session */

@@ -95,6 +95,9 @@ static struct inode *qtfs_alloc_inode(struct super_block *sb)
 		return NULL;
 	qi->attr_expire = 0;
 	qi->data_size = 0;
+	qi->own_write = false;
+	spin_lock_init(&qi->wlock);
+	INIT_LIST_HEAD(&qi->wfiles);
 	memset(&qi->data_mtime, 0, sizeof(qi->data_mtime));
 	return &qi->vfs_inode;
 }
@@ -138,7 +141,17 @@ void qtfs_apply_attr(struct inode *inode, const struct qtp_attr *a)
 	inode->i_blocks = a->blocks;
 	qtfs_set_times(inode, ts(a->atime_sec, a->atime_nsec), mt, ts(a->ctime_sec, a->ctime_nsec));
 	changed = !timespec64_equal(&qi->data_mtime, &mt) || qi->data_size != (loff_t)a->size;
-	i_size_write(inode, a->size);
+	/* Our own writes moved mtime and size: that is no reason to drop our pages. */
+	if (qi->own_write) {
+		changed = false;
+		qi->own_write = false;
+	}
+	/* Data not yet on the HOST (dirty or under write-back) keeps the size it needs. */
+	if (mapping_tagged(inode->i_mapping, PAGECACHE_TAG_DIRTY) ||
+	    mapping_tagged(inode->i_mapping, PAGECACHE_TAG_WRITEBACK))
+		i_size_write(inode, max_t(loff_t, a->size, i_size_read(inode)));
+	else
+		i_size_write(inode, a->size);
 	if (changed && cache_data(inode) && inode->i_mapping->nrpages)
 		invalidate_inode_pages2(inode->i_mapping);
 	qi->data_mtime = mt;

@@ -1,0 +1,528 @@
+#!/bin/sh
+# tests/vm/guest/test.sh: the checks of qtfs.ko inside the test guest (busybox sh).
+# /init runs it as /vmtest/test.sh; its parameters come from /vmtest/vmtest.conf, which
+# the harness writes per boot (transport, key, export path, expected values).
+#
+#   test.sh            run every check; one marker per check on stdout:
+#                        VMTEST: PASS <name>   |   VMTEST: FAIL <name>: <detail>
+#                      informational lines: VMTEST: INFO ..., VMTEST: FIO <job> <figures>
+#                      and VMTEST: DONE at the end
+#   test.sh one FUNC   run one check function (the runner does this under `timeout`)
+#
+# A check function prints what went wrong and returns non-zero; `die` does both. Each one
+# asserts results that can be wrong (contents, sizes, modes, error codes), and reads back
+# after dropping the guest's caches where that matters, so the data comes from the HOST.
+. "${VM_CONF:-/vmtest/vmtest.conf}"
+M=${VM_MNT:-/mnt}
+KEYCTL=/usr/bin/keyctl
+GETFATTR=/usr/bin/getfattr
+SETFATTR=/usr/bin/setfattr
+QTINFO=/usr/local/bin/qtinfo
+
+die() { echo "$*"; exit 1; }
+# eq WHAT GOT WANT
+eq() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3'"; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+shain() { sha256sum | cut -d' ' -f1; }
+sz() { stat -c %s "$1"; }
+mounted() { grep -q " $M qtfs " /proc/mounts; }
+# drop the guest's page, dentry and inode caches: what is read next comes from the HOST
+dropc() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# mount_qtfs: mount with a timeout; prints mount's message, returns its status
+# (124/137/143 = killed by timeout)
+mount_qtfs() { timeout "${1:-30}" mount -t qtfs "$VM_EXPORT" "$M" 2>&1; }
+is_timeout() { [ "$1" = 124 ] || [ "$1" = 137 ] || [ "$1" = 143 ]; }
+# deterministic contents the HOST recomputes (tests/vm/export.sh does the same)
+pattern() { seq 1 100000 | head -c "$1"; }
+
+# --- transport, module, key -------------------------------------------------------------
+t_reach() {
+  if [ "$VM_MODE" = tcp ]; then
+    socat -u OPEN:/dev/null "TCP:$VM_SERVER:$VM_PORT,connect-timeout=5" 2>&1 \
+      || die "cannot connect to the engine at $VM_SERVER:$VM_PORT"
+  else
+    socat -u OPEN:/dev/null "VSOCK-CONNECT:2:$VM_VSOCK_PORT" 2>&1 \
+      || die "cannot connect to vsock 2:$VM_VSOCK_PORT (vhost-device-vsock -> engine unix listener)"
+  fi
+}
+
+t_insmod() {
+  if [ "$VM_MODE" = tcp ]; then
+    p="qtfs_server_ip=$VM_SERVER qtfs_server_port=$VM_PORT"
+  else
+    p="qtfs_server_vsock_cid=2 qtfs_server_vsock_port=$VM_VSOCK_PORT"
+  fi
+  echo "VMTEST: INFO insmod qtfs.ko $p qtfs_log_level=INFO"
+  # shellcheck disable=SC2086
+  insmod /modules/qtfs.ko $p qtfs_log_level=INFO || die "insmod failed: $(dmesg | tail -3)"
+  grep -q '^qtfs ' /proc/modules || die "qtfs not in /proc/modules"
+  grep -qw qtfs /proc/filesystems || die "file system type qtfs not registered"
+}
+
+t_devnode() {
+  for _ in 1 2 3 4 5 6 7 8 9 10; do [ -c /dev/qtfs_client ] && return 0; sleep 0.2; done
+  die "/dev/qtfs_client is not a character device: $(ls -l /dev/qtfs_client 2>&1)"
+}
+
+# refused: a mount attempt that must fail, promptly, without mounting
+refused() {
+  out=$(mount_qtfs 30); rc=$?
+  is_timeout $rc && die "mount hung (killed after 30 s)"
+  if [ $rc -eq 0 ] || mounted; then umount "$M" 2>/dev/null; die "mount succeeded ($1)"; fi
+  echo "VMTEST: INFO $1: mount failed as it should: ${out:-rc=$rc}"
+}
+
+t_nokey() {
+  $KEYCTL search @u user qtfs:psk >/dev/null 2>&1 && die "a qtfs:psk key is already there"
+  refused "no key"
+}
+
+t_wrongkey() {
+  $KEYCTL add user qtfs:psk "$VM_WRONG_PSK" @u >/dev/null || die "keyctl add failed"
+  refused "wrong key"
+}
+
+t_mount() {
+  # `keyctl add` of the same description replaces the wrong key's payload
+  $KEYCTL add user qtfs:psk "$VM_PSK" @u >/dev/null || die "keyctl add failed"
+  out=$(mount_qtfs 60); rc=$?
+  is_timeout $rc && die "mount hung (killed after 60 s)"
+  [ $rc -eq 0 ] || die "mount -t qtfs $VM_EXPORT $M: rc=$rc: $out"
+  mounted || die "not in /proc/mounts: $(cat /proc/mounts)"
+}
+
+# --- reading what the HOST put there ------------------------------------------------------
+t_stat() {
+  f=$M/hello.txt
+  eq type "$(stat -c %F $f)" "regular file"
+  eq size "$(sz $f)" "$VM_HELLO_SIZE"
+  eq mode "$(stat -c %a $f)" 640
+  eq "dir type" "$(stat -c %F $M/many)" directory
+  eq "link type" "$(stat -c %F $M/link_to_hello)" "symbolic link"
+  eq "missing file" "$(stat -c %s $M/no-such-file 2>&1 | grep -c 'No such file')" 1
+}
+
+t_stat_owner_mtime() {
+  eq owner "$(stat -c %u:%g $M/hello.txt)" 4321:4322
+  eq mtime "$(stat -c %Y $M/hello.txt)" "$VM_HELLO_MTIME"
+}
+
+t_readdir() {
+  ls $M/many > /tmp/names
+  n=$(wc -l < /tmp/names)
+  [ "$n" = 300 ] || die "count: got $n, want 300; missing: $(for i in $(seq 0 299); do
+    printf 'f%03d\n' $i; done | grep -vxF -f /tmp/names | head -5 | tr '\n' ' ')"
+  eq "distinct names" "$(ls $M/many | sort -u | wc -l)" 300
+  eq first "$(ls $M/many | head -1)" f000
+  eq last "$(ls $M/many | tail -1)" f299
+  eq "ls -a count" "$(ls -a $M/many | wc -l)" 302
+  eq "ls -l regular files" "$(ls -l $M/many | grep -c '^-')" 300
+  eq "content of f137" "$(cat $M/many/f137)" 137
+  ls $M | grep -qx hello.txt || die "hello.txt not listed in $M: $(ls $M)"
+  eq "tree files" "$(find $M/tree -type f | wc -l)" 3
+  eq "deep file" "$(cat $M/tree/a/b/c/deep.txt)" "deep in the tree"
+}
+
+t_cat() {
+  eq "first line" "$(head -1 $M/hello.txt)" "hello from the qtfs HOST"
+  eq sha256 "$(cat $M/hello.txt | shain)" "$VM_HELLO_SHA"
+}
+
+t_sha256_1m() {
+  dropc
+  eq size "$(sz $M/random.bin)" 1048576
+  eq sha256 "$(cat $M/random.bin | shain)" "$VM_RANDOM_SHA"
+}
+
+# --- writing --------------------------------------------------------------------------------
+t_create_write() {
+  f=$M/out/new.txt
+  [ -e $f ] && die "$f exists before the test"
+  echo "created by the guest" > $f || die "cannot create $f"
+  eq content "$(cat $f)" "created by the guest"
+  dropc
+  eq "content after drop_caches" "$(cat $f)" "created by the guest"
+  eq size "$(sz $f)" 21
+  # a bigger write, not page aligned, read back from the HOST
+  head -c 307201 /dev/urandom > /tmp/big
+  cp /tmp/big $M/out/big.bin || die "cp failed"
+  dropc
+  eq "307201-byte file size" "$(sz $M/out/big.bin)" 307201
+  eq "307201-byte file sha256" "$(sha $M/out/big.bin)" "$(sha /tmp/big)"
+}
+
+t_append() {
+  f=$M/out/appended.txt
+  printf 'line1\n' > $f && printf 'line2\n' >> $f && printf 'line3\n' >> $f || die "write failed"
+  dropc
+  eq content "$(tr '\n' , < $f)" "line1,line2,line3,"
+  eq size "$(sz $f)" 18
+}
+
+t_overwrite_middle() {
+  f=$M/out/middle.bin
+  head -c 8192 /dev/zero | tr '\0' a > $f
+  printf XYZ | dd of=$f bs=1 seek=4000 conv=notrunc 2>/dev/null || die "dd conv=notrunc failed"
+  dropc
+  eq size "$(sz $f)" 8192
+  eq "bytes 3999..4003" "$(dd if=$f bs=1 skip=3999 count=5 2>/dev/null)" aXYZa
+  eq "a count" "$(tr -cd a < $f | wc -c)" 8189
+}
+
+t_truncate() {
+  f=$M/out/trunc.bin
+  pattern 3000 > $f
+  truncate -s 1000 $f || die "truncate -s 1000 failed"
+  eq "size after shrink" "$(sz $f)" 1000
+  truncate -s 5000 $f || die "truncate -s 5000 failed"
+  dropc
+  eq "size after grow" "$(sz $f)" 5000
+  eq "first 1000 bytes" "$(head -c 1000 $f | shain)" "$(pattern 1000 | shain)"
+  eq "grown tail is zeros" "$(tail -c 4000 $f | tr -d '\0' | wc -c)" 0
+}
+
+t_chmod() {
+  f=$M/out/mode.txt
+  echo mode > $f
+  chmod 754 $f || die "chmod failed"
+  dropc
+  eq mode "$(stat -c %a $f)" 754
+  chmod 0600 $f && dropc
+  eq "mode again" "$(stat -c %a $f)" 600
+  chmod 754 $f
+  mkdir -p $M/out/modedir && chmod 0711 $M/out/modedir && dropc
+  eq "dir mode" "$(stat -c %a $M/out/modedir)" 711
+}
+
+t_chown() {
+  f=$M/out/owned.txt
+  echo owned > $f
+  chown 1234:1234 $f || die "chown failed"
+  dropc
+  eq owner "$(stat -c %u:%g $f)" 1234:1234
+}
+
+t_utimes() {
+  f=$M/out/touched.txt
+  echo t > $f
+  TZ=UTC0 touch -d '2020-01-02 03:04:05' $f || die "touch -d failed"
+  dropc
+  eq mtime "$(stat -c %Y $f)" 1577934245
+  eq atime "$(stat -c %X $f)" 1577934245
+}
+
+t_mkdir_rmdir() {
+  mkdir $M/out/newdir || die "mkdir failed"
+  mkdir -p $M/out/newdir/a/b || die "mkdir -p failed"
+  eq type "$(stat -c %F $M/out/newdir/a/b)" directory
+  out=$(mkdir $M/out/newdir 2>&1) && die "mkdir of an existing directory succeeded"
+  echo "$out" | grep -q 'File exists' || die "mkdir existing: wrong error: $out"
+  rmdir $M/out/newdir/a/b || die "rmdir failed"
+  dropc
+  [ -e $M/out/newdir/a/b ] && die "removed directory still there"
+  ls $M/out/newdir/a | grep -q . && die "removed directory still listed"
+  [ -d $M/out/newdir/a ] || die "parent of the removed directory is gone"
+}
+
+t_rmdir_notempty() {
+  [ -f $M/nonempty/keep.txt ] || die "host file nonempty/keep.txt missing"
+  out=$(rmdir $M/nonempty 2>&1) && die "rmdir of a non-empty directory succeeded"
+  echo "$out" | grep -q 'not empty' || die "wrong error (want ENOTEMPTY): $out"
+  dropc
+  [ -f $M/nonempty/keep.txt ] || die "content of nonempty/ gone after the failed rmdir"
+}
+
+t_unlink() {
+  [ -f $M/to_delete.txt ] || die "host file to_delete.txt missing"
+  rm $M/to_delete.txt || die "rm failed"
+  [ -e $M/to_delete.txt ] && die "still there"
+  dropc
+  [ -e $M/to_delete.txt ] && die "still there after drop_caches"
+  ls $M | grep -qx to_delete.txt && die "still listed"
+  out=$(rm $M/to_delete.txt 2>&1) && die "second rm succeeded"
+  echo "$out" | grep -q 'No such file' || die "second rm: wrong error: $out"
+  out=$(unlink $M/many 2>&1) && die "unlink of a directory succeeded"
+  return 0
+}
+
+t_rename() {
+  mv $M/to_rename.txt $M/out/renamed.txt || die "mv failed"
+  dropc
+  [ -e $M/to_rename.txt ] && die "old name still there"
+  eq content "$(cat $M/out/renamed.txt)" "rename me"
+  mkdir $M/out/rdir && echo in > $M/out/rdir/f && mv $M/out/rdir $M/out/rdir2 || die "directory rename failed"
+  dropc
+  eq "file in renamed dir" "$(cat $M/out/rdir2/f)" in
+  [ -e $M/out/rdir ] && die "old directory name still there"
+  return 0
+}
+
+t_rename_over() {
+  eq "dst before" "$(cat $M/rename_dst.txt)" destination
+  mv -f $M/rename_src.txt $M/rename_dst.txt || die "mv over an existing file failed"
+  dropc
+  [ -e $M/rename_src.txt ] && die "source still there"
+  eq "dst after" "$(cat $M/rename_dst.txt)" source
+}
+
+t_symlink() {
+  ln -s target-of-link $M/out/symlink || die "ln -s failed"
+  dropc
+  eq readlink "$(readlink $M/out/symlink)" target-of-link
+  eq type "$(stat -c %F $M/out/symlink)" "symbolic link"
+  eq "host link" "$(readlink $M/link_to_hello)" hello.txt
+  eq "through host link" "$(cat $M/link_to_hello | shain)" "$VM_HELLO_SHA"
+  eq "dangling" "$(cat $M/out/symlink 2>&1 | grep -c 'No such file')" 1
+}
+
+t_hardlink() {
+  printf 'hard link content\n' > $M/out/hl1
+  ln $M/out/hl1 $M/out/hl2 || die "ln failed"
+  dropc
+  eq nlink "$(stat -c %h $M/out/hl1)" 2
+  eq "nlink of the new name" "$(stat -c %h $M/out/hl2)" 2
+  eq "same inode" "$(stat -c %i $M/out/hl2)" "$(stat -c %i $M/out/hl1)"
+  eq content "$(cat $M/out/hl2)" "hard link content"
+  echo more >> $M/out/hl2
+  dropc
+  eq "write through one name, read through the other" "$(tail -1 $M/out/hl1)" more
+}
+
+t_mkfifo() {
+  mkfifo $M/out/fifo || die "mkfifo failed"
+  mknod $M/out/fifo2 p || die "mknod p failed"
+  dropc
+  eq type "$(stat -c %F $M/out/fifo)" fifo
+  eq "mknod type" "$(stat -c %F $M/out/fifo2)" fifo
+}
+
+t_xattr() {
+  f=$M/out/xattr.txt
+  echo x > $f
+  $SETFATTR -n user.vmtest -v from-guest $f || die "setfattr failed"
+  $SETFATTR -n user.second -v 2 $f || die "setfattr (second) failed"
+  dropc
+  eq value "$($GETFATTR --absolute-names --only-values -n user.vmtest $f 2>&1)" from-guest
+  eq "list" "$($GETFATTR -d --absolute-names $f | grep '^user\.' | sort | tr '\n' ' ')" 'user.second="2" user.vmtest="from-guest" '
+  $SETFATTR -x user.second $f || die "setfattr -x failed"
+  out=$($GETFATTR -n user.second --absolute-names $f 2>&1) && die "removed attribute still there: $out"
+  echo "$out" | grep -q 'No such attribute' || die "removed attribute: wrong error: $out"
+  eq "host-set attribute" "$($GETFATTR --absolute-names --only-values -n user.host $M/hello.txt 2>&1)" hostval
+}
+
+t_statfs() {
+  set -- $(stat -f -c '%b %S %a' $M) || die "stat -f failed"
+  [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] || die "statfs: blocks=$1 bsize=$2"
+  bytes=$(( $1 * $2 ))
+  diff=$(( bytes - VM_FS_BYTES )); [ $diff -lt 0 ] && diff=$(( -diff ))
+  [ $(( diff * 100 )) -le "$VM_FS_BYTES" ] || die "total $bytes bytes, the HOST's export has $VM_FS_BYTES"
+  df $M | tail -1 | awk '{ exit !($2 > 0) }' || die "df: $(df $M)"
+}
+
+t_llseek() {
+  dropc
+  eq "4 KiB at offset 409600" "$(dd if=$M/random.bin bs=4096 skip=100 count=1 2>/dev/null | shain)" "$VM_SLICE_SHA"
+  eq "1000 bytes at offset 123457" \
+    "$(dd if=$M/random.bin bs=1000 skip=123457 count=1 iflag=skip_bytes 2>/dev/null | shain)" "$VM_ODD_SHA"
+  eq "last 100 bytes (SEEK_END)" "$(tail -c 100 $M/random.bin | shain)" "$VM_TAIL_SHA"
+}
+
+t_odirect_read() {
+  dropc
+  dd if=$M/random.bin of=/tmp/dr bs=65536 iflag=direct 2>/tmp/dd.err || die "dd iflag=direct: $(cat /tmp/dd.err)"
+  eq sha256 "$(sha /tmp/dr)" "$VM_RANDOM_SHA"
+}
+
+t_odirect_write() {
+  pattern 262144 > /tmp/dw
+  dd if=/tmp/dw of=$M/out/direct.bin bs=65536 oflag=direct 2>/tmp/dd.err || die "dd oflag=direct: $(cat /tmp/dd.err)"
+  dropc
+  eq size "$(sz $M/out/direct.bin)" 262144
+  eq sha256 "$(sha $M/out/direct.bin)" "$(sha /tmp/dw)"
+}
+
+# fio_ok NAME ARGS...: runs fio, fails unless it exits 0 with err=0 and no verify error
+fio_ok() {
+  n=$1; shift
+  fio --name="$n" "$@" > /tmp/fio.$n 2>&1; rc=$?
+  [ $rc -eq 0 ] || die "fio $n rc=$rc: $(grep -iE 'err|bad|fail' /tmp/fio.$n | head -3)"
+  grep -q 'err= 0' /tmp/fio.$n || die "fio $n: no err=0: $(tail -3 /tmp/fio.$n)"
+  grep -qi 'verify.*bad\|bad magic\|crc32c.*wanted' /tmp/fio.$n && die "fio $n verify error"
+  return 0
+}
+
+t_odirect_fio() {
+  fio_ok dio --filename=$M/out/dio.bin --size=4m --bs=64k --rw=write --direct=1 --ioengine=psync \
+    --verify=crc32c --do_verify=1
+  rm -f $M/out/dio.bin
+}
+
+t_fsync() {
+  dd if=/dev/zero of=$M/out/fsync.bin bs=4096 count=64 conv=fsync 2>/tmp/dd.err || die "dd conv=fsync: $(cat /tmp/dd.err)"
+  eq size "$(sz $M/out/fsync.bin)" 262144
+  fio_ok fsync --filename=$M/out/fsync-fio.bin --size=2m --bs=4k --rw=write --ioengine=psync --fsync=16 --end_fsync=1
+  fio_ok fdatasync --filename=$M/out/fsync-fio.bin --size=2m --bs=4k --rw=randwrite --ioengine=psync --fdatasync=16
+  rm -f $M/out/fsync-fio.bin
+  sync || die "sync failed"
+}
+
+# Symlinks in the export that point outside it (made on the HOST). The guest's VFS follows
+# a symlink itself, from the guest's root (as for NFS): reading one may give the guest's
+# own file or fail, but must never return HOST data from outside the export (the engine
+# resolves every path beneath the export).
+t_escape() {
+  eq "readlink is verbatim" "$(readlink $M/escape_abs)" /etc/passwd
+  for l in escape_abs escape_secret tree/escape_rel dirlink/secret updir/outside/secret; do
+    c=$(timeout 10 cat $M/$l 2>&1); rc=$?
+    is_timeout $rc && die "$l: read hung"
+    echo "$c" | grep -q HOST-SECRET && die "$l: returned a HOST file outside the export"
+    [ $rc -eq 0 ] && [ "$(printf '%s\n' "$c" | shain)" = "$VM_HOST_PASSWD_SHA" ] \
+      && die "$l: returned the HOST's /etc/passwd"
+    case "$c" in
+      *GUEST-PASSWD*) r="the guest's own /etc/passwd (resolved by the guest VFS)";;
+      *EXPORT-PASSWD*) r="the export's etc/passwd (resolved beneath the export)";;
+      *) r="rc=$rc $(echo "$c" | head -1)";;
+    esac
+    echo "VMTEST: INFO escape $l: $r"
+  done
+  return 0
+}
+
+t_fio_verify() {
+  fio_ok v --directory=$M --size=16m --rw=randwrite --bs=4k --verify=crc32c --do_verify=1 --ioengine=psync
+  rm -f $M/v.0.0
+}
+
+# fio_fig NAME ARGS...: prints VMTEST: FIO NAME IOPS=... BW=...
+fio_fig() {
+  n=$1; shift
+  fio_ok "$n" --filename=$M/out/perf.bin --size=16m --runtime=3 --time_based --ioengine=psync "$@"
+  l=$(grep -E '^ *(read|write): IOPS=' /tmp/fio.$n | head -1)
+  iops=$(echo "$l" | sed -n 's/.*IOPS=\([^,]*\),.*/\1/p')
+  bw=$(echo "$l" | sed -n 's/.*BW=\([^ ]*\).*/\1/p')
+  [ -n "$iops" ] && [ "$iops" != 0 ] || die "fio $n: no IOPS figure: $l"
+  echo "VMTEST: FIO $n IOPS=$iops BW=$bw"
+}
+
+t_fio_perf() {
+  fio_fig randread-4k --rw=randread --bs=4k
+  fio_fig seqread-1m --rw=read --bs=1m
+  fio_fig randwrite-4k --rw=randwrite --bs=4k
+  rm -f $M/out/perf.bin
+}
+
+# files the HOST checks after the boot (tests/vm/export.sh: host_checks)
+t_outputs() {
+  f=$M/out/guest.txt
+  printf 'written by the guest over %s\n' "$VM_MODE" > $f || die "write failed"
+  chmod 0604 $f && chown 1234:1234 $f || die "chmod/chown failed"
+  $SETFATTR -n user.origin -v "guest-$VM_MODE" $f || die "setfattr failed"
+  head -c 2097152 /dev/urandom > /tmp/r2
+  cp /tmp/r2 $M/out/random2m.bin || die "cp failed"
+  sync
+  echo "VMTEST: INFO out-sha256 $(sha /tmp/r2)"
+  dropc
+  eq "random2m.bin sha256" "$(sha $M/out/random2m.bin)" "$(sha /tmp/r2)"
+}
+
+t_qtinfo() {
+  out=$(timeout 20 $QTINFO --target kmod:/dev/qtfs_client -a 2>&1); rc=$?
+  echo "$out" | sed 's/^/VMTEST: INFO qtinfo| /'
+  [ $rc -eq 0 ] || die "qtinfo rc=$rc: $(echo "$out" | tail -2)"
+  echo "$out" | grep -qE '^(READ|WRITE) ' || die "qtinfo shows no READ or WRITE counter"
+}
+
+# the module logs "qtfs: conn N: down (ERR)" when a connection breaks; none may break
+# while mounted (reconnecting hides the failure from the checks above but not from here)
+t_no_conn_drops() {
+  n=$(dmesg | grep -c 'qtfs: conn [0-9]*: down')
+  [ "$n" = 0 ] || die "$n connection drop(s) while mounted: $(dmesg | grep -o 'conn [0-9]*: down ([^)]*)' |
+    sed 's/conn [0-9]*: //' | sort | uniq -c | tr '\n' ' ')first: $(dmesg | grep -m1 'qtfs: conn [0-9]*: down')"
+}
+
+t_umount() {
+  sync
+  out=$(timeout 30 umount $M 2>&1); rc=$?
+  [ $rc -eq 0 ] || die "umount rc=$rc: $out"
+  mounted && die "still in /proc/mounts"
+  [ -z "$(ls -A $M)" ] || die "$M is not the empty local directory: $(ls -A $M | head -3)"
+  return 0
+}
+
+t_remount() {
+  out=$(mount_qtfs 60); rc=$?
+  [ $rc -eq 0 ] || die "second mount rc=$rc: $out"
+  eq "hello.txt" "$(cat $M/hello.txt | shain)" "$VM_HELLO_SHA"
+  eq "guest.txt written before" "$(cat $M/out/guest.txt)" "written by the guest over $VM_MODE"
+  out=$(timeout 30 umount $M 2>&1) || die "second umount: $out"
+  mounted && die "still mounted"
+  return 0
+}
+
+t_rmmod() {
+  out=$(timeout 30 rmmod qtfs 2>&1); rc=$?
+  [ $rc -eq 0 ] || die "rmmod rc=$rc: $out"
+  grep -q '^qtfs ' /proc/modules && die "still in /proc/modules"
+  grep -qw qtfs /proc/filesystems && die "file system type still registered"
+  [ -e /dev/qtfs_client ] && die "/dev/qtfs_client still there"
+  return 0
+}
+
+# --- runner ---------------------------------------------------------------------------------
+if [ "${1:-}" = one ]; then "$2"; exit $?; fi
+
+# run NAME FUNC [TIMEOUT]: one check in its own process under `timeout`
+run() {
+  echo "VMTEST: RUN $1 t=$(cut -d' ' -f1 /proc/uptime)"
+  timeout "${3:-60}" sh "$0" one "$2" > /tmp/check.out 2>&1; rc=$?
+  grep '^VMTEST: ' /tmp/check.out | grep -v '^VMTEST: \(PASS\|FAIL\|DONE\)'
+  if [ $rc -eq 0 ]; then
+    echo "VMTEST: PASS $1"
+  else
+    d=$(grep -v '^VMTEST: ' /tmp/check.out | tail -3 | tr '\n' ' ')
+    is_timeout $rc && d="timed out after ${3:-60} s; $d"
+    echo "VMTEST: FAIL $1: ${d:-rc=$rc}"
+  fi
+  return $rc
+}
+skip() { echo "VMTEST: FAIL $1: skipped ($2)"; }
+finish() {
+  echo "--- guest kernel log since qtfs.ko was loaded (at most 300 lines) ---"
+  dmesg | awk '/qtfs/ { on = 1 } on' | tail -300
+  echo "VMTEST: DONE"
+  exit 0
+}
+
+FS_CHECKS="stat:t_stat stat-owner-mtime:t_stat_owner_mtime readdir:t_readdir cat:t_cat
+sha256-1m:t_sha256_1m create-write-read:t_create_write append:t_append
+overwrite-middle:t_overwrite_middle truncate:t_truncate chmod:t_chmod chown:t_chown
+utimes:t_utimes mkdir-rmdir:t_mkdir_rmdir rmdir-notempty:t_rmdir_notempty unlink:t_unlink
+rename:t_rename rename-over:t_rename_over symlink-readlink:t_symlink hardlink:t_hardlink
+mkfifo:t_mkfifo xattr:t_xattr statfs:t_statfs llseek:t_llseek odirect-read:t_odirect_read
+odirect-write:t_odirect_write odirect-fio:t_odirect_fio fsync:t_fsync symlink-escape:t_escape
+fio-verify:t_fio_verify:120 fio-perf:t_fio_perf:120 outputs-for-host:t_outputs"
+
+run reach t_reach 20
+[ "${VM_NOMOD:-0}" = 1 ] && { echo "VMTEST: INFO --no-module: harness plumbing only"; finish; }
+[ -f /modules/qtfs.ko ] || { echo "VMTEST: FAIL insmod: /modules/qtfs.ko missing"; finish; }
+run insmod t_insmod 30 || finish
+run devnode t_devnode 10
+run nokey-refused t_nokey 45
+run wrongkey-refused t_wrongkey 45
+if run mount t_mount 70; then
+  for c in $FS_CHECKS; do
+    IFS=: read -r name fn tmo <<EOF
+$c
+EOF
+    if mounted; then run "$name" "$fn" "${tmo:-60}"; else skip "$name" "not mounted"; fi
+  done
+  run qtinfo t_qtinfo 30
+  run no-conn-drops t_no_conn_drops 10
+  if mounted; then run umount t_umount 40 && run remount t_remount 100; else skip umount "not mounted"; fi
+else
+  for c in $FS_CHECKS; do skip "${c%%:*}" "mount failed"; done
+  run qtinfo t_qtinfo 30
+fi
+mounted && umount "$M" 2>/dev/null
+run rmmod t_rmmod 40
+finish
