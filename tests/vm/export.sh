@@ -122,6 +122,8 @@ host_checks() {
     moved "$e/to_rename.txt" "$o/renamed.txt" "rename me"
   hc "rename over an existing file" "dst=$(cat "$e/rename_dst.txt" 2>&1)" \
     moved "$e/rename_src.txt" "$e/rename_dst.txt" source
+  hc "after-restart.txt (written after the engine restart)" "$(head -c 100 "$o/after-restart.txt" 2>&1)" \
+    is "$(cat "$o/after-restart.txt" 2>/dev/null)" "written after the engine restart over $MODE"
   hc "nonempty/ survived rmdir" "$(ls "$e/nonempty" 2>&1)" test -f "$e/nonempty/keep.txt"
   hc "HOST files unchanged (hello.txt)" "mode/owner/content changed" \
     is "$(stat -c '%a %u:%g %Y' "$e/hello.txt"):$(sha_of < "$e/hello.txt")" \

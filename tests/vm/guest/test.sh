@@ -440,10 +440,80 @@ t_no_conn_drops() {
     sed 's/conn [0-9]*: //' | sort | uniq -c | tr '\n' ' ')first: $(dmesg | grep -m1 'qtfs: conn [0-9]*: down')"
 }
 
+# The engine restarting under the mount. The check asks the HOST on the console (not on
+# stdout, which `run` captures) to SIGKILL the engine and, later, to start it again on the
+# same address; the HOST watches the serial log (tests/vm/run). While the engine is down,
+# requests must fail with EIO or ETIMEDOUT in bounded time; once it is back, the module
+# must reconnect, mount the export again and reopen an open file by its path.
+up() { # is the engine (or vhost-device-vsock's way to it) accepting connections?
+  if [ "$VM_MODE" = tcp ]; then
+    socat -u OPEN:/dev/null "TCP:$VM_SERVER:$VM_PORT,connect-timeout=2" 3<&- 2>/dev/null
+  else
+    timeout 5 socat -u OPEN:/dev/null "VSOCK-CONNECT:2:$VM_VSOCK_PORT" 3<&- 2>/dev/null
+  fi
+}
+now() { cut -d. -f1 /proc/uptime; }
+# must_fail WHAT CMD...: CMD fails with EIO or ETIMEDOUT within 40 s
+must_fail() {
+  w=$1; shift
+  t0=$(now); out=$(timeout 45 "$@" 3<&- 2>&1); rc=$?; dt=$(( $(now) - t0 ))
+  is_timeout $rc && die "$w while the engine is down: hung (killed after 45 s)"
+  [ $rc -ne 0 ] || die "$w while the engine is down succeeded: $out"
+  echo "$out" | grep -qE 'I/O error|Input/output error|timed out' || die "$w while the engine is down: want EIO or ETIMEDOUT, got: $out"
+  [ $dt -le 40 ] || die "$w while the engine is down: failed only after $dt s"
+  echo "VMTEST: INFO engine down: $w failed after $dt s: $out"
+}
+t_engine_restart() {
+  P=/sys/module/qtfs/parameters/qtfs_req_timeout_ms
+  old=$(cat $P) || die "no $P"
+  echo 6000 > $P || die "cannot set $P"
+  # fd 3 must not leak into busybox `timeout`'s watcher process (it outlives the command by
+  # up to a second and would keep the mount busy for t_umount): every `timeout` here has 3<&-
+  exec 3< $M/hello.txt || die "cannot open hello.txt"
+  eq "first 5 bytes through fd 3" "$(dd bs=5 count=1 <&3 2>/dev/null)" hello
+  dropc
+  echo "VMTEST: HOST kill-engine" > /dev/console
+  # whatever happens below, the HOST is asked to start the engine again (asking twice is harmless)
+  trap 'echo "VMTEST: HOST start-engine" > /dev/console' EXIT
+  trap 'exit 143' TERM INT
+  i=0; while up; do i=$((i + 1)); [ $i -ge 30 ] && die "the engine is still reachable 30 s after asking the HOST to kill it"; sleep 1; done
+  dropc
+  must_fail "stat of a fresh name" stat -c %s $M/fresh-name-during-outage
+  must_fail "cat tree/a/one.txt" cat $M/tree/a/one.txt
+  echo "VMTEST: HOST start-engine" > /dev/console
+  trap - EXIT TERM INT
+  t0=$(now); ok=0; last=
+  while [ $(( $(now) - t0 )) -lt 30 ]; do
+    dropc
+    last=$(timeout 15 cat $M/hello.txt 3<&- 2>&1 | shain)
+    [ "$last" = "$VM_HELLO_SHA" ] && { ok=1; break; }
+    sleep 1
+  done
+  [ $ok = 1 ] || die "hello.txt not readable 30 s after asking for the restart: $(timeout 15 cat $M/hello.txt 3<&- 2>&1 | head -1); $(dmesg | grep 'qtfs: conn' | tail -3 | tr '\n' ' ')"
+  echo "VMTEST: INFO engine back: hello.txt readable after $(( $(now) - t0 )) s"
+  echo "written after the engine restart over $VM_MODE" > $M/out/after-restart.txt || die "write after the restart failed"
+  dropc
+  eq "after-restart.txt" "$(cat $M/out/after-restart.txt)" "written after the engine restart over $VM_MODE"
+  eq "hello.txt through fd 3 (opened before the kill) from offset 5" \
+    "$({ printf hello; cat <&3; } | shain)" "$VM_HELLO_SHA"
+  exec 3<&-
+  eq "a fresh name after the restart" "$(stat -c %s $M/fresh-name-after-restart 2>&1 | grep -c 'No such file')" 1
+  echo "$old" > $P
+  dmesg | grep 'qtfs: conn' | tail -8 | sed 's/^/VMTEST: INFO dmesg| /'
+  return 0
+}
+
 t_umount() {
   sync
   out=$(timeout 30 umount $M 2>&1); rc=$?
-  [ $rc -eq 0 ] || die "umount rc=$rc: $out"
+  if [ $rc -ne 0 ]; then
+    # who holds the mount (open files, working directories)?
+    ls -l /proc/[0-9]*/fd /proc/[0-9]*/cwd 2>/dev/null | grep " $M" | head -5 | sed 's/^/VMTEST: INFO umount busy| /'
+    echo "VMTEST: INFO umount busy| $(grep -c " $M " /proc/mounts) mount(s) on $M; retrying in 5 s"
+    sleep 5
+    out2=$(timeout 20 umount $M 2>&1) && die "umount rc=$rc: $out (the retry 5 s later worked)"
+    die "umount rc=$rc: $out"
+  fi
   mounted && die "still in /proc/mounts"
   [ -z "$(ls -A $M)" ] || die "$M is not the empty local directory: $(ls -A $M | head -3)"
   return 0
@@ -518,6 +588,7 @@ EOF
   done
   run qtinfo t_qtinfo 30
   run no-conn-drops t_no_conn_drops 10
+  if mounted; then run engine-restart t_engine_restart 200; else skip engine-restart "not mounted"; fi
   if mounted; then run umount t_umount 40 && run remount t_remount 100; else skip umount "not mounted"; fi
 else
   for c in $FS_CHECKS; do skip "${c%%:*}" "mount failed"; done
