@@ -123,11 +123,14 @@ impl Drop for Server {
 /// In the child before exec: `dup2(src, dst)` for each pair, then every other descriptor
 /// above 2 is closed (`keep` are extra numbers left alone).
 pub fn map_fds(c: &mut Command, pairs: Vec<(i32, i32)>, keep: Vec<i32>) {
-    // SAFETY: the closure only calls async-signal-safe functions (dup2, close).
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, fcntl, close).
     unsafe {
         c.pre_exec(move || {
             for &(s, d) in &pairs {
-                if libc::dup2(s, d) < 0 {
+                // dup2 onto itself is a no-op that keeps FD_CLOEXEC: clear it instead
+                // (the source fd is sometimes already the wanted number).
+                let rc = if s == d { libc::fcntl(d, libc::F_SETFD, 0) } else { libc::dup2(s, d) };
+                if rc < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
