@@ -579,7 +579,6 @@ static int rx_thread(void *arg)
 		if (!c->sock) {
 			err = conn_up(c);
 			if (err) {
-				c->cl->last_error = err;
 				qtfs_debug("conn %d: connect failed (%d), retrying", c->idx, err);
 				schedule_timeout_interruptible(backoff);
 				backoff = min(backoff * 2, 2 * HZ);

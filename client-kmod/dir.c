@@ -34,6 +34,7 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 		return err;
 	qtfs_cred_fill(cl, &c);
 	for (;;) {
+		bool full = false;
 		struct qtfs_req *r;
 		const u8 *p;
 		size_t left;
@@ -61,8 +62,7 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 				break;
 			}
 			if (!dir_emit(ctx, (const char *)e.name, e.name_len, e.ino, e.dtype)) {
-				rs.flags &= ~QTP_READDIR_EOF;
-				rs.count = 0; /* the caller's buffer is full: stop here */
+				full = true; /* the caller's buffer: resume at this entry next time */
 				break;
 			}
 			/*
@@ -75,7 +75,7 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 			left -= n;
 		}
 		qtfs_req_put(r);
-		if (err || i < rs.count || !rs.count || (rs.flags & QTP_READDIR_EOF) || ctx->pos == LLONG_MAX)
+		if (err || full || !rs.count || (rs.flags & QTP_READDIR_EOF) || ctx->pos == LLONG_MAX)
 			break;
 	}
 	qtfs_path_put(&qp);

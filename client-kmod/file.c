@@ -52,7 +52,13 @@ static void qf_put(struct qtfs_file *qf)
 	kref_put(&qf->ref, qf_release);
 }
 
-int qtfs_file_attach(struct file *file, u64 handle, unsigned int oflags)
+/* The flags a handle of this file is (re)opened with: creation and O_TRUNC are done. */
+static u32 handle_flags(struct file *file)
+{
+	return qtfs_wire_open_flags(file->f_flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+}
+
+int qtfs_file_attach(struct file *file, u64 handle)
 {
 	struct inode *inode = file_inode(file);
 	struct qtfs_inode *qi = QTFS_I(inode);
@@ -69,7 +75,7 @@ int qtfs_file_attach(struct file *file, u64 handle, unsigned int oflags)
 	qf->dentry = dget(file->f_path.dentry);
 	qf->handle = handle;
 	qf->generation = READ_ONCE(qf->cl->generation);
-	qf->flags = qtfs_wire_open_flags(oflags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	qf->flags = handle_flags(file);
 	qf->writable = file->f_mode & FMODE_WRITE;
 	if (qf->writable) {
 		kref_get(&qf->ref); /* the list's reference */
@@ -146,14 +152,14 @@ static int qtfs_open(struct inode *inode, struct file *file)
 	if (err)
 		return err;
 	/* O_TRUNC arrives as a setattr after the open; O_DIRECT is ours to honour. */
-	err = open_req(file->f_path.dentry, qtfs_wire_open_flags(file->f_flags & ~(O_CREAT | O_EXCL | O_TRUNC)), &o);
+	err = open_req(file->f_path.dentry, handle_flags(file), &o);
 	if (err)
 		return err;
 	/* Close-to-open: the attributes of the open tell whether cached pages are stale. */
 	if (o.attr.ino == inode->i_ino && (o.attr.mode & S_IFMT) == (inode->i_mode & S_IFMT))
 		qtfs_apply_attr(inode, &o.attr);
 	QTFS_ALLOW_ODIRECT(file);
-	return qtfs_file_attach(file, o.handle, file->f_flags);
+	return qtfs_file_attach(file, o.handle);
 }
 
 /* close(2): what this file wrote is on the HOST, or close reports why not. */
@@ -180,11 +186,6 @@ static int qtfs_release(struct inode *inode, struct file *file)
 	}
 	qf_put(qf);
 	return 0;
-}
-
-static bool cached(struct inode *inode)
-{
-	return !QTFS_SB(inode->i_sb)->proc;
 }
 
 /* One READ of len bytes at pos into *rp (response in (*rp)->rsp; put it always). */
@@ -265,7 +266,7 @@ static ssize_t qtfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	struct inode *inode = file_inode(iocb->ki_filp);
 	int err;
 
-	if ((iocb->ki_flags & IOCB_DIRECT) || !cached(inode))
+	if ((iocb->ki_flags & IOCB_DIRECT) || !qtfs_cached(inode))
 		return read_direct(iocb, to);
 	/* Sizes and staleness come from the attributes: refresh them when they expired. */
 	err = qtfs_revalidate_inode(iocb->ki_filp->f_path.dentry, false);
@@ -311,9 +312,7 @@ static ssize_t write_direct(struct kiocb *iocb, struct iov_iter *from)
 			i_size_write(inode, pos);
 		if (inode->i_mapping->nrpages)
 			invalidate_inode_pages2_range(inode->i_mapping, start >> PAGE_SHIFT, (pos - 1) >> PAGE_SHIFT);
-		QTFS_I(inode)->data_size = i_size_read(inode);
-		QTFS_I(inode)->own_write = true;
-		QTFS_I(inode)->attr_expire = jiffies - 1; /* mtime moved */
+		qtfs_data_changed(inode);
 		iocb->ki_pos = pos;
 	}
 	return total ? total : err;
@@ -337,7 +336,7 @@ static ssize_t qtfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
-	if ((iocb->ki_flags & IOCB_DIRECT) || !cached(inode)) {
+	if ((iocb->ki_flags & IOCB_DIRECT) || !qtfs_cached(inode)) {
 		ret = write_direct(iocb, from);
 		goto out;
 	}
@@ -351,9 +350,7 @@ static ssize_t qtfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		err = filemap_write_and_wait_range(inode->i_mapping, start, start + ret - 1);
 		if (err)
 			ret = err;
-		QTFS_I(inode)->data_size = i_size_read(inode);
-		QTFS_I(inode)->own_write = true;
-		QTFS_I(inode)->attr_expire = jiffies - 1; /* mtime moved */
+		qtfs_data_changed(inode);
 	}
 out:
 	inode_unlock(inode);
@@ -432,9 +429,7 @@ static long qtfs_fallocate(struct file *file, int mode, loff_t offset, loff_t le
 		if (inode->i_mapping->nrpages)
 			invalidate_inode_pages2_range(inode->i_mapping, offset >> PAGE_SHIFT,
 						      (offset + len - 1) >> PAGE_SHIFT);
-		QTFS_I(inode)->data_size = i_size_read(inode);
-		QTFS_I(inode)->own_write = true;
-		QTFS_I(inode)->attr_expire = jiffies - 1;
+		qtfs_data_changed(inode);
 	}
 	inode_unlock(inode);
 	return err;
@@ -442,7 +437,7 @@ static long qtfs_fallocate(struct file *file, int mode, loff_t offset, loff_t le
 
 static int qtfs_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	if (!cached(file_inode(file)))
+	if (!qtfs_cached(file_inode(file)))
 		return -ENODEV; /* no page cache for files of unknown size */
 	return generic_file_mmap(file, vma);
 }

@@ -27,36 +27,12 @@ static void dir_changed(struct inode *dir)
 	QTFS_I(dir)->attr_expire = jiffies - 1;
 }
 
-/* Sends a PathReq-shaped request for dentry d. */
-static int path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct qtfs_req **rp)
-{
-	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
-	struct qtp_path_req pr;
-	struct qtfs_path qp;
-	struct qtfs_cred c;
-	int err;
-
-	*rp = NULL;
-	err = qtfs_path_get(d, &qp);
-	if (err)
-		return err;
-	qtfs_cred_fill(cl, &c);
-	pr = (struct qtp_path_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups,
-				    .path = qp.p, .path_len = qp.len };
-	err = QTFS_CALL(cl, op, path_req, &pr, cap, flags, rp);
-	qtfs_path_put(&qp);
-	return err;
-}
-
 static int lookup_attr(struct dentry *d, struct qtp_attr *a)
 {
 	struct qtfs_req *r;
-	int err = path_call(d, QTP_OP_LOOKUP, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
+	int err = qtfs_path_call(d, QTP_OP_LOOKUP, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
 
-	if (!err)
-		err = qtfs_rsp_attr(r, a);
-	qtfs_req_put(r);
-	return err;
+	return qtfs_attr_done(err, r, a);
 }
 
 static struct dentry *qtfs_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags)
@@ -127,9 +103,7 @@ int qtfs_revalidate_inode(struct dentry *d, bool force)
 				      .path = qp.p, .path_len = qp.len };
 	err = QTFS_CALL(cl, QTP_OP_GETATTR, getattr_req, &g, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	if (err)
 		return err;
 	if (a.ino != inode->i_ino || (a.mode & S_IFMT) != (inode->i_mode & S_IFMT)) {
@@ -232,9 +206,7 @@ static int qtfs_setattr(qtfs_idmap_t *idmap, struct dentry *dentry, struct iattr
 		filemap_write_and_wait(inode->i_mapping);
 	err = QTFS_CALL(cl, QTP_OP_SETATTR, setattr_req, &s, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	if (err)
 		return err;
 	qtfs_apply_attr(inode, &a);
@@ -354,7 +326,7 @@ static int qtfs_atomic_open(struct inode *dir, struct dentry *dentry, struct fil
 		goto out;
 	}
 	QTFS_ALLOW_ODIRECT(file);
-	err = qtfs_file_attach(file, o.handle, flags);
+	err = qtfs_file_attach(file, o.handle);
 out:
 	dput(res);
 	return err;
@@ -378,9 +350,7 @@ static QTFS_MKDIR_RET qtfs_mkdir(qtfs_idmap_t *idmap, struct inode *dir, struct 
 				    .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len };
 	err = QTFS_CALL(cl, QTP_OP_MKDIR, mkdir_req, &m, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	if (!err)
 		err = instantiate(dir, dentry, &a);
 	return QTFS_MKDIR_RETURN(err);
@@ -407,9 +377,7 @@ static int qtfs_mknod(qtfs_idmap_t *idmap, struct inode *dir, struct dentry *den
 				    .path = qp.p, .path_len = qp.len };
 	err = QTFS_CALL(cl, QTP_OP_MKNOD, mknod_req, &m, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	return err ? err : instantiate(dir, dentry, &a);
 }
 
@@ -434,9 +402,7 @@ static int qtfs_symlink(qtfs_idmap_t *idmap, struct inode *dir, struct dentry *d
 				      .path_len = qp.len, .target = (const u8 *)target, .target_len = tlen };
 	err = QTFS_CALL(cl, QTP_OP_SYMLINK, symlink_req, &s, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	return err ? err : instantiate(dir, dentry, &a);
 }
 
@@ -465,9 +431,7 @@ static int qtfs_link(struct dentry *old, struct inode *dir, struct dentry *new)
 	err = QTFS_CALL(cl, QTP_OP_LINK, link_req, &l, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&op);
 	qtfs_path_put(&np);
-	if (!err)
-		err = qtfs_rsp_attr(r, &a);
-	qtfs_req_put(r);
+	err = qtfs_attr_done(err, r, &a);
 	if (err)
 		return err;
 	qtfs_apply_attr(inode, &a);
@@ -482,7 +446,7 @@ static int remove(struct inode *dir, struct dentry *dentry, u16 op)
 {
 	struct inode *inode = d_inode(dentry);
 	struct qtfs_req *r;
-	int err = path_call(dentry, op, 0, 0, &r);
+	int err = qtfs_path_call(dentry, op, 0, 0, &r);
 
 	qtfs_req_put(r);
 	if (err)
@@ -559,7 +523,7 @@ static const char *qtfs_get_link(struct dentry *dentry, struct inode *inode, str
 
 	if (!dentry)
 		return ERR_PTR(-ECHILD);
-	err = path_call(dentry, QTP_OP_READLINK, QTP_MAX_PATH, QTFS_IDEMPOTENT, &r);
+	err = qtfs_path_call(dentry, QTP_OP_READLINK, QTP_MAX_PATH, QTFS_IDEMPOTENT, &r);
 	if (err) {
 		qtfs_req_put(r);
 		return ERR_PTR(err);

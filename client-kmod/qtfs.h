@@ -103,7 +103,6 @@ struct qtfs_client {
 	char *remote;            /* exported HOST directory */
 	u32 mount_uid, mount_gid; /* the mounter, for re-mounts after a lost session */
 	bool readonly;
-	int last_error;          /* of the most recent failed (re)connect */
 };
 
 #define QTFS_IDEMPOTENT 0x1 /* safe to send again after the connection dropped */
@@ -118,7 +117,6 @@ struct qtfs_req {
 	u32 plen;                /* payload bytes */
 	u8 *rsp;                 /* response payload (rsp_len of rsp_cap) */
 	u32 rsp_cap, rsp_len;
-	int conn;
 };
 
 struct qtfs_req *qtfs_req_new(u16 op, u32 plen, u32 rsp_cap);
@@ -173,17 +171,12 @@ struct qtfs_cred {
 };
 void qtfs_cred_fill(struct qtfs_client *cl, struct qtfs_cred *c);
 
-/* Wire path of a dentry, relative to the export ("" for the root); buf is PATH_MAX. */
-char *qtfs_dentry_path(struct dentry *d, char *buf, u32 *len);
-char *qtfs_path_buf(void);
-void qtfs_path_free(char *buf);
-
 struct inode *qtfs_iget(struct super_block *sb, const struct qtp_attr *a);
 void qtfs_apply_attr(struct inode *inode, const struct qtp_attr *a);
 int qtfs_revalidate_inode(struct dentry *d, bool force);
 int qtfs_wire_open_flags(unsigned int f_flags);
 void qtfs_close_handle(struct qtfs_client *cl, u64 handle);
-int qtfs_file_attach(struct file *file, u64 handle, unsigned int oflags);
+int qtfs_file_attach(struct file *file, u64 handle);
 int qtfs_xattr_list(struct dentry *d, char *list, size_t size);
 
 extern const struct inode_operations qtfs_dir_iops, qtfs_file_iops, qtfs_symlink_iops, qtfs_special_iops;
@@ -221,6 +214,24 @@ struct qtfs_path {
 };
 int qtfs_path_get(struct dentry *d, struct qtfs_path *qp);
 void qtfs_path_put(struct qtfs_path *qp);
+/* A PathReq-shaped request (LOOKUP, RMDIR, UNLINK, READLINK, STATFS) for dentry d. */
+int qtfs_path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct qtfs_req **rp);
+
+/* Is the page cache of this inode usable? Not with -o proc (sizes unknown). */
+static inline bool qtfs_cached(struct inode *inode)
+{
+	return !QTFS_SB(inode->i_sb)->proc && S_ISREG(inode->i_mode);
+}
+
+/* Our own data change moved the HOST's size and mtime: refresh, but keep our pages. */
+static inline void qtfs_data_changed(struct inode *inode)
+{
+	struct qtfs_inode *qi = QTFS_I(inode);
+
+	qi->data_size = i_size_read(inode);
+	qi->own_write = true;
+	qi->attr_expire = jiffies - 1;
+}
 
 /* Response payload checks shared by the operations. */
 static inline int qtfs_rsp_attr(struct qtfs_req *r, struct qtp_attr *a)
@@ -229,6 +240,15 @@ static inline int qtfs_rsp_attr(struct qtfs_req *r, struct qtp_attr *a)
 		return -EIO;
 	qtp_attr_get(r->rsp, a);
 	return 0;
+}
+
+/* Ends a call answered with an AttrRsp: decodes it on success, always puts r. */
+static inline int qtfs_attr_done(int err, struct qtfs_req *r, struct qtp_attr *a)
+{
+	if (!err)
+		err = qtfs_rsp_attr(r, a);
+	qtfs_req_put(r);
+	return err;
 }
 
 #endif /* QTFS_H */

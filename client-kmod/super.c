@@ -38,51 +38,53 @@ void qtfs_cred_fill(struct qtfs_client *cl, struct qtfs_cred *c)
 	c->ngroups = n;
 }
 
-char *qtfs_path_buf(void)
-{
-	return kmalloc(PATH_MAX, GFP_NOFS);
-}
-
-void qtfs_path_free(char *buf)
-{
-	kfree(buf);
-}
-
-char *qtfs_dentry_path(struct dentry *d, char *buf, u32 *len)
-{
-	char *p = dentry_path_raw(d, buf, PATH_MAX);
-
-	if (IS_ERR(p))
-		return p;
-	if (*p == '/')
-		p++;
-	*len = strlen(p);
-	if (*len > QTP_MAX_PATH)
-		return ERR_PTR(-ENAMETOOLONG);
-	return p;
-}
-
 int qtfs_path_get(struct dentry *d, struct qtfs_path *qp)
 {
 	char *p;
 
-	qp->buf = qtfs_path_buf();
+	qp->buf = kmalloc(PATH_MAX, GFP_NOFS);
 	if (!qp->buf)
 		return -ENOMEM;
-	p = qtfs_dentry_path(d, qp->buf, &qp->len);
+	/* Relative to the export: "/a/b" becomes "a/b", the root "". */
+	p = dentry_path_raw(d, qp->buf, PATH_MAX);
+	if (!IS_ERR(p) && *p == '/')
+		p++;
+	if (!IS_ERR(p) && strlen(p) > QTP_MAX_PATH)
+		p = ERR_PTR(-ENAMETOOLONG);
 	if (IS_ERR(p)) {
-		qtfs_path_free(qp->buf);
+		kfree(qp->buf);
 		qp->buf = NULL;
 		return PTR_ERR(p);
 	}
 	qp->p = (const u8 *)p;
+	qp->len = strlen(p);
 	return 0;
 }
 
 void qtfs_path_put(struct qtfs_path *qp)
 {
-	qtfs_path_free(qp->buf);
+	kfree(qp->buf);
 	qp->buf = NULL;
+}
+
+int qtfs_path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct qtfs_req **rp)
+{
+	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
+	struct qtp_path_req pr;
+	struct qtfs_path qp;
+	struct qtfs_cred c;
+	int err;
+
+	*rp = NULL;
+	err = qtfs_path_get(d, &qp);
+	if (err)
+		return err;
+	qtfs_cred_fill(cl, &c);
+	pr = (struct qtp_path_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups,
+				    .path = qp.p, .path_len = qp.len };
+	err = QTFS_CALL(cl, op, path_req, &pr, cap, flags, rp);
+	qtfs_path_put(&qp);
+	return err;
 }
 
 /* ---- inodes ---- */
@@ -117,12 +119,6 @@ static struct timespec64 ts(s64 sec, u32 nsec)
 	return (struct timespec64){ .tv_sec = sec, .tv_nsec = nsec < NSEC_PER_SEC ? nsec : 0 };
 }
 
-/* Is the page cache of this inode usable? Not for /proc-like files of unknown size. */
-static bool cache_data(struct inode *inode)
-{
-	return !QTFS_SB(inode->i_sb)->proc && S_ISREG(inode->i_mode);
-}
-
 /*
  * Takes fresh attributes. When the file changed on the HOST behind our back (mtime or
  * size differ from what the cached pages were read at), the cached pages are dropped:
@@ -152,7 +148,7 @@ void qtfs_apply_attr(struct inode *inode, const struct qtp_attr *a)
 		i_size_write(inode, max_t(loff_t, a->size, i_size_read(inode)));
 	else
 		i_size_write(inode, a->size);
-	if (changed && cache_data(inode) && inode->i_mapping->nrpages)
+	if (changed && qtfs_cached(inode) && inode->i_mapping->nrpages)
 		invalidate_inode_pages2(inode->i_mapping);
 	qi->data_mtime = mt;
 	qi->data_size = a->size;
@@ -219,32 +215,10 @@ struct inode *qtfs_iget(struct super_block *sb, const struct qtp_attr *a)
 
 static int qtfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 {
-	struct qtfs_client *cl = QTFS_SB(dentry->d_sb)->cl;
-	struct qtfs_cred c;
-	struct qtp_path_req pr;
 	struct qtp_statfs_rsp sr;
 	struct qtfs_req *r;
-	char *pb, *p;
-	u32 plen;
-	int err;
+	int err = qtfs_path_call(dentry, QTP_OP_STATFS, 128, QTFS_IDEMPOTENT, &r);
 
-	pb = qtfs_path_buf();
-	if (!pb)
-		return -ENOMEM;
-	p = qtfs_dentry_path(dentry, pb, &plen);
-	if (IS_ERR(p)) {
-		qtfs_path_free(pb);
-		return PTR_ERR(p);
-	}
-	qtfs_cred_fill(cl, &c);
-	pr = (struct qtp_path_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups,
-				    .path = (const u8 *)p, .path_len = plen };
-	r = qtfs_req_new(QTP_OP_STATFS, qtp_path_req_size(&pr), 128);
-	err = r ? 0 : -ENOMEM;
-	if (!err) {
-		qtp_path_req_encode(&pr, qtfs_req_payload(r), r->plen);
-		err = qtfs_req_run(cl, r, QTFS_IDEMPOTENT);
-	}
 	if (!err && qtp_statfs_rsp_decode(r->rsp, r->rsp_len, &sr) != r->rsp_len)
 		err = -EIO;
 	if (!err) {
@@ -260,7 +234,6 @@ static int qtfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 		buf->f_fsid = u64_to_fsid(sr.statfs.fsid);
 	}
 	qtfs_req_put(r);
-	qtfs_path_free(pb);
 	return err;
 }
 
