@@ -14,7 +14,7 @@ use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
 use crate::Shared;
-use crate::fsops::whitelist::Whitelist;
+use crate::fsops::whitelist::{Entry, Whitelist};
 
 /// Binds the admin socket: refuses if another process is serving it, replaces a stale one.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -141,7 +141,8 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
             let mut count = 0;
             for t in types {
                 for (i, e) in wl.entries(t).iter().enumerate() {
-                    WlEntry { wl_type: t as u32, index: i as u32, path: Path(e) }.encode(&mut recs);
+                    // As written: a symlinked entry is listed with the user's spelling.
+                    WlEntry { wl_type: t as u32, index: i as u32, path: Path(e.path()) }.encode(&mut recs);
                     count += 1;
                 }
             }
@@ -150,8 +151,10 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
         Op::ADMIN_WL_ADD => {
             let m = WlAddReq::decode(payload).map_err(bad)?;
             let t = WlType::from_u32(m.wl_type).ok_or(errno::EINVAL)?;
+            // Resolved (file system work that may block) before the whitelist lock is taken.
+            let entry = Entry::new(t, m.path.0).map_err(|e| e.errno())?;
             let index = update_whitelist(shared, m.flags & consts::WL_PERSIST != 0, |wl| {
-                wl.add(t, m.path.0).map_err(|e| e.errno())
+                wl.insert(t, entry).map_err(|e| e.errno())
             })?;
             tracing::info!(group = t.section(), path = %m.path.display(), index, "whitelist entry added");
             respond(out, h, &WlAddRsp { index });
@@ -162,7 +165,7 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
             let gone = update_whitelist(shared, m.flags & consts::WL_PERSIST != 0, |wl| {
                 wl.delete(t, m.index).map_err(|e| e.errno())
             })?;
-            tracing::info!(group = t.section(), path = %String::from_utf8_lossy(&gone), "whitelist entry deleted");
+            tracing::info!(group = t.section(), path = %String::from_utf8_lossy(gone.path()), "whitelist entry deleted");
             respond(out, h, &Empty {});
         }
         Op::ADMIN_LOG_LEVEL => {

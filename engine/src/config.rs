@@ -24,7 +24,9 @@ WHITELIST (/etc/qtfs/whitelist, INI)
     Path=/var/lib/libvirt;/home/VMs
   Groups: Open Write Read Readdir Mkdir Rmdir Create Unlink Rename Setattr Setxattr Mount
   Kill Udsconnect. A missing group denies its operations; at least one [Mount] entry is
-  required. Change it at run time with `qtcfg -w TYPE -x PATH`.
+  required. Change it at run time with `qtcfg -w TYPE -x PATH`. Entries may name symlinks
+  (/var/run -> /run): they are resolved when loaded or added and match what they named
+  then (logged at INFO); lists and --persist keep them as written.
 
 SIGNALS
   SIGINT/SIGTERM: stop accepting, finish in-flight requests (5 s at most), close, exit 0.";

@@ -112,3 +112,35 @@ fn counters_connections_info_and_log_level() {
     // Admin requests on a client connection are refused.
     assert_eq!(s.call(Op::ADMIN_WL_LIST, &WlListReq { wl_type: 0 }).unwrap_err().errno(), libc::EPERM);
 }
+
+#[test]
+fn entries_added_through_a_symlink_match_its_target_and_list_as_written() {
+    let e = TestEngine::start(Opts { groups: Some(vec!["Read"]), ..Default::default() });
+    std::fs::write(e.path("f"), b"x").unwrap();
+    let link = e.dir.path().join("link");
+    std::os::unix::fs::symlink(&e.export, &link).unwrap();
+    let (s, ex) = e.mounted(1);
+    let mut a = AdminClient::connect(&e.admin).unwrap();
+    let written = format!("{}/", link.display());
+    let r = a
+        .call(
+            Op::ADMIN_WL_ADD,
+            &WlAddReq { wl_type: WlType::Open as u32, flags: consts::WL_PERSIST, path: Path(written.as_bytes()) },
+        )
+        .unwrap();
+    assert_eq!(r.decode::<WlAddRsp>().unwrap().index, 0);
+    s.open(ex, b"f", open::RDONLY, 0, &Cred::root()).expect("the entry resolves to the export");
+    // Shown and persisted as written (normalised: no trailing slash), not as resolved.
+    let shown = link.display().to_string();
+    assert_eq!(list(&mut a, WlType::Open as u32), vec![(0, 0, shown.clone())]);
+    let file = std::fs::read_to_string(&e.whitelist).unwrap();
+    assert!(file.contains(&format!("[Open]\nPath={shown}\n")), "{file}");
+    let note = format!("whitelist [Open] {shown} resolves to {}", e.export.display());
+    assert!(wait_until(std::time::Duration::from_secs(10), || e.log_contains(&note)), "{note}");
+    // Duplicates are judged on the spelling: the export's real path is another entry.
+    let p = e.export.display().to_string();
+    a.call(Op::ADMIN_WL_ADD, &WlAddReq { wl_type: WlType::Open as u32, flags: 0, path: Path(p.as_bytes()) }).unwrap();
+    a.call(Op::ADMIN_WL_DEL, &WlDelReq { wl_type: WlType::Open as u32, index: 1, flags: 0 }).unwrap();
+    assert_eq!(list(&mut a, WlType::Open as u32), vec![(0, 0, shown)]);
+    s.open(ex, b"f", open::RDONLY, 0, &Cred::root()).unwrap();
+}

@@ -201,6 +201,37 @@ fn open_errors_are_those_of_a_local_connect() {
     assert_eq!(p.s.ping(b"still here").unwrap(), b"still here");
 }
 
+/// The user's case: `/var/run` is a symlink to `/run` and `[Udsconnect]` names
+/// `/var/run/rexec`, while a channel is checked against the socket's real path
+/// `/run/rexec/rexec_uds.sock`. Here `t/var/run → ../run`.
+#[test]
+fn udsconnect_entries_naming_symlinks_match_their_targets() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path().canonicalize().unwrap();
+    std::fs::create_dir_all(t.join("run/rexec")).unwrap();
+    std::fs::create_dir_all(t.join("run/other")).unwrap();
+    std::fs::create_dir(t.join("var")).unwrap();
+    std::os::unix::fs::symlink("../run", t.join("var/run")).unwrap();
+    let sock = t.join("run/rexec/rexec_uds.sock");
+    let _srv = echo_server(&sock);
+    let outside = t.join("run/other/x.sock");
+    let _l = UnixListener::bind(&outside).unwrap();
+    let e = TestEngine::start(Opts {
+        extra_wl: format!("[Udsconnect]\nPath={}/var/run/rexec\n", t.display()),
+        ..Default::default()
+    });
+    let p = Peer::new(&e);
+    let b = |x: &std::path::Path| x.as_os_str().as_encoded_bytes().to_vec();
+    p.open(1, consts::CHAN_STREAM, &b(&sock), 65536).expect("the entry resolves to run/rexec");
+    p.data(1, b"ping", false);
+    assert_eq!(p.expect(Op::CHAN_DATA, 1).1, b"ping");
+    // Named the way the entry is spelt: the same socket.
+    p.open(2, consts::CHAN_STREAM, &b(&t.join("var/run/rexec/rexec_uds.sock")), 65536).unwrap();
+    // A sibling of the resolved directory is not covered.
+    assert_eq!(p.open(3, consts::CHAN_STREAM, &b(&outside), 65536), Err(libc::ECONNREFUSED));
+    assert_eq!(p.open(4, consts::CHAN_STREAM, &b(&t.join("var/run/other/x.sock")), 65536), Err(libc::ECONNREFUSED));
+}
+
 // ------------------------------------------------------------------ raw socket helpers
 
 fn raw_listener(path: &std::path::Path, ty: i32) -> OwnedFd {

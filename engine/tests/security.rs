@@ -177,6 +177,49 @@ fn whitelist_follows_the_real_path_not_the_spelling() {
     assert_eq!(errno(s.open(ex, b"priv/key", open::RDONLY, 0, &r)), libc::EACCES);
 }
 
+/// Whitelist entries that name symlinks (`/var/run` → `/run` on Debian and openEuler)
+/// match what they resolve to at load time: `t/mnt → t/top`, `link → real`,
+/// `away → other`; `third` is in no entry.
+#[test]
+fn whitelist_entries_naming_symlinks_match_their_targets() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path().canonicalize().unwrap();
+    let top = t.join("top");
+    for d in ["real", "other", "third"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+        std::fs::write(top.join(d).join("file"), d).unwrap();
+    }
+    std::os::unix::fs::symlink(&top, t.join("mnt")).unwrap();
+    std::os::unix::fs::symlink("real", top.join("link")).unwrap();
+    std::os::unix::fs::symlink(top.join("other"), top.join("away")).unwrap();
+    let m = format!("{}/mnt", t.display());
+    let e = TestEngine::start(Opts {
+        groups: Some(vec![]),
+        extra_wl: format!("[Mount]\nPath={m}\n[Read]\nPath={m}/\n[Open]\nPath={m}/link;{m}/away\n"),
+        ..Default::default()
+    });
+    assert!(
+        e.log_contains(&format!("whitelist [Open] {m}/link resolves to {}/real", top.display())),
+        "{:?}",
+        e.log.lock().unwrap()
+    );
+    // Mounted through the symlink that [Mount] names.
+    let s = e.session(1);
+    let r = Cred::root();
+    let (ex, _) = s.mount(&m, &r).expect("[Mount] names the export through a symlink");
+    assert_eq!(s.read(s.open(ex, b"real/file", open::RDONLY, 0, &r).unwrap().0, 0, 16).unwrap(), b"real");
+    s.open(ex, b"other/file", open::RDONLY, 0, &r).unwrap();
+    // A symlinked entry naming another directory does not cover this one.
+    assert_eq!(errno(s.open(ex, b"third/file", open::RDONLY, 0, &r)), libc::EACCES);
+    // Re-pointing a symlink after the load reaches nothing new: the entry keeps naming
+    // the directory it resolved to.
+    std::fs::remove_file(top.join("away")).unwrap();
+    std::os::unix::fs::symlink("third", top.join("away")).unwrap();
+    assert_eq!(errno(s.open(ex, b"third/file", open::RDONLY, 0, &r)), libc::EACCES);
+    assert_eq!(errno(s.open(ex, b"away/file", open::RDONLY, 0, &r)), libc::EACCES);
+    s.open(ex, b"other/file", open::RDONLY, 0, &r).unwrap();
+}
+
 #[test]
 fn requests_run_with_the_callers_identity() {
     // SAFETY: getter.

@@ -19,16 +19,124 @@
 //!   and the entries after it move up by one.
 //! - Matching happens on the *resolved* path of the object the engine acts on, so a
 //!   symlink inside an export cannot reach a directory the whitelist excludes.
+//! - Because that path is resolved, a path entry is resolved too, when it is loaded or
+//!   added (see [`resolve`]): on Debian or openEuler `/var/run` is a symlink to `/run`,
+//!   and `/var/run/rexec` must allow `/run/rexec/rexec_uds.sock`. Matching uses the
+//!   resolved form; everything users see (the admin socket's list, `--persist`, logs of
+//!   changes) keeps the entry as written.
+//! - Entries are resolved once. The engine has no reload (SIGHUP is not handled), so an
+//!   entry keeps naming what its symlinks pointed at when it was loaded or added until it
+//!   is deleted and added again (`qtcfg -y`, `qtcfg -x`) or the engine restarts.
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use qtfs_proto::consts::{WL_MAX_ENTRIES, WlType};
 use qtfs_proto::{MAX_PATH, errno};
 
+use crate::sys;
+
 /// The entries of every group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Whitelist {
-    groups: [Vec<Vec<u8>>; 14],
+    groups: [Vec<Entry>; 14],
+}
+
+/// One entry: as the user wrote it (normalised: no repeated, `.` or trailing `/`
+/// components) and the form requests are matched against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    written: Vec<u8>,
+    real: Vec<u8>,
+}
+
+impl Entry {
+    /// Validates and normalises `raw` and, for path groups, resolves it in the engine's
+    /// own root with the engine's own privileges. Blocking file system work: call it off
+    /// the cores (at load, on the admin thread), and outside the whitelist lock.
+    pub fn new(t: WlType, raw: &[u8]) -> Result<Entry, WlError> {
+        Entry::with(t, raw, resolve)
+    }
+
+    fn with(t: WlType, raw: &[u8], resolver: fn(&[u8]) -> Vec<u8>) -> Result<Entry, WlError> {
+        let written = normalize(t, raw)?;
+        let real = if t.is_path() { resolver(&written) } else { written.clone() };
+        Ok(Entry { written, real })
+    }
+
+    /// The entry as written (what lists and the file show).
+    pub fn path(&self) -> &[u8] {
+        &self.written
+    }
+
+    /// The entry with its symlinks resolved (what requests are matched against).
+    pub fn resolved(&self) -> &[u8] {
+        &self.real
+    }
+}
+
+/// Resolves a normalised absolute path the way the engine resolves what requests act
+/// on: open it (`O_PATH`, following symlinks, final one included) from the engine's own
+/// root and mount namespace, and read the descriptor's real path back
+/// (`/proc/self/fd/N`, as [`sys::fd_real_path`] does for every request). A path that does
+/// not exist yet resolves its longest existing prefix and appends the rest as written
+/// (`/var/run/notyet/x` → `/run/notyet/x`), so an entry for something created later still
+/// matches it. A dangling symlink counts as not existing: its own name is kept, not the
+/// missing target (re-add the entry once the target exists). The result has no trailing
+/// `/` (except `/` itself), like the real paths it
+/// is compared with, so component-prefix matching is unchanged.
+///
+/// Security: this runs with the engine's privileges, but only at load or add time (the
+/// file and the admin socket are root's). It fixes the real directory the entry names at
+/// that moment; requests are still matched against the real path of their target as the
+/// kernel resolves it then. A symlink in an entry that is changed later therefore gives a
+/// client nothing beyond the directory named at resolution time: the old target stays
+/// allowed, the new one is not (until the entry is re-added).
+///
+/// Magic links (`/proc/PID/root/…`) are not followed. A prefix that cannot be resolved for
+/// another reason (permission, symlink loop) leaves the entry as written, with a warning:
+/// that matches what it did before entries were resolved, never more.
+pub fn resolve(lexical: &[u8]) -> Vec<u8> {
+    let comps: Vec<&[u8]> = lexical.split(|&c| c == b'/').filter(|c| !c.is_empty()).collect();
+    // Longest prefix first: an entry usually exists, so one open is the common cost.
+    for k in (0..=comps.len()).rev() {
+        let mut prefix = Vec::with_capacity(lexical.len() + 1);
+        for c in &comps[..k] {
+            prefix.push(b'/');
+            prefix.extend_from_slice(c);
+        }
+        if prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        match real_path_of(&prefix) {
+            Ok(mut real) => {
+                for c in &comps[k..] {
+                    if real.last() != Some(&b'/') {
+                        real.push(b'/');
+                    }
+                    real.extend_from_slice(c);
+                }
+                return real;
+            }
+            // Not there (yet): try the parent.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => continue,
+            Err(e) => {
+                tracing::warn!(
+                    "whitelist entry {}: cannot resolve {}: {e}; matched as written",
+                    String::from_utf8_lossy(lexical),
+                    String::from_utf8_lossy(&prefix)
+                );
+                return lexical.to_vec();
+            }
+        }
+    }
+    lexical.to_vec()
+}
+
+fn real_path_of(p: &[u8]) -> std::io::Result<Vec<u8>> {
+    let c = std::ffi::CString::new(p).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, 0, super::RESOLVE_NO_MAGICLINKS)?;
+    sys::fd_real_path(fd.as_raw_fd())
 }
 
 /// Why an entry was refused.
@@ -85,7 +193,7 @@ fn normalize(t: WlType, raw: &[u8]) -> Result<Vec<u8>, WlError> {
     Ok(out)
 }
 
-/// Whether `entry` (normalised) covers the absolute path `path`.
+/// Whether `entry` (normalised and resolved) covers the absolute real path `path`.
 #[inline]
 pub fn prefix_match(entry: &[u8], path: &[u8]) -> bool {
     if entry == b"/" {
@@ -95,9 +203,13 @@ pub fn prefix_match(entry: &[u8], path: &[u8]) -> bool {
 }
 
 impl Whitelist {
-    /// Parses the INI text. Problems with single entries are returned as warnings; the
-    /// rest loads.
+    /// Parses the INI text, resolving every path entry ([`resolve`]). Problems with
+    /// single entries are returned as warnings; the rest loads.
     pub fn parse(text: &str) -> (Whitelist, Vec<String>) {
+        Whitelist::parse_with(text, resolve)
+    }
+
+    fn parse_with(text: &str, resolver: fn(&[u8]) -> Vec<u8>) -> (Whitelist, Vec<String>) {
         let mut wl = Whitelist::default();
         let mut warnings = Vec::new();
         let mut group: Option<WlType> = None;
@@ -123,7 +235,7 @@ impl Whitelist {
                 continue;
             }
             for item in v.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                if let Err(e) = wl.add(t, item.as_bytes()) {
+                if let Err(e) = Entry::with(t, item.as_bytes(), resolver).and_then(|e| wl.insert(t, e)) {
                     warnings.push(format!("[{}] {e}; skipped", t.section()));
                 }
             }
@@ -135,26 +247,41 @@ impl Whitelist {
         Ok(Whitelist::parse(&std::fs::read_to_string(path)?))
     }
 
-    pub fn entries(&self, t: WlType) -> &[Vec<u8>] {
+    pub fn entries(&self, t: WlType) -> &[Entry] {
         &self.groups[t as usize]
     }
 
-    /// Appends an entry; returns its index.
+    /// Resolves and appends an entry; returns its index.
     pub fn add(&mut self, t: WlType, raw: &[u8]) -> Result<u32, WlError> {
-        let e = normalize(t, raw)?;
+        self.insert(t, Entry::new(t, raw)?)
+    }
+
+    /// Appends an entry made by [`Entry::new`]; returns its index. Duplicates are judged
+    /// on the spelling: `/var/run/x` and `/run/x` may both be listed, as written.
+    pub fn insert(&mut self, t: WlType, e: Entry) -> Result<u32, WlError> {
         let g = &mut self.groups[t as usize];
-        if g.contains(&e) {
-            return Err(WlError::Duplicate(String::from_utf8_lossy(&e).into_owned()));
+        if g.iter().any(|x| x.written == e.written) {
+            return Err(WlError::Duplicate(String::from_utf8_lossy(&e.written).into_owned()));
         }
         if g.len() >= WL_MAX_ENTRIES {
             return Err(WlError::Full(t.section()));
+        }
+        if e.real != e.written {
+            // Once per entry (at load or add), so that a user comparing the file with the
+            // "not in [...]" refusals in the log sees which directory an entry names.
+            tracing::info!(
+                "whitelist [{}] {} resolves to {}",
+                t.section(),
+                String::from_utf8_lossy(&e.written),
+                String::from_utf8_lossy(&e.real)
+            );
         }
         g.push(e);
         Ok(g.len() as u32 - 1)
     }
 
     /// Removes entry `index`; later entries move up by one.
-    pub fn delete(&mut self, t: WlType, index: u32) -> Result<Vec<u8>, WlError> {
+    pub fn delete(&mut self, t: WlType, index: u32) -> Result<Entry, WlError> {
         let g = &mut self.groups[t as usize];
         if index as usize >= g.len() {
             return Err(WlError::NoIndex(t.section(), index));
@@ -168,12 +295,12 @@ impl Whitelist {
         if path.windows(3).any(|w| w == b"/..") && path.split(|&c| c == b'/').any(|c| c == b"..") {
             return false;
         }
-        self.groups[t as usize].iter().any(|e| prefix_match(e, path))
+        self.groups[t as usize].iter().any(|e| prefix_match(&e.real, path))
     }
 
     /// Whether a process name is in `[Kill]`.
     pub fn allows_comm(&self, comm: &[u8]) -> bool {
-        self.groups[WlType::Kill as usize].iter().any(|e| e == comm)
+        self.groups[WlType::Kill as usize].iter().any(|e| e.real == comm)
     }
 
     /// The file text for this whitelist: `base` with every group's `Path=` line
@@ -184,8 +311,9 @@ impl Whitelist {
         let mut done = [false; 14];
         let mut group: Option<WlType> = None;
         let line_for = |t: WlType| {
+            // As written: the file keeps the user's spelling, symlinks included.
             let items: Vec<String> =
-                self.groups[t as usize].iter().map(|e| String::from_utf8_lossy(e).into_owned()).collect();
+                self.groups[t as usize].iter().map(|e| String::from_utf8_lossy(&e.written).into_owned()).collect();
             format!("Path={}\n", items.join(";"))
         };
         for line in base.lines() {
@@ -257,9 +385,26 @@ impl Whitelist {
 mod tests {
     use super::*;
 
+    /// No file system: these tests are about parsing and matching, not resolution.
+    fn lexical(p: &[u8]) -> Vec<u8> {
+        p.to_vec()
+    }
+
+    fn parse(text: &str) -> (Whitelist, Vec<String>) {
+        Whitelist::parse_with(text, lexical)
+    }
+
+    fn add(wl: &mut Whitelist, t: WlType, raw: &[u8]) -> Result<u32, WlError> {
+        wl.insert(t, Entry::with(t, raw, lexical)?)
+    }
+
+    fn paths(wl: &Whitelist, t: WlType) -> Vec<&[u8]> {
+        wl.entries(t).iter().map(Entry::path).collect()
+    }
+
     #[test]
     fn parse_and_match() {
-        let (wl, warn) = Whitelist::parse(
+        let (wl, warn) = parse(
             "# comment\n[Mount]\nPath=/var/lib/libvirt/;/home/VMs\n[Open]\nPath=/home/VMs;/home/VMs;/srv\n[Kill]\nPath=qemu-kvm\n[Bogus]\nPath=/x\n",
         );
         assert_eq!(warn.len(), 2, "{warn:?}"); // duplicate + unknown group
@@ -276,40 +421,98 @@ mod tests {
     #[test]
     fn add_delete_indices() {
         let mut wl = Whitelist::default();
-        assert_eq!(wl.add(WlType::Open, b"/a").unwrap(), 0);
-        assert_eq!(wl.add(WlType::Open, b"/b/").unwrap(), 1);
-        assert_eq!(wl.add(WlType::Open, b"/c").unwrap(), 2);
-        assert_eq!(wl.add(WlType::Open, b"/b").unwrap_err(), WlError::Duplicate("/b".into()));
-        assert!(matches!(wl.add(WlType::Open, b"rel"), Err(WlError::Invalid(_))));
-        assert!(matches!(wl.add(WlType::Open, b"/a/../b"), Err(WlError::Invalid(_))));
-        assert_eq!(wl.delete(WlType::Open, 0).unwrap(), b"/a");
-        assert_eq!(wl.entries(WlType::Open), &[b"/b".to_vec(), b"/c".to_vec()]);
+        assert_eq!(add(&mut wl, WlType::Open, b"/a").unwrap(), 0);
+        assert_eq!(add(&mut wl, WlType::Open, b"/b/").unwrap(), 1);
+        assert_eq!(add(&mut wl, WlType::Open, b"/c").unwrap(), 2);
+        assert_eq!(add(&mut wl, WlType::Open, b"/b").unwrap_err(), WlError::Duplicate("/b".into()));
+        assert!(matches!(add(&mut wl, WlType::Open, b"rel"), Err(WlError::Invalid(_))));
+        assert!(matches!(add(&mut wl, WlType::Open, b"/a/../b"), Err(WlError::Invalid(_))));
+        assert_eq!(wl.delete(WlType::Open, 0).unwrap().path(), b"/a");
+        assert_eq!(paths(&wl, WlType::Open), [&b"/b"[..], b"/c"]);
         assert!(matches!(wl.delete(WlType::Open, 5), Err(WlError::NoIndex(..))));
         for i in 0..62 {
-            wl.add(WlType::Open, format!("/d{i}").as_bytes()).unwrap();
+            add(&mut wl, WlType::Open, format!("/d{i}").as_bytes()).unwrap();
         }
-        assert_eq!(wl.add(WlType::Open, b"/full").unwrap_err(), WlError::Full("Open"));
-        assert!(wl.add(WlType::Open, &vec![b'a'; 5000]).is_err());
+        assert_eq!(add(&mut wl, WlType::Open, b"/full").unwrap_err(), WlError::Full("Open"));
+        assert!(add(&mut wl, WlType::Open, &vec![b'a'; 5000]).is_err());
     }
 
     #[test]
     fn render_keeps_comments() {
         let base = "# qtfs whitelist\n[Mount]\n# the exports\nPath=/a\n[Open]\nPath=/a\n";
-        let (mut wl, _) = Whitelist::parse(base);
-        wl.add(WlType::Open, b"/b").unwrap();
-        wl.add(WlType::Rename, b"/a").unwrap();
+        let (mut wl, _) = parse(base);
+        add(&mut wl, WlType::Open, b"/b").unwrap();
+        add(&mut wl, WlType::Rename, b"/a").unwrap();
         let text = wl.render(base);
         assert!(text.contains("# qtfs whitelist\n[Mount]\n# the exports\nPath=/a\n"));
         assert!(text.contains("[Open]\nPath=/a;/b\n"));
         assert!(text.contains("[Rename]\nPath=/a\n"));
-        let (again, w) = Whitelist::parse(&text);
+        let (again, w) = parse(&text);
         assert!(w.is_empty());
         assert_eq!(again, wl);
     }
 
     #[test]
     fn root_entry() {
-        let (wl, _) = Whitelist::parse("[Open]\nPath=/\n");
+        let (wl, _) = parse("[Open]\nPath=/\n");
         assert!(wl.allows(WlType::Open, b"/anything/at/all"));
+    }
+
+    /// A temporary tree: `real/sub/`, `link -> real`, `rel -> ./real/sub` (relative),
+    /// `chain -> link`, `other/`, `away -> other`; returns the tree's own real path too.
+    fn tree() -> (tempfile::TempDir, String) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap().to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.path().join("real/sub")).unwrap();
+        std::fs::create_dir(d.path().join("other")).unwrap();
+        std::os::unix::fs::symlink(format!("{root}/real"), d.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("./real/sub", d.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink("link", d.path().join("chain")).unwrap();
+        std::os::unix::fs::symlink("other", d.path().join("away")).unwrap();
+        (d, root)
+    }
+
+    #[test]
+    fn entries_resolve_symlinks_and_keep_their_spelling() {
+        let (_d, root) = tree();
+        let cases = [
+            (format!("{root}/link"), format!("{root}/real")),
+            (format!("{root}/link/"), format!("{root}/real")),
+            (format!("{root}/chain/sub"), format!("{root}/real/sub")),
+            (format!("{root}/rel"), format!("{root}/real/sub")),
+            // Not there yet: the longest existing prefix resolves, the rest is appended.
+            (format!("{root}/link/notyet/x"), format!("{root}/real/notyet/x")),
+            (format!("{root}/real"), format!("{root}/real")),
+        ];
+        for (written, real) in &cases {
+            assert_eq!(resolve(normalize(WlType::Open, written.as_bytes()).unwrap().as_slice()), real.as_bytes());
+        }
+        assert_eq!(resolve(b"/"), b"/");
+        let (wl, warn) = Whitelist::parse(&format!("[Udsconnect]\nPath={root}/link/;{root}/away\n[Kill]\nPath=link\n"));
+        assert!(warn.is_empty(), "{warn:?}");
+        let e = &wl.entries(WlType::Udsconnect)[0];
+        assert_eq!(e.path(), format!("{root}/link").as_bytes(), "listed as written (normalised)");
+        assert_eq!(e.resolved(), format!("{root}/real").as_bytes());
+        assert!(wl.allows(WlType::Udsconnect, format!("{root}/real/s.sock").as_bytes()));
+        assert!(wl.allows(WlType::Udsconnect, format!("{root}/real").as_bytes()));
+        // Component prefixes, as before: real/ does not cover realx/.
+        assert!(!wl.allows(WlType::Udsconnect, format!("{root}/realx/s.sock").as_bytes()));
+        // A real path is never spelt through the link, so the spelling no longer matches.
+        assert!(!wl.allows(WlType::Udsconnect, format!("{root}/link/s.sock").as_bytes()));
+        assert!(wl.allows(WlType::Udsconnect, format!("{root}/other/s.sock").as_bytes()));
+        assert_eq!(wl.entries(WlType::Kill)[0].resolved(), b"link", "names are not paths");
+        // Written back as written.
+        assert!(wl.render("").contains(&format!("Path={root}/link;{root}/away\n")));
+    }
+
+    #[test]
+    fn a_symlink_changed_later_keeps_naming_the_old_target() {
+        let (d, root) = tree();
+        let mut wl = Whitelist::default();
+        wl.add(WlType::Open, format!("{root}/away").as_bytes()).unwrap();
+        std::fs::remove_file(d.path().join("away")).unwrap();
+        std::os::unix::fs::symlink("real", d.path().join("away")).unwrap();
+        assert!(!wl.allows(WlType::Open, format!("{root}/real/f").as_bytes()));
+        assert!(wl.allows(WlType::Open, format!("{root}/other/f").as_bytes()));
     }
 }

@@ -62,6 +62,25 @@ fn changes_take_effect_on_real_operations() {
 }
 
 #[test]
+fn a_symlinked_entry_allows_its_target_and_lists_as_written() {
+    let e = TestEngine::start(Opts { groups: Some(vec!["Read"]), ..Default::default() });
+    std::fs::write(e.path("f"), b"x").unwrap();
+    // Like /var/run -> /run: the entry names the export through a symlink.
+    let link = e.dir.path().join("link");
+    std::os::unix::fs::symlink(&e.export, &link).unwrap();
+    let (s, ex) = e.mounted(1);
+    let r = Cred::root();
+    let l = link.display().to_string();
+    let o = qtcfg(&e, &["-w", "open", "-x", &l, "--persist"]);
+    assert!(o.status.success(), "{}", text(&o));
+    s.open(ex, b"f", open::RDONLY, 0, &r).expect("allowed through the symlinked entry");
+    let out = text(&qtcfg(&e, &["-zopen"]));
+    assert!(out.contains(&format!("  [index:0][path:{l}]")), "{out}");
+    let file = std::fs::read_to_string(&e.whitelist).unwrap();
+    assert!(file.contains(&format!("[Open]\nPath={l}\n")), "{file}");
+}
+
+#[test]
 fn persist_survives_a_restart() {
     let mut e = TestEngine::start(Opts { groups: Some(vec!["Read"]), ..Default::default() });
     let p = e.export.display().to_string();
