@@ -33,18 +33,29 @@ pub const EXIT_CANNOT: i32 = 126;
 pub const FORWARDED: [i32; 7] =
     [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
 
+/// How long `--daemonize-on-socket` waits for its socket (env REXEC_DAEMONIZE_TIMEOUT).
+pub const DAEMONIZE_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub const HELP: &str = "\
 Usage: rexec [OPTIONS] BINARY [ARGS...]
 
 Runs BINARY on the HOST through rexec_server, as if it ran here: the same argv
-(verbatim), environment, working directory and descriptors; stdin/stdout/stderr
-and inherited pipes are relayed, inherited regular files are reopened on the
-HOST by path (the path must exist there too, e.g. on a qtfs-shared directory),
-inherited listening unix sockets are relayed connection by connection. Signals
-INT TERM HUP QUIT USR1 USR2 WINCH are forwarded. The exit status is the remote
-one (128+N when it died of signal N); 126: a descriptor cannot be passed, or
-BINARY is not in the HOST's whitelist; 127: BINARY not found on the HOST;
-255: rexec_server cannot be reached (or was lost for longer than the grace).
+(verbatim), environment, working directory and descriptors. stdin/stdout/stderr
+and inherited pipes are relayed; inherited listening unix sockets are relayed
+connection by connection; /dev/null, /dev/zero, /dev/full, /dev/random and
+/dev/urandom (by device number) are reopened on the HOST; inherited regular
+files are reopened on the HOST by path when the HOST can see them: always when
+rexec_server is reached directly, through udsproxyd only when the file lies on
+a qtfs mount. Any other descriptor is not passed (it is closed in the remote
+process) and one warning line names them all on stderr; --strict-fds refuses
+instead. Files are reopened, and BINARY runs, with the caller's own uid, gid
+and groups (root only for root). Signals INT TERM HUP QUIT USR1 USR2 WINCH are
+forwarded; the remote process starts with default signal dispositions and an
+empty signal mask. The exit status is the remote one (128+N when it died of
+signal N); 126: a descriptor cannot be passed (--strict-fds), a file cannot be
+reopened, or BINARY is not in the HOST's whitelist; 127: BINARY not found on
+the HOST; 255: rexec_server cannot be reached (or was lost for longer than the
+grace).
 
 Options (before BINARY):
   --socket PATH        rexec_server socket (env REXEC_SOCKET;
@@ -53,6 +64,17 @@ Options (before BINARY):
                        default: all; the server drops LD_* unless allowed there)
   --grace SECS         how long to try to reattach after a connection loss
                        (env REXEC_GRACE; default 60)
+  --strict-fds         refuse (exit 126) when an inherited descriptor cannot be
+                       passed, instead of leaving it out with a warning
+  --pidfile FILE       write rexec's own pid (after --daemonize-on-socket: the
+                       daemon's) and a newline to FILE (0644); removed at the end
+  --daemonize-on-socket PATH
+                       like qemu -daemonize: once the remote process has created
+                       the unix socket PATH, rexec forks; the child (new session,
+                       stdio on /dev/null) keeps the remote process and relays
+                       signals, and the parent exits 0. If the remote process
+                       exits first, rexec exits with its status; after 60 s (env
+                       REXEC_DAEMONIZE_TIMEOUT) it sends SIGTERM and exits 1
   -h, --help           this text
   -V, --version        version
 
@@ -60,7 +82,8 @@ Environment: REXEC_LOG_FILE=std|FILE (logs; default none, stdout is never
 used), REXEC_PIDS_DIR (default /var/run/rexec/pids: <own pid> holds the remote
 pid while rexec runs), REXEC_HANDSHAKE_RD/REXEC_HANDSHAKE_WR (pipe fds > 2:
 rexec writes \"1\" to WR once the remote process exists and its pid file is
-written; the process is held before exec until a '1' is read from RD).
+written; the process is held before exec until a '1' is read from RD),
+UDSPROXY_SOCKET (udsproxyd's request socket, used when PATH is not local).
 
 Examples:
   rexec /usr/bin/qemu-kvm -name vm1 -m 2048 ...
@@ -69,6 +92,9 @@ Examples:
   # libvirt's emulator on the DPU, /usr/bin/qemu-kvm (argv forwarded verbatim):
   #!/bin/sh
   exec /usr/bin/rexec /usr/bin/qemu-kvm \"$@\"
+  # qemu -daemonize -pidfile F, with the HOST's qemu kept as a local process:
+  rexec --pidfile F --daemonize-on-socket DIR/qmp.monitor /usr/bin/qemu-kvm \\
+        -qmp unix:DIR/qmp.monitor,server=on,wait=off ...
 ";
 
 /// Parsed command line.
@@ -77,6 +103,11 @@ pub struct Options {
     pub socket: PathBuf,
     pub env_allow: Option<Vec<String>>,
     pub grace: Duration,
+    /// Refuse instead of leaving out descriptors that cannot be passed.
+    pub strict_fds: bool,
+    pub pidfile: Option<PathBuf>,
+    pub daemonize_on: Option<PathBuf>,
+    pub daemonize_timeout: Duration,
     pub argv: Vec<OsString>,
 }
 
@@ -91,6 +122,9 @@ pub fn parse_args(args: Vec<OsString>) -> std::result::Result<Cmd, String> {
     let mut socket = std::env::var_os("REXEC_SOCKET").map(PathBuf::from).unwrap_or_else(|| DEFAULT_SOCKET.into());
     let mut grace = std::env::var("REXEC_GRACE").ok().and_then(|g| g.parse::<f64>().ok()).unwrap_or(60.0);
     let mut env_allow = None;
+    let mut strict_fds = false;
+    let mut pidfile = None;
+    let mut daemonize_on = None;
     let mut args = args;
     if !args.is_empty() {
         args.remove(0);
@@ -125,6 +159,9 @@ pub fn parse_args(args: Vec<OsString>) -> std::result::Result<Cmd, String> {
             "--grace" => {
                 grace = value(&mut it)?.parse::<f64>().map_err(|_| "--grace needs a number of seconds".to_string())?
             }
+            "--strict-fds" if inline.is_none() => strict_fds = true,
+            "--pidfile" => pidfile = Some(PathBuf::from(value(&mut it)?)),
+            "--daemonize-on-socket" => daemonize_on = Some(PathBuf::from(value(&mut it)?)),
             _ => return Err(format!("unknown option {s} (see rexec --help)")),
         }
     }
@@ -132,33 +169,68 @@ pub fn parse_args(args: Vec<OsString>) -> std::result::Result<Cmd, String> {
     if argv.is_empty() {
         return Err("missing BINARY (see rexec --help)".into());
     }
-    Ok(Cmd::Run(Options { socket, env_allow, grace: Duration::from_secs_f64(grace.max(0.0)), argv }))
+    Ok(Cmd::Run(Options {
+        socket,
+        env_allow,
+        grace: Duration::from_secs_f64(grace.max(0.0)),
+        strict_fds,
+        pidfile,
+        daemonize_on,
+        daemonize_timeout: std::env::var("REXEC_DAEMONIZE_TIMEOUT")
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .map_or(DAEMONIZE_TIMEOUT, |t| Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        argv,
+    }))
 }
 
-/// Connects to rexec_server's socket at `path`.
-///
-/// This is the one place that decides how the server is reached: directly when the
-/// socket is local; across hosts the same byte stream is a proxied unix-socket channel.
-/// The udsproxyd integration belongs here: when the direct connect fails with ENOENT or
-/// ECONNREFUSED, ask the local udsproxyd for a channel to `path` on the HOST and return
-/// that stream. Not wired yet: the error says so.
+/// How rexec reached rexec_server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The socket is local: rexec_server runs on this machine and sees its files.
+    Direct,
+    /// A channel of the local udsproxyd to the HOST socket at the same path: the HOST
+    /// sees only what lies on qtfs mounts.
+    Proxied,
+}
+
+/// Connects to rexec_server's socket at `path` (see [`connect_server_route`]).
 pub fn connect_server(path: &Path) -> io::Result<UnixStream> {
-    // Directly when rexec_server is local; else through the local udsproxyd, whose channel
-    // reaches the HOST socket at the same path.
-    match qtfs_udsproxyd::request::connect_stream(path, std::time::Duration::from_secs(10)) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            let kind = e.kind();
-            Err(io::Error::new(
-                kind,
-                format!(
-                    "cannot reach rexec_server at {}: {} (is rexec_server running here, or udsproxyd with this path in its udsconnect whitelist?)",
-                    path.display(),
-                    sys::errstr(&e)
-                ),
-            ))
+    connect_server_route(path).map(|(s, _)| s)
+}
+
+/// Connects to rexec_server's socket at `path` and says how: directly when the socket
+/// is local; else (ENOENT, ECONNREFUSED) through the local udsproxyd, whose channel
+/// reaches the HOST socket at the same path.
+pub fn connect_server_route(path: &Path) -> io::Result<(UnixStream, Route)> {
+    use qtfs_udsproxyd::request::{self, Outcome};
+    let r = match sys::unix_connect_direct(path) {
+        Ok(s) => Ok((UnixStream::from(s), Route::Direct)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ECONNREFUSED)) => {
+            match request::connect(
+                &request::request_socket(),
+                qtfs_udsproxyd::wire::KIND_STREAM,
+                path,
+                Duration::from_secs(10),
+            ) {
+                Ok(Outcome::Connected(fd)) => Ok((UnixStream::from(fd), Route::Proxied)),
+                Ok(Outcome::Refused(errno)) => Err(io::Error::from_raw_os_error(errno)),
+                Ok(Outcome::NotProxied) | Err(_) => Err(e),
+            }
         }
-    }
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| {
+        let hint = if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
+            "only root may use it, unless rexec_server runs with --allow-group GROUP and this user is in GROUP"
+        } else {
+            "is rexec_server running here, or udsproxyd with this path in its udsconnect whitelist?"
+        };
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach rexec_server at {}: {} ({hint})", path.display(), sys::errstr(&e)),
+        )
+    })
 }
 
 /// One inherited descriptor above 2 and what it becomes.
@@ -169,53 +241,141 @@ pub struct Inherited {
     pub flags: u32,
     pub offset: u64,
     pub path: Vec<u8>,
+    /// The HOST can reopen it whatever the route: not a DPU-local regular file.
+    pub host_visible: bool,
+}
+
+/// Whether a mount (file system type and source, as in /proc/self/mountinfo) is qtfs:
+/// the kernel module's `qtfs`, or qtfs-fuse (subtype `qtfs`, source `qtfs:REMOTE`).
+pub fn is_qtfs(fstype: &str, source: &str) -> bool {
+    matches!(fstype, "qtfs" | "fuse.qtfs" | "fuse.qtfs-fuse")
+        || (fstype.starts_with("fuse") && source.starts_with("qtfs:"))
+}
+
+/// The file system type and source of the mount whose device is `major:minor`, from the
+/// text of a mountinfo file.
+pub fn mount_of_dev(mountinfo: &str, major: u32, minor: u32) -> Option<(String, String)> {
+    let want = format!("{major}:{minor}");
+    for line in mountinfo.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.get(2) != Some(&want.as_str()) {
+            continue;
+        }
+        // Optional fields end with a lone "-"; then type and source.
+        let sep = f.iter().skip(6).position(|x| *x == "-")? + 6;
+        return Some((f.get(sep + 1)?.to_string(), f.get(sep + 2).unwrap_or(&"").to_string()));
+    }
+    None
+}
+
+/// Whether a file on device `dev` lies on a qtfs mount (so the HOST sees it by path).
+fn on_qtfs(dev: libc::dev_t) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    mount_of_dev(&info, libc::major(dev), libc::minor(dev)).is_some_and(|(t, s)| is_qtfs(&t, &s))
 }
 
 /// Classifies an inherited descriptor (see the module comment of the crate).
 pub fn classify(fd: RawFd) -> Result<Inherited> {
     let st = sys::fstat(fd).map_err(|e| Error::io(format!("fstat fd {fd}"), e))?;
     let fl = sys::get_fl(fd).map_err(|e| Error::io(format!("fcntl fd {fd}"), e))?;
-    let unsupported = |kind: String| Error::UnsupportedFd { fd, kind };
+    let unsupported = |kind: &str, detail: String| Error::UnsupportedFd { fd, kind: kind.into(), detail };
+    let fd_path = || sys::fd_path(fd).map(|p| p.display().to_string()).unwrap_or_default();
+    let plain = |kind: u32, flags: u32| Inherited { fd, kind, flags, offset: 0, path: vec![], host_visible: true };
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => {
             let p = sys::fd_path(fd).map_err(|e| Error::io(format!("readlink /proc/self/fd/{fd}"), e))?;
             let b = p.as_os_str().as_bytes().to_vec();
             if b.ends_with(b" (deleted)") || b.first() != Some(&b'/') {
-                return Err(unsupported(format!("a deleted or unnamed file ({})", p.display())));
+                return Err(unsupported("a deleted or unnamed file", p.display().to_string()));
             }
             let offset = sys::tell(fd).map_err(|e| Error::io(format!("lseek fd {fd}"), e))?;
-            Ok(Inherited { fd, kind: k::FD_FILE, flags: wire_open::from_linux(fl), offset, path: b })
+            let host_visible = on_qtfs(st.st_dev);
+            Ok(Inherited { fd, kind: k::FD_FILE, flags: wire_open::from_linux(fl), offset, path: b, host_visible })
         }
         libc::S_IFIFO => match fl & libc::O_ACCMODE {
-            libc::O_RDONLY => Ok(Inherited { fd, kind: k::FD_PIPE_IN, flags: 0, offset: 0, path: vec![] }),
-            libc::O_WRONLY => Ok(Inherited { fd, kind: k::FD_PIPE_OUT, flags: 0, offset: 0, path: vec![] }),
-            _ => Err(unsupported("a FIFO opened for reading and writing".into())),
+            libc::O_RDONLY => Ok(plain(k::FD_PIPE_IN, 0)),
+            libc::O_WRONLY => Ok(plain(k::FD_PIPE_OUT, 0)),
+            _ => Err(unsupported("a FIFO opened for reading and writing", fd_path())),
         },
         libc::S_IFSOCK => {
             let listening = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).unwrap_or(0) == 1;
             let domain = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(-1);
             let ty = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).unwrap_or(-1);
             if listening && domain == libc::AF_UNIX && ty == libc::SOCK_STREAM {
-                Ok(Inherited { fd, kind: k::FD_LISTENER, flags: ty as u32, offset: 0, path: vec![] })
+                Ok(plain(k::FD_LISTENER, ty as u32))
             } else if listening && domain == libc::AF_UNIX {
-                Err(unsupported("a listening unix socket that is not SOCK_STREAM".into()))
+                Err(unsupported("a listening unix socket that is not SOCK_STREAM", String::new()))
             } else if listening {
-                Err(unsupported("a listening socket that is not a unix socket".into()))
+                Err(unsupported("a listening socket that is not a unix socket", String::new()))
             } else {
-                Err(unsupported("a connected or unbound socket".into()))
+                Err(unsupported("a connected or unbound socket", String::new()))
             }
         }
-        libc::S_IFDIR => Err(unsupported("a directory".into())),
-        libc::S_IFCHR => {
-            let p = sys::fd_path(fd).map(|p| p.display().to_string()).unwrap_or_default();
-            Err(unsupported(format!("a character device ({p})")))
-        }
-        libc::S_IFBLK => Err(unsupported("a block device".into())),
-        _ => {
-            let p = sys::fd_path(fd).map(|p| p.display().to_string()).unwrap_or_default();
-            Err(unsupported(format!("an anonymous kernel object ({p})")))
+        libc::S_IFDIR => Err(unsupported("a directory", fd_path())),
+        libc::S_IFCHR => match crate::shared_device(st.st_rdev) {
+            // Reopened on the HOST by its canonical name, with the same access mode.
+            Some(dev) => {
+                let flags = wire_open::from_linux(fl & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK));
+                Ok(Inherited { path: dev.as_bytes().to_vec(), ..plain(k::FD_FILE, flags) })
+            }
+            None => Err(unsupported("a character device", fd_path())),
+        },
+        libc::S_IFBLK => Err(unsupported("a block device", fd_path())),
+        _ => Err(unsupported("an anonymous kernel object", fd_path())),
+    }
+}
+
+/// The one warning line about descriptors left out.
+pub fn not_passed_line(left_out: &[Error]) -> String {
+    let items: Vec<String> = left_out
+        .iter()
+        .map(|e| match e {
+            Error::UnsupportedFd { fd, kind, detail } if detail.is_empty() => format!("fd {fd} ({kind})"),
+            Error::UnsupportedFd { fd, kind, detail } => format!("fd {fd} ({kind} {detail})"),
+            other => other.to_string(),
+        })
+        .collect();
+    format!("not passed to the remote process: {}", items.join(", "))
+}
+
+/// `--pidfile`: our pid and a newline; removed when dropped if it still names us.
+#[derive(Debug)]
+struct UserPidFile {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl UserPidFile {
+    fn write(path: &Path, pid: u32) -> io::Result<UserPidFile> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
+        // The mode asked for, whatever the umask.
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        writeln!(f, "{pid}")?;
+        Ok(UserPidFile { path: path.to_path_buf(), pid })
+    }
+}
+
+impl Drop for UserPidFile {
+    fn drop(&mut self) {
+        // A later process may have written its own pid there since: leave that alone.
+        if std::fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.pid.to_string()) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `--daemonize-on-socket`: waiting for the socket.
+#[derive(Debug)]
+struct DaemonWait {
+    socket: PathBuf,
+    since: Instant,
+}
+
+/// A plain stat (the path may be on a FUSE mount): a unix socket exists there.
+fn is_socket(p: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// Prints a user-facing error on stderr (never stdout).
@@ -263,7 +423,9 @@ struct Client {
     server_window: u32,
     /// Set when the session cannot go on: the exit status to return.
     protocol_failed: Option<i32>,
-    _pidfile: Option<PidFile>,
+    pidfile: Option<PidFile>,
+    user_pidfile: Option<UserPidFile>,
+    daemon: Option<DaemonWait>,
 }
 
 type StartResult<T> = std::result::Result<T, (i32, String)>;
@@ -286,13 +448,15 @@ impl Client {
             _ => None,
         };
         let mut fds = Vec::new();
+        let mut left_out = Vec::new();
         for &fd in inherited.iter().filter(|&&fd| fd > 2) {
             if hs.is_some_and(|(r, w)| fd == r || fd == w) {
                 continue;
             }
             match classify(fd) {
                 Ok(i) => fds.push(i),
-                Err(e @ Error::UnsupportedFd { .. }) => return Err((EXIT_CANNOT, e.to_string())),
+                Err(e @ Error::UnsupportedFd { .. }) if opts.strict_fds => return Err((EXIT_CANNOT, e.to_string())),
+                Err(e @ Error::UnsupportedFd { .. }) => left_out.push(e),
                 Err(e) => return Err(local(e)),
             }
         }
@@ -331,40 +495,15 @@ impl Client {
         }
         let cwd = std::env::current_dir().map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_default();
         let cwd = if cwd.len() > qtfs_proto::MAX_PATH { Vec::new() } else { cwd };
-        let mut recs = Vec::new();
-        let mut count = 0u32;
-        let mut push_rec = |fd: u32, kind: u32, flags: u32, offset: u64, path: &[u8]| {
-            let stream = if kind == k::FD_PIPE_IN || kind == k::FD_PIPE_OUT { fd } else { 0 };
-            RexecFd { fd, kind, stream, flags, offset, path: WPath(path) }.encode(&mut recs);
-            count += 1;
-        };
-        push_rec(0, k::FD_PIPE_IN, 0, 0, b"");
-        push_rec(1, k::FD_PIPE_OUT, 0, 0, b"");
-        push_rec(2, k::FD_PIPE_OUT, 0, 0, b"");
         for i in &fds {
             if i.path.len() > qtfs_proto::MAX_PATH {
                 return Err((EXIT_CANNOT, format!("fd {}: path longer than {} bytes", i.fd, qtfs_proto::MAX_PATH)));
             }
-            push_rec(i.fd as u32, i.kind, i.flags, i.offset, &i.path);
         }
-        if count as usize > k::MAX_FDS {
+        if fds.len() + 3 > k::MAX_FDS {
             return Err((EXIT_CANNOT, format!("more than {} descriptors to pass", k::MAX_FDS)));
         }
         let window = DEFAULT_WINDOW;
-        let req = RexecExecReq {
-            flags: if hs.is_some() { k::F_HOLD } else { 0 },
-            window,
-            fd_count: count,
-            argv: Bytes32(&argv),
-            env: Bytes32(&env),
-            cwd: WPath(&cwd),
-            fds: Rest(&recs),
-        };
-        let mut frame = Vec::with_capacity(req.encoded_len() + HEADER_SIZE);
-        qtfs_proto::push_frame(&mut frame, FrameHeader::request(Op::REXEC_EXEC, 1, 0), &req);
-        if frame.len() - HEADER_SIZE > MAX_PAYLOAD {
-            return Err((EXIT_CANNOT, "request too large".into()));
-        }
 
         // Endpoints, before connecting (a failure here must not start anything).
         let mut relay = Relay::new();
@@ -385,8 +524,59 @@ impl Client {
                 _ => {}
             }
         }
+        // Without daemonizing, the process that keeps the session is this one.
+        let user_pidfile = match (&opts.pidfile, &opts.daemonize_on) {
+            (Some(p), None) => Some(UserPidFile::write(p, std::process::id()).map_err(|e| {
+                (EXIT_LOCAL, format!("cannot write the pid file {}: {}", p.display(), sys::errstr(&e)))
+            })?),
+            _ => None,
+        };
 
-        let mut conn = connect_server(&opts.socket).map_err(|e| (EXIT_LOCAL, e.to_string()))?;
+        let (mut conn, route) = connect_server_route(&opts.socket).map_err(|e| (EXIT_LOCAL, e.to_string()))?;
+        // Through the proxy the HOST sees only the files on qtfs mounts.
+        if route == Route::Proxied {
+            let (keep, local_files): (Vec<_>, Vec<_>) = fds.into_iter().partition(|i| i.host_visible);
+            fds = keep;
+            for i in local_files {
+                let detail = String::from_utf8_lossy(&i.path).into_owned();
+                let e = Error::UnsupportedFd { fd: i.fd, kind: "a DPU-local file".into(), detail };
+                if opts.strict_fds {
+                    return Err((EXIT_CANNOT, e.to_string()));
+                }
+                left_out.push(e);
+            }
+        }
+        if !left_out.is_empty() {
+            left_out.sort_by_key(|e| if let Error::UnsupportedFd { fd, .. } = e { *fd } else { -1 });
+            say(&not_passed_line(&left_out));
+        }
+        let mut recs = Vec::new();
+        let mut count = 0u32;
+        let mut push_rec = |fd: u32, kind: u32, flags: u32, offset: u64, path: &[u8]| {
+            let stream = if kind == k::FD_PIPE_IN || kind == k::FD_PIPE_OUT { fd } else { 0 };
+            RexecFd { fd, kind, stream, flags, offset, path: WPath(path) }.encode(&mut recs);
+            count += 1;
+        };
+        push_rec(0, k::FD_PIPE_IN, 0, 0, b"");
+        push_rec(1, k::FD_PIPE_OUT, 0, 0, b"");
+        push_rec(2, k::FD_PIPE_OUT, 0, 0, b"");
+        for i in &fds {
+            push_rec(i.fd as u32, i.kind, i.flags, i.offset, &i.path);
+        }
+        let req = RexecExecReq {
+            flags: if hs.is_some() { k::F_HOLD } else { 0 },
+            window,
+            fd_count: count,
+            argv: Bytes32(&argv),
+            env: Bytes32(&env),
+            cwd: WPath(&cwd),
+            fds: Rest(&recs),
+        };
+        let mut frame = Vec::with_capacity(req.encoded_len() + HEADER_SIZE);
+        qtfs_proto::push_frame(&mut frame, FrameHeader::request(Op::REXEC_EXEC, 1, 0), &req);
+        if frame.len() - HEADER_SIZE > MAX_PAYLOAD {
+            return Err((EXIT_CANNOT, "request too large".into()));
+        }
         conn.write_all(&frame).map_err(|e| (EXIT_LOCAL, format!("sending the request: {e}")))?;
         let (h, payload) =
             read_response(&mut conn, 60_000).map_err(|e| (EXIT_LOCAL, format!("waiting for rexec_server: {e}")))?;
@@ -404,7 +594,7 @@ impl Client {
         if !(k::MIN_WINDOW..=k::MAX_WINDOW).contains(&st.window) {
             return Err((EXIT_LOCAL, "bad window from rexec_server".into()));
         }
-        tracing::info!(pid = st.pid, "remote process started");
+        tracing::info!(pid = st.pid, ?route, "remote process started");
         // Streams we send on use the server's window.
         if let Some(s) = stdin {
             relay.streams.insert(0, Stream { tx: Some(Tx::new(s, st.window)), rx: None });
@@ -425,7 +615,6 @@ impl Client {
         }
         conn.set_nonblocking(true).map_err(|e| local(Error::io("socket", e)))?;
         Ok(Client {
-            opts,
             relay,
             conn: Some(conn),
             pid: st.pid,
@@ -439,7 +628,12 @@ impl Client {
             last_try: None,
             server_window: st.window,
             protocol_failed: None,
-            _pidfile: pf,
+            pidfile: pf,
+            user_pidfile,
+            daemon: (st.pid != 0)
+                .then(|| opts.daemonize_on.clone().map(|socket| DaemonWait { socket, since: Instant::now() }))
+                .flatten(),
+            opts,
         })
     }
 
@@ -479,7 +673,15 @@ impl Client {
             for &(fd, ev, id, tx) in &interest {
                 add(fd, ev, Tok::Stream(id, tx), &mut pfds);
             }
-            let timeout = if self.conn.is_none() { 100 } else { -1 };
+            // While waiting for the daemon socket, look for it every 15 ms.
+            let waiting = self.daemon.is_some() && self.exit.is_none();
+            let timeout = if waiting {
+                15
+            } else if self.conn.is_none() {
+                100
+            } else {
+                -1
+            };
             if let Err(e) = sys::poll(&mut pfds, timeout) {
                 say(&format!("poll: {e}"));
                 return EXIT_LOCAL;
@@ -520,6 +722,27 @@ impl Client {
             {
                 self.lost(&format!("write: {e}"));
             }
+            if self.exit.is_none()
+                && let Some(d) = &self.daemon
+            {
+                if is_socket(&d.socket) {
+                    if let Err(code) = self.daemonize() {
+                        return code;
+                    }
+                } else if d.since.elapsed() > self.opts.daemonize_timeout {
+                    say(&format!(
+                        "{} did not appear within {} s; stopping the remote process",
+                        d.socket.display(),
+                        self.opts.daemonize_timeout.as_secs_f64()
+                    ));
+                    self.relay.link.push(Op::REXEC_SIGNAL, 0, &RexecSignal { signal: libc::SIGTERM, flags: 0 });
+                    if let Some(c) = &self.conn {
+                        let _ = self.relay.link.flush(c.as_raw_fd());
+                    }
+                    // Our connection closes as we exit: rexec_server then kills the group.
+                    return 1;
+                }
+            }
         }
         let e = self.exit.unwrap_or_default();
         tracing::info!(status = e.status, signal = e.signal, "remote process ended");
@@ -528,6 +751,79 @@ impl Client {
 }
 
 impl Client {
+    /// `--daemonize-on-socket`: the socket exists. Forks; the parent exits 0 once the
+    /// child reports that it took over (1 if it failed); the child returns here and keeps
+    /// running the session. rexec is single-threaded, so the child may run any code.
+    fn daemonize(&mut self) -> std::result::Result<(), i32> {
+        self.daemon = None;
+        // Output that arrived before the socket still reaches the caller if it can.
+        self.relay.pump_rx(1);
+        self.relay.pump_rx(2);
+        let (r, w) = sys::pipe().map_err(|e| {
+            say(&format!("pipe: {e}"));
+            EXIT_LOCAL
+        })?;
+        // SAFETY: rexec has one thread, so the child has no locks or allocator state held
+        // by another thread.
+        let pid = unsafe { sys::fork() }.map_err(|e| {
+            say(&format!("fork: {e}"));
+            EXIT_LOCAL
+        })?;
+        if pid > 0 {
+            drop(w);
+            let mut got = Vec::new();
+            let _ = std::fs::File::from(r).read_to_end(&mut got);
+            if got.first() == Some(&b'1') {
+                tracing::info!(daemon = pid, "daemonized");
+                std::process::exit(0);
+            }
+            let why = String::from_utf8_lossy(got.get(1..).unwrap_or_default()).into_owned();
+            say(&format!("the daemonized rexec (pid {pid}) failed: {}", if why.is_empty() { "it died" } else { &why }));
+            std::process::exit(1);
+        }
+        drop(r);
+        match self.become_daemon() {
+            Ok(()) => {
+                let _ = sys::write(w.as_raw_fd(), b"1");
+                Ok(())
+            }
+            Err(why) => {
+                let _ = sys::write(w.as_raw_fd(), format!("0{why}").as_bytes());
+                // Exiting closes the connection: rexec_server kills the remote group.
+                Err(1)
+            }
+        }
+    }
+
+    /// The daemon child's take-over: own session, stdio on /dev/null (no copy of the
+    /// caller's 0, 1, 2 stays open, so its pipes see EOF), the pid map file and
+    /// `--pidfile` for our own pid.
+    fn become_daemon(&mut self) -> std::result::Result<(), String> {
+        sys::setsid().map_err(|e| format!("setsid: {e}"))?;
+        for id in 0..3 {
+            self.relay.drop_local(id);
+        }
+        let null = sys::open(c"/dev/null", libc::O_RDWR, 0).map_err(|e| format!("/dev/null: {e}"))?;
+        for fd in 0..3 {
+            sys::dup2(null.as_raw_fd(), fd).map_err(|e| format!("dup2: {e}"))?;
+        }
+        let me = std::process::id();
+        if self.pid != 0 {
+            let pids = pidfile::dir();
+            // Ours first, then the parent's goes (dropping it removes its file).
+            let new = PidFile::create(&pids, me, self.pid)
+                .map_err(|e| tracing::warn!(dir = %pids.display(), error = %e, "cannot write the pid file"))
+                .ok();
+            drop(std::mem::replace(&mut self.pidfile, new));
+        }
+        if let Some(p) = &self.opts.pidfile {
+            let f = UserPidFile::write(p, me)
+                .map_err(|e| format!("cannot write the pid file {}: {}", p.display(), sys::errstr(&e)))?;
+            self.user_pidfile = Some(f);
+        }
+        Ok(())
+    }
+
     fn on_conn_event(&mut self, revents: i16) {
         let Some(fd) = self.conn.as_ref().map(|c| c.as_raw_fd()) else { return };
         if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) == 0 {
@@ -704,4 +1000,44 @@ fn read_response(conn: &mut UnixStream, timeout_ms: u64) -> io::Result<(FrameHea
     conn.read_exact(&mut p)?;
     conn.set_read_timeout(None)?;
     Ok((h, p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qtfs_mounts_are_found_by_device_number() {
+        let info = "\
+22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+40 22 0:41 / /run rw,nosuid - tmpfs tmpfs rw,mode=755
+41 22 0:52 / /home/VMs rw,relatime shared:7 master:3 - qtfs /home/VMs rw
+42 22 0:53 / /mnt/f rw,nosuid,nodev - fuse.qtfs qtfs:/var/lib/libvirt rw,user_id=0
+43 22 0:54 / /mnt/g rw - fuse qtfs:/srv rw
+44 22 0:55 / /mnt/h rw - fuse.sshfs host:/srv rw
+";
+        let qt = |ma, mi| mount_of_dev(info, ma, mi).is_some_and(|(t, s)| is_qtfs(&t, &s));
+        assert_eq!(mount_of_dev(info, 0, 40), None);
+        assert_eq!(mount_of_dev(info, 0, 41), Some(("tmpfs".into(), "tmpfs".into())));
+        assert!(!qt(0, 21) && !qt(0, 41) && !qt(0, 55));
+        assert!(qt(0, 52), "kernel module, with optional fields");
+        assert!(qt(0, 53) && qt(0, 54), "qtfs-fuse");
+        assert!(!qt(0, 99));
+    }
+
+    #[test]
+    fn new_options_parse_before_binary_only() {
+        let a = |v: &[&str]| parse_args(v.iter().map(OsString::from).collect());
+        let Ok(Cmd::Run(o)) =
+            a(&["rexec", "--strict-fds", "--pidfile", "/p", "--daemonize-on-socket=/s", "q", "--pidfile"])
+        else {
+            panic!("not parsed")
+        };
+        assert!(o.strict_fds);
+        assert_eq!((o.pidfile.as_deref(), o.daemonize_on.as_deref()), (Some(Path::new("/p")), Some(Path::new("/s"))));
+        assert_eq!(o.argv, vec![OsString::from("q"), OsString::from("--pidfile")]);
+        let Ok(Cmd::Run(o)) = a(&["rexec", "q"]) else { panic!("not parsed") };
+        assert!(!o.strict_fds && o.pidfile.is_none() && o.daemonize_on.is_none());
+        assert!(a(&["rexec", "--pidfile"]).is_err());
+    }
 }

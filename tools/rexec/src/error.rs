@@ -19,12 +19,21 @@ pub enum Error {
     /// The peer answered a request with an error frame.
     #[error("{what}: {}", io::Error::from_raw_os_error(*.errno))]
     Remote { what: String, errno: i32 },
-    /// A descriptor that rexec cannot pass to the remote process.
-    #[error("fd {fd} is {kind}; rexec passes regular files, pipes/FIFOs and listening unix stream sockets")]
-    UnsupportedFd { fd: i32, kind: String },
+    /// A descriptor that rexec cannot pass to the remote process: what it is (`kind`) and
+    /// its path or description (`detail`, may be empty).
+    #[error(
+        "fd {fd} is {kind}{}; rexec passes regular files the HOST can open, pipes/FIFOs, listening unix stream \
+         sockets and /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom",
+        paren(detail)
+    )]
+    UnsupportedFd { fd: i32, kind: String, detail: String },
     /// Bad command line or configuration.
     #[error("{0}")]
     Usage(String),
+}
+
+fn paren(s: &str) -> String {
+    if s.is_empty() { String::new() } else { format!(" ({s})") }
 }
 
 impl Error {

@@ -3,6 +3,13 @@
 //! rexec pids to HOST pids with it). A file that is not locked belongs to a dead rexec
 //! and is removed by the next rexec that starts. Files appear already locked (O_TMPFILE,
 //! lock, then link), so a cleaner can never remove a live rexec's file.
+//!
+//! rexec also runs as unprivileged users (libvirt starts qemu as libvirt-qemu or qemu).
+//! For them the directory should exist with mode 1733 owned by root (sticky; everybody
+//! may create files, nobody but root may list it, a file can only be removed by its
+//! owner or root): each user creates its own 0600 files. Cleaning is best effort: a
+//! directory we may not list, or another user's stale file we may not remove, is left
+//! alone (root's next rexec removes it); a locked file is never touched.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,13 +26,20 @@ pub fn dir() -> PathBuf {
     std::env::var_os("REXEC_PIDS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
-/// Creates the directory (0700) if needed and removes every pid file no live rexec holds.
+/// Creates the directory (0700) if needed and removes every pid file no live rexec holds
+/// (those this user may remove).
 pub fn clean_stale(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    for ent in std::fs::read_dir(dir)? {
+    let list = match std::fs::read_dir(dir) {
+        Ok(l) => l,
+        // A 1733 directory seen by a user other than root: nothing we could clean.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for ent in list {
         let Ok(ent) = ent else { continue };
         let p = ent.path();
         let Ok(f) = File::open(&p) else { continue };
@@ -111,5 +125,35 @@ mod tests {
         let p = pf.path().to_path_buf();
         drop(pf);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn another_user_works_in_a_1733_directory() {
+        if sys::euid_egid().0 != 0 {
+            return; // needs root to make the directory and to become someone else
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let dir = d.path().join("pids");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1733)).unwrap();
+        let roots = dir.join("999999");
+        std::fs::write(&roots, "5").unwrap();
+        let dir2 = dir.clone();
+        let made = std::thread::spawn(move || {
+            // SAFETY: per-thread raw syscalls (this thread only): effective ids of 65534.
+            unsafe {
+                assert_eq!(libc::syscall(libc::SYS_setresgid, -1i32, 65534u32, -1i32), 0);
+                assert_eq!(libc::syscall(libc::SYS_setresuid, -1i32, 65534u32, -1i32), 0);
+            }
+            clean_stale(&dir2).expect("clean_stale failed for a user who may not list");
+            let pf = PidFile::create(&dir2, 4243, 78).unwrap();
+            let meta = std::fs::metadata(pf.path()).unwrap();
+            (meta.uid(), std::fs::read_to_string(pf.path()).unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(made, (65534, "78".to_string()));
+        assert!(roots.exists(), "root's file is not that user's to remove");
     }
 }

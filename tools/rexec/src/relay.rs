@@ -388,6 +388,27 @@ impl Relay {
         Ok(())
     }
 
+    /// Lets go of the local descriptors of stream `id` (rexec's daemon child gives up the
+    /// caller's stdio): our sending side ends with EOF; what arrives for our receiving
+    /// side is credited and dropped, without telling the peer (its writer must not get
+    /// EPIPE for a reader that merely went away).
+    pub fn drop_local(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else { return };
+        if let Some(tx) = s.tx.as_mut()
+            && !tx.done
+        {
+            finish_tx(&mut self.link, id, tx, 0);
+        }
+        if let Some(rx) = s.rx.as_mut() {
+            rx.discard = true;
+            rx.consumed += rx.buf.len() as u64;
+            rx.buf.clear();
+            // A plain drop: closes our copy without touching the inherited number.
+            drop(rx.dst.take());
+            credit(&mut self.link, id, rx);
+        }
+    }
+
     /// Streams with nothing left to do are forgotten.
     pub fn reap_finished(&mut self) {
         self.streams.retain(|_, s| {

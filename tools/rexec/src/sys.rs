@@ -124,6 +124,15 @@ pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// `stat(2)` (follows symbolic links).
+pub fn stat(path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain data, filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; st is a valid out pointer.
+    check(unsafe { libc::stat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
 /// `lseek(fd, 0, SEEK_CUR)`.
 pub fn tell(fd: RawFd) -> io::Result<u64> {
     // SAFETY: plain system call.
@@ -162,6 +171,124 @@ pub fn peer_cred(fd: RawFd) -> io::Result<(i32, u32, u32)> {
         libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut c as *mut libc::ucred).cast(), &mut len)
     })?;
     Ok((c.pid, c.uid, c.gid))
+}
+
+/// `SO_PEERGROUPS` (Linux ≥ 4.13; the libc crate does not name it).
+const SO_PEERGROUPS: i32 = 59;
+
+/// `SO_PEERGROUPS`: the supplementary groups of the peer of a unix socket, as they were
+/// when it connected.
+pub fn peer_groups(fd: RawFd) -> io::Result<Vec<u32>> {
+    let mut v = vec![0u32; 64];
+    loop {
+        let mut len = (v.len() * 4) as libc::socklen_t;
+        // SAFETY: v is valid for writes of len bytes.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_PEERGROUPS, v.as_mut_ptr().cast(), &mut len) };
+        if r == 0 {
+            v.truncate(len as usize / 4);
+            return Ok(v);
+        }
+        let e = io::Error::last_os_error();
+        // ERANGE: len now holds the size needed.
+        if e.raw_os_error() == Some(libc::ERANGE) && (len as usize / 4) > v.len() && v.len() < 65536 {
+            v.resize(len as usize / 4, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Effective uid and gid of this process.
+pub fn euid_egid() -> (u32, u32) {
+    // SAFETY: plain getters.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// Supplementary groups of the calling thread.
+pub fn getgroups() -> io::Result<Vec<u32>> {
+    // SAFETY: a size of 0 only asks for the count.
+    let n = check(unsafe { libc::getgroups(0, std::ptr::null_mut()) })?;
+    let mut v = vec![0u32; n as usize + 1];
+    // SAFETY: v is valid for v.len() gids.
+    let n = check(unsafe { libc::getgroups(v.len() as libc::c_int, v.as_mut_ptr()) })?;
+    v.truncate(n as usize);
+    Ok(v)
+}
+
+/// The gid of a group given by name or number (`None`: no such group).
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok(Some(n));
+    }
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    loop {
+        // SAFETY: group is plain data filled by getgrnam_r.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut res: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid; buf is valid for buf.len() bytes.
+        let r = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) };
+        if r == libc::ERANGE && buf.len() < (1 << 22) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        return Ok(if res.is_null() { None } else { Some(grp.gr_gid) });
+    }
+}
+
+/// The calling thread's file system identity (fsuid, fsgid, supplementary groups) set to
+/// another user's, for as long as the guard lives.
+///
+/// Only raw system calls are used: the kernel keeps credentials per thread, and glibc's
+/// `setgroups`/`setfsuid` wrappers would change every thread of the process (rexec_server
+/// runs one session per thread). While the fsuid is not 0 the kernel also clears the
+/// file-system capabilities (DAC override, DAC read search, FOWNER…) from the thread's
+/// effective set and gives them back when it returns to 0, so permission checks are
+/// exactly the user's.
+pub struct FsIdentity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+impl FsIdentity {
+    pub fn enter(uid: u32, gid: u32, groups: &[u32]) -> io::Result<FsIdentity> {
+        let (ouid, ogid) = euid_egid();
+        let saved = FsIdentity { uid: ouid, gid: ogid, groups: getgroups()? };
+        // SAFETY: per-thread raw syscall; groups is valid for its length.
+        check_l(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+        // SAFETY: per-thread raw syscalls; they return the previous id and never fail
+        // loudly, hence the check that follows.
+        unsafe {
+            libc::syscall(libc::SYS_setfsgid, gid);
+            libc::syscall(libc::SYS_setfsuid, uid);
+        }
+        // SAFETY: an invalid id (-1) changes nothing and returns the current one.
+        let (fu, fg) = unsafe { (libc::syscall(libc::SYS_setfsuid, -1), libc::syscall(libc::SYS_setfsgid, -1)) };
+        if fu as u32 != uid || fg as u32 != gid {
+            drop(saved);
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        Ok(saved)
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        // SAFETY: per-thread raw syscalls back to the saved identity (the uid first: it
+        // brings the capabilities back).
+        let r = unsafe {
+            libc::syscall(libc::SYS_setfsuid, self.uid);
+            libc::syscall(libc::SYS_setfsgid, self.gid);
+            libc::syscall(libc::SYS_setgroups, self.groups.len(), self.groups.as_ptr())
+        };
+        if r < 0 {
+            tracing::error!(error = %io::Error::last_os_error(), "cannot restore the thread's groups");
+        }
+    }
 }
 
 /// `SO_RCVTIMEO`.
@@ -277,6 +404,33 @@ pub fn unix_connect_nb(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A blocking unix stream socket connected to `path` with the raw system call. rexec
+/// runs under libvirt with `LD_PRELOAD=libudsproxy.so`, whose `connect()` would proxy a
+/// missing local socket behind our back; the route (direct or through udsproxyd) must
+/// be rexec's own decision, since it decides which files the HOST can reopen.
+pub fn unix_connect_direct(path: &Path) -> io::Result<OwnedFd> {
+    let (a, len) = sockaddr_un(path)?;
+    // SAFETY: plain system call.
+    let fd = owned(check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?);
+    loop {
+        // SAFETY: a is a valid sockaddr_un of length len; the raw syscall bypasses any
+        // interposed libc connect().
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_connect,
+                fd.as_raw_fd(),
+                (&a as *const libc::sockaddr_un).cast::<libc::c_void>(),
+                len,
+            )
+        };
+        match check_l(r) {
+            Ok(_) => return Ok(fd),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `F_SETPIPE_SZ` (best effort: a larger pipe means fewer wake-ups when streaming).
 pub fn set_pipe_size(fd: RawFd, size: i32) {
     // SAFETY: plain system call; failure (EPERM above the limit) is harmless.
@@ -327,6 +481,21 @@ pub fn signalfd_read(fd: RawFd) -> Option<i32> {
     // SAFETY: reads at most n bytes into si.
     let r = unsafe { libc::read(fd, (&mut si as *mut libc::signalfd_siginfo).cast(), n) };
     if r as usize == n { Some(si.ssi_signo as i32) } else { None }
+}
+
+/// Gives `signals` their default disposition (a signal ignored by whoever started us,
+/// `nohup` for SIGHUP, would otherwise be discarded before a signalfd could see it).
+pub fn default_signals(signals: &[i32]) {
+    for &s in signals {
+        // SAFETY: setting a disposition to SIG_DFL is always sound.
+        unsafe { libc::signal(s, libc::SIG_DFL) };
+    }
+}
+
+/// `setsid(2)`.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::setsid() }).map(|_| ())
 }
 
 /// Ignores SIGPIPE (writes to closed pipes and sockets then fail with EPIPE).
@@ -508,16 +677,41 @@ pub mod raw {
         // SAFETY: plain system call.
         unsafe { libc::setpgid(0, 0) };
     }
-    /// Empties the signal mask and restores SIGPIPE's default disposition (SIG_IGN would
-    /// survive execve).
+    /// Every signal back to SIG_DFL and an empty mask, whatever the server inherited
+    /// (an ignored signal survives execve: under `nohup` a forwarded SIGHUP did nothing).
     pub fn reset_signals() {
-        // SAFETY: sigset_t is plain data; the calls are async-signal-safe.
+        // The kernel's struct sigaction (handler, flags, restorer, mask) all zero is
+        // SIG_DFL with no flags and an empty mask on every architecture. The raw call also
+        // reaches 32 and 33, which glibc's sigaction refuses (they may come in ignored).
+        let sa = [0u64; 4];
+        // SAFETY: rt_sigaction reads a valid kernel sigaction and writes nothing (null
+        // old action); sigset_t is plain data; both calls are async-signal-safe; the
+        // numbers the kernel refuses (KILL, STOP) fail harmlessly.
         unsafe {
+            for sig in 1..=64 {
+                libc::syscall(libc::SYS_rt_sigaction, sig, sa.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
+            }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
+    }
+    /// Takes the identity `uid`/`gid`/`groups` for good (real, effective, saved and file
+    /// system ids; the kernel drops every capability when a root process's uids all
+    /// become non-zero). Raw system calls: glibc's wrappers are not async-signal-safe.
+    /// Returns 0 or an errno.
+    pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> i32 {
+        // SAFETY: plain per-thread system calls (the child has one thread); groups is
+        // valid for its length.
+        unsafe {
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) < 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) < 0
+            {
+                return errno();
+            }
+        }
+        0
     }
     /// `fcntl(F_DUPFD_CLOEXEC, min)` or -1.
     pub fn dup_above(fd: i32, min: i32) -> i32 {

@@ -1,5 +1,6 @@
-//! `rexec_server [--whitelist F] [--socket PATH] [--grace SECS] [--eof-grace SECS]
-//! [--allow-env NAME]...`: runs whitelisted commands for rexec clients (HOST side).
+//! `rexec_server [--whitelist F] [--socket PATH] [--allow-group GROUP] [--grace SECS]
+//! [--eof-grace SECS] [--allow-env NAME]...`: runs whitelisted commands for rexec clients
+//! (HOST side), each with its caller's identity.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,11 @@ use qtfs_rexec::server::{self, Config, DEFAULT_SOCKET, DEFAULT_WHITELIST};
     name = "rexec_server",
     version,
     about = "Runs whitelisted binaries for rexec clients (HOST side of remote exec)",
-    after_help = "Every command is logged (peer credentials, argv, cwd, pid, exit status). SIGHUP reloads the \
+    after_help = "Every command runs with the identity of the process that connected (SO_PEERCRED, \
+SO_PEERGROUPS; through udsproxyd the DPU caller's): a root caller as root, anyone else as their own uid, gid and \
+groups, without capabilities; files named by the caller are reopened with that identity, and only the caller's \
+uid may reattach to a session. Commands start with default signal dispositions and an empty signal mask. Every \
+command is logged (peer credentials, identity used, argv, cwd, pid, exit status). SIGHUP reloads the \
 whitelist; SIGTERM stops the server and leaves running commands alone (use KillMode=process). The PATH search \
 for a BINARY without '/' uses the server's own PATH. Logs go to stderr (REXEC_LOG_FILE=FILE: to that file; \
 RUST_LOG sets the level)."
@@ -21,10 +26,15 @@ struct Cli {
     /// Whitelist file: one binary per line, compared byte for byte with rexec's BINARY argument.
     #[arg(long, default_value = DEFAULT_WHITELIST)]
     whitelist: PathBuf,
-    /// Unix socket to listen on (0600; the lock file sits beside it) [env REXEC_SOCKET; default
+    /// Unix socket to listen on (0600, or 0660 with --allow-group; the lock file sits beside it) [env REXEC_SOCKET; default
     /// /var/run/rexec/rexec_uds.sock].
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Let the members of GROUP (name or number) connect too: the socket becomes 0660 root:GROUP and
+    /// its directory traversable by them (a directory created here is 0710 root:GROUP; an existing one
+    /// of ours gets g+x, or o+x when it has another group). Their commands run as themselves, never as root.
+    #[arg(long, value_name = "GROUP")]
+    allow_group: Option<String>,
     /// Seconds a detached session waits for its client to reattach before its process group is killed
     /// [env REXEC_GRACE; default 60].
     #[arg(long)]
@@ -47,7 +57,20 @@ fn main() {
     let window = cli.window.clamp(qtfs_proto::consts::rexec::MIN_WINDOW, qtfs_proto::consts::rexec::MAX_WINDOW);
     let socket = cli.socket.or_else(|| std::env::var_os("REXEC_SOCKET").map(PathBuf::from));
     let grace = cli.grace.or_else(|| std::env::var("REXEC_GRACE").ok().and_then(|g| g.parse().ok())).unwrap_or(60.0);
+    let allow_group = match cli.allow_group.as_deref().map(qtfs_rexec::sys::group_id) {
+        None => None,
+        Some(Ok(Some(g))) => Some(g),
+        Some(Ok(None)) => {
+            eprintln!("rexec_server: --allow-group: no group {:?}", cli.allow_group.unwrap_or_default());
+            std::process::exit(255);
+        }
+        Some(Err(e)) => {
+            eprintln!("rexec_server: --allow-group: {e}");
+            std::process::exit(255);
+        }
+    };
     let cfg = Config {
+        allow_group,
         socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         whitelist: cli.whitelist,
         grace: Duration::from_secs_f64(grace.max(0.0)),

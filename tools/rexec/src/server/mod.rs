@@ -46,6 +46,63 @@ pub struct Config {
     pub allow_env: Vec<String>,
     /// Receive window per stream announced to clients.
     pub window: u32,
+    /// `--allow-group`: the socket is 0660 with this group (else 0600).
+    pub allow_group: Option<u32>,
+}
+
+/// Who is at the other end of a connection, as the kernel recorded it at connect time
+/// (`SO_PEERCRED`, `SO_PEERGROUPS`). Through udsproxyd this is the DPU caller's identity:
+/// the engine connects with it.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Peer {
+    pub fn of(conn: &UnixStream) -> std::io::Result<Peer> {
+        let (pid, uid, gid) = sys::peer_cred(conn.as_raw_fd())?;
+        // Without SO_PEERGROUPS (Linux < 4.13) the peer gets no supplementary groups.
+        let groups = sys::peer_groups(conn.as_raw_fd()).unwrap_or_default();
+        Ok(Peer { pid, uid, gid, groups })
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid={} uid={} gid={}", self.pid, self.uid, self.gid)
+    }
+}
+
+/// The identity a command runs with, when not rexec_server's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl std::fmt::Display for Ident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+        write!(f, "uid={} gid={} groups={}", self.uid, self.gid, g.join(","))
+    }
+}
+
+/// The identity a peer's commands run with: a root peer as rexec_server itself (root,
+/// as before), anyone else as themselves (`None` = rexec_server's own identity). A
+/// rexec_server that is not root can only serve its own uid (and root).
+pub fn run_as(peer: &Peer) -> std::result::Result<Option<Ident>, String> {
+    let (euid, _) = sys::euid_egid();
+    if peer.uid == 0 || (euid != 0 && peer.uid == euid) {
+        return Ok(None);
+    }
+    if euid != 0 {
+        return Err(format!("rexec_server runs as uid {euid} and cannot run commands as uid {}", peer.uid));
+    }
+    Ok(Some(Ident { uid: peer.uid, gid: peer.gid, groups: peer.groups.clone() }))
 }
 
 /// A connection that asked to rejoin a session.
@@ -53,11 +110,13 @@ pub struct Attach {
     pub conn: UnixStream,
     pub received: u64,
     pub id: u64,
-    pub peer: String,
+    pub peer: Peer,
 }
 
 /// What a session registers so that REXEC_ATTACH can find it.
 pub struct SessionHandle {
+    /// The uid of the peer that started it: only that uid may reattach.
+    pub owner: u32,
     pub token: [u8; 16],
     pub tx: Sender<Attach>,
     pub wake: Arc<OwnedFd>,
@@ -92,12 +151,22 @@ pub fn run(cfg: Config) -> Result<()> {
     let wl = Whitelist::load(&cfg.whitelist)?;
     sys::umask(0o077);
     sys::ignore_sigpipe();
+    // Started under `nohup`, SIGHUP would be ignored and never reach the signalfd.
+    sys::default_signals(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT]);
     let mask = sys::block_signals(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT]).ctx(|| "sigprocmask".into())?;
     let sigfd = sys::signalfd(&mask).ctx(|| "signalfd".into())?;
     let dir = cfg.socket.parent().unwrap_or(Path::new("/")).to_path_buf();
     if !dir.exists() {
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        if let Some(g) = cfg.allow_group {
+            // The group may reach the socket, not list the directory.
+            std::os::unix::fs::chown(&dir, None, Some(g)).ctx(|| format!("chown {}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710))
+                .ctx(|| format!("chmod {}", dir.display()))?;
+        }
+    } else if let Some(g) = cfg.allow_group {
+        make_traversable(&dir, g)?;
     }
     let lock = lock_path(&cfg.socket);
     let lockf = std::fs::OpenOptions::new()
@@ -112,7 +181,11 @@ pub fn run(cfg: Config) -> Result<()> {
     // We hold the lock: a socket file left there is stale.
     let _ = std::fs::remove_file(&cfg.socket);
     let listener = sys::unix_listen(&cfg.socket, 128).ctx(|| format!("listen on {}", cfg.socket.display()))?;
-    std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(0o600))
+    if let Some(g) = cfg.allow_group {
+        std::os::unix::fs::chown(&cfg.socket, None, Some(g)).ctx(|| format!("chown {}", cfg.socket.display()))?;
+    }
+    let mode = if cfg.allow_group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(mode))
         .ctx(|| format!("chmod {}", cfg.socket.display()))?;
     // Sessions relay many descriptors; children get the original limit back.
     let nofile = sys::nofile_limit();
@@ -128,6 +201,7 @@ pub fn run(cfg: Config) -> Result<()> {
     });
     tracing::info!(
         socket = %shared.cfg.socket.display(),
+        allow_group = ?shared.cfg.allow_group,
         whitelist = %shared.cfg.whitelist.display(),
         entries = shared.whitelist.read().map(|w| w.len()).unwrap_or(0),
         grace_s = shared.cfg.grace.as_secs_f64(),
@@ -166,6 +240,26 @@ pub fn run(cfg: Config) -> Result<()> {
     }
 }
 
+/// `--allow-group` with an existing socket directory: if we own it and the group cannot
+/// traverse it, we let it (g+x when it is already the directory's group, else o+x: others
+/// may then traverse but not list it, and the 0660 socket still admits only the group).
+/// A directory of someone else's is left as it is.
+fn make_traversable(dir: &Path, gid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(dir).ctx(|| format!("stat {}", dir.display()))?;
+    let mode = md.mode() & 0o7777;
+    if mode & 0o001 != 0 || (md.gid() == gid && mode & 0o010 != 0) {
+        return Ok(());
+    }
+    if md.uid() != sys::euid_egid().0 {
+        tracing::warn!(dir = %dir.display(), gid, "the group cannot traverse this directory (not ours: left alone)");
+        return Ok(());
+    }
+    let new = if md.gid() == gid { mode | 0o010 } else { mode | 0o001 };
+    tracing::info!(dir = %dir.display(), mode = format!("{new:o}"), "socket directory made traversable");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new)).ctx(|| format!("chmod {}", dir.display()))
+}
+
 fn reload(shared: &Shared) {
     match Whitelist::load(&shared.cfg.whitelist) {
         Ok(wl) => {
@@ -195,9 +289,13 @@ fn read_first(conn: &mut UnixStream) -> std::io::Result<Option<(FrameHeader, Vec
 /// Handles one accepted connection (its own thread).
 fn serve(shared: Arc<Shared>, mut conn: UnixStream) {
     let _ = conn.set_nonblocking(false);
-    let peer = match sys::peer_cred(conn.as_raw_fd()) {
-        Ok((pid, uid, gid)) => format!("pid={pid} uid={uid} gid={gid}"),
-        Err(_) => "unknown".into(),
+    let peer = match Peer::of(&conn) {
+        Ok(p) => p,
+        Err(e) => {
+            // Without the peer's identity nothing may run.
+            tracing::warn!(error = %e, "SO_PEERCRED failed; closing");
+            return;
+        }
     };
     // A client that connects and says nothing must not hold a thread forever.
     let _ = sys::set_recv_timeout(conn.as_raw_fd(), 30_000);
@@ -225,7 +323,7 @@ fn serve(shared: Arc<Shared>, mut conn: UnixStream) {
     }
 }
 
-fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8], peer: String) {
+fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8], peer: Peer) {
     let Ok(req) = RexecAttachReq::decode(payload) else {
         error_frame(&mut conn, h.op, h.id, libc::EBADMSG);
         return;
@@ -237,6 +335,12 @@ fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8]
         error_frame(&mut conn, h.op, h.id, libc::ESRCH);
         return;
     };
+    if s.owner != peer.uid {
+        drop(sessions);
+        tracing::warn!(%peer, pid = req.pid, "REXEC_ATTACH from another user than the session's");
+        error_frame(&mut conn, h.op, h.id, libc::EPERM);
+        return;
+    }
     // Constant-time comparison: the token is the session's only secret.
     let diff = s.token.iter().zip(req.token.iter()).fold(0u8, |a, (x, y)| a | (x ^ y));
     if diff != 0 {
@@ -256,7 +360,7 @@ fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8]
     }
 }
 
-fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u8], peer: String) {
+fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u8], peer: Peer) {
     let mut req = match spawn::ExecRequest::parse(payload) {
         Ok(r) => r,
         Err(inv) => {
@@ -290,10 +394,22 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
         }
     };
     let allowed = shared.whitelist.read().map(|w| w.allows(req.binary())).unwrap_or(false);
+    let ident = run_as(&peer);
+    let as_text = match &ident {
+        Ok(Some(i)) => i.to_string(),
+        Ok(None) => {
+            let (u, g) = sys::euid_egid();
+            format!("uid={u} gid={g} (rexec_server's own)")
+        }
+        Err(_) => "none".into(),
+    };
     let mut refusal: Option<String> = None;
     let mut spawned = None;
     let mut listeners = Vec::new();
-    if !allowed {
+    if let Err(why) = &ident {
+        drop(child_ends);
+        refusal = Some(format!("rexec_server: {why}\n"));
+    } else if !allowed {
         // Nothing runs: the process ends of the pipes go now, so the client sees EOF.
         drop(child_ends);
         refusal = Some(format!(
@@ -304,7 +420,8 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
     } else {
         let tag = format!("{}-{}", std::process::id(), shared.seq.fetch_add(1, Ordering::Relaxed));
         let dir = shared.cfg.socket.parent().unwrap_or(Path::new("/tmp"));
-        match spawn::prepare(&req, child_ends, dir, &tag, &shared.path_env, shared.nofile) {
+        let ident = ident.clone().unwrap_or_default();
+        match spawn::prepare(&req, child_ends, dir, &tag, &shared.path_env, shared.nofile, ident) {
             Err(text) => refusal = Some(format!("rexec_server: {text}\n")),
             Ok(plan) => {
                 listeners = plan.listeners.clone();
@@ -325,9 +442,9 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
     qtfs_proto::push_frame(&mut out, FrameHeader::response(h.op, h.id, 0), &RexecStarted { pid, window, token });
     match &refusal {
         Some(text) => {
-            tracing::warn!(%peer, argv = ?argv_text, cwd = %cwd_text, "refused: {}", text.trim_end())
+            tracing::warn!(%peer, run_as = %as_text, argv = ?argv_text, cwd = %cwd_text, "refused: {}", text.trim_end())
         }
-        None => tracing::info!(%peer, argv = ?argv_text, cwd = %cwd_text, pid, "started"),
+        None => tracing::info!(%peer, run_as = %as_text, argv = ?argv_text, cwd = %cwd_text, pid, "started"),
     }
     let mut s = Session::new(shared.clone(), pid, req.argv[0].clone(), conn, spawned, req.window, window);
     s.add_pipes(ends);
@@ -342,7 +459,7 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(pid, SessionHandle { token, tx, wake: wake.clone() });
+            .insert(pid, SessionHandle { owner: peer.uid, token, tx, wake: wake.clone() });
         s.attach_rx = Some(rx);
         s.wake = Some(wake);
     }

@@ -2,12 +2,21 @@
 //! preparation of every descriptor and string *before* fork, and the child's
 //! async-signal-safe path from fork to execve.
 //!
-//! The child: own process group; empty signal mask and default SIGPIPE; every source
-//! descriptor first moved above the highest target number, then `dup2`-ed to its target
-//! (so no target can clobber a source); everything else closed or close-on-exec; working
-//! directory by `fchdir`; optionally held until released; then `execve` of each PATH
-//! candidate (the *server's* PATH; argv[0] stays as given). A failure is reported as
-//! (stage, errno) through a close-on-exec pipe and the child exits 127 (not found) or 126.
+//! The child: own process group; every signal at its default disposition and an empty
+//! mask; every source descriptor first moved above the highest target number, then
+//! `dup2`-ed to its target (so no target can clobber a source); the peer's identity taken
+//! for good (groups, gid, uid: no capabilities survive) unless the peer is root;
+//! everything else closed or close-on-exec; working directory by `fchdir`; optionally
+//! held until released; then `execve` of each PATH candidate (the *server's* PATH;
+//! argv[0] stays as given). A failure is reported as (stage, errno) through a
+//! close-on-exec pipe and the child exits 127 (not found) or 126.
+//!
+//! Files named in FD records (and the working directory) are opened before fork by the
+//! session's thread with the peer's file system identity (per-thread `setfsuid`,
+//! `setfsgid`, `setgroups`: see [`sys::FsIdentity`]), so a peer gets only what it could
+//! open itself, and a refusal can still name the file. Only regular files and the
+//! character devices of [`crate::SHARED_DEVICES`] (checked by device number before and
+//! after opening) are reopened.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -16,6 +25,7 @@ use std::path::{Path, PathBuf};
 use qtfs_proto::consts::{open as wire_open, rexec as k};
 use qtfs_proto::{RecordIter, RexecExecReq, RexecFd, Wire};
 
+use super::Ident;
 use crate::relay::{Endpoint, IoMode};
 use crate::sys::{self, raw};
 
@@ -190,6 +200,8 @@ pub struct Plan {
     pub hold: bool,
     /// RLIMIT_NOFILE to restore in the child (the server raised its own).
     pub nofile: (u64, u64),
+    /// The identity to take (None: stay rexec_server's).
+    pub ident: Option<Ident>,
 }
 
 /// A setup failure reported to the client as text on stderr (exit status 126).
@@ -202,6 +214,51 @@ fn cstr(b: &[u8]) -> CString {
     CString::new(b.to_vec()).unwrap_or_default()
 }
 
+/// Whether rexec_server reopens what `st` describes: a regular file, or one of the
+/// shared character devices (by device number, whatever the path).
+fn reopenable(st: &libc::stat) -> bool {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => true,
+        libc::S_IFCHR => crate::shared_device(st.st_rdev).is_some(),
+        _ => false,
+    }
+}
+
+/// Reopens one FD_FILE record (the caller has taken the peer's identity).
+fn reopen(f: &FdSpec) -> Result<OwnedFd, String> {
+    let flags = wire_open::to_linux(f.flags).unwrap_or(libc::O_RDONLY)
+        & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_DIRECTORY);
+    let p = cstr(&f.path);
+    let shown = String::from_utf8_lossy(&f.path).into_owned();
+    let cannot = |e: &std::io::Error| describe(&format!("cannot reopen fd {} ({shown}) on the HOST", f.fd), e);
+    let refused = || {
+        format!(
+            "fd {} ({shown}) is not a regular file or one of /dev/null, /dev/zero, /dev/full, /dev/random, \
+             /dev/urandom on the HOST",
+            f.fd
+        )
+    };
+    // Checked before opening too: opening some devices acts (a tape rewinds, a watchdog
+    // starts).
+    if !reopenable(&sys::stat(&p).map_err(|e| cannot(&e))?) {
+        return Err(refused());
+    }
+    // O_NONBLOCK while opening: a FIFO swapped in at that path must not hang the server.
+    let fd = sys::open(&p, flags | libc::O_NONBLOCK | libc::O_NOCTTY, 0).map_err(|e| cannot(&e))?;
+    let st = sys::fstat(fd.as_raw_fd()).map_err(|e| describe("fstat", &e))?;
+    if !reopenable(&st) {
+        return Err(refused());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        let _ = sys::set_nonblock(fd.as_raw_fd(), false);
+    }
+    if flags & libc::O_APPEND == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        sys::seek(fd.as_raw_fd(), f.offset)
+            .map_err(|e| describe(&format!("cannot seek fd {} ({shown}) to {}", f.fd, f.offset), &e))?;
+    }
+    Ok(fd)
+}
+
 /// Opens files, makes listeners and resolves the binary. `Err(text)` = refuse (126).
 pub fn prepare(
     req: &ExecRequest,
@@ -210,43 +267,39 @@ pub fn prepare(
     tag: &str,
     path_env: &str,
     nofile: (u64, u64),
+    ident: Option<Ident>,
 ) -> Result<Plan, String> {
     let mut fds = child_pipes;
     let mut listeners = Vec::new();
-    for f in &req.fds {
-        match f.kind {
-            k::FD_FILE => {
-                let flags = wire_open::to_linux(f.flags).unwrap_or(libc::O_RDONLY)
-                    & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_DIRECTORY);
-                let p = cstr(&f.path);
-                let shown = String::from_utf8_lossy(&f.path).into_owned();
-                // O_NONBLOCK while opening: a FIFO at that path must not hang the server.
-                let fd = sys::open(&p, flags | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
-                    .map_err(|e| describe(&format!("cannot reopen fd {} ({shown}) on the HOST", f.fd), &e))?;
-                let st = sys::fstat(fd.as_raw_fd()).map_err(|e| describe("fstat", &e))?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                    return Err(format!("fd {} ({shown}) is not a regular file on the HOST", f.fd));
-                }
-                if flags & libc::O_NONBLOCK == 0 {
-                    let _ = sys::set_nonblock(fd.as_raw_fd(), false);
-                }
-                if flags & libc::O_APPEND == 0 {
-                    sys::seek(fd.as_raw_fd(), f.offset)
-                        .map_err(|e| describe(&format!("cannot seek fd {} ({shown}) to {}", f.fd, f.offset), &e))?;
-                }
-                fds.push((fd, f.fd));
-            }
-            k::FD_LISTENER => {
-                let path = listen_dir.join(format!(".rexec-{tag}-{}", f.fd));
-                let _ = std::fs::remove_file(&path);
-                let l = sys::unix_listen(&path, 128).map_err(|e| {
-                    describe(&format!("cannot make a listening socket for fd {} at {}", f.fd, path.display()), &e)
-                })?;
-                listeners.push((f.fd, path));
-                fds.push((l, f.fd));
-            }
-            _ => {}
+    let cwd_bytes: &[u8] = if req.cwd.is_empty() { b"/" } else { &req.cwd };
+    let cwd = {
+        // The peer's files with the peer's permissions; the guard ends before the
+        // listeners are made in rexec_server's own directory.
+        let _as_peer = match &ident {
+            Some(i) => Some(
+                sys::FsIdentity::enter(i.uid, i.gid, &i.groups)
+                    .map_err(|e| describe(&format!("cannot act as uid {}", i.uid), &e))?,
+            ),
+            None => None,
+        };
+        for f in req.fds.iter().filter(|f| f.kind == k::FD_FILE) {
+            fds.push((reopen(f)?, f.fd));
         }
+        sys::open(&cstr(cwd_bytes), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
+            describe(
+                &format!("cannot use the working directory {} on the HOST", String::from_utf8_lossy(cwd_bytes)),
+                &e,
+            )
+        })?
+    };
+    for f in req.fds.iter().filter(|f| f.kind == k::FD_LISTENER) {
+        let path = listen_dir.join(format!(".rexec-{tag}-{}", f.fd));
+        let _ = std::fs::remove_file(&path);
+        let l = sys::unix_listen(&path, 128).map_err(|e| {
+            describe(&format!("cannot make a listening socket for fd {} at {}", f.fd, path.display()), &e)
+        })?;
+        listeners.push((f.fd, path));
+        fds.push((l, f.fd));
     }
     // fds 0, 1, 2 that the client did not send become /dev/null.
     for n in 0..3u32 {
@@ -255,10 +308,6 @@ pub fn prepare(
             fds.push((null, n));
         }
     }
-    let cwd_bytes: &[u8] = if req.cwd.is_empty() { b"/" } else { &req.cwd };
-    let cwd = sys::open(&cstr(cwd_bytes), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
-        describe(&format!("cannot use the working directory {} on the HOST", String::from_utf8_lossy(cwd_bytes)), &e)
-    })?;
     let bin = req.binary();
     let candidates = if bin.contains(&b'/') {
         vec![cstr(bin)]
@@ -283,6 +332,7 @@ pub fn prepare(
         env: req.env.iter().map(|e| cstr(e)).collect(),
         hold: req.flags & k::F_HOLD != 0,
         nofile,
+        ident,
     })
 }
 
@@ -291,6 +341,7 @@ pub const STAGE_FD: u32 = 1;
 pub const STAGE_CWD: u32 = 2;
 pub const STAGE_HOLD: u32 = 3;
 pub const STAGE_EXEC: u32 = 4;
+pub const STAGE_IDENT: u32 = 5;
 
 /// A forked child.
 pub struct Spawned {
@@ -325,6 +376,7 @@ pub fn spawn(plan: Plan) -> std::io::Result<Spawned> {
     let (err_w_raw, cwd_raw, hold_raw) =
         (err_w.as_raw_fd(), plan.cwd.as_raw_fd(), hold_r.as_ref().map_or(-1, |h| h.as_raw_fd()));
     let nofile = plan.nofile;
+    let ident = plan.ident.as_ref().map(|i| (i.uid, i.gid, i.groups.as_slice()));
 
     // SAFETY: the child runs only the async-signal-safe `raw` functions below, on data
     // prepared above, and always ends in execve or _exit.
@@ -343,6 +395,7 @@ pub fn spawn(plan: Plan) -> std::io::Result<Spawned> {
             cands: &cands,
             limit,
             nofile,
+            ident,
         });
     }
     // The child placed itself in its own group; doing it here too closes the window in
@@ -368,6 +421,7 @@ struct ChildArgs<'a> {
     cands: &'a [*const libc::c_char],
     limit: RawFd,
     nofile: (u64, u64),
+    ident: Option<(u32, u32, &'a [u32])>,
 }
 
 fn child(a: ChildArgs<'_>) -> ! {
@@ -391,6 +445,13 @@ fn child(a: ChildArgs<'_>) -> ! {
     for (i, &t) in a.targets.iter().enumerate() {
         if raw::dup2(a.moved[i], t) < 0 {
             child_fail(err, STAGE_FD, raw::errno());
+        }
+    }
+    // Root no more, for good, before anything is entered or executed.
+    if let Some((uid, gid, groups)) = a.ident {
+        let e = raw::become_user(uid, gid, groups);
+        if e != 0 {
+            child_fail(err, STAGE_IDENT, e);
         }
     }
     if raw::fchdir(cwd) < 0 {
@@ -465,6 +526,7 @@ pub fn failure_text(binary: &[u8], stage: u32, errno: i32) -> String {
         STAGE_EXEC => format!("rexec_server: cannot execute {b}: {e}\n"),
         STAGE_CWD => format!("rexec_server: cannot enter the working directory for {b}: {e}\n"),
         STAGE_HOLD => format!("rexec_server: start of {b} aborted by the caller (REXEC_HANDSHAKE)\n"),
+        STAGE_IDENT => format!("rexec_server: cannot take the caller's identity for {b}: {e}\n"),
         _ => format!("rexec_server: cannot set up the descriptors of {b}: {e}\n"),
     }
 }

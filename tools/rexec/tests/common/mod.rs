@@ -28,6 +28,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra_wl: &[&str], args: &[&str]) -> Server {
+        Server::start_with(extra_wl, args, |_| {})
+    }
+
+    /// `start`, with `setup` applied to the server's command first (a `pre_exec` that
+    /// changes what the server inherits, say).
+    pub fn start_with(extra_wl: &[&str], args: &[&str], setup: impl FnOnce(&mut Command)) -> Server {
         let dir = tempfile::Builder::new().prefix("rx").tempdir_in("/tmp").unwrap();
         let wl = dir.path().join("whitelist");
         let mut text = String::new();
@@ -40,6 +46,7 @@ impl Server {
         let socket = dir.path().join("rexec.sock");
         let pids = dir.path().join("pids");
         let mut cmd = Command::new(SERVER);
+        setup(&mut cmd);
         // A test run killed from outside (a timeout) must not leave servers behind.
         // SAFETY: prctl is async-signal-safe.
         unsafe {
@@ -126,11 +133,18 @@ pub fn map_fds(c: &mut Command, pairs: Vec<(i32, i32)>, keep: Vec<i32>) {
     // SAFETY: the closure only calls async-signal-safe functions (dup2, fcntl, close).
     unsafe {
         c.pre_exec(move || {
-            for &(s, d) in &pairs {
-                // dup2 onto itself is a no-op that keeps FD_CLOEXEC: clear it instead
-                // (the source fd is sometimes already the wanted number).
-                let rc = if s == d { libc::fcntl(d, libc::F_SETFD, 0) } else { libc::dup2(s, d) };
-                if rc < 0 {
+            // Every source first moves out of the way (a source may have the number of
+            // an earlier target), then lands on its target; dup2 from another number also
+            // clears FD_CLOEXEC (a source may already have the wanted number).
+            let mut moved = [0i32; 64];
+            for (i, &(s, _)) in pairs.iter().enumerate().take(64) {
+                moved[i] = libc::fcntl(s, libc::F_DUPFD_CLOEXEC, 600);
+                if moved[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &(_, d)) in pairs.iter().enumerate().take(64) {
+                if libc::dup2(moved[i], d) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -198,4 +212,39 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A stand-in for udsproxyd at `path`: every connect request is answered with a stream
+/// connected to `target`, so rexec reaches rexec_server through the proxy route. The
+/// thread lives as long as the test process.
+pub fn fake_udsproxyd(path: &Path, target: &Path) {
+    use qtfs_udsproxyd::{sys, wire};
+    use std::os::fd::AsRawFd;
+    let l = qtfs_udsproxyd::bind_path(path, libc::SOCK_SEQPACKET, 0o666).unwrap();
+    let target = target.to_path_buf();
+    std::thread::spawn(move || {
+        while let Ok(c) = sys::accept(l.as_raw_fd()) {
+            if !sys::wait_readable(c.as_raw_fd(), Duration::from_secs(5)).unwrap_or(false) {
+                continue;
+            }
+            let mut buf = [0u8; wire::REQ_MAX];
+            let Ok(n) = sys::recv(c.as_raw_fd(), &mut buf) else { continue };
+            if wire::decode_request(&buf[..n]).is_none() {
+                continue;
+            }
+            let s = std::os::unix::net::UnixStream::connect(&target).unwrap();
+            sys::send_with_fds(c.as_raw_fd(), &wire::encode_answer(0), &[s.as_raw_fd()]).unwrap();
+        }
+    });
+}
+
+/// Fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, …
+pub fn proc_stat(pid: i32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').map(|x| x.1).unwrap_or("").split_whitespace().map(str::to_string).collect()
+}
+
+/// A process that exists and is not a zombie.
+pub fn running(pid: i32) -> bool {
+    proc_stat(pid).first().is_some_and(|s| s != "Z")
 }
