@@ -1,5 +1,5 @@
 # The two entry points of the README. Both install what they need.
-.PHONY: demo test bench perf gen
+.PHONY: demo test bench perf gen libvirt-e2e libvirt-bench
 
 demo:
 	scripts/demo.sh
@@ -18,3 +18,10 @@ perf:
 # regenerate qtp.h, golden vectors and the tables of proto/PROTOCOL.md
 gen:
 	cargo run -q -p qtfs-proto --bin qtp-gen
+
+# the libvirt use case on one machine (also part of `make test`), and its benchmark
+libvirt-e2e:
+	usecases/libvirt/e2e
+
+libvirt-bench:
+	usecases/libvirt/e2e --bench 10

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: format, lints, unit/integration/property tests
 # (including the C golden-vector test and real FUSE mounts), then the kernel module in
-# QEMU when tests/vm/run exists. Prints a summary; exits non-zero on any failure.
+# QEMU when tests/vm/run exists, then the libvirt use case end to end
+# (usecases/libvirt/e2e: stock libvirt on a one-machine HOST/DPU split). Prints a summary; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -19,4 +20,5 @@ step "cargo test" cargo test --workspace -q
 if [ -x tests/vm/run ]; then
   step "kernel module in QEMU (tests/vm/run)" tests/vm/run
 fi
+step "libvirt offload end to end (usecases/libvirt/e2e)" usecases/libvirt/e2e
 if [ $fail -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "$fail STEP(S) FAILED"; exit 1; fi

@@ -83,7 +83,9 @@ pub mod rexec {
     pub const F_HOLD: u32 = 1 << 0;
     /// Every defined RexecExecReq flag.
     pub const F_ALL: u32 = F_HOLD;
-    /// RexecFd.kind: a regular file, reopened on the server by path, flags and offset.
+    /// RexecFd.kind: a regular file, reopened on the server by path, flags and offset
+    /// with the caller's identity; also the character devices /dev/null, zero, full,
+    /// random and urandom (checked by device number), which exist on both sides.
     pub const FD_FILE: u32 = 1;
     /// RexecFd.kind: a pipe the remote process reads (data flows client to server).
     pub const FD_PIPE_IN: u32 = 2;

@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# DPU side of the libvirt offload (our equivalent of the original's virt_start.sh):
-# qtfs mounts of the HOST's libvirt state, images, /proc, /sys, /dev/pts, /dev/vfio into
-# the libvirt root, DPU-local proc/sys/dev, and udsproxyd for libvirt's and rexec's unix
-# sockets. Every step is printed; --dry-run only prints. See README.md.
+# DPU side of the libvirt offload (our equivalent of the original's virt_start.sh): builds
+# the root libvirtd runs in — the DPU's own file system with the HOST's libvirt state and
+# images mounted through qtfs at the same paths — starts udsproxyd in it, configures
+# libvirt's qemu driver for a remote qemu, and (--start-libvirt) starts virtlogd and
+# libvirtd there. Every step is printed and checked: the first failure ends the script
+# with a non-zero status and the reason. --dry-run only prints. See README.md.
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: dpu-start.sh --host ADDR [options]
-  --host ADDR          the HOST engine: vsock:CID[:PORT] or tcp:IP:PORT (required)
-  --psk FILE           pre-shared key file (required unless --insecure-test-mode)
+Usage: dpu-start.sh --host ADDR (--psk FILE | --insecure-test-mode) [options]
+  --host ADDR          the HOST engine: vsock:CID[:PORT] (production) or tcp:IP:PORT
+  --psk FILE           pre-shared key file (the HOST's --psk)
   --insecure-test-mode talk to the engine without a key (loopback tests only)
-  --root DIR           root of libvirt's view (default /root/new_root)
+  --root DIR           the root libvirtd runs in (default /root/new_root). If DIR is not
+                       a mount point yet, it becomes a bind mount of this DPU's own /
+                       (so libvirt, its configuration and our tools are the DPU's); mount
+                       a prepared root file system there first to use another one
   --client fuse|kmod   qtfs client: qtfs-fuse (default) or the qtfs.ko kernel module
   --ko PATH            qtfs.ko to insmod (with --client kmod; default: modprobe qtfs)
   --kmod-args ARGS     module parameters naming the HOST, passed verbatim to insmod/modprobe
+  --host-kvm           the HOST has KVM usable by qemu: put a placeholder /dev/kvm into
+                       the root's /dev so that libvirt's capability cache agrees with the
+                       HOST's probe (otherwise libvirt re-probes qemu on every lookup)
+  --prefix DIR         where install.sh dpu put our files (default /usr/local)
+  --start-libvirt      also start virtlogd and libvirtd in the root (libudsproxy.so
+                       preloaded) and wait for libvirt's socket
   --dry-run            print the commands without running them
+Stop with dpu-stop.sh (same --root/--client). Logs: /var/run/qtfs/udsproxyd.log,
+/var/log/libvirt/libvirtd.log in the root.
 USAGE
 }
 
-HOST= PSK= INSECURE= ROOT=/root/new_root CLIENT=fuse KO= KMOD_ARGS= DRY=
+HOST= PSK= INSECURE= ROOT=/root/new_root CLIENT=fuse KO= KMOD_ARGS= DRY= HOST_KVM= PREFIX=/usr/local START_LIBVIRT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --host) HOST=$2; shift 2 ;;
@@ -29,6 +42,9 @@ while [ $# -gt 0 ]; do
     --client) CLIENT=$2; shift 2 ;;
     --ko) KO=$2; shift 2 ;;
     --kmod-args) KMOD_ARGS=$2; shift 2 ;;
+    --host-kvm) HOST_KVM=1; shift ;;
+    --prefix) PREFIX=$2; shift 2 ;;
+    --start-libvirt) START_LIBVIRT=1; shift ;;
     --dry-run) DRY=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "dpu-start.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -37,11 +53,25 @@ done
 [ -n "$HOST" ] || { echo "dpu-start.sh: --host is required" >&2; usage >&2; exit 2; }
 [ -n "$PSK" ] || [ -n "$INSECURE" ] || { echo "dpu-start.sh: --psk FILE or --insecure-test-mode" >&2; exit 2; }
 case "$CLIENT" in fuse|kmod) ;; *) echo "dpu-start.sh: --client fuse|kmod" >&2; exit 2 ;; esac
+ROOT=${ROOT%/}
+[ -n "$ROOT" ] || { echo "dpu-start.sh: --root / is not supported (libvirt needs a root of its own)" >&2; exit 2; }
 
-run() { echo "+ $*"; [ -n "$DRY" ] || "$@"; }
+die() { echo "dpu-start.sh: $*" >&2; exit 1; }
+run() { echo "+ $*"; [ -n "$DRY" ] || "$@" || die "failed: $*"; }
 auth=(); [ -n "$PSK" ] && auth=(--psk-file "$PSK"); [ -n "$INSECURE" ] && auth+=(--insecure-test-mode)
+# wait_for WHAT LOG PID TEST...: up to 10 s for a condition; the log says why not.
+wait_for() {
+  local what=$1 log=$2 pid=$3; shift 3
+  [ -n "$DRY" ] && return 0
+  for _ in $(seq 100); do
+    "$@" && return 0
+    [ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "$what exited (log: $log)"; }
+    sleep 0.1
+  done
+  tail -n 20 "$log" >&2; die "$what did not come up in 10 s (log: $log)"
+}
 
-# qtfs mount of HOST directory $1 at $ROOT$2 (extra options after).
+# qmount REMOTE LOCAL [opts]: qtfs mount of HOST directory REMOTE at $ROOT/LOCAL.
 qmount() {
   local remote=$1 local=$ROOT$2; shift 2
   run mkdir -p "$local"
@@ -50,7 +80,19 @@ qmount() {
   else
     run qtfs-fuse --server "$HOST" "${auth[@]}" "$@" "$remote" "$local"
   fi
+  [ -n "$DRY" ] || mountpoint -q "$local" || die "$local is not mounted after the qtfs mount of $remote"
 }
+
+PRELOAD=$PREFIX/lib/qtfs/libudsproxy.so
+TRAMPOLINE=$PREFIX/libexec/qtfs/qemu-kvm
+if [ -z "$DRY" ]; then
+  for b in udsproxyd rexec; do command -v "$b" >/dev/null || die "$b is not in PATH (run install.sh dpu)"; done
+  [ "$CLIENT" = kmod ] || command -v qtfs-fuse >/dev/null || die "qtfs-fuse is not in PATH (run install.sh dpu)"
+  [ -z "$PSK" ] || [ -r "$PSK" ] || die "cannot read the key file $PSK"
+  if mountpoint -q "$ROOT/var/lib/libvirt" 2>/dev/null; then
+    die "$ROOT is set up already (run dpu-stop.sh first)"
+  fi
+fi
 
 # 1. the qtfs client
 if [ "$CLIENT" = kmod ]; then
@@ -58,48 +100,94 @@ if [ "$CLIENT" = kmod ]; then
   if [ -n "$KO" ]; then run insmod "$KO" $KMOD_ARGS; else run modprobe qtfs $KMOD_ARGS; fi
 fi
 # 2. no competing native libvirtd
-if command -v systemctl >/dev/null; then run systemctl stop libvirtd || true; fi
-# 3-5. DPU-local proc and sys inside the root
-run mkdir -p "$ROOT/local_proc" "$ROOT/local/proc" "$ROOT/local/sys"
-run mount -t proc proc "$ROOT/local_proc"
-run mount -t proc proc "$ROOT/local/proc"
-run mount -t sysfs sysfs "$ROOT/local/sys"
-# 6. shared sockets (libvirt, rexec pid files, qtfs/udsproxyd sockets), caches, config
-for d in /var/run /var/lib /var/cache /etc; do
-  run mkdir -p "$ROOT$d"
-  run mount --bind "$d" "$ROOT$d"
-done
-# 7-8. images and libvirt state live on the HOST
+if [ -d /run/systemd/system ]; then
+  echo "+ systemctl stop libvirtd virtqemud"; [ -n "$DRY" ] || systemctl stop libvirtd virtqemud 2>/dev/null || true
+fi
+# 3. the root: the DPU's own / unless a root file system was mounted there
+run mkdir -p "$ROOT"
+if [ -n "$DRY" ] || ! mountpoint -q "$ROOT"; then
+  run mount --bind / "$ROOT"
+  run mount --make-private "$ROOT"
+fi
+if [ -z "$DRY" ]; then
+  for f in /usr/sbin/libvirtd /usr/sbin/virtlogd /etc/libvirt/qemu.conf "${TRAMPOLINE#/}" "${PRELOAD#/}"; do
+    [ -e "$ROOT/${f#/}" ] || die "$ROOT/${f#/} is missing: the root needs libvirt's qemu driver and install.sh dpu"
+  done
+fi
+# 4. the DPU's own proc, sys, dev and run inside the root. /var/run is a symlink to /run on
+# Debian and openEuler: bind what it names, once.
+run mkdir -p "$ROOT/proc" "$ROOT/sys" "$ROOT/dev"
+if [ "$CLIENT" = fuse ]; then
+  # qtfs-fuse has no local-process redirection yet: libvirt needs its own processes in /proc.
+  run mount -t proc proc "$ROOT/proc"
+  run mount -t sysfs sysfs "$ROOT/sys"
+else
+  run mkdir -p "$ROOT/local/proc" "$ROOT/local/sys" "$ROOT/local_proc"
+  run mount -t proc proc "$ROOT/local_proc"
+  run mount -t proc proc "$ROOT/local/proc"
+  run mount -t sysfs sysfs "$ROOT/local/sys"
+fi
+run mount --rbind /dev "$ROOT/dev"
+run mount --make-rslave "$ROOT/dev"
+RUN=$(readlink -f /var/run)
+run mkdir -p "$ROOT$RUN"
+run mount --bind "$RUN" "$ROOT$RUN"
+# 5. images and libvirt state live on the HOST
 qmount /home/VMs /home/VMs
 qmount /var/lib/libvirt /var/lib/libvirt
-# 9. DPU-local device tree
-run mkdir -p "$ROOT/dev"
-run mount -t devtmpfs devtmpfs "$ROOT/dev"
-run mkdir -p "$ROOT/dev/hugepages" "$ROOT/dev/mqueue" "$ROOT/dev/shm"
-run mount -t hugetlbfs hugetlbfs "$ROOT/dev/hugepages"
-run mount -t mqueue mqueue "$ROOT/dev/mqueue"
-run mount -t tmpfs tmpfs "$ROOT/dev/shm"
-# 10-14. the HOST's /proc (kmod: with local-process redirection), /sys (cgroups of the
-# VMs), /dev/pts (virsh console) and /dev/vfio
-if [ "$CLIENT" = kmod ]; then qmount /proc /proc -o proc; else qmount /proc /proc; fi
-qmount /sys /sys
-qmount /dev/pts /dev/pts
-qmount /dev/vfio /dev/vfio
-# 15. the unix-socket proxy, with libvirt's view of the file system: libvirt's sockets
-# under /var/lib/libvirt and rexec_server's socket are on the HOST.
-run mkdir -p /var/run/qtfs
-if [ -n "$DRY" ]; then
-  echo "+ chroot $ROOT udsproxyd --server $HOST ${auth[*]} --udsconnect /var/lib/libvirt --udsconnect /var/run/rexec &"
-else
-  echo "+ chroot $ROOT udsproxyd --server $HOST ${auth[*]} --udsconnect /var/lib/libvirt --udsconnect /var/run/rexec &"
-  chroot "$ROOT" udsproxyd --server "$HOST" "${auth[@]}" --udsconnect /var/lib/libvirt --udsconnect /var/run/rexec \
-    >/var/run/qtfs/udsproxyd.log 2>&1 &
-  echo $! > /var/run/qtfs/udsproxyd.pid
+# 6. kernel client: the HOST's /proc (local processes redirected), /sys (the VMs' cgroups),
+# /dev/pts (consoles) and /dev/vfio, as the original
+if [ "$CLIENT" = kmod ]; then
+  qmount /proc /proc -o proc
+  qmount /sys /sys
+  qmount /dev/pts /dev/pts
+  qmount /dev/vfio /dev/vfio
 fi
-cat <<NEXT
+# 7. /dev/kvm tells libvirt whether the HOST's qemu can use KVM
+if [ -n "$HOST_KVM" ]; then
+  if [ -n "$DRY" ] || [ ! -e "$ROOT/dev/kvm" ]; then
+    run mknod -m 0660 "$ROOT/dev/kvm" c 10 232
+    run chgrp kvm "$ROOT/dev/kvm"
+  fi
+elif [ -z "$DRY" ] && [ -e "$ROOT/dev/kvm" ]; then
+  echo "dpu-start.sh: warning: this DPU has /dev/kvm but --host-kvm was not given; libvirt may re-probe qemu on every lookup" >&2
+fi
+# 8. rexec's pid map (local rexec pid -> HOST pid), writable by the qemu user
+run mkdir -p "$ROOT$RUN/rexec/pids"
+run chmod 1733 "$ROOT$RUN/rexec/pids"
+# 9. libvirt's qemu driver with a remote qemu: no per-domain mount namespace (it would be
+# the DPU's, and qemu is not here) and no local cgroups (qemu's pids and threads are the
+# HOST's). The DPU's qemu.conf is kept; a copy with these two settings is bound over it.
+run mkdir -p "$RUN/qtfs"
+echo "+ $RUN/qtfs/qemu.conf = $ROOT/etc/libvirt/qemu.conf + namespaces = [ ], cgroup_controllers = [ ]"
+if [ -z "$DRY" ]; then
+  { grep -Ev '^[[:space:]]*(namespaces|cgroup_controllers)[[:space:]]*=' "$ROOT/etc/libvirt/qemu.conf" || true
+    printf '%s\n' "# dpu-start.sh: qemu runs on the HOST" "namespaces = [ ]" "cgroup_controllers = [ ]"
+  } > "$RUN/qtfs/qemu.conf" || die "cannot write $RUN/qtfs/qemu.conf"
+fi
+run mount --bind "$RUN/qtfs/qemu.conf" "$ROOT/etc/libvirt/qemu.conf"
+# 10. the unix-socket proxy, with libvirt's view of the file system: libvirt's sockets
+# under /var/lib/libvirt and rexec_server's socket are on the HOST
+uargs=(--server "$HOST" "${auth[@]}" --udsconnect /var/lib/libvirt --udsconnect /var/run/rexec)
+echo "+ chroot $ROOT udsproxyd ${uargs[*]} &"
+if [ -z "$DRY" ]; then
+  rm -f "$RUN/qtfs/remote_uds.sock"
+  setsid chroot "$ROOT" udsproxyd "${uargs[@]}" </dev/null >"$RUN/qtfs/udsproxyd.log" 2>&1 &
+  echo $! > "$RUN/qtfs/udsproxyd.pid"
+  wait_for udsproxyd "$RUN/qtfs/udsproxyd.log" "$!" test -S "$RUN/qtfs/remote_uds.sock"
+fi
+# 11. libvirt
+if [ -n "$START_LIBVIRT" ]; then
+  lv=(env "LD_PRELOAD=$PRELOAD" "LIBVIRT_LOG_OUTPUTS=3:file:/var/log/libvirt/libvirtd.log")
+  run chroot "$ROOT" env "LD_PRELOAD=$PRELOAD" "LIBVIRT_LOG_OUTPUTS=3:file:/var/log/libvirt/virtlogd.log" virtlogd -d
+  run chroot "$ROOT" "${lv[@]}" libvirtd -d
+  wait_for libvirtd "$ROOT/var/log/libvirt/libvirtd.log" "" test -S "$RUN/libvirt/libvirt-sock"
+  echo "DPU ready: libvirtd runs in $ROOT; use: chroot $ROOT virsh -c qemu:///system ..."
+else
+  cat <<NEXT
 DPU ready. Start libvirt inside the root:
-  chroot $ROOT
-  LD_PRELOAD=/usr/lib64/libudsproxy.so virtlogd -d
-  LD_PRELOAD=/usr/lib64/libudsproxy.so libvirtd -d
-with /usr/bin/qemu-kvm (and /usr/libexec/qemu-kvm) being usecases/libvirt/qemu-kvm.
+  chroot $ROOT env LD_PRELOAD=$PRELOAD virtlogd -d
+  chroot $ROOT env LD_PRELOAD=$PRELOAD libvirtd -d
+(or run dpu-start.sh with --start-libvirt). Domains name <emulator>$TRAMPOLINE</emulator>.
 NEXT
+fi
