@@ -40,7 +40,8 @@ pub const HELP: &str = "\
 Usage: rexec [OPTIONS] BINARY [ARGS...]
 
 Runs BINARY on the HOST through rexec_server, as if it ran here: the same argv
-(verbatim), environment, working directory and descriptors. stdin/stdout/stderr
+(verbatim), environment (what the HOST allows: rexec_server --help; PATH is
+the HOST's), working directory and descriptors. stdin/stdout/stderr
 and inherited pipes are relayed; inherited listening unix sockets are relayed
 connection by connection; /dev/null, /dev/zero, /dev/full, /dev/random and
 /dev/urandom (by device number) are reopened on the HOST; inherited regular
@@ -61,7 +62,7 @@ Options (before BINARY):
   --socket PATH        rexec_server socket (env REXEC_SOCKET;
                        default /var/run/rexec/rexec_uds.sock)
   --env-allow NAMES    send only these environment variables (comma-separated;
-                       default: all; the server drops LD_* unless allowed there)
+                       default: all; the server keeps only its own allow-list)
   --grace SECS         how long to try to reattach after a connection loss
                        (env REXEC_GRACE; default 60)
   --strict-fds         refuse (exit 126) when an inherited descriptor cannot be

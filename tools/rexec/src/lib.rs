@@ -2,7 +2,8 @@
 //!
 //! `rexec BINARY [ARGS...]` runs on the DPU (typically as libvirt's `qemu-kvm`
 //! trampoline) and makes `rexec_server` on the HOST run BINARY with the same argv,
-//! environment, working directory and descriptors (stdio and inherited pipes relayed as
+//! environment (the part the HOST's allow-list lets through, and the HOST's fixed PATH:
+//! [`server::env`]), working directory and descriptors (stdio and inherited pipes relayed as
 //! streams, regular files the HOST can see reopened by path, [`SHARED_DEVICES`] reopened
 //! by their canonical path, listening unix sockets relayed connection by connection;
 //! anything else is left out with one warning, or refused with `--strict-fds`). The

@@ -643,6 +643,38 @@ pub fn open(path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     Ok(owned(check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?))
 }
 
+/// `struct open_how` of openat2(2) (libc's is `non_exhaustive`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(path, flags | O_CLOEXEC)` with `RESOLVE_NO_SYMLINKS`: ELOOP if any component
+/// of `path` is a symbolic link. For paths resolved earlier: what was checked then is
+/// what is opened now, or nothing. Without openat2 (Linux < 5.6, or a seccomp filter
+/// that refuses it): an `O_NOFOLLOW` open whose `/proc/self/fd` name must be `path`.
+pub fn open_no_symlinks(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_NO_SYMLINKS };
+    // SAFETY: path is NUL-terminated; how is a valid open_how of the size passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), &how as *const OpenHow, size_of::<OpenHow>())
+    };
+    match check_l(r) {
+        Ok(fd) => Ok(owned(fd as libc::c_int)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
+            use std::os::unix::ffi::OsStrExt;
+            let fd = open(path, flags | libc::O_NOFOLLOW, 0)?;
+            if fd_path(fd.as_raw_fd())?.as_os_str().as_bytes() != path.to_bytes() {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            Ok(fd)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `linkat(/proc/self/fd/N → dir/name)`: gives an O_TMPFILE file its name atomically.
 pub fn link_fd(fd: RawFd, target: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
@@ -771,18 +803,21 @@ pub mod raw {
         // SAFETY: r is a valid rlimit.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
     }
-    /// `execve`; returns only on failure.
+    /// `execveat(dirfd, path, argv, envp, flags)` (raw system call: glibc < 2.34 has no
+    /// wrapper); returns only on failure.
     ///
     /// # Safety
     /// `path` must be a NUL-terminated string, `argv` and `envp` NULL-terminated arrays of
-    /// NUL-terminated strings, all alive for the call.
-    pub unsafe fn execve(
+    /// NUL-terminated strings, all alive for the call; `dirfd` a descriptor or AT_FDCWD.
+    pub unsafe fn execveat(
+        dirfd: i32,
         path: *const libc::c_char,
         argv: *const *const libc::c_char,
         envp: *const *const libc::c_char,
+        flags: i32,
     ) {
         // SAFETY: guaranteed by the caller.
-        unsafe { libc::execve(path, argv, envp) };
+        unsafe { libc::syscall(libc::SYS_execveat, dirfd, path, argv, envp, flags) };
     }
     pub fn exit(code: i32) -> ! {
         // SAFETY: _exit is async-signal-safe and skips atexit handlers (which belong to the parent).

@@ -144,7 +144,8 @@ fn attach_from_another_uid_is_refused() {
     .unwrap();
     // (A wrong token from the owner would be EACCES.)
     assert_eq!(status, libc::EPERM);
-    assert!(s.log_contains("REXEC_ATTACH from another user"));
+    // The log is read from the server's stderr by another thread: it may lag the answer.
+    assert!(wait_until(Duration::from_secs(5), || s.log_contains("REXEC_ATTACH from another user")));
     child.kill().unwrap();
     child.wait().unwrap();
 }

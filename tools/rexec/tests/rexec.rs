@@ -119,7 +119,8 @@ fn stdin_is_piped_through_and_eof_propagates() {
 
 #[test]
 fn env_and_cwd_are_applied_and_loader_variables_dropped() {
-    let s = Server::start(&[], &[]);
+    // FOO is not on the default allow-list (tests/sanitize.rs has the rest).
+    let s = Server::start(&[], &["--env-allow", "FOO"]);
     let cwd = s.dir.path().canonicalize().unwrap();
     let script = "echo \"foo=$FOO pre=[$LD_PRELOAD] lib=[$LD_LIBRARY_PATH] audit=[$LD_AUDIT]\"; pwd";
     let mut c = s.rexec(&["/bin/sh", "-c", script]);
@@ -138,7 +139,7 @@ fn env_and_cwd_are_applied_and_loader_variables_dropped() {
     c.env("FOO", "1").env("BAR", "2");
     let (rc, o, _) = out(c);
     assert_eq!((rc, o.as_str()), (0, "1//\n"));
-    // The operator may let a loader variable through.
+    // The operator may let a loader variable through (--allow-env: the old name of --env-allow).
     let s2 = Server::start(&[], &["--allow-env", "LD_LIBRARY_PATH"]);
     let mut c = s2.rexec(&["/bin/sh", "-c", "echo \"[$LD_LIBRARY_PATH]\""]);
     c.env("LD_LIBRARY_PATH", "/opt/x");

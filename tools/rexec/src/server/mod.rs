@@ -1,12 +1,18 @@
 //! rexec_server: the listening socket, single-instance lock, signal handling (SIGHUP
-//! reloads the whitelist), and the first frame of every connection (REXEC_EXEC opens a
-//! session, REXEC_ATTACH hands the connection to an existing one).
+//! reloads the whitelist and the environment allow-list file), and the first frame of
+//! every connection (REXEC_EXEC opens a session, REXEC_ATTACH hands the connection to an
+//! existing one).
+//!
+//! The client is not trusted: a command runs like a setuid program would, with only the
+//! allowed environment ([`env`]), the fixed PATH, and the file its whitelist entry
+//! resolved to at load ([`whitelist`], [`spawn`]).
 //!
 //! One thread per session: each runs one poll loop over its own descriptors, so a
 //! session streaming gigabytes or blocked on a slow reader never delays another, no
 //! locks are taken on the data path, and a session's state needs no synchronisation.
 //! Sessions are few (one per VM or command) and mostly idle, so threads cost little.
 
+pub mod env;
 pub mod session;
 pub mod spawn;
 pub mod whitelist;
@@ -26,6 +32,7 @@ use qtfs_proto::{FrameHeader, HEADER_SIZE, MAX_PAYLOAD, Op, RexecAttachReq, Rexe
 
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, ExitKind};
+use env::EnvPolicy;
 use session::Session;
 use whitelist::Whitelist;
 
@@ -42,8 +49,13 @@ pub struct Config {
     /// How long a session whose connection reached EOF waits for REXEC_ATTACH before
     /// its group is killed (0 = EOF means the client died).
     pub eof_grace: Duration,
-    /// Loader variables (LD_*, GCONV_PATH) let through.
-    pub allow_env: Vec<String>,
+    /// Environment variables let through besides [`env::DEFAULT_ALLOW`] (`NAME` or
+    /// `PREFIX*`): `--env-allow` (alias `--allow-env`).
+    pub env_allow: Vec<String>,
+    /// More of them, one per line (`--env-allow-file`; re-read on SIGHUP).
+    pub env_allow_file: Option<PathBuf>,
+    /// The PATH of every command, and where bare-name whitelist entries are looked up.
+    pub path: String,
     /// Receive window per stream announced to clients.
     pub window: u32,
     /// `--allow-group`: the socket is 0660 with this group (else 0600).
@@ -126,11 +138,11 @@ pub struct SessionHandle {
 pub struct Shared {
     pub cfg: Config,
     pub whitelist: RwLock<Whitelist>,
+    pub env: RwLock<EnvPolicy>,
     pub sessions: Mutex<HashMap<i32, SessionHandle>>,
     pub seq: AtomicU64,
     /// RLIMIT_NOFILE at start, restored in children.
     pub nofile: (u64, u64),
-    pub path_env: String,
 }
 
 /// The lock file beside the socket (`rexec_uds.sock` → `rexec_uds.lock`).
@@ -141,14 +153,19 @@ pub fn lock_path(socket: &Path) -> PathBuf {
     }
 }
 
-/// True for variables that make the dynamic loader (or iconv) load code.
-pub fn is_loader_var(key: &[u8]) -> bool {
-    key.starts_with(b"LD_") || key == b"GCONV_PATH"
+/// The environment policy of a configuration (the allow-list file read now).
+pub fn env_policy(cfg: &Config) -> Result<EnvPolicy> {
+    let mut names = cfg.env_allow.clone();
+    if let Some(f) = &cfg.env_allow_file {
+        names.extend(env::load_names(f).map_err(|e| Error::Usage(format!("--env-allow-file {e}")))?);
+    }
+    EnvPolicy::new(&names, &cfg.path).map_err(|e| Error::Usage(format!("environment allow-list: {e}")))
 }
 
 /// Runs the server until SIGTERM/SIGINT. Errors are startup failures.
 pub fn run(cfg: Config) -> Result<()> {
-    let wl = Whitelist::load(&cfg.whitelist)?;
+    let env = env_policy(&cfg)?;
+    let wl = Whitelist::load(&cfg.whitelist, &cfg.path)?;
     sys::umask(0o077);
     sys::ignore_sigpipe();
     // Started under `nohup`, SIGHUP would be ignored and never reach the signalfd.
@@ -192,11 +209,10 @@ pub fn run(cfg: Config) -> Result<()> {
     sys::set_nofile_soft(nofile.1.min(1 << 20));
     let shared = Arc::new(Shared {
         whitelist: RwLock::new(wl),
+        env: RwLock::new(env),
         sessions: Mutex::new(HashMap::new()),
         seq: AtomicU64::new(0),
         nofile,
-        path_env: std::env::var("PATH")
-            .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
         cfg,
     });
     tracing::info!(
@@ -204,6 +220,9 @@ pub fn run(cfg: Config) -> Result<()> {
         allow_group = ?shared.cfg.allow_group,
         whitelist = %shared.cfg.whitelist.display(),
         entries = shared.whitelist.read().map(|w| w.len()).unwrap_or(0),
+        path = %shared.cfg.path,
+        env_allow = ?shared.cfg.env_allow,
+        env_allow_file = ?shared.cfg.env_allow_file,
         grace_s = shared.cfg.grace.as_secs_f64(),
         "rexec_server ready"
     );
@@ -260,13 +279,24 @@ fn make_traversable(dir: &Path, gid: u32) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new)).ctx(|| format!("chmod {}", dir.display()))
 }
 
+/// SIGHUP: the whitelist is read and resolved again, and so is the environment
+/// allow-list file; either one that fails keeps its previous version.
 fn reload(shared: &Shared) {
-    match Whitelist::load(&shared.cfg.whitelist) {
+    match Whitelist::load(&shared.cfg.whitelist, &shared.cfg.path) {
         Ok(wl) => {
             tracing::info!(entries = wl.len(), "whitelist reloaded");
             *shared.whitelist.write().unwrap_or_else(|e| e.into_inner()) = wl;
         }
         Err(e) => tracing::error!(error = %e, "whitelist reload failed; keeping the previous one"),
+    }
+    if shared.cfg.env_allow_file.is_some() {
+        match env_policy(&shared.cfg) {
+            Ok(p) => {
+                tracing::info!("environment allow-list reloaded");
+                *shared.env.write().unwrap_or_else(|e| e.into_inner()) = p;
+            }
+            Err(e) => tracing::error!(error = %e, "environment allow-list reload failed; keeping the previous one"),
+        }
     }
 }
 
@@ -371,12 +401,13 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
     };
     let argv_text: Vec<String> = req.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let cwd_text = String::from_utf8_lossy(&req.cwd).into_owned();
-    // Loader variables are dropped unless the operator allowed them by name.
-    let allow = &shared.cfg.allow_env;
-    req.env.retain(|e| {
-        let key = &e[..e.iter().position(|&c| c == b'=').unwrap_or(e.len())];
-        !is_loader_var(key) || allow.iter().any(|a| a.as_bytes() == key)
-    });
+    // Only allowed variables, and the fixed PATH. Names of the rest are logged, never
+    // their values (a client may pass secrets in its environment).
+    let (env, dropped) = shared.env.read().unwrap_or_else(|e| e.into_inner()).apply(&req.env);
+    req.env = env;
+    if !dropped.is_empty() {
+        tracing::debug!(%peer, argv0 = %argv_text[0], ?dropped, "environment variables dropped");
+    }
     let wake = match sys::eventfd() {
         Ok(w) => w,
         Err(e) => {
@@ -393,7 +424,31 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
             return;
         }
     };
-    let allowed = shared.whitelist.read().map(|w| w.allows(req.binary())).unwrap_or(false);
+    // What the entry spelled as BINARY resolved to at load is what runs. The spelling is
+    // resolved again only to warn that it now names something else.
+    let target = shared.whitelist.read().unwrap_or_else(|e| e.into_inner()).lookup(req.binary()).cloned();
+    let allowed = target.is_some();
+    let exe_text = match &target {
+        Some(Ok(t)) => t.display().to_string(),
+        Some(Err(e)) => format!("none ({})", sys::errstr(&std::io::Error::from_raw_os_error(*e))),
+        None => "none".into(),
+    };
+    if let Some(Ok(t)) = &target {
+        let now = whitelist::resolve(req.binary(), &shared.cfg.path);
+        if now.as_ref() != Ok(t) {
+            let now_text = match &now {
+                Ok(p) => p.display().to_string(),
+                Err(e) => sys::errstr(&std::io::Error::from_raw_os_error(*e)),
+            };
+            tracing::warn!(
+                %peer,
+                binary = %argv_text[0],
+                at_load = %t.display(),
+                now = %now_text,
+                "whitelist entry resolves elsewhere than at load; running what it named at load (SIGHUP re-resolves)"
+            );
+        }
+    }
     let ident = run_as(&peer);
     let as_text = match &ident {
         Ok(Some(i)) => i.to_string(),
@@ -421,7 +476,8 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
         let tag = format!("{}-{}", std::process::id(), shared.seq.fetch_add(1, Ordering::Relaxed));
         let dir = shared.cfg.socket.parent().unwrap_or(Path::new("/tmp"));
         let ident = ident.clone().unwrap_or_default();
-        match spawn::prepare(&req, child_ends, dir, &tag, &shared.path_env, shared.nofile, ident) {
+        let target = target.unwrap_or(Err(libc::ENOENT));
+        match spawn::prepare(&req, child_ends, dir, &tag, &target, shared.nofile, ident) {
             Err(text) => refusal = Some(format!("rexec_server: {text}\n")),
             Ok(plan) => {
                 listeners = plan.listeners.clone();
@@ -444,7 +500,9 @@ fn exec(shared: Arc<Shared>, mut conn: UnixStream, h: &FrameHeader, payload: &[u
         Some(text) => {
             tracing::warn!(%peer, run_as = %as_text, argv = ?argv_text, cwd = %cwd_text, "refused: {}", text.trim_end())
         }
-        None => tracing::info!(%peer, run_as = %as_text, argv = ?argv_text, cwd = %cwd_text, pid, "started"),
+        None => {
+            tracing::info!(%peer, run_as = %as_text, argv = ?argv_text, exe = %exe_text, cwd = %cwd_text, pid, "started")
+        }
     }
     let mut s = Session::new(shared.clone(), pid, req.argv[0].clone(), conn, spawned, req.window, window);
     s.add_pipes(ends);

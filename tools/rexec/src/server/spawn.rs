@@ -7,9 +7,20 @@
 //! `dup2`-ed to its target (so no target can clobber a source); the peer's identity taken
 //! for good (groups, gid, uid: no capabilities survive) unless the peer is root;
 //! everything else closed or close-on-exec; working directory by `fchdir`; optionally
-//! held until released; then `execve` of each PATH candidate (the *server's* PATH;
-//! argv[0] stays as given). A failure is reported as (stage, errno) through a
-//! close-on-exec pipe and the child exits 127 (not found) or 126.
+//! held until released; then the exec of the file the whitelist entry resolved to when
+//! the whitelist was loaded (argv[0] stays as given). A failure is reported as (stage,
+//! errno) through a close-on-exec pipe and the child exits 127 (not found) or 126.
+//!
+//! The exec: the server opens the binary's directory before fork with
+//! `RESOLVE_NO_SYMLINKS` (the resolved path has none: one that appeared since is refused
+//! with ELOOP), and the child runs `execveat(dir, name, AT_SYMLINK_NOFOLLOW)`, so no
+//! symbolic link swapped in after the whitelist check can change what runs; the process
+//! is named after the resolved file (`dash` for a `/bin/sh` that links to it). (Not
+//! `execveat(fd, "", AT_EMPTY_PATH)` on the file itself: older kernels name the process
+//! after the descriptor number, "7", in ps and pgrep.) A script cannot be run
+//! that way (its interpreter would be handed `/dev/fd/N/name`, closed by then; the kernel
+//! answers ENOENT), so on ENOENT the child runs the resolved path by name, still without
+//! following a final symbolic link.
 //!
 //! Files named in FD records (and the working directory) are opened before fork by the
 //! session's thread with the peer's file system identity (per-thread `setfsuid`,
@@ -194,7 +205,9 @@ pub struct Plan {
     /// Listening sockets made for LISTENER fds: (fd number, path).
     pub listeners: Vec<(u32, PathBuf)>,
     pub cwd: OwnedFd,
-    pub candidates: Vec<CString>,
+    /// What to execute, or the errno that reports why nothing can be (in the child, so
+    /// the status is 127 or 126 as for a failed exec).
+    pub exe: Result<Exe, i32>,
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
     pub hold: bool,
@@ -202,6 +215,28 @@ pub struct Plan {
     pub nofile: (u64, u64),
     /// The identity to take (None: stay rexec_server's).
     pub ident: Option<Ident>,
+}
+
+/// The binary to execute: its directory (O_PATH, opened without following any symbolic
+/// link), its name there, and its whole path (for scripts).
+pub struct Exe {
+    pub dir: OwnedFd,
+    pub name: CString,
+    pub path: CString,
+}
+
+impl Exe {
+    /// Opens the directory of `resolved` (an absolute path without symbolic links, as
+    /// [`super::whitelist::resolve`] returns it).
+    pub fn open(resolved: &Path) -> Result<Exe, i32> {
+        use std::os::unix::ffi::OsStrExt;
+        let (Some(dir), Some(name)) = (resolved.parent(), resolved.file_name()) else {
+            return Err(libc::EACCES);
+        };
+        let dir = sys::open_no_symlinks(&cstr(dir.as_os_str().as_bytes()), libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| sys::errno_of(&e))?;
+        Ok(Exe { dir, name: cstr(name.as_bytes()), path: cstr(resolved.as_os_str().as_bytes()) })
+    }
 }
 
 /// A setup failure reported to the client as text on stderr (exit status 126).
@@ -259,22 +294,25 @@ fn reopen(f: &FdSpec) -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-/// Opens files, makes listeners and resolves the binary. `Err(text)` = refuse (126).
+/// Opens files, makes listeners and opens the binary's directory (`exe`: what the
+/// whitelist entry resolved to). `Err(text)` = refuse (126).
 pub fn prepare(
     req: &ExecRequest,
     child_pipes: Vec<(OwnedFd, u32)>,
     listen_dir: &Path,
     tag: &str,
-    path_env: &str,
+    exe: &Result<PathBuf, i32>,
     nofile: (u64, u64),
     ident: Option<Ident>,
 ) -> Result<Plan, String> {
     let mut fds = child_pipes;
     let mut listeners = Vec::new();
     let cwd_bytes: &[u8] = if req.cwd.is_empty() { b"/" } else { &req.cwd };
-    let cwd = {
+    let (cwd, exe) = {
         // The peer's files with the peer's permissions; the guard ends before the
-        // listeners are made in rexec_server's own directory.
+        // listeners are made in rexec_server's own directory. The binary's directory too:
+        // a descriptor opened as root would let the peer skip a directory above it that
+        // it may not search.
         let _as_peer = match &ident {
             Some(i) => Some(
                 sys::FsIdentity::enter(i.uid, i.gid, &i.groups)
@@ -285,12 +323,13 @@ pub fn prepare(
         for f in req.fds.iter().filter(|f| f.kind == k::FD_FILE) {
             fds.push((reopen(f)?, f.fd));
         }
-        sys::open(&cstr(cwd_bytes), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
+        let cwd = sys::open(&cstr(cwd_bytes), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
             describe(
                 &format!("cannot use the working directory {} on the HOST", String::from_utf8_lossy(cwd_bytes)),
                 &e,
             )
-        })?
+        })?;
+        (cwd, exe.as_ref().map_err(|e| *e).and_then(|p| Exe::open(p)))
     };
     for f in req.fds.iter().filter(|f| f.kind == k::FD_LISTENER) {
         let path = listen_dir.join(format!(".rexec-{tag}-{}", f.fd));
@@ -308,26 +347,11 @@ pub fn prepare(
             fds.push((null, n));
         }
     }
-    let bin = req.binary();
-    let candidates = if bin.contains(&b'/') {
-        vec![cstr(bin)]
-    } else {
-        path_env
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| {
-                let mut p = d.as_bytes().to_vec();
-                p.push(b'/');
-                p.extend_from_slice(bin);
-                cstr(&p)
-            })
-            .collect()
-    };
     Ok(Plan {
         fds,
         listeners,
         cwd,
-        candidates,
+        exe,
         argv: req.argv.iter().map(|a| cstr(a)).collect(),
         env: req.env.iter().map(|e| cstr(e)).collect(),
         hold: req.flags & k::F_HOLD != 0,
@@ -371,7 +395,10 @@ pub fn spawn(plan: Plan) -> std::io::Result<Spawned> {
         plan.argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> =
         plan.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let cands: Vec<*const libc::c_char> = plan.candidates.iter().map(|c| c.as_ptr()).collect();
+    let exe = match &plan.exe {
+        Ok(e) => Ok((e.dir.as_raw_fd(), e.name.as_ptr(), e.path.as_ptr())),
+        Err(errno) => Err(*errno),
+    };
     let limit = (plan.nofile.0.max(plan.nofile.1).min(1 << 20)) as RawFd;
     let (err_w_raw, cwd_raw, hold_raw) =
         (err_w.as_raw_fd(), plan.cwd.as_raw_fd(), hold_r.as_ref().map_or(-1, |h| h.as_raw_fd()));
@@ -392,7 +419,7 @@ pub fn spawn(plan: Plan) -> std::io::Result<Spawned> {
             hold: hold_raw,
             argv: &argv,
             envp: &envp,
-            cands: &cands,
+            exe,
             limit,
             nofile,
             ident,
@@ -418,7 +445,8 @@ struct ChildArgs<'a> {
     hold: RawFd,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
-    cands: &'a [*const libc::c_char],
+    /// (directory, name in it, whole path) or the errno to report.
+    exe: Result<(RawFd, *const libc::c_char, *const libc::c_char), i32>,
     limit: RawFd,
     nofile: (u64, u64),
     ident: Option<(u32, u32, &'a [u32])>,
@@ -433,7 +461,11 @@ fn child(a: ChildArgs<'_>) -> ! {
     }
     let cwd = raw::dup_above(a.cwd, a.base);
     let hold = if a.hold >= 0 { raw::dup_above(a.hold, a.base) } else { -1 };
-    if cwd < 0 || (a.hold >= 0 && hold < 0) {
+    let exe_dir = match a.exe {
+        Ok((dir, _, _)) => raw::dup_above(dir, a.base),
+        Err(_) => -1,
+    };
+    if cwd < 0 || (a.hold >= 0 && hold < 0) || (a.exe.is_ok() && exe_dir < 0) {
         child_fail(err, STAGE_FD, raw::errno());
     }
     for (i, &s) in a.srcs.iter().enumerate() {
@@ -462,48 +494,50 @@ fn child(a: ChildArgs<'_>) -> ! {
             raw::close(fd);
         }
     }
-    // Keep only the error pipe (at `base`) and the hold pipe (at `base + 1`): every other
-    // descriptor of the server is closed now, not at execve, so that a held child does
-    // not keep other sessions' pipes (or its own hold pipe's write end) open.
-    // (Both are first copied above `base + 1` so that neither can clobber the other.)
-    let (e_tmp, h_tmp) =
-        (raw::dup_above(err, a.base + 2), if hold >= 0 { raw::dup_above(hold, a.base + 2) } else { -1 });
-    if e_tmp < 0 || (hold >= 0 && h_tmp < 0) || raw::dup2(e_tmp, a.base) < 0 {
-        child_fail(err, STAGE_FD, raw::errno());
-    }
-    let err = a.base;
-    raw::set_cloexec(err);
-    let hold = if hold >= 0 {
-        if raw::dup2(h_tmp, a.base + 1) < 0 {
-            child_fail(err, STAGE_FD, raw::errno());
+    // Keep only the error pipe, the hold pipe and the binary's directory, at `base`,
+    // `base + 1` and `base + 2` (close-on-exec): every other descriptor of the server is
+    // closed now, not at execve, so that a held child does not keep other sessions' pipes
+    // (or its own hold pipe's write end) open. Each is first copied above `base + 2` so
+    // that none can clobber another; an unused slot is closed.
+    let keep = [err, hold, exe_dir];
+    let mut tmp = [-1; 3];
+    for (t, &k) in tmp.iter_mut().zip(&keep) {
+        if k >= 0 {
+            *t = raw::dup_above(k, a.base + 3);
+            if *t < 0 {
+                child_fail(err, STAGE_FD, raw::errno());
+            }
         }
-        raw::set_cloexec(a.base + 1);
-        a.base + 1
-    } else {
-        -1
-    };
-    raw::close_from(if hold >= 0 { a.base + 2 } else { a.base + 1 }, a.limit);
+    }
+    // `tmp[0]` is a copy of the error pipe that no dup2 below can replace.
+    for (slot, &t) in (a.base..).zip(&tmp) {
+        if t < 0 {
+            raw::close(slot);
+        } else if raw::dup2(t, slot) < 0 {
+            child_fail(tmp[0], STAGE_FD, raw::errno());
+        } else {
+            raw::set_cloexec(slot);
+        }
+    }
+    raw::close_from(a.base + 3, a.limit);
+    let (err, hold, exe_dir) = (a.base, if hold >= 0 { a.base + 1 } else { -1 }, a.base + 2);
     if hold >= 0 && raw::read_byte(hold) != Some(1) {
         child_fail(err, STAGE_HOLD, 0);
     }
     raw::set_nofile(a.nofile.0, a.nofile.1);
-    let mut errno = libc::ENOENT;
-    let mut saw_eacces = false;
-    for &c in a.cands {
-        // SAFETY: candidates, argv and envp were built before fork from CStrings that the
-        // parent keeps alive, and both arrays end with a null pointer.
-        unsafe { raw::execve(c, a.argv.as_ptr(), a.envp.as_ptr()) };
+    let (name, path) = match a.exe {
+        Ok((_, name, path)) => (name, path),
+        Err(errno) => child_fail(err, STAGE_EXEC, errno),
+    };
+    // SAFETY: name, path, argv and envp were built before fork from CStrings that the
+    // parent keeps alive, and both arrays end with a null pointer; exe_dir is open.
+    unsafe { raw::execveat(exe_dir, name, a.argv.as_ptr(), a.envp.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let mut errno = raw::errno();
+    if errno == libc::ENOENT {
+        // A script (see the module's documentation), or really gone.
+        // SAFETY: as above.
+        unsafe { raw::execveat(libc::AT_FDCWD, path, a.argv.as_ptr(), a.envp.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
         errno = raw::errno();
-        if errno == libc::EACCES {
-            saw_eacces = true;
-        }
-        // Like execvp: keep searching after "not here", stop on real failures.
-        if !matches!(errno, libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::ELOOP | libc::ENAMETOOLONG) {
-            break;
-        }
-    }
-    if saw_eacces && matches!(errno, libc::ENOENT | libc::ENOTDIR) {
-        errno = libc::EACCES;
     }
     child_fail(err, STAGE_EXEC, errno)
 }
