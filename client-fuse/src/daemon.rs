@@ -25,6 +25,9 @@ fn sys(context: &'static str) -> FuseError {
 pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseError> {
     let mut cc = ClientConfig::new(cfg.server.clone());
     cc.name = format!("qtfs-fuse/{}", std::process::id());
+    // The shared session carries only MOUNT, PING and CLOSE: an engine that accepts but
+    // never answers must not hold the re-mount thread for good.
+    cc.request_timeout = Some(cfg.reconnect_timeout.max(Duration::from_secs(5)));
     if let Some(p) = &cfg.psk_file {
         let k = Psk::load(p).map_err(|e| FuseError::Key { path: p.display().to_string(), reason: e.to_string() })?;
         cc = cc.with_psk(k);
@@ -36,7 +39,8 @@ pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseErro
         ClientError::Io { .. } => FuseError::Unreachable { addr: addr.clone(), source: e },
         other => FuseError::Handshake { addr: addr.clone(), source: other },
     })?;
-    session.set_reconnect_wait(cfg.reconnect_timeout);
+    // No waiting inside the session for a dropped connection to come back (its default):
+    // requests wait in `remote`, bounded by their deadline and cut short by a signal.
     Remote::mount(session, &cfg.remote_path, cfg.reconnect_timeout).map_err(|e| {
         let reason = match e.errno() {
             libc::EACCES | libc::EPERM => {

@@ -8,15 +8,18 @@
 //! cross-CPU wake-up costs about as much as the engine's work for a small request.
 //!
 //! A connection is bound to the session (and so the epoch) it attached to; it is never
-//! used for another. When the engine lost the session, the shared session opens the new
-//! one (bumping the epoch) and the thread attaches to that; handle requests name the
-//! epoch of their handle and are refused without sending on a connection of another
-//! epoch, so an old handle can never reach a new session.
+//! used for another. When the engine lost the session, the re-mount thread of
+//! [`crate::remote`] has the shared session open the new one (bumping the epoch) and the
+//! thread attaches to that; handle requests name the epoch of their handle and are
+//! refused without sending on a connection of another epoch, so an old handle can never
+//! reach a new session. Attaching ([`Remote::attach`]) is a step of its own, before a
+//! request is sent, so a failure to connect is known to have sent nothing.
 //!
 //! Owns the per-thread connections; the restart rules live in [`crate::remote`].
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use qtfs_client::{
     ClientError, Connection, Cred, DirEntryOwned, DirPage, Result, SetAttr, SetTime, Stream, read_frame,
@@ -155,14 +158,7 @@ impl Remote {
     ) -> Result<(R, u64)> {
         DIRECT.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let epoch = self.session.epoch();
-            if slot.as_ref().is_some_and(|d| d.owner != self.id || d.epoch != epoch) {
-                *slot = None;
-            }
-            if slot.is_none() {
-                *slot = Some(self.open_direct()?);
-            }
-            let d = slot.as_mut().expect("connection");
+            let d = self.attached(&mut slot, None)?;
             if in_epoch.is_some_and(|e| e != d.epoch) {
                 return Err(ClientError::Remote(libc::ESTALE));
             }
@@ -197,19 +193,52 @@ impl Remote {
         self.call_with(in_epoch, op, msg, &[], f)
     }
 
+    /// Makes sure this thread has a connection attached to the current session, and
+    /// returns that session's epoch. Sends no request; connecting and the handshake end
+    /// by `deadline` (within the configured connect timeout).
+    pub(crate) fn attach(&self, deadline: Option<Instant>) -> Result<u64> {
+        DIRECT.with(|cell| self.attached(&mut cell.borrow_mut(), deadline).map(|d| d.epoch))
+    }
+
+    /// This thread's connection for the current epoch, opened if needed.
+    fn attached<'a>(&self, slot: &'a mut Option<Direct>, deadline: Option<Instant>) -> Result<&'a mut Direct> {
+        let epoch = self.session.epoch();
+        if slot.as_ref().is_some_and(|d| d.owner != self.id || d.epoch != epoch) {
+            *slot = None;
+        }
+        match slot {
+            Some(d) => Ok(d),
+            None => Ok(slot.insert(self.open_direct(deadline)?)),
+        }
+    }
+
     /// Attaches a new connection to the shared session's current session.
-    fn open_direct(&self) -> Result<Direct> {
+    fn open_direct(&self, deadline: Option<Instant>) -> Result<Direct> {
         let epoch = self.session.epoch();
         let (sid, token) = self.session.resume_info();
         if self.session.epoch() != epoch {
             return Err(ClientError::Disconnected);
         }
-        let c = Connection::open(self.session.config(), Some((sid, token))).map_err(lost)?;
+        let cfg = self.session.config();
+        let c = match deadline {
+            Some(t) => {
+                // A request's wait for the engine ends at its deadline, connecting included
+                // (a floor keeps a connection that is nearly made from being cut off).
+                let left = t.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+                let mut cfg = cfg.clone();
+                cfg.connect_timeout = cfg.connect_timeout.min(left);
+                Connection::open(&cfg, Some((sid, token)))
+            }
+            None => Connection::open(cfg, Some((sid, token))),
+        };
+        self.reachable(c.is_ok());
+        let c = c.map_err(lost)?;
         if c.agreed.session_id != sid {
-            // The engine lost the session. The shared session opens the new one (and
-            // bumps the epoch); this thread attaches to it on its next try.
+            // The engine lost the session (a restart). The re-mount thread has the shared
+            // session open the new one (bumping the epoch) and mounts the export again;
+            // this thread attaches to it once that is done.
             drop(c);
-            let _ = self.session.ping(b"");
+            self.renew();
             return Err(ClientError::Disconnected);
         }
         Ok(Direct { owner: self.id, stream: c.stream, epoch, next_id: 1, rx: Vec::new(), tx: Vec::new() })

@@ -26,7 +26,7 @@ use qtfs_proto::{Attr, MAX_IO};
 
 use crate::creds::GroupsCache;
 use crate::nodes::{Key, Nodes, ROOT};
-use crate::remote::{OpenFile, Remote, Retry};
+use crate::remote::{OpenFile, Remote, Retry, Wait};
 
 /// The largest READ/WRITE the kernel sends us (the engine's limit, 1 MiB).
 pub const MAX_RW: u32 = MAX_IO as u32;
@@ -137,7 +137,7 @@ impl QtfsFs {
     pub fn new(remote: Arc<Remote>, root: &Attr, cfg: FsConfig) -> QtfsFs {
         let nodes = Arc::new(Mutex::new(Nodes::new(key_of(root))));
         let n2 = nodes.clone();
-        *remote.on_remount.lock() = Some(Box::new(move |root: &Attr| n2.lock().rekey_root(key_of(root))));
+        remote.set_on_remount(Box::new(move |root: &Attr| n2.lock().rekey_root(key_of(root))));
         QtfsFs {
             remote,
             nodes,
@@ -157,6 +157,12 @@ impl QtfsFs {
 
     fn cred(&self, req: &Request) -> Cred {
         self.groups.cred(req.uid(), req.gid(), req.pid())
+    }
+
+    /// How long this request may wait for a restarted engine, and whose signals end
+    /// the wait (see [`crate::remote`]).
+    fn wait(&self, req: &Request) -> Wait {
+        self.remote.wait_for(req.pid())
     }
 
     fn path(&self, id: u64) -> std::result::Result<Vec<u8>, Errno> {
@@ -228,24 +234,24 @@ impl QtfsFs {
     /// Opens `path`; with a writeback cache a write-only open upgraded to read-write
     /// (see `wire_open_flags`) that the caller may not read falls back to write-only.
     /// Returns (handle, epoch, attributes, flags used).
-    fn do_open(&self, path: &[u8], flags: u32, upgraded: bool, cred: &Cred) -> Result<(u64, u64, Attr, u32)> {
-        let r = self.remote.path_op(Retry::Idempotent, |ex| self.remote.open(ex, path, flags, cred));
+    fn do_open(&self, w: &Wait, path: &[u8], flags: u32, upgraded: bool, cred: &Cred) -> Result<(u64, u64, Attr, u32)> {
+        let r = self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.open(ex, path, flags, cred));
         match r {
             Ok((h, epoch, a)) => Ok((h, epoch, a, flags)),
             Err(ClientError::Remote(libc::EACCES)) if upgraded => {
                 let wo = (flags & !oflags::ACCMODE) | oflags::WRONLY;
                 let (h, epoch, a) =
-                    self.remote.path_op(Retry::Idempotent, |ex| self.remote.open(ex, path, wo, cred))?;
+                    self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.open(ex, path, wo, cred))?;
                 Ok((h, epoch, a, wo))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn load_dir(&self, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
+    fn load_dir(&self, w: &Wait, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
         let path = self.nodes.lock().path(d.node).ok_or(ClientError::Remote(libc::ENOENT))?;
         let all =
-            Arc::new(self.remote.path_op(Retry::Idempotent, |ex| self.remote.readdir_all(ex, &path, plus, cred))?);
+            Arc::new(self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &path, plus, cred))?);
         *d.entries.lock() = Some(all.clone());
         Ok(all)
     }
@@ -262,7 +268,7 @@ impl QtfsFs {
         let need_attrs = plus && cached.as_ref().is_some_and(|e| e.first().is_some_and(|x| x.attr.is_none()));
         let entries = match cached {
             Some(e) if offset != 0 && !need_attrs => e,
-            _ => self.load_dir(&d, plus, &self.cred(req)).map_err(|e| errno(&e))?,
+            _ => self.load_dir(&self.wait(req), &d, plus, &self.cred(req)).map_err(|e| errno(&e))?,
         };
         Ok((d, entries))
     }
@@ -271,8 +277,8 @@ impl QtfsFs {
     /// caller without CAP_FSETID, as a local file system does. The kernel tells us when
     /// (FUSE_WRITE_KILL_SUIDGID); the change is made with root's authority, like the
     /// kernel's own, since the writer need not own the file.
-    fn kill_suid(&self, f: &OpenFile) {
-        let r = self.remote.handle_op(f, Retry::Idempotent, self.path_fn(), |h, ep| {
+    fn kill_suid(&self, w: &Wait, f: &OpenFile) {
+        let r = self.remote.handle_op(w, f, Retry::Idempotent, self.path_fn(), |h, ep| {
             let a = self.remote.fgetattr(ep, h)?;
             let mut kill = libc::S_ISUID;
             if a.mode & libc::S_IXGRP != 0 {
@@ -338,7 +344,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.lookup(ex, &path, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.lookup(ex, &path, &cred)) {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(ClientError::Remote(libc::ENOENT)) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
@@ -360,25 +366,32 @@ impl Filesystem for QtfsFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let id = ino.0;
+        let w = self.wait(req);
         let by_handle = |f: &OpenFile| {
-            self.remote.handle_op(f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fgetattr(ep, h))
+            self.remote.handle_op(&w, f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fgetattr(ep, h))
         };
         let r = match fh.and_then(|fh| self.file(fh).ok()) {
             Some(f) => by_handle(&f),
-            None => match self.nodes.lock().path(id) {
-                Some(p) => {
-                    let cred = self.cred(req);
-                    self.remote.path_op(Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
-                }
-                None => {
-                    // Unlinked but maybe still open: ask through any open handle of it.
-                    let f = self.files.read().values().find(|f| f.node == id).cloned();
-                    match f {
-                        Some(f) => by_handle(&f),
-                        None => Err(ClientError::Remote(libc::ENOENT)),
+            None => {
+                // Its own statement: a lock guard in a `match` scrutinee lives until the
+                // end of the match, and the node table must not stay locked while the
+                // request waits for a re-mount (which re-keys the root in it).
+                let path = self.nodes.lock().path(id);
+                match path {
+                    Some(p) => {
+                        let cred = self.cred(req);
+                        self.remote.path_op(&w, Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
+                    }
+                    None => {
+                        // Unlinked but maybe still open: ask through any open handle of it.
+                        let f = self.files.read().values().find(|f| f.node == id).cloned();
+                        match f {
+                            Some(f) => by_handle(&f),
+                            None => Err(ClientError::Remote(libc::ENOENT)),
+                        }
                     }
                 }
-            },
+            }
         };
         match r {
             Ok(a) => reply.attr(&self.cfg.attr_ttl, &to_file_attr(id, &a)),
@@ -412,11 +425,13 @@ impl Filesystem for QtfsFs {
         // the file now (ftruncate semantics): use the handle when the kernel gives one.
         let file = fh.and_then(|fh| self.file(fh).ok());
         let r = match file {
-            Some(f) => self
-                .remote
-                .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fsetattr(ep, h, &set, &cred)),
+            Some(f) => self.remote.handle_op(&self.wait(req), &f, Retry::Idempotent, self.path_fn(), |h, ep| {
+                self.remote.fsetattr(ep, h, &set, &cred)
+            }),
             None => match self.path(id) {
-                Ok(p) => self.remote.path_op(Retry::Idempotent, |ex| self.remote.setattr(ex, &p, &set, &cred)),
+                Ok(p) => self
+                    .remote
+                    .path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.setattr(ex, &p, &set, &cred)),
                 Err(e) => return reply.error(e),
             },
         };
@@ -437,7 +452,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.readlink(ex, &p, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.readlink(ex, &p, &cred)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -450,7 +465,10 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
-        match self.remote.path_op(Retry::Once, |ex| self.remote.mknod(ex, &p, mode, umask, maj, min, &cred)) {
+        match self
+            .remote
+            .path_op(&self.wait(req), Retry::Once, |ex| self.remote.mknod(ex, &p, mode, umask, maj, min, &cred))
+        {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -462,7 +480,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.mkdir(ex, &p, mode, umask, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.mkdir(ex, &p, mode, umask, &cred)) {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -474,7 +492,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.remove(ex, &p, false, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.remove(ex, &p, false, &cred)) {
             Ok(()) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
                 reply.ok()
@@ -489,7 +507,7 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.remove(ex, &p, true, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.remove(ex, &p, true, &cred)) {
             Ok(()) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
                 reply.ok()
@@ -505,7 +523,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let t = target.as_os_str().as_bytes();
-        match self.remote.path_op(Retry::Once, |ex| self.remote.symlink(ex, &p, t, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.symlink(ex, &p, t, &cred)) {
             Ok(a) => self.entry(parent.0, link_name.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -527,7 +545,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let fl = flags.bits();
-        match self.remote.path_op(Retry::Once, |ex| self.remote.rename(ex, &p1, &p2, fl, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.rename(ex, &p1, &p2, fl, &cred)) {
             Ok(()) => {
                 let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
                 self.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
@@ -543,7 +561,7 @@ impl Filesystem for QtfsFs {
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.link(ex, &old, &new, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.link(ex, &old, &new, &cred)) {
             Ok(a) => self.entry(newparent.0, newname.as_bytes(), &a, reply),
             Err(e) => reply.error(errno(&e)),
         }
@@ -556,7 +574,7 @@ impl Filesystem for QtfsFs {
         };
         let cred = self.cred(req);
         let (wf, upgraded) = self.wire_open_flags(flags.0);
-        match self.do_open(&p, wf, upgraded, &cred) {
+        match self.do_open(&self.wait(req), &p, wf, upgraded, &cred) {
             Ok((h, epoch, a, used)) => {
                 let fl = self.open_flags_reply(ino.0, &a);
                 let fh = self.add_file(OpenFile::new(ino.0, used, h, epoch));
@@ -568,7 +586,7 @@ impl Filesystem for QtfsFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -584,7 +602,7 @@ impl Filesystem for QtfsFs {
         let len = size.min(MAX_RW);
         // The data goes to the kernel straight from the connection's receive buffer.
         let mut reply = Some(reply);
-        let r = self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| {
+        let r = self.remote.handle_op(&self.wait(req), &f, Retry::Idempotent, self.path_fn(), |h, ep| {
             self.remote.read_with(ep, h, offset, len, |data| {
                 if let Some(r) = reply.take() {
                     r.data(data);
@@ -599,7 +617,7 @@ impl Filesystem for QtfsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -613,6 +631,7 @@ impl Filesystem for QtfsFs {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
+        let w = self.wait(req);
         // A positional write does the same when repeated; an append does not, so an
         // append whose fate is unknown after a dropped connection fails with EIO.
         let retry = if f.is_append() { Retry::Once } else { Retry::Idempotent };
@@ -620,7 +639,7 @@ impl Filesystem for QtfsFs {
         while done < data.len() {
             let chunk = &data[done..(done + MAX_IO).min(data.len())];
             let off = offset + done as u64;
-            match self.remote.handle_op(&f, retry, self.path_fn(), |h, ep| self.remote.write(ep, h, off, chunk)) {
+            match self.remote.handle_op(&w, &f, retry, self.path_fn(), |h, ep| self.remote.write(ep, h, off, chunk)) {
                 Ok(0) => break,
                 Ok(n) => done += n as usize,
                 Err(e) if done == 0 => return reply.error(errno(&e)),
@@ -629,7 +648,7 @@ impl Filesystem for QtfsFs {
         }
         self.nodes.lock().set_cache_stamp(ino.0, None);
         if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) && done > 0 {
-            self.kill_suid(&f);
+            self.kill_suid(&w, &f);
         }
         reply.written(done as u32)
     }
@@ -650,18 +669,22 @@ impl Filesystem for QtfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if let Some(f) = self.files.write().remove(&fh.0) {
+        // Its own statement: the table is not kept locked while the CLOSE is sent.
+        let f = self.files.write().remove(&fh.0);
+        if let Some(f) = f {
             self.remote.close(&f);
         }
         reply.ok()
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        match self.remote.handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fsync(ep, h, datasync)) {
+        match self.remote.handle_op(&self.wait(req), &f, Retry::Idempotent, self.path_fn(), |h, ep| {
+            self.remote.fsync(ep, h, datasync)
+        }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -754,7 +777,7 @@ impl Filesystem for QtfsFs {
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.statfs(ex, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.statfs(ex, &cred)) {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
             Err(e) => reply.error(errno(&e)),
         }
@@ -777,10 +800,9 @@ impl Filesystem for QtfsFs {
         let cred = self.cred(req);
         // XATTR_CREATE fails the second time: not idempotent.
         let retry = if flags & libc::XATTR_CREATE != 0 { Retry::Once } else { Retry::Idempotent };
-        match self
-            .remote
-            .path_op(retry, |ex| self.remote.xattr_set(ex, &p, name.as_bytes(), value, flags as u32, &cred))
-        {
+        match self.remote.path_op(&self.wait(req), retry, |ex| {
+            self.remote.xattr_set(ex, &p, name.as_bytes(), value, flags as u32, &cred)
+        }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -792,7 +814,9 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.xattr_get(ex, &p, name.as_bytes(), size, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| {
+            self.remote.xattr_get(ex, &p, name.as_bytes(), size, &cred)
+        }) {
             Ok((n, data)) if size == 0 => reply.size(n.max(data.len() as u32)),
             Ok((_, data)) if data.len() > size as usize => reply.error(Errno::ERANGE),
             Ok((_, data)) => reply.data(&data),
@@ -806,7 +830,8 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Idempotent, |ex| self.remote.xattr_list(ex, &p, size, &cred)) {
+        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.xattr_list(ex, &p, size, &cred))
+        {
             Ok((n, data)) if size == 0 => reply.size(n.max(data.len() as u32)),
             Ok((_, data)) if data.len() > size as usize => reply.error(Errno::ERANGE),
             Ok((_, data)) => reply.data(&data),
@@ -820,7 +845,10 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
-        match self.remote.path_op(Retry::Once, |ex| self.remote.xattr_remove(ex, &p, name.as_bytes(), &cred)) {
+        match self
+            .remote
+            .path_op(&self.wait(req), Retry::Once, |ex| self.remote.xattr_remove(ex, &p, name.as_bytes(), &cred))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -847,7 +875,8 @@ impl Filesystem for QtfsFs {
             wf |= oflags::EXCL;
         }
         // Creating is not idempotent (O_EXCL, or a file someone else wrote meanwhile).
-        let r = self.remote.path_op(Retry::Once, |ex| self.remote.create(ex, &p, wf, mode, umask, &cred));
+        let r =
+            self.remote.path_op(&self.wait(req), Retry::Once, |ex| self.remote.create(ex, &p, wf, mode, umask, &cred));
         match r {
             Ok((h, epoch, a)) => {
                 let id = self.nodes.lock().link(parent.0, name.as_bytes(), key_of(&a));
@@ -861,7 +890,7 @@ impl Filesystem for QtfsFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -877,24 +906,22 @@ impl Filesystem for QtfsFs {
         // (collapse/insert) is not.
         let shifting = mode & (libc::FALLOC_FL_COLLAPSE_RANGE | libc::FALLOC_FL_INSERT_RANGE) != 0;
         let retry = if shifting { Retry::Once } else { Retry::Idempotent };
-        match self
-            .remote
-            .handle_op(&f, retry, self.path_fn(), |h, ep| self.remote.fallocate(ep, h, mode as u32, offset, length))
-        {
+        match self.remote.handle_op(&self.wait(req), &f, retry, self.path_fn(), |h, ep| {
+            self.remote.fallocate(ep, h, mode as u32, offset, length)
+        }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(&self, req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
         };
-        match self
-            .remote
-            .handle_op(&f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.llseek(ep, h, offset, whence as u32))
-        {
+        match self.remote.handle_op(&self.wait(req), &f, Retry::Idempotent, self.path_fn(), |h, ep| {
+            self.remote.llseek(ep, h, offset, whence as u32)
+        }) {
             Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(errno(&e)),
         }

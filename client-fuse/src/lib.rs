@@ -72,7 +72,10 @@
 //!
 //! See [`remote`]: the session reconnects, the export is mounted again, open files are
 //! re-opened by path, idempotent requests are retried, and a request whose outcome is
-//! unknown (an append, a create) fails with EIO instead of being guessed.
+//! unknown (an append, a create) fails with EIO instead of being guessed. No request
+//! waits longer than `-o reconnect_timeout` (then ETIMEDOUT), a signal to its caller
+//! ends the wait (EINTR), and the re-mount runs on its own thread under no lock that a
+//! request needs.
 
 pub mod creds;
 pub mod daemon;

@@ -21,7 +21,8 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         the file is dropped from the cache (see the crate docs); off by default
   readahead_kb=KB       kernel readahead for this mount (default 1024)
   threads=N             FUSE worker threads, the most requests in flight (default 32)
-  reconnect_timeout=SEC how long requests wait for a restarted engine (default 30)
+  reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
+                        at once while it stays away longer, they fail with ETIMEDOUT
   server=ADDR, psk_file=F, insecure, connections=N
                         the same as the long options (for mount -t fuse.qtfs-fuse / fstab)
   ro, nosuid, nodev, noexec, noatime, allow_other, default_permissions
