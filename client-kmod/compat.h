@@ -127,4 +127,10 @@ static int name(struct page *page, struct writeback_control *wbc, void *data) { 
 #define QTFS_SK_NO_TASK_FRAG(sk) do { } while (0)
 #endif
 
+/*
+ * Names: newer kernels' <crypto/sha2.h> declares lib/crypto helpers such as
+ * hmac_sha256(), so the module's own helpers carry a qtfs_ prefix (qtfs_hmac_sha256()
+ * in conn.c, over the crypto_shash API that every supported kernel has).
+ */
+
 #endif /* QTFS_COMPAT_H */

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * conn.c - the connection pool of one mount: sockets (TCP or vsock), the QTP handshake
  * (HELLO/ATTACH with HMAC-SHA256 over both nonces), pipelined requests and reconnects.
@@ -17,7 +18,6 @@
 #include <linux/mm.h>
 #include <linux/kthread.h>
 #include <linux/random.h>
-#include <linux/inet.h>
 #include <linux/in.h>
 #include <linux/tcp.h>
 #include <linux/vm_sockets.h>
@@ -80,18 +80,29 @@ void qtfs_req_put(struct qtfs_req *r)
 /* ---- socket helpers ---- */
 
 /*
- * Sends all of buf. Returns 0; -ERESTARTSYS when a signal came before the first byte
- * (nothing was sent, the stream is intact); any other error means the stream is broken.
- * A signal in the middle of a frame cannot abandon it: the rest is sent regardless.
+ * Sends all of buf, one whole frame. Every signal but SIGKILL is blocked meanwhile, so
+ * none can cut a frame short: the send sleeps until the socket has room (bounded by
+ * its send timeout), and the signal is handled when the system call returns. What
+ * cannot be blocked (a fatal signal, a freezer or task-work notification) interrupts:
+ * before the first byte the result is -ERESTARTSYS (nothing was sent, the stream is
+ * intact, the request can be taken back); after it, -EINTR, and the stream is broken
+ * like on any other error: the caller closes the connection and its receiver thread
+ * reconnects. Nothing here waits in a loop, so send_lock is never held by a sender
+ * that polls the socket.
  */
 static int sock_send_all(struct socket *sock, const void *buf, size_t len)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-	unsigned long end = jiffies + 30 * HZ;
+	bool user = !(current->flags & PF_KTHREAD);
+	sigset_t blocked, old;
 	size_t sent = 0;
 	struct kvec v;
-	int n;
+	int n, err = 0;
 
+	if (user) {
+		siginitsetinv(&blocked, sigmask(SIGKILL));
+		sigprocmask(SIG_BLOCK, &blocked, &old);
+	}
 	while (sent < len) {
 		v.iov_base = (void *)buf + sent;
 		v.iov_len = len - sent;
@@ -100,17 +111,15 @@ static int sock_send_all(struct socket *sock, const void *buf, size_t len)
 			sent += n;
 			continue;
 		}
-		if (n == -ERESTARTSYS || n == -EINTR) {
-			if (!sent)
-				return -ERESTARTSYS;
-			if (time_after(jiffies, end))
-				return -ETIMEDOUT;
-			schedule_timeout_uninterruptible(1);
-			continue;
-		}
-		return n ? n : -EPIPE;
+		if (n == -ERESTARTSYS || n == -EINTR)
+			err = sent ? -EINTR : -ERESTARTSYS;
+		else
+			err = n ? n : -EPIPE;
+		break;
 	}
-	return 0;
+	if (user)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	return err;
 }
 
 /*
@@ -158,12 +167,10 @@ static int sock_open(struct socket **out)
 	int err;
 
 	if (qtfs_server_ip[0]) {
-		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(qtfs_server_port) };
+		/* Parsed and validated at load; the parameters are read-only after it. */
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(qtfs_server_port),
+					   .sin_addr.s_addr = qtfs_server_in4 };
 
-		if (!in4_pton(qtfs_server_ip, -1, (u8 *)&sin.sin_addr.s_addr, -1, NULL)) {
-			qtfs_err("qtfs_server_ip=%s is not an IPv4 address", qtfs_server_ip);
-			return -EINVAL;
-		}
 		err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, &sock);
 		if (err)
 			return err;
@@ -236,7 +243,8 @@ static int sync_call(struct socket *sock, u16 op, u64 id, const void *p, u32 ple
 
 /* ---- keys and MACs ---- */
 
-static int hmac_sha256(const u8 *key, int klen, const struct kvec *parts, int n, u8 *out)
+/* Not hmac_sha256(): newer kernels' <crypto/sha2.h> declares one (lib/crypto). */
+static int qtfs_hmac_sha256(const u8 *key, int klen, const struct kvec *parts, int n, u8 *out)
 {
 	struct crypto_shash *tfm = crypto_alloc_shash("hmac(sha256)", 0, 0);
 	int err, i;
@@ -364,7 +372,7 @@ static int handshake(struct qtfs_client *cl, struct socket *sock, bool *remount)
 		parts[5] = (struct kvec){ (void *)ack.server_nonce, 32 };
 		parts[6] = (struct kvec){ le_sid, 8 };
 		parts[7] = (struct kvec){ at.session_token, 16 };
-		err = hmac_sha256(cl->psk, cl->psk_len, parts, 8, at.mac);
+		err = qtfs_hmac_sha256(cl->psk, cl->psk_len, parts, 8, at.mac);
 		if (err)
 			return err;
 	}
@@ -385,7 +393,7 @@ static int handshake(struct qtfs_client *cl, struct socket *sock, bool *remount)
 		parts[1] = (struct kvec){ (void *)"qtp1 client", 11 };
 		parts[7] = (struct kvec){ (void *)aa.session_token, 16 };
 		parts[8] = (struct kvec){ le_res, 4 };
-		err = hmac_sha256(cl->psk, cl->psk_len, parts, 9, mac);
+		err = qtfs_hmac_sha256(cl->psk, cl->psk_len, parts, 9, mac);
 		if (err)
 			return err;
 		if (crypto_memneq(mac, aa.mac, 32)) {
@@ -644,7 +652,8 @@ static void kick(struct qtfs_conn *c)
 
 int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 {
-	unsigned long timeout = msecs_to_jiffies(max(qtfs_req_timeout_ms, 100));
+	int timeout_ms = READ_ONCE(qtfs_req_timeout_ms); /* range-checked when set */
+	unsigned long timeout = msecs_to_jiffies(max(timeout_ms, QTFS_REQ_TIMEOUT_MIN_MS));
 	/* Waiting for a connection gets a third of the budget, answering the rest. */
 	unsigned long conn_deadline = jiffies + timeout / 3;
 	int tries = (flags & QTFS_IDEMPOTENT) ? 3 : 1;
@@ -665,7 +674,11 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 		h = (struct qtp_hdr){ .flags = QTP_F_REQUEST, .op = r->op, .len = r->plen, .id = r->id };
 		qtp_hdr_encode(&h, r->sbuf);
 
-		mutex_lock(&c->send_lock);
+		/* Killable: the holder may sleep up to the socket's send timeout. */
+		if (mutex_lock_killable(&c->send_lock)) {
+			err = -EINTR;
+			goto out;
+		}
 		if (c->state != QTFS_ACTIVE || !c->sock) {
 			mutex_unlock(&c->send_lock);
 			continue;
@@ -690,7 +703,10 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 			}
 			goto out;
 		}
-		/* A broken stream wakes the receiver, which fails this request (ECONNRESET). */
+		/*
+		 * A broken stream (also a frame cut short by a fatal signal) wakes the
+		 * receiver, which fails this request (ECONNRESET) and reconnects.
+		 */
 		if (err)
 			kernel_sock_shutdown(c->sock, SHUT_RDWR);
 		mutex_unlock(&c->send_lock);
@@ -703,7 +719,7 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 			}
 			if (left == 0) {
 				qtfs_warn("conn %d: op %#x unanswered for %d ms: reconnecting", c->idx, r->op,
-					  qtfs_req_timeout_ms);
+					  timeout_ms);
 				kick(c);
 				err = -ETIMEDOUT;
 			} else {
@@ -729,11 +745,19 @@ out:
 
 struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct qtp_attr *root, int *errp)
 {
-	struct qtfs_client *cl = kzalloc(sizeof(*cl), GFP_KERNEL);
+	/* Read-only after load and range-checked then; checked again: it sizes conns[]. */
+	int nconns = READ_ONCE(qtfs_conn_max_conn);
+	struct qtfs_client *cl;
 	struct socket *sock = NULL;
 	bool remount = false;
 	int i, err;
 
+	if (nconns < 1 || nconns > QTFS_MAX_CONNS) {
+		qtfs_err("qtfs_conn_max_conn=%d: must be 1..%d", nconns, QTFS_MAX_CONNS);
+		*errp = -EINVAL;
+		return NULL;
+	}
+	cl = kzalloc(sizeof(*cl), GFP_KERNEL);
 	if (!cl) {
 		*errp = -ENOMEM;
 		return NULL;
@@ -741,7 +765,7 @@ struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct 
 	INIT_LIST_HEAD(&cl->node);
 	cl->remote = kstrdup(remote, GFP_KERNEL);
 	cl->readonly = readonly;
-	cl->nconns = qtfs_conn_max_conn;
+	cl->nconns = nconns;
 	cl->mount_uid = from_kuid_munged(&init_user_ns, current_fsuid());
 	cl->mount_gid = from_kgid_munged(&init_user_ns, current_fsgid());
 	init_waitqueue_head(&cl->state_wq);
@@ -783,8 +807,12 @@ struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct 
 		struct task_struct *t = kthread_run(rx_thread, &cl->conns[i], "qtfs-rx/%d", i);
 
 		if (IS_ERR(t)) {
+			/*
+			 * Every connection is set up: stop() stops the threads that run and
+			 * closes the sockets of those without one (conns[0]'s, made above).
+			 */
 			err = PTR_ERR(t);
-			cl->nconns = i;
+			qtfs_err("cannot start receiver thread %d (%d)", i, err);
 			qtfs_client_stop(cl);
 			*errp = err;
 			return NULL;
@@ -826,7 +854,7 @@ void qtfs_client_stop(struct qtfs_client *cl)
 		else
 			conn_down(c, -ESHUTDOWN);
 	}
-	for (i = 0; i < QTFS_MAX_CONNS; i++) {
+	for (i = 0; i < cl->nconns; i++) {
 		xa_destroy(&cl->conns[i].pending);
 		kfree(cl->conns[i].rxbuf);
 	}

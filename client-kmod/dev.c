@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * dev.c - /dev/qtfs_client: the module's admin messages for qtcfg/qtinfo.
  *
@@ -134,7 +135,7 @@ static long admin_info(u8 *out, u32 cap)
 		.proto_version = QTP_VERSION,
 		.cores = num_online_cpus(),
 		.uptime_ms = jiffies64_to_msecs(get_jiffies_64() - loaded_at),
-		.log_level = qtfs_log_level,
+		.log_level = READ_ONCE(qtfs_log_level),
 		.component = (const u8 *)QTFS_NAME,
 		.component_len = strlen(QTFS_NAME),
 		.version = (const u8 *)QTFS_VERSION,
@@ -165,9 +166,9 @@ static long admin(u16 op, const u8 *p, u32 len, u8 *out, u32 cap)
 		if (q.level != QTP_LOG_QUERY) {
 			if (q.level > QTP_LOG_DEBUG)
 				return -EINVAL;
-			qtfs_log_level = q.level;
+			WRITE_ONCE(qtfs_log_level, q.level);
 		}
-		r.level = qtfs_log_level;
+		r.level = READ_ONCE(qtfs_log_level);
 		return qtp_log_level_rsp_encode(&r, out, cap);
 	}
 	case QTP_OP_ADMIN_COUNTERS:

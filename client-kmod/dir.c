@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * dir.c - reading directories: READDIR pages of up to 32 KiB, resumed by the HOST's
  * cookies. ctx->pos is the cookie plus 2 (0 and 1 are "." and "..", which we make).

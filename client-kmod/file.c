@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * file.c - open files and their data.
  *
@@ -669,6 +670,9 @@ static int qtfs_writepages(struct address_space *mapping, struct writeback_contr
 	}
 	spin_unlock(&qi->wlock);
 	if (!qf) {
+		/* Queued for write-back while open; write-through already cleaned it. */
+		if (!mapping_tagged(mapping, PAGECACHE_TAG_DIRTY))
+			return 0;
 		qtfs_err("dirty pages of inode %lu without a writable handle", mapping->host->i_ino);
 		return -EIO;
 	}

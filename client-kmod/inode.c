@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * inode.c - names and attributes: lookup and revalidation, getattr/setattr, and the
  * namespace operations (create, mkdir, mknod, symlink, link, unlink, rmdir, rename).

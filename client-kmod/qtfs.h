@@ -30,22 +30,40 @@
 #define QTFS_NAME "qtfs.ko"
 #define QTFS_VERSION "0.1.0"
 
-/* ---- logging (qtfs_log_level, changeable at run time through /dev/qtfs_client) ---- */
+/*
+ * ---- logging ----
+ * Every .c file defines pr_fmt (the "qtfs: " prefix) before its first #include.
+ * qtfs_log_level (the parameter, or `qtinfo -l`) filters the ERROR, WARN and INFO
+ * messages, printed with pr_err/pr_warn/pr_info. DEBUG messages are pr_debug, so
+ * dynamic debug can turn them on alone (`echo 'module qtfs +p' >
+ * /sys/kernel/debug/dynamic_debug/control`); qtfs_log_level=DEBUG prints them too.
+ */
 extern int qtfs_log_level;
-#define qtfs_err(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_ERROR) pr_err("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
-#define qtfs_warn(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_WARN) pr_warn("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
-#define qtfs_info(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_INFO) pr_info("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
-#define qtfs_debug(fmt, ...) do { if (qtfs_log_level >= QTP_LOG_DEBUG) pr_info("qtfs: " fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_log_on(level) (READ_ONCE(qtfs_log_level) >= (int)(level))
+#define qtfs_err(fmt, ...) do { if (qtfs_log_on(QTP_LOG_ERROR)) pr_err(fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_warn(fmt, ...) do { if (qtfs_log_on(QTP_LOG_WARN)) pr_warn(fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_info(fmt, ...) do { if (qtfs_log_on(QTP_LOG_INFO)) pr_info(fmt "\n", ##__VA_ARGS__); } while (0)
+#define qtfs_debug(fmt, ...) do {							\
+	if (qtfs_log_on(QTP_LOG_DEBUG))							\
+		printk(KERN_DEBUG pr_fmt(fmt) "\n", ##__VA_ARGS__);			\
+	else										\
+		pr_debug(fmt "\n", ##__VA_ARGS__);					\
+} while (0)
 
 /* ---- module parameters (main.c) ---- */
+/* Read-only after load (0444), validated at load. */
 extern char qtfs_server_ip[64];
+extern __be32 qtfs_server_in4;   /* qtfs_server_ip parsed; used when qtfs_server_ip[0] */
 extern int qtfs_server_port;
 extern unsigned int qtfs_server_vsock_cid;
 extern unsigned int qtfs_server_vsock_port;
 extern int qtfs_conn_max_conn;
+extern bool qtfs_insecure_test_mode;
+/* Writable at run time, range-checked on every write: read them with READ_ONCE. */
+#define QTFS_REQ_TIMEOUT_MIN_MS 100
+#define QTFS_TIMEOUT_MAX_MS 3600000
 extern int qtfs_req_timeout_ms;
 extern int qtfs_attr_timeout_ms;
-extern bool qtfs_insecure_test_mode;
 
 /* ---- counters (main.c), per operation, module-wide ---- */
 #define QTFS_LAT_BUCKETS 40 /* log2 of nanoseconds */

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * super.c - the `qtfs` file system type: mount options, the super block, inodes and
  * their attributes, the caller's identity and wire paths.
@@ -313,7 +314,7 @@ static int qtfs_fill_super(struct super_block *sb, void *data, int silent)
 	if (!s)
 		return -ENOMEM;
 	sb->s_fs_info = s;
-	s->attr_timeout = msecs_to_jiffies(max(qtfs_attr_timeout_ms, 0));
+	s->attr_timeout = msecs_to_jiffies(READ_ONCE(qtfs_attr_timeout_ms)); /* 0..1 h, checked when set */
 	err = parse_options(s, ma->data);
 	if (err)
 		return err;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 /*
  * xattr.c - extended attributes, passed byte for byte to the HOST (one handler for
  * every name space; the HOST's kernel decides what a name may be).

@@ -503,6 +503,200 @@ t_engine_restart() {
   return 0
 }
 
+# --- faults: signals mid-frame, run-time parameter writes, a receiver thread that fails ----
+# kernel_bugs: what in the kernel log says the kernel went wrong (oops=panic on the command
+# line turns an oops into a panic; this catches the rest: BUG: lines, KASAN, GPF)
+kernel_bugs() { dmesg | grep -E '(^|[^A-Za-z_])BUG[: ]|Oops|KASAN|general protection' | head -3; }
+# stack_has PID REGEX: is the task in the kernel in a function matching REGEX?
+stack_has() { grep -qE "$2" "/proc/$1/stack" 2>/dev/null; }
+# alive PID: the task exists and is not a zombie
+alive() { st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
+vcsw() { sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null; }
+SEND_RE='sk_stream_wait_memory|vsock_connectible_sendmsg|vsock_stream_sendmsg'
+# sig_cleanup: t_sigframe's end: the engine goes on, the writers ($pids) end within 90 s
+sig_cleanup() {
+  echo "VMTEST: HOST cont-engine" > /dev/console
+  t0=$(now); left=1
+  while [ $(( $(now) - t0 )) -lt 90 ]; do
+    left=0; for p in $pids; do alive $p && left=$((left + 1)); done
+    [ $left = 0 ] && break
+    sleep 1
+  done
+  [ $left = 0 ] && wait
+  [ $left = 0 ]
+}
+
+# A signal that reaches a writer while its frame is half sent (the engine stopped reading,
+# the socket is full): a handled signal (SIGUSR1; busybox dd prints its statistics) must
+# not make the sender poll the socket (it held send_lock and re-tried every jiffy for up to
+# 30 s), and SIGKILL must end the writer at once (the connection is closed and re-made)
+# instead of keeping it, and send_lock, for 30 s. The HOST stops the engine (SIGSTOP) and
+# lets it go on (SIGCONT) when the guest asks on the console.
+t_sigframe() {
+  K=40
+  head -c 1048576 /dev/urandom > /tmp/m1
+  pids=
+  i=1
+  while [ $i -le $K ]; do
+    rm -f /tmp/go.$i && mkfifo /tmp/go.$i || die "mkfifo failed"
+    # the file is opened (CREATE on the engine) before the engine stops; dd then writes
+    # 1 MiB to its stdout: one 1 MiB WRITE frame, sent by dd itself
+    ( exec > $M/out/stall.$i; read -r g < /tmp/go.$i; exec dd if=/tmp/m1 bs=1048576 count=1 2>/dev/null ) &
+    pids="$pids $!"
+    i=$((i + 1))
+  done
+  n=0; t=0
+  while [ $t -lt 30 ]; do
+    n=$(ls $M/out | grep -c '^stall\.'); [ "$n" = $K ] && break; sleep 1; t=$((t + 1))
+  done
+  [ "$n" = $K ] || die "only $n of $K writers opened their files"
+  sleep 1
+  echo "VMTEST: HOST stop-engine" > /dev/console
+  # whatever happens below, the engine goes on and the writers end before the next check
+  trap 'sig_cleanup' EXIT
+  trap 'exit 143' TERM INT
+  sleep 3
+  i=1; while [ $i -le $K ]; do echo go > /tmp/go.$i; i=$((i + 1)); done
+  # writers whose frame is stuck in the socket: dd in sendmsg
+  senders=; t=0
+  while [ $t -lt 15 ]; do
+    sleep 1; t=$((t + 1))
+    senders=; for p in $pids; do stack_has $p "$SEND_RE" && senders="$senders $p"; done
+    [ -n "$senders" ] && [ $t -ge 4 ] && break
+  done
+  [ -n "$senders" ] || die "no writer blocked in a send after $t s with the engine stopped ($K MiB queued)"
+  echo "VMTEST: INFO blocked in sendmsg after $t s:$senders"
+  for p in $senders; do
+    c0=$(vcsw $p); kill -USR1 $p; sleep 2; c1=$(vcsw $p)
+    alive $p || die "writer $p ended on SIGUSR1 (it has a handler)"
+    d=$(( ${c1:-0} - ${c0:-0} ))
+    echo "VMTEST: INFO writer $p after SIGUSR1 mid-frame: $d voluntary context switches in 2 s; kernel stack: $(grep -oE "$SEND_RE|schedule_timeout[a-z_]*|qtfs_[a-z_]*" /proc/$p/stack 2>/dev/null | tr '\n' ' ')"
+    [ $d -le 40 ] || die "writer $p polls after SIGUSR1 mid-frame: $d context switches in 2 s"
+    stack_has $p "$SEND_RE" || die "writer $p left the send after SIGUSR1 (frame abandoned or polling): $(cat /proc/$p/stack 2>/dev/null | head -4 | tr '\n' ' ')"
+  done
+  # SIGKILL: the writer leaves its WRITE at once (the connection is closed); exiting, it
+  # closes its file, which waits for the engine like any request
+  for p in $senders; do
+    kill -9 $p; t0=$(now)
+    while alive $p && stack_has $p 'qtfs_write_iter|qtfs_writepages' && [ $(( $(now) - t0 )) -lt 6 ]; do sleep 0.2; done
+    alive $p && stack_has $p 'qtfs_write_iter|qtfs_writepages' &&
+      die "writer $p killed (SIGKILL) mid-frame still in its write after 6 s: $(grep -oE "$SEND_RE|schedule_timeout[a-z_]*|qtfs_[a-z_]*" /proc/$p/stack 2>/dev/null | tr '\n' ' ')"
+    echo "VMTEST: INFO writer $p killed mid-frame: out of its write after $(( $(now) - t0 )) s ($(alive $p && grep -oE 'qtfs_[a-z_]*' /proc/$p/stack | tr '\n' ' ' || echo gone))"
+  done
+  trap - EXIT TERM INT
+  sig_cleanup || die "$left writer(s) still running 90 s after the engine went on"
+  echo "VMTEST: INFO all writers ended $(( $(now) - t0 )) s after the engine went on"
+  t0=$(now); ok=0
+  while [ $(( $(now) - t0 )) -lt 30 ]; do
+    dropc
+    [ "$(timeout 15 cat $M/hello.txt 2>/dev/null | shain)" = "$VM_HELLO_SHA" ] && { ok=1; break; }
+    sleep 1
+  done
+  [ $ok = 1 ] || die "hello.txt not readable after the engine went on: $(dmesg | grep 'qtfs: conn' | tail -3 | tr '\n' ' ')"
+  echo after-stall > $M/out/after-stall.txt || die "write after the stall failed"
+  dropc
+  eq "after-stall.txt" "$(cat $M/out/after-stall.txt)" after-stall
+  rm -f $M/out/stall.* $M/out/after-stall.txt
+  dmesg | grep 'qtfs: ' | tail -6 | sed 's/^/VMTEST: INFO dmesg| /'
+  b=$(kernel_bugs); [ -z "$b" ] || die "kernel log: $b"
+  return 0
+}
+
+# Module parameters written at run time. Those that say where and how to connect must be
+# read-only (qtfs_conn_max_conn=64 then a mount overflowed conns[16]; 0 left the mount
+# without a receiver), the writable ones must refuse values out of range. After each
+# write to a connection parameter a mount must be refused or work; the kernel log must
+# stay clean.
+PARAMS=/sys/module/qtfs/parameters
+t_params() {
+  mounted && die "mounted before the check"
+  for pv in qtfs_conn_max_conn=64 qtfs_conn_max_conn=0 qtfs_conn_max_conn=garbage \
+            qtfs_server_ip=10.0.2.99 qtfs_server_ip=not-an-ip qtfs_server_port=1 \
+            qtfs_server_vsock_cid=77 qtfs_server_vsock_port=1 qtfs_insecure_test_mode=1; do
+    p=${pv%%=*} v=${pv#*=}
+    before=$(cat $PARAMS/$p) || die "no $PARAMS/$p"
+    if (echo "$v" > $PARAMS/$p) 2>/dev/null; then acc=accepted; else acc=refused; fi
+    after=$(cat $PARAMS/$p)
+    echo "VMTEST: INFO run-time write $p=$v: $acc (mode $(stat -c %a $PARAMS/$p), value '$after')"
+    case $p in
+      qtfs_conn_max_conn|qtfs_server_ip)
+        out=$(mount_qtfs 60); rc=$?
+        is_timeout $rc && die "mount after $p=$v hung"
+        if [ $rc = 0 ]; then
+          c=$(timeout 30 cat $M/hello.txt 2>&1 | shain)
+          timeout 30 umount $M || die "umount after $p=$v failed"
+          eq "hello.txt through the mount made after $p=$v" "$c" "$VM_HELLO_SHA"
+        else
+          echo "VMTEST: INFO mount after $p=$v refused: $out"
+        fi;;
+    esac
+    b=$(kernel_bugs); [ -z "$b" ] || die "kernel log after $p=$v: $b"
+    [ $acc = refused ] || die "$p=$v accepted at run time (now '$after')"
+    eq "$p after the refused write" "$after" "$before"
+  done
+  # writable, in range only
+  for pv in qtfs_req_timeout_ms=-5 qtfs_req_timeout_ms=0 qtfs_req_timeout_ms=99 \
+            qtfs_req_timeout_ms=3600001 qtfs_req_timeout_ms=garbage qtfs_attr_timeout_ms=-1 \
+            qtfs_attr_timeout_ms=3600001 qtfs_attr_timeout_ms=12x qtfs_log_level=7 qtfs_log_level=BOGUS; do
+    p=${pv%%=*} v=${pv#*=}
+    before=$(cat $PARAMS/$p)
+    (echo "$v" > $PARAMS/$p) 2>/dev/null && die "$p=$v accepted (now '$(cat $PARAMS/$p)')"
+    eq "$p after the refused write $v" "$(cat $PARAMS/$p)" "$before"
+  done
+  for pv in qtfs_req_timeout_ms=100 qtfs_req_timeout_ms=3600000 qtfs_attr_timeout_ms=0 qtfs_log_level=DEBUG; do
+    p=${pv%%=*} v=${pv#*=}
+    before=$(cat $PARAMS/$p)
+    (echo "$v" > $PARAMS/$p) 2>/dev/null || die "$p=$v refused"
+    eq "$p" "$(cat $PARAMS/$p)" "$v"
+    echo "$before" > $PARAMS/$p || die "cannot restore $p=$before"
+  done
+  b=$(kernel_bugs); [ -z "$b" ] || die "kernel log: $b"
+  return 0
+}
+
+# conn_socks: the module's sockets to the engine that are still open (not released):
+# TCP: /proc/net/tcp rows to the engine's port that still have a socket inode; vsock:
+# the virtio transport's module references (one per vsock socket that has it)
+conn_socks() {
+  if [ "$VM_MODE" = tcp ]; then
+    awk -v hp=":$(printf '%04X' "$VM_PORT")" 'NR > 1 && substr($3, length($3) - 4) == hp && $10 != 0' /proc/net/tcp | wc -l
+  else
+    cat /sys/module/vmw_vsock_virtio_transport/refcnt
+  fi
+}
+# The first receiver thread cannot start (kernel.threads-max lowered to 1 by the mount's
+# own shell just before it execs mount): the mount fails, and the
+# socket it had connected and authenticated must be closed, not leaked.
+t_rxfail() {
+  mounted && die "mounted before the check"
+  base=$(conn_socks)
+  [ "$VM_MODE" = vsock ] || [ "$base" = 0 ] || die "$base socket(s) to the engine open before the check"
+  tmax=$(cat /proc/sys/kernel/threads-max)
+  # no fork between the limit and mount: read and echo are built in, exec replaces the shell
+  out=$(sh -c 'echo 1 > /proc/sys/kernel/threads-max || exit 99; exec mount -t qtfs "$1" "$2"' sh "$VM_EXPORT" "$M" 2>&1); rc=$?
+  echo "$tmax" > /proc/sys/kernel/threads-max
+  eq "threads-max restored" "$(cat /proc/sys/kernel/threads-max)" "$tmax"
+  [ $rc = 99 ] && die "cannot lower kernel.threads-max to 1: $out"
+  if [ $rc = 0 ] || mounted; then umount $M 2>/dev/null; die "mount succeeded without a receiver thread"; fi
+  echo "VMTEST: INFO mount without threads: rc=$rc: $out; $(dmesg | grep 'qtfs: cannot start' | tail -1)"
+  t0=$(now); n=$(conn_socks)
+  while [ "$n" != "$base" ] && [ $(( $(now) - t0 )) -lt 20 ]; do sleep 1; n=$(conn_socks); done
+  [ "$n" = "$base" ] || die "the failed mount left $((n - base)) socket(s) to the engine open after 20 s (leak)"
+  echo "VMTEST: INFO sockets to the engine ($VM_MODE count): $base before, $n $(( $(now) - t0 )) s after the failed mount"
+  b=$(kernel_bugs); [ -z "$b" ] || die "kernel log: $b"
+  # and a mount works again
+  out=$(mount_qtfs 60); rc=$?
+  [ $rc = 0 ] || die "mount after the check: rc=$rc: $out"
+  eq "hello.txt" "$(cat $M/hello.txt | shain)" "$VM_HELLO_SHA"
+  timeout 30 umount $M || die "umount failed"
+  return 0
+}
+
+t_kernel_log() {
+  b=$(kernel_bugs)
+  [ -z "$b" ] || die "the kernel log reports: $b"
+}
+
 t_umount() {
   sync
   out=$(timeout 30 umount $M 2>&1); rc=$?
@@ -589,11 +783,16 @@ EOF
   run qtinfo t_qtinfo 30
   run no-conn-drops t_no_conn_drops 10
   if mounted; then run engine-restart t_engine_restart 200; else skip engine-restart "not mounted"; fi
+  if mounted; then run signal-mid-frame t_sigframe 200; else skip signal-mid-frame "not mounted"; fi
   if mounted; then run umount t_umount 40 && run remount t_remount 100; else skip umount "not mounted"; fi
+  mounted && umount "$M" 2>/dev/null
+  if mounted; then skip rx-thread-fails "still mounted"; else run rx-thread-fails t_rxfail 120; fi
+  if mounted; then skip params-runtime "still mounted"; else run params-runtime t_params 200; fi
 else
   for c in $FS_CHECKS; do skip "${c%%:*}" "mount failed"; done
   run qtinfo t_qtinfo 30
 fi
 mounted && umount "$M" 2>/dev/null
 run rmmod t_rmmod 40
+run kernel-log-clean t_kernel_log 10
 finish
