@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use qtfs_proto::{Addr, Psk};
 
+use crate::creds::{IdPolicy, IdRange};
+
 const AFTER_HELP: &str = "\
 EXAMPLES
   Production, HOST serving a DPU or VM over vsock (the key also lives in the DPU's keyring):
@@ -13,6 +15,13 @@ EXAMPLES
 
   A test set-up on loopback TCP without a key (announced loudly; never on a network):
     engine --cores 2 --listen tcp:127.0.0.1:12345 --insecure-test-mode --whitelist ./whitelist
+
+  DPU users 1000-1999 only, DPU root acting as HOST user 1500 (like NFS's anonuid):
+    engine --listen vsock:2:12345 --psk-file /etc/qtfs/psk --map-uid 0=1500 --map-gid 0=1500 \
+           --allow-uids 1000-1999 --allow-gids 1000-1999
+
+  Letting the DPU signal and pin the processes it started through rexec (qemu):
+    engine --listen vsock:2:12345 --psk-file /etc/qtfs/psk --allow-kill   # plus [Kill] Path=qemu-kvm
 
   The original's command line still works (the peer arguments are no longer needed):
     engine 16 1 192.168.10.10 12121 192.168.10.11 12121
@@ -27,6 +36,46 @@ WHITELIST (/etc/qtfs/whitelist, INI)
   required. Change it at run time with `qtcfg -w TYPE -x PATH`. Entries may name symlinks
   (/var/run -> /run): they are resolved when loaded or added and match what they named
   then (logged at INFO); lists and --persist keep them as written.
+  A hard link (LINK) is refused with EACCES unless every group that allows the new name
+  also allows the existing one: requests on the new name are checked against its path, so
+  a link may not make a read-only file writable, chmod-able or removable (Mount and Kill
+  aside, every group counts). The same holds for the tree a SYSMOUNT bind or move places.
+
+DEVICES AND MOUNTS
+  Device nodes in exports behave as on a nodev mount: OPEN (or CREATE of an existing name,
+  or a SETATTR of the size) of a character or block device is refused with EACCES unless an
+  --allow-devices PREFIX:KIND:MAJOR:MINOR rule names it: PREFIX a HOST path the node's real
+  path is under, or * for anywhere; KIND c or b; MINOR a number or *. E.g.
+    --allow-devices /dev/pts:c:136:*   (pty slaves)   --allow-devices /dev/pts:c:5:2   (ptmx)
+    --allow-devices '*:c:1:3'          (/dev/null nodes anywhere)
+  MKNOD makes FIFOs, sockets and regular files; device nodes only with --allow-mknod-devices.
+  SYSMOUNT/SYSUMOUNT are refused (EPERM) unless --allow-sysmount is given; then, for uid 0,
+  with target and source in [Mount]: new mounts of proc, sysfs, cgroup2, tmpfs, devpts,
+  mqueue or hugetlbfs only (the source is ignored; always nosuid, noexec and, except devpts,
+  nodev); MS_BIND from a path beneath the same export (never a HOST path); MS_MOVE,
+  MS_REMOUNT, propagation changes (not recursive) and SYSUMOUNT only of mounts this engine
+  made. Note: the kernel applies a cgroup2 mount's options (nsdelegate, …) to the HOST's
+  one cgroup2 hierarchy.
+
+IDENTITIES
+  Requests run with the ids the DPU claims, translated in this order: --map-uid/--map-gid
+  (DPU=HOST, repeatable; supplementary groups too; ids not listed pass unchanged), then
+  --root-squash (a uid that is 0 after mapping runs as nobody 65534:65534, no groups), then
+  --allow-uids/--allow-gids check the resulting HOST uid, gid and every supplementary group
+  (ranges like 0-65535 or 1000,1005-1010, repeatable; default any): a request outside is
+  refused with EPERM. The same applies to file requests, unix-socket connects and listens.
+
+PROCESS CONTROL (KILL, SCHED_GETAFFINITY, SCHED_SETAFFINITY)
+  These carry no identity and act with the engine's authority, so they are refused unless
+  --allow-kill is given AND the target's name is in [Kill] AND the target descends from a
+  process named rexec_server (i.e. it was started through rexec).
+  --kill-any-process drops the last condition.
+
+LISTENERS AND KEYS
+  Without --psk-file: unix: listeners are allowed (the socket file is mode 0600); TCP needs
+  --insecure-test-mode and a loopback address (127.0.0.0/8, ::1); a non-loopback TCP or a
+  vsock listener is refused unless --insecure-allow-remote is given too (then anyone who
+  reaches the port has the DPU's full power; announced loudly). Refusals exit with status 2.
 
 SIGNALS
   SIGINT/SIGTERM: stop accepting, finish in-flight requests (5 s at most), close, exit 0.";
@@ -50,9 +99,13 @@ pub struct Cli {
     /// it on every transport.
     #[arg(long, value_name = "FILE")]
     pub psk_file: Option<PathBuf>,
-    /// Allow TCP clients without a key. For tests on loopback only.
+    /// Allow TCP clients without a key, on loopback addresses only. For tests.
     #[arg(long)]
     pub insecure_test_mode: bool,
+    /// Also allow keyless listeners other machines reach: TCP on non-loopback addresses,
+    /// vsock. Implies --insecure-test-mode. Never in production.
+    #[arg(long)]
+    pub insecure_allow_remote: bool,
     /// Admin socket for qtcfg/qtinfo (mode 0600).
     #[arg(long, value_name = "PATH", default_value = "/var/run/qtfs/engine.sock")]
     pub admin_socket: PathBuf,
@@ -71,9 +124,42 @@ pub struct Cli {
     /// Open handles per session.
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_handles: usize,
-    /// Treat requests from uid 0 as coming from nobody (65534).
+    /// Treat requests whose uid is 0 (after --map-uid) as coming from nobody (65534).
     #[arg(long)]
     pub root_squash: bool,
+    /// HOST uids requests may run as (after mapping): ranges such as 0-65535 or
+    /// 1000,1005-1010; repeatable; default any. Others are refused with EPERM.
+    #[arg(long, value_name = "RANGES", action = clap::ArgAction::Append)]
+    pub allow_uids: Vec<String>,
+    /// HOST gids (primary and supplementary, after mapping) requests may carry; like
+    /// --allow-uids.
+    #[arg(long, value_name = "RANGES", action = clap::ArgAction::Append)]
+    pub allow_gids: Vec<String>,
+    /// Run requests claiming uid DPU as HOST uid HOST (repeatable).
+    #[arg(long, value_name = "DPU=HOST", action = clap::ArgAction::Append)]
+    pub map_uid: Vec<String>,
+    /// Run requests claiming gid (or supplementary group) DPU with HOST gid HOST (repeatable).
+    #[arg(long, value_name = "DPU=HOST", action = clap::ArgAction::Append)]
+    pub map_gid: Vec<String>,
+    /// Serve KILL and SCHED_GETAFFINITY/SCHED_SETAFFINITY (still limited by [Kill] and to
+    /// processes started through rexec_server).
+    #[arg(long)]
+    pub allow_kill: bool,
+    /// With --allow-kill: any process whose name is in [Kill], not only those descending
+    /// from rexec_server.
+    #[arg(long)]
+    pub kill_any_process: bool,
+    /// Serve SYSMOUNT/SYSUMOUNT (limited as DEVICES AND MOUNTS below says; with [Mount]).
+    #[arg(long)]
+    pub allow_sysmount: bool,
+    /// Let MKNOD create character and block device nodes (opening them still needs
+    /// --allow-devices).
+    #[arg(long)]
+    pub allow_mknod_devices: bool,
+    /// Device nodes OPEN may open, PREFIX:KIND:MAJOR:MINOR (repeatable), e.g.
+    /// /dev/pts:c:136:* or '*:c:1:3'; see DEVICES AND MOUNTS below. Default none.
+    #[arg(long, value_name = "SPEC", action = clap::ArgAction::Append)]
+    pub allow_devices: Vec<String>,
     /// Do not pin worker threads to CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -90,13 +176,26 @@ pub struct Config {
     pub whitelist: PathBuf,
     pub psk: Option<Psk>,
     pub insecure: bool,
+    /// Keyless listeners reachable from other machines were explicitly allowed.
+    pub insecure_remote: bool,
     pub admin_socket: Option<PathBuf>,
     pub lock_file: Option<PathBuf>,
     pub log_level: u32,
     pub session_grace: Duration,
     pub max_inflight: u32,
     pub max_handles: usize,
-    pub root_squash: bool,
+    /// How claimed ids become HOST ids (root squash, maps, allowed ranges).
+    pub ids: IdPolicy,
+    /// KILL and SCHED_* are served (`--allow-kill`).
+    pub allow_kill: bool,
+    /// ... for any process in [Kill], not only rexec_server's descendants.
+    pub kill_any_process: bool,
+    /// SYSMOUNT/SYSUMOUNT are served (`--allow-sysmount`).
+    pub allow_sysmount: bool,
+    /// MKNOD may create device nodes (`--allow-mknod-devices`).
+    pub allow_mknod_devices: bool,
+    /// Device nodes that may be opened (`--allow-devices`).
+    pub allow_devices: Vec<crate::fsops::devices::DevRule>,
     pub pin: bool,
 }
 
@@ -109,13 +208,19 @@ impl Config {
             whitelist,
             psk: None,
             insecure: false,
+            insecure_remote: false,
             admin_socket: None,
             lock_file: None,
             log_level: qtfs_proto::consts::LOG_INFO,
             session_grace: Duration::from_secs(60),
             max_inflight: 256,
             max_handles: 65536,
-            root_squash: false,
+            ids: IdPolicy::default(),
+            allow_kill: false,
+            kill_any_process: false,
+            allow_sysmount: false,
+            allow_mknod_devices: false,
+            allow_devices: Vec::new(),
             pin: false,
         }
     }
@@ -163,12 +268,29 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         Some(p) => Some(Psk::load(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    if psk.is_some() && cli.insecure_test_mode {
-        notes.push("--insecure-test-mode has no effect with --psk-file: every client must prove the key".into());
+    let insecure = cli.insecure_test_mode || cli.insecure_allow_remote;
+    let insecure_remote = psk.is_none() && cli.insecure_allow_remote;
+    if psk.is_some() && insecure {
+        notes.push(
+            "--insecure-test-mode/--insecure-allow-remote have no effect with --psk-file: every client must prove the key"
+                .into(),
+        );
     }
-    if psk.is_none() && listen.iter().any(Addr::is_tcp) && !cli.insecure_test_mode {
-        return Err("TCP listeners need --psk-file (or --insecure-test-mode for a test on loopback)".into());
+    if psk.is_none() {
+        check_keyless_listeners(&listen, cli.insecure_test_mode, cli.insecure_allow_remote)?;
     }
+    if cli.kill_any_process && !cli.allow_kill {
+        return Err("--kill-any-process only widens --allow-kill: give both, or neither".into());
+    }
+    let ids = IdPolicy {
+        root_squash: cli.root_squash,
+        uid_map: parse_map("--map-uid", &cli.map_uid)?,
+        gid_map: parse_map("--map-gid", &cli.map_gid)?,
+        allow_uids: parse_ranges("--allow-uids", &cli.allow_uids)?,
+        allow_gids: parse_ranges("--allow-gids", &cli.allow_gids)?,
+    };
+    let allow_devices =
+        cli.allow_devices.iter().map(|s| crate::fsops::devices::DevRule::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let avail = crate::sys::allowed_cpus().len().max(1);
     let cores = match cores {
         Some(0) => return Err("--cores must be at least 1".into()),
@@ -191,18 +313,101 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
             listen,
             whitelist: cli.whitelist,
             psk,
-            insecure: cli.insecure_test_mode,
+            insecure,
+            insecure_remote,
             admin_socket: Some(cli.admin_socket),
             lock_file: Some(cli.lock_file),
             log_level,
             session_grace: Duration::from_secs_f64(cli.session_grace),
             max_inflight: cli.max_inflight.max(1),
             max_handles: cli.max_handles.max(1),
-            root_squash: cli.root_squash,
+            ids,
+            allow_kill: cli.allow_kill,
+            kill_any_process: cli.kill_any_process,
+            allow_sysmount: cli.allow_sysmount,
+            allow_mknod_devices: cli.allow_mknod_devices,
+            allow_devices,
             pin: !cli.no_pin,
         },
         notes,
     ))
+}
+
+/// Whether a listener is reachable only from this machine: unix sockets (a file, mode
+/// 0600) and TCP on a loopback address. vsock is reachable from guests and DPUs.
+pub fn is_local_only(a: &Addr) -> bool {
+    match a {
+        Addr::Unix(_) => true,
+        Addr::Tcp(sa) => sa.ip().to_canonical().is_loopback(),
+        Addr::Vsock { .. } => false,
+    }
+}
+
+/// The rules for listeners without a key (see LISTENERS AND KEYS in --help).
+fn check_keyless_listeners(listen: &[Addr], test_mode: bool, allow_remote: bool) -> Result<(), String> {
+    for a in listen {
+        let remote = !is_local_only(a);
+        if remote && !allow_remote {
+            return Err(if a.is_tcp() {
+                format!(
+                    "refusing to listen on {a} without a key: it is not a loopback address, so other machines could \
+                     connect unauthenticated. Use --psk-file, or a loopback address (tcp:127.0.0.1:PORT) with \
+                     --insecure-test-mode, or (never in production) add --insecure-allow-remote"
+                )
+            } else {
+                format!(
+                    "refusing to listen on {a} without a key: a vsock listener is reachable from every guest/DPU. \
+                     Use --psk-file, or (never in production) --insecure-allow-remote"
+                )
+            });
+        }
+        if a.is_tcp() && !remote && !test_mode && !allow_remote {
+            return Err(format!("TCP listener {a} needs --psk-file (or --insecure-test-mode for a test on loopback)"));
+        }
+    }
+    Ok(())
+}
+
+/// `--map-uid`/`--map-gid` values: `DPU=HOST`, sorted by DPU id; a DPU id twice is an error.
+fn parse_map(flag: &str, vals: &[String]) -> Result<Vec<(u32, u32)>, String> {
+    let mut map = Vec::new();
+    for v in vals {
+        let (a, b) = v.split_once('=').ok_or_else(|| format!("{flag} {v:?}: expected DPU=HOST, e.g. 0=1500"))?;
+        map.push((parse_id(flag, a)?, parse_id(flag, b)?));
+    }
+    map.sort_unstable();
+    if let Some(w) = map.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("{flag}: DPU id {} is mapped twice", w[0].0));
+    }
+    Ok(map)
+}
+
+/// `--allow-uids`/`--allow-gids` values: comma-separated ids and `LO-HI` ranges.
+fn parse_ranges(flag: &str, vals: &[String]) -> Result<Vec<IdRange>, String> {
+    let mut out = Vec::new();
+    for part in vals.iter().flat_map(|v| v.split(',')) {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (parse_id(flag, lo)?, parse_id(flag, hi)?),
+            None => {
+                let id = parse_id(flag, part)?;
+                (id, id)
+            }
+        };
+        if lo > hi {
+            return Err(format!("{flag} {part:?}: the range is empty (low end above high end)"));
+        }
+        out.push((lo, hi));
+    }
+    Ok(out)
+}
+
+/// One uid or gid; 4294967295 (-1, "unchanged" to the kernel) is not an id.
+fn parse_id(flag: &str, s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(id) if id != u32::MAX => Ok(id),
+        _ => Err(format!("{flag}: {s:?} is not a uid/gid (0..4294967294)")),
+    }
 }
 
 #[cfg(test)]
@@ -222,7 +427,7 @@ mod tests {
         assert_eq!(c.cores, 2);
         assert_eq!(c.listen[0].to_string(), "tcp:127.0.0.1:12121");
         assert!(notes[0].contains("--cores 2 --listen tcp:127.0.0.1:12121"));
-        let (c, _) = parse(&["4", "1", "2", "12121", "10", "12121"]).unwrap();
+        let (c, _) = parse(&["4", "1", "2", "12121", "10", "12121", "--insecure-allow-remote"]).unwrap();
         assert_eq!(c.listen[0].to_string(), "vsock:2:12121");
         assert!(parse(&["4", "1", "2"]).is_err());
     }
@@ -236,6 +441,60 @@ mod tests {
         assert!(parse(&[]).unwrap_err().contains("--listen"));
         assert!(parse(&["--listen", "unix:/x", "--cores", "0"]).is_err());
         assert!(parse(&["--listen", "unix:/x", "--log-level", "LOUD"]).is_err());
+    }
+
+    #[test]
+    fn keyless_listeners_only_where_no_one_else_reaches() {
+        assert!(parse(&["--listen", "tcp:127.0.0.2:1", "--insecure-test-mode"]).is_ok());
+        assert!(parse(&["--listen", "tcp:[::1]:1", "--insecure-test-mode"]).is_ok());
+        for a in ["tcp:0.0.0.0:1", "tcp:10.0.0.1:1", "tcp:[::]:1"] {
+            let e = parse(&["--listen", a, "--insecure-test-mode"]).unwrap_err();
+            assert!(e.contains("not a loopback address"), "{a}: {e}");
+            let (c, _) = parse(&["--listen", a, "--insecure-allow-remote"]).unwrap();
+            assert!(c.insecure && c.insecure_remote);
+        }
+        let e = parse(&["--listen", "vsock:2:1"]).unwrap_err();
+        assert!(e.contains("vsock") && e.contains("--psk-file"), "{e}");
+        assert!(parse(&["--listen", "vsock:any:1", "--insecure-test-mode"]).is_err());
+        assert!(parse(&["--listen", "vsock:2:1", "--insecure-allow-remote"]).is_ok());
+        assert!(parse(&["--listen", "unix:/x", "--listen", "vsock:2:1"]).is_err(), "every listener counts");
+    }
+
+    #[test]
+    fn identity_flags() {
+        let (c, _) = parse(&[
+            "--listen",
+            "unix:/x",
+            "--allow-uids",
+            "0-99,1000",
+            "--allow-uids",
+            "5000-5009",
+            "--map-uid",
+            "7=70",
+            "--map-uid",
+            "0=1500",
+            "--map-gid",
+            "0=1500",
+        ])
+        .unwrap();
+        assert_eq!(c.ids.allow_uids, vec![(0, 99), (1000, 1000), (5000, 5009)]);
+        assert_eq!(c.ids.uid_map, vec![(0, 1500), (7, 70)]);
+        assert_eq!(c.ids.gid_map, vec![(0, 1500)]);
+        assert!(c.ids.allow_gids.is_empty());
+        for bad in [
+            &["--allow-uids", "9-1"][..],
+            &["--allow-uids", "x"],
+            &["--allow-gids", "4294967295"],
+            &["--map-uid", "0"],
+            &["--map-uid", "0=1", "--map-uid", "0=2"],
+            &["--kill-any-process"],
+        ] {
+            let mut a = vec!["--listen", "unix:/x"];
+            a.extend_from_slice(bad);
+            assert!(parse(&a).is_err(), "{bad:?}");
+        }
+        let (c, _) = parse(&["--listen", "unix:/x", "--allow-kill", "--kill-any-process"]).unwrap();
+        assert!(c.allow_kill && c.kill_any_process);
     }
 
     #[test]

@@ -10,6 +10,15 @@
 //!
 //! When the engine does not run as root it cannot impersonate anyone; then every
 //! operation runs with the engine's own identity (announced at start).
+//!
+//! Which identity: the DPU is not trusted, so the ids a request claims are only a
+//! proposal. [`IdPolicy::ident`] turns them into the HOST identity the request runs
+//! with, for file requests and channel connects alike: `--map-uid`/`--map-gid` first
+//! (DPU id → HOST id; ids not listed pass unchanged; supplementary groups are mapped
+//! too), then `--root-squash` (a uid that is 0 *after* mapping becomes nobody, so no map
+//! can produce HOST root either), then `--allow-uids`/`--allow-gids` on the result (uid,
+//! gid and every supplementary group; anything outside is refused with EPERM, never
+//! silently dropped, because dropping a group can grant what a group entry denies).
 
 use std::cell::RefCell;
 use std::io;
@@ -34,6 +43,62 @@ impl Ident {
     }
     pub fn is_root(&self) -> bool {
         self.uid == 0
+    }
+}
+
+/// A closed range of ids, `lo..=hi`.
+pub type IdRange = (u32, u32);
+
+/// How claimed ids become HOST ids (see the module comment). The default maps nothing,
+/// squashes nothing and allows every id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdPolicy {
+    /// `--root-squash`: a uid 0 (after mapping) runs as nobody (65534:65534, no groups).
+    pub root_squash: bool,
+    /// `--map-uid DPU=HOST`, sorted by DPU id, no DPU id twice.
+    pub uid_map: Vec<(u32, u32)>,
+    /// `--map-gid DPU=HOST` (gid and supplementary groups), sorted by DPU id.
+    pub gid_map: Vec<(u32, u32)>,
+    /// `--allow-uids`: HOST uids a request may run as; empty = any.
+    pub allow_uids: Vec<IdRange>,
+    /// `--allow-gids`: HOST gids (primary and supplementary); empty = any.
+    pub allow_gids: Vec<IdRange>,
+}
+
+/// The user and group the kernel calls nobody / nogroup.
+pub const NOBODY: u32 = 65534;
+
+fn map_id(map: &[(u32, u32)], id: u32) -> u32 {
+    match map.binary_search_by_key(&id, |&(from, _)| from) {
+        Ok(i) => map[i].1,
+        Err(_) => id,
+    }
+}
+
+fn in_ranges(ranges: &[IdRange], id: u32) -> bool {
+    ranges.is_empty() || ranges.iter().any(|&(lo, hi)| lo <= id && id <= hi)
+}
+
+impl IdPolicy {
+    /// The HOST identity for the ids a request claims, or EPERM (wire errno) when the
+    /// policy refuses them.
+    pub fn ident(&self, uid: u32, gid: u32, groups: impl Iterator<Item = u32>) -> Result<Ident, i32> {
+        let uid = map_id(&self.uid_map, uid);
+        let id = if self.root_squash && uid == 0 {
+            Ident::new(NOBODY, NOBODY, std::iter::empty())
+        } else {
+            Ident::new(uid, map_id(&self.gid_map, gid), groups.map(|g| map_id(&self.gid_map, g)))
+        };
+        let gids_ok = in_ranges(&self.allow_gids, id.gid) && id.groups.iter().all(|&g| in_ranges(&self.allow_gids, g));
+        if !in_ranges(&self.allow_uids, id.uid) || !gids_ok {
+            return Err(qtfs_proto::errno::EPERM);
+        }
+        Ok(id)
+    }
+
+    /// Whether requests are passed through unchanged (the engine's historical behaviour).
+    pub fn is_identity(&self) -> bool {
+        *self == IdPolicy::default()
     }
 }
 
@@ -233,4 +298,29 @@ pub fn register_socket_personality(sub: &io_uring::Submitter<'_>, id: &Ident) ->
         panic!("cannot restore the engine's identity after registering a personality: {e}");
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_then_squash_then_ranges() {
+        let none = IdPolicy::default();
+        assert_eq!(none.ident(0, 0, [5, 3, 5].into_iter()).unwrap(), Ident { uid: 0, gid: 0, groups: vec![3, 5] });
+        let p = IdPolicy {
+            root_squash: true,
+            uid_map: vec![(0, 1500), (7, 0)],
+            gid_map: vec![(0, 1500), (10, 2000)],
+            allow_uids: vec![(1000, 1999), (NOBODY, NOBODY)],
+            allow_gids: vec![(1000, 2999), (NOBODY, NOBODY)],
+        };
+        assert_eq!(p.ident(0, 0, [10].into_iter()).unwrap(), Ident { uid: 1500, gid: 1500, groups: vec![2000] });
+        // A map to 0 is squashed like a claimed 0 would be.
+        assert_eq!(p.ident(7, 0, [10].into_iter()).unwrap(), Ident { uid: NOBODY, gid: NOBODY, groups: vec![] });
+        assert_eq!(p.ident(1200, 1200, std::iter::empty()).unwrap().uid, 1200);
+        assert_eq!(p.ident(3000, 1200, std::iter::empty()), Err(qtfs_proto::errno::EPERM), "uid outside");
+        assert_eq!(p.ident(1200, 5, std::iter::empty()), Err(qtfs_proto::errno::EPERM), "gid outside");
+        assert_eq!(p.ident(1200, 1200, [1200, 4].into_iter()), Err(qtfs_proto::errno::EPERM), "a group outside");
+    }
 }

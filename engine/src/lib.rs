@@ -57,11 +57,14 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> EngineError {
 /// State shared by the cores and the admin thread.
 pub struct Shared {
     pub cfg: Config,
-    pub psk: Option<&'static Psk>,
+    /// The pre-shared key (shared with each handshake, wiped when the engine is dropped).
+    pub psk: Option<Psk>,
     pub whitelist: RwLock<Arc<Whitelist>>,
     /// Bumped on every whitelist change; cores reload when it moves.
     pub wl_gen: AtomicU64,
     pub sessions: Sessions,
+    /// Mounts made through SYSMOUNT: the only ones a client may move, remount or unmount.
+    pub sysmounts: fsops::mounts::SysMounts,
     pub stats: Vec<Mutex<CoreStats>>,
     pub conns: Mutex<HashMap<u64, Arc<ConnShared>>>,
     /// Live unix-socket channels (for ADMIN_CHANNELS and ADMIN_INFO).
@@ -210,7 +213,7 @@ impl Engine {
         unsafe { libc::umask(0) };
         let (per_core, bound, unix_paths) = listeners(&cfg)?;
         let keep: Vec<Arc<OwnedFd>> = per_core.iter().flatten().map(|l| l.fd.clone()).collect();
-        let psk: Option<&'static Psk> = cfg.psk.clone().map(|k| &*Box::leak(Box::new(k)));
+        let psk = cfg.psk.clone();
         let admin_listener = match &cfg.admin_socket {
             Some(p) => Some((admin::bind(p).map_err(io_err(format!("admin socket {}", p.display())))?, p.clone())),
             None => None,
@@ -220,6 +223,7 @@ impl Engine {
             whitelist: RwLock::new(Arc::new(wl)),
             wl_gen: AtomicU64::new(1),
             sessions: Sessions::default(),
+            sysmounts: Default::default(),
             stats: (0..cfg.cores).map(|_| Mutex::new(CoreStats::default())).collect(),
             conns: Mutex::new(HashMap::new()),
             chans: Mutex::new(HashMap::new()),

@@ -57,8 +57,30 @@ fn main() -> ExitCode {
     for n in &notes {
         tracing::warn!("{n}");
     }
-    if cfg.insecure && cfg.psk.is_none() {
-        tracing::warn!("*** INSECURE TEST MODE: clients connect WITHOUT authentication; never expose this port ***");
+    if cfg.psk.is_none() {
+        let keyless: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
+        if cfg.insecure_remote {
+            // config::from_cli allowed listeners other machines reach: say so as loudly as
+            // a log can, on every line of the banner.
+            for _ in 0..3 {
+                tracing::error!(
+                    listen = %keyless.join(","),
+                    "*** INSECURE, REACHABLE FROM OTHER MACHINES: --insecure-allow-remote without --psk-file; \
+                     ANYONE who reaches these listeners acts with the DPU's full power, unauthenticated ***"
+                );
+            }
+        } else if cfg.insecure {
+            tracing::warn!(
+                listen = %keyless.join(","),
+                "*** INSECURE TEST MODE: clients connect WITHOUT authentication (loopback and unix listeners only) ***"
+            );
+        }
+    }
+    if cfg.ids.is_identity() {
+        tracing::info!(
+            "identities: requests run with the uid/gid the DPU claims, 0 included \
+             (see --root-squash, --map-uid, --allow-uids)"
+        );
     }
     let set = block_signals();
     let opts = StartOptions {

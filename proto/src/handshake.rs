@@ -195,10 +195,14 @@ impl<'k> ClientHandshake<'k> {
     }
 }
 
-/// Server side.
+/// Server side. It shares the server's key (a reference-counted [`Psk`], never a copy of
+/// its bytes), so a connection in its handshake needs no borrow of the server's
+/// configuration and the key is wiped when the server drops its last reference; `'k` is
+/// kept only so that existing `ServerHandshake<'static>` fields keep their type.
 #[derive(Debug)]
 pub struct ServerHandshake<'k> {
-    key: Option<&'k Psk>,
+    key: Option<Psk>,
+    _k: core::marker::PhantomData<&'k Psk>,
     nonce: [u8; 32],
     client_nonce: [u8; 32],
     version: u16,
@@ -215,10 +219,10 @@ pub struct AttachRequest {
 
 impl<'k> ServerHandshake<'k> {
     /// `key`: when set, clients must prove it.
-    pub fn new(key: Option<&'k Psk>) -> Self {
+    pub fn new(key: Option<&Psk>) -> Self {
         let mut nonce = [0u8; 32];
         random_bytes(&mut nonce);
-        Self { key, nonce, client_nonce: [0; 32], version: 0, features: 0 }
+        Self { key: key.cloned(), _k: core::marker::PhantomData, nonce, client_nonce: [0; 32], version: 0, features: 0 }
     }
 
     /// Handles HELLO and returns HELLO_ACK.
@@ -250,7 +254,7 @@ impl<'k> ServerHandshake<'k> {
     /// Verifies ATTACH. On success the caller looks the session up (or creates one) and
     /// calls [`ServerHandshake::attach_ack`].
     pub fn on_attach(&self, attach: &Attach) -> Result<AttachRequest, ProtoError> {
-        if let Some(k) = self.key {
+        if let Some(k) = &self.key {
             mac_client(
                 k,
                 self.version,
@@ -269,7 +273,7 @@ impl<'k> ServerHandshake<'k> {
     /// Builds ATTACH_ACK for the session chosen.
     pub fn attach_ack(&self, session_id: u64, session_token: [u8; 16], resumed: bool) -> AttachAck {
         let resumed = resumed as u32;
-        let mac = match self.key {
+        let mac = match &self.key {
             Some(k) => mac_server(
                 k,
                 self.version,

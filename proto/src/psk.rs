@@ -2,30 +2,53 @@
 //!
 //! Every component reads the same format (`--psk-file F`); a key file readable by group
 //! or others is refused, like ssh refuses a private key with loose permissions.
+//!
+//! The key bytes live in exactly one heap buffer per loaded key: clones of a [`Psk`] share
+//! it (reference-counted), and the last one dropped overwrites it with zeros (`zeroize`,
+//! whose writes the compiler may not elide), so a key does not outlive its last user in
+//! freed memory. The text of the key file and every intermediate buffer of parsing are
+//! wiped the same way.
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::ProtoError;
 
 /// Minimum hex characters (16 bytes of key).
 pub const MIN_HEX: usize = 32;
 
-/// A pre-shared key. Its bytes never appear in `Debug` output.
+/// A pre-shared key. Its bytes never appear in `Debug` output and are zeroed when the
+/// last clone is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Psk(Vec<u8>);
+pub struct Psk(Arc<KeyBytes>);
+
+/// The one buffer holding a key's bytes; zeroed on drop.
+#[derive(PartialEq, Eq)]
+struct KeyBytes(Vec<u8>);
+
+impl Drop for KeyBytes {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl core::fmt::Debug for Psk {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Psk(<{} bytes>)", self.0.len())
+        write!(f, "Psk(<{} bytes>)", self.0.0.len())
     }
 }
 
 impl Psk {
+    /// Takes the key bytes (moved, not copied: the buffer becomes the key's; a refused one
+    /// is zeroed before it is freed).
     pub fn from_bytes(b: Vec<u8>) -> Result<Self, ProtoError> {
-        if b.len() * 2 < MIN_HEX {
-            return Err(ProtoError::Key(format!("key too short: {} bytes, need at least {}", b.len(), MIN_HEX / 2)));
+        let b = KeyBytes(b);
+        if b.0.len() * 2 < MIN_HEX {
+            return Err(ProtoError::Key(format!("key too short: {} bytes, need at least {}", b.0.len(), MIN_HEX / 2)));
         }
-        Ok(Psk(b))
+        Ok(Psk(Arc::new(b)))
     }
 
     /// Parses the text of a key file: one line of hex (surrounding whitespace ignored).
@@ -44,7 +67,9 @@ impl Psk {
         if line.len() % 2 != 0 {
             return Err(ProtoError::Key("odd number of hex characters".into()));
         }
-        let mut out = Vec::with_capacity(line.len() / 2);
+        // Exactly the capacity needed: the buffer never reallocates (which would leave a
+        // copy of the partial key behind in freed memory).
+        let mut out = Zeroizing::new(Vec::with_capacity(line.len() / 2));
         for pair in line.as_bytes().chunks(2) {
             let hi = hexval(pair[0]);
             let lo = hexval(pair[1]);
@@ -53,7 +78,7 @@ impl Psk {
                 _ => return Err(ProtoError::Key("not a hex string".into())),
             }
         }
-        Psk::from_bytes(out)
+        Psk::from_bytes(std::mem::take(&mut *out))
     }
 
     /// Reads a key file, refusing one that group or others can read or write.
@@ -67,7 +92,10 @@ impl Psk {
                 path.display()
             )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| ProtoError::Key(format!("{}: {e}", path.display())))?;
+        // The file's text is the key in hex: wiped once parsed.
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| ProtoError::Key(format!("{}: {e}", path.display())))?,
+        );
         Psk::parse(&text).map_err(|e| match e {
             ProtoError::Key(m) => ProtoError::Key(format!("{}: {m}", path.display())),
             o => o,
@@ -75,7 +103,7 @@ impl Psk {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.0.0
     }
 }
 
@@ -105,6 +133,15 @@ mod tests {
         assert!(Psk::parse("00112233445566778899aabbccddeeff\n00").is_err(), "two lines");
         assert!(format!("{k:?}").contains("16 bytes"));
         assert!(!format!("{k:?}").contains("ff"));
+    }
+
+    #[test]
+    fn clones_share_one_buffer() {
+        let k = Psk::parse("00112233445566778899aabbccddeeff\n").unwrap();
+        let k2 = k.clone();
+        assert!(std::ptr::eq(k.bytes().as_ptr(), k2.bytes().as_ptr()), "clones share one buffer");
+        drop(k);
+        assert_eq!(k2.bytes()[15], 0xff, "a live clone keeps the key");
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! `/proc/self/fd/N`. `..`, absolute symlinks and symlinks leading outside therefore
 //! never leave the export. Whitelists are checked against the *real* path of the
 //! resolved descriptor, so a symlink cannot smuggle a request into an excluded tree.
+//! Operations on a handle check the same group as their path form, on the real path of
+//! the open file. A new place for an existing object (LINK, a bind mount) may not be
+//! allowed anything its existing path is not ([`whitelist::Whitelist::gained`]).
+//!
+//! Device nodes are never opened unless the operator named them ([`devices`]: `nodev`
+//! semantics, checked on the `O_PATH` descriptor before the reopen); SYSMOUNT and
+//! SYSUMOUNT are bounded by [`mounts`].
 //!
 //! Identity: ring operations carry the caller's io_uring personality; direct system
 //! calls run under `creds::with_ident`.
@@ -16,6 +23,8 @@
 //! This module interprets file requests; it must not touch sockets or framing beyond
 //! the `Core` response API.
 
+pub mod devices;
+pub mod mounts;
 pub mod path;
 pub mod whitelist;
 
@@ -102,6 +111,12 @@ impl Default for FsReq {
 }
 
 impl FsReq {
+    /// The connection (slab key) the request answers on: the ring cancels a closing
+    /// connection's requests by it.
+    pub(crate) fn conn(&self) -> usize {
+        self.conn
+    }
+
     /// Descriptors the request still holds (closed by the caller through the ring).
     pub(crate) fn take_fds(&mut self) -> impl Iterator<Item = OwnedFd> + use<> {
         [self.dirfd.take(), self.dirfd2.take(), self.fd.take()].into_iter().flatten()
@@ -215,12 +230,10 @@ fn reply_now<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: 
 
 // ------------------------------------------------------------------ dispatch
 
-/// The caller's identity from a request context (root squashed if configured).
-fn ident_of(core: &Core, ctx: &ReqCtx, groups: &Groups<'_>) -> Ident {
-    if core.shared.cfg.root_squash && ctx.uid == 0 {
-        return Ident::new(65534, 65534, std::iter::empty());
-    }
-    Ident::new(ctx.uid, ctx.gid, groups.iter())
+/// The HOST identity of a request context: the claimed ids mapped, squashed and checked
+/// by the operator's policy (`creds::IdPolicy`); EPERM when the policy refuses them.
+fn ident_of(core: &Core, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<Ident, i32> {
+    core.shared.cfg.ids.ident(ctx.uid, ctx.gid, groups.iter())
 }
 
 /// Starts an asynchronous request.
@@ -239,7 +252,7 @@ fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, session: &Arc<Ses
 
 /// Sets identity and export from a context.
 fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
-    r.ident = ident_of(core, ctx, groups);
+    r.ident = ident_of(core, ctx, groups)?;
     r.personality = core.personality(&r.ident);
     let s = r.session.as_ref().expect("session set by begin");
     r.export = Some(s.export(ctx.export).ok_or(errno::ESTALE)?);
@@ -332,6 +345,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let Some(f) = session.file(m.handle) else {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
+            if let Err(e) = wl_handle(core, &session, &f, WlType::Read) {
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
             let len = (m.len as usize).min(MAX_IO);
             let mut buf = core.bufs.get(HEADER_SIZE + len);
             if f.io != IoMode::Ring {
@@ -381,6 +397,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let Some(f) = session.file(m.handle) else {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
+            if let Err(e) = wl_handle(core, &session, &f, WlType::Write) {
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
             if m.data.len() > MAX_IO {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EINVAL));
             }
@@ -418,6 +437,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let Some(f) = session.file(m.handle) else {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
+            if let Err(e) = wl_handle(core, &session, &f, WlType::Write) {
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
             let mut r = begin(core, key, &h, op, &session);
             let e = opcode::Fallocate::new(types::Fd(f.raw()), m.len).offset(m.offset).mode(m.mode as i32).build();
             r.file = Some(f);
@@ -457,6 +479,13 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
         }
         Op::MKNOD => {
             let m = decode_or_reply!(core, key, h, op, t0, MknodReq, payload);
+            if let Err(e) = devices::mknod_allowed(m.mode, core.shared.cfg.allow_mknod_devices) {
+                tracing::info!(
+                    mode = format_args!("{:o}", m.mode),
+                    "MKNOD refused: device nodes need --allow-mknod-devices"
+                );
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
             let mode = (m.mode & libc::S_IFMT) | (m.mode & !m.umask & 0o7777);
             let dev = libc::makedev(m.rdev_major, m.rdev_minor);
             start_parent_op(core, key, &h, op, &session, &m.ctx, &m.groups, m.path.0, None, [mode as u64, dev]);
@@ -526,8 +555,12 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
         }
         Op::SYSUMOUNT => {
             let m = decode_or_reply!(core, key, h, op, t0, SysumountReq, payload);
+            if !core.shared.cfg.allow_sysmount {
+                tracing::info!("SYSUMOUNT refused: the engine runs without --allow-sysmount");
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPERM));
+            }
             let ident = ident_of(core, &m.ctx, &m.groups);
-            if !ident.is_root() {
+            if !ident.as_ref().is_ok_and(Ident::is_root) {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPERM));
             }
             start_object_op(core, key, &h, op, &session, &m.ctx, &m.groups, m.target.0, &[], &[], [m.flags as u64, 0]);
@@ -553,6 +586,10 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
         Op::IOCTL => {
             let m = decode_or_reply!(core, key, h, op, t0, IoctlReq, payload);
             let r = match session.file(m.handle) {
+                // The setters change attributes (chattr): [Setattr], as SETATTR.
+                Some(f) if matches!(m.cmd, ioc::FS_SETFLAGS | ioc::FS_FSSETXATTR) => {
+                    wl_handle(core, &session, &f, WlType::Setattr).and_then(|_| do_ioctl(&f, m.cmd, m.arg.0))
+                }
                 Some(f) => do_ioctl(&f, m.cmd, m.arg.0),
                 None => Err(errno::EBADF),
             };
@@ -685,6 +722,57 @@ fn wl_at(core: &Core, export: Option<&Export>, t: WlType, dirfd: RawFd, name: &[
     }
 }
 
+/// Whitelist check of an operation on an open handle: the group its path form needs
+/// (READ: Read, WRITE and FALLOCATE: Write, SETATTR and the chattr ioctls: Setattr), on
+/// the real path of the open file now, not the name it was opened by. So a handle keeps
+/// no right the whitelist has withdrawn since, and gains none its open did not check
+/// (SETATTR on a handle opened read-only). The export's own entry answers without a
+/// readlink: a handle's file stays beneath its export (client renames and links do).
+fn wl_handle(core: &Core, session: &Session, f: &OpenFile, t: WlType) -> Result<(), i32> {
+    wl_at(core, session.export(f.export).as_deref(), t, f.raw(), b"")
+}
+
+/// LINK's rule: the new name (`dir`/`name`) may be allowed nothing that the existing
+/// object (`old`, by the name it was resolved through) is not
+/// ([`whitelist::Whitelist::gained`]); later requests on the new name are checked
+/// against the new name's path.
+fn link_gains_nothing(core: &Core, old: RawFd, dir: RawFd, name: &[u8]) -> Result<(), i32> {
+    let err = |e: std::io::Error| sys::errno_of(&e);
+    let from = sys::fd_real_path(old).map_err(err)?;
+    let to = path::join(&sys::fd_real_path(dir).map_err(err)?, name);
+    match core.wl.gained(&from, &to) {
+        None => Ok(()),
+        Some(g) => {
+            tracing::info!(
+                group = g.section(),
+                from = %String::from_utf8_lossy(&from),
+                to = %String::from_utf8_lossy(&to),
+                "LINK denied by whitelist: the new name would be allowed what the existing one is not"
+            );
+            Err(errno::EACCES)
+        }
+    }
+}
+
+/// `nodev`: whether the object `fd` names (an `O_PATH` descriptor, `mode`/`rdev` from
+/// its statx) may be opened. Devices only when an `--allow-devices` rule names them.
+fn device_open_ok(core: &Core, fd: RawFd, stx: &libc::statx) -> Result<(), i32> {
+    let mode = stx.stx_mode as u32;
+    if !devices::is_device(mode) {
+        return Ok(());
+    }
+    let real = sys::fd_real_path(fd).map_err(|e| sys::errno_of(&e))?;
+    if devices::open_allowed(&core.shared.cfg.allow_devices, mode, &real, stx.stx_rdev_major, stx.stx_rdev_minor) {
+        return Ok(());
+    }
+    tracing::info!(
+        path = %String::from_utf8_lossy(&real),
+        dev = format_args!("{}:{}", stx.stx_rdev_major, stx.stx_rdev_minor),
+        "open of a device node refused (see --allow-devices)"
+    );
+    Err(errno::EACCES)
+}
+
 // ------------------------------------------------------------------ MOUNT
 
 fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result<MountRsp, i32> {
@@ -692,7 +780,7 @@ fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result
     if p.first() != Some(&b'/') {
         return Err(errno::EINVAL);
     }
-    let ident = ident_of(core, &m.ctx, &m.groups);
+    let ident = ident_of(core, &m.ctx, &m.groups)?;
     let c = std::ffi::CString::new(p).map_err(|_| errno::EINVAL)?;
     let fd = creds::with_ident(&ident, || sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH | libc::O_DIRECTORY, 0, 0))
         .map_err(|e| sys::errno_of(&e))?
@@ -889,6 +977,8 @@ fn start_open(
         };
         r.push_str(parent);
         r.push_str(name);
+        // 2: the whole path, should the name exist (step 12).
+        r.push_str(p);
         r.step = 10;
         return resolve(core, r, None, 0, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
     }
@@ -953,7 +1043,10 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
 
 fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &SetattrReq<'_>) {
     let mut r = begin(core, key, h, Op::SETATTR, session);
-    r.ident = ident_of(core, &m.ctx, &m.groups);
+    r.ident = match ident_of(core, &m.ctx, &m.groups) {
+        Ok(id) => id,
+        Err(e) => return fail(core, r, e),
+    };
     r.personality = core.personality(&r.ident);
     if m.valid & !setattr::ALL != 0 {
         return fail(core, r, errno::EINVAL);
@@ -970,6 +1063,11 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
     ];
     if m.handle != 0 {
         let Some(f) = session.file(m.handle) else { return fail(core, r, errno::EBADF) };
+        // The same group as the path form, on the real path of the open file: a handle
+        // opened for reading in a read-only area gives no chmod, chown or utimes.
+        if let Err(e) = wl_handle(core, session, &f, WlType::Setattr) {
+            return fail(core, r, e);
+        }
         let res = setattr_apply(&r, f.raw(), true);
         let res = res.and_then(|_| sys::statx(f.raw(), c"", libc::AT_EMPTY_PATH).map_err(|e| sys::errno_of(&e)));
         return match res {
@@ -1005,7 +1103,9 @@ fn setattr_apply(r: &FsReq, fd: RawFd, is_handle: bool) -> Result<(), i32> {
                 sys::ftruncate(fd, r.u[4]).map_err(err)?;
             } else {
                 // Reopen for writing: the kernel checks write permission as the caller.
-                let w = sys::openat(libc::AT_FDCWD, proc, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(err)?;
+                // (A device node never gets here: setattr_step checked.)
+                let w = sys::openat(libc::AT_FDCWD, proc, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
+                    .map_err(err)?;
                 sys::ftruncate(w.as_raw_fd(), r.u[4]).map_err(err)?;
             }
         }
@@ -1050,22 +1150,33 @@ fn setattr_apply(r: &FsReq, fd: RawFd, is_handle: bool) -> Result<(), i32> {
 
 fn start_sysmount(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &SysmountReq<'_>) {
     let mut r = begin(core, key, h, Op::SYSMOUNT, session);
+    // What may be mounted where: mounts.rs.
+    if !core.shared.cfg.allow_sysmount {
+        tracing::info!("SYSMOUNT refused: the engine runs without --allow-sysmount");
+        return fail(core, r, errno::EPERM);
+    }
     if let Err(e) = with_ctx(core, &mut r, &m.ctx, &m.groups).and_then(|_| path::check(m.target.0).map(|_| ())) {
         return fail(core, r, e);
     }
     if !r.ident.is_root() {
         return fail(core, r, errno::EPERM);
     }
-    if m.source_kind == consts::SYSMOUNT_SRC_PATH && path::check(m.source.0).is_err() {
+    if let Err(e) = mounts::plan(m.flags, m.source_kind, m.fstype.0) {
+        let fstype = String::from_utf8_lossy(m.fstype.0);
+        tracing::info!(flags = format_args!("{:#x}", m.flags), fstype = %fstype, "SYSMOUNT refused");
+        return fail(core, r, e);
+    }
+    let path_source = m.source_kind == consts::SYSMOUNT_SRC_PATH;
+    if path_source && path::check(m.source.0).is_err() {
         return fail(core, r, errno::EINVAL);
     }
-    r.push_str(if m.target.is_empty() { b"." } else { m.target.0 });
-    r.push_str(m.source.0);
-    r.push_str(m.fstype.0);
-    r.push_str(m.data.0);
     if m.data.0.contains(&0) {
         return fail(core, r, errno::EINVAL);
     }
+    r.push_str(if m.target.is_empty() { b"." } else { m.target.0 });
+    r.push_str(if path_source && m.source.is_empty() { b"." } else { m.source.0 });
+    r.push_str(m.fstype.0);
+    r.push_str(m.data.0);
     r.u[0] = m.flags;
     r.u[1] = m.source_kind as u64;
     r.step = 1;
@@ -1296,6 +1407,12 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             if let Err(e) = wl_at(core, r.export.as_deref(), t, raw, r.str_bytes(name)) {
                 return fail(core, r, e);
             }
+            if link {
+                let old = r.dirfd.as_ref().map_or(-1, |d| d.as_raw_fd());
+                if let Err(e) = link_gains_nothing(core, old, raw, r.str_bytes(2)) {
+                    return fail(core, r, e);
+                }
+            }
             r.dirfd2 = Some(dir);
             r.step = 3;
             let old = r.dirfd.as_ref().map_or(-1, |d| d.as_raw_fd());
@@ -1347,27 +1464,36 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
+            // One statx of the O_PATH descriptor (which never opens a device) serves
+            // three times: the file type decides whether the object may be opened at all
+            // (devices) and how, and (unless O_TRUNC changes them) the attributes answer.
+            let mut stx = r.stx;
+            if let Err(e) = sys::statx_raw(p.as_raw_fd(), c"", libc::AT_EMPTY_PATH, &mut stx) {
+                return fail(core, r, sys::errno_of(&e));
+            }
+            r.stx = stx;
+            let kind = stx.stx_mode as u32 & libc::S_IFMT;
+            if r.u[2] == 1 && flags & libc::O_TRUNC == 0 {
+                // CREATE without open of a name that exists: its attributes, nothing opened.
+                r.fd = Some(p);
+                return open_respond(core, r);
+            }
             for t in open_gates(flags) {
                 if let Err(e) = wl_at(core, r.export.as_deref(), t, p.as_raw_fd(), b"") {
                     return fail(core, r, e);
                 }
             }
+            if let Err(e) = device_open_ok(core, p.as_raw_fd(), &stx) {
+                return fail(core, r, e);
+            }
+            r.u[3] = (flags & libc::O_TRUNC == 0) as u64;
             let proc = sys::proc_fd_path(p.as_raw_fd());
-            // One statx serves twice: the file type decides how to reopen, and (unless
-            // O_TRUNC changes them) the attributes answer the OPEN.
-            let mut stx = r.stx;
-            let kind = match sys::statx_raw(p.as_raw_fd(), c"", libc::AT_EMPTY_PATH, &mut stx) {
-                Ok(()) => {
-                    r.stx = stx;
-                    r.u[3] = (flags & libc::O_TRUNC == 0) as u64;
-                    stx.stx_mode as u32 & libc::S_IFMT
-                }
-                Err(_) => 0,
-            };
             r.dirfd = Some(p);
             let i = r.push_str(CStr::from_bytes_until_nul(&proc).expect("nul").to_bytes());
             r.step = 2;
-            let f = flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL);
+            // Exactly the inode checked above, through its magic link; never as the
+            // engine's controlling terminal.
+            let f = (flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL)) | libc::O_NOCTTY;
             if kind == libc::S_IFREG || kind == libc::S_IFDIR {
                 // Reopening a regular file or directory does not wait (FIFOs and devices
                 // may, so they take the ring).
@@ -1379,6 +1505,13 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 return complete(core, r, code);
             }
             submit_open(core, r, Some(libc::AT_FDCWD), i, f, 0, 0);
+        }
+        // CREATE of a name that exists (and no O_EXCL asked): open it as OPEN does
+        // (resolved beneath the export root), so that what it is gets checked first.
+        12 if res == -libc::EEXIST && flags & libc::O_EXCL == 0 => {
+            r.step = 1;
+            r.dirfd = None;
+            resolve(core, r, None, 2, libc::O_PATH | (flags & libc::O_NOFOLLOW), 0, SAFE);
         }
         2 | 12 => {
             let fd = match res_fd(res) {
@@ -1414,16 +1547,19 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.dirfd = Some(dir);
             r.step = 12;
             let mode = r.u[1] as u32;
+            // Always exclusive: O_CREAT on an existing name would open whatever is there
+            // (a device node, a FIFO) unchecked. EEXIST without the client's O_EXCL goes
+            // the OPEN way (step 12 above).
+            let cflags = flags | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY;
             if sys::is_memory_fs(raw) {
-                let res =
-                    creds::with_ident(&r.ident, || sys::openat2(raw, r.cstr(1), flags | libc::O_CREAT, mode, SAFE));
+                let res = creds::with_ident(&r.ident, || sys::openat2(raw, r.cstr(1), cflags, mode, SAFE));
                 let code = match res {
                     Ok(Ok(fd)) => fd.into_raw_fd(),
                     Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
                 };
                 return complete(core, r, code);
             }
-            submit_open(core, r, Some(raw), 1, flags | libc::O_CREAT, mode, SAFE);
+            submit_open(core, r, Some(raw), 1, cflags, mode, SAFE);
         }
         3 => {
             if res < 0 {
@@ -1455,6 +1591,12 @@ fn setattr_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 return fail(core, r, -res);
             }
             let raw = r.fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+            // A size change reopens the object for writing: not a device (nodev).
+            if r.u[0] as u32 & setattr::SIZE != 0
+                && let Err(e) = device_open_ok(core, raw, &r.stx)
+            {
+                return fail(core, r, e);
+            }
             if let Err(e) = setattr_apply(&r, raw, false) {
                 return fail(core, r, e);
             }
@@ -1615,22 +1757,11 @@ fn object_step(core: &mut Core, r: Box<FsReq>, res: i32) {
             }
         }
         Op::SYSUMOUNT => {
+            // Only a mount this engine made, named by its root (mounts::unmount).
             creds::reset();
-            let flags = r.u[0] as i32;
-            let allowed = libc::MNT_FORCE | libc::MNT_DETACH | libc::MNT_EXPIRE | libc::UMOUNT_NOFOLLOW;
-            if flags & !allowed != 0 {
-                return fail(core, r, errno::EINVAL);
-            }
-            // Our O_PATH descriptor pins the mount: take its real path, let it go, then
-            // unmount by that path (checked against [Mount] above).
-            let target = sys::fd_real_path(raw).ok().and_then(|p| std::ffi::CString::new(p).ok());
-            drop(fd);
-            match target {
-                Some(t) => match sys::umount2(&t, flags) {
-                    Ok(()) => finish_empty(core, r),
-                    Err(e) => fail(core, r, sys::errno_of(&e)),
-                },
-                None => fail(core, r, errno::EINVAL),
+            match mounts::unmount(&core.shared.sysmounts, fd, r.u[0] as i32) {
+                Ok(()) => finish_empty(core, r),
+                Err(e) => fail(core, r, e),
             }
         }
         _ => fail(core, r, errno::EIO),
@@ -1648,38 +1779,41 @@ fn sysmount_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
                 return fail(core, r, e);
             }
             r.fd = Some(fd);
-            if r.u[1] == consts::SYSMOUNT_SRC_PATH as u64 {
+            if mounts::plan(r.u[0], r.u[1] as u32, r.str_bytes(2)).is_ok_and(|p| p.needs_source()) {
+                // Beneath the same export, like the target (a literal HOST path never
+                // gets here: mounts::plan refuses it).
                 r.step = 2;
                 return resolve(core, r, None, 1, libc::O_PATH, 0, SAFE);
             }
             sysmount_now(core, r, None);
         }
-        2 => match res_fd(res) {
-            Ok(src) => sysmount_now(core, r, Some(src)),
-            Err(e) => fail(core, r, e),
-        },
+        2 => {
+            let src = match res_fd(res) {
+                Ok(d) => d,
+                Err(e) => return fail(core, r, e),
+            };
+            if let Err(e) = wl_at(core, r.export.as_deref(), WlType::Mount, src.as_raw_fd(), b"") {
+                return fail(core, r, e);
+            }
+            sysmount_now(core, r, Some(src));
+        }
         _ => fail(core, r, errno::EIO),
     }
 }
 
 fn sysmount_now(core: &mut Core, r: Box<FsReq>, src: Option<OwnedFd>) {
+    // Mounting needs the engine's own privileges (the caller is uid 0, checked above).
     creds::reset();
-    let target = sys::proc_fd_path(r.fd.as_ref().map_or(-1, |f| f.as_raw_fd()));
-    let target = CStr::from_bytes_until_nul(&target).expect("nul");
-    let src_path = src.as_ref().map(|s| sys::proc_fd_path(s.as_raw_fd()));
-    let source = match &src_path {
-        Some(p) => Some(CStr::from_bytes_until_nul(p).expect("nul")),
-        None if r.str_bytes(1).is_empty() => None,
-        None => Some(r.cstr(1)),
-    };
-    let fstype = if r.str_bytes(2).is_empty() { None } else { Some(r.cstr(2)) };
-    let data = if r.str_bytes(3).is_empty() { None } else { Some(r.cstr(3)) };
-    match sys::mount(source, target, fstype, r.u[0], data) {
-        Ok(()) => {
-            tracing::info!(target = %String::from_utf8_lossy(r.str_bytes(0)), "SYSMOUNT done");
-            finish_empty(core, r)
+    let res = match (mounts::plan(r.u[0], r.u[1] as u32, r.str_bytes(2)), r.fd.as_ref()) {
+        (Ok(plan), Some(target)) => {
+            mounts::perform(&core.shared.sysmounts, &core.wl, &plan, target, src.as_ref(), r.str_bytes(3))
         }
-        Err(e) => fail(core, r, sys::errno_of(&e)),
+        (Err(e), _) => Err(e),
+        (_, None) => Err(errno::EIO),
+    };
+    match res {
+        Ok(()) => finish_empty(core, r),
+        Err(e) => fail(core, r, e),
     }
 }
 
@@ -1755,22 +1889,83 @@ fn epoll_event_direct(core: &mut Core, conn: usize, cookie: u64, events: u32) {
 
 // ------------------------------------------------------------------ KILL / affinity
 
-/// Opens a pidfd, checks the process name against `[Kill]`, confirms the pidfd still
-/// names that process (no pid reuse in between), then runs `f`.
+/// Process control (KILL, SCHED_*) carries no caller identity and acts with the engine's
+/// authority, so it is gated three times: the operator's `--allow-kill`, the target's
+/// name in `[Kill]`, and (unless `--kill-any-process`) the target having been started
+/// through our stack, i.e. descending from a process named `rexec_server`. Opens a pidfd
+/// first and confirms it still names a live process after the checks, so a pid reused in
+/// between is never acted on; then runs `f`.
 fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::io::Result<T>) -> Result<T, i32> {
     if pid <= 0 {
         return Err(errno::EINVAL);
+    }
+    if !core.shared.cfg.allow_kill {
+        tracing::info!(pid, "process control refused: the engine runs without --allow-kill");
+        return Err(errno::EPERM);
     }
     creds::reset();
     let pidfd = sys::pidfd_open(pid).map_err(|e| sys::errno_of(&e))?;
     let comm = std::fs::read(format!("/proc/{pid}/comm")).map_err(|e| sys::errno_of(&e))?;
     let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-    sys::pidfd_send_signal(pidfd.as_fd(), 0).map_err(|e| sys::errno_of(&e))?;
     if !core.wl.allows_comm(comm) {
         tracing::info!(pid, comm = %String::from_utf8_lossy(comm), "process control denied by [Kill]");
         return Err(errno::EPERM);
     }
+    if !core.shared.cfg.kill_any_process && !started_by_rexec(pid) {
+        tracing::info!(
+            pid,
+            comm = %String::from_utf8_lossy(comm),
+            "process control denied: not started through rexec_server (see --kill-any-process)"
+        );
+        return Err(errno::EPERM);
+    }
+    sys::pidfd_send_signal(pidfd.as_fd(), 0).map_err(|e| sys::errno_of(&e))?;
     f(&pidfd).map_err(|e| sys::errno_of(&e))
+}
+
+/// The command name of the server that starts processes for rexec.
+const REXEC_SERVER_COMM: &[u8] = b"rexec_server";
+
+/// Whether `pid` (a process; for a thread id, its process) descends from a process
+/// named `rexec_server`. Walks the parent chain in /proc; anything unreadable (a process
+/// that exited meanwhile, a hidden /proc) means no. A process re-parented to init or a
+/// subreaper after its rexec_server ancestor died no longer counts.
+fn started_by_rexec(pid: i32) -> bool {
+    let Some(mut cur) = proc_tgid(pid) else { return false };
+    // A parent chain is short; the bound only guards against a /proc that lies.
+    for _ in 0..4096 {
+        let Some((_, ppid)) = proc_comm_ppid(cur) else { return false };
+        if ppid <= 0 {
+            return false;
+        }
+        match proc_comm_ppid(ppid) {
+            Some((comm, _)) if comm == REXEC_SERVER_COMM => return true,
+            Some(_) => cur = ppid,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The process (thread-group id) a task id belongs to, from /proc/ID/status.
+fn proc_tgid(tid: i32) -> Option<i32> {
+    let status = std::fs::read(format!("/proc/{tid}/status")).ok()?;
+    status.split(|&b| b == b'\n').find_map(|l| {
+        let v = l.strip_prefix(b"Tgid:")?;
+        std::str::from_utf8(v).ok()?.trim().parse().ok()
+    })
+}
+
+/// The command name and parent pid of a process, from /proc/PID/stat: `pid (comm) state
+/// ppid …`, where comm may itself hold spaces and parentheses (so it ends at the last `)`).
+fn proc_comm_ppid(pid: i32) -> Option<(Vec<u8>, i32)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let comm = stat.get(open + 1..close)?.to_vec();
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let ppid = rest.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some((comm, ppid))
 }
 
 // ------------------------------------------------------------------ IOCTL

@@ -298,6 +298,37 @@ impl Whitelist {
         self.groups[t as usize].iter().any(|e| prefix_match(&e.real, path))
     }
 
+    /// The first path group (every group but `Kill`) that allows `to` but not `from`.
+    ///
+    /// The rule for giving an existing object a new place (LINK's new name, a bind or
+    /// moved mount's target): later requests are checked against the new path, so the
+    /// new path may not be allowed anything the existing one is not, or a file from a
+    /// read-only area would become writable, chmod-able or unlinkable by its new name.
+    pub fn gained(&self, from: &[u8], to: &[u8]) -> Option<WlType> {
+        WlType::ALL.into_iter().filter(|t| t.is_path()).find(|&t| self.allows(t, to) && !self.allows(t, from))
+    }
+
+    /// [`Whitelist::gained`] for a whole tree placed at `to` (a bind or moved mount):
+    /// also every entry beneath `to` (which covers part of the tree only) must be matched
+    /// by the same place beneath `from`.
+    pub fn gained_tree(&self, from: &[u8], to: &[u8]) -> Option<WlType> {
+        if let Some(t) = self.gained(from, to) {
+            return Some(t);
+        }
+        for t in WlType::ALL.into_iter().filter(|t| t.is_path()) {
+            for e in &self.groups[t as usize] {
+                if e.real.len() > to.len() && prefix_match(to, &e.real) {
+                    let rest = &e.real[to.len()..];
+                    let mapped = super::path::join(from, rest.strip_prefix(b"/").unwrap_or(rest));
+                    if !self.allows(t, &mapped) {
+                        return Some(t);
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// Whether a process name is in `[Kill]`.
     pub fn allows_comm(&self, comm: &[u8]) -> bool {
         self.groups[WlType::Kill as usize].iter().any(|e| e.real == comm)
@@ -416,6 +447,22 @@ mod tests {
         assert!(!wl.allows(WlType::Write, b"/home/VMs/a"), "missing group denies");
         assert!(wl.allows_comm(b"qemu-kvm"));
         assert!(!wl.allows_comm(b"qemu-kvm2"));
+    }
+
+    #[test]
+    fn new_places_gain_nothing() {
+        let (wl, _) = parse(
+            "[Open]\nPath=/e\n[Read]\nPath=/e\n[Write]\nPath=/e/rw\n[Create]\nPath=/e/rw;/e/ro/sub\n[Setattr]\nPath=/e/rw/deep\n",
+        );
+        assert_eq!(wl.gained(b"/e/ro/f", b"/e/rw/l"), Some(WlType::Write));
+        assert_eq!(wl.gained(b"/e/rw/a", b"/e/rw/b"), None);
+        assert_eq!(wl.gained(b"/e/rw/a", b"/e/ro/b"), None, "fewer rights are fine");
+        // A tree: an entry beneath the target must be matched beneath the source.
+        assert_eq!(wl.gained_tree(b"/e/rw/x", b"/e/rw"), Some(WlType::Setattr), "/e/rw/deep vs /e/rw/x/deep");
+        assert_eq!(wl.gained_tree(b"/e/rw", b"/e/rw"), None);
+        assert_eq!(wl.gained_tree(b"/e/ro/y", b"/e/ro"), Some(WlType::Create), "/e/ro/sub vs /e/ro/y/sub");
+        assert_eq!(wl.gained_tree(b"/e/rw/x", b"/e/ro"), None, "/e/ro/sub vs /e/rw/x/sub: allowed there too");
+        assert_eq!(wl.gained_tree(b"/e/ro", b"/e/rw/m"), Some(WlType::Write));
     }
 
     #[test]

@@ -555,7 +555,7 @@ impl Core {
         let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let shared = ConnShared::new(id, self.idx as u32, peer.clone());
         self.shared.conns.lock().insert(id, shared.clone());
-        let hs = ServerHandshake::new(self.shared.psk);
+        let hs = ServerHandshake::new(self.shared.psk.as_ref());
         let key = self.conns.insert(Conn {
             id,
             fd,

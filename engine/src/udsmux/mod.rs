@@ -15,9 +15,15 @@
 //! on the same connection keep going.
 //!
 //! Security: a client names a HOST socket path; the engine resolves it with the caller's
-//! identity (io_uring personality), checks the *resolved* path against `[Udsconnect]`,
-//! and connects with the caller's identity, so the HOST server sees the caller's uid/gid
-//! in `SO_PEERCRED` and `SCM_CREDENTIALS`. Descriptors passed from the DPU are recreated
+//! identity (io_uring personality) to an `O_PATH` descriptor of the socket file itself
+//! (a symlink as the final component is refused, like `O_NOFOLLOW`), checks that
+//! descriptor's real path against `[Udsconnect]`, and connects *through the descriptor*
+//! (`/proc/self/fd/N`, a magic link the kernel follows to exactly that inode) with the
+//! caller's identity. The object checked is the object connected: no path component can
+//! be swapped for a symlink between the check and the connect. CHAN_LISTEN likewise
+//! creates, renames and later removes its socket file inside the directory descriptor
+//! whose real path it checked. The HOST server sees the caller's uid/gid (after the
+//! operator's id map, `creds::IdPolicy`) in `SO_PEERCRED` and `SCM_CREDENTIALS`. Descriptors passed from the DPU are recreated
 //! without ever creating or truncating files (`SCM_FILE` is reopened with the caller's
 //! identity and must pass the `[Open]` (and `[Write]`) whitelist); pipe and listener
 //! records name relay channels, never raw descriptor numbers.
@@ -239,13 +245,25 @@ struct Listener {
     fd: Option<OwnedFd>,
     /// CHAN_LISTEN: the HOST path; imported relay: the abstract address.
     addr: Vec<u8>,
-    /// (dev, ino) of the socket file created for CHAN_LISTEN (unlinked on close only if
-    /// still ours).
-    file: Option<(u64, u64)>,
+    /// The socket file created for CHAN_LISTEN (unlinked on close only if still ours).
+    file: Option<SockFile>,
     accept_ud: Option<u64>,
     refs: u32,
     closing: bool,
 }
+
+/// The socket file of a CHAN_LISTEN listener: the directory it was created in (held open,
+/// so that removing it later acts in that same directory even if the path now leads
+/// elsewhere), its name there, and its (dev, ino).
+struct SockFile {
+    dir: OwnedFd,
+    name: CString,
+    dev: u64,
+    ino: u64,
+}
+
+/// A listening socket, the path it is bound to, and its socket file.
+type HostListener = (OwnedFd, Vec<u8>, SockFile);
 
 /// Per-core channel state.
 #[derive(Default)]
@@ -282,11 +300,10 @@ fn e_local(e: i32) -> i32 {
     errno::from_local(e)
 }
 
-fn ident_of(core: &Core, uid: u32, gid: u32, groups: &Groups<'_>) -> Ident {
-    if core.shared.cfg.root_squash && uid == 0 {
-        return Ident::new(65534, 65534, std::iter::empty());
-    }
-    Ident::new(uid, gid, groups.iter())
+/// The HOST identity a channel's caller gets: mapped, squashed and checked by the
+/// operator's policy exactly like a file request's (`creds::IdPolicy`); EPERM if refused.
+fn ident_of(core: &Core, uid: u32, gid: u32, groups: &Groups<'_>) -> Result<Ident, i32> {
+    core.shared.cfg.ids.ident(uid, gid, groups.iter())
 }
 
 // ------------------------------------------------------------------ frames in
@@ -514,7 +531,10 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
         return refuse(core, errno::EPROTO);
     }
     let Some(kind) = Kind::from_wire(m.kind) else { return refuse(core, e_local(libc::EPROTONOSUPPORT)) };
-    let ident = ident_of(core, m.uid, m.gid, &m.groups);
+    let ident = match ident_of(core, m.uid, m.gid, &m.groups) {
+        Ok(id) => id,
+        Err(e) => return refuse(core, e),
+    };
     let relay_addr = if m.listener != 0 {
         // A connection accepted on the DPU for a listening socket the DPU passed us.
         let Some(&lk) = core.mux.lids.get(&(key, m.listener)) else { return refuse(core, errno::ECONNREFUSED) };
@@ -541,8 +561,12 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
         None => {
             c.cpath.extend_from_slice(m.path.0);
             c.cpath.push(0);
-            c.rbox.how =
-                types::OpenHow::new().flags((libc::O_PATH | libc::O_CLOEXEC) as u64).resolve(RESOLVE_NO_MAGICLINKS);
+            // O_NOFOLLOW: a final symlink is opened as itself and then refused below (not a
+            // socket); symlinks in the parent directories are followed, and the real path of
+            // what they lead to is what the whitelist sees.
+            c.rbox.how = types::OpenHow::new()
+                .flags((libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64)
+                .resolve(RESOLVE_NO_MAGICLINKS);
             let path = c.cpath.as_ptr() as *const libc::c_char;
             let how: *const types::OpenHow = &c.rbox.how;
             let p = c.personality;
@@ -590,8 +614,14 @@ fn resolved(core: &mut Core, ck: usize, res: i32) {
         tracing::info!(path = %String::from_utf8_lossy(&real), "channel refused: not in [Udsconnect]");
         return open_failed(core, ck, errno::ECONNREFUSED);
     }
+    // Connect to the inode checked above, never to a name resolved again: the kernel
+    // follows /proc/self/fd/N to the descriptor's own file (allowed for our own
+    // descriptors whatever the caller's identity), which is the socket whose real path
+    // the whitelist just saw. The descriptor stays open until the connect completes.
+    let via = sys::proc_fd_path(opath.as_raw_fd());
+    let len = via.iter().position(|&b| b == 0).unwrap_or(via.len());
     core.mux.chans[ck].opath = Some(opath);
-    connect_to(core, ck, &real);
+    connect_to(core, ck, &via[..len]);
 }
 
 /// Creates the local socket and connects it (with the caller's identity) to `addr`.
@@ -710,7 +740,7 @@ fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) 
         if core.conns[key].session.is_none() {
             return Err(errno::EPROTO);
         }
-        let ident = ident_of(core, m.uid, m.gid, &m.groups);
+        let ident = ident_of(core, m.uid, m.gid, &m.groups)?;
         let (fd, path, file) = host_listen(core, &ident, kind, m.mode, m.path.0)?;
         let id = core.mux.peer_id();
         let lk = add_listener(core, key, id, kind, Some(fd), path.clone(), Some(file));
@@ -725,9 +755,10 @@ fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) 
 /// the caller's identity, checked against `[Udsconnect]`, bound under a temporary name
 /// and renamed into place so it never exists with the wrong mode. Direct system calls
 /// (metadata operations on the HOST file system, done once per listener).
-/// A listening socket, the path it is bound to, and the (dev, ino) of its socket file.
-type HostListener = (OwnedFd, Vec<u8>, (u64, u64));
-
+///
+/// Every step after the check names the file *inside the directory descriptor that was
+/// checked* (`/proc/self/fd/N/NAME`, `*at` calls), never by its full path again, so a
+/// directory swapped for a symlink meanwhile cannot move the socket out of the whitelist.
 fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -> Result<HostListener, i32> {
     let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
     if path.first() != Some(&b'/') {
@@ -747,50 +778,62 @@ fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -
     creds::reset();
     let dir = dir?;
     let real_parent = sys::fd_real_path(dir.as_raw_fd()).map_err(errno_of)?;
-    let mut full = real_parent.clone();
+    let mut full = real_parent;
     if full.last() != Some(&b'/') {
         full.push(b'/');
     }
-    let tmp_name = {
-        let mut t = full.clone();
-        t.extend_from_slice(format!(".qtfs-uds-{}-{}", std::process::id(), core.idx).as_bytes());
-        t
-    };
     full.extend_from_slice(name);
     if !core.wl.allows(WlType::Udsconnect, &full) {
         tracing::info!(path = %String::from_utf8_lossy(&full), "listen refused: not in [Udsconnect]");
         return Err(errno::EACCES);
     }
-    let mut tmp = tmp_name;
-    tmp.extend_from_slice(format!("-{}", next_tmp()).as_bytes());
-    let cfull = CString::new(full.clone()).map_err(|_| errno::EINVAL)?;
-    let ctmp = CString::new(tmp.clone()).map_err(|_| errno::EINVAL)?;
+    let tmp_name = format!(".qtfs-uds-{}-{}-{}", std::process::id(), core.idx, next_tmp()).into_bytes();
+    let (target, ctarget) = (in_dir(&dir, name), in_dir_c(&dir, name)?);
+    let (tmp, ctmp) = (in_dir(&dir, &tmp_name), in_dir_c(&dir, &tmp_name)?);
+    let cname = CString::new(name).map_err(|_| errno::EINVAL)?;
+    let ctmp_name = CString::new(tmp_name).map_err(|_| errno::EINVAL)?;
     let sock = sys::unix_socket(kind.sock_type()).map_err(errno_of)?;
     let mode = if mode & 0o7777 == 0 { 0o666 } else { mode & 0o7777 };
+    let dfd = dir.as_raw_fd();
     let r = creds::with_ident(ident, || -> std::io::Result<()> {
         sys::bind_unix(sock.as_raw_fd(), &tmp)?;
+        let drop_tmp = || {
+            let _ = sys::unlinkat(dfd, &ctmp_name, 0);
+        };
         if let Err(e) = sys::chmod(&ctmp, mode).and_then(|_| sys::listen(sock.as_raw_fd(), LISTEN_BACKLOG)) {
-            let _ = sys::unlink(&ctmp);
+            drop_tmp();
             return Err(e);
         }
-        if let Some(st) = sys::lstat(&cfull)? {
+        if let Some(st) = sys::lstat(&ctarget)? {
             if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-                let _ = sys::unlink(&ctmp);
+                drop_tmp();
                 return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
             }
-            if sys::unix_path_is_live(&full, kind.sock_type()) {
-                let _ = sys::unlink(&ctmp);
+            if sys::unix_path_is_live(&target, kind.sock_type()) {
+                drop_tmp();
                 return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
             }
         }
-        sys::rename(&ctmp, &cfull).inspect_err(|_| {
-            let _ = sys::unlink(&ctmp);
-        })
+        sys::renameat2(dfd, &ctmp_name, dfd, &cname, 0).inspect_err(|_| drop_tmp())
     });
     creds::reset();
     r.map_err(errno_of)?.map_err(errno_of)?;
-    let st = sys::lstat(&cfull).map_err(errno_of)?.ok_or(errno::ENOENT)?;
-    Ok((sock, full, (st.st_dev, st.st_ino)))
+    let st = sys::lstat(&ctarget).map_err(errno_of)?.ok_or(errno::ENOENT)?;
+    Ok((sock, full, SockFile { dir, name: cname, dev: st.st_dev, ino: st.st_ino }))
+}
+
+/// `/proc/self/fd/N/NAME`: NAME inside the directory open as `dir`, whatever path leads
+/// there now (the kernel follows the magic link to the descriptor's own directory).
+fn in_dir(dir: &OwnedFd, name: &[u8]) -> Vec<u8> {
+    let p = sys::proc_fd_path(dir.as_raw_fd());
+    let mut v: Vec<u8> = p.iter().copied().take_while(|&b| b != 0).collect();
+    v.push(b'/');
+    v.extend_from_slice(name);
+    v
+}
+
+fn in_dir_c(dir: &OwnedFd, name: &[u8]) -> Result<CString, i32> {
+    CString::new(in_dir(dir, name)).map_err(|_| errno::EINVAL)
 }
 
 fn next_tmp() -> u64 {
@@ -805,7 +848,7 @@ fn add_listener(
     kind: Kind,
     fd: Option<OwnedFd>,
     addr: Vec<u8>,
-    file: Option<(u64, u64)>,
+    file: Option<SockFile>,
 ) -> usize {
     let lk = core.mux.listeners.insert(Listener {
         conn: key,
@@ -902,13 +945,15 @@ fn close_listener(core: &mut Core, lk: usize) {
     let (key, id) = (l.conn, l.id);
     core.mux.lids.remove(&(key, id));
     let l = &mut core.mux.listeners[lk];
-    if let (Some((dev, ino)), Ok(c)) = (l.file, CString::new(l.addr.clone())) {
-        // Remove the socket file only if it is still the one we created.
-        if let Ok(Some(st)) = sys::lstat(&c)
-            && st.st_dev == dev
-            && st.st_ino == ino
+    if let Some(f) = &l.file {
+        // Remove the socket file only if it is still the one we created, in the
+        // directory we created it in.
+        if let Ok(c) = in_dir_c(&f.dir, f.name.as_bytes())
+            && let Ok(Some(st)) = sys::lstat(&c)
+            && st.st_dev == f.dev
+            && st.st_ino == f.ino
         {
-            let _ = sys::unlink(&c);
+            let _ = sys::unlinkat(f.dir.as_raw_fd(), &f.name, 0);
         }
     }
     if let Some(ud) = l.accept_ud {
