@@ -12,7 +12,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-SIDE= PREFIX=/usr/local BIN=$HERE/../../target/release EMULATOR= FORCE= DRY=
+SIDE= PREFIX=/usr/local BIN=${CARGO_TARGET_DIR:-$HERE/../../target}/release EMULATOR= FORCE= DRY=
 while [ $# -gt 0 ]; do
   case "$1" in
     host|dpu) SIDE=$1; shift ;;
