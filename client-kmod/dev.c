@@ -85,7 +85,8 @@ static long admin_conns(u8 *out, u32 cap)
 	struct qtp_conns_rsp rsp = {};
 	struct qtfs_client *cl;
 	u8 *pos = out + QTP_CONNS_RSP_FIXED;
-	char peer[64];
+	/* "tcp:" + the whole qtfs_server_ip + ":65535": never truncated */
+	char peer[sizeof(qtfs_server_ip) + 16];
 	u32 n = 0;
 	int i;
 

@@ -71,10 +71,10 @@ write_conf() {
 
 pattern() { seq 1 100000 | head -c "$1"; }
 
-# hc NAME DETAIL-IF-FAILED CONDITION...: one HOST check of boot $MODE
+# hc NAME DETAIL-IF-FAILED CONDITION...: one HOST check of boot $LABEL
 hc() {
   local name=$1 detail=$2; shift 2
-  if "$@" >/dev/null 2>&1; then pass "$MODE host: $name"; else fail "$MODE host: $name: $detail"; fi
+  if "$@" >/dev/null 2>&1; then pass "${LABEL:-$MODE} host: $name"; else fail "${LABEL:-$MODE} host: $name: $detail"; fi
 }
 is() { [ "$1" = "$2" ]; }
 same_inode_nlink2() {
@@ -85,9 +85,10 @@ dir_without() { [ -d "$1" ] && [ ! -e "$1/$2" ]; }
 # moved OLD NEW CONTENT: OLD is gone, NEW holds CONTENT
 moved() { [ ! -e "$1" ] && [ "$(cat "$2")" = "$3" ]; }
 
-# host_checks MODE EXPORT SERIAL-LOG: what the guest left in the export, seen on the HOST
+# host_checks MODE EXPORT SERIAL-LOG [LABEL]: what the guest left in the export, seen on
+# the HOST; results are named "LABEL host: ..." (default: MODE)
 host_checks() {
-  local MODE=$1 e=$2 log=$3 o
+  local MODE=$1 e=$2 log=$3 LABEL=${4:-$1} o
   o=$e/out
   local g=$o/guest.txt
   hc "guest.txt content" "$(head -c 200 "$g" 2>&1)" is "$(cat "$g" 2>/dev/null)" "written by the guest over $MODE"

@@ -735,10 +735,28 @@ t_rmmod() {
 # --- runner ---------------------------------------------------------------------------------
 if [ "${1:-}" = one ]; then "$2"; exit $?; fi
 
-# run NAME FUNC [TIMEOUT]: one check in its own process under `timeout`
+# stuck_stacks: the kernel stacks of the tasks inside qtfs.ko (a check about to time out)
+stuck_stacks() {
+  for p in /proc/[0-9]*; do
+    st=$(cat "$p/stack" 2>/dev/null) || continue
+    case $st in *qtfs*) echo "VMTEST: INFO stuck ${p#/proc/} $(cat "$p/comm" 2>/dev/null): $(echo "$st" | sed 's/+0x.*//; s/^\[<.*>\] //' | tr '\n' ' ')";; esac
+  done
+}
+# run NAME FUNC [TIMEOUT]: one check in its own process under `timeout`; 2 s before the
+# timeout, the kernel stacks of tasks stuck in qtfs.ko are printed
+# VM_CHECKS (tests/vm/run --checks a,b): only those checks, plus the ones everything needs
+want() {
+  [ -z "${VM_CHECKS:-}" ] && return 0
+  case ",$VM_CHECKS,reach,insmod,devnode,mount,umount,rmmod,kernel-log-clean," in *",$1,"*) return 0;; esac
+  return 1
+}
 run() {
+  want "$1" || return 0
   echo "VMTEST: RUN $1 t=$(cut -d' ' -f1 /proc/uptime)"
+  (sleep $((${3:-60} - 2)) && stuck_stacks) &
+  wp=$!
   timeout "${3:-60}" sh "$0" one "$2" > /tmp/check.out 2>&1; rc=$?
+  kill $wp 2>/dev/null; wait $wp 2>/dev/null
   grep '^VMTEST: ' /tmp/check.out | grep -v '^VMTEST: \(PASS\|FAIL\|DONE\)'
   if [ $rc -eq 0 ]; then
     echo "VMTEST: PASS $1"
