@@ -19,6 +19,9 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -q -- -D warnings
 step "generated files (qtp.h, golden vectors, PROTOCOL.md)" cargo run -q -p qtfs-proto --bin qtp-gen -- --check
 step "cargo test" cargo test --workspace -q
+# A stateful fuzzer against a live engine (testkit/src/bin/livefuzz.rs); longer on demand:
+# cargo run -p qtfs-testkit --bin livefuzz -- --seconds 600 [--seed S]
+step "live fuzzer against the engine (60 s)" cargo run -q -p qtfs-testkit --bin livefuzz -- --seconds 60
 if [ -x tests/vm/run ]; then
   if [ "${1:-}" = full ]; then
     step "kernel module in QEMU, full matrix (tests/vm/run --full)" tests/vm/run --full

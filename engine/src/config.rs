@@ -77,6 +77,21 @@ LISTENERS AND KEYS
   vsock listener is refused unless --insecure-allow-remote is given too (then anyone who
   reaches the port has the DPU's full power; announced loudly). Refusals exit with status 2.
 
+LIMITS (one authenticated peer must not exhaust the HOST)
+  Descriptors: RLIMIT_NOFILE is raised to its hard limit at start; a session holds at most
+  --max-handles handles (default a quarter of the limit), a peer (IP address or vsock CID)
+  at most --max-sessions-per-peer sessions (128), and handles of all sessions stop with
+  EMFILE while fewer than 1/16 of the limit (at least 256) descriptors remain.
+  Channels: --max-channels per session (256); their queued bytes are bounded by
+  --channel-buffer-budget per session (64MiB): beyond it the engine stops reading the
+  peer's connections until the local sockets drain, and CHAN_OPEN fails with ENOBUFS.
+  Disk: --min-free 10GiB (or 5%) refuses growth (FALLOCATE, WRITE past the end of a file,
+  SETATTR to a larger size) with ENOSPC while an export's file system has less free.
+  Blocking: FIFOs and devices are opened with O_NONBLOCK (never in an io_uring worker);
+  blocking opens, reads and writes of FIFOs are emulated with ring timers and polls; an
+  open waiting for the FIFO's other end gives up after 60 s (EAGAIN for a read end,
+  ENXIO for a write end).
+
 SIGNALS
   SIGINT/SIGTERM: stop accepting, finish in-flight requests (5 s at most), close, exit 0.";
 
@@ -121,9 +136,33 @@ pub struct Cli {
     /// Requests in flight per connection before the engine stops reading from it.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_inflight: u32,
-    /// Open handles per session.
-    #[arg(long, value_name = "N", default_value_t = 65536)]
-    pub max_handles: usize,
+    /// Open handles per session (default: a quarter of RLIMIT_NOFILE, which the engine
+    /// raises to its hard limit at start). Whatever the value, handles of all sessions
+    /// together stop (EMFILE) while fewer than 1/16 of the limit (at least 256)
+    /// descriptors remain, a reserve for connections, channels and other clients.
+    #[arg(long, value_name = "N")]
+    pub max_handles: Option<usize>,
+    /// Sessions one peer (IP address or vsock CID) may hold; ATTACH of one more is
+    /// refused with EMFILE, unless one of them has no connection (it then ends before its
+    /// grace period). (A DPU is usually one peer for all its clients.)
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_sessions_per_peer: usize,
+    /// Unix-socket channels per session (and so per connection); CHAN_OPEN and accepted
+    /// connections beyond it are refused with EMFILE.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_channels: usize,
+    /// Bytes the channels of one session may hold queued (data from the peer not yet
+    /// written to its socket, partial messages): beyond it the engine stops reading that
+    /// peer's connections (back-pressure) and CHAN_OPEN fails with ENOBUFS. SIZE like
+    /// 64MiB, 512KiB, 1GiB or a number of bytes.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    pub channel_buffer_budget: String,
+    /// Free space to keep on every export's file system: requests that grow files
+    /// (FALLOCATE, a WRITE past the end, SETATTR/truncate to a larger size, CREATE with
+    /// data) fail with ENOSPC while statvfs shows less available. SIZE (e.g. 10GiB) or a
+    /// percentage of the file system (e.g. 5%). Default 0 (no floor).
+    #[arg(long, value_name = "SIZE|PCT", default_value = "0")]
+    pub min_free: String,
     /// Treat requests whose uid is 0 (after --map-uid) as coming from nobody (65534).
     #[arg(long)]
     pub root_squash: bool,
@@ -183,7 +222,13 @@ pub struct Config {
     pub log_level: u32,
     pub session_grace: Duration,
     pub max_inflight: u32,
+    /// Handles per session; 0 = a quarter of RLIMIT_NOFILE.
     pub max_handles: usize,
+    pub max_sessions_per_peer: usize,
+    pub max_channels: usize,
+    pub channel_buffer_budget: usize,
+    /// `--min-free`: the floor of available space on an export's file system.
+    pub min_free: MinFree,
     /// How claimed ids become HOST ids (root squash, maps, allowed ranges).
     pub ids: IdPolicy,
     /// KILL and SCHED_* are served (`--allow-kill`).
@@ -214,7 +259,11 @@ impl Config {
             log_level: qtfs_proto::consts::LOG_INFO,
             session_grace: Duration::from_secs(60),
             max_inflight: 256,
-            max_handles: 65536,
+            max_handles: 0,
+            max_sessions_per_peer: 128,
+            max_channels: 256,
+            channel_buffer_budget: 64 << 20,
+            min_free: MinFree::None,
             ids: IdPolicy::default(),
             allow_kill: false,
             kill_any_process: false,
@@ -320,7 +369,12 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
             log_level,
             session_grace: Duration::from_secs_f64(cli.session_grace),
             max_inflight: cli.max_inflight.max(1),
-            max_handles: cli.max_handles.max(1),
+            max_handles: cli.max_handles.map_or(0, |n| n.max(1)),
+            max_sessions_per_peer: cli.max_sessions_per_peer.max(1),
+            max_channels: cli.max_channels.max(1),
+            channel_buffer_budget: parse_size("--channel-buffer-budget", &cli.channel_buffer_budget)?
+                .max(crate::udsmux::WINDOW as u64) as usize,
+            min_free: MinFree::parse(&cli.min_free)?,
             ids,
             allow_kill: cli.allow_kill,
             kill_any_process: cli.kill_any_process,
@@ -331,6 +385,58 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         },
         notes,
     ))
+}
+
+/// `--min-free`: free space an export's file system keeps; growth is refused below it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinFree {
+    None,
+    Bytes(u64),
+    /// A percentage of the file system's size.
+    Percent(f64),
+}
+
+impl MinFree {
+    pub fn parse(s: &str) -> Result<MinFree, String> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(v) if (0.0..=100.0).contains(&v) => Ok(if v == 0.0 { MinFree::None } else { MinFree::Percent(v) }),
+                _ => Err(format!("--min-free {s:?}: a percentage is 0% to 100%")),
+            };
+        }
+        match parse_size("--min-free", t)? {
+            0 => Ok(MinFree::None),
+            n => Ok(MinFree::Bytes(n)),
+        }
+    }
+
+    /// The floor in bytes for a file system of `total` bytes.
+    pub fn floor(&self, total: u64) -> u64 {
+        match *self {
+            MinFree::None => 0,
+            MinFree::Bytes(n) => n,
+            MinFree::Percent(p) => (total as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+/// A size: a number of bytes, optionally followed by K/KiB/KB, M/MiB/MB, G/GiB/GB, T/TiB/TB
+/// (all binary: 1K = 1024).
+pub fn parse_size(flag: &str, s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{flag} {s:?}: expected a size such as 64MiB or 1048576"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{flag} {s:?}: unknown unit (use K, M, G or T; binary)")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{flag} {s:?}: too large"))
 }
 
 /// Whether a listener is reachable only from this machine: unix sockets (a file, mode
@@ -495,6 +601,32 @@ mod tests {
         }
         let (c, _) = parse(&["--listen", "unix:/x", "--allow-kill", "--kill-any-process"]).unwrap();
         assert!(c.allow_kill && c.kill_any_process);
+    }
+
+    #[test]
+    fn limit_flags() {
+        let (c, _) = parse(&["--listen", "unix:/x"]).unwrap();
+        assert_eq!((c.max_handles, c.max_sessions_per_peer, c.max_channels), (0, 128, 256));
+        assert_eq!(c.channel_buffer_budget, 64 << 20);
+        assert_eq!(c.min_free, MinFree::None);
+        let (c, _) = parse(&[
+            "--listen",
+            "unix:/x",
+            "--max-handles",
+            "10",
+            "--channel-buffer-budget",
+            "8MiB",
+            "--min-free",
+            "5%",
+        ])
+        .unwrap();
+        assert_eq!(c.max_handles, 10);
+        assert_eq!(c.channel_buffer_budget, 8 << 20);
+        assert_eq!(c.min_free.floor(1000), 50);
+        assert_eq!(MinFree::parse("2G").unwrap(), MinFree::Bytes(2 << 30));
+        for bad in ["101%", "x", "5Q", "-1"] {
+            assert!(MinFree::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Engine {
         let mut cores = Vec::new();
         let mut wakes = Vec::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        // Bounds on connections that have not authenticated, shared by every core.
+        let preauth = Arc::new(ring::gate::PreAuthGate::default());
         for (i, ls) in per_core.into_iter().enumerate() {
+            let gate = preauth.clone();
             let wake = sys::eventfd().map_err(io_err("eventfd"))?;
             wakes.push(wake.try_clone().map_err(io_err("dup eventfd"))?);
             let shared = shared.clone();
@@ -257,16 +260,17 @@ impl Engine {
                     {
                         tracing::warn!(core = i, cpu = c, "cannot pin: {e}");
                     }
-                    match ring::Core::new(i, shared, ls, wake) {
-                        Ok(mut core) => {
+                    match ring::Core::new(i, shared, ls, wake, gate) {
+                        Ok(core) => {
                             let _ = ready.send(Ok(()));
-                            // A core that panicked would leave its connections hanging
-                            // while the process looks alive: better to end the engine
-                            // loudly and let the supervisor restart it.
-                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.run())).is_err() {
-                                tracing::error!(core = i, "core thread panicked; stopping the engine");
-                                std::process::abort();
-                            }
+                            // Serves until the engine stops. A bug reached by one
+                            // connection closes that connection; a loop that dies anyway
+                            // (a panic outside one connection's handling, a ring that keeps
+                            // failing) is rebuilt on the same listeners with its
+                            // connections closed (`ring::supervise` lists what is dropped);
+                            // only a core that cannot be rebuilt ends the engine, with exit
+                            // status 70, never a process that looks alive with a dead core.
+                            ring::supervise(core);
                         }
                         Err(e) => {
                             let _ = ready.send(Err(format!("core {i}: io_uring setup failed: {e}")));

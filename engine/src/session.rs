@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -33,9 +33,13 @@ pub enum IoMode {
     /// Regular file on a file system with non-blocking reads: try `RWF_NOWAIT` inline,
     /// fall back to the ring; writes through the ring.
     NowaitRead,
-    /// Everything else (FIFOs, devices, sockets, file systems without non-blocking I/O):
-    /// always through the ring.
+    /// Everything else (devices, sockets, file systems without non-blocking I/O): always
+    /// through the ring.
     Ring,
+    /// A FIFO. Its descriptor is always `O_NONBLOCK` (so that nothing on it can occupy an
+    /// io_uring worker thread): reads and writes run inline and, for a client that did
+    /// not ask for `O_NONBLOCK`, wait for readiness with `IORING_OP_POLL_ADD` and retry.
+    Fifo,
 }
 
 /// An open file of a session.
@@ -55,11 +59,47 @@ impl OpenFile {
     pub fn is_append(&self) -> bool {
         self.flags & libc::O_APPEND != 0
     }
+    /// The client asked for `O_NONBLOCK`.
+    pub fn is_nonblock(&self) -> bool {
+        self.flags & libc::O_NONBLOCK != 0
+    }
 }
 
 struct Slot {
     generation: u32,
     file: Option<Arc<OpenFile>>,
+}
+
+/// The engine's descriptor budget, shared by every session: handles stop (EMFILE) while
+/// fewer than `reserve` descriptors of `RLIMIT_NOFILE` would remain, so that connections,
+/// channels, path walks and new clients always find descriptors; one connection opening
+/// files without end can no longer make everyone else's opens fail.
+#[derive(Debug)]
+pub struct FdBudget {
+    /// `RLIMIT_NOFILE` (soft, after `sys::raise_nofile`).
+    pub limit: usize,
+    /// Descriptors kept free of handles: 1/16 of the limit, at least 256 (at most half).
+    pub reserve: usize,
+    /// Handles open across every session.
+    pub handles: AtomicUsize,
+}
+
+impl FdBudget {
+    pub fn new(limit: usize) -> FdBudget {
+        let reserve = (limit / 16).max(256).min(limit / 2);
+        FdBudget { limit, reserve, handles: AtomicUsize::new(0) }
+    }
+
+    /// Handles all sessions together may hold.
+    pub fn handle_cap(&self) -> usize {
+        self.limit - self.reserve
+    }
+
+    /// The default per-session handle cap (`--max-handles` not given): a quarter of the
+    /// limit, so that one session never holds more than a quarter of the descriptors.
+    pub fn default_per_session(&self) -> usize {
+        (self.limit / 4).max(1)
+    }
 }
 
 /// Generational handle table: a handle is `(generation << 32) | (index + 1)`, so a stale
@@ -69,11 +109,34 @@ pub struct HandleTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// The engine-wide budget this table counts against (none in unit tests).
+    budget: Option<Arc<FdBudget>>,
 }
 
 impl HandleTable {
+    pub fn with_budget(budget: Arc<FdBudget>) -> HandleTable {
+        HandleTable { slots: Vec::new(), free: Vec::new(), live: 0, budget: Some(budget) }
+    }
+
     pub fn insert(&mut self, f: Arc<OpenFile>, limit: usize) -> Result<u64, i32> {
         if self.live >= limit {
+            crate::log_limited!(
+                tracing::Level::WARN,
+                limit,
+                "a session reached its handle limit: EMFILE (--max-handles)"
+            );
+            return Err(errno::EMFILE);
+        }
+        if let Some(b) = &self.budget
+            && b.handles.fetch_add(1, Ordering::AcqRel) >= b.handle_cap()
+        {
+            b.handles.fetch_sub(1, Ordering::AcqRel);
+            crate::log_limited!(
+                tracing::Level::WARN,
+                limit = b.limit,
+                reserve = b.reserve,
+                "descriptor reserve reached: new handles fail with EMFILE until others are closed"
+            );
             return Err(errno::EMFILE);
         }
         let idx = match self.free.pop() {
@@ -105,6 +168,9 @@ impl HandleTable {
         let f = self.slots[idx].file.take();
         self.free.push(idx as u32);
         self.live -= 1;
+        if let Some(b) = &self.budget {
+            b.handles.fetch_sub(1, Ordering::AcqRel);
+        }
         f
     }
 
@@ -117,9 +183,18 @@ impl HandleTable {
     }
 
     pub fn clear(&mut self) {
+        if let Some(b) = &self.budget {
+            b.handles.fetch_sub(self.live, Ordering::AcqRel);
+        }
         self.slots.clear();
         self.free.clear();
         self.live = 0;
+    }
+}
+
+impl Drop for HandleTable {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -132,6 +207,12 @@ pub struct Session {
     pub conns: AtomicU32,
     detached_at: Mutex<Option<Instant>>,
     pub max_handles: usize,
+    /// The host part of the address that created the session (`--max-sessions-per-peer`).
+    pub peer: Option<String>,
+    /// Channels of the session and the bytes they hold queued (`--max-channels`,
+    /// `--channel-buffer-budget`).
+    pub chans: AtomicUsize,
+    pub chan_bytes: AtomicUsize,
 }
 
 impl std::fmt::Debug for Session {
@@ -183,23 +264,69 @@ impl Session {
 }
 
 /// Every session of the engine.
-#[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<u64, Arc<Session>>>,
+    /// Descriptors: read from `RLIMIT_NOFILE` when created (the engine raises the limit
+    /// to its hard value first).
+    pub budget: Arc<FdBudget>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::with_limit(crate::sys::nofile_limit() as usize)
+    }
+}
+
+/// The host part of a peer address (`127.0.0.1:5000` → `127.0.0.1`, `vsock:3:99` →
+/// `vsock:3`): connections from one machine count as one peer.
+pub fn peer_host(peer: &str) -> &str {
+    peer.rsplit_once(':').map_or(peer, |(h, _)| h)
 }
 
 impl Sessions {
+    pub fn with_limit(nofile: usize) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), budget: Arc::new(FdBudget::new(nofile.max(64))) }
+    }
+
     /// Rejoins `(id, token)` if it exists, else creates a new session. Returns the
     /// session and whether it was resumed.
     pub fn attach(&self, id: u64, token: &[u8; 16], max_handles: usize) -> (Arc<Session>, bool) {
+        self.attach_from(None, id, token, max_handles, usize::MAX).expect("no per-peer bound")
+    }
+
+    /// [`Sessions::attach`] for a connection from `peer` (its address): a new session is
+    /// refused with EMFILE when the peer's host already has `max_per_peer` sessions.
+    /// `max_handles` 0 means the default share of the descriptor limit.
+    pub fn attach_from(
+        &self,
+        peer: Option<&str>,
+        id: u64,
+        token: &[u8; 16],
+        max_handles: usize,
+        max_per_peer: usize,
+    ) -> Result<(Arc<Session>, bool), i32> {
         let mut map = self.map.lock();
         if id != 0
             && let Some(s) = map.get(&id)
             && constant_time_eq(&s.token, token)
         {
             s.attach();
-            return (s.clone(), true);
+            return Ok((s.clone(), true));
         }
+        let peer = peer.map(|p| peer_host(p).to_string());
+        if let Some(p) = &peer
+            && map.values().filter(|s| s.peer.as_ref() == Some(p)).count() >= max_per_peer
+            && !Self::evict_detached(&mut map, p)
+        {
+            crate::log_limited!(
+                tracing::Level::WARN,
+                peer = %p,
+                max_per_peer,
+                "session refused: the peer has too many sessions (--max-sessions-per-peer)"
+            );
+            return Err(errno::EMFILE);
+        }
+        let max_handles = if max_handles == 0 { self.budget.default_per_session() } else { max_handles };
         let mut rnd = [0u8; 24];
         qtfs_proto::handshake::random_bytes(&mut rnd);
         let mut new_id = u64::from_le_bytes(rnd[..8].try_into().expect("8 bytes")) | 1;
@@ -210,14 +337,38 @@ impl Sessions {
             id: new_id,
             token: rnd[8..24].try_into().expect("16 bytes"),
             exports: RwLock::new(Vec::new()),
-            handles: RwLock::new(HandleTable::default()),
+            handles: RwLock::new(HandleTable::with_budget(self.budget.clone())),
             conns: AtomicU32::new(0),
             detached_at: Mutex::new(None),
-            max_handles,
+            max_handles: max_handles.min(self.budget.handle_cap()),
+            peer,
+            chans: AtomicUsize::new(0),
+            chan_bytes: AtomicUsize::new(0),
         });
         s.attach();
         map.insert(new_id, s.clone());
-        (s, false)
+        Ok((s, false))
+    }
+
+    /// Ends `peer`'s session that has been without connections the longest, before its
+    /// grace period is over, to make room for a new one (a client that reconnects without
+    /// resuming must not lock itself out); false if every session of the peer is in use.
+    fn evict_detached(map: &mut HashMap<u64, Arc<Session>>, peer: &str) -> bool {
+        let oldest = map
+            .values()
+            .filter(|s| s.peer.as_deref() == Some(peer) && s.conns.load(Ordering::Acquire) == 0)
+            .filter_map(|s| s.detached_at.lock().map(|t| (t, s.id)))
+            .min()
+            .map(|(_, id)| id);
+        let Some(id) = oldest.and_then(|id| map.remove(&id)) else { return false };
+        tracing::info!(
+            session = format_args!("{:x}", id.id),
+            peer,
+            "detached session ended early: the peer is at --max-sessions-per-peer"
+        );
+        id.handles.write().clear();
+        id.exports.write().clear();
+        true
     }
 
     pub fn token_of(s: &Session) -> [u8; 16] {

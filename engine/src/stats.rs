@@ -170,3 +170,80 @@ pub struct ChanShared {
 
 /// Every live channel of the engine, by (connection id, channel id).
 pub type ChanRegistry = parking_lot::Mutex<std::collections::HashMap<(u64, u32), Arc<ChanShared>>>;
+
+/// At most one log line per second per call site; the lines left out are counted and
+/// reported (`suppressed = N`) with the next one that passes. Use through
+/// [`log_limited!`](crate::log_limited) (one static `RateLimit` per call site), for every
+/// line a peer can trigger at will.
+pub struct RateLimit {
+    /// Milliseconds since [`epoch_ms`]'s epoch, plus one, of the last line; 0 = never.
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+impl RateLimit {
+    pub const fn new() -> RateLimit {
+        RateLimit { last: AtomicU64::new(0), suppressed: AtomicU64::new(0) }
+    }
+
+    /// `Some(lines suppressed since the last one)` when a line may be written now.
+    pub fn admit(&self) -> Option<u64> {
+        self.admit_at(epoch_ms())
+    }
+
+    fn admit_at(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 1000)
+            && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// `tracing::event!` limited to one line per second at this call site, e.g.
+/// `log_limited!(tracing::Level::WARN, conn = id, "refused: {e}")`; lines left out are
+/// counted in the next one's `suppressed` field.
+#[macro_export]
+macro_rules! log_limited {
+    ($lvl:expr, $($arg:tt)+) => {{
+        static RL: $crate::stats::RateLimit = $crate::stats::RateLimit::new();
+        if let Some(suppressed) = RL.admit() {
+            if suppressed > 0 {
+                tracing::event!($lvl, suppressed, $($arg)+);
+            } else {
+                tracing::event!($lvl, $($arg)+);
+            }
+        }
+    }};
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::RateLimit;
+
+    #[test]
+    fn one_line_per_second_with_a_count() {
+        let r = RateLimit::new();
+        assert_eq!(r.admit_at(1), Some(0));
+        for t in [2, 500, 1000] {
+            assert_eq!(r.admit_at(t), None);
+        }
+        assert_eq!(r.admit_at(1001), Some(3));
+        assert_eq!(r.admit_at(1002), None);
+        assert_eq!(r.admit_at(5000), Some(1));
+    }
+}

@@ -904,3 +904,69 @@ pub fn set_fl(fd: RawFd, fl: i32) -> io::Result<()> {
     // SAFETY: plain syscall.
     check_i(unsafe { libc::fcntl(fd, libc::F_SETFL, fl) }).map(|_| ())
 }
+
+/// `read(2)` at the file position (pipes, FIFOs: no offset).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf valid for writes of its length.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+/// `write(2)` at the file position (pipes, FIFOs: no offset).
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf valid for reads of its length.
+    let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    Ok(check(r as libc::c_long)? as usize)
+}
+
+/// Clears `O_NONBLOCK` on an open file description.
+pub fn clear_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor the caller owns.
+    unsafe {
+        let fl = check_i(libc::fcntl(fd, libc::F_GETFL))?;
+        check_i(libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK)).map(|_| ())
+    }
+}
+
+/// Whether a blocking `open(O_RDONLY)` of the FIFO `fd` (a read end opened with
+/// `O_NONBLOCK`) would have returned by now: a writer is connected, data is waiting, or a
+/// writer came and went (POLLHUP). Never consumes data: `tee(2)` copies at most one byte
+/// into a scratch pipe (then closed) and, with SPLICE_F_NONBLOCK, answers EAGAIN for an
+/// empty pipe with writers and 0 for one without.
+pub fn fifo_reader_ready(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+        return true;
+    }
+    // A scratch pipe per check (closed at once: no descriptor stays with the engine).
+    let mut p = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into p.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return true; // cannot tell: let the open complete rather than wait
+    }
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (_r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    // SAFETY: tee between two pipe descriptors; no memory is passed.
+    let n = unsafe { libc::tee(fd, w.as_raw_fd(), 1, libc::SPLICE_F_NONBLOCK) };
+    n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN))
+}
+
+/// The soft `RLIMIT_NOFILE` of the process.
+pub fn nofile_limit() -> u64 {
+    // SAFETY: rlimit is plain data; getrlimit fills it.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 { r.rlim_cur } else { 1024 }
+    }
+}
+
+/// Bytes available to unprivileged users and the total size of `fd`'s file system.
+pub fn fs_space(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: statvfs is plain data; fstatvfs fills it.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: s valid for writes.
+    check_i(unsafe { libc::fstatvfs(fd, &mut s) })?;
+    let frsize = s.f_frsize.max(1);
+    Ok((s.f_bavail.saturating_mul(frsize), s.f_blocks.saturating_mul(frsize)))
+}

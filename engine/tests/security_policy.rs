@@ -175,11 +175,15 @@ fn root_squash_applies_after_mapping() {
 
 // ------------------------------------------------------------------ process control
 
-/// Processes started by this test, killed by pid when it ends.
-struct Procs(Vec<Child>);
+/// Processes started by this test, killed when it ends: children, and grandchildren by
+/// pid (a shell's background sleep would outlive the shell and hold the test's stdout).
+struct Procs(Vec<Child>, Vec<i32>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
+        for &pid in &self.1 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         for c in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
@@ -204,6 +208,7 @@ fn sleep_under_rexec_server(dir: &FsPath, procs: &mut Procs) -> i32 {
     BufReader::new(sh.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let pid: i32 = line.trim().parse().unwrap();
     procs.0.push(sh);
+    procs.1.push(pid);
     assert!(
         wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
@@ -241,7 +246,7 @@ fn kill_engine(extra: &[&str]) -> TestEngine {
 #[test]
 fn process_control_needs_allow_kill() {
     let e = kill_engine(&[]);
-    let mut procs = Procs(vec![]);
+    let mut procs = Procs(vec![], vec![]);
     let pid = sleep_under_rexec_server(e.dir.path(), &mut procs);
     let s = e.session(1);
     assert_eq!(errno(s.kill(pid, libc::SIGTERM)), libc::EPERM);
@@ -254,7 +259,7 @@ fn process_control_needs_allow_kill() {
 #[test]
 fn process_control_reaches_only_processes_started_through_rexec() {
     let e = kill_engine(&["--allow-kill"]);
-    let mut procs = Procs(vec![]);
+    let mut procs = Procs(vec![], vec![]);
     let ours = sleep_under_rexec_server(e.dir.path(), &mut procs);
     let other = unrelated_sleep(&mut procs);
     let s = e.session(1);
@@ -275,7 +280,7 @@ fn process_control_reaches_only_processes_started_through_rexec() {
 #[test]
 fn kill_any_process_widens_to_every_whitelisted_name() {
     let e = kill_engine(&["--allow-kill", "--kill-any-process"]);
-    let mut procs = Procs(vec![]);
+    let mut procs = Procs(vec![], vec![]);
     let other = unrelated_sleep(&mut procs);
     let s = e.session(1);
     assert!(!s.sched_getaffinity(other).unwrap().is_empty());

@@ -44,6 +44,9 @@ pub struct Opts {
     pub tmpfs: bool,
     /// Arguments placed before the harness's own (rarely needed).
     pub pre_args: Vec<String>,
+    /// The engine's `--log-level` (DEBUG unless a test floods the log; INFO at least:
+    /// the harness waits for the "engine ready" line).
+    pub log_level: &'static str,
 }
 
 impl Default for Opts {
@@ -57,6 +60,7 @@ impl Default for Opts {
             extra_wl: String::new(),
             tmpfs: false,
             pre_args: vec![],
+            log_level: "DEBUG",
         }
     }
 }
@@ -102,8 +106,13 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     p
 }
 
+/// The engine binary: `$QTFS_TEST_ENGINE` when set (to run the same tests against
+/// another build, e.g. for before/after figures), else the workspace's.
 pub fn engine_bin() -> PathBuf {
-    workspace_bin("qtfs-engine", "engine")
+    match std::env::var_os("QTFS_TEST_ENGINE") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_bin("qtfs-engine", "engine"),
+    }
 }
 
 impl TestEngine {
@@ -141,7 +150,7 @@ impl TestEngine {
             .arg("--lock-file")
             .arg(dir.path().join("engine.lock"))
             .arg("--log-level")
-            .arg("DEBUG")
+            .arg(opts.log_level)
             .args(&opts.extra_args);
         if let Some(k) = &opts.psk {
             let kp = dir.path().join("psk");
@@ -167,7 +176,8 @@ impl TestEngine {
                     && line.contains("engine ready")
                     && let Some(i) = line.find("listen=")
                 {
-                    let a = line[i + 7..].split_whitespace().next().unwrap().to_string();
+                    // The first address when several listeners are bound (`tcp:…,unix:…`).
+                    let a = line[i + 7..].split_whitespace().next().unwrap().split(',').next().unwrap().to_string();
                     let _ = tx.send(a);
                     sent = true;
                 }
@@ -224,6 +234,32 @@ impl TestEngine {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// Resident memory of the engine process, in bytes (0 once it is gone).
+    pub fn rss_bytes(&self) -> u64 {
+        rss_bytes(self.pid())
+    }
+
+    /// Whether the engine process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// The engine's own counts from its admin socket: (sessions, connections).
+    pub fn admin_counts(&self) -> (u32, u32) {
+        let mut a = qtfs_client::AdminClient::connect(&self.admin).unwrap();
+        let r = a.call(qtfs_proto::Op::ADMIN_INFO, &qtfs_proto::Empty {}).unwrap();
+        let i = r.decode::<qtfs_proto::AdminInfo>().unwrap();
+        (i.sessions, i.connections)
+    }
+
+    /// The TCP address the engine listens on.
+    pub fn tcp_addr(&self) -> std::net::SocketAddr {
+        match &self.addr {
+            Addr::Tcp(a) => *a,
+            a => panic!("not a TCP listener: {a}"),
+        }
+    }
+
     /// Sends SIGTERM and waits; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         // SAFETY: signalling our own child.
@@ -267,4 +303,75 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
+}
+
+/// Resident memory of process `pid`, in bytes (0 if it cannot be read).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// A TCP connection to `dst` from the local address `src` (any 127.0.0.0/8 address
+/// works on loopback: tests use them to appear as many different peers).
+pub fn connect_tcp_from(src: std::net::Ipv4Addr, dst: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(dst) = dst else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    let s = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let local = sin(src, 0);
+    // SAFETY: `local` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let remote = sin(*dst.ip(), dst.port());
+    // SAFETY: `remote` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(s)
+}
+
+/// The client half of HELLO/ATTACH on a stream the caller drives itself (raw frames
+/// afterwards); `psk` None = insecure test mode.
+pub fn raw_handshake<S: std::io::Read + std::io::Write>(
+    s: &mut S,
+    psk: Option<&Psk>,
+) -> qtfs_client::Result<qtfs_proto::handshake::Agreed> {
+    use qtfs_proto::{AttachAck, FrameHeader, HelloAck, MAX_PAYLOAD, Op, Wire, push_frame};
+    let mut hs = qtfs_proto::handshake::ClientHandshake::new(psk, psk.is_none(), qtfs_proto::consts::feat::ALL, None);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    push_frame(&mut out, FrameHeader::request(Op::HELLO, 1, 0), &hs.hello("testkit"));
+    s.write_all(&out).map_err(|e| qtfs_client::ClientError::io("send HELLO", e))?;
+    let h = qtfs_client::read_frame(s, &mut buf, MAX_PAYLOAD)?.ok_or(qtfs_client::ClientError::Disconnected)?;
+    if h.is_error() {
+        return Err(qtfs_client::ClientError::Remote(h.status));
+    }
+    let attach = hs.on_hello_ack(&HelloAck::decode(&buf)?)?;
+    out.clear();
+    push_frame(&mut out, FrameHeader::request(Op::ATTACH, 2, 0), &attach);
+    s.write_all(&out).map_err(|e| qtfs_client::ClientError::io("send ATTACH", e))?;
+    let h = qtfs_client::read_frame(s, &mut buf, MAX_PAYLOAD)?.ok_or(qtfs_client::ClientError::Disconnected)?;
+    if h.is_error() {
+        return Err(qtfs_client::ClientError::Remote(h.status));
+    }
+    Ok(hs.on_attach_ack(&AttachAck::decode(&buf)?)?)
 }

@@ -24,6 +24,7 @@
 //! the `Core` response API.
 
 pub mod devices;
+mod fifo;
 pub mod mounts;
 pub mod path;
 pub mod whitelist;
@@ -349,6 +350,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
             }
             let len = (m.len as usize).min(MAX_IO);
+            if f.io == IoMode::Fifo {
+                return fifo::read(core, key, &h, &session, f, len);
+            }
             let mut buf = core.bufs.get(HEADER_SIZE + len);
             if f.io != IoMode::Ring {
                 // Inline when the read cannot wait: memory-backed, or cached data.
@@ -403,7 +407,13 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             if m.data.len() > MAX_IO {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EINVAL));
             }
+            if f.io == IoMode::Fifo {
+                return fifo::write(core, key, &h, &session, f, m.data.0);
+            }
             let off = if f.is_append() { u64::MAX } else { m.offset };
+            if let Err(e) = space_ok(core, f.raw(), growth(core, f.raw(), off, m.data.len() as u64)) {
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
             if f.io == IoMode::Memory {
                 // A memory-backed write never waits for I/O: do it inline.
                 let r = sys::pwrite(f.raw(), m.data.0, off)
@@ -438,6 +448,11 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
             if let Err(e) = wl_handle(core, &session, &f, WlType::Write) {
+                return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+            }
+            // Every mode but punching a hole or collapsing a range may allocate.
+            let frees = m.mode as i32 & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_COLLAPSE_RANGE) != 0;
+            if !frees && let Err(e) = space_ok(core, f.raw(), m.len.max(1)) {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
             }
             let mut r = begin(core, key, &h, op, &session);
@@ -701,6 +716,37 @@ fn res_fd(res: i32) -> Result<OwnedFd, i32> {
         // SAFETY: a successful open returned a new descriptor we own.
         Ok(unsafe { OwnedFd::from_raw_fd(res) })
     }
+}
+
+/// `--min-free`: ENOSPC when growing a file on `fd`'s file system by `grow` bytes would
+/// leave less available space than the floor (a client with [Write] must not fill the
+/// HOST's disk). Nothing to check without a floor or growth.
+fn space_ok(core: &Core, fd: RawFd, grow: u64) -> Result<(), i32> {
+    let min = core.shared.cfg.min_free;
+    if grow == 0 || min == crate::config::MinFree::None {
+        return Ok(());
+    }
+    let (avail, total) = sys::fs_space(fd).map_err(|e| sys::errno_of(&e))?;
+    if avail < min.floor(total).saturating_add(grow) {
+        crate::log_limited!(
+            tracing::Level::WARN,
+            avail,
+            grow,
+            "refused with ENOSPC: the export's file system is at --min-free"
+        );
+        return Err(errno::ENOSPC);
+    }
+    Ok(())
+}
+
+/// Bytes a write of `len` at `off` (u64::MAX: append) adds to the file `fd`; 0 when no
+/// floor is configured (no statx needed then).
+fn growth(core: &Core, fd: RawFd, off: u64, len: u64) -> u64 {
+    if core.shared.cfg.min_free == crate::config::MinFree::None {
+        return 0;
+    }
+    let size = sys::statx(fd, c"", libc::AT_EMPTY_PATH).map_or(0, |a| a.size);
+    if off == u64::MAX { len } else { off.saturating_add(len).saturating_sub(size) }
 }
 
 /// Whitelist check of `dirfd`'s real path joined with `name`.
@@ -1023,7 +1069,9 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
     }
     let fd = r.fd.take().expect("opened");
     let export = r.export.as_ref().map_or(0, |e| e.id);
-    let io = if attr.mode & libc::S_IFMT != libc::S_IFREG || r.u[0] as i32 & libc::O_DIRECT != 0 {
+    let io = if attr.mode & libc::S_IFMT == libc::S_IFIFO {
+        IoMode::Fifo
+    } else if attr.mode & libc::S_IFMT != libc::S_IFREG || r.u[0] as i32 & libc::O_DIRECT != 0 {
         IoMode::Ring
     } else if sys::is_memory_fs(fd.as_raw_fd()) {
         IoMode::Memory
@@ -1068,7 +1116,7 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
         if let Err(e) = wl_handle(core, session, &f, WlType::Setattr) {
             return fail(core, r, e);
         }
-        let res = setattr_apply(&r, f.raw(), true);
+        let res = setattr_space_ok(core, &r, f.raw()).and_then(|_| setattr_apply(&r, f.raw(), true));
         let res = res.and_then(|_| sys::statx(f.raw(), c"", libc::AT_EMPTY_PATH).map_err(|e| sys::errno_of(&e)));
         return match res {
             Ok(attr) => finish(core, r, &AttrRsp { attr }),
@@ -1087,6 +1135,14 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
     r.step = 1;
     let nofollow = if m.path.is_empty() { 0 } else { libc::O_NOFOLLOW };
     resolve(core, r, None, 0, libc::O_PATH | nofollow, 0, SAFE);
+}
+
+/// `--min-free` for a SETATTR that makes a file larger.
+fn setattr_space_ok(core: &Core, r: &FsReq, fd: RawFd) -> Result<(), i32> {
+    if r.u[0] as u32 & setattr::SIZE == 0 {
+        return Ok(());
+    }
+    space_ok(core, fd, growth(core, fd, r.u[4], 0))
 }
 
 /// Applies SETATTR to `fd` (an open handle, or an O_PATH descriptor of the object) with
@@ -1192,6 +1248,8 @@ pub(crate) fn complete(core: &mut Core, r: Box<FsReq>, res: i32) {
         return;
     }
     match r.op {
+        Op::READ | Op::WRITE if r.step == fifo::STEP_IO_WAIT => fifo::io_ready(core, r, res),
+        Op::OPEN | Op::CREATE if r.step == fifo::STEP_OPEN_WAIT => fifo::open_wait_done(core, r, res),
         Op::READ => {
             if res < 0 {
                 return fail(core, r, -res);
@@ -1494,6 +1552,10 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             // Exactly the inode checked above, through its magic link; never as the
             // engine's controlling terminal.
             let f = (flags & !(libc::O_NOFOLLOW | libc::O_CREAT | libc::O_EXCL)) | libc::O_NOCTTY;
+            if matches!(kind, libc::S_IFIFO | libc::S_IFCHR | libc::S_IFBLK) {
+                // May wait for the other end (FIFOs) or a driver: never in a worker.
+                return fifo::open_special(core, r, i, f, kind);
+            }
             if kind == libc::S_IFREG || kind == libc::S_IFDIR {
                 // Reopening a regular file or directory does not wait (FIFOs and devices
                 // may, so they take the ring).
@@ -1597,7 +1659,7 @@ fn setattr_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             {
                 return fail(core, r, e);
             }
-            if let Err(e) = setattr_apply(&r, raw, false) {
+            if let Err(e) = setattr_space_ok(core, &r, raw).and_then(|_| setattr_apply(&r, raw, false)) {
                 return fail(core, r, e);
             }
             r.step = 3;

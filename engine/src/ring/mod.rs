@@ -10,20 +10,43 @@
 //!
 //! Ownership: an in-flight operation lives in the `ops` slab and owns every buffer and
 //! descriptor the kernel may touch until its completion arrives. A connection is freed
-//! only when no operation refers to it any more (`refs == 0`), so slab keys are never
-//! reused under an in-flight operation.
+//! only when no operation refers to it any more (`refs == 0`) and its receive buffer is
+//! not being parsed (`in_rx`), so slab keys are never reused under an in-flight
+//! operation or a frame being handled. Closing a connection cancels its in-flight
+//! requests, so a request that would never finish (a READ on an idle FIFO) cannot keep
+//! the connection, its session and their descriptors alive.
+//!
+//! Untrusted input: before ATTACH a connection may only send frames of at most
+//! `PREAUTH_MAX_PAYLOAD` bytes into a `PREAUTH_RX` buffer, must finish its handshake
+//! within `HANDSHAKE_TIMEOUT`, and is admitted only within the bounds of [`gate`].
+//!
+//! Failure containment: a panic while handling a completion that belongs to one
+//! connection closes that connection only (see `complete_isolated`); anything else
+//! escaping the loop, or `io_uring_enter` failing `MAX_ENTER_ERRORS` times in a row,
+//! ends the loop and [`supervise`] restarts the core with a fresh ring.
 //!
 //! This module owns sockets, framing and buffers; it must not interpret file requests
 //! (that is `fsops`) or channel traffic (`udsmux`).
 
+// Everything here handles bytes from untrusted peers: a slip must close a connection,
+// not panic the core. (`fsops` and `udsmux` index `core.conns[key]` with keys they
+// own; they are outside this lint.)
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub(crate) mod buf;
+pub(crate) mod gate;
+mod supervise;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use supervise::supervise;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use qtfs_proto::consts::{self, feat};
@@ -39,9 +62,22 @@ use crate::stats::{ConnShared, Done};
 use crate::{Shared, udsmux};
 
 use buf::BufPool;
+use gate::PreAuthGate;
 
 /// Receive buffer per connection (grows for one large frame, then shrinks back).
 pub(crate) const RX_BUF: usize = 64 * 1024;
+/// Largest payload accepted before ATTACH succeeded: HELLO is at most 301 bytes (a
+/// 255-byte client name), ATTACH 56; anything larger is an attack or a broken peer,
+/// and closes the connection like any other malformed header.
+pub(crate) const PREAUTH_MAX_PAYLOAD: usize = 512;
+/// Receive buffer of a connection before ATTACH: one whole handshake frame fits.
+const PREAUTH_RX: usize = 1024;
+/// A connection that has not attached within this long is closed.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Consecutive failed `io_uring_enter` calls after which the loop gives up on its ring.
+const MAX_ENTER_ERRORS: u32 = 100;
+/// Connections freed since the last trim after which idle memory is given back.
+const TRIM_AFTER_FREES: u32 = 8;
 /// Queued response bytes above which a connection is not read from.
 const TX_HIGH: usize = 16 << 20;
 const RING_ENTRIES: u32 = 1024;
@@ -93,7 +129,8 @@ pub(crate) struct Conn {
     pub session: Option<Arc<Session>>,
     rx: Vec<u8>,
     recv_armed: bool,
-    /// The receive buffer is out on loan to `process_rx`, which re-arms at its end.
+    /// The receive buffer is out on loan to `process_rx`, which re-arms at its end; the
+    /// connection is not freed meanwhile.
     in_rx: bool,
     /// Queued responses; the last one may still be appended to when `tx_tail_open`.
     tx: VecDeque<Vec<u8>>,
@@ -107,6 +144,30 @@ pub(crate) struct Conn {
     close_after_flush: bool,
     dirty: bool,
     pub epolls: Vec<usize>,
+    /// The place this connection holds in the pre-auth gate (its peer key) until it
+    /// attaches or goes away.
+    gate: Option<Box<str>>,
+}
+
+impl Conn {
+    fn active(&self) -> bool {
+        matches!(self.state, ConnState::Active)
+    }
+
+    /// Largest payload this connection may send now.
+    fn max_payload(&self) -> usize {
+        if self.active() { MAX_PAYLOAD } else { PREAUTH_MAX_PAYLOAD }
+    }
+}
+
+/// How a core's loop ended.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// The engine is stopping; everything was closed.
+    Stopped,
+    /// The ring failed (`io_uring_enter` `MAX_ENTER_ERRORS` times in a row, or a
+    /// submission could not be made); the core must be rebuilt.
+    RingFailed(io::Error),
 }
 
 pub(crate) struct Core {
@@ -139,6 +200,19 @@ pub(crate) struct Core {
     tearing_down: bool,
     stop_deadline: Option<Instant>,
     last_reap: Instant,
+    /// Shared bounds on connections that have not attached yet.
+    gate: Arc<PreAuthGate>,
+    /// (deadline, key, id) of connections in their handshake, oldest first.
+    handshakes: VecDeque<(Instant, usize, u64)>,
+    /// Connections refused at accept since the last warning about it, and when that was.
+    refused: u64,
+    refused_logged: Option<Instant>,
+    /// Connections freed since memory was last given back, and whether one of them had
+    /// grown a large receive buffer.
+    freed: u32,
+    freed_big: bool,
+    /// A submission failed for good: the loop ends with `Exit::RingFailed`.
+    ring_broken: Option<io::Error>,
     /// Unix-socket channels of this core's connections. Declared after `ring`, so the
     /// ring (and its registered buffer ring) is gone before this memory is freed.
     pub(crate) mux: udsmux::State,
@@ -168,8 +242,30 @@ fn build_ring() -> io::Result<IoUring> {
     Err(last.unwrap_or_else(|| io::Error::other("io_uring setup failed")))
 }
 
+/// Errors of `io_uring_enter` that only mean "try again".
+fn transient(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::ETIME))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(non-text panic payload)"
+    }
+}
+
 impl Core {
-    pub fn new(idx: usize, shared: Arc<Shared>, listeners: Vec<ListenFd>, wake_fd: OwnedFd) -> io::Result<Core> {
+    pub fn new(
+        idx: usize,
+        shared: Arc<Shared>,
+        listeners: Vec<ListenFd>,
+        wake_fd: OwnedFd,
+        gate: Arc<PreAuthGate>,
+    ) -> io::Result<Core> {
         let ring = build_ring()?;
         let wl = shared.whitelist.read().clone();
         let wl_gen = shared.wl_gen.load(Ordering::Acquire);
@@ -202,20 +298,40 @@ impl Core {
             tearing_down: false,
             stop_deadline: None,
             last_reap: Instant::now(),
+            gate,
+            handshakes: VecDeque::new(),
+            refused: 0,
+            refused_logged: None,
+            freed: 0,
+            freed_big: false,
+            ring_broken: None,
             mux: udsmux::State::default(),
         })
     }
 
-    /// Queues an SQE, flushing the submission queue to the kernel if it is full.
+    /// Queues an SQE, flushing the submission queue to the kernel if it is full. If
+    /// the kernel keeps refusing, the entry is dropped and the ring marked broken: the
+    /// loop then ends and the core is rebuilt (the operation's slot stays in `ops`, so
+    /// its memory is leaked rather than freed while the kernel might know it).
     pub fn push(&mut self, e: squeue::Entry) {
+        let mut busy = 0u32;
         loop {
             // SAFETY: every pointer in `e` refers to memory owned by an `ops` slot (or
             // the core) that stays alive and unmoved until the completion is handled.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
-            if let Err(err) = self.ring.submit() {
-                tracing::error!("io_uring submit: {err}");
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(err) if transient(&err) && busy < 1000 => {
+                    busy += 1;
+                    std::thread::yield_now();
+                }
+                Err(err) => {
+                    tracing::error!(core = self.idx, "io_uring submit: {err}; rebuilding this core");
+                    self.ring_broken.get_or_insert(err);
+                    return;
+                }
             }
         }
     }
@@ -272,6 +388,9 @@ impl Core {
     /// Submits the next ring operation of a request.
     pub fn submit_req(&mut self, e: squeue::Entry, req: Box<FsReq>) {
         let p = req.personality;
+        // A step started after its connection began closing (an earlier step was
+        // cancelled, or finished just before the close) is cancelled at once too.
+        let cancel = self.conns.get(req.conn()).is_none_or(|c| c.closing && !c.close_after_flush);
         let ud = self.slot(Slot::Fs(req));
         let e = e.user_data(ud);
         let e = match p {
@@ -279,6 +398,9 @@ impl Core {
             None => e,
         };
         self.push(e);
+        if cancel {
+            self.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        }
     }
 
     pub fn submit_epoll(&mut self, e: squeue::Entry, reg: Box<fsops::EpollReg>) -> usize {
@@ -298,19 +420,26 @@ impl Core {
 
     // ------------------------------------------------------------------ responses
 
-    fn tx_tail(&mut self, key: usize, need: usize) -> &mut Vec<u8> {
-        let c = &mut self.conns[key];
+    /// Whether responses may still be queued on `key`.
+    fn can_send(&self, key: usize) -> bool {
+        self.conns.get(key).is_some_and(|c| !c.closing || c.close_after_flush)
+    }
+
+    fn tx_tail(&mut self, key: usize, need: usize) -> Option<&mut Vec<u8>> {
+        let c = self.conns.get_mut(key)?;
         if !c.tx_tail_open || c.tx.back().is_none_or(|b| b.len() + need > b.capacity()) {
-            let b = self.bufs.get(need.max(RX_BUF));
+            // Before ATTACH only small handshake answers are sent: no 64 KiB buffer.
+            let b = self.bufs.get(if c.active() { need.max(RX_BUF) } else { need });
             c.tx.push_back(b);
             c.tx_tail_open = true;
         }
-        c.tx.back_mut().expect("tail exists")
+        c.tx.back_mut()
     }
 
     fn mark_dirty(&mut self, key: usize) {
-        let c = &mut self.conns[key];
-        if !c.dirty {
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.dirty
+        {
             c.dirty = true;
             self.dirty.push(key);
         }
@@ -323,36 +452,38 @@ impl Core {
 
     /// Queues any frame carrying `msg`; returns its size.
     pub fn send_frame<'m, M: Wire<'m>>(&mut self, key: usize, h: FrameHeader, msg: &M) -> usize {
-        if self.conns[key].closing && !self.conns[key].close_after_flush {
+        if !self.can_send(key) {
             return 0;
         }
         let n = HEADER_SIZE + msg.encoded_len();
-        let tail = self.tx_tail(key, n);
+        let Some(tail) = self.tx_tail(key, n) else { return 0 };
         push_frame(tail, h, msg);
-        let c = &mut self.conns[key];
-        c.tx_bytes += n;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.tx_bytes += n;
+        }
         self.mark_dirty(key);
         n
     }
 
     /// Queues an error response.
     pub fn respond_err(&mut self, key: usize, op: u16, id: u64, errno: i32) {
-        if self.conns[key].closing && !self.conns[key].close_after_flush {
+        if !self.can_send(key) {
             return;
         }
-        let tail = self.tx_tail(key, HEADER_SIZE);
+        let Some(tail) = self.tx_tail(key, HEADER_SIZE) else { return };
         FrameHeader::error(op, id, errno).push(tail);
-        self.conns[key].tx_bytes += HEADER_SIZE;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.tx_bytes += HEADER_SIZE;
+        }
         self.mark_dirty(key);
     }
 
     /// Queues a complete frame already built in `frame` (e.g. header + read data).
     pub fn respond_owned(&mut self, key: usize, frame: Vec<u8>) {
-        let c = &mut self.conns[key];
-        if c.closing && !c.close_after_flush {
+        let Some(c) = self.conns.get_mut(key).filter(|c| !c.closing || c.close_after_flush) else {
             self.bufs.put(frame);
             return;
-        }
+        };
         c.tx_bytes += frame.len();
         c.tx.push_back(frame);
         c.tx_tail_open = false;
@@ -361,36 +492,61 @@ impl Core {
 
     // ------------------------------------------------------------------ run loop
 
-    pub fn run(&mut self) {
+    /// Serves until the engine stops (`Exit::Stopped`, after closing everything) or the
+    /// ring fails (`Exit::RingFailed`, state left for [`supervise`] to salvage). A panic
+    /// that escapes `complete_isolated` unwinds out of here, also to `supervise`.
+    pub fn run(&mut self) -> Exit {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
         self.arm_wake();
         self.arm_tick();
+        let mut errors = 0u32;
         loop {
             match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
+                Ok(_) => errors = 0,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => {
-                    tracing::error!(core = self.idx, "io_uring_enter: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    errors += 1;
+                    if errors >= MAX_ENTER_ERRORS {
+                        tracing::error!(
+                            core = self.idx,
+                            errors,
+                            "io_uring_enter keeps failing: {e}; giving up on this ring"
+                        );
+                        return Exit::RingFailed(e);
+                    }
+                    if errors == 1 {
+                        tracing::error!(core = self.idx, "io_uring_enter: {e}; retrying");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
             self.refresh_whitelist();
-            self.cqes.clear();
-            for c in self.ring.completion() {
-                self.cqes.push((c.user_data(), c.result(), c.flags()));
-            }
-            for i in 0..self.cqes.len() {
-                let (ud, res, flags) = self.cqes[i];
-                self.complete(ud, res, flags);
-            }
+            self.drain_completions();
             self.end_turn();
+            if let Some(e) = self.ring_broken.take() {
+                return Exit::RingFailed(e);
+            }
             if self.stopping && self.idle_or_late() {
                 break;
             }
         }
         self.teardown();
+        Exit::Stopped
+    }
+
+    /// Handles every completion waiting in the completion queue.
+    fn drain_completions(&mut self) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        for c in self.ring.completion() {
+            cqes.push((c.user_data(), c.result(), c.flags()));
+        }
+        for &(ud, res, flags) in &cqes {
+            self.complete_isolated(ud, res, flags);
+        }
+        self.cqes = cqes;
     }
 
     fn idle_or_late(&self) -> bool {
@@ -407,30 +563,25 @@ impl Core {
             self.close_conn(k);
         }
         self.push(opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(UD_IGNORE));
-        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(2);
         while !self.ops.is_empty() && Instant::now() < deadline {
             let ts = types::Timespec::new().nsec(50_000_000);
             let args = types::SubmitArgs::new().timespec(&ts);
             let _ = self.ring.submitter().submit_with_args(1, &args);
-            self.cqes.clear();
-            for c in self.ring.completion() {
-                self.cqes.push((c.user_data(), c.result(), c.flags()));
-            }
-            for i in 0..self.cqes.len() {
-                let (ud, res, flags) = self.cqes[i];
-                self.complete(ud, res, flags);
-            }
+            self.drain_completions();
             self.end_turn();
         }
         if !self.ops.is_empty() {
             // Operations the kernel still holds (e.g. an open blocked in a worker): their
-            // memory must outlive us rather than be freed under the kernel.
+            // memory, and that of the connections they point into (receive buffers,
+            // send vectors), must outlive us rather than be freed under the kernel.
             tracing::warn!(
                 core = self.idx,
                 left = self.ops.len(),
                 "operations still in flight at exit; leaking their buffers"
             );
             std::mem::forget(std::mem::take(&mut self.ops));
+            std::mem::forget(std::mem::take(&mut self.conns));
             udsmux::teardown(self, true);
         }
         tracing::debug!(core = self.idx, "core stopped");
@@ -447,7 +598,9 @@ impl Core {
         self.dirty = dirty;
         self.dirty.clear();
         if !self.done.is_empty() {
-            self.shared.stats[self.idx].lock().record(&self.done);
+            if let Some(s) = self.shared.stats.get(self.idx) {
+                s.lock().record(&self.done);
+            }
             self.done.clear();
         }
         udsmux::end_turn(self);
@@ -462,61 +615,76 @@ impl Core {
         }
     }
 
+    /// The connection (key, id) a completion belongs to, when it belongs to exactly one.
+    fn owner_of(&self, ud: u64) -> Option<(usize, u64)> {
+        let conn = match self.ops.get(usize::try_from(ud).ok()?)? {
+            Slot::Recv { conn } | Slot::Send { conn } => *conn,
+            Slot::Fs(r) => r.conn(),
+            _ => return None,
+        };
+        Some((conn, self.conns.get(conn)?.id))
+    }
+
+    /// Handles one completion. A panic on behalf of one connection (a bug its frames
+    /// reached) closes that connection and the loop goes on; whatever that handler had
+    /// half-done to the connection is abandoned with it (at worst it stays allocated,
+    /// its socket shut down). A panic with no single owner (accept, timers, channels,
+    /// readiness registrations) unwinds on to [`supervise`].
+    fn complete_isolated(&mut self, ud: u64, res: i32, flags: u32) {
+        let owner = self.owner_of(ud);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.complete(ud, res, flags)));
+        let Err(p) = r else { return };
+        let Some((key, id)) = owner else { std::panic::resume_unwind(p) };
+        tracing::error!(
+            core = self.idx,
+            conn = id,
+            "bug while serving this connection ({}); closing it",
+            panic_text(&*p)
+        );
+        if let Some(c) = self.conns.get_mut(key)
+            && c.id == id
+        {
+            c.in_rx = false;
+            self.close_conn(key);
+        }
+    }
+
     fn complete(&mut self, ud: u64, res: i32, flags: u32) {
         if ud == UD_IGNORE {
             return;
         }
-        let key = ud as usize;
+        let Ok(key) = usize::try_from(ud) else { return };
         let more = cqueue::more(flags);
         let Some(slot) = self.ops.get(key) else {
             tracing::error!(ud, "completion for an unknown slot");
             return;
         };
+        if more {
+            // A multishot operation that stays armed: its slot stays.
+            match slot {
+                Slot::Accept { listener } => {
+                    let l = *listener;
+                    self.on_accept(l, res, true);
+                }
+                Slot::Chan(op) => {
+                    let op = *op;
+                    udsmux::complete(self, op, res, flags, true);
+                }
+                Slot::Epoll(_) => fsops::epoll_event(self, key, res),
+                _ => tracing::error!(ud, "MORE on a single-shot operation"),
+            }
+            return;
+        }
+        let Some(slot) = self.ops.try_remove(key) else { return };
         match slot {
-            Slot::Accept { listener } => {
-                let l = *listener;
-                if !more {
-                    self.ops.remove(key);
-                }
-                self.on_accept(l, res, more);
-            }
-            Slot::Recv { conn } => {
-                let c = *conn;
-                self.ops.remove(key);
-                self.on_recv(c, res);
-            }
-            Slot::Send { conn } => {
-                let c = *conn;
-                self.ops.remove(key);
-                self.on_send(c, res);
-            }
-            Slot::Wake => {
-                self.ops.remove(key);
-                self.on_wake();
-            }
-            Slot::Tick => {
-                self.ops.remove(key);
-                self.on_tick();
-            }
-            Slot::Fs(_) => {
-                let Slot::Fs(req) = self.ops.remove(key) else { unreachable!() };
-                fsops::complete(self, req, res);
-            }
-            Slot::Chan(op) => {
-                let op = *op;
-                if !more {
-                    self.ops.remove(key);
-                }
-                udsmux::complete(self, op, res, flags, more);
-            }
-            Slot::Epoll(_) => {
-                if more {
-                    fsops::epoll_event(self, key, res);
-                } else {
-                    let Slot::Epoll(reg) = self.ops.remove(key) else { unreachable!() };
-                    fsops::epoll_done(self, key, *reg, res);
-                }
-            }
+            Slot::Accept { listener } => self.on_accept(listener, res, false),
+            Slot::Recv { conn } => self.on_recv(conn, res),
+            Slot::Send { conn } => self.on_send(conn, res),
+            Slot::Wake => self.on_wake(),
+            Slot::Tick => self.on_tick(),
+            Slot::Fs(req) => fsops::complete(self, req, res),
+            Slot::Chan(op) => udsmux::complete(self, op, res, flags, false),
+            Slot::Epoll(reg) => fsops::epoll_done(self, key, *reg, res),
         }
     }
 
@@ -526,7 +694,8 @@ impl Core {
         if self.stopping {
             return;
         }
-        let fd = self.listeners[i].fd.as_raw_fd();
+        let Some(l) = self.listeners.get(i) else { return };
+        let fd = l.fd.as_raw_fd();
         let ud = self.slot(Slot::Accept { listener: i });
         let e = opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build().user_data(ud);
         self.push(e);
@@ -536,22 +705,44 @@ impl Core {
         if !more {
             self.arm_accept(listener);
         }
+        let Some(l) = self.listeners.get(listener) else { return };
         if res < 0 {
             if res != -libc::ECANCELED {
-                tracing::warn!(core = self.idx, listener = %self.listeners[listener].name, "accept: {}", io::Error::from_raw_os_error(-res));
+                tracing::warn!(core = self.idx, listener = %l.name, "accept: {}", io::Error::from_raw_os_error(-res));
             }
             return;
         }
+        let tcp = l.tcp;
         // SAFETY: a successful accept returned a new descriptor we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(res) };
         if self.stopping {
             return;
         }
-        let tcp = self.listeners[listener].tcp;
+        let peer = crate::sys::peer_name(fd.as_raw_fd());
+        let key = gate::peer_key(&peer);
+        if let Err(why) = self.gate.admit(key) {
+            // Closed before anything is allocated for it.
+            self.refused += 1;
+            if self.refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(
+                    core = self.idx,
+                    %peer,
+                    refused = self.refused,
+                    "too many unauthenticated connections ({}); closing new ones",
+                    match why {
+                        gate::Refused::Peer => "from this peer",
+                        gate::Refused::Total => "in total",
+                    }
+                );
+                self.refused = 0;
+                self.refused_logged = Some(Instant::now());
+            }
+            return;
+        }
+        let gate: Box<str> = key.into();
         if tcp {
             let _ = crate::sys::setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         }
-        let peer = crate::sys::peer_name(fd.as_raw_fd());
         let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let shared = ConnShared::new(id, self.idx as u32, peer.clone());
         self.shared.conns.lock().insert(id, shared.clone());
@@ -562,7 +753,7 @@ impl Core {
             shared,
             state: ConnState::Hello(Box::new(hs)),
             session: None,
-            rx: Vec::with_capacity(RX_BUF),
+            rx: Vec::with_capacity(PREAUTH_RX),
             recv_armed: false,
             in_rx: false,
             tx: VecDeque::new(),
@@ -575,7 +766,9 @@ impl Core {
             close_after_flush: false,
             dirty: false,
             epolls: Vec::new(),
+            gate: Some(gate),
         });
+        self.handshakes.push_back((Instant::now() + HANDSHAKE_TIMEOUT, key, id));
         tracing::debug!(core = self.idx, conn = id, %peer, "accepted");
         self.arm_recv(key);
     }
@@ -584,15 +777,26 @@ impl Core {
 
     fn arm_recv(&mut self, key: usize) {
         let max_inflight = self.shared.cfg.max_inflight;
-        let c = &mut self.conns[key];
+        let Some(c) = self.conns.get_mut(key) else { return };
         if c.recv_armed || c.in_rx || c.closing || c.inflight >= max_inflight || c.tx_bytes > TX_HIGH {
             return;
         }
-        if c.rx.capacity() - c.rx.len() < 4096 {
-            c.rx.reserve(RX_BUF);
+        if c.active() {
+            if c.rx.capacity() - c.rx.len() < 4096 {
+                c.rx.reserve(RX_BUF);
+            }
+        } else if c.rx.capacity() < PREAUTH_RX {
+            c.rx.reserve_exact(PREAUTH_RX.saturating_sub(c.rx.len()));
+        }
+        let room = c.rx.capacity() - c.rx.len();
+        if room == 0 {
+            // Only a pre-auth buffer could be full, and one always holds a whole
+            // handshake frame that parsing consumed; never arm a zero-length receive.
+            tracing::warn!(conn = c.id, peer = %c.shared.peer, "receive buffer full before ATTACH; closing");
+            self.close_conn(key);
+            return;
         }
         let ptr = c.rx.as_mut_ptr_range().end;
-        let room = c.rx.capacity() - c.rx.len();
         let fd = c.fd.as_raw_fd();
         c.recv_armed = true;
         c.refs += 1;
@@ -602,9 +806,12 @@ impl Core {
     }
 
     fn on_recv(&mut self, key: usize, res: i32) {
-        let c = &mut self.conns[key];
+        let Some(c) = self.conns.get_mut(key) else {
+            tracing::error!(core = self.idx, key, "receive completed for a freed connection");
+            return;
+        };
         c.recv_armed = false;
-        c.refs -= 1;
+        c.refs = c.refs.saturating_sub(1);
         if res <= 0 {
             if res < 0 && res != -libc::ECONNRESET && res != -libc::ECANCELED {
                 tracing::debug!(conn = c.id, "recv: {}", io::Error::from_raw_os_error(-res));
@@ -612,9 +819,11 @@ impl Core {
             self.close_conn(key);
             return;
         }
-        // SAFETY: the kernel wrote `res` bytes into the spare capacity we handed it.
-        unsafe { c.rx.set_len(c.rx.len() + res as usize) };
-        c.shared.add_in(res as usize);
+        let n = (res as usize).min(c.rx.capacity() - c.rx.len());
+        // SAFETY: the kernel wrote `res` bytes into the spare capacity we handed it
+        // (never more than that capacity, which `min` only restates).
+        unsafe { c.rx.set_len(c.rx.len() + n) };
+        c.shared.add_in(n);
         if c.closing {
             self.maybe_free(key);
             return;
@@ -625,21 +834,28 @@ impl Core {
     /// Dispatches every complete frame in the receive buffer (as far as backpressure
     /// allows) and re-arms the receive.
     pub(crate) fn process_rx(&mut self, key: usize) {
-        let mut buf = std::mem::take(&mut self.conns[key].rx);
-        self.conns[key].in_rx = true;
         let max_inflight = self.shared.cfg.max_inflight;
+        let mut buf = match self.conns.get_mut(key) {
+            Some(c) => {
+                c.in_rx = true;
+                std::mem::take(&mut c.rx)
+            }
+            None => return,
+        };
         let mut pos = 0usize;
         let mut bad = false;
-        loop {
-            let c = &self.conns[key];
+        // `in_rx` keeps the connection allocated while its frames are handled, even if
+        // one of them closes it.
+        while let Some(c) = self.conns.get(key) {
             if c.closing || c.inflight >= max_inflight || c.tx_bytes > TX_HIGH {
                 break;
             }
-            let rest = &buf[pos..];
+            let rest = buf.get(pos..).unwrap_or_default();
             if rest.len() < HEADER_SIZE {
                 break;
             }
-            let h = match FrameHeader::decode(rest, MAX_PAYLOAD) {
+            // Checked per frame: a client may pipeline requests behind its ATTACH.
+            let h = match FrameHeader::decode(rest, c.max_payload()) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(conn = c.id, peer = %c.shared.peer, "malformed frame header ({e}); closing the connection");
@@ -648,22 +864,26 @@ impl Core {
                 }
             };
             let total = HEADER_SIZE + h.len as usize;
-            if rest.len() < total {
-                break;
-            }
-            self.on_frame(key, h, &rest[HEADER_SIZE..total]);
+            let Some(payload) = rest.get(HEADER_SIZE..total) else { break };
+            self.on_frame(key, h, payload);
             pos += total;
         }
-        buf.drain(..pos);
-        self.conns[key].in_rx = false;
+        buf.drain(..pos.min(buf.len()));
+        let Some(c) = self.conns.get_mut(key) else { return };
+        c.in_rx = false;
         if bad {
-            self.conns[key].rx = buf;
+            c.rx = buf;
             self.close_conn(key);
+            return;
+        }
+        if c.closing {
+            c.rx = buf;
+            self.maybe_free(key);
             return;
         }
         // Make room for the frame at the front if it is larger than the buffer.
         if buf.len() >= HEADER_SIZE
-            && let Ok(h) = FrameHeader::decode(&buf, MAX_PAYLOAD)
+            && let Ok(h) = FrameHeader::decode(&buf, c.max_payload())
         {
             let need = HEADER_SIZE + h.len as usize;
             if buf.capacity() < need {
@@ -673,18 +893,17 @@ impl Core {
             // A large frame is done: give the memory back.
             buf = Vec::with_capacity(RX_BUF);
         }
-        self.conns[key].rx = buf;
+        c.rx = buf;
         self.arm_recv(key);
     }
 
     fn on_frame(&mut self, key: usize, h: FrameHeader, payload: &[u8]) {
-        let c = &mut self.conns[key];
-        match &mut c.state {
-            ConnState::Active => {}
-            ConnState::Hello(_) | ConnState::Attach(_) => {
-                self.handshake(key, h, payload);
-                return;
-            }
+        #[cfg(test)]
+        tests::fail_point_frame(h.op);
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if !c.active() {
+            self.handshake(key, h, payload);
+            return;
         }
         c.shared.requests.fetch_add(1, Ordering::Relaxed);
         let Some(op) = h.op() else {
@@ -730,12 +949,12 @@ impl Core {
                 }
             }
             _ if h.is_request() => fsops::dispatch(self, key, h, op, payload),
-            _ => tracing::debug!(conn = self.conns[key].id, op = %op, "unexpected non-request frame ignored"),
+            _ => tracing::debug!(conn = c.id, op = %op, "unexpected non-request frame ignored"),
         }
     }
 
     fn handshake(&mut self, key: usize, h: FrameHeader, payload: &[u8]) {
-        let c = &mut self.conns[key];
+        let Some(c) = self.conns.get_mut(key) else { return };
         let peer = c.shared.peer.clone();
         let state = std::mem::replace(&mut c.state, ConnState::Active);
         match (state, h.op()) {
@@ -746,10 +965,12 @@ impl Core {
                 });
                 match ack {
                     Ok(ack) => {
+                        // Back to a handshake state first: the answer is sized as one.
+                        c.state = ConnState::Attach(hs);
                         self.respond(key, h.op, h.id, &ack);
-                        self.conns[key].state = ConnState::Attach(hs);
                     }
                     Err(e) => {
+                        c.state = ConnState::Hello(hs);
                         tracing::warn!(%peer, "handshake refused: {e}");
                         self.fail_handshake(key, h, consts::errno::EPROTO);
                     }
@@ -761,20 +982,38 @@ impl Core {
                     .and_then(|a| hs.on_attach(&a).map_err(|_| consts::errno::EACCES));
                 match req {
                     Ok(req) => {
-                        let (s, resumed) = self.shared.sessions.attach(
+                        // Bounded per peer (--max-sessions-per-peer): EMFILE, then closed.
+                        let (s, resumed) = match self.shared.sessions.attach_from(
+                            Some(&peer),
                             req.session_id,
                             &req.session_token,
                             self.shared.cfg.max_handles,
-                        );
+                            self.shared.cfg.max_sessions_per_peer,
+                        ) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                c.state = ConnState::Attach(hs);
+                                self.fail_handshake(key, h, e);
+                                return;
+                            }
+                        };
                         let ack = hs.attach_ack(s.id, crate::session::Sessions::token_of(&s), resumed);
+                        // Authenticated: the connection leaves the pre-auth bounds.
+                        if let Some(g) = c.gate.take() {
+                            self.gate.release(&g);
+                        }
                         self.respond(key, h.op, h.id, &ack);
-                        let c = &mut self.conns[key];
+                        let Some(c) = self.conns.get_mut(key) else {
+                            s.detach();
+                            return;
+                        };
                         c.shared.session.store(s.id, Ordering::Relaxed);
                         c.shared.state.store(consts::CONN_ACTIVE, Ordering::Relaxed);
                         tracing::info!(core = self.idx, conn = c.id, %peer, session = format_args!("{:x}", s.id), resumed, "client attached");
                         c.session = Some(s);
                     }
                     Err(e) => {
+                        c.state = ConnState::Attach(hs);
                         if e == consts::errno::EACCES {
                             tracing::warn!(%peer, "authentication failed (wrong or missing key); closing");
                         } else {
@@ -784,18 +1023,21 @@ impl Core {
                     }
                 }
             }
-            _ => {
-                tracing::warn!(%peer, op = h.op, "unexpected frame during handshake; closing");
+            (state, _) => {
+                c.state = state;
+                tracing::warn!(%peer, op = h.op, flags = h.flags, "unexpected frame during handshake; closing");
                 self.fail_handshake(key, h, consts::errno::EPROTO);
             }
         }
     }
 
+    /// Ends a handshake: a request is answered with `errno` and the connection closed
+    /// once that is sent; anything else closes it now.
     fn fail_handshake(&mut self, key: usize, h: FrameHeader, errno: i32) {
-        let c = &mut self.conns[key];
-        c.closing = true;
-        c.close_after_flush = true;
+        let Some(c) = self.conns.get_mut(key) else { return };
         if h.is_request() {
+            c.closing = true;
+            c.close_after_flush = true;
             self.respond_err(key, h.op, h.id, errno);
         } else {
             self.close_conn(key);
@@ -805,7 +1047,7 @@ impl Core {
     // ------------------------------------------------------------------ send
 
     fn flush(&mut self, key: usize) {
-        let c = &mut self.conns[key];
+        let Some(c) = self.conns.get_mut(key) else { return };
         if c.send.is_some() || c.tx.is_empty() {
             if c.tx.is_empty() && c.send.is_none() && c.close_after_flush {
                 self.close_conn(key);
@@ -822,7 +1064,6 @@ impl Core {
             })
         });
         op.first_off = 0;
-        let c = &mut self.conns[key];
         while op.segs.len() < MAX_IOV
             && let Some(b) = c.tx.pop_front()
         {
@@ -838,12 +1079,18 @@ impl Core {
         op.iov.clear();
         let first_off = op.first_off;
         for (i, s) in op.segs.iter().enumerate() {
-            let off = if i == 0 { first_off } else { 0 };
-            op.iov.push(libc::iovec { iov_base: s[off..].as_ptr() as *mut libc::c_void, iov_len: s.len() - off });
+            let part = if i == 0 { s.get(first_off..).unwrap_or_default() } else { s };
+            op.iov.push(libc::iovec { iov_base: part.as_ptr() as *mut libc::c_void, iov_len: part.len() });
         }
         op.msg.msg_iov = op.iov.as_mut_ptr();
         op.msg.msg_iovlen = op.iov.len();
-        let c = &mut self.conns[key];
+        let Some(c) = self.conns.get_mut(key) else {
+            for s in op.segs.drain(..) {
+                self.bufs.put(s);
+            }
+            self.spare_sends.push(op);
+            return;
+        };
         let fd = c.fd.as_raw_fd();
         let msg: *const libc::msghdr = &op.msg;
         c.send = Some(op);
@@ -854,9 +1101,15 @@ impl Core {
     }
 
     fn on_send(&mut self, key: usize, res: i32) {
-        let c = &mut self.conns[key];
-        c.refs -= 1;
-        let mut op = c.send.take().expect("send in flight");
+        let Some(c) = self.conns.get_mut(key) else {
+            tracing::error!(core = self.idx, key, "send completed for a freed connection");
+            return;
+        };
+        c.refs = c.refs.saturating_sub(1);
+        let Some(mut op) = c.send.take() else {
+            tracing::error!(conn = c.id, "send completion without a send in flight");
+            return;
+        };
         if res < 0 {
             if res != -libc::EPIPE && res != -libc::ECONNRESET {
                 tracing::debug!(conn = c.id, "send: {}", io::Error::from_raw_os_error(-res));
@@ -873,7 +1126,7 @@ impl Core {
         c.tx_bytes = c.tx_bytes.saturating_sub(n);
         let mut done = 0;
         for s in op.segs.iter() {
-            let len = s.len() - if done == 0 { op.first_off } else { 0 };
+            let len = s.len().saturating_sub(if done == 0 { op.first_off } else { 0 });
             if n >= len {
                 n -= len;
                 done += 1;
@@ -893,15 +1146,12 @@ impl Core {
         if self.spare_sends.len() < 256 {
             self.spare_sends.push(op);
         }
-        let was_paused = {
-            let c = &self.conns[key];
-            !c.recv_armed && !c.closing
-        };
+        let was_paused = !c.recv_armed && !c.closing;
         self.flush(key);
         if was_paused && self.conns.contains(key) {
             self.maybe_resume(key);
         }
-        if self.conns.contains(key) && self.conns[key].closing {
+        if self.conns.get(key).is_some_and(|c| c.closing) {
             self.maybe_free(key);
         }
     }
@@ -909,9 +1159,12 @@ impl Core {
     /// Called when a request of `key` finished: frees the connection if it is closing,
     /// or resumes reading if backpressure had stopped it.
     pub fn request_done(&mut self, key: usize) {
-        let c = &mut self.conns[key];
-        c.inflight -= 1;
-        c.refs -= 1;
+        let Some(c) = self.conns.get_mut(key) else {
+            tracing::error!(core = self.idx, key, "request finished for a freed connection");
+            return;
+        };
+        c.inflight = c.inflight.saturating_sub(1);
+        c.refs = c.refs.saturating_sub(1);
         c.shared.inflight.store(c.inflight, Ordering::Relaxed);
         if c.closing {
             self.maybe_free(key);
@@ -922,28 +1175,31 @@ impl Core {
 
     /// Keeps connection `key` allocated while a channel or listener refers to it.
     pub(crate) fn conn_hold(&mut self, key: usize) {
-        self.conns[key].refs += 1;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.refs += 1;
+        }
     }
 
     /// Drops a reference taken by `conn_hold`; frees the connection if it is closing
     /// and nothing else refers to it.
     pub(crate) fn conn_release(&mut self, key: usize) {
-        let c = &mut self.conns[key];
-        c.refs -= 1;
+        let Some(c) = self.conns.get_mut(key) else { return };
+        c.refs = c.refs.saturating_sub(1);
         if c.closing {
             self.maybe_free(key);
         }
     }
 
     pub fn request_started(&mut self, key: usize) {
-        let c = &mut self.conns[key];
-        c.inflight += 1;
-        c.refs += 1;
-        c.shared.inflight.store(c.inflight, Ordering::Relaxed);
+        if let Some(c) = self.conns.get_mut(key) {
+            c.inflight += 1;
+            c.refs += 1;
+            c.shared.inflight.store(c.inflight, Ordering::Relaxed);
+        }
     }
 
     fn maybe_resume(&mut self, key: usize) {
-        let c = &self.conns[key];
+        let Some(c) = self.conns.get(key) else { return };
         if !c.recv_armed && !c.in_rx && !c.closing && c.inflight < self.shared.cfg.max_inflight && c.tx_bytes <= TX_HIGH
         {
             if c.rx.len() >= HEADER_SIZE {
@@ -956,8 +1212,8 @@ impl Core {
 
     // ------------------------------------------------------------------ close
 
-    /// Starts closing a connection: no more reading, outstanding work is drained, the
-    /// descriptor is closed once nothing refers to it.
+    /// Starts closing a connection: no more reading, its in-flight requests are
+    /// cancelled, the descriptor is closed once nothing refers to it.
     pub fn close_conn(&mut self, key: usize) {
         let Some(c) = self.conns.get_mut(key) else { return };
         if !c.closing || c.close_after_flush {
@@ -967,22 +1223,49 @@ impl Core {
             // SAFETY: shutdown on our own socket: wakes the pending recv and send.
             unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
             let epolls = std::mem::take(&mut c.epolls);
+            let cancel = c.inflight > 0;
             for ud in epolls {
                 self.push(opcode::PollRemove::new(ud as u64).build().user_data(UD_IGNORE));
+            }
+            if cancel {
+                self.cancel_requests(key);
             }
             udsmux::conn_closing(self, key);
         }
         self.maybe_free(key);
     }
 
+    /// Cancels every ring operation of `key`'s requests (a READ on an idle FIFO, an
+    /// open waiting for a FIFO's other end…): nobody will read their answers, and until
+    /// they finish they keep the connection, its session and their descriptors alive.
+    /// Each finishes with an error, which releases the connection as usual.
+    fn cancel_requests(&mut self, key: usize) {
+        let uds: Vec<u64> = self
+            .ops
+            .iter()
+            .filter_map(|(ud, s)| match s {
+                Slot::Fs(r) if r.conn() == key => Some(ud as u64),
+                _ => None,
+            })
+            .collect();
+        for ud in uds {
+            self.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        }
+    }
+
     fn maybe_free(&mut self, key: usize) {
-        let c = &self.conns[key];
-        if c.refs > 0 || !c.closing || c.close_after_flush {
+        let Some(c) = self.conns.get(key) else { return };
+        if c.refs > 0 || !c.closing || c.close_after_flush || c.in_rx {
             return;
         }
         let c = self.conns.remove(key);
+        self.freed += 1;
+        self.freed_big |= c.rx.capacity() > RX_BUF;
         for b in c.tx {
             self.bufs.put(b);
+        }
+        if let Some(g) = &c.gate {
+            self.gate.release(g);
         }
         self.shared.conns.lock().remove(&c.id);
         if let Some(s) = &c.session {
@@ -1007,7 +1290,7 @@ impl Core {
     fn on_wake(&mut self) {
         if self.shared.shutdown.load(Ordering::Acquire) && !self.stopping {
             self.stopping = true;
-            self.stop_deadline = Some(Instant::now() + std::time::Duration::from_secs(5));
+            self.stop_deadline = Some(Instant::now() + Duration::from_secs(5));
             tracing::debug!(core = self.idx, "stopping: no longer accepting");
             // Cancel the accepts; the listeners themselves are closed by their owner.
             let keys: Vec<usize> =
@@ -1035,11 +1318,15 @@ impl Core {
     }
 
     fn on_tick(&mut self) {
+        #[cfg(test)]
+        tests::fail_point_tick(self.idx);
         udsmux::tick(self);
         if self.idx == 0 && self.last_reap.elapsed().as_secs() >= 1 {
             self.last_reap = Instant::now();
             self.shared.sessions.reap(self.shared.cfg.session_grace);
         }
+        self.expire_handshakes();
+        self.give_back_memory();
         if self.stopping {
             // Close connections whose work finished since the stop began.
             let idle: Vec<usize> = self
@@ -1053,5 +1340,46 @@ impl Core {
             }
         }
         self.arm_tick();
+    }
+
+    /// Closes connections that did not attach within `HANDSHAKE_TIMEOUT`.
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        while let Some(&(deadline, key, id)) = self.handshakes.front() {
+            if deadline > now {
+                break;
+            }
+            self.handshakes.pop_front();
+            let Some(c) = self.conns.get(key) else { continue };
+            if c.id != id || c.active() || c.closing {
+                continue;
+            }
+            tracing::info!(core = self.idx, conn = id, peer = %c.shared.peer, "handshake not finished in time; closing");
+            self.close_conn(key);
+        }
+    }
+
+    /// After connections went away, gives idle memory back to the system: the spare
+    /// buffers and requests beyond a small reserve, and (glibc) the heap's free pages,
+    /// which a burst of large receive buffers otherwise keeps mapped in every core's
+    /// arena long after the peers left.
+    fn give_back_memory(&mut self) {
+        if self.freed == 0 || (self.freed < TRIM_AFTER_FREES && !self.freed_big) {
+            return;
+        }
+        self.freed = 0;
+        self.freed_big = false;
+        self.bufs.shrink();
+        self.reqs.truncate(64);
+        self.reqs.shrink_to_fit();
+        self.spare_sends.truncate(16);
+        self.spare_sends.shrink_to_fit();
+        self.handshakes.shrink_to_fit();
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes the
+        // allocator's own locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }

@@ -234,6 +234,11 @@ struct Chan {
     /// Relay channels and listeners created for descriptors passed on this channel: they
     /// close with it when they have no end of their own.
     owned_listeners: Vec<u32>,
+    /// The session the channel counts against (`--max-channels`,
+    /// `--channel-buffer-budget`), and the bytes it holds queued (in `outq` and
+    /// `assembling`) that are counted in the session's `chan_bytes`.
+    session: Option<Arc<crate::session::Session>>,
+    held: usize,
 }
 
 struct Listener {
@@ -293,6 +298,49 @@ impl State {
             self.next_peer = 1;
         }
         self.next_peer | CHAN_ID_PEER
+    }
+}
+
+/// Whether connection `key`'s session may have one more channel: EMFILE beyond
+/// `--max-channels`, ENOBUFS while its channels hold `--channel-buffer-budget` bytes.
+fn chan_room(core: &Core, key: usize) -> Result<(), i32> {
+    let Some(s) = core.conns.get(key).and_then(|c| c.session.as_ref()) else { return Ok(()) };
+    let cfg = &core.shared.cfg;
+    if s.chans.load(Ordering::Acquire) >= cfg.max_channels {
+        crate::log_limited!(
+            tracing::Level::WARN,
+            max = cfg.max_channels,
+            "channel refused: the session has --max-channels channels"
+        );
+        return Err(errno::EMFILE);
+    }
+    if s.chan_bytes.load(Ordering::Acquire) >= cfg.channel_buffer_budget {
+        crate::log_limited!(
+            tracing::Level::WARN,
+            "channel refused: the session's channels hold --channel-buffer-budget bytes"
+        );
+        return Err(errno::ENOBUFS);
+    }
+    Ok(())
+}
+
+/// Whether the session of channel `c` is within its queued-bytes budget (credit is
+/// returned to the peer only then: a peer cannot make the engine queue more than the
+/// budget plus what it was granted already).
+fn under_budget(cfg: &crate::config::Config, c: &Chan) -> bool {
+    c.session.as_ref().is_none_or(|s| s.chan_bytes.load(Ordering::Acquire) < cfg.channel_buffer_budget)
+}
+
+/// Counts `n` more (or, negative, fewer) queued bytes for channel `c` and its session.
+fn hold(c: &mut Chan, n: isize) {
+    let n = if n < 0 { -(((-n) as usize).min(c.held) as isize) } else { n };
+    c.held = (c.held as isize + n) as usize;
+    if let Some(s) = &c.session {
+        if n >= 0 {
+            s.chan_bytes.fetch_add(n as usize, Ordering::AcqRel);
+        } else {
+            s.chan_bytes.fetch_sub((-n) as usize, Ordering::AcqRel);
+        }
     }
 }
 
@@ -426,6 +474,7 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
     });
     core.shared.chans.lock().insert((conn_id, wire), shared.clone());
     let personality = chan_personality(core, &ident);
+    let session = core.conns[key].session.clone();
     let ck = core.mux.chans.insert(Chan {
         conn: key,
         wire,
@@ -462,7 +511,12 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
         open_id: 0,
         open_t0: Instant::now(),
         owned_listeners: Vec::new(),
+        session: session.clone(),
+        held: 0,
     });
+    if let Some(s) = &session {
+        s.chans.fetch_add(1, Ordering::AcqRel);
+    }
     core.mux.ids.insert((key, wire), ck);
     core.conn_hold(key);
     let cs = &core.conns[key].shared;
@@ -529,6 +583,9 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     }
     if core.conns[key].session.is_none() {
         return refuse(core, errno::EPROTO);
+    }
+    if let Err(e) = chan_room(core, key) {
+        return refuse(core, e);
     }
     let Some(kind) = Kind::from_wire(m.kind) else { return refuse(core, e_local(libc::EPROTONOSUPPORT)) };
     let ident = match ident_of(core, m.uid, m.gid, &m.groups) {
@@ -913,6 +970,9 @@ fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
     if core.conns[key].closing {
         return;
     }
+    if chan_room(core, key).is_err() {
+        return; // the accepted connection is closed: its client sees ECONNRESET/EOF
+    }
     let (_, uid, gid) = sys::peer_cred(fd.as_raw_fd()).unwrap_or((0, 0, 0));
     let wire = core.mux.peer_id();
     let ck = new_chan(core, key, wire, kind, St::PeerOpening, Ident::default(), &path);
@@ -986,6 +1046,8 @@ fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     c.credit_rx -= n;
     c.shared.credit_rx.store(c.credit_rx.min(u32::MAX as u64) as u32, Ordering::Relaxed);
     c.shared.bytes_in.fetch_add(n, Ordering::Relaxed);
+    // Queued below (outq or assembling) until written locally.
+    hold(c, n as isize);
     if c.scm_err != 0 {
         let e = c.scm_err;
         return fail(core, ck, e, "a passed descriptor could not be recreated");
@@ -1093,13 +1155,22 @@ fn sent(core: &mut Core, ck: usize, res: i32) {
     if done {
         let m = c.outq.pop_front().expect("front exists");
         c.owed += m.data.len() as u64;
+        hold(c, -(m.data.len() as isize));
         core.bufs.put(m.data);
     }
+    return_credit(core, ck);
+    arm_send(core, ck);
+}
+
+/// Returns owed credit in quarter windows: few CHAN_CREDIT frames, and the peer always
+/// holds at least three quarters of the window once our queue has drained (enough for a
+/// maximal message), so it never waits on us needlessly. Not while the session is over
+/// its `--channel-buffer-budget`: the peer then runs out of credit and stops sending
+/// (back-pressure); `tick` retries for channels whose queues have drained.
+fn return_credit(core: &mut Core, ck: usize) {
+    let cfg = &core.shared.cfg;
     let c = &mut core.mux.chans[ck];
-    // Return credit in quarter windows: few CHAN_CREDIT frames, and the peer always holds
-    // at least three quarters of the window once our queue has drained (enough for a
-    // maximal message), so it never waits on us needlessly.
-    if c.owed >= WINDOW as u64 / 4 {
+    if c.owed >= WINDOW as u64 / 4 && c.st == St::Open && under_budget(cfg, c) {
         let grant = c.owed.min(u32::MAX as u64) as u32;
         c.owed -= grant as u64;
         c.credit_rx += grant as u64;
@@ -1107,7 +1178,6 @@ fn sent(core: &mut Core, ck: usize, res: i32) {
         let (key, wire) = (c.conn, c.wire);
         core.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, wire, 0), &ChanCredit { bytes: grant });
     }
-    arm_send(core, ck);
 }
 
 fn arm_recv(core: &mut Core, ck: usize) {
@@ -1334,6 +1404,11 @@ fn maybe_free(core: &mut Core, ck: usize) {
         return;
     }
     let mut c = core.mux.chans.remove(ck);
+    let held = c.held as isize;
+    hold(&mut c, -held);
+    if let Some(s) = &c.session {
+        s.chans.fetch_sub(1, Ordering::AcqRel);
+    }
     if c.orphan
         && let Some(fd) = c.fd.take()
     {
@@ -1415,6 +1490,17 @@ pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: 
 /// End of a loop turn: retry receives that found no free buffer.
 /// Closes orphaned sockets whose grace period is over (called once a second).
 pub(crate) fn tick(core: &mut Core) {
+    // Credit withheld while a session was over its budget.
+    let owing: Vec<usize> = core
+        .mux
+        .chans
+        .iter()
+        .filter(|(_, c)| c.owed >= WINDOW as u64 / 4 && c.st == St::Open)
+        .map(|(k, _)| k)
+        .collect();
+    for ck in owing {
+        return_credit(core, ck);
+    }
     let grace = core.shared.cfg.session_grace;
     let before = core.mux.orphans.len();
     core.mux.orphans.retain(|(t, _)| t.elapsed() < grace);
