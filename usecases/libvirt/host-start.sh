@@ -72,6 +72,10 @@ wait_for() {
 }
 
 args=(--listen "$LISTEN" --whitelist /etc/qtfs/whitelist)
+# The kernel client mounts the HOST's /dev/pts for consoles: its ptys (136-143) and ptmx
+# may be opened there, no other device node anywhere.
+for major in 136 137 138 139 140 141 142 143; do args+=(--allow-devices "/dev/pts:c:$major:*"); done
+args+=(--allow-devices "/dev/pts:c:5:2")
 [ -n "$PSK" ] && args+=(--psk-file "$PSK")
 [ -n "$INSECURE" ] && args+=(--insecure-test-mode)
 # shellcheck disable=SC2206 # extra engine arguments are words on purpose
