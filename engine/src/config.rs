@@ -82,9 +82,11 @@ LIMITS (one authenticated peer must not exhaust the HOST)
   --max-handles handles (default a quarter of the limit), a peer (IP address or vsock CID)
   at most --max-sessions-per-peer sessions (128), and handles of all sessions stop with
   EMFILE while fewer than 1/16 of the limit (at least 256) descriptors remain.
-  Channels: --max-channels per session (256); their queued bytes are bounded by
-  --channel-buffer-budget per session (64MiB): beyond it the engine stops reading the
-  peer's connections until the local sockets drain, and CHAN_OPEN fails with ENOBUFS.
+  Channels: --max-channels per session (4096: one udsproxyd session carries every
+  proxied socket of a DPU); their queued bytes are bounded by --channel-buffer-budget per
+  session (64MiB): beyond it the engine withholds credit until the local sockets drain
+  (a peer that ignores credit is not yet throttled by stopping reads), and CHAN_OPEN
+  fails with ENOBUFS.
   Disk: --min-free 10GiB (or 5%) refuses growth (FALLOCATE, WRITE past the end of a file,
   SETATTR to a larger size) with ENOSPC while an export's file system has less free.
   Blocking: FIFOs and devices are opened with O_NONBLOCK (never in an io_uring worker);
@@ -149,7 +151,7 @@ pub struct Cli {
     pub max_sessions_per_peer: usize,
     /// Unix-socket channels per session (and so per connection); CHAN_OPEN and accepted
     /// connections beyond it are refused with EMFILE.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_channels: usize,
     /// Bytes the channels of one session may hold queued (data from the peer not yet
     /// written to its socket, partial messages): beyond it the engine stops reading that
@@ -261,7 +263,7 @@ impl Config {
             max_inflight: 256,
             max_handles: 0,
             max_sessions_per_peer: 128,
-            max_channels: 256,
+            max_channels: 4096,
             channel_buffer_budget: 64 << 20,
             min_free: MinFree::None,
             ids: IdPolicy::default(),
@@ -606,7 +608,7 @@ mod tests {
     #[test]
     fn limit_flags() {
         let (c, _) = parse(&["--listen", "unix:/x"]).unwrap();
-        assert_eq!((c.max_handles, c.max_sessions_per_peer, c.max_channels), (0, 128, 256));
+        assert_eq!((c.max_handles, c.max_sessions_per_peer, c.max_channels), (0, 128, 4096));
         assert_eq!(c.channel_buffer_budget, 64 << 20);
         assert_eq!(c.min_free, MinFree::None);
         let (c, _) = parse(&[

@@ -63,7 +63,7 @@ vm_headers() {
 vm_image() {
   local k=$1 d=$WORK/kimg/$1
   [ -f "$d/boot/vmlinuz-$k" ] && [ -f "$d/lib/modules/$k/modules.dep" ] && return 0
-  rm -rf "$d.tmp" "$WORK/deb-$k" && mkdir -p "$WORK/deb-$k" || return 1
+  rm -rf "$d.tmp" "$WORK/deb-$k" && mkdir -p "$WORK/deb-$k" "$WORK/kimg" || return 1
   (cd "$WORK/deb-$k" && apt-get download "linux-image-$k") &&
     dpkg -x "$WORK/deb-$k"/linux-image-"$k"_*.deb "$d.tmp" &&
     depmod -b "$d.tmp" "$k" && rm -rf "$d" && mv "$d.tmp" "$d" || return 1
