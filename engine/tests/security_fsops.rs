@@ -26,9 +26,11 @@ fn errno<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
     }
 }
 
-fn is_root() -> bool {
+/// These tests mount and make device nodes: without root they fail, never pass silently.
+fn require_root() {
     // SAFETY: getter.
-    unsafe { libc::geteuid() == 0 }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "security_fsops tests need root (mounts, device nodes); run them as root");
 }
 
 /// `/proc/self/mountinfo` unescaped: (mount point, per-mount options), in mount order.
@@ -103,9 +105,7 @@ fn mknod_here(p: &Path, mode: u32, major: u32, minor: u32) {
 
 #[test]
 fn sysmount_is_refused_without_allow_sysmount() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&[]);
     std::fs::create_dir(e.path("t")).unwrap();
     let (s, ex) = e.mounted(1);
@@ -118,9 +118,7 @@ fn sysmount_is_refused_without_allow_sysmount() {
 
 #[test]
 fn sysmount_never_binds_a_host_path() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&["--allow-sysmount"]);
     let outside = e.dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -154,9 +152,7 @@ fn sysmount_never_binds_a_host_path() {
 
 #[test]
 fn sysmount_special_file_systems_get_safe_flags() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&["--allow-sysmount"]);
     for d in ["t", "pts", "x"] {
         std::fs::create_dir(e.path(d)).unwrap();
@@ -187,9 +183,7 @@ fn sysmount_special_file_systems_get_safe_flags() {
 
 #[test]
 fn sysmount_changes_only_mounts_it_made() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&["--allow-sysmount"]);
     for d in ["host", "q", "m2", "inner", "b"] {
         std::fs::create_dir(e.path(d)).unwrap();
@@ -234,9 +228,7 @@ fn sysmount_changes_only_mounts_it_made() {
 
 #[test]
 fn sysmount_bind_gains_no_whitelist_rights() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let e = TestEngine::start(Opts {
         groups: Some(vec!["Open", "Read", "Readdir"]),
         extra_args: vec!["--allow-sysmount".into()],
@@ -266,9 +258,7 @@ fn sysmount_bind_gains_no_whitelist_rights() {
 
 #[test]
 fn mknod_makes_fifos_and_sockets_not_devices() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&[]);
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
@@ -290,9 +280,7 @@ fn mknod_makes_fifos_and_sockets_not_devices() {
 
 #[test]
 fn device_nodes_in_an_export_are_not_opened() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     let (e, _g) = engine(&[]);
     mknod_here(&e.path("zero"), libc::S_IFCHR | 0o666, 1, 5);
     let (s, ex) = e.mounted(1);
@@ -315,9 +303,7 @@ fn device_nodes_in_an_export_are_not_opened() {
 
 #[test]
 fn allow_devices_names_what_may_be_opened() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     // The export path is not known before start: allow null anywhere, and zero only
     // beneath a prefix that does not hold it.
     let (e, _g) = engine(&["--allow-devices", "*:c:1:3", "--allow-devices", "/nonexistent-qtfs:c:1:5"]);
@@ -337,9 +323,7 @@ fn allow_devices_names_what_may_be_opened() {
 
 #[test]
 fn allow_devices_prefix_is_a_path_prefix() {
-    if !is_root() {
-        return eprintln!("not root: skipped");
-    }
+    require_root();
     // A directory outside the harness's temporary directory whose path is known first.
     let base = tempfile::tempdir().unwrap();
     let base_path = base.path().canonicalize().unwrap();

@@ -129,12 +129,7 @@ fn read_now(core: &mut Core, mut r: Box<FsReq>) {
         Ok(n) => {
             let mut buf = std::mem::take(&mut r.buf);
             buf.truncate(HEADER_SIZE + n);
-            FrameHeader::response(r.op as u16, r.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
-            let key = r.conn;
-            stats(core, &r, true, buf.len());
-            core.respond_owned(key, buf);
-            core.free_req(r);
-            core.request_done(key);
+            respond_read(core, r, buf, n);
         }
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !f.is_nonblock() => poll(core, r, f.raw(), libc::POLLIN),
         Err(e) => fail(core, r, sys::errno_of(&e)),

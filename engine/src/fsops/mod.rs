@@ -1087,6 +1087,17 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
     }
 }
 
+/// Answers a READ whose `n` data bytes follow the header space of `buf` (the request's
+/// own buffer, already `HEADER_SIZE + n` long): the ring's and the FIFO path's ending.
+fn respond_read(core: &mut Core, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
+    FrameHeader::response(r.op as u16, r.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
+    let key = r.conn;
+    stats(core, &r, true, buf.len());
+    core.respond_owned(key, buf);
+    core.free_req(r);
+    core.request_done(key);
+}
+
 // ------------------------------------------------------------------ SETATTR
 
 fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &SetattrReq<'_>) {
@@ -1259,12 +1270,7 @@ pub(crate) fn complete(core: &mut Core, r: Box<FsReq>, res: i32) {
             let mut buf = std::mem::take(&mut r.buf);
             // SAFETY: the kernel wrote `n` bytes after the header space.
             unsafe { buf.set_len(HEADER_SIZE + n) };
-            FrameHeader::response(r.op as u16, r.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
-            let key = r.conn;
-            stats(core, &r, true, buf.len());
-            core.respond_owned(key, buf);
-            core.free_req(r);
-            core.request_done(key);
+            respond_read(core, r, buf, n);
         }
         Op::WRITE => {
             if res < 0 {

@@ -8,10 +8,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qtfs_client::{ClientConfig, Session};
 use qtfs_proto::{Addr, FrameHeader, HEADER_SIZE, Hello, MAX_PAYLOAD, Name, Op, Wire};
+use qtfs_testkit::wait_until;
 
 use crate::{Config, Engine, StartOptions};
 
@@ -34,17 +35,6 @@ pub(super) fn fail_point_tick(idx: usize) {
     if FAIL_TICK.compare_exchange(idx + 1, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
         panic!("test fail point: tick of core {idx}");
     }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 struct Fixture {
