@@ -116,6 +116,16 @@ impl Pending {
         };
         r?.ok()
     }
+
+    /// Waits at most `d` for the response; `None` if it has not come (the request stays
+    /// pending and can be waited for again). For tests that check a request is held back.
+    pub fn wait_at_most(&mut self, d: Duration) -> Option<Result<Response>> {
+        match self.rx.recv_timeout(d) {
+            Ok(r) => Some(r.and_then(Response::ok)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Some(Err(ClientError::Disconnected)),
+        }
+    }
 }
 
 /// A pipelined multi-connection session. Cheap to clone.

@@ -262,9 +262,15 @@ fn backpressure_bounds_in_flight_requests() {
         path: Path(b"fifo"),
     };
     let blocked: Vec<_> = (0..4).map(|_| s.submit_on(0, Op::OPEN, &req).unwrap()).collect();
-    let ping = s.submit_on(0, Op::PING, &Data { data: Rest(b"p") }).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut ping = s.submit_on(0, Op::PING, &Data { data: Rest(b"p") }).unwrap();
+    // Another session is answered at once (the engine is not stuck) while the fifth
+    // request of the full connection is held back.
     let (s2, ex2) = e.mounted(1);
+    assert_eq!(s2.submit_on(0, Op::PING, &Data { data: Rest(b"q") }).unwrap().wait().unwrap().payload, b"q");
+    assert!(
+        ping.wait_at_most(Duration::from_millis(300)).is_none(),
+        "the request beyond --max-inflight 4 was answered while four were in flight"
+    );
     let (w, _) = s2.open(ex2, b"fifo", open::WRONLY, 0, &root).unwrap();
     for b in blocked {
         b.wait().unwrap();
@@ -284,9 +290,20 @@ fn sigterm_drains_and_exits_zero() {
         .map(|i| s.submit(Op::WRITE, &WriteReq { handle: h, offset: i << 20, flags: 0, data: Rest(&data) }).unwrap())
         .collect();
     assert_eq!(e.stop(), Some(0));
-    // Every request that was sent got an answer or a clean disconnect: none hangs.
-    for p in pending {
-        let _ = p.wait();
+    // Every request that was sent got an answer or a clean disconnect (none hangs), and
+    // every write the engine acknowledged is in the file.
+    let mut acked = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        match p.wait() {
+            Ok(_) => acked.push(i),
+            Err(qtfs_client::ClientError::Disconnected | qtfs_client::ClientError::Closed) => {}
+            Err(err) => panic!("write {i}: {err:?} (neither an answer nor a clean disconnect)"),
+        }
+    }
+    let on_disk = std::fs::read(e.path("big")).unwrap();
+    for i in acked {
+        let chunk = on_disk.get(i << 20..(i + 1) << 20).unwrap_or_else(|| panic!("acknowledged write {i} missing"));
+        assert!(chunk.iter().all(|&b| b == 7), "acknowledged write {i} not on disk");
     }
     assert!(wait_until(Duration::from_secs(5), || e.log_contains("engine stopped")));
 }

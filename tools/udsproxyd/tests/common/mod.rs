@@ -339,7 +339,7 @@ impl Rig {
     /// Re-runs this test binary as a preloaded client playing `role`.
     pub fn child(&self, role: &str, env: &[(&str, String)]) -> Output {
         let mut c = self.preloaded(std::env::current_exe().unwrap().to_str().unwrap());
-        c.args(["child_role", "--exact", "--nocapture", "--test-threads=1"]).env("UDS_CHILD_ROLE", role);
+        c.args(["child_role", "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env("UDS_CHILD_ROLE", role);
         for (k, v) in env {
             c.env(k, v);
         }
