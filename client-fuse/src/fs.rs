@@ -377,19 +377,27 @@ impl Filesystem for QtfsFs {
                 // end of the match, and the node table must not stay locked while the
                 // request waits for a re-mount (which re-keys the root in it).
                 let path = self.nodes.lock().path(id);
-                match path {
+                // fstat(2) reaches here without a handle (the kernel's getattr has no
+                // file), so a file unlinked or renamed away on the HOST or by another
+                // client must be asked about through any handle this mount has open on
+                // it, as a local fstat would answer.
+                let open_handle = || self.files.read().values().find(|f| f.node == id).cloned();
+                let by_path = match path {
                     Some(p) => {
                         let cred = self.cred(req);
                         self.remote.path_op(&w, Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
                     }
-                    None => {
-                        // Unlinked but maybe still open: ask through any open handle of it.
-                        let f = self.files.read().values().find(|f| f.node == id).cloned();
-                        match f {
-                            Some(f) => by_handle(&f),
-                            None => Err(ClientError::Remote(libc::ENOENT)),
-                        }
-                    }
+                    None => Err(ClientError::Remote(libc::ENOENT)),
+                };
+                let known = self.nodes.lock().key(id);
+                match by_path {
+                    Ok(a) if known.is_none_or(|k| k == key_of(&a)) => Ok(a),
+                    // The name is gone, or names another inode now.
+                    Ok(_) | Err(ClientError::Remote(libc::ENOENT)) => match open_handle() {
+                        Some(f) => by_handle(&f),
+                        None => Err(ClientError::Remote(libc::ENOENT)),
+                    },
+                    Err(e) => Err(e),
                 }
             }
         };

@@ -143,6 +143,11 @@ impl Nodes {
         self.dentries.get(&(parent, name.to_vec())).copied()
     }
 
+    /// The HOST identity of a node.
+    pub fn key(&self, id: u64) -> Option<Key> {
+        self.nodes.get(&id).map(|n| n.key)
+    }
+
     /// The node id of a HOST inode if the kernel knows it.
     pub fn by_key(&self, key: Key) -> Option<u64> {
         self.by_key.get(&key).copied()

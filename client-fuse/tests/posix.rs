@@ -437,6 +437,37 @@ fn directory_with_10000_entries() {
     assert!(!dir.exists());
 }
 
+/// An open file keeps its identity when its name goes away on the HOST: fstat answers
+/// for the open file (nlink 0 after an unlink, its own size after a rename and a new file
+/// at the old name), ftruncate and writes still work — as they would locally.
+#[test]
+fn open_file_keeps_its_attributes_after_a_host_unlink_or_rename() {
+    // Timeouts of 0 so that fstat really asks the engine each time.
+    let rig = Rig::start(Opts { mount_opts: vec!["attr_timeout=0,entry_timeout=0".into()], ..Default::default() });
+    fs::write(rig.h("gone"), b"0123456789").unwrap();
+    let mut f = fs::OpenOptions::new().read(true).write(true).open(rig.m("gone")).unwrap();
+    fs::remove_file(rig.h("gone")).unwrap();
+    let m = f.metadata().expect("fstat of an open file whose name the HOST removed");
+    assert_eq!((m.len(), m.nlink()), (10, 0));
+    f.set_len(4).expect("ftruncate of the unlinked open file");
+    f.write_all(b"ab").unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 4);
+    f.seek(SeekFrom::Start(0)).unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "ab23");
+
+    // Renamed away on the HOST and replaced by another file under the old name.
+    fs::write(rig.h("moved"), b"twelve bytes").unwrap();
+    let g = fs::File::open(rig.m("moved")).unwrap();
+    let ino = g.metadata().unwrap().ino();
+    fs::rename(rig.h("moved"), rig.h("elsewhere")).unwrap();
+    fs::write(rig.h("moved"), b"x").unwrap();
+    let m = g.metadata().unwrap();
+    assert_eq!((m.ino(), m.len(), m.nlink()), (ino, 12, 1), "fstat must describe the open file, not the new name");
+    assert_eq!(fs::metadata(rig.m("moved")).unwrap().len(), 1, "the name now leads to the new file");
+}
+
 #[test]
 fn host_changes_are_seen_within_the_attribute_timeout() {
     let rig = Rig::start(Opts { mount_opts: vec!["attr_timeout=0.5,entry_timeout=0.5".into()], ..Default::default() });
