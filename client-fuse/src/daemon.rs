@@ -200,6 +200,7 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
             negative_ttl: cfg.negative_timeout,
             writeback_cache: cfg.writeback_cache,
             read_only: cfg.read_only,
+            default_permissions: cfg.default_permissions,
         },
     );
     let notifier = fs.notifier_slot();

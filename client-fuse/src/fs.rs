@@ -39,6 +39,8 @@ pub struct FsConfig {
     pub negative_ttl: Duration,
     pub writeback_cache: bool,
     pub read_only: bool,
+    /// The kernel checks permissions (`default_permissions`): what reaches us passed them.
+    pub default_permissions: bool,
 }
 
 /// An open directory: a snapshot of its entries taken at the first READDIR(offset 0).
@@ -432,17 +434,34 @@ impl Filesystem for QtfsFs {
         // A size change through an open descriptor must not need write permission on
         // the file now (ftruncate semantics): use the handle when the kernel gives one.
         let file = fh.and_then(|fh| self.file(fh).ok());
-        let r = match file {
-            Some(f) => self.remote.handle_op(&self.wait(req), &f, Retry::Idempotent, self.path_fn(), |h, ep| {
-                self.remote.fsetattr(ep, h, &set, &cred)
+        let send = |set: &SetAttr| match &file {
+            Some(f) => self.remote.handle_op(&self.wait(req), f, Retry::Idempotent, self.path_fn(), |h, ep| {
+                self.remote.fsetattr(ep, h, set, &cred)
             }),
             None => match self.path(id) {
                 Ok(p) => self
                     .remote
-                    .path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.setattr(ex, &p, &set, &cred)),
-                Err(e) => return reply.error(e),
+                    .path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.setattr(ex, &p, set, &cred)),
+                Err(e) => Err(ClientError::Remote(e.into())),
             },
         };
+        let mut r = send(&set);
+        // With writeback_cache the kernel keeps mtime/ctime itself and turns UTIME_NOW
+        // (and its delayed time updates after writes) into explicit times, which the HOST
+        // refuses from a non-owner. The kernel already refused explicit times from a
+        // non-owner (default_permissions), so a time-only request refused here was a
+        // "now" of a caller with write access: send it as that.
+        let explicit = |t: &Option<SetTime>| matches!(t, Some(SetTime::At(..)));
+        let times_only = set.mode.is_none() && set.uid.is_none() && set.gid.is_none() && set.size.is_none();
+        if matches!(r, Err(ClientError::Remote(libc::EPERM)))
+            && self.cfg.writeback_cache
+            && self.cfg.default_permissions
+            && times_only
+            && (explicit(&set.atime) || explicit(&set.mtime))
+        {
+            let now = |t: Option<SetTime>| t.map(|_| SetTime::Now);
+            r = send(&SetAttr { atime: now(set.atime), mtime: now(set.mtime), ..set });
+        }
         match r {
             Ok(a) => {
                 if size.is_some() {

@@ -300,6 +300,35 @@ fn timestamps_follow_posix() {
     });
 }
 
+/// Under `-o writeback_cache` the kernel keeps mtime/ctime itself and sends explicit
+/// times; a non-owner with write access must still be able to `touch` (UTIME_NOW) and to
+/// write, and the times the HOST ends with must move as they do locally.
+#[test]
+fn writeback_cache_timestamps_for_a_non_owner_with_write_access() {
+    let rig = Rig::start(Opts { mount_opts: vec!["writeback_cache".into()], ..Default::default() });
+    for root in [&rig.local, &rig.mnt] {
+        fs::create_dir(root.join("wb")).unwrap();
+        fs::set_permissions(root.join("wb"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(root.join("wb/shared"), b"x").unwrap();
+        fs::set_permissions(root.join("wb/shared"), fs::Permissions::from_mode(0o666)).unwrap();
+        let old = fs::FileTimes::new()
+            .set_accessed(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+        fs::File::options().write(true).open(root.join("wb/shared")).unwrap().set_times(old).unwrap();
+    }
+    let script = "touch shared && echo touched; t=$(stat -c %Y shared); [ \"$t\" -gt 1000000000 ] && echo mtime-moved;
+        touch -d '2001-02-03 04:05:06' shared || echo explicit-refused;
+        echo more >> shared && echo appended; echo done";
+    let local = sh_as(1000, 1000, &[], &rig.local.join("wb"), script);
+    let mount = sh_as(1000, 1000, &[], &rig.mnt.join("wb"), script);
+    assert_eq!(local, mount, "as uid 1000, not the owner, with write access");
+    assert!(local.contains("mtime-moved") && local.contains("explicit-refused"), "{local}");
+    // What the HOST holds after the kernel flushed the cached times (on close).
+    let h = fs::metadata(rig.h("wb/shared")).unwrap();
+    assert!(h.mtime() > 1_000_000_000, "the HOST's mtime did not move: {}", h.mtime());
+    assert_eq!(fs::read(rig.h("wb/shared")).unwrap(), b"xmore\n");
+}
+
 #[test]
 fn xattrs_match_a_local_directory() {
     let rig = Rig::start(Opts::default());
