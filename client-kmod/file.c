@@ -72,18 +72,20 @@ int qtfs_file_attach(struct file *file, u64 handle)
 	kref_init(&qf->ref);
 	mutex_init(&qf->lock);
 	INIT_LIST_HEAD(&qf->wnode);
+	INIT_LIST_HEAD(&qf->onode);
 	qf->cl = qtfs_cl(inode);
 	qf->dentry = dget(file->f_path.dentry);
 	qf->handle = handle;
 	qf->generation = READ_ONCE(qf->cl->generation);
 	qf->flags = handle_flags(file);
 	qf->writable = file->f_mode & FMODE_WRITE;
+	spin_lock(&qi->wlock);
+	list_add_tail(&qf->onode, &qi->ofiles); /* under the struct file's reference */
 	if (qf->writable) {
 		kref_get(&qf->ref); /* the list's reference */
-		spin_lock(&qi->wlock);
 		list_add_tail(&qf->wnode, &qi->wfiles);
-		spin_unlock(&qi->wlock);
 	}
+	spin_unlock(&qi->wlock);
 	file->private_data = qf;
 	return 0;
 }
@@ -178,6 +180,9 @@ static int qtfs_release(struct inode *inode, struct file *file)
 
 	if (!qf)
 		return 0;
+	spin_lock(&qi->wlock);
+	list_del_init(&qf->onode);
+	spin_unlock(&qi->wlock);
 	if (qf->writable) {
 		filemap_write_and_wait(inode->i_mapping);
 		spin_lock(&qi->wlock);
@@ -187,6 +192,36 @@ static int qtfs_release(struct inode *inode, struct file *file)
 	}
 	qf_put(qf);
 	return 0;
+}
+
+/*
+ * Attributes of an inode through any handle open on it: what fstat(2) must answer
+ * once the name was unlinked or renamed away on the HOST (getattr has no struct file).
+ * -ENOENT when nothing is open.
+ */
+int qtfs_open_file_attr(struct inode *inode, struct qtp_attr *a)
+{
+	struct qtfs_inode *qi = QTFS_I(inode);
+	struct qtfs_file *qf = NULL;
+	struct qtp_handle_req h = {};
+	struct qtfs_req *r;
+	int err;
+
+	spin_lock(&qi->wlock);
+	if (!list_empty(&qi->ofiles)) {
+		qf = list_first_entry(&qi->ofiles, struct qtfs_file, onode);
+		kref_get(&qf->ref);
+	}
+	spin_unlock(&qi->wlock);
+	if (!qf)
+		return -ENOENT;
+	err = qf_handle(qf, &h.handle);
+	if (!err) {
+		err = QTFS_CALL(qf->cl, QTP_OP_FGETATTR, handle_req, &h, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
+		err = qtfs_attr_done(err, r, a);
+	}
+	qf_put(qf);
+	return err;
 }
 
 /* One READ of len bytes at pos into *rp (response in (*rp)->rsp; put it always). */

@@ -105,13 +105,16 @@ int qtfs_revalidate_inode(struct dentry *d, bool force)
 	err = QTFS_CALL(cl, QTP_OP_GETATTR, getattr_req, &g, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
 	qtfs_path_put(&qp);
 	err = qtfs_attr_done(err, r, &a);
-	if (err)
-		return err;
-	if (a.ino != inode->i_ino || (a.mode & S_IFMT) != (inode->i_mode & S_IFMT)) {
+	if (!err && (a.ino != inode->i_ino || (a.mode & S_IFMT) != (inode->i_mode & S_IFMT))) {
 		/* The name now refers to another file on the HOST. */
 		d->d_time = 0;
-		return -ESTALE;
+		err = -ESTALE;
 	}
+	/* Gone or replaced: an open file still answers for itself, as a local fstat does. */
+	if ((err == -ENOENT || err == -ESTALE) && !qtfs_open_file_attr(inode, &a) && a.ino == inode->i_ino)
+		err = 0;
+	if (err)
+		return err;
 	qtfs_apply_attr(inode, &a);
 	return 0;
 }

@@ -162,6 +162,7 @@ struct qtfs_inode {
 	bool own_write;             /* we changed the data since the last attributes */
 	spinlock_t wlock;
 	struct list_head wfiles;    /* writable qtfs_files, for write-back */
+	struct list_head ofiles;    /* every open qtfs_file, for fstat once the name is gone */
 };
 
 /* An open file's HOST handle; outlives the struct file while write-back uses it. */
@@ -171,6 +172,7 @@ struct qtfs_file {
 	struct qtfs_client *cl;
 	struct dentry *dentry;   /* for a reopen by path */
 	struct list_head wnode;  /* in qtfs_inode.wfiles when writable */
+	struct list_head onode;  /* in qtfs_inode.ofiles while open */
 	bool writable;
 	u64 handle;
 	u32 generation;
@@ -195,6 +197,7 @@ int qtfs_revalidate_inode(struct dentry *d, bool force);
 int qtfs_wire_open_flags(unsigned int f_flags);
 void qtfs_close_handle(struct qtfs_client *cl, u64 handle);
 int qtfs_file_attach(struct file *file, u64 handle);
+int qtfs_open_file_attr(struct inode *inode, struct qtp_attr *a);
 int qtfs_xattr_list(struct dentry *d, char *list, size_t size);
 
 extern const struct inode_operations qtfs_dir_iops, qtfs_file_iops, qtfs_symlink_iops, qtfs_special_iops;

@@ -101,6 +101,7 @@ static struct inode *qtfs_alloc_inode(struct super_block *sb)
 	qi->own_write = false;
 	spin_lock_init(&qi->wlock);
 	INIT_LIST_HEAD(&qi->wfiles);
+	INIT_LIST_HEAD(&qi->ofiles);
 	memset(&qi->data_mtime, 0, sizeof(qi->data_mtime));
 	return &qi->vfs_inode;
 }

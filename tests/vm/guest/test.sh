@@ -288,6 +288,27 @@ t_hardlink() {
   eq "write through one name, read through the other" "$(tail -1 $M/out/hl1)" more
 }
 
+# fstat of an open file after another client (a second mount of the export, attributes
+# never cached) removed or replaced its name: the open file answers for itself, as locally.
+t_open_unlinked() {
+  M2=/mnt2
+  mkdir -p $M2
+  out=$(timeout 30 mount -t qtfs -o attr_timeout_ms=0 "$VM_EXPORT" $M2 2>&1) || die "second mount: $out"
+  printf '0123456789' > $M2/out/ou
+  printf 'twelve bytes' > $M2/out/ou2
+  exec 3<$M2/out/ou 4<$M2/out/ou2
+  rm $M/out/ou && mv $M/out/ou2 $M/out/ou2.moved && printf x > $M/out/ou2 || r="changes through the first mount failed"
+  [ -z "$r" ] && r1=$(stat -L -c '%s:%h' /proc/self/fd/3 2>&1)
+  [ -z "$r" ] && r2=$(stat -L -c '%s:%h' /proc/self/fd/4 2>&1)
+  [ -z "$r" ] && r3=$(stat -c '%s' $M2/out/ou2 2>&1)
+  exec 3<&- 4<&-
+  umount $M2 || r="${r:-umount $M2 failed}"
+  [ -z "$r" ] || die "$r"
+  eq "fstat of the unlinked open file (size:nlink)" "$r1" "10:0"
+  eq "fstat of the open file renamed away (size:nlink)" "$r2" "12:1"
+  eq "the name now leads to the new file" "$r3" 1
+}
+
 t_mkfifo() {
   mkfifo $M/out/fifo || die "mkfifo failed"
   mknod $M/out/fifo2 p || die "mknod p failed"
@@ -780,7 +801,7 @@ sha256-1m:t_sha256_1m create-write-read:t_create_write append:t_append
 overwrite-middle:t_overwrite_middle truncate:t_truncate chmod:t_chmod chown:t_chown
 utimes:t_utimes mkdir-rmdir:t_mkdir_rmdir rmdir-notempty:t_rmdir_notempty unlink:t_unlink
 rename:t_rename rename-over:t_rename_over symlink-readlink:t_symlink hardlink:t_hardlink
-mkfifo:t_mkfifo xattr:t_xattr statfs:t_statfs llseek:t_llseek odirect-read:t_odirect_read
+open-unlinked:t_open_unlinked mkfifo:t_mkfifo xattr:t_xattr statfs:t_statfs llseek:t_llseek odirect-read:t_odirect_read
 odirect-write:t_odirect_write odirect-fio:t_odirect_fio fsync:t_fsync symlink-escape:t_escape
 fio-verify:t_fio_verify:120 fio-perf:t_fio_perf:120 outputs-for-host:t_outputs"
 
