@@ -23,6 +23,36 @@
 //!   with `EOPNOTSUPP` before anything is sent.
 //! - Not proxied: programs named `udsproxyd` (the proxy itself).
 //!
+//! ## CPU affinity of HOST processes: `sched_getaffinity()`, `sched_setaffinity()`
+//!
+//! libvirtd asks for and sets the affinity of the domain's process (its pid is the local
+//! `rexec` that started qemu on the HOST) and of qemu's vCPU threads (thread ids that QMP
+//! reports, i.e. HOST ids). The library interposes glibc's `sched_getaffinity` and
+//! `sched_setaffinity` and decides, for the number `n` the caller names:
+//!
+//! 1. `n == 0`, `n < 0`, the caller's own pid or one of its threads (`tgkill(getpid(), n,
+//!    0)` succeeds): **local** (the real function).
+//! 2. `n` has a live entry in the rexec pid map (`$REXEC_PIDS_DIR/<n>`, default
+//!    `/var/run/rexec/pids/<n>`, still `flock`ed by its rexec): the call acts on the
+//!    **HOST pid** the entry holds, through udsproxyd and the engine. Any error is the
+//!    HOST's (ESRCH: the HOST process is gone).
+//! 3. otherwise, if the pid map holds at least one entry: the HOST is asked about `n`
+//!    itself. The engine acts only on processes started through `rexec_server` and on
+//!    their threads (and only with `--allow-kill` and the process's name in `[Kill]`): it
+//!    is the authority that says "n is a HOST thread or process of ours". Its refusals
+//!    that mean "not such a process" — ESRCH and EPERM — make the call **local**; any
+//!    other HOST error (EINVAL for an empty mask …) is returned as is.
+//! 4. otherwise (no pid map entry at all: no VM runs through rexec): **local**.
+//!
+//! Whenever the HOST cannot be asked (no udsproxyd, no engine connection, the caller not
+//! allowed by udsproxyd), the call is local, as without the library. A request that was
+//! sent but never answered fails with ETIMEDOUT (the HOST may have acted). Consequence
+//! of rule 3, by design: a DPU process whose pid equals the thread id of a HOST process
+//! started through rexec (a deliberate collision) is not acted on, the HOST thread is; a
+//! DPU process whose pid equals a HOST process *not* started through rexec is acted on
+//! locally. `pthread_getaffinity_np`/`pthread_setaffinity_np` are not affected: glibc
+//! implements them with the system call directly, on the caller's own threads.
+//!
 //! Implementation rules: no allocation and no locks on these paths (stack buffers,
 //! atomics); the real functions are looked up once, at load time (`dlsym(RTLD_NEXT)`),
 //! so the interposed calls never enter the dynamic linker; `errno` is saved and restored
@@ -40,16 +70,25 @@ use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
 type SendtoFn = unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
 type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
+type GetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *mut libc::cpu_set_t) -> c_int;
+type SetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *const libc::cpu_set_t) -> c_int;
 
 static REAL_CONNECT: AtomicUsize = AtomicUsize::new(0);
 static REAL_SENDTO: AtomicUsize = AtomicUsize::new(0);
 static REAL_SENDMSG: AtomicUsize = AtomicUsize::new(0);
+static REAL_GETAFFINITY: AtomicUsize = AtomicUsize::new(0);
+static REAL_SETAFFINITY: AtomicUsize = AtomicUsize::new(0);
 static DISABLED: AtomicBool = AtomicBool::new(false);
 /// `$UDSPROXY_SOCKET` (or the default), NUL-padded, read once at load time.
 static SOCKET_PATH: [AtomicU64; 14] = [const { AtomicU64::new(0) }; 14];
 const DEFAULT_SOCKET: &[u8] = b"/var/run/qtfs/remote_uds.sock";
+/// `$REXEC_PIDS_DIR` (or the default; rexec's own variable), NUL-padded, read at load time.
+static PIDS_DIR: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+const DEFAULT_PIDS_DIR: &[u8] = b"/var/run/rexec/pids";
 /// How long a requester waits for udsproxyd (the engine connects within this).
 const ANSWER_TIMEOUT_S: i64 = 30;
+/// How long an affinity request waits for the HOST's answer.
+const AFFINITY_TIMEOUT_S: i64 = 10;
 
 /// Descriptors that are proxied channels: (inode of the socket, hash of the target), so
 /// a later `sendto()` to the same target is recognised and a reused number is not.
@@ -76,24 +115,53 @@ extern "C" fn init() {
             }
         }
     }
-    let mut path = [0u8; 112];
+    // A socket path has at most 107 bytes and its NUL.
+    store_env(&SOCKET_PATH, c"UDSPROXY_SOCKET", DEFAULT_SOCKET, 107);
+    store_env(&PIDS_DIR, c"REXEC_PIDS_DIR", DEFAULT_PIDS_DIR, 200);
+}
+
+/// Stores `$var` (or `default`), cut to `max` bytes and NUL-padded, in `slots`.
+fn store_env(slots: &[AtomicU64], var: &std::ffi::CStr, default: &[u8], max: usize) {
+    let mut path = [0u8; 256];
+    let cap = max.min(slots.len() * 8 - 1);
     // SAFETY: getenv at load time (before the program's threads); the result, if any,
     // is a NUL-terminated string that we copy.
     unsafe {
-        let p = libc::getenv(c"UDSPROXY_SOCKET".as_ptr());
-        let src: &[u8] = if p.is_null() { DEFAULT_SOCKET } else { std::ffi::CStr::from_ptr(p).to_bytes() };
-        let n = src.len().min(107);
+        let p = libc::getenv(var.as_ptr());
+        let src: &[u8] = if p.is_null() { default } else { std::ffi::CStr::from_ptr(p).to_bytes() };
+        let n = src.len().min(cap);
         path[..n].copy_from_slice(&src[..n]);
     }
-    for (i, w) in SOCKET_PATH.iter().enumerate() {
+    for (i, w) in slots.iter().enumerate() {
         let mut b = [0u8; 8];
         b.copy_from_slice(&path[i * 8..i * 8 + 8]);
         w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
     }
 }
 
+/// Copies what `store_env` stored into `out`; returns its length (up to the first NUL).
+fn load_env(slots: &[AtomicU64], out: &mut [u8]) -> usize {
+    let mut n = 0;
+    for w in slots {
+        for b in w.load(Ordering::Relaxed).to_ne_bytes() {
+            if b == 0 || n == out.len() {
+                return n;
+            }
+            out[n] = b;
+            n += 1;
+        }
+    }
+    n
+}
+
 fn resolve() {
-    for (slot, name) in [(&REAL_CONNECT, c"connect"), (&REAL_SENDTO, c"sendto"), (&REAL_SENDMSG, c"sendmsg")] {
+    for (slot, name) in [
+        (&REAL_CONNECT, c"connect"),
+        (&REAL_SENDTO, c"sendto"),
+        (&REAL_SENDMSG, c"sendmsg"),
+        (&REAL_GETAFFINITY, c"sched_getaffinity"),
+        (&REAL_SETAFFINITY, c"sched_setaffinity"),
+    ] {
         if slot.load(Ordering::Acquire) == 0 {
             // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT finds libc's definition.
             let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
@@ -189,9 +257,8 @@ enum Outcome {
     Failed(c_int),
 }
 
-/// Asks udsproxyd for a channel of `kind` to `path` and installs it on `fd`.
-fn proxy(fd: c_int, kind: u16, path: &[u8]) -> Outcome {
-    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else { return Outcome::Pass };
+/// udsproxyd's request socket address.
+fn request_addr() -> libc::sockaddr_un {
     let mut sa: libc::sockaddr_un = {
         // SAFETY: sockaddr_un is plain data.
         unsafe { std::mem::zeroed() }
@@ -204,6 +271,13 @@ fn proxy(fd: c_int, kind: u16, path: &[u8]) -> Outcome {
             }
         }
     }
+    sa
+}
+
+/// Asks udsproxyd for a channel of `kind` to `path` and installs it on `fd`.
+fn proxy(fd: c_int, kind: u16, path: &[u8]) -> Outcome {
+    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else { return Outcome::Pass };
+    let sa = request_addr();
     let mut req = [0u8; wire::REQ_MAX];
     let Some(n) = wire::encode_request(&mut req, wire::OP_CONNECT, kind, path) else { return Outcome::Pass };
     // SAFETY: plain socket calls on a descriptor we own and close on every path; the
@@ -517,6 +591,320 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
             -1
         }
         Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+// ------------------------------------------------------------------ CPU affinity
+
+/// Where a pid/tid named by the caller lives (see the module comment for the rule).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    /// Rule 1 or 4: the real function.
+    Local,
+    /// Rule 2: a local rexec's pid, standing for this HOST pid.
+    Mapped(i32),
+    /// Rule 3: the HOST decides whether the number is one of its rexec processes/threads.
+    Ask(i32),
+}
+
+/// Appends the decimal digits of `v` (> 0) to `out` at `n`; the new length.
+fn put_decimal(out: &mut [u8], mut n: usize, v: i32) -> Option<usize> {
+    let mut digits = [0u8; 12];
+    let mut k = 0;
+    let mut v = v as u32;
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n + k >= out.len() {
+        return None;
+    }
+    for d in digits[..k].iter().rev() {
+        out[n] = *d;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// The HOST pid in the live pid-map entry `<dir>/<pid>`, if there is one. An entry no
+/// rexec holds locked any more (its rexec died; the next rexec removes it) is ignored.
+fn pidmap_entry(pid: i32) -> Option<i32> {
+    let mut path = [0u8; 256];
+    let mut n = load_env(&PIDS_DIR, &mut path);
+    if n == 0 {
+        return None;
+    }
+    path[n] = b'/';
+    n = put_decimal(&mut path, n + 1, pid)?;
+    path[n] = 0;
+    let mut buf = [0u8; 24];
+    // SAFETY: the path is NUL-terminated on this stack; the descriptor is closed on every
+    // path; the read goes into a stack buffer of the given length.
+    let got = unsafe {
+        let fd =
+            libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        if fd < 0 {
+            return None;
+        }
+        // Held by its rexec (LOCK_EX) while that lives: a shared lock must not be granted.
+        if libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) == 0 {
+            libc::flock(fd, libc::LOCK_UN);
+            libc::close(fd);
+            return None;
+        }
+        let r = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        r
+    };
+    if got <= 0 {
+        return None;
+    }
+    let txt = &buf[..got as usize];
+    let txt = txt.strip_suffix(b"\n").unwrap_or(txt);
+    if txt.is_empty() || txt.len() > 10 || !txt.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = txt.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64);
+    (v > 0 && v <= i32::MAX as u64).then_some(v as i32)
+}
+
+/// Whether the pid map has any entry (a directory we may not list counts as non-empty:
+/// the HOST then decides).
+fn pidmap_nonempty() -> bool {
+    let mut path = [0u8; 256];
+    let n = load_env(&PIDS_DIR, &mut path);
+    if n == 0 {
+        return false;
+    }
+    path[n] = 0;
+    // SAFETY: NUL-terminated path on this stack; getdents64 fills the stack buffer up to
+    // its length and the records are walked within what it returned; closed on every path.
+    unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return *libc::__errno_location() == libc::EACCES;
+        }
+        let mut buf = [0u64; 512];
+        let mut found = false;
+        loop {
+            let got = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), std::mem::size_of_val(&buf));
+            if got <= 0 {
+                break;
+            }
+            let bytes = std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), got as usize);
+            let mut off = 0;
+            // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+            while off + 19 < bytes.len() {
+                let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
+                if reclen == 0 {
+                    break;
+                }
+                let name = &bytes[off + 19..(off + reclen).min(bytes.len())];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+                if name != b"." && name != b".." {
+                    found = true;
+                    break;
+                }
+                off += reclen;
+            }
+            if found {
+                break;
+            }
+        }
+        libc::close(fd);
+        found
+    }
+}
+
+/// Applies the decision rule of the module comment to `pid`.
+fn classify(pid: libc::pid_t) -> Target {
+    if pid <= 0 || DISABLED.load(Ordering::Relaxed) {
+        return Target::Local;
+    }
+    // SAFETY: getpid and tgkill with signal 0 only check that `pid` is one of our threads.
+    let own = unsafe {
+        let me = libc::getpid();
+        pid == me || libc::syscall(libc::SYS_tgkill, me, pid, 0) == 0
+    };
+    if own {
+        return Target::Local;
+    }
+    if let Some(host) = pidmap_entry(pid) {
+        return Target::Mapped(host);
+    }
+    if pidmap_nonempty() { Target::Ask(pid) } else { Target::Local }
+}
+
+/// What the HOST said about an affinity request.
+enum Answer {
+    /// Not asked (no udsproxyd, no engine, caller not allowed): act locally.
+    Pass,
+    /// Done; for GET, the HOST's mask is the first `usize` bytes of the buffer.
+    Done(usize),
+    /// The HOST's errno.
+    Failed(c_int),
+}
+
+/// One affinity exchange with udsproxyd. `mask` is empty for GET; a GET's answer goes to
+/// `out`.
+fn ask_affinity(which: u16, pid: i32, mask: &[u8], out: &mut [u8; wire::MASK_MAX]) -> Answer {
+    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else { return Answer::Pass };
+    let sa = request_addr();
+    let mut req = [0u8; wire::AFF_REQ_MAX];
+    let Some(n) = wire::encode_affinity(&mut req, which, pid, mask) else { return Answer::Failed(libc::EINVAL) };
+    let mut ans = [0u8; wire::AFF_RSP_MAX];
+    // SAFETY: plain socket calls on a descriptor we own and close on every path; the
+    // buffers live on this stack frame and their lengths are passed.
+    let got = unsafe {
+        let s = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Answer::Pass;
+        }
+        let tv = libc::timeval { tv_sec: AFFINITY_TIMEOUT_S, tv_usec: 0 };
+        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), 16);
+        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&tv as *const libc::timeval).cast(), 16);
+        let sl = std::mem::size_of::<libc::sockaddr_un>() as socklen_t;
+        if real_connect(s, (&sa as *const libc::sockaddr_un).cast(), sl) != 0
+            || libc::send(s, req.as_ptr().cast(), n, libc::MSG_NOSIGNAL) != n as isize
+        {
+            libc::close(s);
+            return Answer::Pass;
+        }
+        let got = loop {
+            let r = libc::recv(s, ans.as_mut_ptr().cast(), ans.len(), 0);
+            if r >= 0 || *libc::__errno_location() != libc::EINTR {
+                break r;
+            }
+        };
+        libc::close(s);
+        got
+    };
+    if got < 0 {
+        // Sent, never answered: the HOST may have acted; do not act locally too.
+        return Answer::Failed(libc::ETIMEDOUT);
+    }
+    match wire::decode_affinity_answer(&ans[..got as usize]) {
+        Some((0, m)) => {
+            out[..m.len()].copy_from_slice(m);
+            Answer::Done(m.len())
+        }
+        Some((wire::PASS, _)) => Answer::Pass,
+        Some((e, _)) if e > 0 => Answer::Failed(e),
+        // udsproxyd went away mid-request (EOF) or answered nonsense.
+        _ => Answer::Failed(libc::EIO),
+    }
+}
+
+/// Sends the request to the HOST per the rule: None = act locally, else the HOST's
+/// outcome (for GET, the mask's length in `out`).
+fn remote_affinity(
+    target: Target,
+    which: u16,
+    mask: &[u8],
+    out: &mut [u8; wire::MASK_MAX],
+) -> Option<Result<usize, c_int>> {
+    let (pid, local_on) = match target {
+        Target::Local => return None,
+        Target::Mapped(host) => (host, &[][..]),
+        Target::Ask(n) => (n, &[libc::ESRCH, libc::EPERM][..]),
+    };
+    match ask_affinity(which, pid, mask, out) {
+        Answer::Pass => None,
+        Answer::Done(n) => Some(Ok(n)),
+        Answer::Failed(e) if local_on.contains(&e) => None,
+        Answer::Failed(e) => Some(Err(e)),
+    }
+}
+
+/// # Safety
+/// Same contract as `sched_getaffinity(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: size_t, set: *mut libc::cpu_set_t) -> c_int {
+    let Some(real_get) = real::<GetAffinityFn>(&REAL_GETAFFINITY) else {
+        set_errno(libc::ENOSYS);
+        return -1;
+    };
+    let saved = errno();
+    let target = classify(pid);
+    let mut mask = [0u8; wire::MASK_MAX];
+    let answer = remote_affinity(target, wire::AFF_GET, &[], &mut mask);
+    set_errno(saved);
+    match answer {
+        None => {
+            // SAFETY: forwarded unchanged to the real function.
+            unsafe { real_get(pid, size, set) }
+        }
+        Some(Ok(n)) => {
+            // As the kernel: the caller's set must be whole words and hold every CPU the
+            // HOST reports; glibc clears what the kernel did not write.
+            let fits = mask[n.min(size)..n].iter().all(|&b| b == 0);
+            if !size.is_multiple_of(std::mem::size_of::<libc::c_ulong>()) || !fits {
+                set_errno(libc::EINVAL);
+                return -1;
+            }
+            if set.is_null() {
+                set_errno(libc::EFAULT);
+                return -1;
+            }
+            // SAFETY: the caller passes `size` writable bytes at `set`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(set.cast::<u8>(), size) };
+            let k = n.min(size);
+            dst[..k].copy_from_slice(&mask[..k]);
+            dst[k..].fill(0);
+            0
+        }
+        Some(Err(e)) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+/// # Safety
+/// Same contract as `sched_setaffinity(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: size_t, set: *const libc::cpu_set_t) -> c_int {
+    let Some(real_set) = real::<SetAffinityFn>(&REAL_SETAFFINITY) else {
+        set_errno(libc::ENOSYS);
+        return -1;
+    };
+    let saved = errno();
+    let target = classify(pid);
+    if target == Target::Local || set.is_null() {
+        set_errno(saved);
+        // SAFETY: forwarded unchanged to the real function.
+        return unsafe { real_set(pid, size, set) };
+    }
+    // SAFETY: the caller passes `size` readable bytes at `set`.
+    let src = unsafe { std::slice::from_raw_parts(set.cast::<u8>(), size) };
+    // Only the words up to the highest CPU set travel (at least one word); a set naming
+    // CPUs beyond what the wire carries is refused as the kernel refuses an impossible one.
+    let word = std::mem::size_of::<libc::c_ulong>();
+    let used = src.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let len = used.div_ceil(word).max(1) * word;
+    if len > wire::MASK_MAX {
+        set_errno(libc::EINVAL);
+        return -1;
+    }
+    let mut mask = [0u8; wire::MASK_MAX];
+    mask[..used].copy_from_slice(&src[..used]);
+    let mut out = [0u8; wire::MASK_MAX];
+    let answer = remote_affinity(target, wire::AFF_SET, &mask[..len], &mut out);
+    set_errno(saved);
+    match answer {
+        None => {
+            // SAFETY: forwarded unchanged to the real function.
+            unsafe { real_set(pid, size, set) }
+        }
+        Some(Ok(_)) => 0,
+        Some(Err(e)) => {
             set_errno(e);
             -1
         }

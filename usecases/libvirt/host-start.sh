@@ -76,6 +76,10 @@ args=(--listen "$LISTEN" --whitelist /etc/qtfs/whitelist)
 # may be opened there, no other device node anywhere.
 for major in 136 137 138 139 140 141 142 143; do args+=(--allow-devices "/dev/pts:c:$major:*"); done
 args+=(--allow-devices "/dev/pts:c:5:2")
+# libvirtd's sched_{get,set}affinity on the domain pid and the vCPU thread ids (vcpuinfo,
+# vcpupin, emulatorpin) reach qemu through libudsproxy.so and udsproxyd: SCHED_* are
+# served only to processes started through rexec_server whose name is in [Kill] (qemu).
+args+=(--allow-kill)
 [ -n "$PSK" ] && args+=(--psk-file "$PSK")
 [ -n "$INSECURE" ] && args+=(--insecure-test-mode)
 # shellcheck disable=SC2206 # extra engine arguments are words on purpose

@@ -33,6 +33,15 @@ HOW IT WORKS
   asks the engine (which checks its own [Udsconnect] group and connects with the
   caller's uid/gid), and passes back an already connected socket. No files are created.
 
+CPU AFFINITY OF HOST PROCESSES
+  libudsproxy.so also sends sched_getaffinity()/sched_setaffinity() calls that name a HOST
+  process or thread (a local rexec's pid, through the rexec pid map, or a HOST vCPU thread
+  id) here; udsproxyd relays them to the engine (SCHED_GETAFFINITY/SCHED_SETAFFINITY, which
+  the engine serves only with --allow-kill, for [Kill] names, to processes started through
+  rexec_server). Only requesters running as root, as udsproxyd's own uid, or as a
+  --process-control-uid are relayed; others are answered \"not asked\" (their call stays
+  local).
+
 SIGNALS
   SIGINT/SIGTERM: close every channel, remove the sockets, exit 0.";
 
@@ -73,6 +82,10 @@ pub struct Cli {
     /// NONE, ERROR, WARN, INFO or DEBUG.
     #[arg(long, value_name = "LEVEL", default_value = "INFO")]
     pub log_level: String,
+    /// Also relay CPU-affinity requests of HOST processes from this uid (repeatable; root
+    /// and udsproxyd's own uid always may).
+    #[arg(long, value_name = "UID", action = clap::ArgAction::Append)]
+    pub process_control_uid: Vec<u32>,
     /// The original's positional form: threads local_addr local_port peer_addr peer_port.
     #[arg(hide = true, num_args = 0..)]
     pub legacy: Vec<String>,
@@ -99,6 +112,16 @@ pub struct Config {
     pub connections: usize,
     pub reverse: Vec<Reverse>,
     pub log_level: u32,
+    /// Uids, besides root and udsproxyd's own, whose affinity requests are relayed.
+    pub process_control_uids: Vec<u32>,
+}
+
+impl Config {
+    /// Whether a requester running as `uid` may have affinity requests relayed to the HOST.
+    pub fn may_control_processes(&self, uid: u32) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        uid == 0 || uid == unsafe { libc::geteuid() } || self.process_control_uids.contains(&uid)
+    }
 }
 
 fn parse_reverse(s: &str) -> Result<Reverse, String> {
@@ -191,6 +214,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
             connections,
             reverse,
             log_level,
+            process_control_uids: cli.process_control_uid,
         },
         notes,
     ))
@@ -235,5 +259,11 @@ mod tests {
         assert!(parse(&["--server", "unix:/e", "--udsconnect", "relative"]).is_err());
         assert!(parse(&["--server", "unix:/e", "--reverse", "a=b"]).is_err());
         assert!(parse(&[]).unwrap_err().contains("--server"));
+        let (c, _) = parse(&["--server", "unix:/e", "--process-control-uid", "107"]).unwrap();
+        assert!(c.may_control_processes(0) && c.may_control_processes(107));
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert!(c.may_control_processes(me));
+        assert!(!c.may_control_processes(4242) || me == 4242);
     }
 }

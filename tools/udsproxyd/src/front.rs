@@ -8,6 +8,12 @@
 //! "not proxied" and the requester reports its own local error, exactly as without the
 //! proxy. Accepted requests go to a relay loop, which answers once the engine has.
 //!
+//! Affinity requests (`wire::OP_AFFINITY`) are decided here too: the requester's uid
+//! (`SO_PEERCRED`) must be allowed by `Config::may_control_processes` (root, udsproxyd's
+//! own uid, `--process-control-uid`), and an engine connection that offers SYSCALLS must
+//! be up; otherwise the answer is "not asked" and the requester acts locally. The engine
+//! itself decides which HOST processes may be acted on.
+//!
 //! This module owns requester connections until they are handed to a loop; it must not
 //! touch channels.
 
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::relay::{Cmd, Ident, Kind, answer};
+use crate::relay::{Cmd, Ident, Kind, answer, answer_affinity};
 use crate::{Shared, sys, wire, wl};
 
 const T_LISTEN: u64 = u64::MAX;
@@ -84,6 +90,9 @@ impl Front {
         let Some((fd, t0)) = self.waiting.remove(&raw) else { return };
         sys::epoll_del(self.ep.as_raw_fd(), raw);
         self.sh.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if wire::request_op(&buf[..n]) == Some(wire::OP_AFFINITY) {
+            return self.affinity(fd, &buf[..n]);
+        }
         match self.decide(&fd, &buf[..n]) {
             Some((kind, path, ident)) => {
                 let loops = &self.sh.loops;
@@ -103,6 +112,36 @@ impl Front {
             None => {
                 self.sh.stats.passed.fetch_add(1, Ordering::Relaxed);
                 answer(&fd, wire::PASS, None);
+            }
+        }
+    }
+
+    /// An affinity request: relayed to an engine connection, or answered "not asked".
+    fn affinity(&mut self, fd: OwnedFd, msg: &[u8]) {
+        let Some(req) = wire::decode_affinity(msg) else {
+            self.sh.stats.passed.fetch_add(1, Ordering::Relaxed);
+            return answer_affinity(&fd, wire::PASS, &[]);
+        };
+        let uid = sys::peer_cred(fd.as_raw_fd()).map(|(_, uid, _)| uid).ok();
+        if !uid.is_some_and(|u| self.sh.cfg.may_control_processes(u)) {
+            tracing::info!(uid = ?uid, pid = req.pid, "affinity request refused: the requester's uid is not allowed");
+            self.sh.stats.passed.fetch_add(1, Ordering::Relaxed);
+            return answer_affinity(&fd, wire::PASS, &[]);
+        }
+        let loops = &self.sh.loops;
+        let start = self.sh.rr.fetch_add(1, Ordering::Relaxed) as usize;
+        let up = (0..loops.len())
+            .map(|k| (start + k) % loops.len())
+            .find(|&i| loops[i].connected.load(Ordering::Acquire) && loops[i].syscalls.load(Ordering::Acquire));
+        match up {
+            Some(i) => {
+                let mask = (req.which == wire::AFF_SET).then(|| req.mask.to_vec());
+                loops[i].post(Cmd::Affinity { requester: fd, pid: req.pid, mask });
+            }
+            None => {
+                tracing::debug!("no engine connection offering process control: affinity request not relayed");
+                self.sh.stats.passed.fetch_add(1, Ordering::Relaxed);
+                answer_affinity(&fd, wire::PASS, &[]);
             }
         }
     }

@@ -10,6 +10,9 @@
 //! local socket takes the bytes, so a program that stops reading stalls only its own
 //! channel. Frames for the engine are flushed once per loop turn (coalesced).
 //!
+//! The same connection carries the affinity requests `front` accepted (SCHED_GETAFFINITY
+//! and SCHED_SETAFFINITY, one frame each, answered when the engine answers).
+//!
 //! This module owns channels, their sockets and the engine connection; it must not
 //! interpret the local request protocol (`front`) or admin requests (`admin`).
 
@@ -111,6 +114,8 @@ pub struct Ident {
 pub enum Cmd {
     /// Open a channel for a requester and answer it (with the connected socket).
     Open { requester: OwnedFd, kind: Kind, path: Vec<u8>, ident: Ident, t0: Instant },
+    /// Get (`mask` None) or set the CPU affinity of HOST `pid` and answer the requester.
+    Affinity { requester: OwnedFd, pid: i32, mask: Option<Vec<u8>> },
 }
 
 /// What other threads see of a loop.
@@ -118,6 +123,8 @@ pub struct LoopHandle {
     pub cmds: Mutex<Vec<Cmd>>,
     pub wake: OwnedFd,
     pub connected: AtomicBool,
+    /// The engine offered KILL/SCHED_* (feature SYSCALLS) on this connection.
+    pub syscalls: AtomicBool,
     pub conn_id: AtomicU64,
     pub channels: AtomicU32,
     pub bytes_in: AtomicU64,
@@ -131,6 +138,7 @@ impl LoopHandle {
             cmds: Mutex::new(Vec::new()),
             wake: sys::eventfd()?,
             connected: AtomicBool::new(false),
+            syscalls: AtomicBool::new(false),
             conn_id: AtomicU64::new(0),
             channels: AtomicU32::new(0),
             bytes_in: AtomicU64::new(0),
@@ -211,6 +219,8 @@ enum Pending {
     Accepted { id: u32, kind: Kind, fd: OwnedFd },
     /// Our CHAN_LISTEN for a --reverse entry.
     Listen { rev: usize },
+    /// Our SCHED_GETAFFINITY (`get`) or SCHED_SETAFFINITY for a requester.
+    Affinity { requester: OwnedFd, get: bool },
 }
 
 /// A listening socket a DPU program passed to the HOST: we accept here and relay.
@@ -369,6 +379,7 @@ impl Loop {
                 }
                 self.up = Some(Up { fd, rx: Vec::with_capacity(2 << 20), tx: Vec::with_capacity(1 << 20), tx_off: 0 });
                 self.backoff = Duration::from_millis(100);
+                self.h.syscalls.store(conn.agreed.features & consts::feat::SYSCALLS != 0, Ordering::Release);
                 self.h.connected.store(true, Ordering::Release);
                 self.h.conn_id.store(conn.agreed.session_id, Ordering::Relaxed);
                 if self.down_logged {
@@ -410,8 +421,11 @@ impl Loop {
             self.remove(id);
         }
         for (_, p) in self.pending.drain() {
-            if let Pending::Open { requester, .. } = p {
-                answer(&requester, crate::wire::PASS, None);
+            match p {
+                Pending::Open { requester, .. } => answer(&requester, crate::wire::PASS, None),
+                // Sent, and maybe acted on: the requester must not act locally as well.
+                Pending::Affinity { requester, .. } => answer_affinity(&requester, libc::EIO, &[]),
+                _ => {}
             }
         }
         self.rev_ids.clear();
@@ -615,6 +629,14 @@ impl Loop {
                     && let Ok(a) = ChanAccept::decode(p)
                 {
                     let _ = self.add_chan(id, kind, fd, Ident::default(), b"", a.credit);
+                }
+            }
+            Pending::Affinity { requester, get } => {
+                if h.is_error() {
+                    tracing::debug!(errno = h.status, "the engine refused an affinity request");
+                    answer_affinity(&requester, errno::to_local(h.status), &[]);
+                } else {
+                    answer_affinity(&requester, 0, if get { p } else { &[] });
                 }
             }
             Pending::Listen { rev } => {
@@ -1044,6 +1066,21 @@ impl Loop {
                 self.push(FrameHeader { channel: id, ..FrameHeader::request(Op::CHAN_OPEN, req, 0) }, &m);
                 self.pending.insert(req, Pending::Open { id, kind, ours, app, requester, path, ident, t0 });
             }
+            Cmd::Affinity { requester, pid, mask } => {
+                if self.up.is_none() || !self.h.syscalls.load(Ordering::Acquire) {
+                    return answer_affinity(&requester, crate::wire::PASS, &[]);
+                }
+                let req = self.new_req();
+                let get = mask.is_none();
+                match &mask {
+                    None => self.push(FrameHeader::request(Op::SCHED_GETAFFINITY, req, 0), &AffinityGetReq { pid }),
+                    Some(m) => self.push(
+                        FrameHeader::request(Op::SCHED_SETAFFINITY, req, 0),
+                        &AffinitySetReq { pid, mask: Bytes16(m) },
+                    ),
+                }
+                self.pending.insert(req, Pending::Affinity { requester, get });
+            }
         }
     }
 
@@ -1303,6 +1340,16 @@ fn write_local(kind: Kind, fd: RawFd, data: &[u8], fds: &[RawFd]) -> std::io::Re
         sys::send(fd, data)
     } else {
         sys::send_with_fds(fd, data, fds)
+    }
+}
+
+/// Answers an affinity requester: a status (0, [`crate::wire::PASS`] or a local errno)
+/// and, for a GET that succeeded, the HOST's mask.
+pub fn answer_affinity(requester: &OwnedFd, status: i32, mask: &[u8]) {
+    let mut b = [0u8; crate::wire::AFF_RSP_MAX];
+    let n = crate::wire::encode_affinity_answer(&mut b, status, mask);
+    if let Err(e) = sys::send_with_fds(requester.as_raw_fd(), &b[..n], &[]) {
+        tracing::debug!("cannot answer a requester: {e}");
     }
 }
 

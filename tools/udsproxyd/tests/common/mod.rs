@@ -211,6 +211,8 @@ pub struct RigOpts {
     /// Engine [Udsconnect] entries relative to the HOST dir (default: the HOST dir).
     pub engine_uds: Vec<&'static str>,
     pub extra_udsproxyd: Vec<String>,
+    /// Extra engine arguments (e.g. `--allow-kill`).
+    pub extra_engine: Vec<String>,
     pub cores: usize,
 }
 
@@ -221,6 +223,7 @@ impl Default for RigOpts {
             extra_wl: String::new(),
             engine_uds: vec![""],
             extra_udsproxyd: vec![],
+            extra_engine: vec![],
             cores: 2,
         }
     }
@@ -267,7 +270,8 @@ impl Rig {
             .arg(dir.path().join("engine.sock"))
             .arg("--lock-file")
             .arg(dir.path().join("engine.lock"))
-            .args(["--log-level", "DEBUG"]);
+            .args(["--log-level", "DEBUG"])
+            .args(&o.extra_engine);
         let engine = ns.run(move || Proc::spawn(cmd, "engine"));
         engine.wait_log("engine ready", Duration::from_secs(20));
         let line = engine.log.lock().unwrap().iter().find(|l| l.contains("engine ready")).cloned().unwrap();
