@@ -54,6 +54,7 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_FEAT_EPOLL               0x2ULL /* feature bit */
 #define QTP_FEAT_SYSCALLS            0x4ULL /* feature bit */
 #define QTP_FEAT_READDIR_PLUS        0x8ULL /* feature bit */
+#define QTP_FEAT_INVAL               0x20ULL /* feature bit */
 #define QTP_ATTR_F_BTIME             0x1ULL /* Attr.flags */
 #define QTP_MOUNT_F_READONLY         0x1ULL /* MountReq.flags */
 #define QTP_GETATTR_FOLLOW           0x1ULL /* GetattrReq.flags */
@@ -70,6 +71,15 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_READDIR_PLUS             0x1ULL /* ReaddirReq.flags */
 #define QTP_READDIR_EOF              0x1ULL /* ReaddirRsp.flags */
 #define QTP_FSYNC_DATASYNC           0x1ULL /* FsyncReq.flags */
+#define QTP_INVAL_ATTR               0x1ULL /* InvalMsg.flags */
+#define QTP_INVAL_DATA               0x2ULL /* InvalMsg.flags */
+#define QTP_INVAL_ENTRY              0x4ULL /* InvalMsg.flags */
+#define QTP_INVAL_ALL                0x8ULL /* InvalMsg.flags */
+#define QTP_LOCK_RD                  0x0ULL /* LockReq.ltype */
+#define QTP_LOCK_WR                  0x1ULL /* LockReq.ltype */
+#define QTP_LOCK_UN                  0x2ULL /* LockReq.ltype */
+#define QTP_LOCK_F_WAIT              0x1ULL /* LockReq.flags */
+#define QTP_LOCK_F_FLOCK             0x2ULL /* LockReq.flags */
 #define QTP_SYSMOUNT_SRC_LITERAL     0x0ULL /* SysmountReq.source_kind */
 #define QTP_SYSMOUNT_SRC_PATH        0x1ULL /* SysmountReq.source_kind */
 #define QTP_CHAN_STREAM              0x1ULL /* channel kind */
@@ -197,6 +207,10 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_OP_FSYNC                    0x0123 /* fsync/fdatasync of a handle. */
 #define QTP_OP_FALLOCATE                0x0124 /* fallocate on a handle. */
 #define QTP_OP_FGETATTR                 0x0125 /* Attributes of an open handle. */
+#define QTP_OP_LOCK_GET                 0x0126 /* Tests for a byte-range lock conflicting with one described (F_OFD_GETLK on the handle's HOST open file description). */
+#define QTP_OP_LOCK_SET                 0x0127 /* Takes, changes or releases a byte-range (OFD) or whole-file (flock) lock on a handle; LOCK_F_WAIT waits for it. */
+#define QTP_OP_CANCEL                   0x0128 /* Interrupts a waiting request of this connection (a LOCK_SET with LOCK_F_WAIT), which is then answered EINTR. */
+#define QTP_OP_INVAL                    0x0130 /* Server to client, one-way (feature INVAL): something at a path of an export changed on the HOST or through another client; drop what is cached of it. */
 #define QTP_OP_CHAN_OPEN                0x0201 /* Opens a channel to a unix socket on the peer; the header's channel field is the new id. */
 #define QTP_OP_CHAN_DATA                0x0202 /* One-way: channel bytes (MORE = message continues, for SEQPACKET/DGRAM). */
 #define QTP_OP_CHAN_CREDIT              0x0203 /* One-way: grants the peer more bytes on a channel. */
@@ -3486,6 +3500,65 @@ static inline long qtp_epoll_event_decode(const void *buf, size_t len, struct qt
 	return (long)pos;
 }
 
+/* INVAL (server to client, one-way, only on connections that agreed on  `feat::INVAL`): the object at `path` of export `export` changed. `flags` are  `inval::*` bits; with `inval::ALL` the path is empty. */
+struct qtp_inval_msg_wire {
+	uint32_t export;
+	uint32_t flags;
+	uint16_t path_len;
+} __attribute__((packed));
+struct qtp_inval_msg {
+	uint32_t export;
+	uint32_t flags;
+	const uint8_t *path; /* path */
+	uint32_t path_len;
+};
+#define QTP_INVAL_MSG_FIXED 10
+QTP_STATIC_ASSERT(sizeof(struct qtp_inval_msg_wire) == 10, "qtp_inval_msg_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_inval_msg_wire, export) == 0, "qtp_inval_msg_wire.export");
+QTP_STATIC_ASSERT(offsetof(struct qtp_inval_msg_wire, flags) == 4, "qtp_inval_msg_wire.flags");
+QTP_STATIC_ASSERT(offsetof(struct qtp_inval_msg_wire, path_len) == 8, "qtp_inval_msg_wire.path_len");
+static inline size_t qtp_inval_msg_size(const struct qtp_inval_msg *v)
+{
+	return QTP_INVAL_MSG_FIXED + (size_t)v->path_len * 1;
+}
+static inline long qtp_inval_msg_encode(const struct qtp_inval_msg *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_inval_msg_size(v);
+	if (v->path_len > 4095)
+		return -EINVAL;
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put32(p + offsetof(struct qtp_inval_msg_wire, export), (uint32_t)v->export);
+	qtp_put32(p + offsetof(struct qtp_inval_msg_wire, flags), (uint32_t)v->flags);
+	qtp_put16(p + offsetof(struct qtp_inval_msg_wire, path_len), (uint16_t)v->path_len);
+	p += QTP_INVAL_MSG_FIXED;
+	if (v->path_len)
+		memcpy(p, v->path, (size_t)v->path_len * 1);
+	p += (size_t)v->path_len * 1;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_inval_msg_decode(const void *buf, size_t len, struct qtp_inval_msg *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_INVAL_MSG_FIXED;
+	if (len < QTP_INVAL_MSG_FIXED)
+		return -EBADMSG;
+	v->export = qtp_get32(p + offsetof(struct qtp_inval_msg_wire, export));
+	v->flags = qtp_get32(p + offsetof(struct qtp_inval_msg_wire, flags));
+	v->path_len = qtp_get16(p + offsetof(struct qtp_inval_msg_wire, path_len));
+	if (v->path_len > 4095)
+		return -EBADMSG;
+	if (len - pos < (size_t)v->path_len * 1)
+		return -EBADMSG;
+	v->path = p + pos;
+	if (v->path_len && memchr(p + pos, 0, v->path_len))
+		return -EBADMSG;
+	pos += (size_t)v->path_len * 1;
+	return (long)pos;
+}
+
 /* LLSEEK. */
 struct qtp_llseek_req_wire {
 	uint64_t handle;
@@ -3786,6 +3859,149 @@ static inline long qtp_fallocate_req_decode(const void *buf, size_t len, struct 
 	v->mode = qtp_get32(p + offsetof(struct qtp_fallocate_req_wire, mode));
 	v->offset = qtp_get64(p + offsetof(struct qtp_fallocate_req_wire, offset));
 	v->len = qtp_get64(p + offsetof(struct qtp_fallocate_req_wire, len));
+	return (long)pos;
+}
+
+/* LOCK_GET and LOCK_SET. Byte-range locks are OFD locks of the handle's HOST open  file description (each OPEN is its own); `LOCK_F_FLOCK` takes a flock(2) lock on  the same description instead. */
+struct qtp_lock_req_wire {
+	uint64_t handle;
+	uint64_t start;
+	uint64_t len;
+	uint32_t ltype;
+	uint32_t flags;
+} __attribute__((packed));
+struct qtp_lock_req {
+	uint64_t handle;
+	uint64_t start;
+	uint64_t len;
+	uint32_t ltype;
+	uint32_t flags;
+};
+#define QTP_LOCK_REQ_FIXED 32
+QTP_STATIC_ASSERT(sizeof(struct qtp_lock_req_wire) == 32, "qtp_lock_req_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_req_wire, handle) == 0, "qtp_lock_req_wire.handle");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_req_wire, start) == 8, "qtp_lock_req_wire.start");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_req_wire, len) == 16, "qtp_lock_req_wire.len");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_req_wire, ltype) == 24, "qtp_lock_req_wire.ltype");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_req_wire, flags) == 28, "qtp_lock_req_wire.flags");
+static inline size_t qtp_lock_req_size(const struct qtp_lock_req *v)
+{
+	(void)v;
+	return QTP_LOCK_REQ_FIXED;
+}
+static inline long qtp_lock_req_encode(const struct qtp_lock_req *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_lock_req_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put64(p + offsetof(struct qtp_lock_req_wire, handle), (uint64_t)v->handle);
+	qtp_put64(p + offsetof(struct qtp_lock_req_wire, start), (uint64_t)v->start);
+	qtp_put64(p + offsetof(struct qtp_lock_req_wire, len), (uint64_t)v->len);
+	qtp_put32(p + offsetof(struct qtp_lock_req_wire, ltype), (uint32_t)v->ltype);
+	qtp_put32(p + offsetof(struct qtp_lock_req_wire, flags), (uint32_t)v->flags);
+	p += QTP_LOCK_REQ_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_lock_req_decode(const void *buf, size_t len, struct qtp_lock_req *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_LOCK_REQ_FIXED;
+	if (len < QTP_LOCK_REQ_FIXED)
+		return -EBADMSG;
+	v->handle = qtp_get64(p + offsetof(struct qtp_lock_req_wire, handle));
+	v->start = qtp_get64(p + offsetof(struct qtp_lock_req_wire, start));
+	v->len = qtp_get64(p + offsetof(struct qtp_lock_req_wire, len));
+	v->ltype = qtp_get32(p + offsetof(struct qtp_lock_req_wire, ltype));
+	v->flags = qtp_get32(p + offsetof(struct qtp_lock_req_wire, flags));
+	return (long)pos;
+}
+
+/* LOCK_GET response: one lock that conflicts, or `ltype` = `LOCK_UN` (nothing does). */
+struct qtp_lock_rsp_wire {
+	uint64_t start;
+	uint64_t len;
+	uint32_t ltype;
+	int32_t pid;
+} __attribute__((packed));
+struct qtp_lock_rsp {
+	uint64_t start;
+	uint64_t len;
+	uint32_t ltype;
+	int32_t pid;
+};
+#define QTP_LOCK_RSP_FIXED 24
+QTP_STATIC_ASSERT(sizeof(struct qtp_lock_rsp_wire) == 24, "qtp_lock_rsp_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_rsp_wire, start) == 0, "qtp_lock_rsp_wire.start");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_rsp_wire, len) == 8, "qtp_lock_rsp_wire.len");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_rsp_wire, ltype) == 16, "qtp_lock_rsp_wire.ltype");
+QTP_STATIC_ASSERT(offsetof(struct qtp_lock_rsp_wire, pid) == 20, "qtp_lock_rsp_wire.pid");
+static inline size_t qtp_lock_rsp_size(const struct qtp_lock_rsp *v)
+{
+	(void)v;
+	return QTP_LOCK_RSP_FIXED;
+}
+static inline long qtp_lock_rsp_encode(const struct qtp_lock_rsp *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_lock_rsp_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put64(p + offsetof(struct qtp_lock_rsp_wire, start), (uint64_t)v->start);
+	qtp_put64(p + offsetof(struct qtp_lock_rsp_wire, len), (uint64_t)v->len);
+	qtp_put32(p + offsetof(struct qtp_lock_rsp_wire, ltype), (uint32_t)v->ltype);
+	qtp_put32(p + offsetof(struct qtp_lock_rsp_wire, pid), (uint32_t)v->pid);
+	p += QTP_LOCK_RSP_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_lock_rsp_decode(const void *buf, size_t len, struct qtp_lock_rsp *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_LOCK_RSP_FIXED;
+	if (len < QTP_LOCK_RSP_FIXED)
+		return -EBADMSG;
+	v->start = qtp_get64(p + offsetof(struct qtp_lock_rsp_wire, start));
+	v->len = qtp_get64(p + offsetof(struct qtp_lock_rsp_wire, len));
+	v->ltype = qtp_get32(p + offsetof(struct qtp_lock_rsp_wire, ltype));
+	v->pid = (int32_t)qtp_get32(p + offsetof(struct qtp_lock_rsp_wire, pid));
+	return (long)pos;
+}
+
+/* CANCEL: the request `id` of this connection, if it is still waiting, is answered  EINTR. CANCEL itself is answered at once: ENOENT when nothing was waiting. */
+struct qtp_cancel_req_wire {
+	uint64_t id;
+} __attribute__((packed));
+struct qtp_cancel_req {
+	uint64_t id;
+};
+#define QTP_CANCEL_REQ_FIXED 8
+QTP_STATIC_ASSERT(sizeof(struct qtp_cancel_req_wire) == 8, "qtp_cancel_req_wire size");
+QTP_STATIC_ASSERT(offsetof(struct qtp_cancel_req_wire, id) == 0, "qtp_cancel_req_wire.id");
+static inline size_t qtp_cancel_req_size(const struct qtp_cancel_req *v)
+{
+	(void)v;
+	return QTP_CANCEL_REQ_FIXED;
+}
+static inline long qtp_cancel_req_encode(const struct qtp_cancel_req *v, void *buf, size_t cap)
+{
+	uint8_t *p = (uint8_t *)buf;
+	size_t need = qtp_cancel_req_size(v);
+	if (need > cap)
+		return -ENOSPC;
+	qtp_put64(p + offsetof(struct qtp_cancel_req_wire, id), (uint64_t)v->id);
+	p += QTP_CANCEL_REQ_FIXED;
+	return (long)need;
+}
+/* Decodes the front of buf; returns the bytes used or a negative errno. */
+static inline long qtp_cancel_req_decode(const void *buf, size_t len, struct qtp_cancel_req *v)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t pos = QTP_CANCEL_REQ_FIXED;
+	if (len < QTP_CANCEL_REQ_FIXED)
+		return -EBADMSG;
+	v->id = qtp_get64(p + offsetof(struct qtp_cancel_req_wire, id));
 	return (long)pos;
 }
 
@@ -5728,6 +5944,7 @@ static inline long qtp_chan_info_decode(const void *buf, size_t len, struct qtp_
 	X(ioctl_req) \
 	X(epoll_ctl_req) \
 	X(epoll_event) \
+	X(inval_msg) \
 	X(llseek_req) \
 	X(llseek_rsp) \
 	X(kill_req) \
@@ -5735,6 +5952,9 @@ static inline long qtp_chan_info_decode(const void *buf, size_t len, struct qtp_
 	X(affinity_set_req) \
 	X(fsync_req) \
 	X(fallocate_req) \
+	X(lock_req) \
+	X(lock_rsp) \
+	X(cancel_req) \
 	X(chan_open_req) \
 	X(chan_accept) \
 	X(chan_credit) \

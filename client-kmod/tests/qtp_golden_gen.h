@@ -1059,6 +1059,27 @@ static long golden_epoll_event(const uint8_t *in, size_t len, uint8_t *out, size
 	return qtp_epoll_event_encode(&v, out, cap);
 }
 
+static void dump_inval_msg(const struct qtp_inval_msg *v)
+{
+	QTP_OUT("InvalMsg.export=%llu\n", (unsigned long long)v->export);
+	QTP_OUT("InvalMsg.flags=%llu\n", (unsigned long long)v->flags);
+	qtp_dump_hex("InvalMsg.path", v->path, (size_t)v->path_len * 1);
+}
+static long golden_inval_msg(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_inval_msg v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_inval_msg_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_inval_msg(&v);
+	return qtp_inval_msg_encode(&v, out, cap);
+}
+
 static void dump_llseek_req(const struct qtp_llseek_req *v)
 {
 	QTP_OUT("LlseekReq.handle=%llu\n", (unsigned long long)v->handle);
@@ -1198,6 +1219,70 @@ static long golden_fallocate_req(const uint8_t *in, size_t len, uint8_t *out, si
 		return -EMSGSIZE;
 	dump_fallocate_req(&v);
 	return qtp_fallocate_req_encode(&v, out, cap);
+}
+
+static void dump_lock_req(const struct qtp_lock_req *v)
+{
+	QTP_OUT("LockReq.handle=%llu\n", (unsigned long long)v->handle);
+	QTP_OUT("LockReq.start=%llu\n", (unsigned long long)v->start);
+	QTP_OUT("LockReq.len=%llu\n", (unsigned long long)v->len);
+	QTP_OUT("LockReq.ltype=%llu\n", (unsigned long long)v->ltype);
+	QTP_OUT("LockReq.flags=%llu\n", (unsigned long long)v->flags);
+}
+static long golden_lock_req(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_lock_req v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_lock_req_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_lock_req(&v);
+	return qtp_lock_req_encode(&v, out, cap);
+}
+
+static void dump_lock_rsp(const struct qtp_lock_rsp *v)
+{
+	QTP_OUT("LockRsp.start=%llu\n", (unsigned long long)v->start);
+	QTP_OUT("LockRsp.len=%llu\n", (unsigned long long)v->len);
+	QTP_OUT("LockRsp.ltype=%llu\n", (unsigned long long)v->ltype);
+	QTP_OUT("LockRsp.pid=%lld\n", (long long)v->pid);
+}
+static long golden_lock_rsp(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_lock_rsp v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_lock_rsp_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_lock_rsp(&v);
+	return qtp_lock_rsp_encode(&v, out, cap);
+}
+
+static void dump_cancel_req(const struct qtp_cancel_req *v)
+{
+	QTP_OUT("CancelReq.id=%llu\n", (unsigned long long)v->id);
+}
+static long golden_cancel_req(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+	struct qtp_cancel_req v;
+	long n;
+
+	memset(&v, 0, sizeof(v));
+	n = qtp_cancel_req_decode(in, len, &v);
+	if (n < 0)
+		return n;
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	dump_cancel_req(&v);
+	return qtp_cancel_req_encode(&v, out, cap);
 }
 
 static void dump_chan_open_req(const struct qtp_chan_open_req *v)
@@ -2005,6 +2090,7 @@ static const struct golden_case golden_cases[] = {
 	{ "IoctlReq", golden_ioctl_req },
 	{ "EpollCtlReq", golden_epoll_ctl_req },
 	{ "EpollEvent", golden_epoll_event },
+	{ "InvalMsg", golden_inval_msg },
 	{ "LlseekReq", golden_llseek_req },
 	{ "LlseekRsp", golden_llseek_rsp },
 	{ "KillReq", golden_kill_req },
@@ -2012,6 +2098,9 @@ static const struct golden_case golden_cases[] = {
 	{ "AffinitySetReq", golden_affinity_set_req },
 	{ "FsyncReq", golden_fsync_req },
 	{ "FallocateReq", golden_fallocate_req },
+	{ "LockReq", golden_lock_req },
+	{ "LockRsp", golden_lock_rsp },
+	{ "CancelReq", golden_cancel_req },
 	{ "ChanOpenReq", golden_chan_open_req },
 	{ "ChanAccept", golden_chan_accept },
 	{ "ChanCredit", golden_chan_credit },

@@ -449,6 +449,45 @@ impl Session {
         )?)
     }
 
+    /// LOCK_GET: the first lock conflicting with a `ltype` (`LOCK_RD`/`LOCK_WR`) lock of
+    /// `len` bytes (0 = to the end of the file) at `start`; `ltype` = `LOCK_UN` when none.
+    pub fn lock_get(&self, handle: u64, start: u64, len: u64, ltype: u32) -> Result<LockRsp> {
+        let r = self.submit(Op::LOCK_GET, &LockReq { handle, start, len, ltype, flags: 0 })?.wait()?;
+        r.decode::<LockRsp>()
+    }
+
+    /// LOCK_SET on a byte range (OFD semantics: the lock belongs to the handle). Without
+    /// `LOCK_F_WAIT` a conflict fails at once with EAGAIN; with it this waits (use
+    /// [`Session::submit_lock`] for a wait that can be cancelled).
+    pub fn lock_set(&self, handle: u64, start: u64, len: u64, ltype: u32, wait: bool) -> Result<()> {
+        let flags = if wait { consts::LOCK_F_WAIT } else { 0 };
+        unit(self.submit_lock(handle, start, len, ltype, flags)?)
+    }
+
+    /// flock(2) on a handle: `ltype` `LOCK_RD` (LOCK_SH), `LOCK_WR` (LOCK_EX) or
+    /// `LOCK_UN`; `wait` = without LOCK_NB.
+    pub fn flock(&self, handle: u64, ltype: u32, wait: bool) -> Result<()> {
+        let flags = consts::LOCK_F_FLOCK | if wait { consts::LOCK_F_WAIT } else { 0 };
+        unit(self.submit_lock(handle, 0, 0, ltype, flags)?)
+    }
+
+    /// Sends a LOCK_SET (`flags`: `LOCK_F_*`) without waiting for its answer; a waiting
+    /// one can be ended with [`Session::cancel`].
+    pub fn submit_lock(&self, handle: u64, start: u64, len: u64, ltype: u32, flags: u32) -> Result<Pending> {
+        let mut p = self.submit(Op::LOCK_SET, &LockReq { handle, start, len, ltype, flags })?;
+        if flags & consts::LOCK_F_WAIT != 0 {
+            // A lock wait has no time bound of its own.
+            p.no_timeout();
+        }
+        Ok(p)
+    }
+
+    /// CANCEL: the engine answers the waiting request of `p` with EINTR (if it is still
+    /// waiting). Does not wait for either answer.
+    pub fn cancel(&self, p: &Pending) -> Result<()> {
+        self.submit_on(p.conn(), Op::CANCEL, &CancelReq { id: p.id() }).map(drop)
+    }
+
     /// Waits up to `timeout_ms` for `events` on a handle.
     pub fn poll(&self, handle: u64, events: u32, timeout_ms: u32) -> Result<u32> {
         let r = self.submit(Op::FIFO_POLL, &PollReq { handle, events, timeout_ms })?.wait()?;

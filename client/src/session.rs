@@ -102,9 +102,27 @@ impl ConnRef {
 pub struct Pending {
     rx: Receiver<Result<Response>>,
     timeout: Option<Duration>,
+    /// Request id and the connection it was sent on (what CANCEL names).
+    id: u64,
+    conn: usize,
 }
 
 impl Pending {
+    /// Waits without the configured request timeout (a lock wait).
+    pub fn no_timeout(&mut self) {
+        self.timeout = None;
+    }
+
+    /// The request's id on its connection.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The index of the connection it was sent on.
+    pub fn conn(&self) -> usize {
+        self.conn
+    }
+
     /// Waits for the response (error responses become `ClientError::Remote`).
     pub fn wait(self) -> Result<Response> {
         let r = match self.timeout {
@@ -358,7 +376,8 @@ impl Session {
                 o => o,
             });
         }
-        Ok(Pending { rx, timeout: inner.cfg.request_timeout })
+        let conn = inner.conns.iter().position(|c| Arc::ptr_eq(c, &conn)).unwrap_or(i);
+        Ok(Pending { rx, timeout: inner.cfg.request_timeout, id, conn })
     }
 
     /// Sends a request and waits for its response.

@@ -37,17 +37,25 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 
 /// Serves admin connections until the engine shuts down.
 pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    let mut pause = std::time::Duration::ZERO;
     for conn in listener.incoming() {
         if shared.shutdown.load(Ordering::Acquire) {
             break;
         }
         match conn {
             Ok(s) => {
+                pause = std::time::Duration::ZERO;
                 let shared = shared.clone();
                 let _ =
                     std::thread::Builder::new().name("qtfs-admin-conn".into()).spawn(move || serve_conn(s, &shared));
             }
-            Err(e) => tracing::warn!("admin accept: {e}"),
+            Err(e) => {
+                // EMFILE and the like fail again at once while the connection waits in
+                // the backlog: pause (10 ms doubling to 1 s) and log once a second.
+                pause = (pause * 2).clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(1));
+                crate::log_limited!(tracing::Level::WARN, pause_ms = pause.as_millis() as u64, "admin accept: {e}");
+                std::thread::sleep(pause);
+            }
         }
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Parser;
 use qtfs_proto::{Addr, Psk};
 
-use crate::creds::{IdPolicy, IdRange};
+use std::sync::Arc;
+
+use crate::creds::{ExportIds, IdPolicy, IdRange};
 
 const AFTER_HELP: &str = "\
 EXAMPLES
@@ -64,11 +66,25 @@ IDENTITIES
   --allow-uids/--allow-gids check the resulting HOST uid, gid and every supplementary group
   (ranges like 0-65535 or 1000,1005-1010, repeatable; default any): a request outside is
   refused with EPERM. The same applies to file requests, unix-socket connects and listens.
+  Per export, like /etc/exports: --export-policy PATH:OPTIONS (repeatable) gives every
+  export whose root is PATH or beneath it its own policy, which replaces the engine-wide
+  flags for it (the longest PATH wins; PATH is resolved like a whitelist entry). OPTIONS,
+  comma-separated: root-squash, map-uid=DPU=HOST, map-gid=DPU=HOST, allow-uids=RANGES,
+  allow-gids=RANGES (a bare number or range continues the option before it), or none (pass
+  ids through unchanged). Every request on the export uses it, handle operations included.
+  MOUNT of a directory holding a PATH with a different policy is refused with EACCES
+  (mount that directory itself). Unix-socket channels belong to no export: engine-wide.
+  IOCTL carries no ids: it runs as the user who opened the handle.
+  E.g. root squashed everywhere, except in libvirt's directory, and the VM images for
+  users 1000-1999 only (and nobody, squashed root):
+    --root-squash --export-policy /var/lib/libvirt:none
+    --export-policy '/home/VMs:root-squash,allow-uids=1000-1999,65534,allow-gids=1000-1999,65534'
 
 PROCESS CONTROL (KILL, SCHED_GETAFFINITY, SCHED_SETAFFINITY)
   These carry no identity and act with the engine's authority, so they are refused unless
   --allow-kill is given AND the target's name is in [Kill] AND the target descends from a
-  process named rexec_server (i.e. it was started through rexec).
+  process named rexec_server (i.e. it was started through rexec). A thread id stands for
+  its process: the process's name and ancestry are checked; SCHED_* act on the thread.
   --kill-any-process drops the last condition.
 
 LISTENERS AND KEYS
@@ -84,9 +100,12 @@ LIMITS (one authenticated peer must not exhaust the HOST)
   EMFILE while fewer than 1/16 of the limit (at least 256) descriptors remain.
   Channels: --max-channels per session (4096: one udsproxyd session carries every
   proxied socket of a DPU); their queued bytes are bounded by --channel-buffer-budget per
-  session (64MiB): beyond it the engine withholds credit until the local sockets drain
-  (a peer that ignores credit is not yet throttled by stopping reads), and CHAN_OPEN
-  fails with ENOBUFS.
+  session (64MiB): beyond it the engine withholds credit and stops reading that
+  session's connections until the local sockets drain (so a peer that ignores credit,
+  or fills many windows at once, queues at most about the budget), and CHAN_OPEN fails
+  with ENOBUFS. Each core's io_uring worker pool is bounded, and one session may keep at
+  most half of it busy with blocking operations; the rest of its requests wait their
+  turn in the engine.
   Disk: --min-free 10GiB (or 5%) refuses growth (FALLOCATE, WRITE past the end of a file,
   SETATTR to a larger size) with ENOSPC while an export's file system has less free.
   Blocking: FIFOs and devices are opened with O_NONBLOCK (never in an io_uring worker);
@@ -182,6 +201,11 @@ pub struct Cli {
     /// Run requests claiming gid (or supplementary group) DPU with HOST gid HOST (repeatable).
     #[arg(long, value_name = "DPU=HOST", action = clap::ArgAction::Append)]
     pub map_gid: Vec<String>,
+    /// The identity policy of the exports at or beneath PATH, instead of the flags above
+    /// (repeatable): PATH:OPTIONS, OPTIONS comma-separated root-squash, map-uid=DPU=HOST,
+    /// map-gid=DPU=HOST, allow-uids=RANGES, allow-gids=RANGES, or none; see IDENTITIES.
+    #[arg(long, value_name = "PATH:OPTIONS", action = clap::ArgAction::Append)]
+    pub export_policy: Vec<String>,
     /// Serve KILL and SCHED_GETAFFINITY/SCHED_SETAFFINITY (still limited by [Kill] and to
     /// processes started through rexec_server).
     #[arg(long)]
@@ -233,6 +257,8 @@ pub struct Config {
     pub min_free: MinFree,
     /// How claimed ids become HOST ids (root squash, maps, allowed ranges).
     pub ids: IdPolicy,
+    /// `--export-policy`: exports with their own policy instead of `ids`.
+    pub export_ids: Vec<ExportIds>,
     /// KILL and SCHED_* are served (`--allow-kill`).
     pub allow_kill: bool,
     /// ... for any process in [Kill], not only rexec_server's descendants.
@@ -267,6 +293,7 @@ impl Config {
             channel_buffer_budget: 64 << 20,
             min_free: MinFree::None,
             ids: IdPolicy::default(),
+            export_ids: Vec::new(),
             allow_kill: false,
             kill_any_process: false,
             allow_sysmount: false,
@@ -340,6 +367,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         allow_uids: parse_ranges("--allow-uids", &cli.allow_uids)?,
         allow_gids: parse_ranges("--allow-gids", &cli.allow_gids)?,
     };
+    let export_ids = parse_export_policies(&cli.export_policy)?;
     let allow_devices =
         cli.allow_devices.iter().map(|s| crate::fsops::devices::DevRule::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let avail = crate::sys::allowed_cpus().len().max(1);
@@ -378,6 +406,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
                 .max(crate::udsmux::WINDOW as u64) as usize,
             min_free: MinFree::parse(&cli.min_free)?,
             ids,
+            export_ids,
             allow_kill: cli.allow_kill,
             kill_any_process: cli.kill_any_process,
             allow_sysmount: cli.allow_sysmount,
@@ -510,6 +539,89 @@ fn parse_ranges(flag: &str, vals: &[String]) -> Result<Vec<IdRange>, String> {
     Ok(out)
 }
 
+/// `--export-policy PATH:OPTIONS` values (see IDENTITIES in --help); a PATH twice is an
+/// error.
+fn parse_export_policies(vals: &[String]) -> Result<Vec<ExportIds>, String> {
+    let mut out: Vec<ExportIds> = Vec::new();
+    for v in vals {
+        let e = parse_export_policy(v)?;
+        if out.iter().any(|o| o.path == e.path) {
+            return Err(format!("--export-policy {v:?}: {} has a policy already", String::from_utf8_lossy(&e.path)));
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+fn parse_export_policy(v: &str) -> Result<ExportIds, String> {
+    const FLAG: &str = "--export-policy";
+    let bad = |why: &str| format!("{FLAG} {v:?}: {why}");
+    // From the right: a path may contain ':', options never do.
+    let (path, opts) = v.rsplit_once(':').ok_or_else(|| bad("expected PATH:OPTIONS, e.g. /srv/vm:root-squash"))?;
+    if !path.starts_with('/') || path.split('/').any(|c| c == "..") || path.contains('\0') {
+        return Err(bad("PATH must be an absolute path without .."));
+    }
+    let mut lexical: Vec<u8> = Vec::with_capacity(path.len());
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        lexical.push(b'/');
+        lexical.extend_from_slice(c.as_bytes());
+    }
+    if lexical.is_empty() {
+        lexical.push(b'/');
+    }
+    const LISTS: [&str; 4] = ["map-uid", "map-gid", "allow-uids", "allow-gids"];
+    let (mut squash, mut none) = (false, false);
+    let mut lists: [Vec<String>; 4] = Default::default();
+    // The list the last `key=value` went to: a bare number or range continues it, so
+    // `allow-uids=1000-1999,65534` reads as --allow-uids does.
+    let mut last: Option<usize> = None;
+    for tok in opts.split(',').map(str::trim) {
+        let (key, val) = match tok.split_once('=') {
+            Some((k, val)) => (k, Some(val)),
+            None => (tok, None),
+        };
+        let list = match (key, val) {
+            ("root-squash", None) => {
+                squash = true;
+                None
+            }
+            ("none", None) => {
+                none = true;
+                None
+            }
+            (k, Some(x)) => LISTS.iter().position(|&l| l == k).map(|i| (i, x)),
+            (k, None) if k.starts_with(|c: char| c.is_ascii_digit()) => match last {
+                Some(i) => Some((i, k)),
+                None => return Err(bad(&format!("{k:?} follows no option"))),
+            },
+            _ => None,
+        };
+        if list.is_none() && !matches!(tok, "root-squash" | "none") {
+            return Err(bad(&format!(
+                "unknown option {key:?} (root-squash, map-uid=, map-gid=, allow-uids=, allow-gids=, none)"
+            )));
+        }
+        last = list.map(|(i, _)| i);
+        if let Some((i, x)) = list
+            && let Some(l) = lists.get_mut(i)
+        {
+            l.push(x.to_string());
+        }
+    }
+    let [uid_map, gid_map, uids, gids] = lists;
+    let ids = IdPolicy {
+        root_squash: squash,
+        uid_map: parse_map(FLAG, &uid_map)?,
+        gid_map: parse_map(FLAG, &gid_map)?,
+        allow_uids: parse_ranges(FLAG, &uids)?,
+        allow_gids: parse_ranges(FLAG, &gids)?,
+    };
+    if none != ids.is_identity() {
+        return Err(bad("give either none or at least one other option"));
+    }
+    Ok(ExportIds { path: crate::fsops::whitelist::resolve(&lexical), ids: Arc::new(ids) })
+}
+
 /// One uid or gid; 4294967295 (-1, "unchanged" to the kernel) is not an id.
 fn parse_id(flag: &str, s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
@@ -603,6 +715,51 @@ mod tests {
         }
         let (c, _) = parse(&["--listen", "unix:/x", "--allow-kill", "--kill-any-process"]).unwrap();
         assert!(c.allow_kill && c.kill_any_process);
+    }
+
+    #[test]
+    fn export_policy_flag() {
+        let (c, _) = parse(&[
+            "--listen",
+            "unix:/x",
+            "--root-squash",
+            "--export-policy",
+            "/nonexistent-qtfs/a/:root-squash,allow-uids=1000-1999,65534,map-uid=0=1500,allow-gids=1000-1999",
+            "--export-policy",
+            "/nonexistent-qtfs//b:none",
+        ])
+        .unwrap();
+        assert!(c.ids.root_squash, "the engine-wide policy stays the default");
+        let a = c.export_ids.first().unwrap();
+        assert_eq!(a.path, b"/nonexistent-qtfs/a");
+        assert_eq!(
+            *a.ids,
+            IdPolicy {
+                root_squash: true,
+                uid_map: vec![(0, 1500)],
+                gid_map: vec![],
+                allow_uids: vec![(1000, 1999), (65534, 65534)],
+                allow_gids: vec![(1000, 1999)],
+            }
+        );
+        let b = c.export_ids.get(1).unwrap();
+        assert_eq!((b.path.as_slice(), b.ids.is_identity()), (&b"/nonexistent-qtfs/b"[..], true));
+        for bad in [
+            "/a",
+            "a:none",
+            "/a/../b:none",
+            "/a:",
+            "/a:squash",
+            "/a:none,root-squash",
+            "/a:1000",
+            "/a:root-squash,1000",
+            "/a:allow-uids=9-1",
+            "/a:root-squash=1",
+        ] {
+            assert!(parse(&["--listen", "unix:/x", "--export-policy", bad]).is_err(), "{bad}");
+        }
+        let e = parse(&["--listen", "unix:/x", "--export-policy", "/a:none", "--export-policy", "/a/:root-squash"]);
+        assert!(e.unwrap_err().contains("has a policy already"));
     }
 
     #[test]

@@ -19,9 +19,15 @@
 //! can produce HOST root either), then `--allow-uids`/`--allow-gids` on the result (uid,
 //! gid and every supplementary group; anything outside is refused with EPERM, never
 //! silently dropped, because dropping a group can grant what a group entry denies).
+//!
+//! Per export: `--export-policy PATH:OPTIONS` gives the exports at or beneath PATH their
+//! own [`IdPolicy`] instead of the engine-wide one ([`ExportIds`]). MOUNT binds the export
+//! to its policy, and every request naming that export (handles: the export they were
+//! opened in) is translated by it.
 
 use std::cell::RefCell;
 use std::io;
+use std::sync::Arc;
 
 use qtfs_proto::MAX_GROUPS;
 
@@ -100,6 +106,36 @@ impl IdPolicy {
     pub fn is_identity(&self) -> bool {
         *self == IdPolicy::default()
     }
+}
+
+/// `--export-policy PATH:OPTIONS`: the identity policy of the exports whose root is
+/// PATH or beneath it (the longest such PATH wins); it replaces the engine-wide policy
+/// for them, as an /etc/exports line does, rather than adding to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportIds {
+    /// Normalised absolute HOST path, symlinks resolved at start (as whitelist entries).
+    pub path: Vec<u8>,
+    pub ids: Arc<IdPolicy>,
+}
+
+/// The `--export-policy` entry for an export whose real root path is `real`: the longest
+/// entry covering it; None means the engine-wide policy.
+pub fn export_policy<'a>(list: &'a [ExportIds], real: &[u8]) -> Option<&'a ExportIds> {
+    list.iter().filter(|e| crate::fsops::whitelist::prefix_match(&e.path, real)).max_by_key(|e| e.path.len())
+}
+
+/// An entry strictly beneath `real` whose policy differs from `own` (the policy an export
+/// at `real` gets, None = `default`): an export at `real` would reach that tree with the
+/// wrong identities, so MOUNT refuses it (mount the nested directory itself).
+pub fn nested_conflict<'a>(
+    list: &'a [ExportIds],
+    real: &[u8],
+    own: Option<&ExportIds>,
+    default: &IdPolicy,
+) -> Option<&'a ExportIds> {
+    let own = own.map_or(default, |e| &*e.ids);
+    list.iter()
+        .find(|e| e.path.len() > real.len() && crate::fsops::whitelist::prefix_match(real, &e.path) && *e.ids != *own)
 }
 
 #[repr(C)]
@@ -322,5 +358,29 @@ mod tests {
         assert_eq!(p.ident(3000, 1200, std::iter::empty()), Err(qtfs_proto::errno::EPERM), "uid outside");
         assert_eq!(p.ident(1200, 5, std::iter::empty()), Err(qtfs_proto::errno::EPERM), "gid outside");
         assert_eq!(p.ident(1200, 1200, [1200, 4].into_iter()), Err(qtfs_proto::errno::EPERM), "a group outside");
+    }
+
+    #[test]
+    fn export_policies_by_longest_path() {
+        let squash = Arc::new(IdPolicy { root_squash: true, ..IdPolicy::default() });
+        let none = Arc::new(IdPolicy::default());
+        let list = vec![
+            ExportIds { path: b"/srv".to_vec(), ids: squash.clone() },
+            ExportIds { path: b"/srv/open".to_vec(), ids: none.clone() },
+            ExportIds { path: b"/srv/same".to_vec(), ids: squash.clone() },
+        ];
+        let at = |p: &[u8]| export_policy(&list, p).map(|e| e.path.clone());
+        assert_eq!(at(b"/srv/x"), Some(b"/srv".to_vec()));
+        assert_eq!(at(b"/srv/open/sub"), Some(b"/srv/open".to_vec()));
+        assert_eq!(at(b"/srv/opener"), Some(b"/srv".to_vec()), "component prefixes only");
+        assert_eq!(at(b"/var"), None);
+        // /srv holds /srv/open, whose policy differs (from /srv's and from the default).
+        let d = IdPolicy::default();
+        assert!(nested_conflict(&list, b"/srv", export_policy(&list, b"/srv"), &d).is_some());
+        assert!(nested_conflict(&list, b"/", None, &d).is_some());
+        assert!(nested_conflict(&list, b"/srv/open", export_policy(&list, b"/srv/open"), &d).is_none());
+        let only_same = &[ExportIds { path: b"/srv/same".to_vec(), ids: squash }];
+        assert!(nested_conflict(only_same, b"/srv", None, &IdPolicy { root_squash: true, ..d.clone() }).is_none());
+        assert!(nested_conflict(only_same, b"/srv", None, &d).is_some());
     }
 }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod config;
 pub mod creds;
 pub mod fsops;
+pub mod notify;
 pub(crate) mod ring;
 pub mod session;
 pub mod stats;
@@ -74,6 +75,20 @@ pub struct Shared {
     pub set_log_level: Box<dyn Fn(u32) + Send + Sync>,
     pub started: Instant,
     pub shutdown: AtomicBool,
+    /// The export watcher behind INVAL (None: not available here, `feat::INVAL` is not
+    /// offered).
+    pub notify: Option<Arc<notify::Notify>>,
+}
+
+impl Shared {
+    /// The features this engine offers in the handshake.
+    pub fn features(&self) -> u64 {
+        let mut f = qtfs_proto::consts::feat::ALL;
+        if self.notify.is_some() {
+            f |= qtfs_proto::consts::feat::INVAL;
+        }
+        f
+    }
 }
 
 /// Options for embedding the engine (tests, benches).
@@ -218,7 +233,16 @@ impl Engine {
             Some(p) => Some((admin::bind(p).map_err(io_err(format!("admin socket {}", p.display())))?, p.clone())),
             None => None,
         };
+        // Prompt invalidations need fanotify with file handles (root, Linux >= 5.9).
+        let notify = match notify::Notify::new() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("cannot watch exports ({e}): clients see HOST changes after their timeouts");
+                None
+            }
+        };
         let shared = Arc::new(Shared {
+            notify,
             psk,
             whitelist: RwLock::new(Arc::new(wl)),
             wl_gen: AtomicU64::new(1),
@@ -281,6 +305,10 @@ impl Engine {
             cores.push(h);
         }
         drop(ready_tx);
+        if let Some(n) = &shared.notify {
+            let dups: io::Result<Vec<OwnedFd>> = wakes.iter().map(|w| w.try_clone()).collect();
+            dups.and_then(|d| n.start(d)).map_err(io_err("start the export watcher"))?;
+        }
         let mut engine = Engine {
             shared: shared.clone(),
             cores,
@@ -332,6 +360,9 @@ impl Engine {
         }
         for h in self.cores.drain(..) {
             let _ = h.join();
+        }
+        if let Some(n) = &self.shared.notify {
+            n.stop();
         }
         if let Some((h, p)) = self.admin.take() {
             // Wake the blocking accept with a throwaway connection.

@@ -82,6 +82,13 @@ fn main() -> ExitCode {
              (see --root-squash, --map-uid, --allow-uids)"
         );
     }
+    for e in &cfg.export_ids {
+        tracing::info!(
+            path = %String::from_utf8_lossy(&e.path),
+            policy = ?e.ids,
+            "identities of the exports at or beneath this path (--export-policy)"
+        );
+    }
     let set = block_signals();
     let opts = StartOptions {
         set_log_level: Box::new(move |l| {

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use qtfs_proto::errno;
 
+use crate::creds::{IdPolicy, Ident};
+
 /// An exported HOST directory.
 #[derive(Debug)]
 pub struct Export {
@@ -23,6 +25,8 @@ pub struct Export {
     pub root: OwnedFd,
     /// Canonical HOST path of the root (for whitelist checks and logs).
     pub host_path: Vec<u8>,
+    /// Its `--export-policy`, fixed at MOUNT; None = the engine-wide policy.
+    pub ids: Option<Arc<IdPolicy>>,
 }
 
 /// How a file's data is best read and written (decided at open).
@@ -50,6 +54,12 @@ pub struct OpenFile {
     pub flags: i32,
     pub export: u32,
     pub io: IoMode,
+    /// The HOST identity the open ran with; requests on the handle that carry no identity
+    /// of their own (IOCTL) run with it, never with whatever identity the worker thread
+    /// happens to hold.
+    pub ident: Ident,
+    /// The policy of the export it was opened in (it outlives an UMOUNT of the export).
+    pub ids: Option<Arc<IdPolicy>>,
 }
 
 impl OpenFile {
@@ -227,7 +237,7 @@ impl Session {
     }
 
     /// Adds an export; returns its id.
-    pub fn add_export(&self, root: OwnedFd, host_path: Vec<u8>) -> Result<u32, i32> {
+    pub fn add_export(&self, root: OwnedFd, host_path: Vec<u8>, ids: Option<Arc<IdPolicy>>) -> Result<u32, i32> {
         let mut ex = self.exports.write();
         if let Some(e) = ex.iter().find(|e| e.host_path == host_path) {
             return Ok(e.id);
@@ -236,7 +246,7 @@ impl Session {
             return Err(errno::ENOSPC);
         }
         let id = ex.iter().map(|e| e.id).max().unwrap_or(0) + 1;
-        ex.push(Arc::new(Export { id, root, host_path }));
+        ex.push(Arc::new(Export { id, root, host_path, ids }));
         Ok(id)
     }
 
@@ -428,7 +438,7 @@ mod tests {
 
     fn file() -> Arc<OpenFile> {
         let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-        Arc::new(OpenFile { fd, flags: 0, export: 1, io: IoMode::Ring })
+        Arc::new(OpenFile { fd, flags: 0, export: 1, io: IoMode::Ring, ident: Ident::default(), ids: None })
     }
 
     #[test]

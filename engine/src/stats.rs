@@ -120,6 +120,8 @@ pub struct ConnShared {
     pub core: u32,
     pub peer: String,
     pub session: AtomicU64,
+    /// Feature bits agreed at the handshake (`feat::*`; 0 before).
+    pub features: AtomicU64,
     pub state: AtomicU32,
     pub inflight: AtomicU32,
     pub channels: AtomicU32,
@@ -135,6 +137,7 @@ impl ConnShared {
             core,
             peer,
             session: AtomicU64::new(0),
+            features: AtomicU64::new(0),
             state: AtomicU32::new(qtfs_proto::consts::CONN_HANDSHAKE),
             inflight: AtomicU32::new(0),
             channels: AtomicU32::new(0),

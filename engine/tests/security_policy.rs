@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use qtfs_client::{ClientError, Cred, Session};
+use qtfs_client::{ClientError, Cred, Session, SetAttr};
 use qtfs_proto::consts::{self, open};
 use qtfs_proto::*;
 use qtfs_testkit::*;
@@ -171,6 +171,159 @@ fn root_squash_applies_after_mapping() {
     s.create(ex, b"f", open::WRONLY, 0o644, 0, false, &c).unwrap();
     let m = std::fs::metadata(e.path("f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (65534, 65534), "a map to 0 is squashed too");
+}
+
+fn assert_root() {
+    // SAFETY: getter.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test acts as other users on the HOST: run it as root");
+}
+
+fn owner(p: &FsPath) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.uid(), m.gid())
+}
+
+/// `--export-policy` like /etc/exports: one session mounts `squashed` (root squashed, uids
+/// 1000-1999 and nobody only), `open` (no policy: ids pass unchanged) and `mapped` (no
+/// policy of its own: the engine-wide `--map-uid 0=1234`). Every request is translated by
+/// the policy of the export it names, handle-based SETATTR by the export it was opened in.
+#[test]
+fn each_export_has_its_own_identity_policy() {
+    assert_root();
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let top = t.path().canonicalize().unwrap();
+    for d in ["squashed", "squashed/sub", "open", "mapped"] {
+        std::fs::create_dir(top.join(d)).unwrap();
+        std::fs::set_permissions(top.join(d), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let mut wl = format!("[Mount]\nPath={}\n", top.display());
+    for g in ALL_GROUPS.iter().filter(|g| !matches!(**g, "Mount" | "Kill")) {
+        wl.push_str(&format!("[{g}]\nPath={}\n", top.display()));
+    }
+    let squashed = top.join("squashed");
+    let e = TestEngine::start(Opts {
+        extra_args: vec![
+            "--map-uid".into(),
+            "0=1234".into(),
+            "--map-gid".into(),
+            "0=2345".into(),
+            "--export-policy".into(),
+            format!("{}:root-squash,allow-uids=1000-1999,65534,allow-gids=1000-1999,65534", squashed.display()),
+            "--export-policy".into(),
+            format!("{}/open/:none", top.display()),
+        ],
+        extra_wl: wl,
+        ..Default::default()
+    });
+    let s = e.session(1);
+    let root = Cred::root();
+    let mount = |d: &str| s.mount(top.join(d).to_str().unwrap(), &root);
+    let (sq, _) = mount("squashed").unwrap();
+    let (op, _) = mount("open").unwrap();
+    let (mp, _) = mount("mapped").unwrap();
+
+    // Squashed: DPU root acts as nobody; ids outside the ranges are refused.
+    s.create(sq, b"by_root", open::WRONLY, 0o666, 0, false, &root).unwrap();
+    assert_eq!(owner(&squashed.join("by_root")), (65534, 65534), "root squashed on this export");
+    let user = Cred::new(1500, 1500, vec![]);
+    s.create(sq, b"by_user", open::WRONLY, 0o666, 0, false, &user).unwrap();
+    assert_eq!(owner(&squashed.join("by_user")), (1500, 1500));
+    let outsider = Cred::new(3000, 3000, vec![]);
+    assert_eq!(errno(s.create(sq, b"by_3000", open::WRONLY, 0o644, 0, false, &outsider)), libc::EPERM);
+    assert!(!exists(&squashed.join("by_3000")));
+    // A handle of the squashed export keeps its policy, though SETATTR by handle names no
+    // export: uid 3000 owns the file on the HOST, but may not act on this export at all.
+    std::os::unix::fs::chown(squashed.join("by_user"), Some(3000), Some(3000)).unwrap();
+    let (h, _) = s.open(sq, b"by_user", open::RDWR, 0, &user).unwrap();
+    let chmod = SetAttr { mode: Some(0o600), ..Default::default() };
+    assert_eq!(errno(s.fsetattr(h, &chmod, &outsider)), libc::EPERM, "handle SETATTR uses the export's policy");
+    assert_eq!(std::fs::metadata(squashed.join("by_user")).unwrap().permissions().mode() & 0o777, 0o666);
+    // A directory beneath a policy's path gets that policy.
+    let (sub, _) = mount("squashed/sub").unwrap();
+    s.create(sub, b"f", open::WRONLY, 0o644, 0, false, &root).unwrap();
+    assert_eq!(owner(&squashed.join("sub/f")), (65534, 65534), "a subdirectory export is squashed too");
+
+    // Open (policy none): ids as claimed, root included, in the same session.
+    s.create(op, b"by_root", open::WRONLY, 0o644, 0, false, &root).unwrap();
+    assert_eq!(owner(&top.join("open/by_root")), (0, 0), "no squash on this export");
+    s.create(op, b"by_3000", open::WRONLY, 0o644, 0, false, &outsider).unwrap();
+    assert_eq!(owner(&top.join("open/by_3000")), (3000, 3000), "no range on this export");
+    // A handle opened there chowns as HOST root (the engine-wide map would make it 1234).
+    let (h, _) = s.open(op, b"by_3000", open::RDWR, 0, &outsider).unwrap();
+    s.fsetattr(h, &SetAttr { uid: Some(4321), ..Default::default() }, &root).unwrap();
+    assert_eq!(owner(&top.join("open/by_3000")).0, 4321);
+
+    // Mapped (no policy of its own): the engine-wide flags.
+    s.create(mp, b"by_root", open::WRONLY, 0o644, 0, false, &root).unwrap();
+    assert_eq!(owner(&top.join("mapped/by_root")), (1234, 2345), "engine-wide --map-uid/--map-gid");
+
+    // The directory above them would reach both with the engine-wide policy: refused.
+    assert_eq!(errno(s.mount(top.to_str().unwrap(), &root)), libc::EACCES);
+    assert!(e.log_contains("holds an --export-policy directory"), "the refusal says why");
+}
+
+#[test]
+fn help_documents_export_policies() {
+    let out = Command::new(engine_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for f in ["--export-policy <PATH:OPTIONS>", "Per export, like /etc/exports", "root-squash", "allow-uids=RANGES"] {
+        assert!(help.contains(f), "--help lacks {f}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(engine_bin())
+        .args(["--listen", "unix:/nonexistent-qtfs/x", "--export-policy", "/srv:squash", "--lock-file"])
+        .arg(d.path().join("l"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad policy stops the engine");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option \"squash\""));
+}
+
+/// IOCTL carries no identity: it runs as the user who opened the handle, never with the
+/// identity the engine's worker thread last acted as. FS_IOC_SETFLAGS needs the file's
+/// owner (or CAP_FOWNER), so it tells who the ioctl ran as.
+#[test]
+fn ioctl_runs_as_the_handle_opener() {
+    assert_root();
+    const FS_NODUMP_FL: u32 = 0x40;
+    let e = TestEngine::start(Opts::default());
+    open_up(&e);
+    let s = e.session(1);
+    let root = Cred::root();
+    let (ex, _) = s.mount(e.export.to_str().unwrap(), &root).unwrap();
+    let f = e.path("theirs");
+    std::fs::write(&f, b"x").unwrap();
+    std::os::unix::fs::chown(&f, Some(2000), Some(2000)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let flags_of = |h: u64| -> u32 {
+        let b = s.ioctl(h, consts::ioc::FS_GETFLAGS, &[]).unwrap();
+        u32::from_le_bytes(b.as_slice().try_into().unwrap())
+    };
+    let user = Cred::new(1000, 1000, vec![]);
+    let (h_user, _) = s.open(ex, b"theirs", open::RDWR, 0, &user).unwrap();
+    let flags = flags_of(h_user);
+    assert_eq!(flags & FS_NODUMP_FL, 0);
+    // A root request first: the worker thread is left acting as HOST root.
+    s.getattr(ex, b"theirs", false, &root).unwrap();
+    let set = |h: u64, v: u32| s.ioctl(h, consts::ioc::FS_SETFLAGS, &v.to_le_bytes());
+    assert_eq!(errno(set(h_user, flags | FS_NODUMP_FL)), libc::EPERM, "uid 1000 does not own the file");
+    assert_eq!(flags_of(h_user) & FS_NODUMP_FL, 0);
+    // The owner's handle may.
+    let own = Cred::new(2000, 2000, vec![]);
+    let (h_own, _) = s.open(ex, b"theirs", open::RDONLY, 0, &own).unwrap();
+    s.getattr(ex, b"theirs", false, &user).unwrap();
+    set(h_own, flags | FS_NODUMP_FL).unwrap();
+    assert_ne!(flags_of(h_own) & FS_NODUMP_FL, 0);
+    // ...and after a request of the owner's, the other user's handle still may not.
+    s.getattr(ex, b"theirs", false, &own).unwrap();
+    assert_eq!(errno(set(h_user, flags)), libc::EPERM, "not with the owner's identity either");
+    assert_ne!(flags_of(h_user) & FS_NODUMP_FL, 0);
+    // A handle opened by root acts as root.
+    let (h_root, _) = s.open(ex, b"theirs", open::RDONLY, 0, &root).unwrap();
+    s.getattr(ex, b"theirs", false, &user).unwrap();
+    set(h_root, flags).unwrap();
+    assert_eq!(flags_of(h_root) & FS_NODUMP_FL, 0);
 }
 
 // ------------------------------------------------------------------ process control

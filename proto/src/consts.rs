@@ -19,7 +19,12 @@ pub mod feat {
     pub const SYSCALLS: u64 = 1 << 2;
     /// READDIR_PLUS.
     pub const READDIR_PLUS: u64 = 1 << 3;
-    /// Everything this build knows.
+    /// INVAL: the server tells the client promptly what changed in its exports. Opt-in,
+    /// outside [`ALL`]: a client asks for it only if it handles INVAL frames; a server
+    /// offers it only while it can watch its exports.
+    pub const INVAL: u64 = 1 << 5;
+    /// Every feature of this build that a peer gets without asking specially (all but
+    /// the opt-in [`INVAL`]).
     pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
 }
 
@@ -57,6 +62,32 @@ pub const READDIR_EOF: u32 = 1 << 0;
 
 /// FSYNC flags.
 pub const FSYNC_DATASYNC: u32 = 1 << 0;
+
+/// INVAL flags: what the receiver drops for the path.
+pub mod inval {
+    /// The attributes of the object at the path (size, times, mode, links).
+    pub const ATTR: u32 = 1 << 0;
+    /// The cached data (pages) of the file at the path.
+    pub const DATA: u32 = 1 << 1;
+    /// The name itself (created, removed, renamed from or to): the entry, and the
+    /// attributes and listing of its directory.
+    pub const ENTRY: u32 = 1 << 2;
+    /// Everything cached of the export (the path is empty): sent instead of the events
+    /// a full queue had to drop.
+    pub const ALL: u32 = 1 << 3;
+}
+
+/// `LockReq.ltype` / `LockRsp.ltype`: a shared (read) lock.
+pub const LOCK_RD: u32 = 0;
+/// An exclusive (write) lock.
+pub const LOCK_WR: u32 = 1;
+/// No lock: release (LOCK_SET), or nothing conflicts (LOCK_GET).
+pub const LOCK_UN: u32 = 2;
+/// `LockReq.flags`: wait until the lock can be taken (F_SETLKW, flock without LOCK_NB).
+pub const LOCK_F_WAIT: u32 = 1 << 0;
+/// `LockReq.flags`: a whole-file flock(2) lock (`start`/`len` ignored) instead of a
+/// byte range.
+pub const LOCK_F_FLOCK: u32 = 1 << 1;
 
 /// SYSMOUNT source kinds.
 pub const SYSMOUNT_SRC_LITERAL: u32 = 0;

@@ -79,13 +79,20 @@ impl FrameHeader {
     #[inline]
     pub fn encode(&self) -> [u8; HEADER_SIZE] {
         let mut b = [0u8; HEADER_SIZE];
-        self.write_to(&mut b);
+        self.write_array(&mut b);
         b
     }
 
     /// Writes the header into the first 32 bytes of `b`.
     #[inline]
     pub fn write_to(&self, b: &mut [u8]) {
+        // A buffer shorter than a header is the caller's bug (never input).
+        #[allow(clippy::indexing_slicing)]
+        b[..HEADER_SIZE].copy_from_slice(&self.encode());
+    }
+
+    #[inline]
+    fn write_array(&self, b: &mut [u8; HEADER_SIZE]) {
         b[0..2].copy_from_slice(&MAGIC.to_le_bytes());
         b[2] = VERSION;
         b[3] = self.flags;
@@ -109,9 +116,10 @@ impl FrameHeader {
     /// the connection; the payload length is checked against `max_payload`.
     #[inline]
     pub fn decode(b: &[u8], max_payload: usize) -> Result<Self, ProtoError> {
-        if b.len() < HEADER_SIZE {
+        // A fixed-size array from here on: every index below is checked at compile time.
+        let Some(b) = b.first_chunk::<HEADER_SIZE>() else {
             return Err(ProtoError::Truncated { what: "frame header", need: HEADER_SIZE, have: b.len() });
-        }
+        };
         let magic = u16::from_le_bytes([b[0], b[1]]);
         if magic != MAGIC {
             return Err(ProtoError::BadMagic(magic));
@@ -175,7 +183,7 @@ impl<'a> FrameParser<'a> {
 
     /// How many more bytes the partial frame at the front needs (0 if unknown).
     pub fn missing(&self) -> usize {
-        let rest = &self.buf[self.pos..];
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
         if rest.len() < HEADER_SIZE {
             return HEADER_SIZE - rest.len();
         }
@@ -189,17 +197,15 @@ impl<'a> FrameParser<'a> {
     /// (after which the stream is out of sync and must be closed).
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'a>>, ProtoError> {
-        let rest = &self.buf[self.pos..];
+        let rest = self.buf.get(self.pos..).unwrap_or_default();
         if rest.len() < HEADER_SIZE {
             return Ok(None);
         }
         let header = FrameHeader::decode(rest, self.max_payload)?;
         let total = HEADER_SIZE + header.len as usize;
-        if rest.len() < total {
-            return Ok(None);
-        }
+        let Some(payload) = rest.get(HEADER_SIZE..total) else { return Ok(None) };
         self.pos += total;
-        Ok(Some(Frame { header, payload: &rest[HEADER_SIZE..total] }))
+        Ok(Some(Frame { header, payload }))
     }
 }
 
@@ -209,5 +215,7 @@ pub fn push_frame<'m, M: crate::Wire<'m>>(out: &mut Vec<u8>, mut header: FrameHe
     out.resize(start + HEADER_SIZE, 0);
     msg.encode(out);
     header.len = (out.len() - start - HEADER_SIZE) as u32;
-    header.write_to(&mut out[start..start + HEADER_SIZE]);
+    if let Some(h) = out.get_mut(start..start + HEADER_SIZE) {
+        header.write_to(h);
+    }
 }

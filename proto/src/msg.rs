@@ -653,6 +653,20 @@ message! {
 }
 
 message! {
+    /// INVAL (server to client, one-way, only on connections that agreed on
+    /// `feat::INVAL`): the object at `path` of export `export` changed. `flags` are
+    /// `inval::*` bits; with `inval::ALL` the path is empty.
+    pub struct InvalMsg<'a> {
+        pub export: u32,
+        pub flags: u32,
+        tail {
+            /// Export-relative path (empty = the export root).
+            pub path: Path,
+        }
+    }
+}
+
+message! {
     /// LLSEEK.
     pub struct LlseekReq {
         pub handle: u64,
@@ -710,6 +724,44 @@ message! {
         pub mode: u32,
         pub offset: u64,
         pub len: u64,
+    }
+}
+
+message! {
+    /// LOCK_GET and LOCK_SET. Byte-range locks are OFD locks of the handle's HOST open
+    /// file description (each OPEN is its own); `LOCK_F_FLOCK` takes a flock(2) lock on
+    /// the same description instead.
+    pub struct LockReq {
+        pub handle: u64,
+        /// First byte of the range.
+        pub start: u64,
+        /// Bytes in the range; 0 = to the end of the file, however far it grows.
+        pub len: u64,
+        /// `LOCK_RD`, `LOCK_WR` or `LOCK_UN`.
+        pub ltype: u32,
+        /// `LOCK_F_*`.
+        pub flags: u32,
+    }
+}
+
+message! {
+    /// LOCK_GET response: one lock that conflicts, or `ltype` = `LOCK_UN` (nothing does).
+    pub struct LockRsp {
+        pub start: u64,
+        /// 0 = to the end of the file.
+        pub len: u64,
+        pub ltype: u32,
+        /// HOST pid of the holder for a HOST process's classic POSIX lock; -1 for an
+        /// OFD lock (another client's, another handle's, or a HOST OFD lock).
+        pub pid: i32,
+    }
+}
+
+message! {
+    /// CANCEL: the request `id` of this connection, if it is still waiting, is answered
+    /// EINTR. CANCEL itself is answered at once: ENOENT when nothing was waiting.
+    pub struct CancelReq {
+        pub id: u64,
     }
 }
 

@@ -110,6 +110,10 @@ ops! {
     FSYNC = 0x0123, "FsyncReq" => "", "", "fsync/fdatasync of a handle.";
     FALLOCATE = 0x0124, "FallocateReq" => "", "Write (at open)", "fallocate on a handle.";
     FGETATTR = 0x0125, "HandleReq" => "AttrRsp", "", "Attributes of an open handle.";
+    LOCK_GET = 0x0126, "LockReq" => "LockRsp", "", "Tests for a byte-range lock conflicting with one described (F_OFD_GETLK on the handle's HOST open file description).";
+    LOCK_SET = 0x0127, "LockReq" => "", "", "Takes, changes or releases a byte-range (OFD) or whole-file (flock) lock on a handle; LOCK_F_WAIT waits for it.";
+    CANCEL = 0x0128, "CancelReq" => "", "", "Interrupts a waiting request of this connection (a LOCK_SET with LOCK_F_WAIT), which is then answered EINTR.";
+    INVAL = 0x0130, "InvalMsg" => "", "", "Server to client, one-way (feature INVAL): something at a path of an export changed on the HOST or through another client; drop what is cached of it.";
 
     CHAN_OPEN = 0x0201, "ChanOpenReq" => "ChanAccept", "Udsconnect", "Opens a channel to a unix socket on the peer; the header's channel field is the new id.";
     CHAN_DATA = 0x0202, "Data" => "", "", "One-way: channel bytes (MORE = message continues, for SEQPACKET/DGRAM).";

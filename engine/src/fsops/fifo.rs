@@ -24,6 +24,9 @@
 //!   cleared after the open unless the client asked for it: their I/O goes through the
 //!   ring as before.
 
+// Reached by bytes from untrusted peers: a slip must fail a request, not panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 use super::*;
 
 /// How long an open of a FIFO waits for its other end.
@@ -125,7 +128,7 @@ pub(super) fn read(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<S
 fn read_now(core: &mut Core, mut r: Box<FsReq>) {
     let Some(f) = r.file.clone() else { return fail(core, r, errno::EBADF) };
     let len = r.u[0] as usize;
-    match sys::read(f.raw(), &mut r.buf[HEADER_SIZE..HEADER_SIZE + len]) {
+    match sys::read(f.raw(), r.buf.get_mut(HEADER_SIZE..HEADER_SIZE + len).unwrap_or_default()) {
         Ok(n) => {
             let mut buf = std::mem::take(&mut r.buf);
             buf.truncate(HEADER_SIZE + n);
@@ -162,7 +165,7 @@ fn write_now(core: &mut Core, mut r: Box<FsReq>) {
         if done >= r.u[0] as usize && (done > 0 || r.u[0] == 0) {
             return finish(core, r, &WriteRsp { written: done as u32 });
         }
-        match sys::write(f.raw(), &r.buf[done..]) {
+        match sys::write(f.raw(), r.buf.get(done..).unwrap_or_default()) {
             Ok(n) => {
                 r.u[1] += n as u64;
                 if f.is_nonblock() || n == 0 {

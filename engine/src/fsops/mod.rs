@@ -18,15 +18,19 @@
 //! SYSUMOUNT are bounded by [`mounts`].
 //!
 //! Identity: ring operations carry the caller's io_uring personality; direct system
-//! calls run under `creds::with_ident`.
+//! calls run under `creds::with_ident`. The ids come from the request, translated by the
+//! policy of the export it names (`--export-policy`, else the engine-wide one); IOCTL,
+//! whose request has no ids, runs as the handle's opener.
 //!
 //! This module interprets file requests; it must not touch sockets or framing beyond
 //! the `Core` response API.
 
 pub mod devices;
 mod fifo;
+mod locks;
 pub mod mounts;
 pub mod path;
+pub(crate) mod waiter;
 pub mod whitelist;
 
 use std::ffi::CStr;
@@ -39,7 +43,7 @@ use qtfs_proto::consts::{self, WlType, errno, ioc, setattr};
 use qtfs_proto::wire::Fixed;
 use qtfs_proto::*;
 
-use crate::creds::{self, Ident};
+use crate::creds::{self, IdPolicy, Ident};
 use crate::ring::{Core, UD_IGNORE};
 use crate::session::{Export, IoMode, OpenFile, Session};
 use crate::stats::Done;
@@ -232,9 +236,10 @@ fn reply_now<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: 
 // ------------------------------------------------------------------ dispatch
 
 /// The HOST identity of a request context: the claimed ids mapped, squashed and checked
-/// by the operator's policy (`creds::IdPolicy`); EPERM when the policy refuses them.
-fn ident_of(core: &Core, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<Ident, i32> {
-    core.shared.cfg.ids.ident(ctx.uid, ctx.gid, groups.iter())
+/// by the operator's policy (`creds::IdPolicy`): the export's own (`--export-policy`,
+/// `ids`) or else the engine-wide one; EPERM when the policy refuses them.
+fn ident_of(core: &Core, ids: Option<&Arc<IdPolicy>>, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<Ident, i32> {
+    ids.map_or(&core.shared.cfg.ids, |p| p).ident(ctx.uid, ctx.gid, groups.iter())
 }
 
 /// Starts an asynchronous request.
@@ -253,10 +258,12 @@ fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, session: &Arc<Ses
 
 /// Sets identity and export from a context.
 fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
-    r.ident = ident_of(core, ctx, groups)?;
-    r.personality = core.personality(&r.ident);
     let s = r.session.as_ref().expect("session set by begin");
-    r.export = Some(s.export(ctx.export).ok_or(errno::ESTALE)?);
+    // The export first: its policy decides the identity.
+    let export = s.export(ctx.export).ok_or(errno::ESTALE)?;
+    r.ident = ident_of(core, export.ids.as_ref(), ctx, groups)?;
+    r.personality = core.personality(&r.ident);
+    r.export = Some(export);
     Ok(())
 }
 
@@ -283,6 +290,12 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
         Op::MOUNT => {
             let m = decode_or_reply!(core, key, h, op, t0, MountReq, payload);
             let r = do_mount(core, &session, &m);
+            // A client that handles INVAL hears about changes in the export from now on.
+            if let (Ok(rsp), Some(n)) = (&r, &core.shared.notify)
+                && core.conns[key].shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::INVAL != 0
+            {
+                n.watch(&session, rsp.export);
+            }
             reply_now(core, key, &h, op, t0, r);
         }
         Op::UMOUNT => {
@@ -294,6 +307,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let m = decode_or_reply!(core, key, h, op, t0, HandleReq, payload);
             let f = session.handles.write().remove(m.handle);
             let found = f.is_some();
+            if found {
+                locks::handle_closed(core, &session, m.handle);
+            }
             // The last reference closes through the ring (with the next submit); a file
             // still used by an in-flight request closes when that request drops it.
             if let Some(fd) = f.and_then(Arc::into_inner).map(|f| f.fd) {
@@ -574,7 +590,8 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
                 tracing::info!("SYSUMOUNT refused: the engine runs without --allow-sysmount");
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPERM));
             }
-            let ident = ident_of(core, &m.ctx, &m.groups);
+            let ids = session.export(m.ctx.export).and_then(|e| e.ids.clone());
+            let ident = ident_of(core, ids.as_ref(), &m.ctx, &m.groups);
             if !ident.as_ref().is_ok_and(Ident::is_root) {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPERM));
             }
@@ -593,6 +610,18 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             core.submit_req(poll, r);
             core.push(opcode::LinkTimeout::new(ts).build().user_data(UD_IGNORE));
         }
+        Op::LOCK_GET => {
+            let m = decode_or_reply!(core, key, h, op, t0, LockReq, payload);
+            locks::lock_get(core, key, &h, &session, &m);
+        }
+        Op::LOCK_SET => {
+            let m = decode_or_reply!(core, key, h, op, t0, LockReq, payload);
+            locks::lock_set(core, key, &h, &session, &m);
+        }
+        Op::CANCEL => {
+            let m = decode_or_reply!(core, key, h, op, t0, CancelReq, payload);
+            locks::cancel(core, key, &h, &m);
+        }
         Op::EPOLL_CTL => {
             let m = decode_or_reply!(core, key, h, op, t0, EpollCtlReq, payload);
             let r = epoll_ctl(core, key, &session, &m);
@@ -603,9 +632,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let r = match session.file(m.handle) {
                 // The setters change attributes (chattr): [Setattr], as SETATTR.
                 Some(f) if matches!(m.cmd, ioc::FS_SETFLAGS | ioc::FS_FSSETXATTR) => {
-                    wl_handle(core, &session, &f, WlType::Setattr).and_then(|_| do_ioctl(&f, m.cmd, m.arg.0))
+                    wl_handle(core, &session, &f, WlType::Setattr).and_then(|_| ioctl_as_opener(&f, m.cmd, m.arg.0))
                 }
-                Some(f) => do_ioctl(&f, m.cmd, m.arg.0),
+                Some(f) => ioctl_as_opener(&f, m.cmd, m.arg.0),
                 None => Err(errno::EBADF),
             };
             match r {
@@ -826,20 +855,53 @@ fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result
     if p.first() != Some(&b'/') {
         return Err(errno::EINVAL);
     }
-    let ident = ident_of(core, &m.ctx, &m.groups)?;
     let c = std::ffi::CString::new(p).map_err(|_| errno::EINVAL)?;
-    let fd = creds::with_ident(&ident, || sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH | libc::O_DIRECTORY, 0, 0))
-        .map_err(|e| sys::errno_of(&e))?
-        .map_err(|e| sys::errno_of(&e))?;
-    let real = sys::fd_real_path(fd.as_raw_fd()).map_err(|e| sys::errno_of(&e))?;
+    let shared = core.shared.clone();
+    let (list, default) = (&shared.cfg.export_ids, &shared.cfg.ids);
+    // The export's policy follows its real path, known once it is open: open it with the
+    // identity the policy of the path as written gives, and should the real path fall
+    // under another policy, once more with that one's (the caller must reach it as itself).
+    let written = creds::export_policy(list, p);
+    let (mut fd, real) = mount_open(written.map_or(default, |e| &e.ids), m, &c)?;
+    let own = creds::export_policy(list, &real);
+    if own.map(|e| &e.path) != written.map(|e| &e.path) {
+        let (fd2, real2) = mount_open(own.map_or(default, |e| &e.ids), m, &real_cstr(&real)?)?;
+        if real2 != real {
+            // Renamed in between: let the client retry rather than guess.
+            return Err(errno::EAGAIN);
+        }
+        fd = fd2;
+    }
     if !core.wl.allows(WlType::Mount, &real) {
         tracing::warn!(path = %String::from_utf8_lossy(&real), "MOUNT denied by the [Mount] whitelist");
         return Err(errno::EACCES);
     }
+    if let Some(n) = creds::nested_conflict(list, &real, own, default) {
+        tracing::warn!(
+            path = %String::from_utf8_lossy(&real),
+            nested = %String::from_utf8_lossy(&n.path),
+            "MOUNT refused: it holds an --export-policy directory with another policy (mount that one itself)"
+        );
+        return Err(errno::EACCES);
+    }
     let root = sys::statx(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH).map_err(|e| sys::errno_of(&e))?;
-    let id = session.add_export(fd, real.clone())?;
+    let id = session.add_export(fd, real.clone(), own.map(|e| e.ids.clone()))?;
     tracing::info!(session = format_args!("{:x}", session.id), export = id, path = %String::from_utf8_lossy(&real), "mounted");
     Ok(MountRsp { export: id, root })
+}
+
+/// Opens a MOUNT's directory as the caller under `ids`; returns it and its real path.
+fn mount_open(ids: &IdPolicy, m: &MountReq<'_>, path: &CStr) -> Result<(OwnedFd, Vec<u8>), i32> {
+    let ident = ids.ident(m.ctx.uid, m.ctx.gid, m.groups.iter())?;
+    let fd = creds::with_ident(&ident, || sys::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0, 0))
+        .map_err(|e| sys::errno_of(&e))?
+        .map_err(|e| sys::errno_of(&e))?;
+    let real = sys::fd_real_path(fd.as_raw_fd()).map_err(|e| sys::errno_of(&e))?;
+    Ok((fd, real))
+}
+
+fn real_cstr(real: &[u8]) -> Result<std::ffi::CString, i32> {
+    std::ffi::CString::new(real).map_err(|_| errno::EINVAL)
 }
 
 // ------------------------------------------------------------------ path ops
@@ -1078,7 +1140,8 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
     } else {
         IoMode::NowaitRead
     };
-    let file = Arc::new(OpenFile { fd, flags: r.u[0] as i32, export, io });
+    let ids = r.export.as_ref().and_then(|e| e.ids.clone());
+    let file = Arc::new(OpenFile { fd, flags: r.u[0] as i32, export, io, ident: r.ident.clone(), ids });
     let session = r.session.clone().expect("session");
     let res = session.handles.write().insert(file, session.max_handles);
     match res {
@@ -1102,7 +1165,13 @@ fn respond_read(core: &mut Core, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
 
 fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &SetattrReq<'_>) {
     let mut r = begin(core, key, h, Op::SETATTR, session);
-    r.ident = match ident_of(core, &m.ctx, &m.groups) {
+    // The policy of the export the handle was opened in, or of the export named.
+    let file = if m.handle != 0 { session.file(m.handle) } else { None };
+    let ids = match &file {
+        Some(f) => f.ids.clone(),
+        None => session.export(m.ctx.export).and_then(|e| e.ids.clone()),
+    };
+    r.ident = match ident_of(core, ids.as_ref(), &m.ctx, &m.groups) {
         Ok(id) => id,
         Err(e) => return fail(core, r, e),
     };
@@ -1121,7 +1190,7 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
         ((m.atime_nsec as u64) << 32) | m.mtime_nsec as u64,
     ];
     if m.handle != 0 {
-        let Some(f) = session.file(m.handle) else { return fail(core, r, errno::EBADF) };
+        let Some(f) = file else { return fail(core, r, errno::EBADF) };
         // The same group as the path form, on the real path of the open file: a handle
         // opened for reading in a read-only area gives no chmod, chown or utimes.
         if let Err(e) = wl_handle(core, session, &f, WlType::Setattr) {
@@ -1308,6 +1377,7 @@ pub(crate) fn complete(core: &mut Core, r: Box<FsReq>, res: i32) {
         Op::READDIR => readdir_step(core, r, res),
         Op::XATTR_LIST | Op::XATTR_GET | Op::XATTR_SET | Op::XATTR_REMOVE | Op::SYSUMOUNT => object_step(core, r, res),
         Op::SYSMOUNT => sysmount_step(core, r, res),
+        Op::LOCK_SET => locks::wait_done(core, r, res),
         other => {
             tracing::error!(op = %other, "completion for an operation without a state machine");
             fail(core, r, errno::EIO)
@@ -1963,6 +2033,12 @@ fn epoll_event_direct(core: &mut Core, conn: usize, cookie: u64, events: u32) {
 /// through our stack, i.e. descending from a process named `rexec_server`. Opens a pidfd
 /// first and confirms it still names a live process after the checks, so a pid reused in
 /// between is never acted on; then runs `f`.
+///
+/// A thread id (a vCPU thread, as QMP reports it) stands for its process: the name in
+/// `[Kill]`, the ancestry and the pidfd are the process's (a vCPU thread is named
+/// `CPU 0/KVM`, its process `qemu-system-x86`), and the thread must still belong to that
+/// process after the checks. `f` gets the process's pidfd (KILL signals the process, as
+/// kill(2) of a thread id does); SCHED_* act on the number as given, i.e. on the thread.
 fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::io::Result<T>) -> Result<T, i32> {
     if pid <= 0 {
         return Err(errno::EINVAL);
@@ -1972,8 +2048,9 @@ fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::i
         return Err(errno::EPERM);
     }
     creds::reset();
-    let pidfd = sys::pidfd_open(pid).map_err(|e| sys::errno_of(&e))?;
-    let comm = std::fs::read(format!("/proc/{pid}/comm")).map_err(|e| sys::errno_of(&e))?;
+    let tgid = proc_tgid(pid).ok_or(errno::ESRCH)?;
+    let pidfd = sys::pidfd_open(tgid).map_err(|e| sys::errno_of(&e))?;
+    let comm = std::fs::read(format!("/proc/{tgid}/comm")).map_err(|e| sys::errno_of(&e))?;
     let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
     if !core.wl.allows_comm(comm) {
         tracing::info!(pid, comm = %String::from_utf8_lossy(comm), "process control denied by [Kill]");
@@ -1988,6 +2065,9 @@ fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::i
         return Err(errno::EPERM);
     }
     sys::pidfd_send_signal(pidfd.as_fd(), 0).map_err(|e| sys::errno_of(&e))?;
+    if pid != tgid && proc_tgid(pid) != Some(tgid) {
+        return Err(errno::ESRCH);
+    }
     f(&pidfd).map_err(|e| sys::errno_of(&e))
 }
 
@@ -2037,6 +2117,15 @@ fn proc_comm_ppid(pid: i32) -> Option<(Vec<u8>, i32)> {
 }
 
 // ------------------------------------------------------------------ IOCTL
+
+/// IOCTL carries no identity on the wire, so it runs with the identity the handle was
+/// opened with (mapped by its export's policy), as a local process's ioctl on its own
+/// descriptor would: the permission checks of the setters (owner or CAP_FOWNER,
+/// CAP_LINUX_IMMUTABLE) then see the caller, not whichever identity the worker thread
+/// last held (HOST root after any root request).
+fn ioctl_as_opener(f: &OpenFile, cmd: u32, arg: &[u8]) -> Result<Vec<u8>, i32> {
+    creds::with_ident(&f.ident, || do_ioctl(f, cmd, arg)).map_err(|e| sys::errno_of(&e))?
+}
 
 fn do_ioctl(f: &OpenFile, cmd: u32, arg: &[u8]) -> Result<Vec<u8>, i32> {
     let fd = f.raw();

@@ -29,6 +29,9 @@
 //! Caveat documented in `--help`: the kernel applies a cgroup2 mount's options
 //! (`nsdelegate`, `memory_recursiveprot`, …) to the one cgroup2 hierarchy, the HOST's.
 
+// Reached by bytes from untrusted peers: a slip must fail a request, not panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -233,7 +236,8 @@ fn ours(mounts: &SysMounts, fd: RawFd) -> Result<(MountId, Made), i32> {
 
 fn proc_path(fd: RawFd) -> CString {
     let p = sys::proc_fd_path(fd);
-    CStr::from_bytes_until_nul(&p).expect("nul-terminated").to_owned()
+    // proc_fd_path always ends in NUL; an empty name would fail the mount call, not us.
+    CStr::from_bytes_until_nul(&p).map(CStr::to_owned).unwrap_or_default()
 }
 
 fn cstr(b: &[u8]) -> Result<CString, i32> {
@@ -273,7 +277,7 @@ pub(crate) fn perform(
             sys::fsconfig_set(ctx.as_raw_fd(), c"source", Some(fs.name)).map_err(err)?;
             for opt in data.split(|&c| c == b',').filter(|o| !o.is_empty()) {
                 let (k, v) = match opt.iter().position(|&c| c == b'=') {
-                    Some(i) => (&opt[..i], Some(cstr(&opt[i + 1..])?)),
+                    Some(i) => (opt.get(..i).unwrap_or_default(), Some(cstr(opt.get(i + 1..).unwrap_or_default())?)),
                     None => (opt, None),
                 };
                 if k == b"source" {
@@ -361,7 +365,7 @@ pub(crate) fn unmount(mounts: &SysMounts, fd: OwnedFd, flags: i32) -> Result<(),
     drop(fd);
     let name_c = cstr(&name)?;
     let p = sys::proc_fd_path(parent.as_raw_fd());
-    let mut path = CStr::from_bytes_until_nul(&p).expect("nul-terminated").to_bytes().to_vec();
+    let mut path = CStr::from_bytes_until_nul(&p).map(|c| c.to_bytes().to_vec()).unwrap_or_default();
     path.push(b'/');
     path.extend_from_slice(&name);
     let path = cstr(&path)?;

@@ -6,6 +6,9 @@
 //! the kernel's job (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`); this check
 //! only rejects spellings that have no business on the wire.
 
+// Reached by bytes from untrusted peers: a slip must fail a request, not panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 use qtfs_proto::errno;
 
 /// Validates a wire path; returns it unchanged or an errno.
@@ -13,7 +16,7 @@ pub fn check(p: &[u8]) -> Result<&[u8], i32> {
     if p.is_empty() {
         return Ok(p);
     }
-    if p[0] == b'/' || p.contains(&0) {
+    if p.first() == Some(&b'/') || p.contains(&0) {
         return Err(errno::EINVAL);
     }
     for c in p.split(|&b| b == b'/') {
@@ -36,7 +39,7 @@ pub fn split(p: &[u8]) -> Result<(&[u8], &[u8]), i32> {
         return Err(errno::EBUSY);
     }
     Ok(match p.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&p[..i], &p[i + 1..]),
+        Some(i) => (p.get(..i).unwrap_or_default(), p.get(i + 1..).unwrap_or_default()),
         None => (b".", p),
     })
 }

@@ -20,6 +20,14 @@
 //! `PREAUTH_MAX_PAYLOAD` bytes into a `PREAUTH_RX` buffer, must finish its handshake
 //! within `HANDSHAKE_TIMEOUT`, and is admitted only within the bounds of [`gate`].
 //!
+//! Shared resources: a connection whose session's channels hold their
+//! `--channel-buffer-budget` of queued bytes is not read until they drain (so a peer
+//! that ignores channel credit, or fills many windows at once, cannot grow memory);
+//! each ring's io-wq pool is bounded (`io_workers`) and one session may have at most
+//! half of it busy (`submit_req` defers the rest), so no peer can take every worker;
+//! an accept that fails (EMFILE…) pauses that listener for a growing delay instead of
+//! failing again at once.
+//!
 //! Failure containment: a panic while handling a completion that belongs to one
 //! connection closes that connection only (see `complete_isolated`); anything else
 //! escaping the loop, or `io_uring_enter` failing `MAX_ENTER_ERRORS` times in a row,
@@ -49,7 +57,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
-use qtfs_proto::consts::{self, feat};
+use qtfs_proto::consts;
 use qtfs_proto::handshake::ServerHandshake;
 use qtfs_proto::{Attach, FrameHeader, HEADER_SIZE, Hello, MAX_PAYLOAD, Op, Wire, push_frame};
 use slab::Slab;
@@ -84,6 +92,33 @@ const RING_ENTRIES: u32 = 1024;
 /// user_data of completions nobody waits for (linked timeouts, cancels).
 pub(crate) const UD_IGNORE: u64 = u64::MAX;
 const MAX_IOV: usize = 64;
+/// First and largest pause of a listener after a failed accept (EMFILE, ENFILE…): the
+/// refused connection stays in the backlog, so re-arming at once fails at once again.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// io-wq workers (bounded and unbounded) of each ring: enough for the blocking work of
+/// many clients, few enough that a core's threads stay bounded (the unbounded pool's
+/// default is RLIMIT_NPROC).
+fn io_workers() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get()) as u32;
+    cpus.saturating_mul(4).clamp(16, 64)
+}
+
+/// Whether an operation may occupy an io-wq worker. Polls, timers and cancels never do;
+/// everything else (path walks, fsync, reads and writes of disk files…) may.
+fn worker_bound(e: &squeue::Entry) -> bool {
+    let op = e.get_opcode() as u8;
+    ![
+        opcode::PollAdd::CODE,
+        opcode::PollRemove::CODE,
+        opcode::Timeout::CODE,
+        opcode::LinkTimeout::CODE,
+        opcode::AsyncCancel::CODE,
+        opcode::Nop::CODE,
+    ]
+    .contains(&op)
+}
 
 /// A listening socket a core accepts from.
 #[derive(Debug, Clone)]
@@ -94,8 +129,10 @@ pub(crate) struct ListenFd {
 }
 
 /// `Chan` is a channel or channel-listener operation; its buffers live in `udsmux` state.
+/// `AcceptPause(listener, timespec)` is a listener's pause after a failed accept.
 pub(crate) enum Slot {
     Accept { listener: usize },
+    AcceptPause(usize, Box<types::Timespec>),
     Recv { conn: usize },
     Send { conn: usize },
     Wake,
@@ -147,11 +184,25 @@ pub(crate) struct Conn {
     /// The place this connection holds in the pre-auth gate (its peer key) until it
     /// attaches or goes away.
     gate: Option<Box<str>>,
+    /// Not read because its session's channels hold their `--channel-buffer-budget`.
+    chan_paused: bool,
 }
 
 impl Conn {
     fn active(&self) -> bool {
         matches!(self.state, ConnState::Active)
+    }
+
+    /// Whether its session's channels hold their queued-bytes budget: then nothing more
+    /// is read from it (CHAN_DATA beyond credit, or within many windows at once, would
+    /// otherwise be queued without bound) until the local sockets drain.
+    fn over_chan_budget(&self, budget: usize) -> bool {
+        self.session.as_ref().is_some_and(|s| s.chan_bytes.load(Ordering::Acquire) >= budget)
+    }
+
+    /// Response bytes queued and not yet handed to the kernel.
+    pub(crate) fn tx_queued(&self) -> usize {
+        self.tx_bytes
     }
 
     /// Largest payload this connection may send now.
@@ -213,6 +264,23 @@ pub(crate) struct Core {
     freed_big: bool,
     /// A submission failed for good: the loop ends with `Exit::RingFailed`.
     ring_broken: Option<io::Error>,
+    /// Connections paused for `--channel-buffer-budget` whose session's channels wrote
+    /// bytes this turn (`chan_drained`).
+    chan_resume: Vec<usize>,
+    /// Pause of each listener after its last failed accept (zero: none).
+    accept_pause: Vec<Duration>,
+    /// Worker-bound operations one session may have in flight on this ring: half its
+    /// io-wq workers, so another session always finds one.
+    session_worker_cap: u32,
+    /// Worker-bound operations in flight (user_data → session), per session, and the
+    /// request steps of sessions at their cap, submitted as theirs complete.
+    worker_ops: HashMap<usize, u64>,
+    worker_busy: HashMap<u64, u32>,
+    #[allow(clippy::type_complexity)]
+    deferred: HashMap<u64, VecDeque<(squeue::Entry, Box<FsReq>)>>,
+    /// Requests parked on a ring timer until they may be retried (lock waits, see
+    /// `fsops::waiter`).
+    pub(crate) waiters: fsops::waiter::Waiters,
     /// Unix-socket channels of this core's connections. Declared after `ring`, so the
     /// ring (and its registered buffer ring) is gone before this memory is freed.
     pub(crate) mux: udsmux::State,
@@ -267,6 +335,12 @@ impl Core {
         gate: Arc<PreAuthGate>,
     ) -> io::Result<Core> {
         let ring = build_ring()?;
+        // Bounds this thread's io-wq (the ring's workers run in it): [bounded, unbounded].
+        let workers = io_workers();
+        let mut max = [workers, workers];
+        if let Err(e) = ring.submitter().register_iowq_max_workers(&mut max) {
+            tracing::warn!(core = idx, "cannot bound the io_uring worker pool: {e}");
+        }
         let wl = shared.whitelist.read().clone();
         let wl_gen = shared.wl_gen.load(Ordering::Acquire);
         let base_personality = if creds::can_impersonate() {
@@ -305,6 +379,13 @@ impl Core {
             freed: 0,
             freed_big: false,
             ring_broken: None,
+            chan_resume: Vec::new(),
+            accept_pause: Vec::new(),
+            session_worker_cap: (workers / 2).max(1),
+            worker_ops: HashMap::new(),
+            worker_busy: HashMap::new(),
+            deferred: HashMap::new(),
+            waiters: fsops::waiter::Waiters::default(),
             mux: udsmux::State::default(),
         })
     }
@@ -385,8 +466,79 @@ impl Core {
         }
     }
 
-    /// Submits the next ring operation of a request.
+    /// Submits the next ring operation of a request. A worker-bound one of a session
+    /// that has `session_worker_cap` of them in flight waits its turn (`worker_done`):
+    /// operations that block (a hung network or FUSE file system below an export) must
+    /// not take every io-wq worker of the core from other clients.
     pub fn submit_req(&mut self, e: squeue::Entry, req: Box<FsReq>) {
+        let sid = if worker_bound(&e) {
+            self.conns.get(req.conn()).and_then(|c| c.session.as_ref()).map(|s| s.id)
+        } else {
+            None
+        };
+        let Some(sid) = sid else {
+            self.submit_req_now(e, req);
+            return;
+        };
+        let busy = self.worker_busy.entry(sid).or_default();
+        if *busy >= self.session_worker_cap {
+            crate::log_limited!(
+                tracing::Level::DEBUG,
+                session = format_args!("{sid:x}"),
+                "session at its share of io_uring workers; request waits"
+            );
+            self.deferred.entry(sid).or_default().push_back((e, req));
+            return;
+        }
+        *busy += 1;
+        let ud = self.submit_req_now(e, req);
+        self.worker_ops.insert(ud, sid);
+    }
+
+    /// A worker-bound operation (user_data `ud`) completed: its session may start
+    /// the next of its waiting ones.
+    fn worker_done(&mut self, ud: usize) {
+        let Some(sid) = self.worker_ops.remove(&ud) else { return };
+        let next = self.deferred.get_mut(&sid).and_then(|q| q.pop_front());
+        if let Some((e, req)) = next {
+            // The finished one's place goes to the next waiting one (count unchanged).
+            let ud = self.submit_req_now(e, req);
+            self.worker_ops.insert(ud, sid);
+        } else if let Some(b) = self.worker_busy.get_mut(&sid) {
+            *b = b.saturating_sub(1);
+            if *b == 0 {
+                self.worker_busy.remove(&sid);
+            }
+        }
+        if self.deferred.get(&sid).is_some_and(|q| q.is_empty()) {
+            self.deferred.remove(&sid);
+        }
+    }
+
+    /// Submits the waiting request steps of a closing connection: each is cancelled at
+    /// once (`submit_req_now`), so it completes and releases the connection.
+    fn flush_deferred(&mut self, key: usize) {
+        let mut mine = Vec::new();
+        for q in self.deferred.values_mut() {
+            let mut i = 0;
+            while i < q.len() {
+                if q.get(i).is_some_and(|(_, r)| r.conn() == key) {
+                    if let Some(x) = q.remove(i) {
+                        mine.push(x);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.deferred.retain(|_, q| !q.is_empty());
+        for (e, req) in mine {
+            self.submit_req_now(e, req);
+        }
+    }
+
+    /// Submits a request step now; returns its user_data.
+    pub(crate) fn submit_req_now(&mut self, e: squeue::Entry, req: Box<FsReq>) -> usize {
         let p = req.personality;
         // A step started after its connection began closing (an earlier step was
         // cancelled, or finished just before the close) is cancelled at once too.
@@ -401,6 +553,7 @@ impl Core {
         if cancel {
             self.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
         }
+        ud as usize
     }
 
     pub fn submit_epoll(&mut self, e: squeue::Entry, reg: Box<fsops::EpollReg>) -> usize {
@@ -588,6 +741,11 @@ impl Core {
     }
 
     fn end_turn(&mut self) {
+        for k in std::mem::take(&mut self.chan_resume) {
+            if self.conns.get(k).is_some_and(|c| c.chan_paused) {
+                self.maybe_resume(k);
+            }
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for &k in &dirty {
             if let Some(c) = self.conns.get_mut(k) {
@@ -682,13 +840,46 @@ impl Core {
             Slot::Send { conn } => self.on_send(conn, res),
             Slot::Wake => self.on_wake(),
             Slot::Tick => self.on_tick(),
-            Slot::Fs(req) => fsops::complete(self, req, res),
+            Slot::Fs(req) => {
+                self.worker_done(key);
+                fsops::complete(self, req, res)
+            }
+            Slot::AcceptPause(listener, ts) => {
+                drop(ts); // the kernel has read it
+                self.arm_accept(listener)
+            }
             Slot::Chan(op) => udsmux::complete(self, op, res, flags, false),
             Slot::Epoll(reg) => fsops::epoll_done(self, key, *reg, res),
         }
     }
 
     // ------------------------------------------------------------------ accept
+
+    /// Re-arms listener `i`'s accept after a pause that doubles with each consecutive
+    /// failure (`ACCEPT_PAUSE_MIN` … `ACCEPT_PAUSE_MAX`), with one log line a second.
+    fn pause_accept(&mut self, i: usize, res: i32) {
+        if self.accept_pause.len() < self.listeners.len() {
+            self.accept_pause.resize(self.listeners.len(), Duration::ZERO);
+        }
+        let Some(p) = self.accept_pause.get_mut(i) else { return };
+        *p = (*p * 2).clamp(ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+        let pause = *p;
+        crate::log_limited!(
+            tracing::Level::WARN,
+            core = self.idx,
+            listener = %self.listeners.get(i).map_or("?", |l| l.name.as_str()),
+            pause_ms = pause.as_millis() as u64,
+            "accept: {}; pausing this listener",
+            io::Error::from_raw_os_error(-res)
+        );
+        if self.stopping {
+            return;
+        }
+        let ts = Box::new(types::Timespec::from(pause));
+        let tp: *const types::Timespec = &*ts;
+        let ud = self.slot(Slot::AcceptPause(i, ts));
+        self.push(opcode::Timeout::new(tp).build().user_data(ud));
+    }
 
     fn arm_accept(&mut self, i: usize) {
         if self.stopping {
@@ -702,15 +893,31 @@ impl Core {
     }
 
     fn on_accept(&mut self, listener: usize, res: i32, more: bool) {
+        // Errors that concern one connection only; any other (EMFILE, ENFILE, ENOMEM…)
+        // would fail again at once, for as long as it lasts.
+        let backoff = res < 0 && ![-libc::ECANCELED, -libc::ECONNABORTED, -libc::EINTR, -libc::EAGAIN].contains(&res);
         if !more {
-            self.arm_accept(listener);
+            if backoff {
+                self.pause_accept(listener, res);
+            } else {
+                self.arm_accept(listener);
+            }
         }
         let Some(l) = self.listeners.get(listener) else { return };
         if res < 0 {
-            if res != -libc::ECANCELED {
-                tracing::warn!(core = self.idx, listener = %l.name, "accept: {}", io::Error::from_raw_os_error(-res));
+            if res != -libc::ECANCELED && !backoff {
+                crate::log_limited!(
+                    tracing::Level::WARN,
+                    core = self.idx,
+                    listener = %l.name,
+                    "accept: {}",
+                    io::Error::from_raw_os_error(-res)
+                );
             }
             return;
+        }
+        if let Some(p) = self.accept_pause.get_mut(listener) {
+            *p = Duration::ZERO;
         }
         let tcp = l.tcp;
         // SAFETY: a successful accept returned a new descriptor we now own.
@@ -767,6 +974,7 @@ impl Core {
             dirty: false,
             epolls: Vec::new(),
             gate: Some(gate),
+            chan_paused: false,
         });
         self.handshakes.push_back((Instant::now() + HANDSHAKE_TIMEOUT, key, id));
         tracing::debug!(core = self.idx, conn = id, %peer, "accepted");
@@ -777,10 +985,24 @@ impl Core {
 
     fn arm_recv(&mut self, key: usize) {
         let max_inflight = self.shared.cfg.max_inflight;
+        let budget = self.shared.cfg.channel_buffer_budget;
         let Some(c) = self.conns.get_mut(key) else { return };
         if c.recv_armed || c.in_rx || c.closing || c.inflight >= max_inflight || c.tx_bytes > TX_HIGH {
             return;
         }
+        if c.over_chan_budget(budget) {
+            if !c.chan_paused {
+                c.chan_paused = true;
+                crate::log_limited!(
+                    tracing::Level::WARN,
+                    conn = c.id,
+                    peer = %c.shared.peer,
+                    "the session's channels hold --channel-buffer-budget bytes; not reading this connection until they drain"
+                );
+            }
+            return;
+        }
+        c.chan_paused = false;
         if c.active() {
             if c.rx.capacity() - c.rx.len() < 4096 {
                 c.rx.reserve(RX_BUF);
@@ -835,6 +1057,7 @@ impl Core {
     /// allows) and re-arms the receive.
     pub(crate) fn process_rx(&mut self, key: usize) {
         let max_inflight = self.shared.cfg.max_inflight;
+        let budget = self.shared.cfg.channel_buffer_budget;
         let mut buf = match self.conns.get_mut(key) {
             Some(c) => {
                 c.in_rx = true;
@@ -847,7 +1070,7 @@ impl Core {
         // `in_rx` keeps the connection allocated while its frames are handled, even if
         // one of them closes it.
         while let Some(c) = self.conns.get(key) {
-            if c.closing || c.inflight >= max_inflight || c.tx_bytes > TX_HIGH {
+            if c.closing || c.inflight >= max_inflight || c.tx_bytes > TX_HIGH || c.over_chan_budget(budget) {
                 break;
             }
             let rest = buf.get(pos..).unwrap_or_default();
@@ -960,7 +1183,7 @@ impl Core {
         match (state, h.op()) {
             (ConnState::Hello(mut hs), Some(Op::HELLO)) if h.is_request() => {
                 let ack = Hello::decode(payload).map_err(|e| e.to_string()).and_then(|hello| {
-                    hs.on_hello(&hello, feat::ALL, self.shared.cfg.max_inflight, "qtfs-engine")
+                    hs.on_hello(&hello, self.shared.features(), self.shared.cfg.max_inflight, "qtfs-engine")
                         .map_err(|e| e.to_string())
                 });
                 match ack {
@@ -1008,6 +1231,7 @@ impl Core {
                             return;
                         };
                         c.shared.session.store(s.id, Ordering::Relaxed);
+                        c.shared.features.store(hs.features(), Ordering::Relaxed);
                         c.shared.state.store(consts::CONN_ACTIVE, Ordering::Relaxed);
                         tracing::info!(core = self.idx, conn = c.id, %peer, session = format_args!("{:x}", s.id), resumed, "client attached");
                         c.session = Some(s);
@@ -1173,6 +1397,17 @@ impl Core {
         }
     }
 
+    /// Channel bytes of connection `key`'s session were written locally: reading
+    /// resumes if it had stopped for `--channel-buffer-budget`. (Connections of the
+    /// session on other cores are resumed by their core's tick.)
+    /// Done at the end of the turn, never from inside a channel's handler (resuming
+    /// parses frames, which may free that very channel).
+    pub(crate) fn chan_drained(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|c| c.chan_paused) && !self.chan_resume.contains(&key) {
+            self.chan_resume.push(key);
+        }
+    }
+
     /// Keeps connection `key` allocated while a channel or listener refers to it.
     pub(crate) fn conn_hold(&mut self, key: usize) {
         if let Some(c) = self.conns.get_mut(key) {
@@ -1200,7 +1435,13 @@ impl Core {
 
     fn maybe_resume(&mut self, key: usize) {
         let Some(c) = self.conns.get(key) else { return };
-        if !c.recv_armed && !c.in_rx && !c.closing && c.inflight < self.shared.cfg.max_inflight && c.tx_bytes <= TX_HIGH
+        let cfg = &self.shared.cfg;
+        if !c.recv_armed
+            && !c.in_rx
+            && !c.closing
+            && c.inflight < cfg.max_inflight
+            && c.tx_bytes <= TX_HIGH
+            && !c.over_chan_budget(cfg.channel_buffer_budget)
         {
             if c.rx.len() >= HEADER_SIZE {
                 self.process_rx(key);
@@ -1228,6 +1469,7 @@ impl Core {
                 self.push(opcode::PollRemove::new(ud as u64).build().user_data(UD_IGNORE));
             }
             if cancel {
+                self.flush_deferred(key);
                 self.cancel_requests(key);
             }
             udsmux::conn_closing(self, key);
@@ -1305,6 +1547,7 @@ impl Core {
             }
             return;
         }
+        crate::notify::drain(self);
         self.arm_wake();
     }
 
@@ -1326,6 +1569,10 @@ impl Core {
             self.shared.sessions.reap(self.shared.cfg.session_grace);
         }
         self.expire_handshakes();
+        let paused: Vec<usize> = self.conns.iter().filter(|(_, c)| c.chan_paused).map(|(k, _)| k).collect();
+        for k in paused {
+            self.maybe_resume(k);
+        }
         self.give_back_memory();
         if self.stopping {
             // Close connections whose work finished since the stop began.

@@ -12,7 +12,10 @@
 //! engine reads its local socket only while it holds credit from the peer, and grants the
 //! peer at most [`WINDOW`] bytes beyond what it has written locally. A local reader that
 //! stops reading therefore stops only its own channel; file requests and other channels
-//! on the same connection keep going.
+//! on the same connection keep going — until the session's channels together hold
+//! `--channel-buffer-budget` queued bytes: then the session's connections are not read
+//! until they drain (`ring`), which bounds a peer that ignores credit or fills many
+//! windows at once.
 //!
 //! Security: a client names a HOST socket path; the engine resolves it with the caller's
 //! identity (io_uring personality) to an `O_PATH` descriptor of the socket file itself
@@ -1156,7 +1159,10 @@ fn sent(core: &mut Core, ck: usize, res: i32) {
         let m = c.outq.pop_front().expect("front exists");
         c.owed += m.data.len() as u64;
         hold(c, -(m.data.len() as isize));
+        let key = c.conn;
         core.bufs.put(m.data);
+        // The session may be back under its budget: its connection is read again.
+        core.chan_drained(key);
     }
     return_credit(core, ck);
     arm_send(core, ck);
@@ -1422,6 +1428,7 @@ fn maybe_free(core: &mut Core, ck: usize) {
     if let Some(conn) = core.conns.get(c.conn) {
         conn.shared.channels.fetch_sub(1, Ordering::Relaxed);
     }
+    core.chan_drained(c.conn);
     core.conn_release(c.conn);
 }
 

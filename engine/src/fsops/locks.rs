@@ -1,0 +1,211 @@
+//! Locks: LOCK_GET, LOCK_SET and CANCEL.
+//!
+//! A lock is taken on the HOST open file description of the client's handle, so it
+//! conflicts with HOST processes and with every other client exactly as a local lock
+//! would: byte ranges are OFD locks (`F_OFD_SETLK`/`F_OFD_GETLK`; they conflict with
+//! classic POSIX locks and OFD locks of HOST processes), `LOCK_F_FLOCK` is `flock(2)` on
+//! the same description. Every OPEN/CREATE is its own `openat2`/re-open on the HOST, so
+//! each client handle is its own description: two handles (of one client or of two)
+//! conflict, and the locks of a handle go away when it is closed (CLOSE, or the session
+//! ending), because the kernel drops OFD and flock locks with their description.
+//!
+//! Attempts are non-blocking system calls made inline (they never sleep). A waiting
+//! request (`LOCK_F_WAIT`) that finds the lock taken is parked ([`super::waiter`]) and
+//! retried when its timer fires: every 5 ms doubling to 100 ms, and at once after a lock
+//! was released through this core (LOCK_SET with `LOCK_UN`/`LOCK_RD`, CLOSE). A waiting
+//! request ends with the lock (success), with EINTR when the client sends CANCEL for it
+//! or its connection closes, with EBADF when its handle is closed meanwhile, and
+//! ENOLCK when its session already has `waiter::MAX_PER_SESSION` waits on this core.
+//!
+//! Identity: locking needs no permission beyond the handle's access mode (a write lock
+//! needs a handle open for writing: EBADF otherwise), so no identity is switched.
+//!
+//! This module owns the lock requests' state machine; sockets and the ring stay with
+//! `ring`, the parked-request table with `waiter`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qtfs_proto::consts::{self, errno};
+use qtfs_proto::*;
+
+use super::waiter::{self, Class};
+use super::{FsReq, begin, fail, finish_empty, reply_now};
+use crate::ring::Core;
+use crate::session::Session;
+
+/// `u[]` slots of a waiting LOCK_SET.
+const U_HANDLE: usize = 0;
+const U_START: usize = 1;
+const U_LEN: usize = 2;
+const U_TYPE: usize = 3;
+const U_FLAGS: usize = 4;
+const U_DELAY_NS: usize = 5;
+
+fn ltype_local(t: u32) -> Result<libc::c_short, i32> {
+    match t {
+        consts::LOCK_RD => Ok(libc::F_RDLCK as libc::c_short),
+        consts::LOCK_WR => Ok(libc::F_WRLCK as libc::c_short),
+        consts::LOCK_UN => Ok(libc::F_UNLCK as libc::c_short),
+        _ => Err(errno::EINVAL),
+    }
+}
+
+fn ltype_wire(t: libc::c_short) -> u32 {
+    match t as i32 {
+        libc::F_RDLCK => consts::LOCK_RD,
+        libc::F_WRLCK => consts::LOCK_WR,
+        _ => consts::LOCK_UN,
+    }
+}
+
+fn flock_of(ltype: u32, start: u64, len: u64) -> Result<libc::flock, i32> {
+    let start = i64::try_from(start).map_err(|_| errno::EINVAL)?;
+    let len = i64::try_from(len).map_err(|_| errno::EINVAL)?;
+    // SAFETY: `struct flock` is plain data; all-zero is a valid value (l_pid must be 0
+    // for OFD requests).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ltype_local(ltype)?;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = len;
+    Ok(fl)
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(errno::EIO)
+}
+
+/// One non-blocking attempt; `Err(EAGAIN)` when a conflicting lock is held.
+fn try_lock(fd: RawFd, ltype: u32, flags: u32, start: u64, len: u64) -> Result<(), i32> {
+    if flags & consts::LOCK_F_FLOCK != 0 {
+        let op = match ltype {
+            consts::LOCK_RD => libc::LOCK_SH,
+            consts::LOCK_WR => libc::LOCK_EX,
+            consts::LOCK_UN => libc::LOCK_UN,
+            _ => return Err(errno::EINVAL),
+        };
+        // SAFETY: flock on a descriptor the caller keeps open; LOCK_NB never sleeps.
+        if unsafe { libc::flock(fd, op | libc::LOCK_NB) } < 0 {
+            let e = last_errno();
+            return Err(if e == libc::EWOULDBLOCK { errno::EAGAIN } else { e });
+        }
+        return Ok(());
+    }
+    let fl = flock_of(ltype, start, len)?;
+    // SAFETY: F_OFD_SETLK reads the flock record we own; it never sleeps.
+    if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock) } < 0 {
+        let e = last_errno();
+        return Err(if e == libc::EACCES { errno::EAGAIN } else { e });
+    }
+    Ok(())
+}
+
+/// The first lock that would conflict with `m` on `fd`.
+fn get_lock(fd: RawFd, m: &LockReq) -> Result<LockRsp, i32> {
+    if m.flags & consts::LOCK_F_FLOCK != 0 || m.ltype == consts::LOCK_UN {
+        return Err(errno::EINVAL);
+    }
+    let mut fl = flock_of(m.ltype, m.start, m.len)?;
+    // SAFETY: F_OFD_GETLK reads and rewrites the flock record we own; it never sleeps.
+    if unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl as *mut libc::flock) } < 0 {
+        return Err(last_errno());
+    }
+    let t = ltype_wire(fl.l_type);
+    if t == consts::LOCK_UN {
+        return Ok(LockRsp { start: 0, len: 0, ltype: t, pid: 0 });
+    }
+    Ok(LockRsp { start: fl.l_start.max(0) as u64, len: fl.l_len.max(0) as u64, ltype: t, pid: fl.l_pid })
+}
+
+/// LOCK_GET.
+pub(super) fn lock_get(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &LockReq) {
+    let t0 = Instant::now();
+    let r = match session.file(m.handle) {
+        Some(f) => get_lock(f.raw(), m),
+        None => Err(errno::EBADF),
+    };
+    reply_now(core, key, h, Op::LOCK_GET, t0, r);
+}
+
+/// LOCK_SET: an attempt now; a waiting one that finds the lock taken is parked.
+pub(super) fn lock_set(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &LockReq) {
+    let t0 = Instant::now();
+    let Some(f) = session.file(m.handle) else {
+        return reply_now::<Empty>(core, key, h, Op::LOCK_SET, t0, Err(errno::EBADF));
+    };
+    match try_lock(f.raw(), m.ltype, m.flags, m.start, m.len) {
+        Err(errno::EAGAIN) if m.flags & consts::LOCK_F_WAIT != 0 && m.ltype != consts::LOCK_UN => {
+            if !core.waiters.admit(session.id) {
+                crate::log_limited!(
+                    tracing::Level::WARN,
+                    session = format_args!("{:x}", session.id),
+                    "session has too many waiting locks on this core; refused with ENOLCK"
+                );
+                return reply_now::<Empty>(core, key, h, Op::LOCK_SET, t0, Err(libc::ENOLCK));
+            }
+            let mut r = begin(core, key, h, Op::LOCK_SET, session);
+            r.file = Some(f);
+            r.u[U_HANDLE] = m.handle;
+            r.u[U_START] = m.start;
+            r.u[U_LEN] = m.len;
+            r.u[U_TYPE] = m.ltype as u64;
+            r.u[U_FLAGS] = m.flags as u64;
+            r.u[U_DELAY_NS] = waiter::FIRST_DELAY.as_nanos() as u64;
+            waiter::park(core, r, Class::Lock, m.handle, waiter::FIRST_DELAY);
+        }
+        r => {
+            let released = r.is_ok() && m.ltype != consts::LOCK_WR;
+            reply_now(core, key, h, Op::LOCK_SET, t0, r.map(|_| Empty {}));
+            if released {
+                waiter::wake(core, Class::Lock);
+            }
+        }
+    }
+}
+
+/// CANCEL: ends the waiting request `m.id` of this connection (answered EINTR).
+pub(super) fn cancel(core: &mut Core, key: usize, h: &FrameHeader, m: &CancelReq) {
+    let t0 = Instant::now();
+    let r = if waiter::cancel(core, key, m.id) { Ok(Empty {}) } else { Err(errno::ENOENT) };
+    reply_now(core, key, h, Op::CANCEL, t0, r);
+}
+
+/// A handle is being closed: its waiting requests on this core end (EBADF), and its
+/// locks go with its description, so the others retry now.
+pub(super) fn handle_closed(core: &mut Core, session: &Session, handle: u64) {
+    waiter::cancel_object(core, session.id, Class::Lock, handle);
+    waiter::wake(core, Class::Lock);
+}
+
+/// The timer of a parked LOCK_SET completed: retry, park again, or end it.
+pub(super) fn wait_done(core: &mut Core, mut r: Box<FsReq>, res: i32) {
+    let woken = waiter::unpark(core, r.conn, r.id);
+    let handle = r.u[U_HANDLE];
+    // The handle must still be the one the wait began on (closed meanwhile: EBADF).
+    let current = match (&r.session, &r.file) {
+        (Some(s), Some(f)) => s.file(handle).is_some_and(|g| Arc::ptr_eq(&g, f)),
+        _ => false,
+    };
+    if !current {
+        return fail(core, r, errno::EBADF);
+    }
+    if res == -libc::ECANCELED {
+        // CANCEL, or the connection is closing.
+        tracing::debug!(conn = r.conn, id = r.id, "lock wait ended by cancel");
+        return fail(core, r, errno::EINTR);
+    }
+    let fd = r.file.as_ref().map_or(-1, |f| f.raw());
+    match try_lock(fd, r.u[U_TYPE] as u32, r.u[U_FLAGS] as u32, r.u[U_START], r.u[U_LEN]) {
+        Ok(()) => finish_empty(core, r),
+        Err(errno::EAGAIN) => {
+            let prev = if woken { Duration::ZERO } else { Duration::from_nanos(r.u[U_DELAY_NS]) };
+            let delay = waiter::next_delay(prev);
+            r.u[U_DELAY_NS] = delay.as_nanos() as u64;
+            waiter::park(core, r, Class::Lock, handle, delay);
+        }
+        Err(e) => fail(core, r, e),
+    }
+}

@@ -1,0 +1,169 @@
+//! Parked requests: the generic wait of a request for a condition that io_uring cannot
+//! announce (a lock held by someone else has no readiness to poll). Such a request is
+//! *parked* on a ring timer (`IORING_OP_TIMEOUT`, never an io-wq worker, never a
+//! blocking system call on the core) and retried by its owner when the timer fires.
+//! The delay doubles from [`FIRST_DELAY`] to [`MAX_DELAY`]; [`wake`] makes every parked
+//! timer of a class fire at once (`IORING_OP_TIMEOUT_REMOVE` with `TIMEOUT_UPDATE`),
+//! e.g. when a lock is released through this core, and the retry then starts again at
+//! the shortest delay.
+//!
+//! Ending a wait: the parked timer is an ordinary request step in the ring's `ops` slab,
+//! so closing its connection cancels it like any other in-flight request (the owner sees
+//! `-ECANCELED`); [`cancel`] does the same for one request (QTP CANCEL), and
+//! [`cancel_object`] for every request parked on one object (a handle being closed).
+//! A session may have at most [`MAX_PER_SESSION`] requests parked on one core.
+//!
+//! Users: lock waits (`locks`). FIFO/pty readiness waits that cannot use a poll (none
+//! today: `fifo` polls its descriptor) would park here with a class of their own.
+//!
+//! This module owns the parked-request table of a core; what is retried and what a
+//! wake means belongs to the user.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use io_uring::{opcode, types};
+
+use super::FsReq;
+use crate::ring::{Core, UD_IGNORE};
+
+/// First retry delay of a parked request (and the delay after a [`wake`]).
+pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(5);
+/// Longest retry delay: a condition changed by something that does not wake us (a HOST
+/// process, another core) is noticed within this long.
+pub(crate) const MAX_DELAY: Duration = Duration::from_millis(100);
+/// Requests one session may have parked on one core (well below a connection's
+/// `max_inflight`, so that a client whose waits are parked can still send CANCEL).
+pub(crate) const MAX_PER_SESSION: u32 = 64;
+
+/// What a parked request waits for; [`wake`] wakes one class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Lock,
+}
+
+#[derive(Debug)]
+struct Parked {
+    /// user_data of the parked timer.
+    ud: u64,
+    session: u64,
+    class: Class,
+    /// What it waits on (a handle), for [`cancel_object`].
+    object: u64,
+    /// [`wake`] fired its timer early.
+    woken: bool,
+}
+
+/// The parked requests of one core, by (connection, request id).
+#[derive(Debug)]
+pub(crate) struct Waiters {
+    parked: HashMap<(usize, u64), Parked>,
+    per_session: HashMap<u64, u32>,
+    /// The (almost) zero delay given to a timer by [`wake`]; the kernel reads it when
+    /// the update is submitted, so it lives as long as the core.
+    now: Box<types::Timespec>,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            parked: HashMap::new(),
+            per_session: HashMap::new(),
+            now: Box::new(types::Timespec::new().nsec(1_000)),
+        }
+    }
+}
+
+impl Waiters {
+    /// Whether `session` may park one more request on this core.
+    pub(crate) fn admit(&self, session: u64) -> bool {
+        self.per_session.get(&session).copied().unwrap_or(0) < MAX_PER_SESSION
+    }
+}
+
+/// The delay after `prev`: doubled, between [`FIRST_DELAY`] and [`MAX_DELAY`].
+pub(crate) fn next_delay(prev: Duration) -> Duration {
+    prev.saturating_mul(2).clamp(FIRST_DELAY, MAX_DELAY)
+}
+
+/// Parks request `r` for `delay`. Its owner's completion handler gets it back (with
+/// `-ETIME` when the timer fired or was woken, `-ECANCELED` when cancelled) and must call
+/// [`unpark`] first.
+pub(crate) fn park(core: &mut Core, mut r: Box<FsReq>, class: Class, object: u64, delay: Duration) {
+    r.ts = types::Timespec::from(delay);
+    let ts: *const types::Timespec = &r.ts;
+    let key = (r.conn, r.id);
+    let session = r.session.as_ref().map_or(0, |s| s.id);
+    // The timespec lives in the boxed request, which the `ops` slab owns (unmoved)
+    // until the completion arrives.
+    let ud = core.submit_req_now(opcode::Timeout::new(ts).build(), r) as u64;
+    let w = &mut core.waiters;
+    if w.parked.insert(key, Parked { ud, session, class, object, woken: false }).is_none() {
+        *w.per_session.entry(session).or_default() += 1;
+    }
+}
+
+/// Forgets the parked request `(conn, id)` whose timer completed; returns whether it was
+/// woken early by [`wake`].
+pub(crate) fn unpark(core: &mut Core, conn: usize, id: u64) -> bool {
+    let w = &mut core.waiters;
+    let Some(p) = w.parked.remove(&(conn, id)) else { return false };
+    if let Some(n) = w.per_session.get_mut(&p.session) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            w.per_session.remove(&p.session);
+        }
+    }
+    p.woken
+}
+
+/// Makes every parked timer of `class` on this core fire now. Safe against races: a
+/// timer whose completion is queued but not handled yet still owns its `ops` slot (its
+/// user_data cannot be reused), and updating it then fails harmlessly with ENOENT.
+pub(crate) fn wake(core: &mut Core, class: Class) {
+    let now: *const types::Timespec = &*core.waiters.now;
+    let mut uds = Vec::new();
+    for p in core.waiters.parked.values_mut().filter(|p| p.class == class && !p.woken) {
+        p.woken = true;
+        uds.push(p.ud);
+    }
+    for ud in uds {
+        core.push(opcode::TimeoutUpdate::new(ud, now).build().user_data(UD_IGNORE));
+    }
+}
+
+/// Cancels the parked request `(conn, id)` (its owner sees `-ECANCELED`); false when no
+/// such request is parked on this core.
+pub(crate) fn cancel(core: &mut Core, conn: usize, id: u64) -> bool {
+    let Some(ud) = core.waiters.parked.get(&(conn, id)).map(|p| p.ud) else { return false };
+    core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+    true
+}
+
+/// Cancels every request of `session` parked on `object` in `class` on this core.
+pub(crate) fn cancel_object(core: &mut Core, session: u64, class: Class, object: u64) {
+    let uds: Vec<u64> = core
+        .waiters
+        .parked
+        .values()
+        .filter(|p| p.session == session && p.class == class && p.object == object)
+        .map(|p| p.ud)
+        .collect();
+    for ud in uds {
+        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_within_bounds() {
+        assert_eq!(next_delay(Duration::ZERO), FIRST_DELAY);
+        assert_eq!(next_delay(FIRST_DELAY), Duration::from_millis(10));
+        assert_eq!(next_delay(Duration::from_millis(80)), MAX_DELAY);
+        assert_eq!(next_delay(MAX_DELAY), MAX_DELAY);
+    }
+}
