@@ -25,6 +25,9 @@ fn sys(context: &'static str) -> FuseError {
 pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseError> {
     let mut cc = ClientConfig::new(cfg.server.clone());
     cc.name = format!("qtfs-fuse/{}", std::process::id());
+    // Prompt invalidations (`crate::inval`) on the shared session's connections; the
+    // per-worker connections leave them out (`crate::direct`).
+    cc.features |= qtfs_proto::consts::feat::INVAL;
     // The shared session carries only MOUNT, PING and CLOSE: an engine that accepts but
     // never answers must not hold the re-mount thread for good.
     cc.request_timeout = Some(cfg.reconnect_timeout.max(Duration::from_secs(5)));
@@ -201,9 +204,13 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
             writeback_cache: cfg.writeback_cache,
             read_only: cfg.read_only,
             default_permissions: cfg.default_permissions,
+            proc: cfg.proc.clone(),
         },
     );
     let notifier = fs.notifier_slot();
+    let handler = crate::inval::start(fs.nodes_handle(), notifier.clone())
+        .map_err(|source| FuseError::Sys { context: "spawn", source })?;
+    remote.session.set_frame_handler(handler);
     let mut session = fuser::Session::new(fs, &cfg.mountpoint, &fuser_config(cfg))
         .map_err(|source| FuseError::LocalMount { mountpoint: cfg.mountpoint.display().to_string(), source })?;
     let _ = notifier.set(session.notifier());

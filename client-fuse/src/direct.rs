@@ -219,7 +219,11 @@ impl Remote {
         if self.session.epoch() != epoch {
             return Err(ClientError::Disconnected);
         }
-        let cfg = self.session.config();
+        // INVAL frames go to the shared session's reader threads: this connection is read
+        // only while one of its requests waits (see `crate::inval`).
+        let mut cfg = self.session.config().clone();
+        cfg.features &= !consts::feat::INVAL;
+        let cfg = &cfg;
         let c = match deadline {
             Some(t) => {
                 // A request's wait for the engine ends at its deadline, connecting included
@@ -398,7 +402,13 @@ impl Remote {
     }
 
     pub fn statfs(&self, export: u32, cred: &Cred) -> Result<Statfs> {
-        let m = PathReq { ctx: ctx(cred, export), groups: groups(cred), path: Path(b"") };
+        self.statfs_at(export, b"", cred)
+    }
+
+    /// STATFS of the file system holding `path` (an export may span several mounts:
+    /// `/sys` holds `/sys/fs/cgroup`).
+    pub fn statfs_at(&self, export: u32, path: &[u8], cred: &Cred) -> Result<Statfs> {
+        let m = PathReq { ctx: ctx(cred, export), groups: groups(cred), path: Path(path) };
         self.call(None, Op::STATFS, &m, |p| Ok(StatfsRsp::decode(p)?.statfs))
     }
 

@@ -4,7 +4,9 @@
 //! session pipelines them over several connections.
 //!
 //! Owns the open-file and open-directory tables; names and node ids live in
-//! [`crate::nodes`], the session and restart rules in [`crate::remote`].
+//! [`crate::nodes`], the session and restart rules in [`crate::remote`], the page-cache
+//! bypass for pseudo file systems in [`crate::pseudo`], and `-o proc`'s routing of
+//! paths to the HOST or the local `/proc` in [`crate::procfs`].
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -17,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use parking_lot::{Mutex, RwLock};
 use qtfs_client::{ClientError, Cred, DirEntryOwned, Result, SetAttr, SetTime};
@@ -26,6 +29,8 @@ use qtfs_proto::{Attr, MAX_IO};
 
 use crate::creds::GroupsCache;
 use crate::nodes::{Key, Nodes, ROOT};
+use crate::procfs::{LOCAL_DEV_TAG, ProcConfig, ProcMode, Route, volatile_root_name};
+use crate::pseudo::PseudoDevs;
 use crate::remote::{OpenFile, Remote, Retry, Wait};
 
 /// The largest READ/WRITE the kernel sends us (the engine's limit, 1 MiB).
@@ -41,6 +46,8 @@ pub struct FsConfig {
     pub read_only: bool,
     /// The kernel checks permissions (`default_permissions`): what reaches us passed them.
     pub default_permissions: bool,
+    /// `-o proc`: process redirection (see [`crate::procfs`]).
+    pub proc: Option<ProcConfig>,
 }
 
 /// An open directory: a snapshot of its entries taken at the first READDIR(offset 0).
@@ -56,10 +63,15 @@ pub struct QtfsFs {
     remote: Arc<Remote>,
     nodes: Arc<Mutex<Nodes>>,
     files: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    /// Lock handles per (inode, lock owner): [`crate::locks`].
+    locks: crate::locks::Locks,
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     next_fh: AtomicU64,
     groups: GroupsCache,
     cfg: FsConfig,
+    /// HOST devices known to hold pseudo file systems (their files use direct I/O).
+    pseudo: Arc<PseudoDevs>,
+    proc: Option<ProcMode>,
     /// Set once the FUSE session exists; used to tell the kernel about attribute changes
     /// it cannot know of.
     notifier: Arc<OnceLock<fuser::Notifier>>,
@@ -139,15 +151,24 @@ impl QtfsFs {
     pub fn new(remote: Arc<Remote>, root: &Attr, cfg: FsConfig) -> QtfsFs {
         let nodes = Arc::new(Mutex::new(Nodes::new(key_of(root))));
         let n2 = nodes.clone();
-        remote.set_on_remount(Box::new(move |root: &Attr| n2.lock().rekey_root(key_of(root))));
+        let pseudo = Arc::new(PseudoDevs::default());
+        let p2 = pseudo.clone();
+        remote.set_on_remount(Box::new(move |root: &Attr| {
+            n2.lock().rekey_root(key_of(root));
+            p2.clear();
+        }));
+        let proc = cfg.proc.clone().map(ProcMode::new);
         QtfsFs {
             remote,
             nodes,
             files: RwLock::new(HashMap::new()),
+            locks: crate::locks::Locks::default(),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             groups: GroupsCache::default(),
             cfg,
+            pseudo,
+            proc,
             notifier: Arc::new(OnceLock::new()),
         }
     }
@@ -155,6 +176,11 @@ impl QtfsFs {
     /// Where the daemon puts the session's notifier once it exists.
     pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
         self.notifier.clone()
+    }
+
+    /// The node table, for [`crate::inval`] (which locks it only to look paths up).
+    pub fn nodes_handle(&self) -> Arc<Mutex<Nodes>> {
+        self.nodes.clone()
     }
 
     fn cred(&self, req: &Request) -> Cred {
@@ -179,18 +205,113 @@ impl QtfsFs {
         self.nodes.lock().child_path(parent, name).ok_or(Errno::ENOENT)
     }
 
+    /// What a lock request needs (see [`crate::locks`]).
+    fn lock_args<'a>(
+        &'a self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        owner: LockOwner,
+    ) -> std::result::Result<crate::locks::LockArgs<'a>, Errno> {
+        let file = self.file(fh)?;
+        let path = self.nodes.lock().path(ino.0).and_then(|p| match self.route(p) {
+            Route::Remote(p) => Some(p),
+            Route::Local(_) | Route::SelfLink(_) => None,
+        });
+        Ok(crate::locks::LockArgs {
+            remote: &self.remote,
+            wait: self.wait(req),
+            cred: self.cred(req),
+            pid: req.pid(),
+            node: ino.0,
+            fh: fh.0,
+            file,
+            path,
+            path_of: Box::new(self.path_fn()),
+            owner: owner.0,
+            notifier: self.notifier.get(),
+        })
+    }
+
     fn file(&self, fh: FileHandle) -> std::result::Result<Arc<OpenFile>, Errno> {
         self.files.read().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
+    /// The engine path of node `id` (for re-opening a file after an engine restart).
     fn path_fn(&self) -> impl Fn(u64) -> Option<Vec<u8>> + '_ {
-        |id| self.nodes.lock().path(id)
+        |id| {
+            let p = self.nodes.lock().path(id)?;
+            match self.route(p) {
+                Route::Remote(p) => Some(p),
+                Route::Local(_) | Route::SelfLink(_) => None,
+            }
+        }
+    }
+
+    /// Where `path` goes: always the engine unless `-o proc` says otherwise.
+    fn route(&self, path: Vec<u8>) -> Route {
+        match &self.proc {
+            Some(p) => p.route(&path),
+            None => Route::Remote(path),
+        }
+    }
+
+    /// The engine path for an operation only the HOST side has (creating, removing,
+    /// renaming, extended attributes): the DPU's own processes are not changed that way.
+    fn remote_only(&self, path: Vec<u8>) -> std::result::Result<Vec<u8>, Errno> {
+        match self.route(path) {
+            Route::Remote(p) => Ok(p),
+            Route::Local(_) | Route::SelfLink(_) => Err(Errno::EACCES),
+        }
+    }
+
+    /// `-o proc`'s local side, or ENOENT without it (not reached: routes are only
+    /// local with it).
+    fn local_io<T>(&self, f: impl FnOnce(&ProcMode) -> std::io::Result<T>) -> Result<T> {
+        let pm = self.proc.as_ref().ok_or(ClientError::Remote(libc::ENOENT))?;
+        f(pm).map_err(|e| ClientError::Remote(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+
+    /// Is `path` a name in the root that the kernel must not cache (`-o proc`)?
+    fn volatile(&self, path: &[u8]) -> bool {
+        self.proc.is_some() && !path.contains(&b'/') && volatile_root_name(path)
+    }
+
+    /// (attribute, entry) timeouts for `path`.
+    fn ttls(&self, path: &[u8]) -> (Duration, Duration) {
+        if self.volatile(path) { (Duration::ZERO, Duration::ZERO) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) }
     }
 
     /// Replies with a new entry for `parent/name` and counts the lookup.
     fn entry(&self, parent: u64, name: &[u8], a: &Attr, reply: ReplyEntry) {
+        let (attr_ttl, entry_ttl) =
+            if parent == ROOT { self.ttls(name) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) };
         let id = self.nodes.lock().link(parent, name, key_of(a));
-        reply.entry_with_ttls(&self.cfg.attr_ttl, &self.cfg.entry_ttl, &to_file_attr(id, a), Generation(0));
+        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &to_file_attr(id, a), Generation(0));
+    }
+
+    /// Should the file `path` with attributes `a` be opened with direct I/O? Yes for the
+    /// regular files of pseudo file systems (see [`crate::pseudo`]): the type of the
+    /// file system on the file's HOST device, asked once per device.
+    fn direct_io(&self, w: &Wait, path: &[u8], a: &Attr, cred: &Cred) -> bool {
+        if a.mode & libc::S_IFMT != libc::S_IFREG {
+            return false;
+        }
+        if a.dev_major & LOCAL_DEV_TAG != 0 {
+            return true;
+        }
+        let dev = libc::makedev(a.dev_major, a.dev_minor);
+        if let Some(v) = self.pseudo.known(dev) {
+            return v;
+        }
+        match self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.statfs_at(ex, path, cred)) {
+            Ok(st) => self.pseudo.record(dev, st.fs_type),
+            Err(e) => {
+                // Not remembered: the next open asks again.
+                tracing::debug!(dev, "STATFS for the page-cache decision failed: {e}");
+                false
+            }
+        }
     }
 
     fn new_fh(&self) -> u64 {
@@ -215,9 +336,11 @@ impl QtfsFs {
         (f, false)
     }
 
-    fn open_flags_reply(&self, node: u64, a: &Attr) -> FopenFlags {
+    fn open_flags_reply(&self, node: u64, a: &Attr, direct: bool) -> FopenFlags {
         let mut fl = FopenFlags::empty();
-        if self.nodes.lock().keep_cache(node, stamp(a)) {
+        if direct {
+            fl |= FopenFlags::FOPEN_DIRECT_IO;
+        } else if self.nodes.lock().keep_cache(node, stamp(a)) {
             fl |= FopenFlags::FOPEN_KEEP_CACHE;
         }
         if !self.cfg.writeback_cache {
@@ -252,8 +375,19 @@ impl QtfsFs {
 
     fn load_dir(&self, w: &Wait, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
         let path = self.nodes.lock().path(d.node).ok_or(ClientError::Remote(libc::ENOENT))?;
-        let all =
-            Arc::new(self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &path, plus, cred))?);
+        let list = match self.route(path) {
+            Route::Remote(p) => {
+                let host =
+                    self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &p, plus, cred))?;
+                match &self.proc {
+                    Some(pm) if d.node == ROOT => pm.merge_root(host, plus),
+                    _ => host,
+                }
+            }
+            Route::Local(lp) => self.local_io(|pm| pm.local_dir(&lp, plus))?,
+            Route::SelfLink(_) => return Err(ClientError::Remote(libc::ENOTDIR)),
+        };
+        let all = Arc::new(list);
         *d.entries.lock() = Some(all.clone());
         Ok(all)
     }
@@ -322,12 +456,18 @@ impl Filesystem for QtfsFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ASYNC_DIO
-            | InitFlags::FUSE_CACHE_SYMLINKS
             // We clear set-user/group-id bits on writes ourselves (the kernel says when),
             // so the kernel need not ask for security.capability before every write.
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // Locks are taken on the HOST through the engine (crate::locks).
+            | InitFlags::FUSE_POSIX_LOCKS
+            | InitFlags::FUSE_FLOCK_LOCKS;
         if self.cfg.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        if self.proc.is_none() {
+            // With -o proc, `self` is another symlink for every reader: never cached.
+            want |= InitFlags::FUSE_CACHE_SYMLINKS;
         }
         for f in want.iter() {
             if config.add_capabilities(f).is_err() {
@@ -345,8 +485,15 @@ impl Filesystem for QtfsFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let cred = self.cred(req);
-        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.lookup(ex, &path, &cred)) {
+        let r = match self.route(path) {
+            Route::Remote(path) => {
+                let cred = self.cred(req);
+                self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.lookup(ex, &path, &cred))
+            }
+            Route::Local(lp) => self.local_io(|pm| pm.local_attr(&lp)),
+            Route::SelfLink(thread) => Ok(ProcMode::self_attr(thread)),
+        };
+        match r {
             Ok(a) => self.entry(parent.0, name.as_bytes(), &a, reply),
             Err(ClientError::Remote(libc::ENOENT)) => {
                 self.nodes.lock().unlink(parent.0, name.as_bytes());
@@ -372,6 +519,7 @@ impl Filesystem for QtfsFs {
         let by_handle = |f: &OpenFile| {
             self.remote.handle_op(&w, f, Retry::Idempotent, self.path_fn(), |h, ep| self.remote.fgetattr(ep, h))
         };
+        let mut ttl = self.cfg.attr_ttl;
         let r = match fh.and_then(|fh| self.file(fh).ok()) {
             Some(f) => by_handle(&f),
             None => {
@@ -386,8 +534,15 @@ impl Filesystem for QtfsFs {
                 let open_handle = || self.files.read().values().find(|f| f.node == id).cloned();
                 let by_path = match path {
                     Some(p) => {
-                        let cred = self.cred(req);
-                        self.remote.path_op(&w, Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
+                        ttl = self.ttls(&p).0;
+                        match self.route(p) {
+                            Route::Remote(p) => {
+                                let cred = self.cred(req);
+                                self.remote.path_op(&w, Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred))
+                            }
+                            Route::Local(lp) => self.local_io(|pm| pm.local_attr(&lp)),
+                            Route::SelfLink(thread) => Ok(ProcMode::self_attr(thread)),
+                        }
                     }
                     None => Err(ClientError::Remote(libc::ENOENT)),
                 };
@@ -404,7 +559,7 @@ impl Filesystem for QtfsFs {
             }
         };
         match r {
-            Ok(a) => reply.attr(&self.cfg.attr_ttl, &to_file_attr(id, &a)),
+            Ok(a) => reply.attr(&ttl, &to_file_attr(id, &a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -438,10 +593,16 @@ impl Filesystem for QtfsFs {
             Some(f) => self.remote.handle_op(&self.wait(req), f, Retry::Idempotent, self.path_fn(), |h, ep| {
                 self.remote.fsetattr(ep, h, set, &cred)
             }),
-            None => match self.path(id) {
-                Ok(p) => self
+            None => match self.path(id).map(|p| self.route(p)) {
+                Ok(Route::Remote(p)) => self
                     .remote
                     .path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.setattr(ex, &p, set, &cred)),
+                // A local /proc file opened with O_TRUNC by a kernel without atomic
+                // O_TRUNC: procfs ignores the truncation, so do we. Nothing else changes.
+                Ok(Route::Local(lp)) if set.size.is_some() && set.mode.is_none() && set.uid.is_none() => {
+                    self.local_io(|pm| pm.local_attr(&lp))
+                }
+                Ok(_) => Err(ClientError::Remote(libc::EACCES)),
                 Err(e) => Err(ClientError::Remote(e.into())),
             },
         };
@@ -478,15 +639,22 @@ impl Filesystem for QtfsFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let cred = self.cred(req);
-        match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.readlink(ex, &p, &cred)) {
+        let r = match self.route(p) {
+            Route::Remote(p) => {
+                let cred = self.cred(req);
+                self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| self.remote.readlink(ex, &p, &cred))
+            }
+            Route::Local(lp) => self.local_io(|pm| pm.local_readlink(&lp, req.pid())),
+            Route::SelfLink(thread) => self.local_io(|pm| pm.self_target(req.pid(), thread)),
+        };
+        match r {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        let p = match self.child(parent.0, name) {
+        let p = match self.child(parent.0, name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -502,7 +670,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let p = match self.child(parent.0, name) {
+        let p = match self.child(parent.0, name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -514,7 +682,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let p = match self.child(parent.0, name) {
+        let p = match self.child(parent.0, name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -529,7 +697,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let p = match self.child(parent.0, name) {
+        let p = match self.child(parent.0, name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -544,7 +712,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let p = match self.child(parent.0, link_name) {
+        let p = match self.child(parent.0, link_name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -566,7 +734,10 @@ impl Filesystem for QtfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (p1, p2) = match (self.child(parent.0, name), self.child(newparent.0, newname)) {
+        let (p1, p2) = match (
+            self.child(parent.0, name).and_then(|p| self.remote_only(p)),
+            self.child(newparent.0, newname).and_then(|p| self.remote_only(p)),
+        ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
@@ -583,7 +754,10 @@ impl Filesystem for QtfsFs {
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let (old, new) = match (self.path(ino.0), self.child(newparent.0, newname)) {
+        let (old, new) = match (
+            self.path(ino.0).and_then(|p| self.remote_only(p)),
+            self.child(newparent.0, newname).and_then(|p| self.remote_only(p)),
+        ) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
@@ -599,11 +773,25 @@ impl Filesystem for QtfsFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
+        let p = match self.route(p) {
+            Route::Remote(p) => p,
+            Route::Local(lp) => {
+                let fh = self.new_fh();
+                return match self.local_io(|pm| pm.open(fh, &lp, flags.0)) {
+                    // Local /proc files are made on the fly as well: no page cache.
+                    Ok(_) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                    Err(e) => reply.error(errno(&e)),
+                };
+            }
+            Route::SelfLink(_) => return reply.error(Errno::ELOOP),
+        };
         let cred = self.cred(req);
         let (wf, upgraded) = self.wire_open_flags(flags.0);
-        match self.do_open(&self.wait(req), &p, wf, upgraded, &cred) {
+        let w = self.wait(req);
+        match self.do_open(&w, &p, wf, upgraded, &cred) {
             Ok((h, epoch, a, used)) => {
-                let fl = self.open_flags_reply(ino.0, &a);
+                let direct = self.direct_io(&w, &p, &a, &cred);
+                let fl = self.open_flags_reply(ino.0, &a, direct);
                 let fh = self.add_file(OpenFile::new(ino.0, used, h, epoch));
                 reply.opened(FileHandle(fh), fl)
             }
@@ -622,6 +810,12 @@ impl Filesystem for QtfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if let Some(lf) = self.proc.as_ref().and_then(|pm| pm.file(fh.0)) {
+            return match ProcMode::read(&lf, offset, size.min(MAX_RW)) {
+                Ok(d) => reply.data(&d),
+                Err(e) => reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))),
+            };
+        }
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
@@ -654,6 +848,13 @@ impl Filesystem for QtfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Some(lf) = self.proc.as_ref().and_then(|pm| pm.file(fh.0)) {
+            use std::os::unix::fs::FileExt;
+            return match lf.write_at(data, offset) {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))),
+            };
+        }
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
@@ -680,10 +881,49 @@ impl Filesystem for QtfsFs {
         reply.written(done as u32)
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
         // Writes are sent as they come (with a writeback cache the kernel writes its
-        // dirty pages before it sends FLUSH): nothing is buffered here.
+        // dirty pages before it sends FLUSH): nothing is buffered here. A close(2)
+        // drops the owner's POSIX locks on the file.
+        self.locks.flush(&self.remote, ino.0, lock_owner.0);
         reply.ok()
+    }
+
+    fn getlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        match self.lock_args(req, ino, fh, lock_owner) {
+            Ok(a) => self.locks.getlk(&a, start, end, typ, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.lock_args(req, ino, fh, lock_owner) {
+            Ok(a) => self.locks.setlk(&a, start, end, typ, sleep, reply),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn release(
@@ -696,15 +936,23 @@ impl Filesystem for QtfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.proc.as_ref().is_some_and(|pm| pm.release(fh.0)) {
+            return reply.ok();
+        }
         // Its own statement: the table is not kept locked while the CLOSE is sent.
         let f = self.files.write().remove(&fh.0);
         if let Some(f) = f {
+            self.locks.release(&self.remote, fh.0);
             self.remote.close(&f);
         }
         reply.ok()
     }
 
     fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if self.proc.as_ref().is_some_and(|pm| pm.file(fh.0).is_some()) {
+            // A local /proc file: nothing to make durable.
+            return reply.ok();
+        }
         let f = match self.file(fh) {
             Ok(f) => f,
             Err(e) => return reply.error(e),
@@ -781,8 +1029,9 @@ impl Filesystem for QtfsFs {
             let Some(a) = e.attr.as_ref() else { continue };
             let id = self.nodes.lock().link(d.node, &e.name, key_of(a));
             let fa = to_file_attr(id, a);
-            if reply.add(INodeNo(id), i as u64 + 3, OsStr::from_bytes(&e.name), &self.cfg.attr_ttl, &fa, Generation(0))
-            {
+            // In -o proc's root, numbers and `self` change meaning at any time.
+            let ttl = if d.node == ROOT { self.ttls(&e.name).0 } else { self.cfg.attr_ttl };
+            if reply.add(INodeNo(id), i as u64 + 3, OsStr::from_bytes(&e.name), &ttl, &fa, Generation(0)) {
                 // Not sent: the kernel will not count this lookup.
                 self.nodes.lock().forget(id, 1);
                 break;
@@ -820,7 +1069,7 @@ impl Filesystem for QtfsFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let p = match self.path(ino.0) {
+        let p = match self.path(ino.0).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -836,8 +1085,10 @@ impl Filesystem for QtfsFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let p = match self.path(ino.0) {
-            Ok(p) => p,
+        let p = match self.path(ino.0).map(|p| self.route(p)) {
+            Ok(Route::Remote(p)) => p,
+            // Local /proc files have no extended attributes to show (ls asks for ACLs).
+            Ok(_) => return reply.error(Errno::ENODATA),
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
@@ -852,8 +1103,10 @@ impl Filesystem for QtfsFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let p = match self.path(ino.0) {
-            Ok(p) => p,
+        let p = match self.path(ino.0).map(|p| self.route(p)) {
+            Ok(Route::Remote(p)) => p,
+            Ok(_) if size == 0 => return reply.size(0),
+            Ok(_) => return reply.data(&[]),
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
@@ -867,7 +1120,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let p = match self.path(ino.0) {
+        let p = match self.path(ino.0).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -891,7 +1144,7 @@ impl Filesystem for QtfsFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let p = match self.child(parent.0, name) {
+        let p = match self.child(parent.0, name).and_then(|p| self.remote_only(p)) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -907,7 +1160,7 @@ impl Filesystem for QtfsFs {
         match r {
             Ok((h, epoch, a)) => {
                 let id = self.nodes.lock().link(parent.0, name.as_bytes(), key_of(&a));
-                let fl = self.open_flags_reply(id, &a);
+                let fl = self.open_flags_reply(id, &a, false);
                 let fh = self.add_file(OpenFile::new(id, wf & !(oflags::EXCL | oflags::TRUNC), h, epoch));
                 reply.created(&self.cfg.entry_ttl, &to_file_attr(id, &a), Generation(0), FileHandle(fh), fl)
             }

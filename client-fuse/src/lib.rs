@@ -24,10 +24,12 @@
 //!   requests.
 //! - Attributes and names are cached by the kernel for `-o attr_timeout` /
 //!   `entry_timeout` (default 1 s each); negative entries only with
-//!   `-o negative_timeout` (default 0). **A change made on the HOST is seen by this
-//!   client within the attribute timeout**: the kernel re-validates attributes when they
-//!   expire, and with `FUSE_AUTO_INVAL_DATA` a changed mtime or size drops the cached
-//!   pages of that file.
+//!   `-o negative_timeout` (default 0). **A change made on the HOST or through another
+//!   client is seen within milliseconds** where the engine offers `feat::INVAL`: it
+//!   reports changed paths, and [`inval`] drops the kernel's attributes, pages and names
+//!   for them. The attribute timeout stays the fallback: the kernel re-validates
+//!   attributes when they expire, and with `FUSE_AUTO_INVAL_DATA` a changed mtime or size
+//!   drops the cached pages of that file.
 //! - File pages stay cached across opens only while the file's (mtime, size) is what it
 //!   was at the previous open (`FOPEN_KEEP_CACHE`), i.e. close-to-open coherence as NFS.
 //! - Writes are write-through by default: `write(2)` returns after the engine has written
@@ -40,6 +42,13 @@
 //!   content change made *on the HOST* to a file this client holds in cache is not seen
 //!   until that file leaves the cache. Use it for a single writer; it is off by default
 //!   and never used to meet the benchmark targets.
+//!
+//! - Files of pseudo file systems (procfs, sysfs, cgroupfs, debugfs …; the HOST file
+//!   system's type, per device) bypass the page cache with `FOPEN_DIRECT_IO`: their
+//!   sizes say nothing about their content ([`pseudo`]).
+//! - `-o proc` mounts the HOST's `/proc` with the DPU's own processes kept: `self`, the
+//!   DPU's pids (served from the local `/proc`), a local rexec's pid as its HOST process
+//!   (the rexec pid map), every other number the HOST's. The rule is in [`procfs`].
 //!
 //! ## Where the time goes (measured, `perf/fio-compare`)
 //!
@@ -82,8 +91,12 @@ pub mod daemon;
 pub mod direct;
 pub mod error;
 pub mod fs;
+pub mod inval;
+pub mod locks;
 pub mod nodes;
 pub mod options;
+pub mod procfs;
+pub mod pseudo;
 pub mod remote;
 
 pub use error::FuseError;

@@ -143,6 +143,21 @@ impl Nodes {
         self.dentries.get(&(parent, name.to_vec())).copied()
     }
 
+    /// The node an export-relative path leads to through names the table knows (None:
+    /// a name on the way is not known, so the kernel caches nothing under it).
+    pub fn resolve(&self, path: &[u8]) -> Option<u64> {
+        let mut cur = ROOT;
+        for name in path.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
+            cur = self.lookup_name(cur, name)?;
+        }
+        Some(cur)
+    }
+
+    /// Every node id and every known name `(parent, name)`: what "drop everything" drops.
+    pub fn snapshot(&self) -> (Vec<u64>, Vec<(u64, Vec<u8>)>) {
+        (self.nodes.keys().copied().collect(), self.dentries.keys().cloned().collect())
+    }
+
     /// The HOST identity of a node.
     pub fn key(&self, id: u64) -> Option<Key> {
         self.nodes.get(&id).map(|n| n.key)

@@ -8,6 +8,7 @@ use clap::Parser;
 use qtfs_proto::Addr;
 
 use crate::error::FuseError;
+use crate::procfs::ProcConfig;
 
 const AFTER_HELP: &str = "\
 MOUNT OPTIONS (-o, comma separated, repeatable)
@@ -23,6 +24,20 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
   threads=N             FUSE worker threads, the most requests in flight (default 32)
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
                         at once while it stays away longer, they fail with ETIMEDOUT
+  proc                  for a mount of the HOST's /proc: files are read without page cache (as
+                        for every procfs/sysfs/cgroupfs file), and process numbers are
+                        redirected by this rule, applied to the first name under the mount:
+                          self, thread-self  the reader's own process and thread (from the
+                                             pid the kernel reports for the FUSE request)
+                          N, a process or thread in the local /proc (qtfs-fuse's pid namespace)
+                                             that local process (its files served from the
+                                             local /proc), unless the rexec pid map has a
+                                             live (flock-held) entry DIR/N: then the HOST
+                                             process whose pid that file holds
+                          anything else      the HOST's (HOST pids and tids, cpuinfo, sys/ ...)
+                        so a number that is both a DPU pid and a HOST pid is the DPU's
+  pidmap=DIR            the rexec pid map for -o proc (default /var/run/rexec/pids)
+  proc_local=DIR        the local procfs for -o proc (default /proc)
   server=ADDR, psk_file=F, insecure, connections=N
                         the same as the long options (for mount -t fuse.qtfs-fuse / fstab)
   ro, nosuid, nodev, noexec, noatime, allow_other, default_permissions
@@ -34,6 +49,8 @@ EXAMPLES
   qtfs-fuse --psk-file /etc/qtfs/psk /home/VMs /mnt/vms
   # A test engine on TCP loopback without a key, in the foreground:
   qtfs-fuse -f --server tcp:127.0.0.1:12345 --insecure-test-mode /srv/export /mnt/x
+  # The HOST's /proc with the DPU's own processes (libvirt on the DPU, qemu on the HOST):
+  qtfs-fuse --psk-file /etc/qtfs/psk -o proc /proc /root/new_root/proc
   # As a mount helper (qtfs-fuse in PATH):
   mount -t fuse.qtfs-fuse /srv/export /mnt/x -o server=tcp:127.0.0.1:12345,psk_file=/etc/qtfs/psk
   # Unmount:
@@ -96,6 +113,8 @@ pub struct MountConfig {
     pub default_permissions: bool,
     /// Plain mount flags passed to the kernel (nosuid, nodev, …).
     pub flags: Vec<String>,
+    /// `-o proc` (with its `pidmap=` and `proc_local=`).
+    pub proc: Option<ProcConfig>,
 }
 
 /// The default engine address: the HOST (vsock CID 2) on the qtfs port.
@@ -141,7 +160,9 @@ impl MountConfig {
             allow_other: root,
             default_permissions: true,
             flags: Vec::new(),
+            proc: None,
         };
+        let (mut proc, mut pidmap, mut proc_local) = (false, None, None);
         for opt in cli.options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
             let (k, v) = match opt.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
@@ -154,6 +175,9 @@ impl MountConfig {
                 "negative_timeout" => c.negative_timeout = secs(k, val()?)?,
                 "reconnect_timeout" => c.reconnect_timeout = secs(k, val()?)?,
                 "writeback_cache" => c.writeback_cache = true,
+                "proc" => proc = true,
+                "pidmap" => pidmap = Some(PathBuf::from(val()?)),
+                "proc_local" => proc_local = Some(PathBuf::from(val()?)),
                 "no_writeback_cache" => c.writeback_cache = false,
                 "readahead_kb" => c.readahead_kb = num(k, val()?)?,
                 "threads" => c.threads = num(k, val()?)?,
@@ -174,6 +198,18 @@ impl MountConfig {
                 | "norelatime" | "strictatime" => {}
                 _ => return Err(FuseError::Usage(format!("unknown mount option -o {opt} (see --help)"))),
             }
+        }
+        if proc {
+            let mut pc = ProcConfig::default();
+            if let Some(d) = pidmap {
+                pc.pidmap = d;
+            }
+            if let Some(d) = proc_local {
+                pc.local = d;
+            }
+            c.proc = Some(pc);
+        } else if pidmap.is_some() || proc_local.is_some() {
+            return Err(FuseError::Usage("-o pidmap= and proc_local= need -o proc".into()));
         }
         if let Some(s) = server {
             c.server = Addr::parse(&s).map_err(|e| FuseError::Usage(format!("--server {s}: {e}")))?;
@@ -248,5 +284,13 @@ mod tests {
         let m = parse(&["-o", "server=unix:/run/e.sock,connections=2", "/srv/x", "/tmp"]).unwrap();
         assert_eq!(m.server, Addr::Unix("/run/e.sock".into()));
         assert_eq!(m.connections, 2);
+        assert!(m.proc.is_none());
+        let p = parse(&["--insecure-test-mode", "-o", "proc,pidmap=/run/x", "/proc", "/tmp"]).unwrap();
+        assert_eq!(p.proc.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
+        assert_eq!(p.proc.as_ref().unwrap().local, PathBuf::from("/proc"));
+        assert!(
+            parse(&["--insecure-test-mode", "-o", "pidmap=/run/x", "/proc", "/tmp"]).is_err(),
+            "pidmap without proc"
+        );
     }
 }

@@ -110,7 +110,7 @@ impl Wait {
 
 /// Whether thread `pid` has a signal pending that it does not block: the kernel would
 /// have sent FUSE_INTERRUPT for it. A caller we cannot see counts as not signalled.
-fn caller_signalled(pid: u32) -> bool {
+pub(crate) fn caller_signalled(pid: u32) -> bool {
     if pid == 0 {
         return false;
     }

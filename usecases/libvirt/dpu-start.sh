@@ -114,14 +114,10 @@ if [ -z "$DRY" ]; then
     [ -e "$ROOT/${f#/}" ] || die "$ROOT/${f#/} is missing: the root needs libvirt's qemu driver and install.sh dpu"
   done
 fi
-# 4. the DPU's own proc, sys, dev and run inside the root. /var/run is a symlink to /run on
-# Debian and openEuler: bind what it names, once.
+# 4. the DPU's own dev and run inside the root (proc and sys are the HOST's, step 6).
+# /var/run is a symlink to /run on Debian and openEuler: bind what it names, once.
 run mkdir -p "$ROOT/proc" "$ROOT/sys" "$ROOT/dev"
-if [ "$CLIENT" = fuse ]; then
-  # qtfs-fuse has no local-process redirection yet: libvirt needs its own processes in /proc.
-  run mount -t proc proc "$ROOT/proc"
-  run mount -t sysfs sysfs "$ROOT/sys"
-else
+if [ "$CLIENT" = kmod ]; then
   run mkdir -p "$ROOT/local/proc" "$ROOT/local/sys" "$ROOT/local_proc"
   run mount -t proc proc "$ROOT/local_proc"
   run mount -t proc proc "$ROOT/local/proc"
@@ -135,11 +131,13 @@ run mount --bind "$RUN" "$ROOT$RUN"
 # 5. images and libvirt state live on the HOST
 qmount /home/VMs /home/VMs
 qmount /var/lib/libvirt /var/lib/libvirt
-# 6. kernel client: the HOST's /proc (local processes redirected), /sys (the VMs' cgroups),
-# /dev/pts (consoles) and /dev/vfio, as the original
+# 6. the HOST's /proc with the DPU's own processes redirected (-o proc: self, the DPU's pids,
+# and a local rexec's pid as its HOST process, from the pid map of step 8, which qtfs-fuse
+# reads at /var/run/rexec/pids outside the root: the same directory) and the HOST's /sys
+# (machine facts, the VMs' cgroups). Kernel client: also /dev/pts (consoles) and /dev/vfio.
+qmount /proc /proc -o proc
+qmount /sys /sys
 if [ "$CLIENT" = kmod ]; then
-  qmount /proc /proc -o proc
-  qmount /sys /sys
   qmount /dev/pts /dev/pts
   qmount /dev/vfio /dev/vfio
 fi

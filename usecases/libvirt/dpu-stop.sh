@@ -42,7 +42,6 @@ stop udsproxyd "$RUN/qtfs/udsproxyd.pid"
 # Reverse order of dpu-start.sh.
 umnt "$ROOT/etc/libvirt/qemu.conf"
 for m in dev/vfio dev/pts sys proc var/lib/libvirt home/VMs; do
-  if [ "$m" = sys ] || [ "$m" = proc ]; then [ "$CLIENT" = kmod ] || continue; fi
   case $m in dev/*) [ "$CLIENT" = kmod ] || continue ;; esac
   umnt "$ROOT/$m"
 done

@@ -150,6 +150,22 @@ impl Rig {
         rig
     }
 
+    /// An engine with the whitelist `wl` and no mount (for exports outside the rig's
+    /// directory, such as the HOST's /proc); mount with `fuse_args()`.
+    pub fn engine_only(opts: Opts, wl: &str) -> Rig {
+        require_fuse();
+        let dir = tempfile::Builder::new().prefix("qtfs-fuse-test").tempdir().unwrap();
+        let (export, local, mnt) = (dir.path().join("export"), dir.path().join("local"), dir.path().join("mnt"));
+        for d in [&export, &local, &mnt] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(dir.path().join("whitelist"), wl).unwrap();
+        let mut rig =
+            Rig { dir, export, local, mnt, engine: None, fuse: None, fuse_log: Arc::new(Mutex::new(Vec::new())), opts };
+        rig.start_engine(0);
+        rig
+    }
+
     pub fn psk_path(&self) -> PathBuf {
         self.dir.path().join("psk")
     }

@@ -75,26 +75,33 @@ impl PidFile {
             .open(dir)
         {
             Ok(f) => f,
-            Err(_) => {
-                // No O_TMPFILE here: create it in place (a short unlocked window).
-                let _ = std::fs::remove_file(&path);
-                let mut f =
-                    std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
-                sys::flock(f.as_raw_fd(), libc::LOCK_EX)?;
-                write!(f, "{remote_pid}")?;
-                return Ok(PidFile { path, _file: f });
-            }
+            // No O_TMPFILE here.
+            Err(_) => return PidFile::create_in_place(path, remote_pid),
         };
         sys::flock(f.as_raw_fd(), libc::LOCK_EX)?;
         write!(f, "{remote_pid}")?;
         if let Err(e) = sys::link_fd(f.as_raw_fd(), &path) {
             if e.kind() != io::ErrorKind::AlreadyExists {
-                return Err(e);
+                // Linking goes through the magic link /proc/self/fd/N, which is a plain
+                // symlink when /proc is not procfs (the DPU's chroot has the HOST's /proc
+                // through qtfs-fuse -o proc, whose local part is a passthrough).
+                tracing::debug!(error = %e, "linking the locked pid file failed; creating it in place");
+                return PidFile::create_in_place(path, remote_pid);
             }
             // A stale file of an earlier process with our pid.
             std::fs::remove_file(&path)?;
             sys::link_fd(f.as_raw_fd(), &path)?;
         }
+        Ok(PidFile { path, _file: f })
+    }
+
+    /// Creates the file at its name, then locks it (a short unlocked window in which a
+    /// cleaner could take it for a dead rexec's).
+    fn create_in_place(path: PathBuf, remote_pid: i32) -> io::Result<PidFile> {
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        sys::flock(f.as_raw_fd(), libc::LOCK_EX)?;
+        write!(f, "{remote_pid}")?;
         Ok(PidFile { path, _file: f })
     }
 

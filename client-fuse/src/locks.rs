@@ -1,0 +1,300 @@
+//! POSIX and flock locks through the engine (FUSE GETLK/SETLK/SETLKW, negotiated with
+//! `FUSE_POSIX_LOCKS` and `FUSE_FLOCK_LOCKS`).
+//!
+//! The engine locks the HOST open file description of a handle (OFD byte-range locks,
+//! see the engine's `fsops::locks`), while the kernel gives us locks per *lock owner*:
+//! the process's file table for fcntl locks (POSIX: one owner's locks never conflict
+//! with each other, whichever of its descriptors it used, and closing any of them drops
+//! them all), the open file for OFD locks and flock. So this module keeps one engine
+//! handle per (inode, lock owner), opened for locking only and never used for I/O: two
+//! owners on this mount are two descriptions on the HOST and conflict with each other as
+//! with other mounts and HOST processes; one owner's locks through two descriptors land
+//! on one description and never conflict. FLUSH (a close(2) by the owner) closes the
+//! owner's lock handle, which releases its locks as POSIX wants; RELEASE of a file
+//! closes the lock handles used through it (flock and OFD owners). A killed holder's
+//! descriptors are closed by its kernel, so its locks go too.
+//!
+//! Differences from local locks (documented in the README):
+//! - fuser 0.18 does not pass `FUSE_LK_FLOCK`, so a flock(2) arrives as a whole-file
+//!   lock of the open file and is taken as an OFD lock on the HOST: it conflicts with
+//!   flock on other mounts and with HOST fcntl/OFD locks, but not with a HOST flock(2),
+//!   and it conflicts with fcntl locks where locally flock and fcntl are independent.
+//! - F_GETLK reports the pid of a HOST process holding a classic POSIX lock; for any
+//!   other holder (another mount, another owner on this mount) the pid is 0.
+//! - The lock handle is opened with the caller's credentials by path, read-write when
+//!   the caller may, else with the file's access mode; a file unlinked before its first
+//!   lock cannot be locked (ENOENT).
+//! - After an engine restart the session's locks are gone: the next lock request of an
+//!   owner that held some fails with ENOLCK (never pretends it still holds them).
+//!
+//! Blocking waits (SETLKW) are answered from a thread of their own (at most
+//! [`MAX_WAITS`], ENOLCK beyond), so a wait never holds a FUSE worker: the holder's
+//! unlock on this mount always finds one. fuser 0.18 answers FUSE_INTERRUPT itself, so
+//! the waiting thread watches the caller's pending signals (as [`crate::remote`] does)
+//! and sends the engine CANCEL when one arrives: the caller gets EINTR.
+//!
+//! Owns the (inode, owner) → lock handle table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use fuser::{Errno, ReplyEmpty, ReplyLock};
+use parking_lot::Mutex;
+use qtfs_client::{ClientError, Cred};
+use qtfs_proto::consts::{self, open as oflags};
+use qtfs_proto::*;
+
+use crate::remote::{OpenFile, Remote, Retry, STEP, Wait, caller_signalled};
+
+/// Lock waits (SETLKW) in progress at once; more are refused with ENOLCK.
+pub const MAX_WAITS: usize = 64;
+
+/// The kernel's "to the end of the file".
+const OFFSET_MAX: u64 = i64::MAX as u64;
+
+#[derive(Debug)]
+struct Owned {
+    handle: u64,
+    epoch: u64,
+    /// FUSE file handles the owner locked through (RELEASE of one drops the entry).
+    fhs: Vec<u64>,
+}
+
+/// The lock handles of this mount.
+#[derive(Debug, Default)]
+pub struct Locks {
+    owners: Mutex<HashMap<(u64, u64), Owned>>,
+    waits: Arc<AtomicUsize>,
+}
+
+fn to_errno(e: &ClientError) -> Errno {
+    let n = e.errno();
+    if n <= 0 { Errno::EIO } else { Errno::from_i32(n) }
+}
+
+fn wire_type(typ: i32) -> std::result::Result<u32, Errno> {
+    match typ {
+        libc::F_RDLCK => Ok(consts::LOCK_RD),
+        libc::F_WRLCK => Ok(consts::LOCK_WR),
+        libc::F_UNLCK => Ok(consts::LOCK_UN),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// (start, len) on the wire from the kernel's inclusive range.
+fn range(start: u64, end: u64) -> (u64, u64) {
+    if end >= OFFSET_MAX { (start, 0) } else { (start, end.saturating_sub(start).saturating_add(1)) }
+}
+
+/// A lock request as the file system receives it.
+pub struct LockArgs<'a> {
+    pub remote: &'a Remote,
+    pub wait: Wait,
+    pub cred: Cred,
+    pub pid: u32,
+    pub node: u64,
+    pub fh: u64,
+    pub file: Arc<OpenFile>,
+    /// The file's current engine path (None: unlinked or not on the engine).
+    pub path: Option<Vec<u8>>,
+    pub path_of: Box<dyn Fn(u64) -> Option<Vec<u8>> + 'a>,
+    pub owner: u64,
+    /// To drop the kernel's cached pages and attributes of the file once a lock is
+    /// taken (what NFS does): the previous holder may have changed it.
+    pub notifier: Option<&'a fuser::Notifier>,
+}
+
+impl LockArgs<'_> {
+    fn invalidate(&self) {
+        if let Some(n) = self.notifier {
+            let _ = n.inval_inode(fuser::INodeNo(self.node), 0, 0);
+        }
+    }
+}
+
+impl Locks {
+    /// The owner's lock handle and its epoch, opened if `create`.
+    fn owner_handle(&self, a: &LockArgs<'_>, create: bool) -> std::result::Result<Option<(u64, u64)>, Errno> {
+        {
+            let mut owners = self.owners.lock();
+            if let Some(o) = owners.get_mut(&(a.node, a.owner)) {
+                if o.epoch != a.remote.session.epoch() {
+                    // The engine lost the session, and the locks with it.
+                    owners.remove(&(a.node, a.owner));
+                    return Err(Errno::from_i32(libc::ENOLCK));
+                }
+                if !o.fhs.contains(&a.fh) {
+                    o.fhs.push(a.fh);
+                }
+                return Ok(Some((o.handle, o.epoch)));
+            }
+        }
+        if !create {
+            return Ok(None);
+        }
+        let path = a.path.clone().ok_or(Errno::ENOENT)?;
+        let mode = a.file.flags & oflags::ACCMODE;
+        let open = |flags: u32| {
+            a.remote.path_op(&a.wait, Retry::Idempotent, |export| a.remote.open(export, &path, flags, &a.cred))
+        };
+        let (h, epoch, _) = match open(oflags::RDWR) {
+            Err(ClientError::Remote(libc::EACCES | libc::EPERM | libc::EROFS)) if mode != oflags::RDWR => open(mode),
+            r => r,
+        }
+        .map_err(|e| to_errno(&e))?;
+        let mut owners = self.owners.lock();
+        if let Some(o) = owners.get(&(a.node, a.owner)) {
+            // Another thread of the owner opened one meanwhile: keep that one.
+            let kept = (o.handle, o.epoch);
+            drop(owners);
+            let _ = a.remote.session.submit_in_epoch(epoch, Op::CLOSE, &HandleReq { handle: h });
+            return Ok(Some(kept));
+        }
+        owners.insert((a.node, a.owner), Owned { handle: h, epoch, fhs: vec![a.fh] });
+        Ok(Some((h, epoch)))
+    }
+
+    /// GETLK.
+    pub fn getlk(&self, a: &LockArgs<'_>, start: u64, end: u64, typ: i32, reply: ReplyLock) {
+        let ltype = match wire_type(typ) {
+            Ok(t) if t != consts::LOCK_UN => t,
+            Ok(_) | Err(_) => return reply.error(Errno::EINVAL),
+        };
+        let (start, len) = range(start, end);
+        let get = |handle: u64, epoch: u64| {
+            a.remote.call_with(Some(epoch), Op::LOCK_GET, &LockReq { handle, start, len, ltype, flags: 0 }, &[], |p| {
+                Ok(LockRsp::decode(p)?)
+            })
+        };
+        // Through the owner's own description (its own locks never conflict), or, when
+        // it holds none, through the file's (which holds no locks).
+        let r = match self.owner_handle(a, false) {
+            Err(e) => return reply.error(e),
+            Ok(Some((h, epoch))) => get(h, epoch),
+            Ok(None) => a.remote.handle_op(&a.wait, &a.file, Retry::Idempotent, &a.path_of, get),
+        };
+        match r {
+            Ok(l) if l.ltype == consts::LOCK_UN => reply.locked(0, 0, libc::F_UNLCK, 0),
+            Ok(l) => {
+                let typ = if l.ltype == consts::LOCK_RD { libc::F_RDLCK } else { libc::F_WRLCK };
+                let end = if l.len == 0 { OFFSET_MAX } else { l.start.saturating_add(l.len - 1) };
+                reply.locked(l.start, end, typ, l.pid.max(0) as u32)
+            }
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    /// SETLK / SETLKW.
+    pub fn setlk(&self, a: &LockArgs<'_>, start: u64, end: u64, typ: i32, sleep: bool, reply: ReplyEmpty) {
+        let ltype = match wire_type(typ) {
+            Ok(t) => t,
+            Err(e) => return reply.error(e),
+        };
+        let (start, len) = range(start, end);
+        let (handle, epoch) = match self.owner_handle(a, ltype != consts::LOCK_UN) {
+            Ok(Some(x)) => x,
+            // Unlocking what was never locked.
+            Ok(None) => return reply.ok(),
+            Err(e) => return reply.error(e),
+        };
+        let req = LockReq { handle, start, len, ltype, flags: 0 };
+        let r = a.remote.call_with(Some(epoch), Op::LOCK_SET, &req, &[], |_| Ok(()));
+        match r {
+            Ok(()) => {
+                if ltype != consts::LOCK_UN {
+                    a.invalidate();
+                }
+                reply.ok()
+            }
+            Err(ClientError::Remote(libc::EAGAIN)) if sleep => self.wait_for(a, req, epoch, reply),
+            Err(ClientError::Remote(libc::ESTALE)) => reply.error(Errno::from_i32(libc::ENOLCK)),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    /// A SETLKW that found the lock taken: the engine waits for it (LOCK_F_WAIT) while a
+    /// thread of ours waits for the answer, watching the caller's signals.
+    fn wait_for(&self, a: &LockArgs<'_>, mut req: LockReq, epoch: u64, reply: ReplyEmpty) {
+        if self.waits.fetch_add(1, Ordering::AcqRel) >= MAX_WAITS {
+            self.waits.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!("{MAX_WAITS} lock waits in progress; refusing another with ENOLCK");
+            return reply.error(Errno::from_i32(libc::ENOLCK));
+        }
+        req.flags = consts::LOCK_F_WAIT;
+        let session = a.remote.session.clone();
+        let pending = session.submit_in_epoch(epoch, Op::LOCK_SET, &req);
+        let waits = self.waits.clone();
+        let pid = a.pid;
+        let notifier = a.notifier.cloned();
+        let node = a.node;
+        let spawned = std::thread::Builder::new().name("qtfs-lockwait".into()).spawn(move || {
+            let mut p = match pending {
+                Ok(p) => p,
+                Err(e) => {
+                    waits.fetch_sub(1, Ordering::AcqRel);
+                    return reply.error(to_errno(&e));
+                }
+            };
+            let mut cancelled = false;
+            let r = loop {
+                if let Some(r) = p.wait_at_most(STEP) {
+                    break r;
+                }
+                if !cancelled && caller_signalled(pid) {
+                    cancelled = true;
+                    let _ = session.cancel(&p);
+                }
+            };
+            waits.fetch_sub(1, Ordering::AcqRel);
+            match r {
+                Ok(_) => {
+                    if let Some(n) = notifier {
+                        let _ = n.inval_inode(fuser::INodeNo(node), 0, 0);
+                    }
+                    reply.ok()
+                }
+                Err(ClientError::Remote(libc::ESTALE)) => reply.error(Errno::from_i32(libc::ENOLCK)),
+                Err(e) => reply.error(to_errno(&e)),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start a lock-wait thread: {e}");
+            // The reply moved into the closure that never ran; the kernel gets EIO
+            // when fuser drops an unanswered reply.
+        }
+    }
+
+    /// FLUSH by `owner` (a close(2)): POSIX drops all its locks on the file.
+    pub fn flush(&self, remote: &Remote, node: u64, owner: u64) {
+        let o = self.owners.lock().remove(&(node, owner));
+        if let Some(o) = o {
+            close(remote, &o);
+        }
+    }
+
+    /// RELEASE of file handle `fh`: the owners that locked through it (flock, OFD)
+    /// lose their locks.
+    pub fn release(&self, remote: &Remote, fh: u64) {
+        let gone: Vec<Owned> = {
+            let mut owners = self.owners.lock();
+            let keys: Vec<(u64, u64)> = owners.iter().filter(|(_, o)| o.fhs.contains(&fh)).map(|(k, _)| *k).collect();
+            keys.iter().filter_map(|k| owners.remove(k)).collect()
+        };
+        for o in &gone {
+            close(remote, o);
+        }
+    }
+}
+
+/// Closes a lock handle and waits for the engine, so the locks are released before the
+/// close(2) that asked for it returns.
+fn close(remote: &Remote, o: &Owned) {
+    if o.epoch != remote.session.epoch() {
+        return;
+    }
+    let m = HandleReq { handle: o.handle };
+    if let Err(e) = remote.call_with(Some(o.epoch), Op::CLOSE, &m, &[], |_| Ok(())) {
+        tracing::debug!("closing a lock handle: {e}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Prompt coherence (INVAL): with attribute and entry timeouts of 60 s, only the engine's
+//! invalidations can explain a change seen within milliseconds. Each test measures the
+//! delay from the change to the moment the mount shows it (polled every 200 µs) and
+//! prints the distribution; `perf/results/*-coherence.md` records a run.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const ROUNDS: usize = 200;
+const BOUND: Duration = Duration::from_millis(50);
+
+fn rig() -> Rig {
+    Rig::start(Opts { mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=60".into()], ..Default::default() })
+}
+
+/// Polls `f` every 200 µs for at most 2 s; the time it took to become true.
+fn seen_after(t0: Instant, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let deadline = t0 + Duration::from_secs(2);
+    loop {
+        if f() {
+            return Some(t0.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// p50, p99, max of the delays; asserts every change was seen, 99 % within `BOUND`.
+fn report(what: &str, mut d: Vec<Duration>) {
+    d.sort();
+    let pct = |p: f64| d[((d.len() as f64 * p).ceil() as usize).clamp(1, d.len()) - 1];
+    let (p50, p99, max) = (pct(0.50), pct(0.99), d[d.len() - 1]);
+    eprintln!(
+        "coherence {what}: n={} p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        d.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    assert!(p99 <= BOUND, "{what}: p99 {p99:?} above {BOUND:?}");
+}
+
+fn content(i: usize) -> Vec<u8> {
+    format!("v{i:07}").into_bytes()
+}
+
+/// A HOST write shows through an open descriptor of the mount (same size, so only the
+/// dropped pages can explain it) and in `stat` (mtime, cached for 60 s otherwise).
+#[test]
+fn host_write_seen_promptly() {
+    let rig = rig();
+    std::fs::write(rig.h("f"), content(0)).unwrap();
+    let f = std::fs::File::open(rig.m("f")).unwrap();
+    let mut buf = [0u8; 8];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..], &content(0)[..]);
+    let mut data = Vec::new();
+    let mut attr = Vec::new();
+    for i in 1..=ROUNDS {
+        let before = std::fs::metadata(rig.m("f")).unwrap().modified().unwrap();
+        let t0 = Instant::now();
+        std::fs::write(rig.h("f"), content(i)).unwrap();
+        let want = content(i);
+        let d = seen_after(t0, || f.read_exact_at(&mut buf, 0).is_ok() && buf[..] == want[..]);
+        data.push(d.unwrap_or_else(|| panic!("round {i}: the HOST write was not seen through the mount in 2 s")));
+        let host_mtime = std::fs::metadata(rig.h("f")).unwrap().modified().unwrap();
+        if host_mtime != before {
+            let a = seen_after(t0, || std::fs::metadata(rig.m("f")).unwrap().modified().unwrap() == host_mtime);
+            attr.push(a.unwrap_or_else(|| panic!("round {i}: the HOST mtime was not seen in 2 s")));
+        }
+    }
+    report("HOST write -> data through an open fd", data);
+    if !attr.is_empty() {
+        report("HOST write -> mtime in stat", attr);
+    }
+}
+
+/// HOST rename and unlink of names the kernel has cached for 60 s.
+#[test]
+fn host_rename_and_unlink_seen_promptly() {
+    let rig = rig();
+    let mut renames = Vec::new();
+    let mut unlinks = Vec::new();
+    for i in 0..ROUNDS / 2 {
+        let (a, b) = (format!("a{i}"), format!("b{i}"));
+        std::fs::write(rig.h(&a), b"x").unwrap();
+        // Cache the name and its attributes.
+        assert!(std::fs::symlink_metadata(rig.m(&a)).is_ok());
+        let t0 = Instant::now();
+        std::fs::rename(rig.h(&a), rig.h(&b)).unwrap();
+        let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&a)).is_err());
+        renames.push(d.unwrap_or_else(|| panic!("round {i}: the HOST rename was not seen in 2 s")));
+        assert!(std::fs::symlink_metadata(rig.m(&b)).is_ok());
+        let t0 = Instant::now();
+        std::fs::remove_file(rig.h(&b)).unwrap();
+        let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&b)).is_err());
+        unlinks.push(d.unwrap_or_else(|| panic!("round {i}: the HOST unlink was not seen in 2 s")));
+    }
+    report("HOST rename -> old name gone", renames);
+    report("HOST unlink -> name gone", unlinks);
+}
+
+/// A second qtfs-fuse mount of the same export, unmounted when dropped.
+struct SecondMount {
+    mnt: std::path::PathBuf,
+    child: Child,
+}
+
+impl SecondMount {
+    fn new(rig: &Rig) -> SecondMount {
+        let mnt = rig.dir.path().join("mnt2");
+        std::fs::create_dir(&mnt).unwrap();
+        let child = Command::new(fuse_bin())
+            .args(rig.fuse_args())
+            .arg(&rig.export)
+            .arg(&mnt)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn the second qtfs-fuse");
+        assert!(wait_until(Duration::from_secs(20), || is_mounted(&mnt)), "second mount did not come up");
+        SecondMount { mnt, child }
+    }
+    fn p(&self, rel: &str) -> std::path::PathBuf {
+        self.mnt.join(rel)
+    }
+}
+
+impl Drop for SecondMount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mnt).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A write through a second mount shows through the first.
+#[test]
+fn other_mount_write_seen_promptly() {
+    let rig = rig();
+    let second = SecondMount::new(&rig);
+    std::fs::write(rig.h("shared"), content(0)).unwrap();
+    let r = std::fs::File::open(rig.m("shared")).unwrap();
+    let w = std::fs::OpenOptions::new().write(true).open(second.p("shared")).unwrap();
+    let mut buf = [0u8; 8];
+    r.read_exact_at(&mut buf, 0).unwrap();
+    let mut d = Vec::new();
+    for i in 1..=ROUNDS {
+        let want = content(i);
+        let t0 = Instant::now();
+        w.write_all_at(&want, 0).unwrap();
+        let s = seen_after(t0, || r.read_exact_at(&mut buf, 0).is_ok() && buf[..] == want[..]);
+        d.push(s.unwrap_or_else(|| panic!("round {i}: the other mount's write was not seen in 2 s")));
+    }
+    report("other mount's write -> data through an open fd", d);
+    // Names too: a file created and removed through the second mount.
+    std::fs::write(second.p("made-there"), b"x").unwrap();
+    assert!(std::fs::symlink_metadata(rig.m("made-there")).is_ok());
+    let t0 = Instant::now();
+    std::fs::remove_file(second.p("made-there")).unwrap();
+    let s = seen_after(t0, || std::fs::symlink_metadata(rig.m("made-there")).is_err());
+    assert!(s.is_some_and(|s| s <= Duration::from_millis(500)), "the other mount's unlink was not seen: {s:?}");
+}
+
+/// A live MAP_SHARED mapping sees a HOST write once the pages are invalidated.
+#[test]
+fn live_shared_mmap_sees_host_write() {
+    let rig = rig();
+    std::fs::write(rig.h("m"), vec![b'a'; 4096]).unwrap();
+    let f = std::fs::File::open(rig.m("m")).unwrap();
+    let p = map(&f, 4096);
+    // SAFETY: a live read-only mapping of 4096 bytes (unmapped at the end).
+    let first = || unsafe { std::ptr::read_volatile(p) };
+    assert_eq!(first(), b'a');
+    let t0 = Instant::now();
+    std::fs::write(rig.h("m"), vec![b'b'; 4096]).unwrap();
+    let s = seen_after(t0, || first() == b'b');
+    eprintln!("coherence live MAP_SHARED mapping: HOST write seen after {s:?}");
+    // SAFETY: unmaps the mapping made above; nothing uses `p` afterwards.
+    unsafe { libc::munmap(p as *mut libc::c_void, 4096) };
+    assert!(s.is_some_and(|s| s <= Duration::from_millis(500)), "the mapping did not see the HOST write: {s:?}");
+}
+
+fn map(f: &std::fs::File, len: usize) -> *const u8 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: maps `len` bytes of an open file read-only; checked for MAP_FAILED.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0) };
+    assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    p as *const u8
+}

@@ -1,0 +1,342 @@
+//! Locks across two qtfs-fuse mounts of one export and a HOST process: fcntl (POSIX),
+//! OFD and flock locks conflict everywhere, F_GETLK reports the holder, a blocking lock
+//! is granted on unlock and ends on a signal, a killed holder's locks go, and sqlite
+//! with writers on both mounts and the HOST keeps every row. Root and /dev/fuse needed.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A second mount of the rig's export (unmounted on drop).
+struct Mount2 {
+    mnt: PathBuf,
+    child: Child,
+}
+
+impl Mount2 {
+    fn new(rig: &Rig) -> Mount2 {
+        let mnt = rig.dir.path().join("mnt2");
+        std::fs::create_dir(&mnt).unwrap();
+        let child = Command::new(fuse_bin())
+            .args(rig.fuse_args())
+            .arg(&rig.export)
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(20), || is_mounted(&mnt)), "second mount");
+        Mount2 { mnt, child }
+    }
+}
+
+impl Drop for Mount2 {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").arg("-u").arg(&self.mnt).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A python3 process holding a lock (`kind`: posix, ofd, flock; `ex`: exclusive) on
+/// `path` until its stdin gets a line (or it is killed).
+struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+const PY_LOCK: &str = r#"
+import fcntl, os, struct, sys, time, signal
+kind, path, ex, wait = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
+class Interrupted(Exception): pass
+def on_alarm(*_): raise Interrupted()
+signal.signal(signal.SIGALRM, on_alarm)
+fd = os.open(path, os.O_RDWR)
+t = time.time()
+try:
+    if kind == "flock":
+        fcntl.flock(fd, (fcntl.LOCK_EX if ex else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
+    else:
+        cmd = {"posix": (fcntl.F_SETLKW if wait else fcntl.F_SETLK), "ofd": (38 if wait else 37)}[kind]
+        fl = struct.pack("hhqqi", fcntl.F_WRLCK if ex else fcntl.F_RDLCK, 0, 0, 100, 0)
+        fcntl.fcntl(fd, cmd, fl)
+    print("locked %.3f" % (time.time() - t), flush=True)
+except Interrupted:
+    print("interrupted %.3f" % (time.time() - t), flush=True); sys.exit(0)
+except OSError as e:
+    print("error %d" % e.errno, flush=True); sys.exit(0)
+sys.stdin.readline()
+"#;
+
+impl Holder {
+    fn start(
+        kind: &str,
+        path: &Path,
+        ex: bool,
+        wait: bool,
+        alarm: Option<u32>,
+    ) -> (Holder, BufReader<std::process::ChildStdout>) {
+        let mut cmd = Command::new("python3");
+        let script = match alarm {
+            Some(s) => PY_LOCK.replace("t = time.time()", &format!("signal.alarm({s})\nt = time.time()")),
+            None => PY_LOCK.to_string(),
+        };
+        cmd.arg("-c").arg(script).arg(kind).arg(path).arg(if ex { "1" } else { "0" }).arg(if wait { "1" } else { "0" });
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let stdin = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        (Holder { child, stdin }, out)
+    }
+
+    fn line(out: &mut BufReader<std::process::ChildStdout>) -> String {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim().to_string()
+    }
+
+    /// Starts a holder and waits until it holds the lock.
+    fn hold(kind: &str, path: &Path, ex: bool) -> Holder {
+        let (h, mut out) = Holder::start(kind, path, ex, false, None);
+        let l = Holder::line(&mut out);
+        assert!(l.starts_with("locked"), "{kind} holder on {}: {l}", path.display());
+        h
+    }
+
+    fn release(mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"\n");
+        }
+        let _ = self.child.wait();
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One non-blocking attempt of this process: Ok or the errno.
+fn try_lock(kind: &str, path: &Path, ex: bool) -> Result<(), i32> {
+    let f = std::fs::File::options().read(true).write(true).open(path).unwrap();
+    let fd = f.as_raw_fd();
+    // SAFETY: plain lock system calls on our own descriptor with valid records.
+    let rc = unsafe {
+        if kind == "flock" {
+            libc::flock(fd, if ex { libc::LOCK_EX } else { libc::LOCK_SH } | libc::LOCK_NB)
+        } else {
+            let mut fl: libc::flock = std::mem::zeroed();
+            fl.l_type = if ex { libc::F_WRLCK } else { libc::F_RDLCK } as libc::c_short;
+            fl.l_len = 100;
+            libc::fcntl(fd, if kind == "ofd" { libc::F_OFD_SETLK } else { libc::F_SETLK }, &fl)
+        }
+    };
+    if rc < 0 { Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) } else { Ok(()) }
+}
+
+/// F_GETLK of a write lock on bytes 0..100 of `path`: (type, start, len, pid).
+fn getlk(path: &Path) -> (i32, i64, i64, i32) {
+    let f = std::fs::File::options().read(true).write(true).open(path).unwrap();
+    // SAFETY: F_GETLK fills our record.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_len = 100;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) }, 0);
+    (fl.l_type as i32, fl.l_start, fl.l_len, fl.l_pid)
+}
+
+#[test]
+fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
+    let rig = Rig::start(Opts::default());
+    let m2 = Mount2::new(&rig);
+    std::fs::write(rig.h("f"), vec![0u8; 200]).unwrap();
+    let (a, b, host) = (rig.m("f"), m2.mnt.join("f"), rig.h("f"));
+    for kind in ["posix", "ofd", "flock"] {
+        // Held through mount 1: refused through mount 2 (read and write) and the HOST.
+        let h = Holder::hold(kind, &a, true);
+        assert_eq!(try_lock(kind, &b, true), Err(libc::EAGAIN), "{kind}: mount 2");
+        assert_eq!(try_lock(kind, &b, false), Err(libc::EAGAIN), "{kind}: mount 2 shared");
+        assert_eq!(try_lock(kind, &a, true), Err(libc::EAGAIN), "{kind}: another process, same mount");
+        // A HOST flock(2) and a mount's flock do not meet (fuser hides FUSE_LK_FLOCK: a
+        // mount's flock is an OFD lock on the HOST); HOST fcntl locks do.
+        let host_kind = if kind == "flock" { "ofd" } else { kind };
+        assert_eq!(try_lock(host_kind, &host, true), Err(libc::EAGAIN), "{kind}: HOST");
+        if kind != "flock" {
+            let (t, s, l, _) = getlk(&b);
+            assert_eq!((t, s, l), (libc::F_WRLCK, 0, 100), "{kind}: F_GETLK through mount 2");
+        }
+        // Killed holder: its locks go with its descriptors.
+        h.kill();
+        assert!(wait_until(Duration::from_secs(5), || try_lock(kind, &b, true).is_ok()), "{kind}: released");
+
+        // Held on the HOST: refused through both mounts.
+        let h = Holder::hold(host_kind, &host, true);
+        assert_eq!(try_lock(kind, &a, true), Err(libc::EAGAIN), "{kind}: HOST holder vs mount 1");
+        assert_eq!(try_lock(kind, &b, false), Err(libc::EAGAIN), "{kind}: HOST holder vs mount 2");
+        if host_kind == "posix" {
+            let (t, _, _, pid) = getlk(&a);
+            assert_eq!((t, pid), (libc::F_WRLCK, h.child.id() as i32), "F_GETLK gives the HOST holder's pid");
+        }
+        h.release();
+        assert!(try_lock(kind, &a, true).is_ok(), "{kind}: HOST released");
+        // Shared locks coexist.
+        let h = Holder::hold(kind, &a, false);
+        assert_eq!(try_lock(kind, &b, false), Ok(()), "{kind}: shared + shared");
+        h.release();
+    }
+}
+
+#[test]
+fn a_blocking_lock_is_granted_on_unlock_and_ends_on_a_signal() {
+    let rig = Rig::start(Opts::default());
+    let m2 = Mount2::new(&rig);
+    std::fs::write(rig.h("w"), vec![0u8; 200]).unwrap();
+    let (a, b) = (rig.m("w"), m2.mnt.join("w"));
+    for kind in ["posix", "flock"] {
+        let h = Holder::hold(kind, &a, true);
+        let (w, mut out) = Holder::start(kind, &b, true, true, None);
+        // Still waiting while held (the holder keeps it; nothing answers the waiter).
+        let t = Instant::now();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            h.release();
+        });
+        let l = Holder::line(&mut out);
+        assert!(l.starts_with("locked"), "{kind}: {l}");
+        assert!(t.elapsed() >= Duration::from_millis(250), "{kind}: waited for the holder");
+        assert!(t.elapsed() < Duration::from_secs(3), "{kind}: granted promptly, {:?}", t.elapsed());
+        releaser.join().unwrap();
+        w.release();
+
+        // A signal ends the wait (EINTR to the caller, whose handler raises).
+        let h = Holder::hold(kind, &a, true);
+        let (w, mut out) = Holder::start(kind, &b, true, true, Some(1));
+        let l = Holder::line(&mut out);
+        assert!(l.starts_with("interrupted"), "{kind}: {l}");
+        drop(w);
+        h.release();
+    }
+}
+
+const PY_SQL: &str = r#"
+import sqlite3, sys
+path, who, n, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+db = sqlite3.connect(path, timeout=120, isolation_level=None)
+try:
+    got = db.execute("PRAGMA journal_mode=%s" % mode).fetchone()[0]
+except sqlite3.Error as e:
+    print("refused", e, flush=True); sys.exit(3)
+print("mode", got, flush=True)
+db.execute("CREATE TABLE IF NOT EXISTS t (who TEXT, i INTEGER, pad TEXT)")
+for i in range(n):
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO t VALUES (?, ?, ?)", (who, i, "x" * 100))
+    db.execute("COMMIT")
+print("done", flush=True)
+"#;
+
+/// The sqlite rig: names are not cached (`entry_timeout=0`): sqlite deletes and
+/// re-creates its journal on every transaction, and a name cached by one mount after
+/// another client removed it makes the next open fail (the issue's coherence part; locks
+/// alone cannot fix it).
+fn sqlite_rig() -> Rig {
+    Rig::start(Opts { mount_opts: vec!["entry_timeout=0".into()], ..Default::default() })
+}
+
+fn sqlite_writers(paths: &[(PathBuf, &str)], n: usize, mode: &str) -> Vec<(i32, String)> {
+    let kids: Vec<_> = paths
+        .iter()
+        .map(|(p, who)| {
+            Command::new("python3")
+                .arg("-c")
+                .arg(PY_SQL)
+                .arg(p)
+                .arg(who)
+                .arg(n.to_string())
+                .arg(mode)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    kids.into_iter()
+        .map(|k| {
+            let o = k.wait_with_output().unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            (o.status.code().unwrap_or(-1), text)
+        })
+        .collect()
+}
+
+fn sqlite_check(path: &Path) -> (String, i64) {
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); \
+             print(d.execute('PRAGMA integrity_check').fetchone()[0]); \
+             print(d.execute('SELECT count(*) FROM t').fetchone()[0])",
+        )
+        .arg(path)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut l = s.lines();
+    (l.next().unwrap_or("").to_string(), l.next().and_then(|c| c.parse().ok()).unwrap_or(-1))
+}
+
+/// Rows each writer inserts (one transaction each); 3 writers. Chosen to run in well
+/// under a minute on the 2-core test machine (the issue's 10,000 takes several minutes
+/// there: every transaction is about 6 lock round trips and 2 fsyncs through FUSE).
+const SQL_ROWS: usize = 1000;
+
+#[test]
+fn sqlite_rollback_journal_with_writers_on_two_mounts_and_the_host() {
+    let rig = sqlite_rig();
+    let m2 = Mount2::new(&rig);
+    let t = Instant::now();
+    let r =
+        sqlite_writers(&[(rig.m("db"), "m1"), (m2.mnt.join("db"), "m2"), (rig.h("db"), "host")], SQL_ROWS, "DELETE");
+    let took = t.elapsed();
+    for (code, out) in &r {
+        assert_eq!(*code, 0, "{out}");
+        assert!(out.contains("mode delete") && out.contains("done"), "{out}");
+    }
+    let (ok, count) = sqlite_check(&rig.h("db"));
+    assert_eq!(ok, "ok");
+    assert_eq!(count, 3 * SQL_ROWS as i64, "every row");
+    eprintln!("sqlite rollback journal: 3 writers x {SQL_ROWS} rows in {took:?}");
+}
+
+/// Fails today (rows lost, e.g. 748 of 750): WAL's `-shm` index is shared memory that
+/// two mounts cannot share, and nothing refuses WAL yet. Kept to show it; see README.
+#[test]
+#[ignore = "WAL is not coherent over qtfs and is not refused yet: rows are lost (issue 14)"]
+fn sqlite_wal_never_loses_rows() {
+    let rig = sqlite_rig();
+    let m2 = Mount2::new(&rig);
+    let n = SQL_ROWS / 4;
+    let r =
+        sqlite_writers(&[(rig.m("wal.db"), "m1"), (m2.mnt.join("wal.db"), "m2"), (rig.h("wal.db"), "host")], n, "WAL");
+    let (ok, count) = sqlite_check(&rig.h("wal.db"));
+    eprintln!("WAL: writers {r:?}; integrity {ok}; rows {count}");
+    let succeeded = r.iter().filter(|(c, o)| *c == 0 && o.contains("done")).count() as i64;
+    // Every writer that reported success has all its rows there.
+    assert_eq!(ok, "ok");
+    assert!(count >= succeeded * n as i64, "rows lost: {count} < {succeeded} x {n}");
+    for (code, out) in &r {
+        assert!(*code == 0 || out.contains("refused") || out.contains("Error"), "unexpected failure: {out}");
+    }
+}
