@@ -3,10 +3,7 @@
 //! by one plain thread: admin traffic is rare and must never touch the cores' loops,
 //! which pick whitelist changes up through the generation counter.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,84 +13,14 @@ use qtfs_proto::*;
 use crate::Shared;
 use crate::fsops::whitelist::{Entry, Whitelist};
 
-/// Binds the admin socket: refuses if another process is serving it, replaces a stale one.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("{} is served by a running process", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    let l = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
-}
+pub use qtfs_daemon::admin::bind;
+use qtfs_daemon::admin::respond;
 
 /// Serves admin connections until the engine shuts down.
 pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
-    let mut pause = std::time::Duration::ZERO;
-    for conn in listener.incoming() {
-        if shared.shutdown.load(Ordering::Acquire) {
-            break;
-        }
-        match conn {
-            Ok(s) => {
-                pause = std::time::Duration::ZERO;
-                let shared = shared.clone();
-                let _ =
-                    std::thread::Builder::new().name("qtfs-admin-conn".into()).spawn(move || serve_conn(s, &shared));
-            }
-            Err(e) => {
-                // EMFILE and the like fail again at once while the connection waits in
-                // the backlog: pause (10 ms doubling to 1 s) and log once a second.
-                pause = (pause * 2).clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(1));
-                crate::log_limited!(tracing::Level::WARN, pause_ms = pause.as_millis() as u64, "admin accept: {e}");
-                std::thread::sleep(pause);
-            }
-        }
-    }
-}
-
-fn serve_conn(mut s: UnixStream, shared: &Shared) {
-    let mut buf = Vec::new();
-    loop {
-        let h = match read_frame(&mut s, &mut buf) {
-            Some(h) => h,
-            None => return,
-        };
-        let mut out = Vec::new();
-        match handle(shared, &h, &buf, &mut out) {
-            Ok(()) => {}
-            Err(e) => {
-                out.clear();
-                FrameHeader::error(h.op, h.id, e).push(&mut out);
-            }
-        }
-        if s.write_all(&out).is_err() {
-            return;
-        }
-    }
-}
-
-fn read_frame(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<FrameHeader> {
-    use std::io::Read;
-    let mut hb = [0u8; HEADER_SIZE];
-    s.read_exact(&mut hb).ok()?;
-    let h = FrameHeader::decode(&hb, MAX_PAYLOAD).ok()?;
-    buf.clear();
-    buf.resize(h.len as usize, 0);
-    s.read_exact(buf).ok()?;
-    Some(h)
-}
-
-fn respond<'m, M: Wire<'m>>(out: &mut Vec<u8>, h: &FrameHeader, m: &M) {
-    push_frame(out, FrameHeader::response(h.op, h.id, 0), m);
+    let sh = shared.clone();
+    let handler = Arc::new(move |h: &FrameHeader, p: &[u8], out: &mut Vec<u8>| handle(&sh, h, p, out));
+    qtfs_daemon::admin::serve(listener, &shared.shutdown, "qtfs-admin-conn", handler);
 }
 
 /// Applies `f` to a copy of the whitelist and publishes the result to every core.

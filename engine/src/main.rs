@@ -5,34 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use qtfs_engine::config::{Cli, from_cli};
 use qtfs_engine::{Engine, StartOptions};
-use qtfs_proto::consts;
-use tracing_subscriber::{EnvFilter, reload};
-
-fn filter_for(level: u32) -> EnvFilter {
-    let l = match level {
-        consts::LOG_NONE => "off",
-        consts::LOG_ERROR => "error",
-        consts::LOG_WARN => "warn",
-        consts::LOG_INFO => "info",
-        _ => "debug",
-    };
-    EnvFilter::new(format!("{l},io_uring=warn"))
-}
-
-/// Blocks SIGINT/SIGTERM in every thread (inherited) and returns the set, so that the
-/// main thread can wait for them synchronously.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local set; pthread_sigmask on the calling thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        set
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,17 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (filter, handle) = reload::Layer::new(filter_for(cfg.log_level));
-    use tracing_subscriber::prelude::*;
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr),
-        )
-        .init();
+    let set_log_level = qtfs_daemon::init_logging(cfg.log_level, "io_uring=warn");
     for n in &notes {
         tracing::warn!("{n}");
     }
@@ -89,13 +51,8 @@ fn main() -> ExitCode {
             "identities of the exports at or beneath this path (--export-policy)"
         );
     }
-    let set = block_signals();
-    let opts = StartOptions {
-        set_log_level: Box::new(move |l| {
-            let _ = handle.reload(filter_for(l));
-        }),
-        on_core_start: None,
-    };
+    let set = qtfs_daemon::block_signals();
+    let opts = StartOptions { set_log_level, on_core_start: None };
     let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
     let cores = cfg.cores;
     let admin = cfg.admin_socket.clone();
@@ -114,9 +71,7 @@ fn main() -> ExitCode {
         admin = %admin.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
         "engine ready"
     );
-    let mut sig: libc::c_int = 0;
-    // SAFETY: waits for one of the blocked signals in `set`.
-    unsafe { libc::sigwait(&set, &mut sig) };
+    let sig = qtfs_daemon::wait_signal(&set);
     tracing::info!(signal = sig, "shutting down: finishing in-flight requests");
     engine.stop();
     tracing::info!("engine stopped");

@@ -5,61 +5,23 @@
 //!
 //! One plain thread per admin connection; admin traffic never touches a relay loop.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use qtfs_proto::consts::{self, WlType};
 use qtfs_proto::*;
 
+use qtfs_daemon::admin::respond;
+
 use crate::{Shared, sys};
 
 pub fn serve(listener: OwnedFd, sh: Arc<Shared>) {
     let _ = sys::set_nonblocking(listener.as_raw_fd(), false);
     let l = std::os::unix::net::UnixListener::from(listener);
-    for conn in l.incoming() {
-        if sh.shutdown.load(Ordering::Acquire) {
-            break;
-        }
-        match conn {
-            Ok(s) => {
-                let sh = sh.clone();
-                let _ =
-                    std::thread::Builder::new().name("udsproxyd-admin-conn".into()).spawn(move || serve_conn(s, &sh));
-            }
-            Err(e) => tracing::warn!("admin accept: {e}"),
-        }
-    }
-}
-
-fn serve_conn(mut s: UnixStream, sh: &Shared) {
-    let mut buf = Vec::new();
-    loop {
-        let mut hb = [0u8; HEADER_SIZE];
-        if s.read_exact(&mut hb).is_err() {
-            return;
-        }
-        let Ok(h) = FrameHeader::decode(&hb, MAX_PAYLOAD) else { return };
-        buf.clear();
-        buf.resize(h.len as usize, 0);
-        if s.read_exact(&mut buf).is_err() {
-            return;
-        }
-        let mut out = Vec::new();
-        if let Err(e) = handle(sh, &h, &buf, &mut out) {
-            out.clear();
-            FrameHeader::error(h.op, h.id, e).push(&mut out);
-        }
-        if s.write_all(&out).is_err() {
-            return;
-        }
-    }
-}
-
-fn respond<'m, M: Wire<'m>>(out: &mut Vec<u8>, h: &FrameHeader, m: &M) {
-    push_frame(out, FrameHeader::response(h.op, h.id, 0), m);
+    let shared = sh.clone();
+    let handler = Arc::new(move |h: &FrameHeader, p: &[u8], out: &mut Vec<u8>| handle(&shared, h, p, out));
+    qtfs_daemon::admin::serve(l, &sh.shutdown, "udsproxyd-admin-conn", handler);
 }
 
 fn udsconnect_only(t: u32) -> Result<(), i32> {

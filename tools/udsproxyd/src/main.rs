@@ -3,21 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use qtfs_proto::consts;
 use qtfs_udsproxyd::config::{Cli, from_cli};
 use qtfs_udsproxyd::{Daemon, sys};
-use tracing_subscriber::{EnvFilter, reload};
-
-fn filter_for(level: u32) -> EnvFilter {
-    let l = match level {
-        consts::LOG_NONE => "off",
-        consts::LOG_ERROR => "error",
-        consts::LOG_WARN => "warn",
-        consts::LOG_INFO => "info",
-        _ => "debug",
-    };
-    EnvFilter::new(l)
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,17 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (filter, handle) = reload::Layer::new(filter_for(cfg.log_level));
-    use tracing_subscriber::prelude::*;
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr),
-        )
-        .init();
+    let set_level = qtfs_daemon::init_logging(cfg.log_level, "");
     for n in &notes {
         tracing::warn!("{n}");
     }
@@ -52,13 +29,10 @@ fn main() -> ExitCode {
     if nofile < 4096 {
         tracing::warn!(limit = nofile, "descriptor limit is low: at most about that many channels");
     }
-    let set = sys::block_signals();
+    let set = qtfs_daemon::block_signals();
     let socket = cfg.socket.clone();
     let admin = cfg.admin_socket.clone();
     let server = cfg.server.to_string();
-    let set_level = Box::new(move |l| {
-        let _ = handle.reload(filter_for(l));
-    });
     let mut d = match Daemon::start(cfg, set_level) {
         Ok(d) => d,
         Err(e) => {
@@ -68,7 +42,7 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(server = %server, socket = %socket.display(), admin = %admin.display(), "udsproxyd ready");
-    let sig = sys::wait_signal(&set);
+    let sig = qtfs_daemon::wait_signal(&set);
     tracing::info!(signal = sig, "shutting down");
     d.stop();
     ExitCode::SUCCESS

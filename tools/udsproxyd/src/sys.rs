@@ -420,29 +420,6 @@ pub fn lock_file(path: &std::path::Path) -> io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// Blocks SIGINT/SIGTERM (inherited by threads started later) and ignores SIGPIPE;
-/// returns the set for `wait_signal`.
-pub fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local set; pthread_sigmask on the calling thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        set
-    }
-}
-
-/// Waits for one of the signals of `set`; returns it.
-pub fn wait_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig = 0;
-    // SAFETY: waits for a blocked signal of `set`.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
-}
-
 /// Sets the process umask.
 pub fn umask(m: u32) {
     // SAFETY: umask cannot fail.
