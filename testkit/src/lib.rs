@@ -290,13 +290,16 @@ impl Drop for TestEngine {
     }
 }
 
+/// Polls `f` until it holds or `timeout` passes (then one last try): the one way the
+/// project's tests wait for a condition. Polls every 5 ms, so a condition that becomes
+/// true is seen promptly without burning a CPU the code under test needs.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if f() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     f()
 }
