@@ -40,7 +40,7 @@ pub enum IoMode {
     /// Everything else (devices, sockets, file systems without non-blocking I/O): always
     /// through the ring.
     Ring,
-    /// A FIFO. Its descriptor is always `O_NONBLOCK` (so that nothing on it can occupy an
+    /// A FIFO or a terminal (`fsops::fifo`). Its descriptor is always `O_NONBLOCK` (so that nothing on it can occupy an
     /// io_uring worker thread): reads and writes run inline and, for a client that did
     /// not ask for `O_NONBLOCK`, wait for readiness with `IORING_OP_POLL_ADD` and retry.
     Fifo,
@@ -55,8 +55,8 @@ pub struct OpenFile {
     pub export: u32,
     pub io: IoMode,
     /// The HOST identity the open ran with; requests on the handle that carry no identity
-    /// of their own (IOCTL) run with it, never with whatever identity the worker thread
-    /// happens to hold.
+    /// of their own (READ, WRITE, FSYNC, FALLOCATE, LLSEEK, IOCTL) run with it, never with
+    /// the engine's or whatever identity the worker thread happens to hold.
     pub ident: Ident,
     /// The policy of the export it was opened in (it outlives an UMOUNT of the export).
     pub ids: Option<Arc<IdPolicy>>,

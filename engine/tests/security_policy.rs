@@ -326,6 +326,79 @@ fn ioctl_runs_as_the_handle_opener() {
     assert_eq!(flags_of(h_root) & FS_NODUMP_FL, 0);
 }
 
+/// Runs `sh -c script path` locally as uid:gid 1000 (no supplementary groups): the
+/// reference for what the same change through qtfs must do.
+fn local_as_user(script: &str, path: &FsPath) {
+    use std::os::unix::process::CommandExt;
+    let st = Command::new("sh").args(["-c", script, "sh"]).arg(path).uid(1000).gid(1000).status().unwrap();
+    assert!(st.success(), "local {script:?} as uid 1000");
+}
+
+/// Data operations on a handle act as whoever opened it, as IOCTL does: a WRITE or
+/// FALLOCATE through a user's handle clears setuid/setgid as the same change made locally
+/// by that user does (with the engine's CAP_FSETID they stayed: a DPU user could modify a
+/// setuid-root program and keep it setuid), and through root's handle keeps them (root
+/// has CAP_FSETID). Each change follows a request of the other identity, so the identity
+/// the worker thread was left in cannot decide it.
+fn handle_writes_act_as_the_opener(tmpfs: bool) {
+    assert_root();
+    let e = TestEngine::start(Opts { tmpfs, ..Default::default() });
+    open_up(&e);
+    let s = e.session(1);
+    let root = Cred::root();
+    let user = Cred::new(1000, 1000, vec![]);
+    let (ex, _) = s.mount(e.export.to_str().unwrap(), &root).unwrap();
+    let mode = |n: &str| std::fs::metadata(e.path(n)).unwrap().permissions().mode() & 0o7777;
+    // A root-owned setuid/setgid file anyone may write.
+    let setid = |n: &str| {
+        std::fs::write(e.path(n), b"x").unwrap();
+        std::fs::set_permissions(e.path(n), std::fs::Permissions::from_mode(0o6777)).unwrap();
+        assert_eq!(mode(n), 0o6777);
+    };
+    setid("local_write");
+    local_as_user("printf y >> \"$1\"", &e.path("local_write"));
+    setid("local_fallocate");
+    local_as_user("fallocate -l 8192 \"$1\"", &e.path("local_fallocate"));
+    let (lw, lf) = (mode("local_write"), mode("local_fallocate"));
+    assert_eq!((lw & 0o6000, lf & 0o6000), (0, 0), "locally, uid 1000 clears setuid and setgid");
+
+    for (name, as_user, as_root) in [("write", &user, &root), ("fallocate", &user, &root)] {
+        let change = |h: u64| match name {
+            "write" => s.write(h, 1, b"y").map(|_| ()),
+            _ => s.fallocate(h, 0, 0, 8192),
+        };
+        let f = format!("user_{name}");
+        setid(&f);
+        let (h, _) = s.open(ex, f.as_bytes(), open::WRONLY, 0, as_user).unwrap();
+        s.getattr(ex, f.as_bytes(), false, as_root).unwrap();
+        change(h).unwrap();
+        let local = if name == "write" { lw } else { lf };
+        assert_eq!(mode(&f), local, "{name} through uid 1000's handle (tmpfs {tmpfs}): as locally");
+        let f = format!("root_{name}");
+        setid(&f);
+        let (h, _) = s.open(ex, f.as_bytes(), open::WRONLY, 0, as_root).unwrap();
+        s.getattr(ex, f.as_bytes(), false, as_user).unwrap();
+        change(h).unwrap();
+        assert_eq!(mode(&f), 0o6777, "{name} through root's handle (tmpfs {tmpfs}) keeps setuid/setgid");
+    }
+    // The other handle operations work as the opener too.
+    let (h, _) = s.open(ex, b"user_write", open::RDWR, 0, &user).unwrap();
+    s.getattr(ex, b"user_write", false, &root).unwrap();
+    assert_eq!(s.read(h, 0, 16).unwrap(), b"xy");
+    s.fsync(h, false).unwrap();
+    assert_eq!(s.llseek(h, 0, libc::SEEK_END as u32).unwrap(), 2);
+}
+
+#[test]
+fn handle_writes_act_as_the_opener_ring() {
+    handle_writes_act_as_the_opener(false);
+}
+
+#[test]
+fn handle_writes_act_as_the_opener_tmpfs() {
+    handle_writes_act_as_the_opener(true);
+}
+
 // ------------------------------------------------------------------ process control
 
 /// Processes started by this test, killed when it ends: children, and grandchildren by

@@ -20,9 +20,15 @@
 //!   inline and, for a blocking client, wait with `IORING_OP_POLL_ADD` (no worker) and
 //!   retry; a blocking WRITE is complete (all bytes, or the error after a partial write
 //!   is reported as the count written).
-//! - Device nodes (opened only where `--allow-devices` names them) get `O_NONBLOCK`
+//! - Terminals (a pty slave under `/dev/pts`, the console of a VM whose qemu runs here)
+//!   are treated as FIFOs ([`pollable`]): their descriptor stays `O_NONBLOCK` and a
+//!   blocking READ waits for input with `IORING_OP_POLL_ADD`, not in an io-wq worker,
+//!   where a console nobody types into used to hold a worker for as long as the client
+//!   kept reading. FIFO_POLL and EPOLL_CTL on them are poll-armed ring operations too.
+//! - Other device nodes (opened only where `--allow-devices` names them) get `O_NONBLOCK`
 //!   cleared after the open unless the client asked for it: their I/O goes through the
-//!   ring as before.
+//!   ring as before (a driver need not honour `O_NONBLOCK`, and one that ignored it would
+//!   block the core itself if read inline).
 
 // Reached by bytes from untrusted peers: a slip must fail a request, not panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
@@ -47,6 +53,14 @@ pub(super) fn open_special(core: &mut Core, mut r: Box<FsReq>, i: usize, f: i32,
     r.u[6] = f as u64;
     r.u[7] = 0;
     try_open(core, r);
+}
+
+/// Whether an open object of type `kind` (`S_IFMT` bits) on `fd` is read and written
+/// inline with readiness waits ([`IoMode::Fifo`]): FIFOs, and character devices that are
+/// terminals (`TCGETS` succeeds: every tty driver honours `O_NONBLOCK` and `poll`).
+pub(super) fn pollable(kind: u32, fd: RawFd) -> bool {
+    // SAFETY: isatty only issues an ioctl on the descriptor, which the caller owns.
+    kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1)
 }
 
 fn client_nonblock(r: &FsReq) -> bool {
@@ -81,7 +95,10 @@ fn opened(core: &mut Core, mut r: Box<FsReq>, fd: OwnedFd, kind: u32) {
             r.fd = Some(fd);
             return wait(core, r, libc::EAGAIN);
         }
-    } else if !nb && let Err(e) = sys::clear_nonblock(fd.as_raw_fd()) {
+    } else if !nb
+        && !pollable(kind, fd.as_raw_fd())
+        && let Err(e) = sys::clear_nonblock(fd.as_raw_fd())
+    {
         return fail(core, r, sys::errno_of(&e));
     }
     r.step = 2;

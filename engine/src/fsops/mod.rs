@@ -19,11 +19,17 @@
 //!
 //! Identity: ring operations carry the caller's io_uring personality; direct system
 //! calls run under `creds::with_ident`. The ids come from the request, translated by the
-//! policy of the export it names (`--export-policy`, else the engine-wide one); IOCTL,
-//! whose request has no ids, runs as the handle's opener.
+//! policy of the export it names (`--export-policy`, else the engine-wide one). Requests
+//! on a handle that carry no ids (READ, WRITE, FSYNC, FALLOCATE, LLSEEK, IOCTL) run as
+//! the handle's opener, as a local descriptor acts with its caller's credentials: with
+//! the engine's own, a user's write would keep a file's setuid bit (CAP_FSETID).
 //!
 //! This module interprets file requests; it must not touch sockets or framing beyond
 //! the `Core` response API.
+
+// Requests are bytes from untrusted peers: a slip must fail the request or close the
+// connection, never panic the core. Submodules inherit this.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 pub mod devices;
 mod fifo;
@@ -145,25 +151,37 @@ impl FsReq {
         }
     }
 
-    /// Appends a string (NUL added); returns its index.
+    /// Appends a string (NUL added); returns its index. Handlers push at most
+    /// `so.len()` strings each (a fixed number per operation, never input-driven); a
+    /// further one would replace the last rather than overflow.
     fn push_str(&mut self, b: &[u8]) -> usize {
-        debug_assert!(self.ns < 4);
-        // Reserved at creation; never reallocates for wire-bounded strings.
-        self.so[self.ns] = self.s.len();
+        debug_assert!(self.ns < self.so.len());
+        let i = self.ns.min(self.so.len() - 1);
+        if let Some(o) = self.so.get_mut(i) {
+            // Reserved at creation; never reallocates for wire-bounded strings.
+            *o = self.s.len();
+        }
         self.s.extend_from_slice(b);
         self.s.push(0);
-        self.ns += 1;
-        self.ns - 1
+        self.ns = i + 1;
+        i
+    }
+
+    /// String `i` and everything after it (from its first byte).
+    fn str_tail(&self, i: usize) -> &[u8] {
+        self.so.get(i).and_then(|&start| self.s.get(start..)).unwrap_or_default()
     }
 
     fn str_bytes(&self, i: usize) -> &[u8] {
-        let start = self.so[i];
-        let end = start + self.s[start..].iter().position(|&c| c == 0).unwrap_or(0);
-        &self.s[start..end]
+        let tail = self.str_tail(i);
+        let end = tail.iter().position(|&c| c == 0).unwrap_or(0);
+        tail.get(..end).unwrap_or_default()
     }
 
+    /// String `i` for the kernel. Every pushed string ends with a NUL; an index never
+    /// pushed gives "", which the kernel refuses (ENOENT) instead of the core panicking.
     fn cstr(&self, i: usize) -> &CStr {
-        CStr::from_bytes_until_nul(&self.s[self.so[i]..]).expect("pushed with NUL")
+        CStr::from_bytes_until_nul(self.str_tail(i)).unwrap_or(c"")
     }
 
     fn cptr(&self, i: usize) -> *const libc::c_char {
@@ -258,13 +276,30 @@ fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, session: &Arc<Ses
 
 /// Sets identity and export from a context.
 fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
-    let s = r.session.as_ref().expect("session set by begin");
+    // Set by begin(); a request without one has nothing to act in.
+    let s = r.session.as_ref().ok_or(errno::EIO)?;
     // The export first: its policy decides the identity.
     let export = s.export(ctx.export).ok_or(errno::ESTALE)?;
     r.ident = ident_of(core, export.ids.as_ref(), ctx, groups)?;
     r.personality = core.personality(&r.ident);
     r.export = Some(export);
     Ok(())
+}
+
+/// The ring personality for a data operation on a handle: its opener's (`OpenFile::ident`),
+/// as the same operation on a local descriptor acts with its caller's credentials. With
+/// the engine's own a write by a user would keep setuid/setgid (CAP_FSETID). Never falls
+/// back to the credentials the thread happens to hold: EPERM if it cannot be registered.
+fn opener_personality(core: &mut Core, f: &OpenFile) -> Result<Option<u16>, i32> {
+    match core.personality(&f.ident) {
+        None if core.base_personality.is_some() => Err(errno::EPERM),
+        p => Ok(p),
+    }
+}
+
+/// A direct system call on a handle, acting as its opener (see [`opener_personality`]).
+fn as_opener<T>(f: &OpenFile, call: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    creds::with_ident(&f.ident, call)?
 }
 
 macro_rules! decode_or_reply {
@@ -282,7 +317,7 @@ macro_rules! decode_or_reply {
 
 pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payload: &[u8]) {
     let t0 = Instant::now();
-    let Some(session) = core.conns[key].session.clone() else {
+    let Some(session) = core.conns.get(key).and_then(|c| c.session.clone()) else {
         reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPROTO));
         return;
     };
@@ -292,7 +327,9 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let r = do_mount(core, &session, &m);
             // A client that handles INVAL hears about changes in the export from now on.
             if let (Ok(rsp), Some(n)) = (&r, &core.shared.notify)
-                && core.conns[key].shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::INVAL != 0
+                && core.conns.get(key).is_some_and(|c| {
+                    c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::INVAL != 0
+                })
             {
                 n.watch(&session, rsp.export);
             }
@@ -373,15 +410,19 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             if f.io != IoMode::Ring {
                 // Inline when the read cannot wait: memory-backed, or cached data.
                 buf.resize(HEADER_SIZE + len, 0);
-                let res = if f.io == IoMode::Memory {
-                    sys::pread(f.raw(), &mut buf[HEADER_SIZE..], m.offset)
-                } else {
-                    sys::pread_nowait(f.raw(), &mut buf[HEADER_SIZE..], m.offset)
-                };
+                let res = as_opener(&f, || {
+                    // Resized above: the data space is exactly `len` bytes.
+                    let data = buf.get_mut(HEADER_SIZE..).unwrap_or_default();
+                    if f.io == IoMode::Memory {
+                        sys::pread(f.raw(), data, m.offset)
+                    } else {
+                        sys::pread_nowait(f.raw(), data, m.offset)
+                    }
+                });
                 match res {
                     Ok(n) => {
                         buf.truncate(HEADER_SIZE + n);
-                        FrameHeader::response(h.op, h.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
+                        put_header(&mut buf, FrameHeader::response(h.op, h.id, n as u32));
                         let out = buf.len();
                         core.respond_owned(key, buf);
                         core.record(Done {
@@ -402,7 +443,15 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
                     }
                 }
             }
+            let personality = match opener_personality(core, &f) {
+                Ok(p) => p,
+                Err(e) => {
+                    core.bufs.put(buf);
+                    return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
+                }
+            };
             let mut r = begin(core, key, &h, op, &session);
+            r.personality = personality;
             buf.resize(HEADER_SIZE, 0);
             // SAFETY: the ring writes at most `len` bytes into the spare capacity, and
             // set_len is applied only after the completion reports how many.
@@ -432,12 +481,17 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             }
             if f.io == IoMode::Memory {
                 // A memory-backed write never waits for I/O: do it inline.
-                let r = sys::pwrite(f.raw(), m.data.0, off)
+                let r = as_opener(&f, || sys::pwrite(f.raw(), m.data.0, off))
                     .map(|n| WriteRsp { written: n as u32 })
                     .map_err(|e| sys::errno_of(&e));
                 return reply_now(core, key, &h, op, t0, r);
             }
+            let personality = match opener_personality(core, &f) {
+                Ok(p) => p,
+                Err(e) => return reply_now::<Empty>(core, key, &h, op, t0, Err(e)),
+            };
             let mut r = begin(core, key, &h, op, &session);
+            r.personality = personality;
             let mut buf = core.bufs.get(m.data.len());
             buf.extend_from_slice(m.data.0);
             let e = opcode::Write::new(types::Fd(f.raw()), buf.as_ptr(), buf.len() as u32).offset(off).build();
@@ -450,7 +504,12 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let Some(f) = session.file(m.handle) else {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EBADF));
             };
+            let personality = match opener_personality(core, &f) {
+                Ok(p) => p,
+                Err(e) => return reply_now::<Empty>(core, key, &h, op, t0, Err(e)),
+            };
             let mut r = begin(core, key, &h, op, &session);
+            r.personality = personality;
             let mut e = opcode::Fsync::new(types::Fd(f.raw()));
             if m.flags & consts::FSYNC_DATASYNC != 0 {
                 e = e.flags(types::FsyncFlags::DATASYNC);
@@ -471,7 +530,12 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             if !frees && let Err(e) = space_ok(core, f.raw(), m.len.max(1)) {
                 return reply_now::<Empty>(core, key, &h, op, t0, Err(e));
             }
+            let personality = match opener_personality(core, &f) {
+                Ok(p) => p,
+                Err(e) => return reply_now::<Empty>(core, key, &h, op, t0, Err(e)),
+            };
             let mut r = begin(core, key, &h, op, &session);
+            r.personality = personality;
             let e = opcode::Fallocate::new(types::Fd(f.raw()), m.len).offset(m.offset).mode(m.mode as i32).build();
             r.file = Some(f);
             core.submit_req(e, r);
@@ -481,7 +545,7 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
             let r = match session.file(m.handle) {
                 None => Err(errno::EBADF),
                 Some(_) if m.whence > 4 => Err(errno::EINVAL),
-                Some(f) => sys::lseek(f.raw(), m.offset, m.whence as i32)
+                Some(f) => as_opener(&f, || sys::lseek(f.raw(), m.offset, m.whence as i32))
                     .map(|offset| LlseekRsp { offset })
                     .map_err(|e| sys::errno_of(&e)),
             };
@@ -1066,7 +1130,8 @@ fn start_open(
     umask: u32,
     noopen: bool,
 ) {
-    let op = h.op().expect("known op");
+    // dispatch() only gets here for OPEN and CREATE.
+    let op = if h.op == Op::CREATE as u16 { Op::CREATE } else { Op::OPEN };
     let mut r = begin(core, key, h, op, session);
     if let Err(e) = with_ctx(core, &mut r, ctx, groups).and_then(|_| path::check(p).map(|_| ())) {
         return fail(core, r, e);
@@ -1129,9 +1194,12 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
         r.fd = None;
         return finish(core, r, &OpenRsp { handle: 0, attr });
     }
-    let fd = r.fd.take().expect("opened");
+    // open_step() answers only once the open gave a descriptor.
+    let Some(fd) = r.fd.take() else {
+        return fail(core, r, errno::EIO);
+    };
     let export = r.export.as_ref().map_or(0, |e| e.id);
-    let io = if attr.mode & libc::S_IFMT == libc::S_IFIFO {
+    let io = if fifo::pollable(attr.mode & libc::S_IFMT, fd.as_raw_fd()) {
         IoMode::Fifo
     } else if attr.mode & libc::S_IFMT != libc::S_IFREG || r.u[0] as i32 & libc::O_DIRECT != 0 {
         IoMode::Ring
@@ -1142,7 +1210,9 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
     };
     let ids = r.export.as_ref().and_then(|e| e.ids.clone());
     let file = Arc::new(OpenFile { fd, flags: r.u[0] as i32, export, io, ident: r.ident.clone(), ids });
-    let session = r.session.clone().expect("session");
+    let Some(session) = r.session.clone() else {
+        return fail(core, r, errno::EIO);
+    };
     let res = session.handles.write().insert(file, session.max_handles);
     match res {
         Ok(handle) => finish(core, r, &OpenRsp { handle, attr }),
@@ -1153,12 +1223,26 @@ fn open_respond(core: &mut Core, mut r: Box<FsReq>) {
 /// Answers a READ whose `n` data bytes follow the header space of `buf` (the request's
 /// own buffer, already `HEADER_SIZE + n` long): the ring's and the FIFO path's ending.
 fn respond_read(core: &mut Core, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
-    FrameHeader::response(r.op as u16, r.id, n as u32).write_to(&mut buf[..HEADER_SIZE]);
+    put_header(&mut buf, FrameHeader::response(r.op as u16, r.id, n as u32));
     let key = r.conn;
     stats(core, &r, true, buf.len());
     core.respond_owned(key, buf);
     core.free_req(r);
     core.request_done(key);
+}
+
+/// Writes a response header into the space kept for it at the start of `buf` (every
+/// READ buffer starts with `HEADER_SIZE` bytes for it).
+fn put_header(buf: &mut [u8], h: FrameHeader) {
+    if let Some(b) = buf.get_mut(..HEADER_SIZE) {
+        h.write_to(b);
+    }
+}
+
+/// `/proc/self/fd/N` from `sys::proc_fd_path` as a C string: it is always NUL-terminated
+/// (at most 25 of its 32 bytes are used); "" would make the call fail, not the core.
+fn proc_cstr(p: &[u8]) -> &CStr {
+    CStr::from_bytes_until_nul(p).unwrap_or(c"")
 }
 
 // ------------------------------------------------------------------ SETATTR
@@ -1203,7 +1287,9 @@ fn start_setattr(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Ses
             Err(e) => fail(core, r, e),
         };
     }
-    let s = r.session.clone().expect("session");
+    let Some(s) = r.session.clone() else {
+        return fail(core, r, errno::EIO);
+    };
     match s.export(m.ctx.export) {
         Some(e) => r.export = Some(e),
         None => return fail(core, r, errno::ESTALE),
@@ -1231,7 +1317,7 @@ fn setattr_apply(r: &FsReq, fd: RawFd, is_handle: bool) -> Result<(), i32> {
     let valid = r.u[0] as u32;
     let is_link = !is_handle && (r.stx.stx_mode as u32 & libc::S_IFMT) == libc::S_IFLNK;
     let proc = sys::proc_fd_path(fd);
-    let proc = CStr::from_bytes_until_nul(&proc).expect("nul");
+    let proc = proc_cstr(&proc);
     let run = || -> Result<(), i32> {
         let err = |e: std::io::Error| sys::errno_of(&e);
         if valid & setattr::SIZE != 0 {
@@ -1553,7 +1639,7 @@ fn two_path_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             if link {
                 // Link exactly the resolved inode through its /proc/self/fd magic link.
                 let p = sys::proc_fd_path(old);
-                r.push_str(CStr::from_bytes_until_nul(&p).expect("nul").to_bytes());
+                r.push_str(proc_cstr(&p).to_bytes());
                 let e = opcode::LinkAt::new(types::Fd(libc::AT_FDCWD), r.cptr(3), types::Fd(raw), r.cptr(2))
                     .flags(libc::AT_SYMLINK_FOLLOW)
                     .build();
@@ -1623,7 +1709,7 @@ fn open_step(core: &mut Core, mut r: Box<FsReq>, res: i32) {
             r.u[3] = (flags & libc::O_TRUNC == 0) as u64;
             let proc = sys::proc_fd_path(p.as_raw_fd());
             r.dirfd = Some(p);
-            let i = r.push_str(CStr::from_bytes_until_nul(&proc).expect("nul").to_bytes());
+            let i = r.push_str(proc_cstr(&proc).to_bytes());
             r.step = 2;
             // Exactly the inode checked above, through its magic link; never as the
             // engine's controlling terminal.
@@ -1799,7 +1885,7 @@ fn readdir_fill(fd: RawFd, cookie: u64, max: usize, plus: bool, out: &mut Vec<u8
         if n == 0 {
             return Ok((count, true));
         }
-        for d in sys::dirents(&dbuf[..n]) {
+        for d in sys::dirents(dbuf.get(..n).unwrap_or_default()) {
             if d.name == b"." || d.name == b".." {
                 continue;
             }
@@ -1847,7 +1933,7 @@ fn object_step(core: &mut Core, r: Box<FsReq>, res: i32) {
         return fail(core, r, e);
     }
     let proc = sys::proc_fd_path(raw);
-    let proc = CStr::from_bytes_until_nul(&proc).expect("nul").to_owned();
+    let proc = proc_cstr(&proc).to_owned();
     let name = r.cstr(1).to_owned();
     let ident = r.ident.clone();
     let err = |e: std::io::Error| sys::errno_of(&e);
@@ -1865,7 +1951,8 @@ fn object_step(core: &mut Core, r: Box<FsReq>, res: i32) {
             });
             match res.map_err(err).and_then(|x| x.map_err(err)) {
                 Ok(n) => {
-                    let data = if size == 0 { &[][..] } else { &out[..n] };
+                    // n ≤ out.len() (the kernel filled at most the buffer).
+                    let data = if size == 0 { &[][..] } else { out.get(..n).unwrap_or_default() };
                     let rsp = XattrRsp { size: n as u32, data: Rest(data) };
                     let sent = core.respond(r.conn, r.op as u16, r.id, &rsp);
                     stats(core, &r, true, sent);
@@ -1958,7 +2045,9 @@ fn sysmount_now(core: &mut Core, r: Box<FsReq>, src: Option<OwnedFd>) {
 // ------------------------------------------------------------------ EPOLL
 
 fn epoll_ctl(core: &mut Core, key: usize, session: &Arc<Session>, m: &EpollCtlReq) -> Result<Empty, i32> {
-    let existing = core.conns[key].epolls.iter().copied().find(|&ud| match core.ops.get(ud) {
+    // The connection whose frame is being handled: dispatch keeps it allocated.
+    let Some(c) = core.conns.get(key) else { return Err(errno::EIO) };
+    let existing = c.epolls.iter().copied().find(|&ud| match core.ops.get(ud) {
         Some(crate::ring::Slot::Epoll(reg)) => reg.handle == m.handle,
         _ => false,
     });
@@ -1971,21 +2060,24 @@ fn epoll_ctl(core: &mut Core, key: usize, session: &Arc<Session>, m: &EpollCtlRe
                 return Err(errno::ENOENT);
             }
             if let Some(ud) = existing {
-                core.conns[key].epolls.retain(|&u| u != ud);
+                forget_epoll(core, key, ud);
                 core.push(opcode::PollRemove::new(ud as u64).build().user_data(UD_IGNORE));
             }
             let f = session.file(m.handle).ok_or(errno::EBADF)?;
             let fd = f.raw();
             let reg = Box::new(EpollReg { conn: key, handle: m.handle, cookie: m.cookie, _file: f });
             let e = opcode::PollAdd::new(types::Fd(fd), m.events).multi(true).build();
-            core.conns[key].refs += 1;
+            let Some(c) = core.conns.get_mut(key) else { return Err(errno::EIO) };
+            c.refs += 1;
             let ud = core.submit_epoll(e, reg);
-            core.conns[key].epolls.push(ud);
+            if let Some(c) = core.conns.get_mut(key) {
+                c.epolls.push(ud);
+            }
             Ok(Empty {})
         }
         libc::EPOLL_CTL_DEL => {
             let ud = existing.ok_or(errno::ENOENT)?;
-            core.conns[key].epolls.retain(|&u| u != ud);
+            forget_epoll(core, key, ud);
             core.push(opcode::PollRemove::new(ud as u64).build().user_data(UD_IGNORE));
             Ok(Empty {})
         }
@@ -1993,11 +2085,19 @@ fn epoll_ctl(core: &mut Core, key: usize, session: &Arc<Session>, m: &EpollCtlRe
     }
 }
 
+/// Drops registration `ud` from connection `key`'s list (its PollRemove is pushed by the
+/// caller; `epoll_done` releases the connection's reference).
+fn forget_epoll(core: &mut Core, key: usize, ud: usize) {
+    if let Some(c) = core.conns.get_mut(key) {
+        c.epolls.retain(|&u| u != ud);
+    }
+}
+
 /// A multishot poll fired: tell the client.
 pub(crate) fn epoll_event(core: &mut Core, ud: usize, res: i32) {
     let Some(crate::ring::Slot::Epoll(reg)) = core.ops.get(ud) else { return };
     let (conn, cookie) = (reg.conn, reg.cookie);
-    if res < 0 || core.conns[conn].closing {
+    if res < 0 || core.conns.get(conn).is_none_or(|c| c.closing) {
         return;
     }
     let mut rec = [0u8; 12];
@@ -2008,12 +2108,16 @@ pub(crate) fn epoll_event(core: &mut Core, ud: usize, res: i32) {
 /// A registration ended (removed, or the poll failed).
 pub(crate) fn epoll_done(core: &mut Core, ud: usize, reg: EpollReg, res: i32) {
     let conn = reg.conn;
-    if res >= 0 && !core.conns[conn].closing {
+    if res >= 0 && core.conns.get(conn).is_some_and(|c| !c.closing) {
         epoll_event_direct(core, conn, reg.cookie, res as u32);
     }
-    let c = &mut core.conns[conn];
+    // The registration holds a reference, so the connection is there.
+    let Some(c) = core.conns.get_mut(conn) else {
+        crate::log_limited!(tracing::Level::ERROR, conn, "epoll registration ended for a freed connection");
+        return;
+    };
     c.epolls.retain(|&u| u != ud);
-    c.refs -= 1;
+    c.refs = c.refs.saturating_sub(1);
     if c.closing {
         core.close_conn(conn);
     }
@@ -2188,7 +2292,8 @@ fn do_ioctl(f: &OpenFile, cmd: u32, arg: &[u8]) -> Result<Vec<u8>, i32> {
         ioc::FS_GETFLAGS => Ok(sys::fs_getflags(fd).map_err(err)?.to_le_bytes().to_vec()),
         ioc::FS_SETFLAGS => {
             need(4)?;
-            sys::fs_setflags(fd, u32::from_le_bytes([arg[0], arg[1], arg[2], arg[3]])).map_err(err)?;
+            let b = arg.first_chunk::<4>().ok_or(errno::EINVAL)?;
+            sys::fs_setflags(fd, u32::from_le_bytes(*b)).map_err(err)?;
             Ok(Vec::new())
         }
         ioc::FS_FSGETXATTR => {

@@ -39,7 +39,8 @@ use crate::sys;
 /// The entries of every group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Whitelist {
-    groups: [Vec<Entry>; 14],
+    /// One slot per `WlType` (`WlType::ALL`), indexed by its discriminant.
+    groups: [Vec<Entry>; WlType::ALL.len()],
 }
 
 /// One entry: as the user wrote it (normalised: no repeated, `.` or trailing `/`
@@ -101,7 +102,9 @@ pub fn resolve(lexical: &[u8]) -> Vec<u8> {
     // Longest prefix first: an entry usually exists, so one open is the common cost.
     for k in (0..=comps.len()).rev() {
         let mut prefix = Vec::with_capacity(lexical.len() + 1);
-        for c in &comps[..k] {
+        // k ≤ comps.len(): the split always succeeds.
+        let (head, tail) = comps.split_at_checked(k).unwrap_or((&comps, &[]));
+        for c in head {
             prefix.push(b'/');
             prefix.extend_from_slice(c);
         }
@@ -110,7 +113,7 @@ pub fn resolve(lexical: &[u8]) -> Vec<u8> {
         }
         match real_path_of(&prefix) {
             Ok(mut real) => {
-                for c in &comps[k..] {
+                for c in tail {
                     if real.last() != Some(&b'/') {
                         real.push(b'/');
                     }
@@ -176,7 +179,7 @@ fn normalize(t: WlType, raw: &[u8]) -> Result<Vec<u8>, WlError> {
     if !t.is_path() {
         return if s.len() <= 255 { Ok(s.to_vec()) } else { Err(bad()) };
     }
-    if s[0] != b'/' {
+    if !s.starts_with(b"/") {
         return Err(bad());
     }
     let mut out = Vec::with_capacity(s.len());
@@ -199,8 +202,18 @@ pub fn prefix_match(entry: &[u8], path: &[u8]) -> bool {
     if entry == b"/" {
         return path.first() == Some(&b'/');
     }
-    path.starts_with(entry) && (path.len() == entry.len() || path[entry.len()] == b'/')
+    path.starts_with(entry) && matches!(path.get(entry.len()), None | Some(b'/'))
 }
+
+// `WlType::ALL[i] as usize == i`: a discriminant is always a valid index of `groups`.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time: a bad index fails the build
+const _: () = {
+    let mut i = 0;
+    while i < WlType::ALL.len() {
+        assert!(WlType::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 impl Whitelist {
     /// Parses the INI text, resolving every path entry ([`resolve`]). Problems with
@@ -248,7 +261,19 @@ impl Whitelist {
     }
 
     pub fn entries(&self, t: WlType) -> &[Entry] {
-        &self.groups[t as usize]
+        self.group(t)
+    }
+
+    /// Group `t` (every `WlType` has its slot; one without would read as empty: deny).
+    fn group(&self, t: WlType) -> &[Entry] {
+        self.groups.get(t as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Group `t` to change. `groups` has `WlType::ALL.len()` slots and `ALL` lists every
+    /// variant at the index of its discriminant (checked below at compile time).
+    #[allow(clippy::indexing_slicing)] // in bounds by construction, see above
+    fn group_mut(&mut self, t: WlType) -> &mut Vec<Entry> {
+        &mut self.groups[t as usize]
     }
 
     /// Resolves and appends an entry; returns its index.
@@ -259,7 +284,7 @@ impl Whitelist {
     /// Appends an entry made by [`Entry::new`]; returns its index. Duplicates are judged
     /// on the spelling: `/var/run/x` and `/run/x` may both be listed, as written.
     pub fn insert(&mut self, t: WlType, e: Entry) -> Result<u32, WlError> {
-        let g = &mut self.groups[t as usize];
+        let g = self.group_mut(t);
         if g.iter().any(|x| x.written == e.written) {
             return Err(WlError::Duplicate(String::from_utf8_lossy(&e.written).into_owned()));
         }
@@ -282,7 +307,7 @@ impl Whitelist {
 
     /// Removes entry `index`; later entries move up by one.
     pub fn delete(&mut self, t: WlType, index: u32) -> Result<Entry, WlError> {
-        let g = &mut self.groups[t as usize];
+        let g = self.group_mut(t);
         if index as usize >= g.len() {
             return Err(WlError::NoIndex(t.section(), index));
         }
@@ -295,7 +320,7 @@ impl Whitelist {
         if path.windows(3).any(|w| w == b"/..") && path.split(|&c| c == b'/').any(|c| c == b"..") {
             return false;
         }
-        self.groups[t as usize].iter().any(|e| prefix_match(&e.real, path))
+        self.group(t).iter().any(|e| prefix_match(&e.real, path))
     }
 
     /// The first path group (every group but `Kill`) that allows `to` but not `from`.
@@ -316,9 +341,9 @@ impl Whitelist {
             return Some(t);
         }
         for t in WlType::ALL.into_iter().filter(|t| t.is_path()) {
-            for e in &self.groups[t as usize] {
+            for e in self.group(t) {
                 if e.real.len() > to.len() && prefix_match(to, &e.real) {
-                    let rest = &e.real[to.len()..];
+                    let rest = e.real.get(to.len()..).unwrap_or_default();
                     let mapped = super::path::join(from, rest.strip_prefix(b"/").unwrap_or(rest));
                     if !self.allows(t, &mapped) {
                         return Some(t);
@@ -331,7 +356,7 @@ impl Whitelist {
 
     /// Whether a process name is in `[Kill]`.
     pub fn allows_comm(&self, comm: &[u8]) -> bool {
-        self.groups[WlType::Kill as usize].iter().any(|e| e.real == comm)
+        self.group(WlType::Kill).iter().any(|e| e.real == comm)
     }
 
     /// The file text for this whitelist: `base` with every group's `Path=` line
@@ -339,22 +364,24 @@ impl Whitelist {
     /// are appended).
     pub fn render(&self, base: &str) -> String {
         let mut out = String::new();
-        let mut done = [false; 14];
+        // Groups whose Path= line is written: bit `t as u32`.
+        let mut done = 0u32;
+        let is_done = |done: u32, t: WlType| done & (1 << t as u32) != 0;
         let mut group: Option<WlType> = None;
         let line_for = |t: WlType| {
             // As written: the file keeps the user's spelling, symlinks included.
             let items: Vec<String> =
-                self.groups[t as usize].iter().map(|e| String::from_utf8_lossy(&e.written).into_owned()).collect();
+                self.group(t).iter().map(|e| String::from_utf8_lossy(&e.written).into_owned()).collect();
             format!("Path={}\n", items.join(";"))
         };
         for line in base.lines() {
             let l = line.trim();
             if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
                 if let Some(t) = group
-                    && !done[t as usize]
+                    && !is_done(done, t)
                 {
                     out.push_str(&line_for(t));
-                    done[t as usize] = true;
+                    done |= 1 << t as u32;
                 }
                 group = WlType::parse(name.trim());
                 out.push_str(line);
@@ -365,9 +392,9 @@ impl Whitelist {
                 && let Some((k, _)) = l.split_once('=')
                 && k.trim().eq_ignore_ascii_case("path")
             {
-                if !done[t as usize] {
+                if !is_done(done, t) {
                     out.push_str(&line_for(t));
-                    done[t as usize] = true;
+                    done |= 1 << t as u32;
                 }
                 continue;
             }
@@ -375,13 +402,13 @@ impl Whitelist {
             out.push('\n');
         }
         if let Some(t) = group
-            && !done[t as usize]
+            && !is_done(done, t)
         {
             out.push_str(&line_for(t));
-            done[t as usize] = true;
+            done |= 1 << t as u32;
         }
         for t in WlType::ALL {
-            if !done[t as usize] && !self.groups[t as usize].is_empty() {
+            if !is_done(done, t) && !self.group(t).is_empty() {
                 out.push_str(&format!("[{}]\n{}", t.section(), line_for(t)));
             }
         }

@@ -37,8 +37,7 @@
 //! (that is `fsops`) or channel traffic (`udsmux`).
 
 // Everything here handles bytes from untrusted peers: a slip must close a connection,
-// not panic the core. (`fsops` and `udsmux` index `core.conns[key]` with keys they
-// own; they are outside this lint.)
+// not panic the core. (`fsops` and `udsmux` deny the same lints.)
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub(crate) mod buf;

@@ -34,6 +34,10 @@
 //! This module owns channel and listener state; it must not interpret file requests, and
 //! reaches sockets and framing only through the `Core` API.
 
+// Channel frames come from untrusted peers: a slip must drop the frame or close the
+// channel or connection, never panic the core.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
 mod bufring;
 
 use std::collections::{HashMap, VecDeque};
@@ -304,6 +308,43 @@ impl State {
     }
 }
 
+/// A channel or listener key that should name live state but does not: a bug, never
+/// input (keys come from `ids`/`lids`, `peer_reqs`, an operation's slot or a record made
+/// just before, and state is freed only when nothing refers to it). Logged, rate-limited;
+/// the frame or completion is dropped and the core goes on.
+fn gone(what: &'static str, key: usize) {
+    crate::log_limited!(tracing::Level::ERROR, what, key, "channel state gone while still referred to; event dropped");
+}
+
+/// `&mut` channel `ck`, or `return $ret` (default `()`) from the caller after [`gone`].
+macro_rules! chan_or {
+    ($core:expr, $ck:expr) => {
+        chan_or!($core, $ck, ())
+    };
+    ($core:expr, $ck:expr, $ret:expr) => {
+        match $core.mux.chans.get_mut($ck) {
+            Some(c) => c,
+            None => {
+                gone("channel", $ck);
+                return $ret;
+            }
+        }
+    };
+}
+
+/// `&mut` listener `lk`, or return from the caller after [`gone`].
+macro_rules! listener_or {
+    ($core:expr, $lk:expr) => {
+        match $core.mux.listeners.get_mut($lk) {
+            Some(l) => l,
+            None => {
+                gone("listener", $lk);
+                return;
+            }
+        }
+    };
+}
+
 /// Whether connection `key`'s session may have one more channel: EMFILE beyond
 /// `--max-channels`, ENOBUFS while its channels hold `--channel-buffer-budget` bytes.
 fn chan_room(core: &Core, key: usize) -> Result<(), i32> {
@@ -384,7 +425,7 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
             let Some(ck) = lookup(core, key, h.channel) else { return };
             match ChanCredit::decode(payload) {
                 Ok(m) => {
-                    let c = &mut core.mux.chans[ck];
+                    let c = chan_or!(core, ck);
                     c.credit_tx = c.credit_tx.saturating_add(m.bytes as u64);
                     if c.credit_tx > u32::MAX as u64 * 4 {
                         fail(core, ck, errno::EPROTO, "credit overflow");
@@ -400,7 +441,7 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
             let Some(ck) = lookup(core, key, h.channel) else { return };
             match ChanClose::decode(payload) {
                 Ok(m) if m.how == consts::CHAN_SHUT_WR => {
-                    let c = &mut core.mux.chans[ck];
+                    let c = chan_or!(core, ck);
                     if c.st == St::Open {
                         c.peer_eof = true;
                         // Shuts the local write side once the queue is written, and may
@@ -412,7 +453,7 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
                     if m.error != 0 {
                         tracing::debug!(chan = h.channel, error = m.error, "channel closed by the peer");
                     }
-                    core.mux.chans[ck].peer_closed = true;
+                    chan_or!(core, ck).peer_closed = true;
                     begin_close(core, ck);
                 }
                 Err(_) => fail(core, ck, errno::EPROTO, "malformed CHAN_CLOSE"),
@@ -421,7 +462,7 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
         Op::CHAN_SCM => {
             let Some(ck) = lookup(core, key, h.channel) else { return };
             if let Err(e) = scm_import(core, key, ck, payload) {
-                let c = &mut core.mux.chans[ck];
+                let c = chan_or!(core, ck);
                 c.scm_fds.clear();
                 if c.scm_err == 0 {
                     c.scm_err = e;
@@ -463,7 +504,8 @@ fn reply<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: Op, 
 
 /// Creates a channel record (not yet in any ring operation) and registers it.
 fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: Ident, path: &[u8]) -> usize {
-    let conn_id = core.conns[key].id;
+    // `key` is the connection being served (its frame, or a listener that holds it).
+    let (conn_id, session) = core.conns.get(key).map_or((0, None), |c| (c.id, c.session.clone()));
     let shared = Arc::new(ChanShared {
         conn_id,
         channel: wire,
@@ -477,7 +519,6 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
     });
     core.shared.chans.lock().insert((conn_id, wire), shared.clone());
     let personality = chan_personality(core, &ident);
-    let session = core.conns[key].session.clone();
     let ck = core.mux.chans.insert(Chan {
         conn: key,
         wire,
@@ -522,8 +563,9 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
     }
     core.mux.ids.insert((key, wire), ck);
     core.conn_hold(key);
-    let cs = &core.conns[key].shared;
-    cs.channels.fetch_add(1, Ordering::Relaxed);
+    if let Some(c) = core.conns.get(key) {
+        c.shared.channels.fetch_add(1, Ordering::Relaxed);
+    }
     ck
 }
 
@@ -558,7 +600,7 @@ fn chan_personality(core: &mut Core, id: &Ident) -> Option<u16> {
 }
 
 fn set_state(core: &mut Core, ck: usize, st: St) {
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.st = st;
     c.shared.state.store(st.wire(), Ordering::Relaxed);
 }
@@ -584,7 +626,7 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     if core.mux.ids.contains_key(&(key, wire)) {
         return refuse(core, errno::EEXIST);
     }
-    if core.conns[key].session.is_none() {
+    if core.conns.get(key).is_none_or(|c| c.session.is_none()) {
         return refuse(core, errno::EPROTO);
     }
     if let Err(e) = chan_room(core, key) {
@@ -598,7 +640,7 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     let relay_addr = if m.listener != 0 {
         // A connection accepted on the DPU for a listening socket the DPU passed us.
         let Some(&lk) = core.mux.lids.get(&(key, m.listener)) else { return refuse(core, errno::ECONNREFUSED) };
-        let l = &core.mux.listeners[lk];
+        let Some(l) = core.mux.listeners.get(lk) else { return refuse(core, errno::ECONNREFUSED) };
         if l.fd.is_some() || l.closing || l.kind != kind {
             return refuse(core, errno::ECONNREFUSED);
         }
@@ -611,7 +653,7 @@ fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     };
     let ck = new_chan(core, key, wire, kind, St::Resolving, ident, m.path.0);
     core.request_started(key);
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.open_id = h.id;
     c.open_t0 = t0;
     c.credit_tx = m.credit as u64;
@@ -645,7 +687,7 @@ fn submit(core: &mut Core, ck: usize, e: squeue::Entry, op: ChanOp, personality:
         None => e,
     };
     core.push(e);
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck, ud);
     c.refs += 1;
     match op {
         ChanOp::Recv(_) => c.recv_ud = Some(ud),
@@ -680,13 +722,13 @@ fn resolved(core: &mut Core, ck: usize, res: i32) {
     // the whitelist just saw. The descriptor stays open until the connect completes.
     let via = sys::proc_fd_path(opath.as_raw_fd());
     let len = via.iter().position(|&b| b == 0).unwrap_or(via.len());
-    core.mux.chans[ck].opath = Some(opath);
-    connect_to(core, ck, &via[..len]);
+    chan_or!(core, ck).opath = Some(opath);
+    connect_to(core, ck, via.get(..len).unwrap_or_default());
 }
 
 /// Creates the local socket and connects it (with the caller's identity) to `addr`.
 fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
-    let kind = core.mux.chans[ck].kind;
+    let kind = chan_or!(core, ck).kind;
     let sock = match sys::unix_socket(kind.sock_type()) {
         Ok(s) => s,
         Err(e) => return open_failed(core, ck, e_local(sys::errno_of(&e))),
@@ -700,7 +742,7 @@ fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
         Ok(v) => v,
         Err(e) => return open_failed(core, ck, e_local(sys::errno_of(&e))),
     };
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.rbox.addr = sa;
     let fd = sock.as_raw_fd();
     c.fd = Some(sock);
@@ -712,12 +754,12 @@ fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
 }
 
 fn connected(core: &mut Core, ck: usize, res: i32) {
-    core.mux.chans[ck].opath = None;
+    chan_or!(core, ck).opath = None;
     if res < 0 {
         return open_failed(core, ck, e_local(-res));
     }
     set_state(core, ck, St::Open);
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.credit_rx = WINDOW as u64;
     publish_credit(c);
     tracing::debug!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), "channel open");
@@ -727,7 +769,7 @@ fn connected(core: &mut Core, ck: usize, res: i32) {
 
 /// Answers a client-opened channel's CHAN_OPEN with an error and forgets the channel.
 fn open_failed(core: &mut Core, ck: usize, e: i32) {
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.peer_closed = true;
     tracing::debug!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), errno = e, "channel open failed");
     answer_open(core, ck, Err(e));
@@ -736,7 +778,7 @@ fn open_failed(core: &mut Core, ck: usize, e: i32) {
 
 /// Answers the CHAN_OPEN request of a client-opened channel (once).
 fn answer_open(core: &mut Core, ck: usize, r: Result<(), i32>) {
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     if c.open_id == 0 {
         return;
     }
@@ -766,14 +808,14 @@ fn answer_open(core: &mut Core, ck: usize, r: Result<(), i32>) {
 /// The peer answered one of our CHAN_OPEN requests (an accepted HOST connection).
 fn peer_open_answered(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     let Some(ck) = core.mux.peer_reqs.remove(&(key, h.id)) else { return };
-    if !core.mux.chans.contains(ck) || core.mux.chans[ck].st != St::PeerOpening {
+    if core.mux.chans.get(ck).is_none_or(|c| c.st != St::PeerOpening) {
         return;
     }
     let accept = if h.is_error() { Err(h.status) } else { ChanAccept::decode(payload).map_err(|_| errno::EBADMSG) };
     match accept {
         Ok(a) => {
             set_state(core, ck, St::Open);
-            let c = &mut core.mux.chans[ck];
+            let c = chan_or!(core, ck);
             c.credit_tx = a.credit as u64;
             c.peer_window = a.credit as u64;
             publish_credit(c);
@@ -781,8 +823,9 @@ fn peer_open_answered(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u
             arm_send(core, ck);
         }
         Err(e) => {
-            tracing::debug!(chan = core.mux.chans[ck].wire, errno = e, "peer refused an accepted connection");
-            core.mux.chans[ck].peer_closed = true;
+            let c = chan_or!(core, ck);
+            tracing::debug!(chan = c.wire, errno = e, "peer refused an accepted connection");
+            c.peer_closed = true;
             begin_close(core, ck);
         }
     }
@@ -797,7 +840,7 @@ fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) 
         if kind == Kind::Dgram {
             return Err(errno::EOPNOTSUPP);
         }
-        if core.conns[key].session.is_none() {
+        if core.conns.get(key).is_none_or(|c| c.session.is_none()) {
             return Err(errno::EPROTO);
         }
         let ident = ident_of(core, m.uid, m.gid, &m.groups)?;
@@ -825,7 +868,8 @@ fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -
         return Err(errno::EINVAL);
     }
     let cut = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
-    let (parent, name) = (&path[..cut.max(1)], &path[cut + 1..]);
+    // cut < path.len() (a '/' found there): both parts exist; an empty name is refused.
+    let (parent, name) = (path.get(..cut.max(1)).unwrap_or_default(), path.get(cut + 1..).unwrap_or_default());
     if name.is_empty() || name == b"." || name == b".." {
         return Err(errno::EINVAL);
     }
@@ -927,37 +971,39 @@ fn add_listener(
 }
 
 fn arm_accept(core: &mut Core, lk: usize) {
-    let l = &core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     if l.closing || l.accept_ud.is_some() {
         return;
     }
     let Some(fd) = l.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
     let ud = core.slot(Slot::Chan(ChanOp::Accept(lk)));
     core.push(opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build().user_data(ud));
-    let l = &mut core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     l.accept_ud = Some(ud);
     l.refs += 1;
 }
 
 fn accepted(core: &mut Core, lk: usize, res: i32, more: bool) {
+    // Owned first, so that it is closed on every path below.
+    let fd = if res >= 0 {
+        // SAFETY: a successful accept returned a descriptor we now own.
+        Some(unsafe { OwnedFd::from_raw_fd(res) })
+    } else {
+        None
+    };
+    let l = listener_or!(core, lk);
     if !more {
-        let l = &mut core.mux.listeners[lk];
         l.accept_ud = None;
-        l.refs -= 1;
+        l.refs = l.refs.saturating_sub(1);
     }
-    let l = &core.mux.listeners[lk];
-    if res < 0 {
-        if res != -libc::ECANCELED && !l.closing {
+    match fd {
+        None if res != -libc::ECANCELED && !l.closing => {
             tracing::warn!(listener = l.id, "accept: {}", std::io::Error::from_raw_os_error(-res));
         }
-    } else {
-        // SAFETY: a successful accept returned a descriptor we now own.
-        let fd = unsafe { OwnedFd::from_raw_fd(res) };
-        if !l.closing {
-            peer_open(core, lk, fd);
-        }
+        Some(fd) if !l.closing => peer_open(core, lk, fd),
+        _ => {}
     }
-    let l = &core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     if l.closing {
         maybe_free_listener(core, lk);
     } else if !more {
@@ -967,10 +1013,10 @@ fn accepted(core: &mut Core, lk: usize, res: i32, more: bool) {
 
 /// A HOST connection accepted on a listener becomes an engine-opened channel.
 fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
-    let l = &core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     let (key, lid, kind) = (l.conn, l.id, l.kind);
     let path = if l.file.is_some() { l.addr.clone() } else { Vec::new() };
-    if core.conns[key].closing {
+    if core.conns.get(key).is_none_or(|c| c.closing) {
         return;
     }
     if chan_room(core, key).is_err() {
@@ -982,7 +1028,7 @@ fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
     core.mux.next_req += 1;
     let req = core.mux.next_req;
     core.mux.peer_reqs.insert((key, req), ck);
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.fd = Some(fd);
     c.credit_rx = WINDOW as u64;
     publish_credit(c);
@@ -1000,14 +1046,14 @@ fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
 }
 
 fn close_listener(core: &mut Core, lk: usize) {
-    let l = &mut core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     if l.closing {
         return;
     }
     l.closing = true;
     let (key, id) = (l.conn, l.id);
     core.mux.lids.remove(&(key, id));
-    let l = &mut core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     if let Some(f) = &l.file {
         // Remove the socket file only if it is still the one we created, in the
         // directory we created it in.
@@ -1026,11 +1072,11 @@ fn close_listener(core: &mut Core, lk: usize) {
 }
 
 fn maybe_free_listener(core: &mut Core, lk: usize) {
-    let l = &core.mux.listeners[lk];
+    let l = listener_or!(core, lk);
     if !l.closing || l.refs > 0 {
         return;
     }
-    let l = core.mux.listeners.remove(lk);
+    let Some(l) = core.mux.listeners.try_remove(lk) else { return };
     core.conn_release(l.conn);
 }
 
@@ -1038,7 +1084,7 @@ fn maybe_free_listener(core: &mut Core, lk: usize) {
 
 fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
     let Some(ck) = lookup(core, key, h.channel) else { return };
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     if c.st != St::Open || c.peer_eof || !c.kind.writes_local() {
         return fail(core, ck, errno::EPROTO, "CHAN_DATA on a channel that cannot take it");
     }
@@ -1075,7 +1121,7 @@ fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
         } else {
             let mut data = core.bufs.get(payload.len());
             data.extend_from_slice(payload);
-            core.mux.chans[ck].outq.push_back(OutMsg { data, off: 0, fds });
+            chan_or!(core, ck).outq.push_back(OutMsg { data, off: 0, fds });
         }
     } else {
         // Streams: append to the last queued chunk when it is not in flight.
@@ -1083,22 +1129,21 @@ fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
             && c.outq.back().is_some_and(|b| {
                 b.fds.is_empty() && b.data.len() + payload.len() <= COALESCE && !(c.sending && c.outq.len() == 1)
             });
-        if can_append {
-            c.outq.back_mut().expect("checked").data.extend_from_slice(payload);
+        if can_append && let Some(last) = c.outq.back_mut() {
+            last.data.extend_from_slice(payload);
         } else {
             let mut data = core.bufs.get(payload.len().max(64 * 1024));
             data.extend_from_slice(payload);
-            core.mux.chans[ck].outq.push_back(OutMsg { data, off: 0, fds });
+            chan_or!(core, ck).outq.push_back(OutMsg { data, off: 0, fds });
         }
     }
     arm_send(core, ck);
 }
 
 fn arm_send(core: &mut Core, ck: usize) {
-    if !core.mux.chans.contains(ck) {
+    let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
-    }
-    let c = &mut core.mux.chans[ck];
+    };
     if c.st != St::Open || c.sending || c.send_ud.is_some() {
         return;
     }
@@ -1115,8 +1160,9 @@ fn arm_send(core: &mut Core, ck: usize) {
         }
         return;
     };
-    let ptr = front.data[front.off..].as_ptr();
-    let len = front.data.len() - front.off;
+    // off < data.len() while a message is queued (a finished one is popped).
+    let rest = front.data.get(front.off..).unwrap_or_default();
+    let (ptr, len) = (rest.as_ptr(), rest.len());
     let e = if c.kind.is_pipe() {
         opcode::Write::new(types::Fd(fd), ptr, len as u32).offset(u64::MAX).build()
     } else {
@@ -1141,7 +1187,7 @@ fn arm_send(core: &mut Core, ck: usize) {
 }
 
 fn sent(core: &mut Core, ck: usize, res: i32) {
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.send_ud = None;
     c.sending = false;
     if c.st == St::Closing {
@@ -1151,12 +1197,14 @@ fn sent(core: &mut Core, ck: usize, res: i32) {
         let e = -res;
         return fail(core, ck, e_local(e), "local send failed");
     }
-    let front = c.outq.front_mut().expect("a send was in flight");
+    // A send is in flight only for the front of the queue.
+    let Some(front) = c.outq.front_mut() else {
+        return fail(core, ck, errno::EIO, "send completed with nothing queued");
+    };
     front.off += res as usize;
     front.fds.clear();
     let done = front.off >= front.data.len() || c.kind.is_msg();
-    if done {
-        let m = c.outq.pop_front().expect("front exists");
+    if done && let Some(m) = c.outq.pop_front() {
         c.owed += m.data.len() as u64;
         hold(c, -(m.data.len() as isize));
         let key = c.conn;
@@ -1175,7 +1223,7 @@ fn sent(core: &mut Core, ck: usize, res: i32) {
 /// (back-pressure); `tick` retries for channels whose queues have drained.
 fn return_credit(core: &mut Core, ck: usize) {
     let cfg = &core.shared.cfg;
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     if c.owed >= WINDOW as u64 / 4 && c.st == St::Open && under_budget(cfg, c) {
         let grant = c.owed.min(u32::MAX as u64) as u32;
         c.owed -= grant as u64;
@@ -1247,7 +1295,7 @@ fn recycle(core: &mut Core, bid: Option<u16>) {
 fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
     let bid = cqueue::buffer_select(flags);
     let (st, kind, key, wire, fds, ctrunc) = {
-        let c = &mut core.mux.chans[ck];
+        let c = chan_or!(core, ck, recycle(core, bid));
         c.recv_ud = None;
         // Descriptors that arrived with the bytes (owned from here on).
         let sock = res >= 0 && !c.kind.is_pipe();
@@ -1259,7 +1307,7 @@ fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
         return recycle(core, bid);
     }
     if res == -libc::ENOBUFS {
-        core.mux.chans[ck].starved = true;
+        chan_or!(core, ck).starved = true;
         core.mux.starved.push(ck);
         return;
     }
@@ -1277,7 +1325,7 @@ fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
     }
     if n == 0 && fds.is_empty() && kind != Kind::Dgram {
         recycle(core, bid);
-        core.mux.chans[ck].rd_eof = true;
+        chan_or!(core, ck).rd_eof = true;
         core.send_frame(
             key,
             FrameHeader::message(Op::CHAN_CLOSE, wire, 0),
@@ -1313,7 +1361,7 @@ fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
     core.send_frame(key, FrameHeader::message(Op::CHAN_DATA, wire, 0), &Data { data: Rest(data) });
     core.mux.bufs = ring;
     recycle(core, bid);
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     c.credit_tx -= (n as u64).min(c.credit_tx);
     c.shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     publish_credit(c);
@@ -1331,10 +1379,9 @@ fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
 
 /// Sends CHAN_CLOSE with an error to the peer and closes the channel.
 fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
-    if !core.mux.chans.contains(ck) {
+    let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
-    }
-    let c = &mut core.mux.chans[ck];
+    };
     if c.st == St::Closing {
         return;
     }
@@ -1353,38 +1400,36 @@ fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
 
 /// Both directions finished in order: the channel goes away without CHAN_CLOSE_ALL.
 fn maybe_done(core: &mut Core, ck: usize) {
-    if !core.mux.chans.contains(ck) {
+    let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
-    }
-    let c = &core.mux.chans[ck];
+    };
     let read_done = !c.kind.reads_local() || c.rd_eof;
     let write_done = !c.kind.writes_local() || c.shut_done;
     if c.st == St::Open && read_done && write_done && c.outq.is_empty() {
-        core.mux.chans[ck].peer_closed = true;
+        c.peer_closed = true;
         begin_close(core, ck);
     }
 }
 
 /// Stops a channel: cancels its operations and frees it once none is in flight.
 fn begin_close(core: &mut Core, ck: usize) {
-    if !core.mux.chans.contains(ck) {
+    let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
-    }
-    let c = &mut core.mux.chans[ck];
+    };
     if c.st == St::Closing {
         return maybe_free(core, ck);
     }
     c.st = St::Closing;
     c.shared.state.store(consts::CHANST_CLOSING, Ordering::Relaxed);
     let (key, wire) = (c.conn, c.wire);
+    let uds = [c.recv_ud, c.send_ud, c.op_ud];
     if core.mux.ids.get(&(key, wire)) == Some(&ck) {
         core.mux.ids.remove(&(key, wire));
     }
-    let c = &mut core.mux.chans[ck];
-    for ud in [c.recv_ud, c.send_ud, c.op_ud].into_iter().flatten() {
+    for ud in uds.into_iter().flatten() {
         core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     }
-    let c = &mut core.mux.chans[ck];
+    let c = chan_or!(core, ck);
     if let Some(fd) = &c.fd
         && !c.kind.is_pipe()
         && !c.orphan
@@ -1402,14 +1447,13 @@ fn begin_close(core: &mut Core, ck: usize) {
 }
 
 fn maybe_free(core: &mut Core, ck: usize) {
-    if !core.mux.chans.contains(ck) {
+    let Some(c) = core.mux.chans.get(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
-    }
-    let c = &core.mux.chans[ck];
+    };
     if c.st != St::Closing || c.refs > 0 {
         return;
     }
-    let mut c = core.mux.chans.remove(ck);
+    let Some(mut c) = core.mux.chans.try_remove(ck) else { return };
     let held = c.held as isize;
     hold(&mut c, -held);
     if let Some(s) = &c.session {
@@ -1444,7 +1488,8 @@ fn maybe_free(core: &mut Core, ck: usize) {
 pub(crate) fn conn_closing(core: &mut Core, key: usize) {
     let chans: Vec<usize> = core.mux.chans.iter().filter(|(_, c)| c.conn == key).map(|(k, _)| k).collect();
     for ck in chans {
-        let c = &mut core.mux.chans[ck];
+        // Closing one channel never frees another (listeners go, channels stay).
+        let Some(c) = core.mux.chans.get_mut(ck) else { continue };
         c.peer_closed = true;
         c.orphan = c.st != St::Closing && !c.rd_eof && !c.peer_eof;
         begin_close(core, ck);
@@ -1463,8 +1508,8 @@ pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: 
         ChanOp::Accept(lk) => return accepted(core, lk, res, more),
         ChanOp::Resolve(ck) | ChanOp::Connect(ck) | ChanOp::Recv(ck) | ChanOp::Send(ck) => ck,
     };
-    let c = &mut core.mux.chans[ck];
-    c.refs -= 1;
+    let c = chan_or!(core, ck);
+    c.refs = c.refs.saturating_sub(1);
     let closing = c.st == St::Closing;
     match op {
         ChanOp::Resolve(_) | ChanOp::Connect(_) if closing => {
@@ -1542,7 +1587,7 @@ pub(crate) fn teardown(core: &mut Core, leak: bool) {
 
 /// Writes one SCM_RIGHTS control message for `fds` into `buf`; returns its length.
 fn put_rights(buf: &mut [u64; CMSG_WORDS], fds: &[RawFd]) -> usize {
-    let fds = &fds[..fds.len().min(MAX_SCM_FDS)];
+    let fds = fds.get(..MAX_SCM_FDS).unwrap_or(fds);
     let data_len = std::mem::size_of_val(fds);
     // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
     let (space, len) =
@@ -1550,13 +1595,15 @@ fn put_rights(buf: &mut [u64; CMSG_WORDS], fds: &[RawFd]) -> usize {
     let bytes: &mut [u8] =
         // SAFETY: the u64 array is viewed as bytes of the same total size.
         unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), CMSG_WORDS * 8) };
-    bytes[..space].fill(0);
+    // CMSG_SPACE of MAX_SCM_FDS descriptors (1,032 bytes) fits the 1,280-byte buffer.
+    bytes.get_mut(..space).unwrap_or_default().fill(0);
     let hdr = libc::cmsghdr { cmsg_len: len as _, cmsg_level: libc::SOL_SOCKET, cmsg_type: libc::SCM_RIGHTS };
     // SAFETY: the buffer is 8-byte aligned and larger than a cmsghdr.
     unsafe { std::ptr::write(bytes.as_mut_ptr().cast::<libc::cmsghdr>(), hdr) };
     let data_off = len - data_len;
-    for (i, fd) in fds.iter().enumerate() {
-        bytes[data_off + i * 4..data_off + i * 4 + 4].copy_from_slice(&fd.to_ne_bytes());
+    let data = bytes.get_mut(data_off..data_off + data_len).unwrap_or_default();
+    for (dst, fd) in data.chunks_exact_mut(4).zip(fds) {
+        dst.copy_from_slice(&fd.to_ne_bytes());
     }
     space
 }
@@ -1569,9 +1616,10 @@ fn take_rights(b: &MsgBox) -> Vec<OwnedFd> {
     let bytes = unsafe { std::slice::from_raw_parts(b.cmsg.as_ptr().cast::<u8>(), total) };
     let hdr_len = std::mem::size_of::<libc::cmsghdr>();
     let mut pos = 0usize;
-    while pos + hdr_len <= bytes.len() {
-        // SAFETY: pos is 8-byte aligned (CMSG_ALIGN) and a whole header fits.
-        let h = unsafe { std::ptr::read(bytes[pos..].as_ptr().cast::<libc::cmsghdr>()) };
+    while let Some(hb) = bytes.get(pos..pos + hdr_len) {
+        // SAFETY: hb is a whole header's bytes, 8-byte aligned (pos is CMSG_ALIGNed in an
+        // array of u64).
+        let h = unsafe { std::ptr::read(hb.as_ptr().cast::<libc::cmsghdr>()) };
         let clen = h.cmsg_len as usize;
         if clen < hdr_len || pos + clen > bytes.len() {
             break;
@@ -1579,8 +1627,8 @@ fn take_rights(b: &MsgBox) -> Vec<OwnedFd> {
         // SAFETY: CMSG_LEN(0) is pure arithmetic.
         let data_off = unsafe { libc::CMSG_LEN(0) } as usize;
         if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
-            for chunk in bytes[pos + data_off..pos + clen].chunks_exact(4) {
-                let fd = i32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let data = bytes.get(pos + data_off..pos + clen).unwrap_or_default();
+            for fd in data.chunks_exact(4).filter_map(|c| c.first_chunk::<4>()).map(|b| i32::from_ne_bytes(*b)) {
                 if fd >= 0 {
                     // SAFETY: the kernel installed this descriptor for us with this receive.
                     out.push(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -1614,7 +1662,9 @@ fn scm_export(core: &mut Core, key: usize, ck: usize, fds: Vec<OwnedFd>) -> Resu
         Err(e) => {
             // Nothing was sent: the peer never learns of the relays.
             for rk in relays {
-                core.mux.chans[rk].peer_closed = true;
+                if let Some(c) = core.mux.chans.get_mut(rk) {
+                    c.peer_closed = true;
+                }
                 begin_close(core, rk);
             }
             for lk in listeners {
@@ -1650,7 +1700,8 @@ fn export_one(
     } else if fmt == libc::S_IFIFO {
         // A private description of the same pipe, blocking, so the ring polls it and
         // the sender's O_NONBLOCK does not leak into our reads.
-        let reopen = CString::new(format!("/proc/self/fd/{raw}")).expect("no NUL");
+        let reopen = CString::new(format!("/proc/self/fd/{raw}"))
+            .map_err(|_| (errno::EINVAL, "reopen path of a passed pipe".to_string()))?;
         let (kind, rec_kind, oflags) = if fl & libc::O_ACCMODE == libc::O_RDONLY {
             (Kind::PipeOut, consts::SCM_PIPE_READ, libc::O_RDONLY)
         } else {
@@ -1659,10 +1710,10 @@ fn export_one(
         let own = sys::openat(libc::AT_FDCWD, &reopen, oflags, 0)
             .map_err(|e| (e_local(sys::errno_of(&e)), "reopen of a passed pipe".to_string()))?;
         let wire = core.mux.peer_id();
-        let ident = core.mux.chans[ck].ident.clone();
+        let ident = chan_or!(core, ck, Err((errno::EIO, "channel gone".into()))).ident.clone();
         let rk = new_chan(core, key, wire, kind, St::Open, ident, b"");
         relays.push(rk);
-        let c = &mut core.mux.chans[rk];
+        let c = chan_or!(core, rk, Err((errno::EIO, "relay gone".into())));
         c.fd = Some(own);
         if kind == Kind::PipeIn {
             c.credit_rx = WINDOW as u64;
@@ -1676,7 +1727,7 @@ fn export_one(
         let id = core.mux.peer_id();
         let lk = add_listener(core, key, id, kind, Some(fd), Vec::new(), None);
         listeners.push(lk);
-        core.mux.chans[ck].owned_listeners.push(id);
+        chan_or!(core, ck, Err((errno::EIO, "channel gone".into()))).owned_listeners.push(id);
         arm_accept(core, lk);
         ScmRec { kind: consts::SCM_LISTENER, flags: kind.wire(), offset: 0, channel: id, path: Path(b"") }
             .encode(&mut out.0);
@@ -1700,7 +1751,7 @@ fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<
     if m.count as usize > MAX_SCM_FDS {
         return Err(e_local(libc::ETOOMANYREFS));
     }
-    let ident = core.mux.chans[ck].ident.clone();
+    let ident = chan_or!(core, ck, Err(errno::EIO)).ident.clone();
     let mut fds = Vec::new();
     let mut relays: Vec<usize> = Vec::new();
     let mut listeners: Vec<usize> = Vec::new();
@@ -1737,7 +1788,7 @@ fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<
                         if rec.kind == consts::SCM_PIPE_READ { (Kind::PipeIn, w, r) } else { (Kind::PipeOut, r, w) };
                     let rk = new_chan(core, key, wire, kind, St::Open, ident.clone(), b"");
                     relays.push(rk);
-                    let c = &mut core.mux.chans[rk];
+                    let c = chan_or!(core, rk, Err(errno::EIO));
                     c.fd = Some(ours);
                     if kind == Kind::PipeIn {
                         c.credit_rx = WINDOW as u64;
@@ -1757,19 +1808,18 @@ fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<
     })();
     match result {
         Ok(()) => {
-            let c = &mut core.mux.chans[ck];
+            let ids: Vec<u32> = listeners.iter().filter_map(|&lk| core.mux.listeners.get(lk).map(|l| l.id)).collect();
+            let c = chan_or!(core, ck, Err(errno::EIO));
             c.scm_fds.extend(fds);
-            for lk in listeners {
-                let id = core.mux.listeners[lk].id;
-                core.mux.chans[ck].owned_listeners.push(id);
-            }
+            c.owned_listeners.extend(ids);
             for rk in relays {
                 arm_recv(core, rk);
             }
             Ok(())
         }
         Err(e) => {
-            tracing::info!(chan = core.mux.chans[ck].wire, errno = e, "passed descriptors refused");
+            let wire = core.mux.chans.get(ck).map_or(0, |c| c.wire);
+            tracing::info!(chan = wire, errno = e, "passed descriptors refused");
             for rk in relays {
                 fail(core, rk, e, "descriptor passing failed");
             }
