@@ -7,7 +7,8 @@ demo:
 test:
 	scripts/test.sh
 
-# everything of `make test`, plus the kernel module's full matrix in QEMU (6.1 and 6.12
+# everything of `make test`, plus sqlite with 10,000 rows over two qtfs-fuse mounts and
+# the HOST, and the kernel module's full matrix in QEMU (6.1 and 6.12
 # over TCP and vsock, compile-only builds against more header sets; tests/vm/README.md)
 test-full:
 	scripts/test.sh full

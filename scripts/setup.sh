@@ -5,7 +5,7 @@ set -euo pipefail
 want=(build-essential pkg-config fio fuse3 libfuse3-dev socat bindfs sshfs openssh-server openssh-client
       python3 keyutils iproute2 util-linux xxd attr acl libfontconfig1-dev fonts-dejavu-core)
 if [ "${1:-}" = vm ] || [ "${1:-}" = test ]; then
-  want+=(qemu-system-x86 busybox-static cpio kmod bc)
+  want+=(qemu-system-x86 busybox-static cpio kmod bc qemu-utils)
 fi
 missing=()
 for p in "${want[@]}"; do

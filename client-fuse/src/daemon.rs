@@ -26,8 +26,10 @@ pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseErro
     let mut cc = ClientConfig::new(cfg.server.clone());
     cc.name = format!("qtfs-fuse/{}", std::process::id());
     // Prompt invalidations (`crate::inval`) on the shared session's connections; the
-    // per-worker connections leave them out (`crate::direct`).
-    cc.features |= qtfs_proto::consts::feat::INVAL;
+    // per-worker connections leave them out (`crate::direct`). `-o noinval`: timeouts only.
+    if cfg.inval {
+        cc.features |= qtfs_proto::consts::feat::INVAL;
+    }
     // The shared session carries only MOUNT, PING and CLOSE: an engine that accepts but
     // never answers must not hold the re-mount thread for good.
     cc.request_timeout = Some(cfg.reconnect_timeout.max(Duration::from_secs(5)));
@@ -205,6 +207,8 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
             read_only: cfg.read_only,
             default_permissions: cfg.default_permissions,
             proc: cfg.proc.clone(),
+            cgroup_pids: cfg.cgroup_pids.clone(),
+            relay: cfg.relay,
         },
     );
     let notifier = fs.notifier_slot();

@@ -480,6 +480,13 @@ impl Remote {
         self.call(Some(epoch), Op::FSYNC, &FsyncReq { handle, flags }, unit)
     }
 
+    /// FIFO_POLL: the `events` (poll bits) ready on a handle, waiting up to `timeout_ms`.
+    pub fn poll(&self, epoch: u64, handle: u64, events: u32, timeout_ms: u32) -> Result<u32> {
+        self.call(Some(epoch), Op::FIFO_POLL, &PollReq { handle, events, timeout_ms }, |p| {
+            Ok(PollRsp::decode(p)?.revents)
+        })
+    }
+
     pub fn fgetattr(&self, epoch: u64, handle: u64) -> Result<Attr> {
         self.call(Some(epoch), Op::FGETATTR, &HandleReq { handle }, attr)
     }

@@ -31,6 +31,7 @@ use crate::creds::GroupsCache;
 use crate::nodes::{Key, Nodes, ROOT};
 use crate::procfs::{LOCAL_DEV_TAG, ProcConfig, ProcMode, Route, volatile_root_name};
 use crate::pseudo::PseudoDevs;
+use crate::relay::{self, Relay};
 use crate::remote::{OpenFile, Remote, Retry, Wait};
 
 /// The largest READ/WRITE the kernel sends us (the engine's limit, 1 MiB).
@@ -48,6 +49,11 @@ pub struct FsConfig {
     pub default_permissions: bool,
     /// `-o proc`: process redirection (see [`crate::procfs`]).
     pub proc: Option<ProcConfig>,
+    /// Process numbers written into HOST cgroups are translated (see [`crate::cgroups`]);
+    /// None: written as they are (`-o cgroup_pids=verbatim`).
+    pub cgroup_pids: Option<ProcConfig>,
+    /// `-o relay`: HOST character devices and FIFOs relayed (see [`crate::relay`]).
+    pub relay: bool,
 }
 
 /// An open directory: a snapshot of its entries taken at the first READDIR(offset 0).
@@ -72,9 +78,13 @@ pub struct QtfsFs {
     /// HOST devices known to hold pseudo file systems (their files use direct I/O).
     pseudo: Arc<PseudoDevs>,
     proc: Option<ProcMode>,
+    /// Pid writes into HOST cgroups ([`crate::cgroups`]).
+    cgroup_pids: Option<Arc<crate::cgroups::PidWrites>>,
     /// Set once the FUSE session exists; used to tell the kernel about attribute changes
     /// it cannot know of.
     notifier: Arc<OnceLock<fuser::Notifier>>,
+    /// Open relayed files (`-o relay`), by file handle.
+    relays: Mutex<HashMap<u64, Arc<Relay>>>,
 }
 
 fn key_of(a: &Attr) -> Key {
@@ -158,6 +168,7 @@ impl QtfsFs {
             p2.clear();
         }));
         let proc = cfg.proc.clone().map(ProcMode::new);
+        let cgroup_pids = cfg.cgroup_pids.clone().map(|c| Arc::new(crate::cgroups::PidWrites::new(c)));
         QtfsFs {
             remote,
             nodes,
@@ -169,7 +180,9 @@ impl QtfsFs {
             cfg,
             pseudo,
             proc,
+            cgroup_pids,
             notifier: Arc::new(OnceLock::new()),
+            relays: Mutex::new(HashMap::new()),
         }
     }
 
@@ -282,12 +295,21 @@ impl QtfsFs {
         if self.volatile(path) { (Duration::ZERO, Duration::ZERO) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) }
     }
 
+    /// FUSE attributes of node `id`: [`to_file_attr`], with `-o relay`'s presentation.
+    fn fattr(&self, id: u64, a: &Attr) -> FileAttr {
+        let mut fa = to_file_attr(id, a);
+        if self.cfg.relay && relay::is_relayed(a.mode) {
+            relay::present(&mut fa);
+        }
+        fa
+    }
+
     /// Replies with a new entry for `parent/name` and counts the lookup.
     fn entry(&self, parent: u64, name: &[u8], a: &Attr, reply: ReplyEntry) {
         let (attr_ttl, entry_ttl) =
             if parent == ROOT { self.ttls(name) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) };
         let id = self.nodes.lock().link(parent, name, key_of(a));
-        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &to_file_attr(id, a), Generation(0));
+        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &self.fattr(id, a), Generation(0));
     }
 
     /// Should the file `path` with attributes `a` be opened with direct I/O? Yes for the
@@ -312,6 +334,33 @@ impl QtfsFs {
                 false
             }
         }
+    }
+
+    /// A relayed file was opened as `first` with flags `used`: its handle must be
+    /// non-blocking (every wait happens in [`crate::relay`]), so unless it is, the object is
+    /// opened again with O_NONBLOCK (the first open did whatever waiting the caller's
+    /// flags asked for: a FIFO's other end) and the first handle closed.
+    fn open_relayed(&self, w: &Wait, path: &[u8], node: u64, first: (u64, u64), used: u32, cred: &Cred) -> Result<u64> {
+        let f0 = OpenFile::new(node, used, first.0, first.1);
+        let file = if used & oflags::NONBLOCK != 0 {
+            f0
+        } else {
+            let nb = used | oflags::NONBLOCK;
+            let r = self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.open(ex, path, nb, cred));
+            self.remote.close(&f0);
+            let (h, epoch, _) = r?;
+            OpenFile::new(node, nb, h, epoch)
+        };
+        let fh = self.add_file(file);
+        self.relays.lock().insert(fh, Arc::new(Relay::default()));
+        Ok(fh)
+    }
+
+    fn relay_of(&self, fh: FileHandle) -> Option<Arc<Relay>> {
+        if !self.cfg.relay {
+            return None;
+        }
+        self.relays.lock().get(&fh.0).cloned()
     }
 
     fn new_fh(&self) -> u64 {
@@ -437,6 +486,17 @@ impl QtfsFs {
         }
     }
 
+    /// A write into a HOST cgroup's pid file (see [`crate::cgroups`]); None for others.
+    fn cgroup_write(&self, w: &Wait, node: u64, writer: u32, data: &[u8]) -> Option<crate::cgroups::Intercept> {
+        let pw = self.cgroup_pids.as_ref()?;
+        let path = self.nodes.lock().path(node)?;
+        let path = match self.route(path) {
+            Route::Remote(p) => p,
+            Route::Local(_) | Route::SelfLink(_) => return None,
+        };
+        crate::cgroups::is_pid_file(&path).then(|| pw.intercept(&self.remote, w, &path, writer, data))
+    }
+
     /// d_ino of `..`: the directory's parent if known (the root is its own parent).
     fn parent_of(&self, node: u64) -> u64 {
         self.nodes.lock().parent(node).unwrap_or(ROOT)
@@ -559,7 +619,7 @@ impl Filesystem for QtfsFs {
             }
         };
         match r {
-            Ok(a) => reply.attr(&ttl, &to_file_attr(id, &a)),
+            Ok(a) => reply.attr(&ttl, &self.fattr(id, &a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -628,7 +688,7 @@ impl Filesystem for QtfsFs {
                 if size.is_some() {
                     self.nodes.lock().set_cache_stamp(id, None);
                 }
-                reply.attr(&self.cfg.attr_ttl, &to_file_attr(id, &a))
+                reply.attr(&self.cfg.attr_ttl, &self.fattr(id, &a))
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -777,7 +837,12 @@ impl Filesystem for QtfsFs {
             Route::Remote(p) => p,
             Route::Local(lp) => {
                 let fh = self.new_fh();
-                return match self.local_io(|pm| pm.open(fh, &lp, flags.0)) {
+                let host_mountinfo = || {
+                    crate::cgroups::read_host(&self.remote, &self.wait(req), b"self/mountinfo")
+                        .map_err(|e| tracing::debug!("reading the HOST's mount table: {e}"))
+                        .ok()
+                };
+                return match self.local_io(|pm| pm.open(fh, &lp, flags.0, &host_mountinfo)) {
                     // Local /proc files are made on the fly as well: no page cache.
                     Ok(_) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
                     Err(e) => reply.error(errno(&e)),
@@ -789,8 +854,22 @@ impl Filesystem for QtfsFs {
         let (wf, upgraded) = self.wire_open_flags(flags.0);
         let w = self.wait(req);
         match self.do_open(&w, &p, wf, upgraded, &cred) {
+            Ok((h, epoch, a, used)) if self.cfg.relay && relay::is_relayed(a.mode) => {
+                match self.open_relayed(&w, &p, ino.0, (h, epoch), used, &cred) {
+                    Ok(fh) => reply.opened(
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NONSEEKABLE | FopenFlags::FOPEN_NOFLUSH,
+                    ),
+                    Err(e) => reply.error(errno(&e)),
+                }
+            }
             Ok((h, epoch, a, used)) => {
-                let direct = self.direct_io(&w, &p, &a, &cred);
+                let mut direct = self.direct_io(&w, &p, &a, &cred);
+                // A file locked elsewhere gets no page cache and no shared mapping
+                // (crate::locks::Locks::shared_elsewhere).
+                if !direct && flags.0 & libc::O_ACCMODE == libc::O_RDWR && a.mode & libc::S_IFMT == libc::S_IFREG {
+                    direct = self.locks.shared_elsewhere(&self.remote, ino.0, h, epoch, &p);
+                }
                 let fl = self.open_flags_reply(ino.0, &a, direct);
                 let fh = self.add_file(OpenFile::new(ino.0, used, h, epoch));
                 reply.opened(FileHandle(fh), fl)
@@ -806,10 +885,16 @@ impl Filesystem for QtfsFs {
         fh: FileHandle,
         offset: u64,
         size: u32,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if let Some(rl) = self.relay_of(fh) {
+            return match self.file(fh) {
+                Ok(f) => rl.read(&self.remote, &self.wait(req), &f, size.min(MAX_RW), flags.0, req.pid(), reply),
+                Err(e) => reply.error(e),
+            };
+        }
         if let Some(lf) = self.proc.as_ref().and_then(|pm| pm.file(fh.0)) {
             return match ProcMode::read(&lf, offset, size.min(MAX_RW)) {
                 Ok(d) => reply.data(&d),
@@ -844,10 +929,16 @@ impl Filesystem for QtfsFs {
         offset: u64,
         data: &[u8],
         write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Some(rl) = self.relay_of(fh) {
+            return match self.file(fh) {
+                Ok(f) => rl.write(&self.remote, &self.wait(req), &f, data, flags.0, req.pid(), reply),
+                Err(e) => reply.error(e),
+            };
+        }
         if let Some(lf) = self.proc.as_ref().and_then(|pm| pm.file(fh.0)) {
             use std::os::unix::fs::FileExt;
             return match lf.write_at(data, offset) {
@@ -860,6 +951,15 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let w = self.wait(req);
+        // A process number written into a HOST cgroup is translated, held back or refused
+        // (crate::cgroups); the caller is told its own length was written.
+        let (translated, asked) = (self.cgroup_write(&w, ino.0, req.pid(), data), data.len());
+        let data = match &translated {
+            Some(crate::cgroups::Intercept::Send(v)) => &v[..],
+            Some(crate::cgroups::Intercept::Done) => return reply.written(asked as u32),
+            Some(crate::cgroups::Intercept::Fail(e)) => return reply.error(Errno::from_i32(*e)),
+            Some(crate::cgroups::Intercept::Pass) | None => data,
+        };
         // A positional write does the same when repeated; an append does not, so an
         // append whose fate is unknown after a dropped connection fails with EIO.
         let retry = if f.is_append() { Retry::Once } else { Retry::Idempotent };
@@ -875,6 +975,9 @@ impl Filesystem for QtfsFs {
             }
         }
         self.nodes.lock().set_cache_stamp(ino.0, None);
+        if translated.as_ref().is_some_and(|t| *t != crate::cgroups::Intercept::Pass) && done == data.len() {
+            done = asked;
+        }
         if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) && done > 0 {
             self.kill_suid(&w, &f);
         }
@@ -938,6 +1041,9 @@ impl Filesystem for QtfsFs {
     ) {
         if self.proc.as_ref().is_some_and(|pm| pm.release(fh.0)) {
             return reply.ok();
+        }
+        if let Some(rl) = self.relays.lock().remove(&fh.0) {
+            rl.close();
         }
         // Its own statement: the table is not kept locked while the CLOSE is sent.
         let f = self.files.write().remove(&fh.0);
@@ -1028,7 +1134,7 @@ impl Filesystem for QtfsFs {
         for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
             let Some(a) = e.attr.as_ref() else { continue };
             let id = self.nodes.lock().link(d.node, &e.name, key_of(a));
-            let fa = to_file_attr(id, a);
+            let fa = self.fattr(id, a);
             // In -o proc's root, numbers and `self` change meaning at any time.
             let ttl = if d.node == ROOT { self.ttls(&e.name).0 } else { self.cfg.attr_ttl };
             if reply.add(INodeNo(id), i as u64 + 3, OsStr::from_bytes(&e.name), &ttl, &fa, Generation(0)) {
@@ -1092,6 +1198,24 @@ impl Filesystem for QtfsFs {
             Err(e) => return reply.error(e),
         };
         let cred = self.cred(req);
+        if self.cfg.relay && name.as_bytes() == relay::XATTR.as_bytes() {
+            // Answered here: the HOST type of a relayed file (see crate::relay).
+            let w = self.wait(req);
+            return match self.remote.path_op(&w, Retry::Idempotent, |ex| self.remote.getattr(ex, &p, &cred)) {
+                Ok(a) if relay::is_relayed(a.mode) => {
+                    let m = relay::marker(&a);
+                    if size == 0 {
+                        reply.size(m.len() as u32)
+                    } else if m.len() > size as usize {
+                        reply.error(Errno::ERANGE)
+                    } else {
+                        reply.data(&m)
+                    }
+                }
+                Ok(_) => reply.error(Errno::ENODATA),
+                Err(e) => reply.error(errno(&e)),
+            };
+        }
         match self.remote.path_op(&self.wait(req), Retry::Idempotent, |ex| {
             self.remote.xattr_get(ex, &p, name.as_bytes(), size, &cred)
         }) {
@@ -1160,9 +1284,12 @@ impl Filesystem for QtfsFs {
         match r {
             Ok((h, epoch, a)) => {
                 let id = self.nodes.lock().link(parent.0, name.as_bytes(), key_of(&a));
-                let fl = self.open_flags_reply(id, &a, false);
+                // Without O_EXCL the file may be an existing one locked elsewhere (as in open).
+                let direct = flags & (libc::O_ACCMODE | libc::O_EXCL) == libc::O_RDWR
+                    && self.locks.shared_elsewhere(&self.remote, id, h, epoch, &p);
+                let fl = self.open_flags_reply(id, &a, direct);
                 let fh = self.add_file(OpenFile::new(id, wf & !(oflags::EXCL | oflags::TRUNC), h, epoch));
-                reply.created(&self.cfg.entry_ttl, &to_file_attr(id, &a), Generation(0), FileHandle(fh), fl)
+                reply.created(&self.cfg.entry_ttl, &self.fattr(id, &a), Generation(0), FileHandle(fh), fl)
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -1191,6 +1318,52 @@ impl Filesystem for QtfsFs {
         }) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn poll(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: fuser::PollNotifier,
+        events: fuser::PollEvents,
+        flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        if !self.cfg.relay {
+            // The kernel stops asking (and reports files always ready).
+            return reply.error(Errno::ENOSYS);
+        }
+        let Some(rl) = self.relay_of(fh) else {
+            // Files and directories are always ready, as without a poll method.
+            let ready = libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM;
+            return reply.poll(fuser::PollEvents::from_bits_truncate(ready as u32));
+        };
+        let f = match self.files.read().get(&fh.0).cloned() {
+            Some(f) => f,
+            None => return reply.error(Errno::EBADF),
+        };
+        let schedule = flags.contains(fuser::PollFlags::FUSE_POLL_SCHEDULE_NOTIFY);
+        rl.poll(&self.remote, &self.wait(req), &f, ph, events, schedule, reply)
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        match self.relay_of(fh) {
+            // Terminal attributes cannot travel (see crate::relay): accepted, no effect.
+            Some(_) if relay::ignored_ioctl(cmd) => reply.ioctl(0, &[]),
+            Some(_) => reply.error(Errno::ENOTTY),
+            None => reply.error(Errno::ENOSYS),
         }
     }
 

@@ -49,6 +49,15 @@
 //! - `-o proc` mounts the HOST's `/proc` with the DPU's own processes kept: `self`, the
 //!   DPU's pids (served from the local `/proc`), a local rexec's pid as its HOST process
 //!   (the rexec pid map), every other number the HOST's. The rule is in [`procfs`].
+//! - HOST cgroups: through `-o proc`, `/proc/<pid>/mounts` and `mountinfo` show the HOST's
+//!   cgroup file systems beneath a qtfs-fuse mount with their HOST type; process numbers
+//!   written into `cgroup.procs`/`tasks`/`cgroup.threads` of a HOST cgroup are translated
+//!   (a local rexec's pid to its HOST pid, a HOST thread of one as it is, a DPU-only
+//!   process refused). The rules are in [`cgroups`].
+//!
+//! - `-o relay` presents the HOST's character devices and FIFOs as size-0 regular files
+//!   whose opens, reads, writes and polls are relayed to the HOST object (a VM's
+//!   console pty): [`relay`].
 //!
 //! ## Where the time goes (measured, `perf/fio-compare`)
 //!
@@ -86,6 +95,7 @@
 //! ends the wait (EINTR), and the re-mount runs on its own thread under no lock that a
 //! request needs.
 
+pub mod cgroups;
 pub mod creds;
 pub mod daemon;
 pub mod direct;
@@ -97,6 +107,7 @@ pub mod nodes;
 pub mod options;
 pub mod procfs;
 pub mod pseudo;
+pub mod relay;
 pub mod remote;
 
 pub use error::FuseError;

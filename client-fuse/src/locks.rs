@@ -33,9 +33,22 @@
 //! the waiting thread watches the caller's pending signals (as [`crate::remote`] does)
 //! and sends the engine CANCEL when one arrives: the caller gets EINTR.
 //!
-//! Owns the (inode, owner) → lock handle table.
+//! Shared mappings of files in use elsewhere: a read-write open of a regular file that
+//! another client or a HOST process holds a lock on (one LOCK_GET on the new handle, so
+//! F_OFD_GETLK on the HOST: every client's locks and HOST processes' fcntl/OFD locks)
+//! is opened with direct I/O (`FOPEN_DIRECT_IO`, see [`Locks::shared_elsewhere`]): no page
+//! cache, and the kernel refuses `mmap(MAP_SHARED)` of it with ENODEV (qtfs-fuse does not
+//! ask for `FUSE_DIRECT_IO_ALLOW_MMAP`). Two page caches cannot be one shared memory:
+//! a file used as shared memory by cooperating processes (sqlite's WAL index, `-shm`,
+//! which they lock while mapped) would silently diverge. sqlite then fails cleanly
+//! (SQLITE_IOERR_SHMMAP) on the second client before it writes. A file this mount
+//! itself holds locks on keeps the decision made when this mount began to lock it
+//! (processes of one mount share its page cache, so their mappings are coherent).
+//!
+//! Owns the (inode, owner) → lock handle table and the set of nodes opened uncached
+//! because they were in use elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -66,6 +79,8 @@ struct Owned {
 pub struct Locks {
     owners: Mutex<HashMap<(u64, u64), Owned>>,
     waits: Arc<AtomicUsize>,
+    /// Nodes whose last check found them locked elsewhere (opened with direct I/O).
+    uncached: Mutex<HashSet<u64>>,
 }
 
 fn to_errno(e: &ClientError) -> Errno {
@@ -114,6 +129,39 @@ impl LockArgs<'_> {
 }
 
 impl Locks {
+    /// Is the regular file `node`, just opened read-write as engine `handle` (of session
+    /// `epoch`), locked by another client or a HOST process? Then it must be opened with
+    /// direct I/O, so that no shared mapping of it can diverge from theirs (see the
+    /// module docs). While this mount holds locks on the node, the lock found could be
+    /// its own: the decision made when it began to lock stands.
+    pub fn shared_elsewhere(&self, remote: &Remote, node: u64, handle: u64, epoch: u64, path: &[u8]) -> bool {
+        if self.owners.lock().keys().any(|(n, _)| *n == node) {
+            return self.uncached.lock().contains(&node);
+        }
+        let m = LockReq { handle, start: 0, len: 0, ltype: consts::LOCK_WR, flags: 0 };
+        let held = match remote.call_with(Some(epoch), Op::LOCK_GET, &m, &[], |p| Ok(LockRsp::decode(p)?)) {
+            Ok(l) => l.ltype != consts::LOCK_UN,
+            Err(e) => {
+                tracing::debug!(node, "LOCK_GET for the page-cache decision failed: {e}");
+                false
+            }
+        };
+        let mut uncached = self.uncached.lock();
+        if held {
+            if uncached.insert(node) {
+                tracing::info!(
+                    path = %String::from_utf8_lossy(path),
+                    "file is locked by another client or a HOST process: opened without page cache; \
+                     shared mappings (mmap MAP_SHARED) of it are refused with ENODEV, as two page \
+                     caches cannot be one shared memory (sqlite WAL across clients fails here)"
+                );
+            }
+        } else {
+            uncached.remove(&node);
+        }
+        held
+    }
+
     /// The owner's lock handle and its epoch, opened if `create`.
     fn owner_handle(&self, a: &LockArgs<'_>, create: bool) -> std::result::Result<Option<(u64, u64)>, Errno> {
         {

@@ -20,6 +20,9 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         the HOST on fsync, close and memory pressure, and size/mtime changes
                         made on the HOST to a file this client has cached are NOT seen until
                         the file is dropped from the cache (see the crate docs); off by default
+  noinval               do not ask the engine for invalidations: changes made on the HOST or
+                        through another client are seen only after attr_timeout/entry_timeout
+                        (for tests and comparisons; `inval`, the default, asks for them)
   readahead_kb=KB       kernel readahead for this mount (default 1024)
   threads=N             FUSE worker threads, the most requests in flight (default 32)
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
@@ -36,8 +39,25 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                                              process whose pid that file holds
                           anything else      the HOST's (HOST pids and tids, cpuinfo, sys/ ...)
                         so a number that is both a DPU pid and a HOST pid is the DPU's
-  pidmap=DIR            the rexec pid map for -o proc (default /var/run/rexec/pids)
-  proc_local=DIR        the local procfs for -o proc (default /proc)
+  relay                 HOST character devices and FIFOs (a VM's console pty under the HOST's
+                        /dev/pts) show as regular files of size 0 whose opens, reads, writes
+                        and poll/epoll readiness are relayed to the HOST object (the engine's
+                        --allow-devices decides which devices open); terminal ioctls are
+                        accepted and ignored, the real type is in the xattr user.qtfs.relay
+                        (libudsproxy.so's fstat reports it). A blocked read or write holds
+                        one of the `threads` workers. Without it such files are the DPU's
+                        own devices and pipes, as with any FUSE mount
+  cgroup_pids=translate|verbatim
+                        process numbers written into cgroup.procs, tasks or cgroup.threads of
+                        a HOST cgroup file system (translate, the default): a local process
+                        with a live pid-map entry -> its HOST pid; a local process running
+                        the writer's own program (forked, not exec'd yet) -> held back and
+                        moved once it runs on the HOST through rexec; a HOST thread of a
+                        mapped process -> as it is; anything else -> ESRCH. verbatim: as
+                        written (when qtfs-fuse shares the HOST's pid namespace)
+  pidmap=DIR            the rexec pid map for -o proc and cgroup_pids (default
+                        /var/run/rexec/pids)
+  proc_local=DIR        the local procfs for -o proc and cgroup_pids (default /proc)
   server=ADDR, psk_file=F, insecure, connections=N
                         the same as the long options (for mount -t fuse.qtfs-fuse / fstab)
   ro, nosuid, nodev, noexec, noatime, allow_other, default_permissions
@@ -105,6 +125,8 @@ pub struct MountConfig {
     pub entry_timeout: Duration,
     pub negative_timeout: Duration,
     pub writeback_cache: bool,
+    /// Ask the engine for invalidations (`feat::INVAL`); `-o noinval` turns it off.
+    pub inval: bool,
     pub readahead_kb: u32,
     pub threads: usize,
     pub reconnect_timeout: Duration,
@@ -115,6 +137,11 @@ pub struct MountConfig {
     pub flags: Vec<String>,
     /// `-o proc` (with its `pidmap=` and `proc_local=`).
     pub proc: Option<ProcConfig>,
+    /// `-o relay`: HOST character devices and FIFOs relayed (see [`crate::relay`]).
+    pub relay: bool,
+    /// `-o cgroup_pids=translate` (the default; with `pidmap=`, `proc_local=`); None:
+    /// verbatim.
+    pub cgroup_pids: Option<ProcConfig>,
 }
 
 /// The default engine address: the HOST (vsock CID 2) on the qtfs port.
@@ -153,6 +180,7 @@ impl MountConfig {
             entry_timeout: Duration::from_secs(1),
             negative_timeout: Duration::ZERO,
             writeback_cache: false,
+            inval: true,
             readahead_kb: 1024,
             threads: 32,
             reconnect_timeout: Duration::from_secs(30),
@@ -161,7 +189,10 @@ impl MountConfig {
             default_permissions: true,
             flags: Vec::new(),
             proc: None,
+            relay: false,
+            cgroup_pids: None,
         };
+        let mut cgroup_pids = true;
         let (mut proc, mut pidmap, mut proc_local) = (false, None, None);
         for opt in cli.options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
             let (k, v) = match opt.split_once('=') {
@@ -176,9 +207,19 @@ impl MountConfig {
                 "reconnect_timeout" => c.reconnect_timeout = secs(k, val()?)?,
                 "writeback_cache" => c.writeback_cache = true,
                 "proc" => proc = true,
+                "relay" => c.relay = true,
+                "cgroup_pids" => {
+                    cgroup_pids = match val()? {
+                        "translate" => true,
+                        "verbatim" => false,
+                        v => return Err(FuseError::Usage(format!("-o cgroup_pids={v}: translate or verbatim"))),
+                    }
+                }
                 "pidmap" => pidmap = Some(PathBuf::from(val()?)),
                 "proc_local" => proc_local = Some(PathBuf::from(val()?)),
                 "no_writeback_cache" => c.writeback_cache = false,
+                "inval" => c.inval = true,
+                "noinval" => c.inval = false,
                 "readahead_kb" => c.readahead_kb = num(k, val()?)?,
                 "threads" => c.threads = num(k, val()?)?,
                 "server" => server = Some(val()?.to_string()),
@@ -199,17 +240,16 @@ impl MountConfig {
                 _ => return Err(FuseError::Usage(format!("unknown mount option -o {opt} (see --help)"))),
             }
         }
+        let mut pc = ProcConfig::default();
+        if let Some(d) = pidmap {
+            pc.pidmap = d;
+        }
+        if let Some(d) = proc_local {
+            pc.local = d;
+        }
+        c.cgroup_pids = cgroup_pids.then(|| pc.clone());
         if proc {
-            let mut pc = ProcConfig::default();
-            if let Some(d) = pidmap {
-                pc.pidmap = d;
-            }
-            if let Some(d) = proc_local {
-                pc.local = d;
-            }
             c.proc = Some(pc);
-        } else if pidmap.is_some() || proc_local.is_some() {
-            return Err(FuseError::Usage("-o pidmap= and proc_local= need -o proc".into()));
         }
         if let Some(s) = server {
             c.server = Addr::parse(&s).map_err(|e| FuseError::Usage(format!("--server {s}: {e}")))?;
@@ -275,6 +315,8 @@ mod tests {
         assert_eq!(c.attr_timeout, Duration::from_millis(500));
         assert_eq!(c.entry_timeout, Duration::from_secs(2));
         assert!(c.writeback_cache);
+        assert!(c.inval, "invalidations by default");
+        assert!(!parse(&["--insecure-test-mode", "-o", "noinval", "/srv/x", "/tmp"]).unwrap().inval);
         assert_eq!(c.threads, 8);
         assert_eq!(c.flags, vec!["nosuid".to_string()]);
         assert!(parse(&["--server", "tcp:127.0.0.1:9", "/srv/x", "/tmp"]).is_err(), "TCP without a key");
@@ -288,9 +330,12 @@ mod tests {
         let p = parse(&["--insecure-test-mode", "-o", "proc,pidmap=/run/x", "/proc", "/tmp"]).unwrap();
         assert_eq!(p.proc.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
         assert_eq!(p.proc.as_ref().unwrap().local, PathBuf::from("/proc"));
-        assert!(
-            parse(&["--insecure-test-mode", "-o", "pidmap=/run/x", "/proc", "/tmp"]).is_err(),
-            "pidmap without proc"
-        );
+        // pidmap= alone is for the cgroup pid translation (on by default).
+        let g = parse(&["--insecure-test-mode", "-o", "pidmap=/run/x", "/sys", "/tmp"]).unwrap();
+        assert!(g.proc.is_none());
+        assert_eq!(g.cgroup_pids.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
+        let v = parse(&["--insecure-test-mode", "-o", "cgroup_pids=verbatim", "/sys", "/tmp"]).unwrap();
+        assert!(v.cgroup_pids.is_none());
+        assert!(parse(&["--insecure-test-mode", "-o", "cgroup_pids=x", "/sys", "/tmp"]).is_err());
     }
 }

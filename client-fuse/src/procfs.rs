@@ -45,6 +45,9 @@
 //! symlinks itself and only ever names children of directories, and the final
 //! component is opened with `O_NOFOLLOW`.
 //!
+//! A local process's `mounts` and `mountinfo` also show the HOST's cgroup file systems
+//! beneath its qtfs-fuse mounts ([`crate::cgroups`]: how libvirt finds the HOST's cgroups).
+//!
 //! Owns the rule, the pid-map lookup and the local side (attributes, listings, links,
 //! open local files).
 
@@ -286,8 +289,26 @@ impl ProcMode {
         Ok(t)
     }
 
-    /// Opens a local file for FUSE handle `fh`; returns its attributes.
-    pub fn open(&self, fh: u64, p: &Path, flags: i32) -> io::Result<Attr> {
+    /// Opens a local file for FUSE handle `fh`; returns its attributes. A process's
+    /// `mounts`/`mountinfo` holding a qtfs-fuse mount is served with the HOST's cgroup
+    /// mounts added ([`crate::cgroups`]); `host_mountinfo` reads the HOST's table.
+    pub fn open(
+        &self,
+        fh: u64,
+        p: &Path,
+        flags: i32,
+        host_mountinfo: &dyn Fn() -> Option<Vec<u8>>,
+    ) -> io::Result<Attr> {
+        if let Some(info) = crate::cgroups::mount_table(p).filter(|_| flags & libc::O_ACCMODE == libc::O_RDONLY) {
+            let local = std::fs::read(p)?;
+            let md = std::fs::symlink_metadata(p)?;
+            let text = match crate::cgroups::has_qtfs_mount(&local).then(host_mountinfo).flatten() {
+                Some(host) => crate::cgroups::rewrite_mounts(&local, &host, info),
+                None => local,
+            };
+            self.files.write().insert(fh, Arc::new(crate::cgroups::memfile(&text)?));
+            return Ok(attr_of(&md));
+        }
         let acc = flags & libc::O_ACCMODE;
         let f = std::fs::OpenOptions::new()
             .read(acc != libc::O_WRONLY)

@@ -177,6 +177,11 @@ impl OpenFile {
     fn current(&self) -> (u64, u64) {
         *self.handle.lock()
     }
+    /// (engine handle, session epoch) now, for a request sent outside [`Remote::handle_op`]
+    /// (the relay's poll watcher, [`crate::relay`]).
+    pub fn current_handle(&self) -> (u64, u64) {
+        self.current()
+    }
 }
 
 /// Called with the export root's attributes after a re-mount, on the re-mount thread.

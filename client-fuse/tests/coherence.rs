@@ -195,3 +195,50 @@ fn map(f: &std::fs::File, len: usize) -> *const u8 {
     assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
     p as *const u8
 }
+
+/// What one mount saw of HOST changes within `window`: (data through an open fd, mtime
+/// in stat, unlink of a cached name).
+fn seen_within(mount_opts: &[&str], window: Duration) -> (bool, bool, bool) {
+    let mut opts: Vec<String> = vec!["attr_timeout=60".into(), "entry_timeout=60".into()];
+    opts.extend(mount_opts.iter().map(|s| s.to_string()));
+    let rig = Rig::start(Opts { mount_opts: opts, ..Default::default() });
+    std::fs::write(rig.h("f"), content(0)).unwrap();
+    std::fs::write(rig.h("gone"), b"x").unwrap();
+    let f = std::fs::File::open(rig.m("f")).unwrap();
+    let mut buf = [0u8; 8];
+    f.read_exact_at(&mut buf, 0).unwrap();
+    let before = std::fs::metadata(rig.m("f")).unwrap().modified().unwrap();
+    assert!(std::fs::symlink_metadata(rig.m("gone")).is_ok());
+    // The HOST mtime must move for the stat check to mean anything (coarse clocks).
+    let t0 = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            std::fs::write(rig.h("f"), content(1)).unwrap();
+            std::fs::metadata(rig.h("f")).unwrap().modified().unwrap() != before
+        }),
+        "the HOST mtime did not change"
+    );
+    std::fs::remove_file(rig.h("gone")).unwrap();
+    let want = content(1);
+    let (mut data, mut attr, mut name) = (false, false, false);
+    // Polled for the whole window: a change seen once is seen.
+    while t0.elapsed() < window {
+        data |= f.read_exact_at(&mut buf, 0).is_ok() && buf[..] == want[..];
+        attr |= std::fs::metadata(rig.m("f")).unwrap().modified().unwrap() != before;
+        name |= std::fs::symlink_metadata(rig.m("gone")).is_err();
+        if data && attr && name {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (data, attr, name)
+}
+
+/// The prompt tests above can fail: with `-o noinval` (timeouts only, 60 s) a HOST
+/// change is not seen within 500 ms, while with invalidations it is.
+#[test]
+fn without_invalidations_a_host_change_is_not_seen_promptly() {
+    let window = Duration::from_millis(500);
+    assert_eq!(seen_within(&[], window), (true, true, true), "with invalidations: data, mtime, unlink seen");
+    assert_eq!(seen_within(&["noinval"], window), (false, false, false), "-o noinval: nothing seen within {window:?}");
+}

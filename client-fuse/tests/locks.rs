@@ -1,7 +1,9 @@
 //! Locks across two qtfs-fuse mounts of one export and a HOST process: fcntl (POSIX),
 //! OFD and flock locks conflict everywhere, F_GETLK reports the holder, a blocking lock
-//! is granted on unlock and ends on a signal, a killed holder's locks go, and sqlite
-//! with writers on both mounts and the HOST keeps every row. Root and /dev/fuse needed.
+//! is granted on unlock and ends on a signal, a killed holder's locks go, sqlite with
+//! writers on both mounts and the HOST keeps every row (rollback journal) or refuses WAL
+//! on a second client before it writes, and qemu's image locking holds across mounts and
+//! the HOST. Root, /dev/fuse, python3 and qemu-utils needed.
 
 mod common;
 
@@ -230,20 +232,32 @@ fn a_blocking_lock_is_granted_on_unlock_and_ends_on_a_signal() {
     }
 }
 
+/// A sqlite writer: `n` rows, one transaction each; touches `marker` (when given) once
+/// its first row is committed, and then keeps its connection open until `marker` +
+/// ".release" exists; any sqlite error ends it with "refused <name> (<message>)
+/// after <k> rows" and exit code 3.
 const PY_SQL: &str = r#"
-import sqlite3, sys
+import os, sqlite3, sys, time
 path, who, n, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-db = sqlite3.connect(path, timeout=120, isolation_level=None)
+marker = sys.argv[5] if len(sys.argv) > 5 else ""
+committed = 0
 try:
+    db = sqlite3.connect(path, timeout=120, isolation_level=None)
     got = db.execute("PRAGMA journal_mode=%s" % mode).fetchone()[0]
+    print("mode", got, flush=True)
+    db.execute("CREATE TABLE IF NOT EXISTS t (who TEXT, i INTEGER, pad TEXT)")
+    for i in range(n):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?, ?, ?)", (who, i, "x" * 100))
+        db.execute("COMMIT")
+        committed += 1
+        if committed == 1 and marker:
+            open(marker, "w").close()
+    while marker and not os.path.exists(marker + ".release"):
+        time.sleep(0.01)
 except sqlite3.Error as e:
-    print("refused", e, flush=True); sys.exit(3)
-print("mode", got, flush=True)
-db.execute("CREATE TABLE IF NOT EXISTS t (who TEXT, i INTEGER, pad TEXT)")
-for i in range(n):
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT INTO t VALUES (?, ?, ?)", (who, i, "x" * 100))
-    db.execute("COMMIT")
+    print("refused %s (%s) after %d rows" % (getattr(e, "sqlite_errorname", "?"), e, committed), flush=True)
+    sys.exit(3)
 print("done", flush=True)
 "#;
 
@@ -255,30 +269,25 @@ fn sqlite_rig() -> Rig {
     Rig::start(Opts { mount_opts: vec!["entry_timeout=0".into()], ..Default::default() })
 }
 
+fn sqlite_writer(path: &Path, who: &str, n: usize, mode: &str, marker: Option<&Path>) -> Child {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(PY_SQL).arg(path).arg(who).arg(n.to_string()).arg(mode);
+    if let Some(m) = marker {
+        cmd.arg(m);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// (exit code, stdout + stderr) of a writer.
+fn sqlite_result(k: Child) -> (i32, String) {
+    let o = k.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.code().unwrap_or(-1), text)
+}
+
 fn sqlite_writers(paths: &[(PathBuf, &str)], n: usize, mode: &str) -> Vec<(i32, String)> {
-    let kids: Vec<_> = paths
-        .iter()
-        .map(|(p, who)| {
-            Command::new("python3")
-                .arg("-c")
-                .arg(PY_SQL)
-                .arg(p)
-                .arg(who)
-                .arg(n.to_string())
-                .arg(mode)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    kids.into_iter()
-        .map(|k| {
-            let o = k.wait_with_output().unwrap();
-            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            (o.status.code().unwrap_or(-1), text)
-        })
-        .collect()
+    let kids: Vec<_> = paths.iter().map(|(p, who)| sqlite_writer(p, who, n, mode, None)).collect();
+    kids.into_iter().map(sqlite_result).collect()
 }
 
 fn sqlite_check(path: &Path) -> (String, i64) {
@@ -304,11 +313,15 @@ const SQL_ROWS: usize = 1000;
 
 #[test]
 fn sqlite_rollback_journal_with_writers_on_two_mounts_and_the_host() {
+    sqlite_rollback_journal(SQL_ROWS);
+}
+
+/// 3 writers of `rows` rows each in rollback-journal mode: two mounts and the HOST.
+fn sqlite_rollback_journal(rows: usize) {
     let rig = sqlite_rig();
     let m2 = Mount2::new(&rig);
     let t = Instant::now();
-    let r =
-        sqlite_writers(&[(rig.m("db"), "m1"), (m2.mnt.join("db"), "m2"), (rig.h("db"), "host")], SQL_ROWS, "DELETE");
+    let r = sqlite_writers(&[(rig.m("db"), "m1"), (m2.mnt.join("db"), "m2"), (rig.h("db"), "host")], rows, "DELETE");
     let took = t.elapsed();
     for (code, out) in &r {
         assert_eq!(*code, 0, "{out}");
@@ -316,27 +329,140 @@ fn sqlite_rollback_journal_with_writers_on_two_mounts_and_the_host() {
     }
     let (ok, count) = sqlite_check(&rig.h("db"));
     assert_eq!(ok, "ok");
-    assert_eq!(count, 3 * SQL_ROWS as i64, "every row");
-    eprintln!("sqlite rollback journal: 3 writers x {SQL_ROWS} rows in {took:?}");
+    assert_eq!(count, 3 * rows as i64, "every row");
+    eprintln!("sqlite rollback journal: 3 writers x {rows} rows in {took:?}");
 }
 
-/// Fails today (rows lost, e.g. 748 of 750): WAL's `-shm` index is shared memory that
-/// two mounts cannot share, and nothing refuses WAL yet. Kept to show it; see README.
+/// The issue's size: 10,000 rows from writers on two mounts and the HOST (3 x 3,334).
+/// Minutes on a 2-core machine: run by `make test-full` (scripts/test.sh full).
 #[test]
-#[ignore = "WAL is not coherent over qtfs and is not refused yet: rows are lost (issue 14)"]
+#[ignore = "minutes: run by make test-full (cargo test -p qtfs-client-fuse --test locks -- --ignored)"]
+fn sqlite_rollback_journal_10000_rows() {
+    sqlite_rollback_journal(10_000usize.div_ceil(3));
+}
+
+/// WAL mode: the first user of the database (the HOST, or a mount) keeps WAL; a second
+/// client is refused before it writes: its `-shm` (sqlite's shared-memory index, locked
+/// by the first user) is opened without page cache, so sqlite's `mmap(MAP_SHARED)` of it
+/// fails (ENODEV) and sqlite reports SQLITE_IOERR_SHMMAP. Never a silently lost row.
+/// Not covered (README 'Locks'): a HOST process that joins after a client, and two
+/// clients whose first opens of the `-shm` race before either locks it; the writers
+/// here start once the first one has committed a row.
+#[test]
 fn sqlite_wal_never_loses_rows() {
     let rig = sqlite_rig();
     let m2 = Mount2::new(&rig);
     let n = SQL_ROWS / 4;
-    let r =
-        sqlite_writers(&[(rig.m("wal.db"), "m1"), (m2.mnt.join("wal.db"), "m2"), (rig.h("wal.db"), "host")], n, "WAL");
-    let (ok, count) = sqlite_check(&rig.h("wal.db"));
-    eprintln!("WAL: writers {r:?}; integrity {ok}; rows {count}");
-    let succeeded = r.iter().filter(|(c, o)| *c == 0 && o.contains("done")).count() as i64;
-    // Every writer that reported success has all its rows there.
-    assert_eq!(ok, "ok");
-    assert!(count >= succeeded * n as i64, "rows lost: {count} < {succeeded} x {n}");
-    for (code, out) in &r {
-        assert!(*code == 0 || out.contains("refused") || out.contains("Error"), "unexpected failure: {out}");
+    let marker = rig.dir.path().join("first-row");
+    let release = rig.dir.path().join("first-row.release");
+    // (database, the first writer, the later ones)
+    type Writer<'a> = (PathBuf, &'a str);
+    let cases: [(&str, Writer, Vec<Writer>); 2] = [
+        (
+            "host-first.db",
+            (rig.h("host-first.db"), "host"),
+            vec![(rig.m("host-first.db"), "m1"), (m2.mnt.join("host-first.db"), "m2")],
+        ),
+        ("m1-first.db", (rig.m("m1-first.db"), "m1"), vec![(m2.mnt.join("m1-first.db"), "m2")]),
+    ];
+    for (db, (first_path, first_who), later) in cases {
+        let _ = std::fs::remove_file(&marker);
+        let _ = std::fs::remove_file(&release);
+        let first = sqlite_writer(&first_path, first_who, n, "WAL", Some(&marker));
+        assert!(wait_until(Duration::from_secs(60), || marker.exists()), "{db}: the first writer committed nothing");
+        let kids: Vec<_> = later.iter().map(|(p, who)| sqlite_writer(p, who, n, "WAL", None)).collect();
+        let later_r: Vec<_> = kids.into_iter().map(sqlite_result).collect();
+        std::fs::write(&release, b"").unwrap();
+        let (code, out) = sqlite_result(first);
+        assert!(code == 0 && out.contains("mode wal") && out.contains("done"), "{db}: first writer: {out}");
+        for ((_, who), (code, out)) in later.iter().zip(&later_r) {
+            eprintln!("{db}: {who}: {}", out.trim());
+            assert_eq!(*code, 3, "{db}: {who} must be refused: {out}");
+            assert!(
+                out.contains("refused SQLITE_IOERR_SHMMAP") && out.contains("after 0 rows"),
+                "{db}: {who}: a clean refusal naming the shared-memory map, before any write: {out}"
+            );
+        }
+        let (ok, count) = sqlite_check(&rig.h(db));
+        assert_eq!(ok, "ok", "{db}");
+        assert_eq!(count, n as i64, "{db}: every row of the writer that kept WAL, none of the refused");
+    }
+}
+
+/// A process keeping `image` open with qemu-io (and so its image locks) until killed.
+struct QemuHolder(Child);
+
+impl Drop for QemuHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Is any byte of `start..start+len` of the HOST file `path` locked (F_OFD_GETLK)?
+fn locked_at(path: &Path, start: i64, len: i64) -> bool {
+    let f = std::fs::File::options().read(true).write(true).open(path).unwrap();
+    // SAFETY: F_OFD_GETLK fills our zeroed record (l_pid 0 as OFD requests need).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = len;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) }, 0);
+    fl.l_type != libc::F_UNLCK as libc::c_short
+}
+
+/// qemu's image locking (OFD locks on bytes 100.. and 200.. of the image) holds across
+/// two mounts and the HOST: a second read-write qemu-io is refused wherever it runs.
+#[test]
+fn qemu_image_locking_across_mounts_and_the_host() {
+    let rig = Rig::start(Opts::default());
+    let m2 = Mount2::new(&rig);
+    let qemu_io = |path: &Path, fmt: &str, args: &[&str]| {
+        Command::new("qemu-io").arg("-f").arg(fmt).args(args).arg(path).stdin(Stdio::null()).output()
+    };
+    assert!(
+        Command::new("qemu-io").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "qemu-io is missing (scripts/setup.sh test installs qemu-utils)"
+    );
+    // qcow2 only: qemu-io shares the write permission of a raw image (two qemu-io write
+    // one raw image on a local disk too); qcow2 unshares it.
+    for fmt in ["qcow2"] {
+        let img = format!("img.{fmt}");
+        let st = Command::new("qemu-img").args(["create", "-q", "-f", fmt]).arg(rig.h(&img)).arg("4M").status();
+        assert!(st.is_ok_and(|s| s.success()), "qemu-img create");
+        let (a, b, host) = (rig.m(&img), m2.mnt.join(&img), rig.h(&img));
+        // (holder, second) pairs: mount 1 vs mount 2, HOST vs mount, mount vs HOST.
+        for (holder, second) in [(&a, &b), (&host, &a), (&b, &host)] {
+            let h = QemuHolder(
+                Command::new("qemu-io")
+                    .args(["-f", fmt, "-c", "sleep 60000"])
+                    .arg(holder)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            // Byte 201: the holder does not share the write permission (qemu takes it
+            // after its first locks).
+            assert!(wait_until(Duration::from_secs(20), || locked_at(&host, 201, 1)), "{fmt}: holder's locks");
+            let o = qemu_io(second, fmt, &["-c", "write 0 512"]).unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{fmt}: {} wrote while {} held the image", second.display(), holder.display());
+            assert!(err.contains("Failed to get") && err.contains("lock"), "{fmt}: {err}");
+            // Read-only sharing is refused too while a writer holds it (qemu's rule).
+            let o = qemu_io(second, fmt, &["-r", "-c", "read 0 512"]).unwrap();
+            assert!(!o.status.success(), "{fmt}: read-only open beside a writer");
+            drop(h);
+            assert!(wait_until(Duration::from_secs(10), || !locked_at(&host, 100, 200)), "{fmt}: locks released");
+            let o = qemu_io(second, fmt, &["-c", "write 0 512"]).unwrap();
+            assert!(
+                o.status.success(),
+                "{fmt}: {} once the holder is gone: {}",
+                second.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
     }
 }

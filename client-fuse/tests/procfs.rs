@@ -300,3 +300,174 @@ fn cat_of_a_thousand_stat_files_through_the_mount_vs_locally() {
         mounted.as_secs_f64() / local.as_secs_f64()
     );
 }
+
+/// The HOST's cgroup mounts as /proc/<pid>/mounts through `-o proc` shows them: (type,
+/// HOST mount point, a controller it names or "") of each, named v1 hierarchies left out.
+fn host_cgroup_mounts() -> Vec<(String, String, String)> {
+    read(Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(" - ")?;
+            let mut t = b.split(' ');
+            let (ty, _, opts) = (t.next()?, t.next()?, t.next()?);
+            let named = opts.split(',').any(|o| o.starts_with("name="));
+            let ok = ty == "cgroup2" || (ty == "cgroup" && !named);
+            let ctl = opts.split(',').find(|o| *o != "rw" && *o != "ro").unwrap_or("");
+            ok.then(|| (ty.to_string(), a.split(' ').nth(4).unwrap().to_string(), ctl.to_string()))
+        })
+        .collect()
+}
+
+/// A HOST process (`sleep`) in this machine's pid namespace, killed and reaped when dropped.
+struct HostProc(Child);
+
+impl HostProc {
+    fn start() -> HostProc {
+        HostProc(Command::new("sleep").arg("300").spawn().unwrap())
+    }
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+    /// Is it in the HOST cgroup whose path (below its hierarchy's root) is `cg`?
+    fn in_cgroup(&self, cg: &str) -> bool {
+        read(Path::new(&format!("/proc/{}/cgroup", self.pid()))).lines().any(|l| l.ends_with(&format!(":{cg}")))
+    }
+}
+
+impl Drop for HostProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A HOST cgroup made by a test, removed when dropped (once its processes are gone).
+struct CgDir(PathBuf);
+
+impl Drop for CgDir {
+    fn drop(&mut self) {
+        wait_until(Duration::from_secs(10), || !self.0.exists() || std::fs::remove_dir(&self.0).is_ok());
+    }
+}
+
+/// A live rexec pid-map entry `dir/<local>` = `host`: locked, then written (as rexec
+/// does), held until dropped.
+fn map_entry(dir: &Path, local: u32, host: u32) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join(local.to_string())).unwrap();
+    // SAFETY: flock on a descriptor we own; dropping the file ends the "rexec".
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    write!(f, "{host}").unwrap();
+    f
+}
+
+#[test]
+fn cgroup_mounts_shown_and_pids_written_into_host_cgroups_from_a_dpu_namespace() {
+    let rig = Rig::engine_only(Opts::default(), WL);
+    let pidmap = rig.dir.path().join("pids");
+    std::fs::create_dir(&pidmap).unwrap();
+    let dpu = Dpu::start(&rig, &pidmap);
+    // The DPU's mount of the HOST's /sys/fs/cgroup (pid translation is on by default).
+    let cgmnt = rig.dir.path().join("dpu-cgroup");
+    std::fs::create_dir_all(&cgmnt).unwrap();
+    let mut fuse = Command::new("nsenter")
+        .args(["-t", &dpu.fuse_pid.to_string(), "-p", "-m", fuse_bin()])
+        .args(rig.fuse_args())
+        .arg("-o")
+        .arg(format!("pidmap={}", pidmap.display()))
+        .arg("/sys/fs/cgroup")
+        .arg(&cgmnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mounted = wait_until(Duration::from_secs(20), || {
+        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", dpu.fuse_pid)).unwrap_or_default();
+        info.lines().any(|l| l.split(' ').nth(4) == cgmnt.to_str() && l.contains(" - fuse"))
+    });
+    assert!(mounted, "qtfs-fuse of /sys/fs/cgroup did not mount in the DPU");
+
+    // 1. The mount table through -o proc shows the HOST's cgroup file systems beneath
+    //    the qtfs-fuse mount, with their HOST types (what libvirt detects cgroups by).
+    let host = host_cgroup_mounts();
+    assert!(!host.is_empty(), "this HOST has no cgroup mount");
+    let mounts = dpu.sh("cat MNT/self/mounts");
+    let info = dpu.sh("cat MNT/self/mountinfo");
+    for (ty, mp, ctl) in &host {
+        let Some(rest) = mp.strip_prefix("/sys/fs/cgroup") else { continue };
+        let at = format!("{}{rest}", cgmnt.display());
+        let line = mounts.lines().find(|l| l.split(' ').nth(1) == Some(&at) && l.split(' ').nth(2) == Some(ty));
+        let line = line.unwrap_or_else(|| panic!("no {ty} line at {at} in the DPU's mounts:\n{mounts}"));
+        assert!(line.split(' ').nth(3).unwrap().split(',').any(|o| o == ctl || ctl.is_empty()), "{line}");
+        assert!(
+            info.lines().any(|l| l.split(' ').nth(4) == Some(&at) && l.contains(&format!(" - {ty} "))),
+            "no {ty} at {at} in the DPU's mountinfo:\n{info}"
+        );
+    }
+    // The DPU's own /proc is untouched.
+    let own = std::fs::read_to_string(format!("/proc/{}/mounts", dpu.fuse_pid)).unwrap();
+    assert!(!own.lines().any(|l| l.split(' ').nth(1).is_some_and(|m| m.starts_with(&format!("{}/", cgmnt.display())))));
+
+    // 2. Pid writes into a HOST test cgroup (v1: the cpu hierarchy; v2: the root).
+    let v1 = host.iter().any(|(ty, mp, _)| ty == "cgroup" && mp == "/sys/fs/cgroup/cpu");
+    let sub = if v1 { "cpu/" } else { "" };
+    let name = format!("qtfs-fuse-pids-{}", std::process::id());
+    let host_dir = PathBuf::from(format!("/sys/fs/cgroup/{sub}{name}"));
+    std::fs::create_dir(&host_dir).unwrap();
+    // Removed at the end, also after a failure (dropped after the processes in it).
+    let _cg_dir = CgDir(host_dir.clone());
+    let cg = format!("/{name}");
+    let procs = format!("{}/{sub}{name}/cgroup.procs", cgmnt.display());
+    let write =
+        |n: &str| dpu.sh(&format!("if echo {n} > {procs}; then echo ok; else echo refused; fi")).trim().to_string();
+    let (a, b) = (HostProc::start(), HostProc::start());
+
+    // A DPU-only process (another program than the writer's): ESRCH, nothing moves.
+    let out = dpu.sh(&format!(
+        "sleep 30 & p=$!; if echo $p > {procs} 2>/dev/null; then echo ok; else echo refused; fi; kill $p"
+    ));
+    assert_eq!(out.trim(), "refused", "a DPU-only pid was accepted");
+    // An unrelated HOST pid (not a thread of a mapped process): ESRCH.
+    assert_eq!(write(&a.pid().to_string()), "refused", "an unmapped HOST pid was accepted");
+    assert!(!a.in_cgroup(&cg));
+    // A local process with a live pid-map entry: its HOST process is moved.
+    let local: u32 = dpu.sh("sleep 300 >/dev/null 2>&1 & echo $!").trim().parse().unwrap();
+    let entry = map_entry(&pidmap, local, a.pid());
+    assert_eq!(write(&local.to_string()), "ok");
+    assert!(a.in_cgroup(&cg), "the mapped process is not in the HOST cgroup");
+    assert!(read(&host_dir.join("cgroup.procs")).lines().any(|l| l == a.pid().to_string()));
+    // A HOST thread of a mapped process, written as the HOST number (as QMP's vCPU ids).
+    let tid = a.pid();
+    std::fs::write(format!("/sys/fs/cgroup/{sub}cgroup.procs"), tid.to_string()).unwrap();
+    assert!(!a.in_cgroup(&cg));
+    assert_eq!(write(&tid.to_string()), "ok", "a HOST thread of a mapped process was refused");
+    assert!(a.in_cgroup(&cg));
+    drop(entry);
+    // Held back: a child the writer forked and that has not exec'd (libvirt's order),
+    // moved once it runs on the HOST (its pid-map entry appears).
+    let go = rig.dir.path().join("go");
+    let out = dpu.sh(&format!(
+        "( while [ ! -e {go} ]; do sleep 0.05; done ) >/dev/null 2>&1 & c=$!; \
+         if echo $c > {procs}; then echo held $c; else echo refused $c; fi",
+        go = go.display()
+    ));
+    let (verdict, child) = out.trim().split_once(' ').unwrap();
+    assert_eq!(verdict, "held", "{out}");
+    assert!(!b.in_cgroup(&cg));
+    let entry = map_entry(&pidmap, child.parse().unwrap(), b.pid());
+    assert!(wait_until(Duration::from_secs(10), || b.in_cgroup(&cg)), "the held-back move was not carried out");
+    std::fs::write(&go, "").unwrap();
+    drop(entry);
+
+    // Reads list HOST pids as they are.
+    let listed = dpu.sh(&format!("cat {procs}"));
+    assert!(listed.lines().any(|l| l == b.pid().to_string()), "{listed}");
+
+    drop((a, b));
+    let _ = dpu.sh(&format!("kill {local}"));
+    let removed = wait_until(Duration::from_secs(10), || std::fs::remove_dir(&host_dir).is_ok());
+    assert!(removed, "the test cgroup {} could not be removed", host_dir.display());
+    let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&cgmnt).status();
+    let _ = fuse.kill();
+    let _ = fuse.wait();
+}

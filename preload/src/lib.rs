@@ -53,6 +53,18 @@
 //! locally. `pthread_getaffinity_np`/`pthread_setaffinity_np` are not affected: glibc
 //! implements them with the system call directly, on the caller's own threads.
 //!
+//! ## HOST consoles through qtfs-fuse: `fstat()`
+//!
+//! qtfs-fuse `-o relay` shows a HOST character device or FIFO (a VM's console pty under
+//! the HOST's `/dev/pts`) as a regular file of size 0, because FUSE cannot pass such an
+//! inode through, and names its real type in the extended attribute `user.qtfs.relay`
+//! (`c MAJOR:MINOR` or `p`; `client-fuse/src/relay.rs`). libvirt refuses a read-write
+//! stream on a regular file ("Cannot request read and write flags together"), so the
+//! library interposes `fstat`/`fstat64`: a size-0 regular file on a FUSE file system
+//! whose descriptor carries that attribute is reported as the character device (or FIFO)
+//! it stands for. Every other `fstat` is the real one, unchanged (two extra system calls,
+//! `fstatfs` and `fgetxattr`, only for size-0 regular files).
+//!
 //! Implementation rules: no allocation and no locks on these paths (stack buffers,
 //! atomics); the real functions are looked up once, at load time (`dlsym(RTLD_NEXT)`),
 //! so the interposed calls never enter the dynamic linker; `errno` is saved and restored
@@ -78,6 +90,8 @@ static REAL_SENDTO: AtomicUsize = AtomicUsize::new(0);
 static REAL_SENDMSG: AtomicUsize = AtomicUsize::new(0);
 static REAL_GETAFFINITY: AtomicUsize = AtomicUsize::new(0);
 static REAL_SETAFFINITY: AtomicUsize = AtomicUsize::new(0);
+static REAL_FSTAT: AtomicUsize = AtomicUsize::new(0);
+static REAL_FSTAT64: AtomicUsize = AtomicUsize::new(0);
 static DISABLED: AtomicBool = AtomicBool::new(false);
 /// `$UDSPROXY_SOCKET` (or the default), NUL-padded, read once at load time.
 static SOCKET_PATH: [AtomicU64; 14] = [const { AtomicU64::new(0) }; 14];
@@ -161,6 +175,8 @@ fn resolve() {
         (&REAL_SENDMSG, c"sendmsg"),
         (&REAL_GETAFFINITY, c"sched_getaffinity"),
         (&REAL_SETAFFINITY, c"sched_setaffinity"),
+        (&REAL_FSTAT, c"fstat"),
+        (&REAL_FSTAT64, c"fstat64"),
     ] {
         if slot.load(Ordering::Acquire) == 0 {
             // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT finds libc's definition.
@@ -908,5 +924,95 @@ pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: size_t, set: 
             set_errno(e);
             -1
         }
+    }
+}
+
+// ---------------------------------------------------------------- fstat (qtfs-fuse relay)
+
+type FstatFn = unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int;
+
+/// `FUSE_SUPER_MAGIC`.
+const FUSE_MAGIC: i64 = 0x6573_5546;
+
+/// The type a relayed qtfs-fuse file stands for: (`S_IFCHR` or `S_IFIFO`, rdev), from
+/// its `user.qtfs.relay` attribute ("c MAJOR:MINOR" or "p"). None for anything else.
+fn relay_kind(fd: c_int) -> Option<(u32, u64)> {
+    let mut v = [0u8; 32];
+    // SAFETY: fstatfs and fgetxattr write at most the sizes given into our buffers.
+    let n = unsafe {
+        let mut sfs: libc::statfs = std::mem::zeroed();
+        if libc::fstatfs(fd, &mut sfs) != 0 || sfs.f_type as i64 != FUSE_MAGIC {
+            return None;
+        }
+        libc::fgetxattr(fd, c"user.qtfs.relay".as_ptr(), v.as_mut_ptr().cast(), v.len())
+    };
+    let v = v.get(..usize::try_from(n).ok()?)?;
+    parse_relay(v)
+}
+
+fn parse_relay(v: &[u8]) -> Option<(u32, u64)> {
+    if v == b"p" {
+        return Some((libc::S_IFIFO, 0));
+    }
+    let s = std::str::from_utf8(v.strip_prefix(b"c ")?).ok()?;
+    let (ma, mi) = s.split_once(':')?;
+    Some((libc::S_IFCHR, libc::makedev(ma.parse().ok()?, mi.parse().ok()?)))
+}
+
+/// Rewrites a successful `fstat` result of a relayed file; errno is left as it was.
+fn relay_fixup(fd: c_int, mode: &mut u32, size: i64, rdev: &mut u64) {
+    if *mode & libc::S_IFMT != libc::S_IFREG || size != 0 || DISABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let saved = errno();
+    if let Some((kind, dev)) = relay_kind(fd) {
+        *mode = (*mode & !libc::S_IFMT) | kind;
+        *rdev = dev;
+    }
+    set_errno(saved);
+}
+
+fn fstat_common(slot: &AtomicUsize, fd: c_int, buf: *mut libc::stat64) -> c_int {
+    let r = match real::<FstatFn>(slot) {
+        // SAFETY: forwarded unchanged to the real function.
+        Some(f) => unsafe { f(fd, buf) },
+        // glibc before 2.33 exports no fstat (programs call __fxstat): the system call,
+        // whose result has glibc's 64-bit layout on the 64-bit targets we build for.
+        // SAFETY: the caller passes a writable struct stat.
+        None => unsafe { libc::syscall(libc::SYS_newfstatat, fd, c"".as_ptr(), buf, libc::AT_EMPTY_PATH) as c_int },
+    };
+    if r == 0 && !buf.is_null() {
+        // SAFETY: the call succeeded, so `buf` holds a struct stat we may change.
+        let st = unsafe { &mut *buf };
+        relay_fixup(fd, &mut st.st_mode, st.st_size, &mut st.st_rdev);
+    }
+    r
+}
+
+/// # Safety
+/// Same contract as `fstat(2)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat64) -> c_int {
+    fstat_common(&REAL_FSTAT64, fd, buf)
+}
+
+/// # Safety
+/// Same contract as `fstat(2)` (on 64-bit glibc `struct stat` is `struct stat64`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
+    fstat_common(&REAL_FSTAT, fd, buf.cast())
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::*;
+
+    #[test]
+    fn relay_markers() {
+        assert_eq!(parse_relay(b"p"), Some((libc::S_IFIFO, 0)));
+        assert_eq!(parse_relay(b"c 136:4"), Some((libc::S_IFCHR, libc::makedev(136, 4))));
+        assert_eq!(parse_relay(b"c 136"), None);
+        assert_eq!(parse_relay(b"x"), None);
+        assert_eq!(parse_relay(b""), None);
     }
 }

@@ -128,18 +128,26 @@ run mount --make-rslave "$ROOT/dev"
 RUN=$(readlink -f /var/run)
 run mkdir -p "$ROOT$RUN"
 run mount --bind "$RUN" "$ROOT$RUN"
+# libvirt locks a console's device in /var/lock (-> /run/lock) before `virsh console`;
+# systemd-tmpfiles makes it at boot, a bare /run (a container) may lack it
+if [ -z "$DRY" ] && [ ! -d "$RUN/lock" ]; then run mkdir -p -m 1777 "$RUN/lock"; fi
 # 5. images and libvirt state live on the HOST
 qmount /home/VMs /home/VMs
 qmount /var/lib/libvirt /var/lib/libvirt
 # 6. the HOST's /proc with the DPU's own processes redirected (-o proc: self, the DPU's pids,
 # and a local rexec's pid as its HOST process, from the pid map of step 8, which qtfs-fuse
 # reads at /var/run/rexec/pids outside the root: the same directory) and the HOST's /sys
-# (machine facts, the VMs' cgroups). Kernel client: also /dev/pts (consoles) and /dev/vfio.
+# (machine facts, the VMs' cgroups). Also the HOST's /dev/pts: qemu's console ptys, which
+# `virsh console` opens by the HOST path QMP reports (qtfs-fuse -o relay relays them; it
+# also hides the DPU's own ptmx inside the root, so run virsh console with a terminal made
+# outside it). Kernel client: also /dev/vfio.
 qmount /proc /proc -o proc
 qmount /sys /sys
 if [ "$CLIENT" = kmod ]; then
   qmount /dev/pts /dev/pts
   qmount /dev/vfio /dev/vfio
+else
+  qmount /dev/pts /dev/pts -o relay
 fi
 # 7. /dev/kvm tells libvirt whether the HOST's qemu can use KVM
 if [ -n "$HOST_KVM" ]; then
@@ -154,13 +162,19 @@ fi
 run mkdir -p "$ROOT$RUN/rexec/pids"
 run chmod 1733 "$ROOT$RUN/rexec/pids"
 # 9. libvirt's qemu driver with a remote qemu: no per-domain mount namespace (it would be
-# the DPU's, and qemu is not here) and no local cgroups (qemu's pids and threads are the
-# HOST's). The DPU's qemu.conf is kept; a copy with these two settings is bound over it.
+# the DPU's, and qemu is not here). Cgroups are the HOST's: libvirt finds them in the
+# mount table that -o proc shows (the HOST's cgroup mounts beneath the qtfs /sys), makes
+# the domain's cgroups there and writes pids that qtfs-fuse translates (the local rexec's
+# pid to the HOST qemu's; client-fuse/src/cgroups.rs). The controllers that work through
+# files: cpu, cpuacct, cpuset, memory, blkio ("devices" would need the HOST's device
+# numbers, and is BPF on cgroup v2). The DPU's qemu.conf is kept; a copy with these two
+# settings is bound over it.
+CGROUP_CONTROLLERS='[ "cpu", "cpuacct", "cpuset", "memory", "blkio" ]'
 run mkdir -p "$RUN/qtfs"
-echo "+ $RUN/qtfs/qemu.conf = $ROOT/etc/libvirt/qemu.conf + namespaces = [ ], cgroup_controllers = [ ]"
+echo "+ $RUN/qtfs/qemu.conf = $ROOT/etc/libvirt/qemu.conf + namespaces = [ ], cgroup_controllers = $CGROUP_CONTROLLERS"
 if [ -z "$DRY" ]; then
   { grep -Ev '^[[:space:]]*(namespaces|cgroup_controllers)[[:space:]]*=' "$ROOT/etc/libvirt/qemu.conf" || true
-    printf '%s\n' "# dpu-start.sh: qemu runs on the HOST" "namespaces = [ ]" "cgroup_controllers = [ ]"
+    printf '%s\n' "# dpu-start.sh: qemu runs on the HOST" "namespaces = [ ]" "cgroup_controllers = $CGROUP_CONTROLLERS"
   } > "$RUN/qtfs/qemu.conf" || die "cannot write $RUN/qtfs/qemu.conf"
 fi
 run mount --bind "$RUN/qtfs/qemu.conf" "$ROOT/etc/libvirt/qemu.conf"

@@ -69,11 +69,13 @@ pub struct Opts {
     /// Extra `-o` options for qtfs-fuse.
     pub mount_opts: Vec<String>,
     pub psk: Option<String>,
+    /// Extra engine arguments (e.g. `--allow-devices`).
+    pub engine_args: Vec<String>,
 }
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { cores: 2, connections: 2, mount_opts: vec![], psk: None }
+        Opts { cores: 2, connections: 2, mount_opts: vec![], psk: None, engine_args: vec![] }
     }
 }
 
@@ -186,7 +188,8 @@ impl Rig {
             .arg(d.join("engine.lock"))
             .arg("--log-level")
             .arg("INFO")
-            .arg("--no-pin");
+            .arg("--no-pin")
+            .args(&self.opts.engine_args);
         if self.opts.psk.is_some() {
             cmd.arg("--psk-file").arg(self.psk_path());
         } else {
