@@ -127,6 +127,23 @@ static int name(struct page *page, struct writeback_control *wbc, void *data) { 
 #define QTFS_SK_NO_TASK_FRAG(sk) do { } while (0)
 #endif
 
+/* 6.9 moved the owner, flags, type and pid of struct file_lock into file_lock_core. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+#include <linux/filelock.h>
+#define QTFS_FL_FLAGS(fl) ((fl)->c.flc_flags)
+#define QTFS_FL_TYPE(fl) ((fl)->c.flc_type)
+#define QTFS_FL_OWNER(fl) ((fl)->c.flc_owner)
+#define QTFS_FL_PID(fl) ((fl)->c.flc_pid)
+#else
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#include <linux/filelock.h>
+#endif
+#define QTFS_FL_FLAGS(fl) ((fl)->fl_flags)
+#define QTFS_FL_TYPE(fl) ((fl)->fl_type)
+#define QTFS_FL_OWNER(fl) ((fl)->fl_owner)
+#define QTFS_FL_PID(fl) ((fl)->fl_pid)
+#endif
+
 /*
  * Names: newer kernels' <crypto/sha2.h> declares lib/crypto helpers such as
  * hmac_sha256(), so the module's own helpers carry a qtfs_ prefix (qtfs_hmac_sha256()

@@ -36,6 +36,7 @@ DEFINE_MUTEX(qtfs_clients_lock);
 static atomic64_t qtfs_conn_ids = ATOMIC64_INIT(0);
 
 #define HS_TIMEOUT (10 * HZ)
+#define QTFS_RXBUF (2 * PAGE_SIZE)
 
 /* ---- requests ---- */
 
@@ -318,7 +319,7 @@ static void mount_cred(struct qtfs_client *cl, struct qtfs_cred *c);
 static int handshake(struct qtfs_client *cl, struct socket *sock, bool *remount)
 {
 	u8 buf[512], nc[32], mac[32];
-	struct qtp_hello hello = { .version_min = 1, .version_max = 1, .features = 0,
+	struct qtp_hello hello = { .version_min = 1, .version_max = 1, .features = QTP_FEAT_INVAL,
 				   .client_name = (const u8 *)"qtfs.ko", .client_name_len = 7 };
 	struct qtp_hello_ack ack;
 	struct qtp_attach at = {};
@@ -354,6 +355,8 @@ static int handshake(struct qtfs_client *cl, struct socket *sock, bool *remount)
 		qtfs_err("the engine wants a key: add one with `keyctl add user qtfs:psk <hex> @u`");
 		return -ENOKEY;
 	}
+	/* Every connection of the session agrees on the same features. */
+	cl->inval_on = ack.features & QTP_FEAT_INVAL;
 	cl->max_payload = min_t(u32, ack.max_payload, QTP_MAX_PAYLOAD);
 	if (cl->max_payload < QTFS_IO_MAX + 64)
 		return -EPROTO;
@@ -470,6 +473,30 @@ static int discard(struct qtfs_conn *c, u32 len)
 	return 0;
 }
 
+/*
+ * INVAL (one-way): queued for the mount's work item (inval.c); the receiver never
+ * touches the dcache or the page cache itself. Only for our export.
+ */
+static int recv_inval(struct qtfs_conn *c, u32 len)
+{
+	struct qtp_inval_msg m;
+	int err;
+
+	if (len > QTFS_RXBUF || len < QTP_INVAL_MSG_FIXED)
+		return discard(c, len);
+	err = sock_recv_all(c->sock, c->rxbuf, len, false);
+	if (err)
+		return err;
+	if (qtp_inval_msg_decode(c->rxbuf, len, &m) < 0) {
+		qtfs_debug("conn %d: malformed INVAL dropped", c->idx);
+		return 0;
+	}
+	if (m.export != READ_ONCE(c->cl->export_id))
+		return 0;
+	qtfs_inval_queue(c->cl, m.flags, m.path, m.path_len);
+	return 0;
+}
+
 static int recv_frame(struct qtfs_conn *c)
 {
 	u8 hb[QTP_HEADER_SIZE];
@@ -485,8 +512,11 @@ static int recv_frame(struct qtfs_conn *c)
 		return -EBADMSG;
 	}
 	atomic64_add(QTP_HEADER_SIZE + h.len, &c->bytes_in);
-	if (!(h.flags & QTP_F_RESPONSE)) /* one-way frames: nothing we subscribe to */
-		return discard(c, h.len);
+	if (!(h.flags & QTP_F_RESPONSE)) {
+		if (h.op == QTP_OP_INVAL && (h.flags & QTP_F_REQUEST) == 0)
+			return recv_inval(c, h.len);
+		return discard(c, h.len); /* other one-way frames: nothing we subscribe to */
+	}
 	r = xa_erase(&c->pending, h.id);
 	if (!r) {
 		qtfs_debug("conn %d: response for unknown request %llu dropped", c->idx, h.id);
@@ -498,6 +528,7 @@ static int recv_frame(struct qtfs_conn *c)
 		err = discard(c, h.len);
 	} else if (h.flags & QTP_F_ERROR) {
 		r->err = h.status > 0 && h.status < 4096 ? -h.status : -EIO;
+		r->answered = true;
 		err = discard(c, h.len);
 	} else if (h.len > r->rsp_cap) {
 		qtfs_warn("conn %d: %u-byte response to op %#x exceeds %u: failed", c->idx, h.len, h.op, r->rsp_cap);
@@ -508,6 +539,8 @@ static int recv_frame(struct qtfs_conn *c)
 		r->rsp_len = h.len;
 		if (err)
 			r->err = -ECONNRESET;
+		else
+			r->answered = true;
 	}
 	atomic_dec(&c->inflight);
 	complete(&r->done);
@@ -529,10 +562,14 @@ static void conn_down(struct qtfs_conn *c, int why)
 		c->state = QTFS_DOWN;
 	mutex_unlock(&c->send_lock);
 	if (sock) {
-		if (c->state == QTFS_STOPPING)
+		if (c->state == QTFS_STOPPING) {
 			qtfs_debug("conn %d: closed", c->idx);
-		else
+		} else {
 			qtfs_info("conn %d: down (%d)", c->idx, why);
+			/* INVALs in flight on it are lost: forget what is cached */
+			if (c->cl->inval_on)
+				qtfs_inval_queue(c->cl, QTP_INVAL_ALL, NULL, 0);
+		}
 		kernel_sock_shutdown(sock, SHUT_RDWR);
 		sock_release(sock);
 	}
@@ -650,6 +687,74 @@ static void kick(struct qtfs_conn *c)
 	mutex_unlock(&c->send_lock);
 }
 
+/* Takes r off c's pending table if the receiver has not completed it. */
+static void take_back(struct qtfs_conn *c, struct qtfs_req *r)
+{
+	if (xa_erase(&c->pending, r->id) == r) {
+		atomic_dec(&c->inflight);
+		qtfs_req_put(r);
+	}
+}
+
+/*
+ * Sends r on c. 0: it went out, or the stream broke under it and the receiver will
+ * fail it (r->sent tells whether any of it left); -EAGAIN: c is not active (nothing
+ * sent, pick another); -ERESTARTSYS, -EINTR or another error: nothing sent.
+ * With killable, a fatal signal stops the wait for send_lock.
+ */
+static int send_on(struct qtfs_conn *c, struct qtfs_req *r, bool killable)
+{
+	struct qtp_hdr h;
+	int err;
+
+	r->id = atomic64_inc_return(&c->cl->next_id);
+	r->err = 0;
+	r->rsp_len = 0;
+	r->sent = false;
+	r->answered = false;
+	reinit_completion(&r->done);
+	h = (struct qtp_hdr){ .flags = QTP_F_REQUEST, .op = r->op, .len = r->plen, .id = r->id };
+	qtp_hdr_encode(&h, r->sbuf);
+
+	/* Killable: the holder may sleep up to the socket's send timeout. */
+	if (killable) {
+		if (mutex_lock_killable(&c->send_lock))
+			return -EINTR;
+	} else {
+		mutex_lock(&c->send_lock);
+	}
+	if (c->state != QTFS_ACTIVE || !c->sock) {
+		mutex_unlock(&c->send_lock);
+		return -EAGAIN;
+	}
+	kref_get(&r->ref);
+	err = xa_insert(&c->pending, r->id, r, GFP_NOFS);
+	if (err) {
+		mutex_unlock(&c->send_lock);
+		qtfs_req_put(r);
+		return err;
+	}
+	atomic_inc(&c->inflight);
+	atomic64_inc(&c->requests);
+	atomic64_add(QTP_HEADER_SIZE + r->plen, &c->bytes_out);
+	err = sock_send_all(c->sock, r->sbuf, QTP_HEADER_SIZE + r->plen);
+	if (err == -ERESTARTSYS) {
+		/* Nothing went out: take the request back; the syscall may restart. */
+		mutex_unlock(&c->send_lock);
+		take_back(c, r);
+		return err;
+	}
+	r->sent = true;
+	/*
+	 * A broken stream (also a frame cut short by a fatal signal) wakes the
+	 * receiver, which fails this request (ECONNRESET) and reconnects.
+	 */
+	if (err)
+		kernel_sock_shutdown(c->sock, SHUT_RDWR);
+	mutex_unlock(&c->send_lock);
+	return 0;
+}
+
 int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 {
 	int timeout_ms = READ_ONCE(qtfs_req_timeout_ms); /* range-checked when set */
@@ -659,7 +764,6 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 	int tries = (flags & QTFS_IDEMPOTENT) ? 3 : 1;
 	ktime_t t0 = ktime_get();
 	struct qtfs_conn *c;
-	struct qtp_hdr h;
 	long left;
 	int err;
 
@@ -667,56 +771,15 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 		c = pick_conn(cl, conn_deadline, &err);
 		if (!c)
 			goto out;
-		r->id = atomic64_inc_return(&cl->next_id);
-		r->err = 0;
-		r->rsp_len = 0;
-		reinit_completion(&r->done);
-		h = (struct qtp_hdr){ .flags = QTP_F_REQUEST, .op = r->op, .len = r->plen, .id = r->id };
-		qtp_hdr_encode(&h, r->sbuf);
-
-		/* Killable: the holder may sleep up to the socket's send timeout. */
-		if (mutex_lock_killable(&c->send_lock)) {
-			err = -EINTR;
-			goto out;
-		}
-		if (c->state != QTFS_ACTIVE || !c->sock) {
-			mutex_unlock(&c->send_lock);
+		err = send_on(c, r, true);
+		if (err == -EAGAIN)
 			continue;
-		}
-		kref_get(&r->ref);
-		err = xa_insert(&c->pending, r->id, r, GFP_NOFS);
-		if (err) {
-			mutex_unlock(&c->send_lock);
-			qtfs_req_put(r);
-			goto out;
-		}
-		atomic_inc(&c->inflight);
-		atomic64_inc(&c->requests);
-		atomic64_add(QTP_HEADER_SIZE + r->plen, &c->bytes_out);
-		err = sock_send_all(c->sock, r->sbuf, QTP_HEADER_SIZE + r->plen);
-		if (err == -ERESTARTSYS) {
-			/* Nothing went out: take the request back; the syscall may restart. */
-			mutex_unlock(&c->send_lock);
-			if (xa_erase(&c->pending, r->id) == r) {
-				atomic_dec(&c->inflight);
-				qtfs_req_put(r);
-			}
-			goto out;
-		}
-		/*
-		 * A broken stream (also a frame cut short by a fatal signal) wakes the
-		 * receiver, which fails this request (ECONNRESET) and reconnects.
-		 */
 		if (err)
-			kernel_sock_shutdown(c->sock, SHUT_RDWR);
-		mutex_unlock(&c->send_lock);
+			goto out;
 
 		left = wait_for_completion_killable_timeout(&r->done, timeout);
 		if (left <= 0) {
-			if (xa_erase(&c->pending, r->id) == r) {
-				atomic_dec(&c->inflight);
-				qtfs_req_put(r);
-			}
+			take_back(c, r);
 			if (left == 0) {
 				qtfs_warn("conn %d: op %#x unanswered for %d ms: reconnecting", c->idx, r->op,
 					  timeout_ms);
@@ -735,6 +798,73 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 		if (err == -ECONNRESET)
 			err = -EIO;
 		break;
+	}
+out:
+	qtfs_stat_account(r->op, err, r->plen, r->rsp_len, ktime_to_ns(ktime_sub(ktime_get(), t0)));
+	return err;
+}
+
+/* CANCEL of request id on c; its answer is not awaited (the receiver drops it). */
+static void send_cancel(struct qtfs_conn *c, u64 id)
+{
+	struct qtp_cancel_req m = { .id = id };
+	struct qtfs_req *r = qtfs_req_new(QTP_OP_CANCEL, qtp_cancel_req_size(&m), 0);
+
+	if (!r)
+		return;
+	qtp_cancel_req_encode(&m, qtfs_req_payload(r), r->plen);
+	/* Not killable: a dying waiter must still tell the engine to stop. */
+	if (send_on(c, r, false))
+		qtfs_debug("conn %d: CANCEL of request %llu not sent", c->idx, id);
+	qtfs_req_put(r);
+}
+
+int qtfs_req_run_wait(struct qtfs_client *cl, struct qtfs_req *r, bool *unknown)
+{
+	int timeout_ms = READ_ONCE(qtfs_req_timeout_ms);
+	unsigned long timeout = msecs_to_jiffies(max(timeout_ms, QTFS_REQ_TIMEOUT_MIN_MS));
+	unsigned long conn_deadline = jiffies + timeout / 3;
+	ktime_t t0 = ktime_get();
+	struct qtfs_conn *c;
+	int err;
+
+	*unknown = false;
+	for (;;) {
+		c = pick_conn(cl, conn_deadline, &err);
+		if (!c)
+			goto out;
+		err = send_on(c, r, true);
+		if (err != -EAGAIN)
+			break;
+	}
+	if (err)
+		goto out;
+	/* Held by the engine as long as the lock is taken elsewhere: no time limit. */
+	if (wait_for_completion_interruptible(&r->done)) {
+		send_cancel(c, r->id);
+		/*
+		 * The engine answers a cancelled wait at once (EINTR), or the grant that
+		 * raced the CANCEL; not interruptible: the answer decides whether we hold
+		 * the lock. Bounded, so a vanished engine cannot hold us.
+		 */
+		if (!wait_for_completion_timeout(&r->done, min_t(unsigned long, timeout, 5 * HZ))) {
+			take_back(c, r);
+			*unknown = true;
+			err = -EINTR;
+			goto out;
+		}
+		if (r->answered && !r->err) {
+			err = 0; /* granted before the CANCEL arrived: we hold it */
+			goto out;
+		}
+		*unknown = !r->answered;
+		err = *unknown ? -EINTR : -ERESTARTSYS;
+		goto out;
+	}
+	err = r->err;
+	if (err && !r->answered) {
+		*unknown = true; /* the connection dropped while the engine held it */
+		err = -EIO;
 	}
 out:
 	qtfs_stat_account(r->op, err, r->plen, r->rsp_len, ktime_to_ns(ktime_sub(ktime_get(), t0)));
@@ -770,6 +900,7 @@ struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct 
 	cl->mount_gid = from_kgid_munged(&init_user_ns, current_fsgid());
 	init_waitqueue_head(&cl->state_wq);
 	mutex_init(&cl->sess_lock);
+	qtfs_inval_init(cl);
 	for (i = 0; i < cl->nconns; i++) {
 		struct qtfs_conn *c = &cl->conns[i];
 
@@ -778,7 +909,7 @@ struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct 
 		c->id = atomic64_inc_return(&qtfs_conn_ids);
 		mutex_init(&c->send_lock);
 		xa_init(&c->pending);
-		c->rxbuf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+		c->rxbuf = kmalloc(QTFS_RXBUF, GFP_KERNEL); /* an INVAL's path fits */
 		if (!c->rxbuf) {
 			err = -ENOMEM;
 			goto fail;
@@ -854,6 +985,7 @@ void qtfs_client_stop(struct qtfs_client *cl)
 		else
 			conn_down(c, -ESHUTDOWN);
 	}
+	qtfs_inval_detach(cl); /* receivers are gone: nothing queues any more */
 	for (i = 0; i < cl->nconns; i++) {
 		xa_destroy(&cl->conns[i].pending);
 		kfree(cl->conns[i].rxbuf);

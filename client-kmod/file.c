@@ -90,7 +90,7 @@ int qtfs_file_attach(struct file *file, u64 handle)
 	return 0;
 }
 
-static int open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o)
+int qtfs_open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o)
 {
 	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
 	struct qtp_open_req op;
@@ -129,7 +129,7 @@ static int qf_handle(struct qtfs_file *qf, u64 *h)
 	mutex_lock(&qf->lock);
 	gen = READ_ONCE(qf->cl->generation);
 	if (qf->generation != gen) {
-		err = open_req(qf->dentry, qf->flags, &o);
+		err = qtfs_open_req(qf->dentry, qf->flags, &o);
 		if (!err) {
 			qf->handle = o.handle;
 			qf->generation = gen;
@@ -141,36 +141,65 @@ static int qf_handle(struct qtfs_file *qf, u64 *h)
 	return err;
 }
 
-static int file_handle(struct file *file, u64 *h)
+int qtfs_file_handle(struct file *file, u64 *h)
 {
 	return qf_handle(file->private_data, h);
+}
+
+static int file_handle(struct file *file, u64 *h)
+{
+	return qtfs_file_handle(file, h);
 }
 
 static int qtfs_open(struct inode *inode, struct file *file)
 {
 	struct qtp_open_rsp o;
+	u32 wf;
 	int err;
 
 	err = generic_file_open(inode, file);
 	if (err)
 		return err;
 	/* O_TRUNC arrives as a setattr after the open; O_DIRECT is ours to honour. */
-	err = open_req(file->f_path.dentry, handle_flags(file), &o);
+	wf = handle_flags(file);
+	if ((wf & QTP_O_ACCMODE) == QTP_O_WRONLY && qtfs_cached(inode)) {
+		/*
+		 * A write-only file gets a readable handle when the caller may read: a write
+		 * of part of a page that is not cached (dropped by an INVAL or reclaim) reads
+		 * the rest of the page first. read(2) of the file is still refused by the VFS.
+		 */
+		err = qtfs_open_req(file->f_path.dentry, (wf & ~QTP_O_ACCMODE) | QTP_O_RDWR, &o);
+		if (!err)
+			wf = (wf & ~QTP_O_ACCMODE) | QTP_O_RDWR;
+		else if (err == -EACCES || err == -EPERM)
+			err = qtfs_open_req(file->f_path.dentry, wf, &o);
+	} else {
+		err = qtfs_open_req(file->f_path.dentry, wf, &o);
+	}
 	if (err)
 		return err;
 	/* Close-to-open: the attributes of the open tell whether cached pages are stale. */
 	if (o.attr.ino == inode->i_ino && (o.attr.mode & S_IFMT) == (inode->i_mode & S_IFMT))
 		qtfs_apply_attr(inode, &o.attr);
 	QTFS_ALLOW_ODIRECT(file);
-	return qtfs_file_attach(file, o.handle);
+	err = qtfs_file_attach(file, o.handle);
+	if (!err)
+		((struct qtfs_file *)file->private_data)->flags = wf; /* for a reopen */
+	return err;
 }
 
-/* close(2): what this file wrote is on the HOST, or close reports why not. */
+/*
+ * close(2): what this file wrote is on the HOST, or close reports why not; then the
+ * closing process's POSIX locks on the file are released (after the data is there).
+ */
 static int qtfs_flush(struct file *file, fl_owner_t id)
 {
-	if (!(file->f_mode & FMODE_WRITE))
-		return 0;
-	return filemap_write_and_wait(file->f_mapping);
+	int err = 0;
+
+	if (file->f_mode & FMODE_WRITE)
+		err = filemap_write_and_wait(file->f_mapping);
+	qtfs_locks_flush(file, id);
+	return err;
 }
 
 static int qtfs_release(struct inode *inode, struct file *file)
@@ -180,6 +209,7 @@ static int qtfs_release(struct inode *inode, struct file *file)
 
 	if (!qf)
 		return 0;
+	qtfs_locks_release(file); /* its flock and OFD locks */
 	spin_lock(&qi->wlock);
 	list_del_init(&qf->onode);
 	spin_unlock(&qi->wlock);
@@ -489,6 +519,8 @@ const struct file_operations qtfs_file_fops = {
 	.mmap = qtfs_mmap,
 	.fsync = qtfs_fsync,
 	.fallocate = qtfs_fallocate,
+	.lock = qtfs_lock,
+	.flock = qtfs_flock,
 	.splice_read = QTFS_SPLICE_READ,
 	.splice_write = iter_file_splice_write,
 };

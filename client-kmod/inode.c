@@ -20,7 +20,7 @@
 
 static bool fresh(unsigned long stamp, struct super_block *sb)
 {
-	return time_before(jiffies, stamp + QTFS_SB(sb)->attr_timeout);
+	return qtfs_stamp_fresh(stamp, sb);
 }
 
 static void dir_changed(struct inode *dir)
@@ -94,7 +94,8 @@ int qtfs_revalidate_inode(struct dentry *d, bool force)
 	struct qtp_attr a;
 	int err;
 
-	if (!force && time_before(jiffies, QTFS_I(inode)->attr_expire))
+	/* attr_expire is the time of the attributes plus the timeout */
+	if (!force && qtfs_stamp_fresh(QTFS_I(inode)->attr_expire - QTFS_SB(d->d_sb)->attr_timeout, d->d_sb))
 		return 0;
 	err = qtfs_path_get(d, &qp);
 	if (err)
@@ -107,7 +108,7 @@ int qtfs_revalidate_inode(struct dentry *d, bool force)
 	err = qtfs_attr_done(err, r, &a);
 	if (!err && (a.ino != inode->i_ino || (a.mode & S_IFMT) != (inode->i_mode & S_IFMT))) {
 		/* The name now refers to another file on the HOST. */
-		d->d_time = 0;
+		d->d_time = qtfs_stale_stamp(d->d_sb);
 		err = -ESTALE;
 	}
 	/* Gone or replaced: an open file still answers for itself, as a local fstat does. */
@@ -303,6 +304,7 @@ static int qtfs_atomic_open(struct inode *dir, struct dentry *dentry, struct fil
 {
 	struct dentry *res = NULL;
 	struct qtp_open_rsp o = { .handle = 1 }; /* nonzero: open it too */
+	bool rw = false;
 	int err;
 
 	if (d_in_lookup(dentry)) {
@@ -315,7 +317,18 @@ static int qtfs_atomic_open(struct inode *dir, struct dentry *dentry, struct fil
 	if (!(flags & O_CREAT) || d_really_is_positive(dentry))
 		return finish_no_open(file, res);
 
-	err = create_req(dir, dentry, mode, flags, &o);
+	/* write-only creations get a readable handle too (see qtfs_open) */
+	if ((flags & O_ACCMODE) == O_WRONLY && !QTFS_SB(dir->i_sb)->proc) {
+		err = create_req(dir, dentry, mode, (flags & ~O_ACCMODE) | O_RDWR, &o);
+		if (err == -EACCES || err == -EPERM) {
+			o.handle = 1;
+			err = create_req(dir, dentry, mode, flags, &o);
+		} else if (!err) {
+			rw = true;
+		}
+	} else {
+		err = create_req(dir, dentry, mode, flags, &o);
+	}
 	if (err)
 		goto out;
 	err = instantiate(dir, dentry, &o.attr);
@@ -331,6 +344,11 @@ static int qtfs_atomic_open(struct inode *dir, struct dentry *dentry, struct fil
 	}
 	QTFS_ALLOW_ODIRECT(file);
 	err = qtfs_file_attach(file, o.handle);
+	if (!err && rw) {
+		struct qtfs_file *qf = file->private_data;
+
+		qf->flags = (qf->flags & ~QTP_O_ACCMODE) | QTP_O_RDWR; /* for a reopen */
+	}
 out:
 	dput(res);
 	return err;

@@ -19,6 +19,8 @@
 #include <linux/wait.h>
 #include <linux/atomic.h>
 #include <linux/list.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
 
 #include "qtp.h"
 #include "compat.h"
@@ -115,6 +117,20 @@ struct qtfs_client {
 	u32 export_id;
 	u32 generation;          /* bumped when the session (and its handles) was lost */
 	u32 max_payload;
+	bool inval_on;           /* the engine agreed on feat::INVAL (sends INVAL frames) */
+
+	/*
+	 * INVAL frames waiting for the work item (inval.c): the receiver threads only queue
+	 * them, so a receiver never waits for the page cache or the dcache. inval_sb is set
+	 * by the super block once it is ready and cleared (under inval_lock) before it
+	 * goes away; frames that come while it is NULL are dropped (nothing is cached).
+	 */
+	spinlock_t inval_lock;
+	struct list_head inval_q;
+	unsigned int inval_n;
+	bool inval_all;          /* everything of the mount is to be dropped */
+	struct super_block *inval_sb;
+	struct work_struct inval_work;
 
 	u8 psk[64];
 	int psk_len;             /* 0: no key (insecure test mode only) */
@@ -131,6 +147,8 @@ struct qtfs_req {
 	u64 id;
 	u16 op;
 	int err;                 /* 0, or -errno of the failure */
+	bool sent;               /* (part of) the frame went out: the engine may have acted */
+	bool answered;           /* the engine answered it (err is the engine's) */
 	u8 *sbuf;                /* header + payload */
 	u32 plen;                /* payload bytes */
 	u8 *rsp;                 /* response payload (rsp_len of rsp_cap) */
@@ -141,6 +159,14 @@ struct qtfs_req *qtfs_req_new(u16 op, u32 plen, u32 rsp_cap);
 static inline u8 *qtfs_req_payload(struct qtfs_req *r) { return r->sbuf + QTP_HEADER_SIZE; }
 int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags);
 void qtfs_req_put(struct qtfs_req *r);
+/*
+ * For requests the engine may hold (LOCK_SET with LOCK_F_WAIT): no time limit, the
+ * wait ends on the answer or a signal; on a signal the engine is sent CANCEL for it and
+ * its answer is awaited (bounded): 0 when the lock was granted all the same (the
+ * signal is handled on the way out), -ERESTARTSYS when it was cancelled. *unknown is
+ * set when the outcome cannot be known (the connection dropped, no answer to CANCEL).
+ */
+int qtfs_req_run_wait(struct qtfs_client *cl, struct qtfs_req *r, bool *unknown);
 
 struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct qtp_attr *root, int *err);
 void qtfs_client_stop(struct qtfs_client *cl);
@@ -152,6 +178,9 @@ struct qtfs_sb {
 	struct qtfs_client *cl;
 	bool proc;               /* -o proc: sizes unknown, never cache data */
 	unsigned long attr_timeout; /* jiffies */
+	/* INVAL ALL (or a lost connection): names and attributes cached at or before this
+	 * jiffy are stale (see qtfs_stamp_fresh) */
+	unsigned long valid_after;
 };
 
 struct qtfs_inode {
@@ -163,6 +192,8 @@ struct qtfs_inode {
 	spinlock_t wlock;
 	struct list_head wfiles;    /* writable qtfs_files, for write-back */
 	struct list_head ofiles;    /* every open qtfs_file, for fstat once the name is gone */
+	struct mutex lock_mutex;    /* lowners */
+	struct list_head lowners;   /* struct qtfs_lock_owner: the engine handles locks are on */
 };
 
 /* An open file's HOST handle; outlives the struct file while write-back uses it. */
@@ -199,6 +230,21 @@ void qtfs_close_handle(struct qtfs_client *cl, u64 handle);
 int qtfs_file_attach(struct file *file, u64 handle);
 int qtfs_open_file_attr(struct inode *inode, struct qtp_attr *a);
 int qtfs_xattr_list(struct dentry *d, char *list, size_t size);
+int qtfs_open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o);
+int qtfs_file_handle(struct file *file, u64 *h);
+
+/* ---- locks (lock.c) ---- */
+int qtfs_lock(struct file *file, int cmd, struct file_lock *fl);
+int qtfs_flock(struct file *file, int cmd, struct file_lock *fl);
+void qtfs_locks_flush(struct file *file, fl_owner_t id);
+void qtfs_locks_release(struct file *file);
+void qtfs_locks_evict(struct inode *inode);
+
+/* ---- invalidations (inval.c) ---- */
+void qtfs_inval_init(struct qtfs_client *cl);
+void qtfs_inval_queue(struct qtfs_client *cl, u32 flags, const u8 *path, u32 len);
+void qtfs_inval_attach(struct qtfs_client *cl, struct super_block *sb);
+void qtfs_inval_detach(struct qtfs_client *cl);
 
 extern const struct inode_operations qtfs_dir_iops, qtfs_file_iops, qtfs_symlink_iops, qtfs_special_iops;
 extern const struct file_operations qtfs_dir_fops, qtfs_file_fops;
@@ -252,6 +298,23 @@ static inline void qtfs_data_changed(struct inode *inode)
 	qi->data_size = i_size_read(inode);
 	qi->own_write = true;
 	qi->attr_expire = jiffies - 1;
+}
+
+/*
+ * A stamp (a dentry's d_time, an inode's attribute time) is fresh while it is younger
+ * than the attribute timeout and newer than the last INVAL ALL.
+ */
+static inline bool qtfs_stamp_fresh(unsigned long stamp, struct super_block *sb)
+{
+	struct qtfs_sb *s = QTFS_SB(sb);
+
+	return time_before(jiffies, stamp + s->attr_timeout) && time_after(stamp, READ_ONCE(s->valid_after));
+}
+
+/* A stamp that is never fresh (0 is fresh in the first minutes after boot). */
+static inline unsigned long qtfs_stale_stamp(struct super_block *sb)
+{
+	return jiffies - QTFS_SB(sb)->attr_timeout - 1;
 }
 
 /* Response payload checks shared by the operations. */

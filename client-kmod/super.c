@@ -102,6 +102,8 @@ static struct inode *qtfs_alloc_inode(struct super_block *sb)
 	spin_lock_init(&qi->wlock);
 	INIT_LIST_HEAD(&qi->wfiles);
 	INIT_LIST_HEAD(&qi->ofiles);
+	mutex_init(&qi->lock_mutex);
+	INIT_LIST_HEAD(&qi->lowners);
 	memset(&qi->data_mtime, 0, sizeof(qi->data_mtime));
 	return &qi->vfs_inode;
 }
@@ -252,6 +254,7 @@ static int qtfs_show_options(struct seq_file *m, struct dentry *root)
 
 static void qtfs_evict_inode(struct inode *inode)
 {
+	qtfs_locks_evict(inode);
 	truncate_inode_pages_final(&inode->i_data);
 	clear_inode(inode);
 }
@@ -315,6 +318,7 @@ static int qtfs_fill_super(struct super_block *sb, void *data, int silent)
 	if (!s)
 		return -ENOMEM;
 	sb->s_fs_info = s;
+	s->valid_after = jiffies - 1; /* nothing cached yet; stamps are after it */
 	s->attr_timeout = msecs_to_jiffies(READ_ONCE(qtfs_attr_timeout_ms)); /* 0..1 h, checked when set */
 	err = parse_options(s, ma->data);
 	if (err)
@@ -348,7 +352,10 @@ static int qtfs_fill_super(struct super_block *sb, void *data, int silent)
 		return -ENOTDIR;
 	}
 	sb->s_root = d_make_root(inode);
-	return sb->s_root ? 0 : -ENOMEM;
+	if (!sb->s_root)
+		return -ENOMEM;
+	qtfs_inval_attach(s->cl, sb); /* INVALs act on the dcache from now on */
+	return 0;
 }
 
 static struct dentry *qtfs_mount(struct file_system_type *t, int flags, const char *dev, void *data)
@@ -364,6 +371,9 @@ static void qtfs_kill_sb(struct super_block *sb)
 {
 	struct qtfs_sb *s = QTFS_SB(sb);
 
+	/* INVAL work walks the dcache: stopped before the dentries go */
+	if (s && s->cl)
+		qtfs_inval_detach(s->cl);
 	kill_anon_super(sb);
 	if (s) {
 		if (s->cl)

@@ -54,6 +54,7 @@ write_conf() {
     echo "VM_SERVER=10.0.2.2"
     echo "VM_PORT=$TCP_PORT"
     echo "VM_VSOCK_PORT=$VSOCK_PORT"
+    echo "VM_ACT_PORT=${ACT_PORT:-}"
     echo "VM_PSK=$(cat "$D/psk")"
     echo "VM_WRONG_PSK=$(head -c 32 /dev/urandom | xxd -p -c 64)"
     echo "VM_EXPORT=$e"

@@ -76,7 +76,10 @@ vm_image() {
 vm_build_module() {
   local k=$1 kd=$2 log=$3 b=$WORK/build/$1
   mkdir -p "$b/include" || return 1
-  cp -p "$ROOT"/client-kmod/*.c "$ROOT"/client-kmod/*.h "$ROOT"/client-kmod/Kbuild "$b/" &&
+  # not qtfs.mod.c: kbuild generates it, and one left by an in-tree build (make -C
+  # client-kmod) for another kernel would carry that kernel's vermagic (the link is redone)
+  rm -f "$b"/*.mod.c "$b"/*.mod.o "$b"/*.ko "$b/qtfs.o"
+  cp -p $(ls "$ROOT"/client-kmod/*.c | grep -v '\.mod\.c$') "$ROOT"/client-kmod/*.h "$ROOT"/client-kmod/Kbuild "$b/" &&
     cp -p "$ROOT"/client-kmod/include/*.h "$b/include/" || return 1
   make -C "$kd" M="$b" W=1 modules > "$log" 2>&1 || { echo "build failed" >> "$log"; return 1; }
   if grep -E 'warning:|error:' "$log" >&2; then echo "W=1 warnings (see $log)" >&2; return 1; fi
@@ -109,6 +112,7 @@ vm_build_initramfs() {
     [ -x "$p" ] || { echo "missing $p"; return 1; }
     case $p in
       */qtinfo) strip -o "$R/usr/local/bin/qtinfo" "$p" 2>/dev/null || cp "$p" "$R/usr/local/bin/qtinfo";;
+      */qtlock) cp "$p" "$R/usr/local/bin/qtlock"; continue;; # static: no libraries
       *) mkdir -p "$R$(dirname "$p")" && cp -L "$p" "$R$p" || return 1;;
     esac
     for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
