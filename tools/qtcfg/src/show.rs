@@ -1,0 +1,250 @@
+//! qtinfo's diagnostics: a [`Snapshot`] of one target (owned copies of its admin
+//! records), the `-a` table view, the `--json` form and the duration format.
+
+use std::io::Write;
+
+use qtfs_proto::consts;
+use qtfs_proto::*;
+
+use crate::args::Failure;
+use crate::target::{Conn, Target, refused};
+
+/// Owned copies of the admin records (the wire types borrow their buffers).
+struct InfoRow {
+    component: String,
+    version: String,
+    pid: u32,
+    cores: u32,
+    uptime_ms: u64,
+    sessions: u32,
+    connections: u32,
+    channels: u32,
+    log_level: u32,
+}
+
+struct ConnRow {
+    id: u64,
+    session: u64,
+    core: u32,
+    state: u32,
+    inflight: u32,
+    channels: u32,
+    requests: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    peer: String,
+}
+
+struct ChanRow {
+    conn: u64,
+    channel: u32,
+    kind: u32,
+    state: u32,
+    credit_tx: u32,
+    credit_rx: u32,
+    bytes_in: u64,
+    bytes_out: u64,
+    path: String,
+}
+
+struct Snapshot {
+    info: Option<InfoRow>,
+    counters: Vec<OpCounter>,
+    window_ms: u64,
+    conns: Vec<ConnRow>,
+    chans: Vec<ChanRow>,
+}
+
+fn snapshot(target: &Target) -> Result<Snapshot, Failure> {
+    let mut c = Conn::open(target)?;
+    let info = c.call(Op::ADMIN_INFO, &Empty {}).ok().and_then(|r| {
+        let i = r.decode::<AdminInfo>().ok()?;
+        Some(InfoRow {
+            component: i.component.display().into_owned(),
+            version: i.version.display().into_owned(),
+            pid: i.pid,
+            cores: i.cores,
+            uptime_ms: i.uptime_ms,
+            sessions: i.sessions,
+            connections: i.connections,
+            channels: i.channels,
+            log_level: i.log_level,
+        })
+    });
+    let r = c.call(Op::ADMIN_COUNTERS, &CountersReq { flags: 0 }).map_err(|e| refused(target, "counters", e))?;
+    let cr = r.decode::<CountersRsp>().map_err(|e| refused(target, "counters", e))?;
+    let counters: Vec<OpCounter> =
+        cr.records.0.chunks_exact(OpCounter::DESC.size).map(<OpCounter as wire::Fixed>::get).collect();
+    let window_ms = cr.window_ms;
+    let conns = c
+        .call(Op::ADMIN_CONNS, &Empty {})
+        .ok()
+        .and_then(|r| {
+            let l = r.decode::<ConnsRsp>().ok()?;
+            Some(
+                RecordIter::<ConnInfo>::new(l.records.0)
+                    .filter_map(Result::ok)
+                    .map(|c| ConnRow {
+                        id: c.conn_id,
+                        session: c.session,
+                        core: c.core,
+                        state: c.state,
+                        inflight: c.inflight,
+                        channels: c.channels,
+                        requests: c.requests,
+                        bytes_in: c.bytes_in,
+                        bytes_out: c.bytes_out,
+                        peer: c.peer.display().into_owned(),
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    let chans = c
+        .call(Op::ADMIN_CHANNELS, &Empty {})
+        .ok()
+        .and_then(|r| {
+            let l = r.decode::<ChannelsRsp>().ok()?;
+            Some(
+                RecordIter::<ChanInfo>::new(l.records.0)
+                    .filter_map(Result::ok)
+                    .map(|c| ChanRow {
+                        conn: c.conn_id,
+                        channel: c.channel,
+                        kind: c.kind,
+                        state: c.state,
+                        credit_tx: c.credit_tx,
+                        credit_rx: c.credit_rx,
+                        bytes_in: c.bytes_in,
+                        bytes_out: c.bytes_out,
+                        path: c.path.display().into_owned(),
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    Ok(Snapshot { info, counters, window_ms, conns, chans })
+}
+
+fn op_name(op: u16) -> String {
+    Op::from_u16(op).map(|o| o.name().to_string()).unwrap_or_else(|| format!("op{op:#06x}"))
+}
+
+pub(crate) fn show_all(target: &Target, proxy: bool, out: &mut dyn Write) -> Result<(), Failure> {
+    let s = snapshot(target)?;
+    if let Some(i) = &s.info {
+        let _ = writeln!(
+            out,
+            "qtfs {} {} (pid {}, {} cores, up {}) — log level {}",
+            i.component,
+            i.version,
+            i.pid,
+            i.cores,
+            fmt_dur(i.uptime_ms),
+            consts::log_level_name(i.log_level)
+        );
+        let _ = writeln!(out, "sessions {}, connections {}, channels {}", i.sessions, i.connections, i.channels);
+    }
+    let _ = writeln!(out, "\ncounters over the last {}:", fmt_dur(s.window_ms));
+    let _ = writeln!(
+        out,
+        "{:<18} {:>10} {:>8} {:>12} {:>12} {:>9} {:>9} {:>9}",
+        "operation", "requests", "errors", "bytes in", "bytes out", "p50 µs", "p99 µs", "p999 µs"
+    );
+    let mut total = (0u64, 0u64);
+    for c in &s.counters {
+        total.0 += c.requests;
+        total.1 += c.errors;
+        let _ = writeln!(
+            out,
+            "{:<18} {:>10} {:>8} {:>12} {:>12} {:>9.1} {:>9.1} {:>9.1}",
+            op_name(c.op),
+            c.requests,
+            c.errors,
+            c.bytes_in,
+            c.bytes_out,
+            c.lat_p50_ns as f64 / 1e3,
+            c.lat_p99_ns as f64 / 1e3,
+            c.lat_p999_ns as f64 / 1e3
+        );
+    }
+    let _ = writeln!(out, "{:<18} {:>10} {:>8}", "total", total.0, total.1);
+    if !proxy || !s.conns.is_empty() {
+        let _ = writeln!(out, "\nconnections:");
+        let _ = writeln!(
+            out,
+            "{:>6} {:>5} {:<12} {:>16} {:>8} {:>10} {:>12} {:>12}  peer",
+            "id", "core", "state", "session", "inflight", "requests", "bytes in", "bytes out"
+        );
+        for c in &s.conns {
+            let _ = writeln!(
+                out,
+                "{:>6} {:>5} {:<12} {:>16x} {:>8} {:>10} {:>12} {:>12}  {}",
+                c.id,
+                c.core,
+                consts::conn_state_name(c.state),
+                c.session,
+                c.inflight,
+                c.requests,
+                c.bytes_in,
+                c.bytes_out,
+                c.peer
+            );
+        }
+    }
+    if proxy || !s.chans.is_empty() {
+        let _ = writeln!(out, "\nchannels:");
+        let _ = writeln!(
+            out,
+            "{:>6} {:>10} {:>5} {:>6} {:>10} {:>10} {:>12} {:>12}  path",
+            "conn", "channel", "kind", "state", "credit tx", "credit rx", "bytes in", "bytes out"
+        );
+        for c in &s.chans {
+            let _ = writeln!(
+                out,
+                "{:>6} {:>10x} {:>5} {:>6} {:>10} {:>10} {:>12} {:>12}  {}",
+                c.conn, c.channel, c.kind, c.state, c.credit_tx, c.credit_rx, c.bytes_in, c.bytes_out, c.path
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn all_json(target: &Target) -> Result<serde_json::Value, Failure> {
+    let s = snapshot(target)?;
+    Ok(serde_json::json!({
+        "target": target.label(),
+        "info": s.info.as_ref().map(|i| serde_json::json!({
+            "component": i.component, "version": i.version, "pid": i.pid, "cores": i.cores,
+            "uptime_ms": i.uptime_ms, "sessions": i.sessions, "connections": i.connections,
+            "channels": i.channels, "log_level": consts::log_level_name(i.log_level),
+        })),
+        "window_ms": s.window_ms,
+        "counters": s.counters.iter().map(|c| serde_json::json!({
+            "op": op_name(c.op), "requests": c.requests, "errors": c.errors,
+            "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
+            "p50_ns": c.lat_p50_ns, "p99_ns": c.lat_p99_ns, "p999_ns": c.lat_p999_ns, "max_ns": c.lat_max_ns,
+        })).collect::<Vec<_>>(),
+        "connections": s.conns.iter().map(|c| serde_json::json!({
+            "id": c.id, "session": format!("{:x}", c.session), "core": c.core,
+            "state": consts::conn_state_name(c.state), "inflight": c.inflight, "channels": c.channels,
+            "requests": c.requests, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out, "peer": c.peer,
+        })).collect::<Vec<_>>(),
+        "channels": s.chans.iter().map(|c| serde_json::json!({
+            "conn": c.conn, "channel": c.channel, "kind": c.kind, "state": c.state,
+            "credit_tx": c.credit_tx, "credit_rx": c.credit_rx, "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out, "path": c.path,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+fn fmt_dur(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}.{:01}s", s, ms % 1000 / 100)
+    }
+}
