@@ -51,21 +51,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> UdsError
     move |source| UdsError::Io { context, source }
 }
 
-/// What the admin socket shows of one channel.
-#[derive(Debug)]
-pub struct ChanStat {
-    pub conn_id: u64,
-    pub channel: u32,
-    pub kind: u32,
-    pub path: Vec<u8>,
-    pub state: AtomicU32,
-    pub credit_tx: AtomicU32,
-    pub credit_rx: AtomicU32,
-    /// Bytes from the engine (written to the local socket).
-    pub bytes_in: AtomicU64,
-    /// Bytes read from the local socket and sent to the engine.
-    pub bytes_out: AtomicU64,
-}
+/// One live channel, as the admin socket lists it (the channel core's record).
+pub use qtfs_chan::ChanStat;
 
 /// Process-wide counters.
 #[derive(Debug)]
