@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fuser::{Errno, ReplyEmpty, ReplyLock};
 use parking_lot::Mutex;
-use qtfs_client::{ClientError, Cred};
+use qtfs_client::{ClientError, Cred, Ops};
 use qtfs_proto::consts::{self, open as oflags};
 use qtfs_proto::*;
 
@@ -138,8 +138,7 @@ impl Locks {
         if self.owners.lock().keys().any(|(n, _)| *n == node) {
             return self.uncached.lock().contains(&node);
         }
-        let m = LockReq { handle, start: 0, len: 0, ltype: consts::LOCK_WR, flags: 0 };
-        let held = match remote.call_with(Some(epoch), Op::LOCK_GET, &m, &[], |p| Ok(LockRsp::decode(p)?)) {
+        let held = match remote.conn_in(epoch).lock_get(handle, 0, 0, consts::LOCK_WR) {
             Ok(l) => l.ltype != consts::LOCK_UN,
             Err(e) => {
                 tracing::debug!(node, "LOCK_GET for the page-cache decision failed: {e}");
@@ -210,11 +209,7 @@ impl Locks {
             Ok(_) | Err(_) => return reply.error(Errno::EINVAL),
         };
         let (start, len) = range(start, end);
-        let get = |handle: u64, epoch: u64| {
-            a.remote.call_with(Some(epoch), Op::LOCK_GET, &LockReq { handle, start, len, ltype, flags: 0 }, &[], |p| {
-                Ok(LockRsp::decode(p)?)
-            })
-        };
+        let get = |handle: u64, epoch: u64| a.remote.conn_in(epoch).lock_get(handle, start, len, ltype);
         // Through the owner's own description (its own locks never conflict), or, when
         // it holds none, through the file's (which holds no locks).
         let r = match self.owner_handle(a, false) {
@@ -246,8 +241,7 @@ impl Locks {
             Ok(None) => return reply.ok(),
             Err(e) => return reply.error(e),
         };
-        let req = LockReq { handle, start, len, ltype, flags: 0 };
-        let r = a.remote.call_with(Some(epoch), Op::LOCK_SET, &req, &[], |_| Ok(()));
+        let r = a.remote.conn_in(epoch).try_lock(handle, start, len, ltype);
         match r {
             Ok(()) => {
                 if ltype != consts::LOCK_UN {
@@ -255,7 +249,9 @@ impl Locks {
                 }
                 reply.ok()
             }
-            Err(ClientError::Remote(libc::EAGAIN)) if sleep => self.wait_for(a, req, epoch, reply),
+            Err(ClientError::Remote(libc::EAGAIN)) if sleep => {
+                self.wait_for(a, LockReq { handle, start, len, ltype, flags: consts::LOCK_F_WAIT }, epoch, reply)
+            }
             Err(ClientError::Remote(libc::ESTALE)) => reply.error(Errno::from_i32(libc::ENOLCK)),
             Err(e) => reply.error(to_errno(&e)),
         }
@@ -263,13 +259,12 @@ impl Locks {
 
     /// A SETLKW that found the lock taken: the engine waits for it (LOCK_F_WAIT) while a
     /// thread of ours waits for the answer, watching the caller's signals.
-    fn wait_for(&self, a: &LockArgs<'_>, mut req: LockReq, epoch: u64, reply: ReplyEmpty) {
+    fn wait_for(&self, a: &LockArgs<'_>, req: LockReq, epoch: u64, reply: ReplyEmpty) {
         if self.waits.fetch_add(1, Ordering::AcqRel) >= MAX_WAITS {
             self.waits.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!("{MAX_WAITS} lock waits in progress; refusing another with ENOLCK");
             return reply.error(Errno::from_i32(libc::ENOLCK));
         }
-        req.flags = consts::LOCK_F_WAIT;
         let session = a.remote.session.clone();
         let pending = session.submit_in_epoch(epoch, Op::LOCK_SET, &req);
         let waits = self.waits.clone();
@@ -341,8 +336,7 @@ fn close(remote: &Remote, o: &Owned) {
     if o.epoch != remote.session.epoch() {
         return;
     }
-    let m = HandleReq { handle: o.handle };
-    if let Err(e) = remote.call_with(Some(o.epoch), Op::CLOSE, &m, &[], |_| Ok(())) {
+    if let Err(e) = remote.conn_in(o.epoch).close_handle(o.handle) {
         tracing::debug!("closing a lock handle: {e}");
     }
 }

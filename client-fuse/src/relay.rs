@@ -48,8 +48,8 @@ use std::sync::Arc;
 
 use fuser::{Errno, FileAttr, FileType, PollEvents, PollNotifier, ReplyData, ReplyPoll, ReplyWrite};
 use parking_lot::{Condvar, Mutex};
-use qtfs_client::{ClientError, Result};
-use qtfs_proto::{Attr, MAX_IO, Op, PollReq, PollRsp};
+use qtfs_client::{ClientError, Ops, Result};
+use qtfs_proto::{Attr, MAX_IO};
 
 use crate::remote::{OpenFile, Remote, Retry, Wait, caller_signalled};
 
@@ -128,7 +128,7 @@ fn would_block(e: &ClientError) -> bool {
 impl Relay {
     /// Waits (one step) for `events` on the handle; the caller retries afterwards.
     fn wait_step(&self, remote: &Remote, w: &Wait, f: &OpenFile, events: u32, pid: u32) -> Result<()> {
-        remote.handle_op(w, f, Retry::Idempotent, |_| None, |h, ep| remote.poll(ep, h, events, STEP_MS))?;
+        remote.handle_op(w, f, Retry::Idempotent, |_| None, |h, ep| remote.conn_in(ep).poll(h, events, STEP_MS))?;
         if caller_signalled(pid) {
             return Err(ClientError::Remote(libc::EINTR));
         }
@@ -146,7 +146,7 @@ impl Relay {
                 Retry::Idempotent,
                 |_| None,
                 |h, ep| {
-                    remote.read_with(ep, h, 0, len, |data| {
+                    remote.conn_in(ep).read_with(h, 0, len, |data| {
                         if let Some(r) = reply.take() {
                             r.data(data);
                         }
@@ -181,7 +181,7 @@ impl Relay {
             let end = (done + MAX_IO).min(data.len());
             let chunk = data.get(done..end).unwrap_or_default();
             // A write to a FIFO or tty is not repeatable: never resent after a drop.
-            match remote.handle_op(w, f, Retry::Once, |_| None, |h, ep| remote.write(ep, h, 0, chunk)) {
+            match remote.handle_op(w, f, Retry::Once, |_| None, |h, ep| remote.conn_in(ep).write(h, 0, chunk)) {
                 Ok(n) => {
                     done += n as usize;
                     if nonblock(flags) || n == 0 {
@@ -217,7 +217,7 @@ impl Relay {
         reply: ReplyPoll,
     ) {
         let ev = events.bits();
-        match remote.handle_op(w, f, Retry::Idempotent, |_| None, |h, ep| remote.poll(ep, h, ev, 0)) {
+        match remote.handle_op(w, f, Retry::Idempotent, |_| None, |h, ep| remote.conn_in(ep).poll(h, ev, 0)) {
             Ok(rev) if rev != 0 || !schedule => reply.poll(PollEvents::from_bits_truncate(rev)),
             Ok(_) => {
                 let spawn = {
@@ -269,11 +269,7 @@ impl Relay {
                 }
             };
             let (h, epoch) = f.current_handle();
-            let r = remote
-                .session
-                .submit_in_epoch(epoch, Op::FIFO_POLL, &PollReq { handle: h, events, timeout_ms: WATCH_MS })
-                .and_then(|p| p.wait())
-                .and_then(|r| Ok(r.decode::<PollRsp>()?.revents));
+            let r = remote.session.in_epoch(epoch).poll(h, events, WATCH_MS);
             let fire = match r {
                 Ok(rev) => rev != 0,
                 // The kernel polls again and sees the error (or the re-opened file).

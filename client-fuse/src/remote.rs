@@ -466,18 +466,8 @@ fn renew(sh: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qtfs_testkit::wait_until;
     use std::process::Command;
-
-    fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        f()
-    }
 
     #[test]
     fn a_pending_signal_counts_unless_blocked() {

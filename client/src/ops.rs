@@ -1,11 +1,17 @@
-//! Typed file operations on a [`Session`]: one method per QTP request, returning owned
-//! results. Credentials travel with every path request.
+//! The typed QTP operations ([`Ops`]): one method per request, encoding it, decoding its
+//! response with every check, returning owned results; written once, over any
+//! [`Transport`] (the pipelined [`Session`], which also offers them as its own methods,
+//! or a [`crate::BlockingConn`]). Credentials travel with every path request.
+//!
+//! Owns the request encodings, the response decodings and [`Cred`]; the lock waits only
+//! a pipelined session can make (unbounded, cancellable) are at the end.
 
 use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
 use crate::error::{ClientError, Result};
 use crate::session::{Pending, Session};
+use crate::transport::Transport;
 
 /// The caller's identity sent with every path request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -117,74 +123,120 @@ impl SetAttr {
     }
 }
 
-fn attr_of(p: Pending) -> Result<Attr> {
-    let r = p.wait()?;
-    Ok(r.decode::<AttrRsp>()?.attr)
+fn attr(p: &[u8]) -> Result<Attr> {
+    Ok(AttrRsp::decode(p)?.attr)
 }
 
-fn unit(p: Pending) -> Result<()> {
-    p.wait().map(|_| ())
+fn unit(_: &mut Vec<u8>) -> Result<()> {
+    Ok(())
 }
 
-impl Session {
+/// The whole payload, kept without a copy.
+fn payload(p: &mut Vec<u8>) -> Result<Vec<u8>> {
+    Ok(std::mem::take(p))
+}
+
+fn xattr(p: &[u8]) -> Result<(u32, Vec<u8>)> {
+    let x = XattrRsp::decode(p)?;
+    Ok((x.size, x.data.0.to_vec()))
+}
+
+fn open_rsp(p: &[u8]) -> Result<(u64, Attr)> {
+    let o = OpenRsp::decode(p)?;
+    Ok((o.handle, o.attr))
+}
+
+/// A READDIR answer as owned entries, checked against the count it announces.
+fn dir_page(p: &[u8], plus: bool) -> Result<DirPage> {
+    let rsp = ReaddirRsp::decode(p)?;
+    let mut entries = Vec::with_capacity(rsp.count as usize);
+    if plus {
+        for e in RecordIter::<DirEntryPlus>::new(rsp.entries.0) {
+            let e = e?;
+            entries.push(DirEntryOwned {
+                name: e.name.0.to_vec(),
+                ino: e.attr.ino,
+                cookie: e.cookie,
+                dtype: ((e.attr.mode >> 12) & 0xf) as u8,
+                attr: Some(e.attr),
+            });
+        }
+    } else {
+        for e in RecordIter::<DirEntry>::new(rsp.entries.0) {
+            let e = e?;
+            entries.push(DirEntryOwned {
+                name: e.name.0.to_vec(),
+                ino: e.ino,
+                cookie: e.cookie,
+                dtype: e.dtype,
+                attr: None,
+            });
+        }
+    }
+    if entries.len() != rsp.count as usize {
+        return Err(ProtoError::BadValue { what: "ReaddirRsp.count", value: rsp.count as u64 }.into());
+    }
+    Ok(DirPage { entries, eof: rsp.flags & consts::READDIR_EOF != 0 })
+}
+
+/// The typed QTP operations, one method per request, over any [`Transport`]: each
+/// request is encoded and its response decoded and checked here and nowhere else.
+/// [`Session`] offers them as its own methods; a [`crate::BlockingConn`] (and qtfs-fuse's
+/// per-thread connection) through this trait.
+pub trait Ops: Transport {
     /// Round trip with an echo payload.
-    pub fn ping(&self, data: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.call(Op::PING, &Data { data: Rest(data) })?.payload)
+    fn ping(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.exchange(Op::PING, &Data { data: Rest(data) }, &[], payload)
     }
 
     /// Exports a HOST directory; returns the export id and root attributes.
-    pub fn mount(&self, host_path: &str, cred: &Cred) -> Result<(u32, Attr)> {
-        let r = self.call(
-            Op::MOUNT,
-            &MountReq { ctx: cred.ctx(0), flags: 0, groups: cred.groups(), path: Path(host_path.as_bytes()) },
-        )?;
-        let m = r.decode::<MountRsp>()?;
-        Ok((m.export, m.root))
+    fn mount(&mut self, host_path: &str, cred: &Cred) -> Result<(u32, Attr)> {
+        let m = MountReq { ctx: cred.ctx(0), flags: 0, groups: cred.groups(), path: Path(host_path.as_bytes()) };
+        self.exchange(Op::MOUNT, &m, &[], |p| {
+            let m = MountRsp::decode(p)?;
+            Ok((m.export, m.root))
+        })
     }
 
-    pub fn umount(&self, export: u32) -> Result<()> {
-        unit(self.submit(Op::UMOUNT, &UmountReq { export })?)
+    fn umount(&mut self, export: u32) -> Result<()> {
+        self.exchange(Op::UMOUNT, &UmountReq { export }, &[], unit)
     }
 
     /// Attributes of a name without following a final symlink. ENOENT is an error here;
     /// callers that cache negative entries check `errno() == ENOENT`.
-    pub fn lookup(&self, export: u32, path: &[u8], cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(Op::LOOKUP, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) })?)
+    fn lookup(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<Attr> {
+        let m = PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::LOOKUP, &m, &[], |p| attr(p))
     }
 
-    pub fn getattr(&self, export: u32, path: &[u8], follow: bool, cred: &Cred) -> Result<Attr> {
+    fn getattr(&mut self, export: u32, path: &[u8], follow: bool, cred: &Cred) -> Result<Attr> {
         let flags = if follow { consts::GETATTR_FOLLOW } else { 0 };
-        attr_of(self.submit(
-            Op::GETATTR,
-            &GetattrReq { ctx: cred.ctx(export), flags, groups: cred.groups(), path: Path(path) },
-        )?)
+        let m = GetattrReq { ctx: cred.ctx(export), flags, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::GETATTR, &m, &[], |p| attr(p))
     }
 
-    pub fn fgetattr(&self, handle: u64) -> Result<Attr> {
-        attr_of(self.submit(Op::FGETATTR, &HandleReq { handle })?)
+    fn fgetattr(&mut self, handle: u64) -> Result<Attr> {
+        self.exchange(Op::FGETATTR, &HandleReq { handle }, &[], |p| attr(p))
     }
 
-    pub fn setattr(&self, export: u32, path: &[u8], set: &SetAttr, cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(Op::SETATTR, &set.encode(cred.ctx(export), 0, cred.groups(), path))?)
+    fn setattr(&mut self, export: u32, path: &[u8], set: &SetAttr, cred: &Cred) -> Result<Attr> {
+        self.exchange(Op::SETATTR, &set.encode(cred.ctx(export), 0, cred.groups(), path), &[], |p| attr(p))
     }
 
-    pub fn fsetattr(&self, handle: u64, set: &SetAttr, cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(Op::SETATTR, &set.encode(cred.ctx(0), handle, cred.groups(), b""))?)
+    fn fsetattr(&mut self, handle: u64, set: &SetAttr, cred: &Cred) -> Result<Attr> {
+        self.exchange(Op::SETATTR, &set.encode(cred.ctx(0), handle, cred.groups(), b""), &[], |p| attr(p))
     }
 
     /// Opens with portable `flags` ([`consts::open`]); returns handle and attributes.
-    pub fn open(&self, export: u32, path: &[u8], flags: u32, mode: u32, cred: &Cred) -> Result<(u64, Attr)> {
-        let r = self
-            .submit(Op::OPEN, &OpenReq { ctx: cred.ctx(export), flags, mode, groups: cred.groups(), path: Path(path) })?
-            .wait()?;
-        let o = r.decode::<OpenRsp>()?;
-        Ok((o.handle, o.attr))
+    fn open(&mut self, export: u32, path: &[u8], flags: u32, mode: u32, cred: &Cred) -> Result<(u64, Attr)> {
+        let m = OpenReq { ctx: cred.ctx(export), flags, mode, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::OPEN, &m, &[], |p| open_rsp(p))
     }
 
     /// Creates a regular file; `open` = false creates only (handle 0).
     #[allow(clippy::too_many_arguments)]
-    pub fn create(
-        &self,
+    fn create(
+        &mut self,
         export: u32,
         path: &[u8],
         flags: u32,
@@ -194,59 +246,52 @@ impl Session {
         cred: &Cred,
     ) -> Result<(u64, Attr)> {
         let cflags = if open { 0 } else { consts::CREATE_NOOPEN };
-        let r = self
-            .submit(
-                Op::CREATE,
-                &CreateReq {
-                    ctx: cred.ctx(export),
-                    flags,
-                    mode,
-                    umask,
-                    cflags,
-                    groups: cred.groups(),
-                    path: Path(path),
-                },
-            )?
-            .wait()?;
-        let o = r.decode::<OpenRsp>()?;
-        Ok((o.handle, o.attr))
+        let m =
+            CreateReq { ctx: cred.ctx(export), flags, mode, umask, cflags, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::CREATE, &m, &[], |p| open_rsp(p))
     }
 
-    pub fn close_handle(&self, handle: u64) -> Result<()> {
-        unit(self.submit(Op::CLOSE, &HandleReq { handle })?)
+    fn close_handle(&mut self, handle: u64) -> Result<()> {
+        self.exchange(Op::CLOSE, &HandleReq { handle }, &[], unit)
     }
 
     /// Reads up to `len` bytes at `offset` (short read = end of file).
-    pub fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Vec<u8>> {
-        Ok(self.submit(Op::READ, &ReadReq { handle, offset, len })?.wait()?.payload)
+    fn read(&mut self, handle: u64, offset: u64, len: u32) -> Result<Vec<u8>> {
+        self.exchange(Op::READ, &ReadReq { handle, offset, len }, &[], payload)
+    }
+
+    /// [`Ops::read`], handing the data to `f` where the transport received it (no copy).
+    fn read_with<R>(&mut self, handle: u64, offset: u64, len: u32, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        self.exchange(Op::READ, &ReadReq { handle, offset, len }, &[], |p| f(p))
     }
 
     /// Writes `data` at `offset`; returns bytes written.
-    pub fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
+    fn write(&mut self, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
         if data.len() > MAX_IO {
             return Err(ClientError::Remote(errno::EINVAL));
         }
-        let r = self.submit(Op::WRITE, &WriteReq { handle, offset, flags: 0, data: Rest(data) })?.wait()?;
-        Ok(r.decode::<WriteRsp>()?.written)
+        // The data goes out as the payload's tail (a `rest` field has no length of its
+        // own), straight from the caller's buffer.
+        let m = WriteReq { handle, offset, flags: 0, data: Rest(&[]) };
+        self.exchange(Op::WRITE, &m, data, |p| Ok(WriteRsp::decode(p)?.written))
     }
 
-    pub fn fsync(&self, handle: u64, datasync: bool) -> Result<()> {
+    fn fsync(&mut self, handle: u64, datasync: bool) -> Result<()> {
         let flags = if datasync { consts::FSYNC_DATASYNC } else { 0 };
-        unit(self.submit(Op::FSYNC, &FsyncReq { handle, flags })?)
+        self.exchange(Op::FSYNC, &FsyncReq { handle, flags }, &[], unit)
     }
 
-    pub fn fallocate(&self, handle: u64, mode: u32, offset: u64, len: u64) -> Result<()> {
-        unit(self.submit(Op::FALLOCATE, &FallocateReq { handle, mode, offset, len })?)
+    fn fallocate(&mut self, handle: u64, mode: u32, offset: u64, len: u64) -> Result<()> {
+        self.exchange(Op::FALLOCATE, &FallocateReq { handle, mode, offset, len }, &[], unit)
     }
 
-    pub fn llseek(&self, handle: u64, offset: i64, whence: u32) -> Result<u64> {
-        let r = self.submit(Op::LLSEEK, &LlseekReq { handle, offset, whence })?.wait()?;
-        Ok(r.decode::<LlseekRsp>()?.offset)
+    fn llseek(&mut self, handle: u64, offset: i64, whence: u32) -> Result<u64> {
+        self.exchange(Op::LLSEEK, &LlseekReq { handle, offset, whence }, &[], |p| Ok(LlseekRsp::decode(p)?.offset))
     }
 
     /// One page of directory entries after `cookie`.
-    pub fn readdir(
-        &self,
+    fn readdir(
+        &mut self,
         export: u32,
         path: &[u8],
         cookie: u64,
@@ -255,56 +300,28 @@ impl Session {
         cred: &Cred,
     ) -> Result<DirPage> {
         let flags = if plus { consts::READDIR_PLUS } else { 0 };
-        let r = self
-            .submit(
-                Op::READDIR,
-                &ReaddirReq {
-                    ctx: cred.ctx(export),
-                    cookie,
-                    max_bytes,
-                    flags,
-                    groups: cred.groups(),
-                    path: Path(path),
-                },
-            )?
-            .wait()?;
-        let rsp = r.decode::<ReaddirRsp>()?;
-        let mut entries = Vec::with_capacity(rsp.count as usize);
-        if plus {
-            for e in RecordIter::<DirEntryPlus>::new(rsp.entries.0) {
-                let e = e?;
-                entries.push(DirEntryOwned {
-                    name: e.name.0.to_vec(),
-                    ino: e.attr.ino,
-                    cookie: e.cookie,
-                    dtype: ((e.attr.mode >> 12) & 0xf) as u8,
-                    attr: Some(e.attr),
-                });
-            }
-        } else {
-            for e in RecordIter::<DirEntry>::new(rsp.entries.0) {
-                let e = e?;
-                entries.push(DirEntryOwned {
-                    name: e.name.0.to_vec(),
-                    ino: e.ino,
-                    cookie: e.cookie,
-                    dtype: e.dtype,
-                    attr: None,
-                });
-            }
-        }
-        if entries.len() != rsp.count as usize {
-            return Err(ProtoError::BadValue { what: "ReaddirRsp.count", value: rsp.count as u64 }.into());
-        }
-        Ok(DirPage { entries, eof: rsp.flags & consts::READDIR_EOF != 0 })
+        let m = ReaddirReq { ctx: cred.ctx(export), cookie, max_bytes, flags, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::READDIR, &m, &[], |p| dir_page(p, plus))
     }
 
-    /// The whole directory.
-    pub fn readdir_all(&self, export: u32, path: &[u8], plus: bool, cred: &Cred) -> Result<Vec<DirEntryOwned>> {
+    /// The whole directory, in pages of 64 KiB.
+    fn readdir_all(&mut self, export: u32, path: &[u8], plus: bool, cred: &Cred) -> Result<Vec<DirEntryOwned>> {
+        self.readdir_paged(export, path, plus, 64 * 1024, cred)
+    }
+
+    /// The whole directory, in pages of `page_bytes`.
+    fn readdir_paged(
+        &mut self,
+        export: u32,
+        path: &[u8],
+        plus: bool,
+        page_bytes: u32,
+        cred: &Cred,
+    ) -> Result<Vec<DirEntryOwned>> {
         let mut all = Vec::new();
         let mut cookie = 0;
         loop {
-            let page = self.readdir(export, path, cookie, 64 * 1024, plus, cred)?;
+            let page = self.readdir(export, path, cookie, page_bytes, plus, cred)?;
             if let Some(last) = page.entries.last() {
                 cookie = last.cookie;
             }
@@ -316,24 +333,27 @@ impl Session {
         }
     }
 
-    pub fn mkdir(&self, export: u32, path: &[u8], mode: u32, umask: u32, cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(
-            Op::MKDIR,
-            &MkdirReq { ctx: cred.ctx(export), mode, umask, groups: cred.groups(), path: Path(path) },
-        )?)
+    fn mkdir(&mut self, export: u32, path: &[u8], mode: u32, umask: u32, cred: &Cred) -> Result<Attr> {
+        let m = MkdirReq { ctx: cred.ctx(export), mode, umask, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::MKDIR, &m, &[], |p| attr(p))
     }
 
-    pub fn rmdir(&self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
-        unit(self.submit(Op::RMDIR, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) })?)
+    fn rmdir(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
+        self.exchange(Op::RMDIR, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) }, &[], unit)
     }
 
-    pub fn unlink(&self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
-        unit(self.submit(Op::UNLINK, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) })?)
+    fn unlink(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
+        self.exchange(
+            Op::UNLINK,
+            &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) },
+            &[],
+            unit,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn mknod(
-        &self,
+    fn mknod(
+        &mut self,
         export: u32,
         path: &[u8],
         mode: u32,
@@ -342,86 +362,59 @@ impl Session {
         minor: u32,
         cred: &Cred,
     ) -> Result<Attr> {
-        attr_of(self.submit(
-            Op::MKNOD,
-            &MknodReq {
-                ctx: cred.ctx(export),
-                mode,
-                umask,
-                rdev_major: major,
-                rdev_minor: minor,
-                groups: cred.groups(),
-                path: Path(path),
-            },
-        )?)
+        let m = MknodReq {
+            ctx: cred.ctx(export),
+            mode,
+            umask,
+            rdev_major: major,
+            rdev_minor: minor,
+            groups: cred.groups(),
+            path: Path(path),
+        };
+        self.exchange(Op::MKNOD, &m, &[], |p| attr(p))
     }
 
-    pub fn symlink(&self, export: u32, path: &[u8], target: &[u8], cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(
-            Op::SYMLINK,
-            &SymlinkReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path), target: Path(target) },
-        )?)
+    fn symlink(&mut self, export: u32, path: &[u8], target: &[u8], cred: &Cred) -> Result<Attr> {
+        let m = SymlinkReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path), target: Path(target) };
+        self.exchange(Op::SYMLINK, &m, &[], |p| attr(p))
     }
 
-    pub fn link(&self, export: u32, old: &[u8], new: &[u8], cred: &Cred) -> Result<Attr> {
-        attr_of(self.submit(
-            Op::LINK,
-            &LinkReq { ctx: cred.ctx(export), groups: cred.groups(), old_path: Path(old), new_path: Path(new) },
-        )?)
+    fn link(&mut self, export: u32, old: &[u8], new: &[u8], cred: &Cred) -> Result<Attr> {
+        let m = LinkReq { ctx: cred.ctx(export), groups: cred.groups(), old_path: Path(old), new_path: Path(new) };
+        self.exchange(Op::LINK, &m, &[], |p| attr(p))
     }
 
-    pub fn readlink(&self, export: u32, path: &[u8], cred: &Cred) -> Result<Vec<u8>> {
-        Ok(self
-            .submit(Op::READLINK, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) })?
-            .wait()?
-            .payload)
+    fn readlink(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<Vec<u8>> {
+        let m = PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::READLINK, &m, &[], payload)
     }
 
-    pub fn rename(&self, export: u32, old: &[u8], new: &[u8], flags: u32, cred: &Cred) -> Result<()> {
-        unit(self.submit(
-            Op::RENAME,
-            &RenameReq {
-                ctx: cred.ctx(export),
-                flags,
-                groups: cred.groups(),
-                old_path: Path(old),
-                new_path: Path(new),
-            },
-        )?)
+    fn rename(&mut self, export: u32, old: &[u8], new: &[u8], flags: u32, cred: &Cred) -> Result<()> {
+        let m =
+            RenameReq { ctx: cred.ctx(export), flags, groups: cred.groups(), old_path: Path(old), new_path: Path(new) };
+        self.exchange(Op::RENAME, &m, &[], unit)
     }
 
-    pub fn statfs(&self, export: u32, path: &[u8], cred: &Cred) -> Result<Statfs> {
-        let r = self
-            .submit(Op::STATFS, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) })?
-            .wait()?;
-        Ok(r.decode::<StatfsRsp>()?.statfs)
+    /// STATFS of the file system holding `path` (an export may span several mounts:
+    /// `/sys` holds `/sys/fs/cgroup`); `b""` for the export's root.
+    fn statfs(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<Statfs> {
+        let m = PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::STATFS, &m, &[], |p| Ok(StatfsRsp::decode(p)?.statfs))
     }
 
     /// Lists xattr names (`size` 0 = size query: returns the needed size and no data).
-    pub fn xattr_list(&self, export: u32, path: &[u8], size: u32, cred: &Cred) -> Result<(u32, Vec<u8>)> {
-        let r = self
-            .submit(
-                Op::XATTR_LIST,
-                &XattrListReq { ctx: cred.ctx(export), size, groups: cred.groups(), path: Path(path) },
-            )?
-            .wait()?;
-        let x = r.decode::<XattrRsp>()?;
-        Ok((x.size, x.data.0.to_vec()))
+    fn xattr_list(&mut self, export: u32, path: &[u8], size: u32, cred: &Cred) -> Result<(u32, Vec<u8>)> {
+        let m = XattrListReq { ctx: cred.ctx(export), size, groups: cred.groups(), path: Path(path) };
+        self.exchange(Op::XATTR_LIST, &m, &[], |p| xattr(p))
     }
 
-    pub fn xattr_get(&self, export: u32, path: &[u8], name: &[u8], size: u32, cred: &Cred) -> Result<(u32, Vec<u8>)> {
-        let r = self
-            .submit(
-                Op::XATTR_GET,
-                &XattrGetReq { ctx: cred.ctx(export), size, groups: cred.groups(), path: Path(path), name: Name(name) },
-            )?
-            .wait()?;
-        let x = r.decode::<XattrRsp>()?;
-        Ok((x.size, x.data.0.to_vec()))
+    fn xattr_get(&mut self, export: u32, path: &[u8], name: &[u8], size: u32, cred: &Cred) -> Result<(u32, Vec<u8>)> {
+        let m = XattrGetReq { ctx: cred.ctx(export), size, groups: cred.groups(), path: Path(path), name: Name(name) };
+        self.exchange(Op::XATTR_GET, &m, &[], |p| xattr(p))
     }
 
-    pub fn xattr_set(
-        &self,
+    fn xattr_set(
+        &mut self,
         export: u32,
         path: &[u8],
         name: &[u8],
@@ -429,46 +422,181 @@ impl Session {
         flags: u32,
         cred: &Cred,
     ) -> Result<()> {
-        unit(self.submit(
-            Op::XATTR_SET,
-            &XattrSetReq {
-                ctx: cred.ctx(export),
-                flags,
-                groups: cred.groups(),
-                path: Path(path),
-                name: Name(name),
-                value: Bytes32(value),
-            },
-        )?)
+        let m = XattrSetReq {
+            ctx: cred.ctx(export),
+            flags,
+            groups: cred.groups(),
+            path: Path(path),
+            name: Name(name),
+            value: Bytes32(value),
+        };
+        self.exchange(Op::XATTR_SET, &m, &[], unit)
     }
 
-    pub fn xattr_remove(&self, export: u32, path: &[u8], name: &[u8], cred: &Cred) -> Result<()> {
-        unit(self.submit(
-            Op::XATTR_REMOVE,
-            &XattrRemoveReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path), name: Name(name) },
-        )?)
+    fn xattr_remove(&mut self, export: u32, path: &[u8], name: &[u8], cred: &Cred) -> Result<()> {
+        let m = XattrRemoveReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path), name: Name(name) };
+        self.exchange(Op::XATTR_REMOVE, &m, &[], unit)
     }
 
     /// LOCK_GET: the first lock conflicting with a `ltype` (`LOCK_RD`/`LOCK_WR`) lock of
     /// `len` bytes (0 = to the end of the file) at `start`; `ltype` = `LOCK_UN` when none.
-    pub fn lock_get(&self, handle: u64, start: u64, len: u64, ltype: u32) -> Result<LockRsp> {
-        let r = self.submit(Op::LOCK_GET, &LockReq { handle, start, len, ltype, flags: 0 })?.wait()?;
-        r.decode::<LockRsp>()
+    fn lock_get(&mut self, handle: u64, start: u64, len: u64, ltype: u32) -> Result<LockRsp> {
+        self.exchange(Op::LOCK_GET, &LockReq { handle, start, len, ltype, flags: 0 }, &[], |p| Ok(LockRsp::decode(p)?))
     }
 
+    /// LOCK_SET on a byte range without waiting (OFD semantics: the lock belongs to the
+    /// handle): a conflict fails at once with EAGAIN.
+    fn try_lock(&mut self, handle: u64, start: u64, len: u64, ltype: u32) -> Result<()> {
+        self.exchange(Op::LOCK_SET, &LockReq { handle, start, len, ltype, flags: 0 }, &[], unit)
+    }
+
+    /// Waits up to `timeout_ms` for `events` on a handle.
+    fn poll(&mut self, handle: u64, events: u32, timeout_ms: u32) -> Result<u32> {
+        self.exchange(Op::FIFO_POLL, &PollReq { handle, events, timeout_ms }, &[], |p| Ok(PollRsp::decode(p)?.revents))
+    }
+
+    /// A portable ioctl; returns the output record bytes.
+    fn ioctl(&mut self, handle: u64, cmd: u32, arg: &[u8]) -> Result<Vec<u8>> {
+        self.exchange(Op::IOCTL, &IoctlReq { handle, cmd, arg: Bytes16(arg) }, &[], payload)
+    }
+
+    fn epoll_ctl(&mut self, handle: u64, op: u32, events: u32, cookie: u64) -> Result<()> {
+        self.exchange(Op::EPOLL_CTL, &EpollCtlReq { handle, op, events, cookie }, &[], unit)
+    }
+
+    fn kill(&mut self, pid: i32, signal: i32) -> Result<()> {
+        self.exchange(Op::KILL, &KillReq { pid, signal }, &[], unit)
+    }
+
+    fn sched_getaffinity(&mut self, pid: i32) -> Result<Vec<u8>> {
+        self.exchange(Op::SCHED_GETAFFINITY, &AffinityGetReq { pid }, &[], payload)
+    }
+
+    fn sched_setaffinity(&mut self, pid: i32, mask: &[u8]) -> Result<()> {
+        self.exchange(Op::SCHED_SETAFFINITY, &AffinitySetReq { pid, mask: Bytes16(mask) }, &[], unit)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sysmount(
+        &mut self,
+        export: u32,
+        target: &[u8],
+        source: &[u8],
+        source_is_path: bool,
+        fstype: &[u8],
+        flags: u64,
+        data: &[u8],
+        cred: &Cred,
+    ) -> Result<()> {
+        let source_kind = if source_is_path { consts::SYSMOUNT_SRC_PATH } else { consts::SYSMOUNT_SRC_LITERAL };
+        let m = SysmountReq {
+            ctx: cred.ctx(export),
+            flags,
+            source_kind,
+            groups: cred.groups(),
+            target: Path(target),
+            source: Path(source),
+            fstype: Name(fstype),
+            data: Bytes16(data),
+        };
+        self.exchange(Op::SYSMOUNT, &m, &[], unit)
+    }
+
+    fn sysumount(&mut self, export: u32, target: &[u8], flags: u32, cred: &Cred) -> Result<()> {
+        let m = SysumountReq { ctx: cred.ctx(export), flags, groups: cred.groups(), target: Path(target) };
+        self.exchange(Op::SYSUMOUNT, &m, &[], unit)
+    }
+}
+
+impl<T: Transport + ?Sized> Ops for T {}
+
+/// [`Session`]'s typed operations: those of [`Ops`] over `&Session`, as methods of its
+/// own so that callers need not import the trait.
+macro_rules! session_ops {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        impl Session {
+            $(
+                #[doc = concat!("[`Ops::", stringify!($name), "`] on this session.")]
+                #[allow(clippy::too_many_arguments)]
+                pub fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
+                    Ops::$name(&mut &*self, $($arg),*)
+                }
+            )*
+        }
+    };
+}
+
+session_ops! {
+    fn ping(data: &[u8]) -> Vec<u8>;
+    fn mount(host_path: &str, cred: &Cred) -> (u32, Attr);
+    fn umount(export: u32) -> ();
+    fn lookup(export: u32, path: &[u8], cred: &Cred) -> Attr;
+    fn getattr(export: u32, path: &[u8], follow: bool, cred: &Cred) -> Attr;
+    fn fgetattr(handle: u64) -> Attr;
+    fn setattr(export: u32, path: &[u8], set: &SetAttr, cred: &Cred) -> Attr;
+    fn fsetattr(handle: u64, set: &SetAttr, cred: &Cred) -> Attr;
+    fn open(export: u32, path: &[u8], flags: u32, mode: u32, cred: &Cred) -> (u64, Attr);
+    fn create(export: u32, path: &[u8], flags: u32, mode: u32, umask: u32, open: bool, cred: &Cred) -> (u64, Attr);
+    fn close_handle(handle: u64) -> ();
+    fn read(handle: u64, offset: u64, len: u32) -> Vec<u8>;
+    fn write(handle: u64, offset: u64, data: &[u8]) -> u32;
+    fn fsync(handle: u64, datasync: bool) -> ();
+    fn fallocate(handle: u64, mode: u32, offset: u64, len: u64) -> ();
+    fn llseek(handle: u64, offset: i64, whence: u32) -> u64;
+    fn readdir(export: u32, path: &[u8], cookie: u64, max_bytes: u32, plus: bool, cred: &Cred) -> DirPage;
+    fn readdir_all(export: u32, path: &[u8], plus: bool, cred: &Cred) -> Vec<DirEntryOwned>;
+    fn mkdir(export: u32, path: &[u8], mode: u32, umask: u32, cred: &Cred) -> Attr;
+    fn rmdir(export: u32, path: &[u8], cred: &Cred) -> ();
+    fn unlink(export: u32, path: &[u8], cred: &Cred) -> ();
+    fn mknod(export: u32, path: &[u8], mode: u32, umask: u32, major: u32, minor: u32, cred: &Cred) -> Attr;
+    fn symlink(export: u32, path: &[u8], target: &[u8], cred: &Cred) -> Attr;
+    fn link(export: u32, old: &[u8], new: &[u8], cred: &Cred) -> Attr;
+    fn readlink(export: u32, path: &[u8], cred: &Cred) -> Vec<u8>;
+    fn rename(export: u32, old: &[u8], new: &[u8], flags: u32, cred: &Cred) -> ();
+    fn statfs(export: u32, path: &[u8], cred: &Cred) -> Statfs;
+    fn xattr_list(export: u32, path: &[u8], size: u32, cred: &Cred) -> (u32, Vec<u8>);
+    fn xattr_get(export: u32, path: &[u8], name: &[u8], size: u32, cred: &Cred) -> (u32, Vec<u8>);
+    fn xattr_set(export: u32, path: &[u8], name: &[u8], value: &[u8], flags: u32, cred: &Cred) -> ();
+    fn xattr_remove(export: u32, path: &[u8], name: &[u8], cred: &Cred) -> ();
+    fn lock_get(handle: u64, start: u64, len: u64, ltype: u32) -> LockRsp;
+    fn try_lock(handle: u64, start: u64, len: u64, ltype: u32) -> ();
+    fn poll(handle: u64, events: u32, timeout_ms: u32) -> u32;
+    fn ioctl(handle: u64, cmd: u32, arg: &[u8]) -> Vec<u8>;
+    fn epoll_ctl(handle: u64, op: u32, events: u32, cookie: u64) -> ();
+    fn kill(pid: i32, signal: i32) -> ();
+    fn sched_getaffinity(pid: i32) -> Vec<u8>;
+    fn sched_setaffinity(pid: i32, mask: &[u8]) -> ();
+    fn sysmount(
+        export: u32,
+        target: &[u8],
+        source: &[u8],
+        source_is_path: bool,
+        fstype: &[u8],
+        flags: u64,
+        data: &[u8],
+        cred: &Cred
+    ) -> ();
+    fn sysumount(export: u32, target: &[u8], flags: u32, cred: &Cred) -> ();
+}
+
+/// Lock requests that only a pipelined session can make: a wait that has no time bound
+/// and can be cancelled from another thread.
+impl Session {
     /// LOCK_SET on a byte range (OFD semantics: the lock belongs to the handle). Without
-    /// `LOCK_F_WAIT` a conflict fails at once with EAGAIN; with it this waits (use
-    /// [`Session::submit_lock`] for a wait that can be cancelled).
+    /// `wait` a conflict fails at once with EAGAIN ([`Ops::try_lock`]); with it this
+    /// waits (use [`Session::submit_lock`] for a wait that can be cancelled).
     pub fn lock_set(&self, handle: u64, start: u64, len: u64, ltype: u32, wait: bool) -> Result<()> {
-        let flags = if wait { consts::LOCK_F_WAIT } else { 0 };
-        unit(self.submit_lock(handle, start, len, ltype, flags)?)
+        if !wait {
+            return self.try_lock(handle, start, len, ltype);
+        }
+        self.submit_lock(handle, start, len, ltype, consts::LOCK_F_WAIT)?.wait().map(drop)
     }
 
     /// flock(2) on a handle: `ltype` `LOCK_RD` (LOCK_SH), `LOCK_WR` (LOCK_EX) or
     /// `LOCK_UN`; `wait` = without LOCK_NB.
     pub fn flock(&self, handle: u64, ltype: u32, wait: bool) -> Result<()> {
         let flags = consts::LOCK_F_FLOCK | if wait { consts::LOCK_F_WAIT } else { 0 };
-        unit(self.submit_lock(handle, 0, 0, ltype, flags)?)
+        self.submit_lock(handle, 0, 0, ltype, flags)?.wait().map(drop)
     }
 
     /// Sends a LOCK_SET (`flags`: `LOCK_F_*`) without waiting for its answer; a waiting
@@ -487,66 +615,61 @@ impl Session {
     pub fn cancel(&self, p: &Pending) -> Result<()> {
         self.submit_on(p.conn(), Op::CANCEL, &CancelReq { id: p.id() }).map(drop)
     }
+}
 
-    /// Waits up to `timeout_ms` for `events` on a handle.
-    pub fn poll(&self, handle: u64, events: u32, timeout_ms: u32) -> Result<u32> {
-        let r = self.submit(Op::FIFO_POLL, &PollReq { handle, events, timeout_ms })?.wait()?;
-        Ok(r.decode::<PollRsp>()?.revents)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport that answers every request with one canned payload and remembers the
+    /// request it was given.
+    struct Canned {
+        answer: Vec<u8>,
+        sent: Option<(Op, Vec<u8>)>,
     }
 
-    /// A portable ioctl; returns the output record bytes.
-    pub fn ioctl(&self, handle: u64, cmd: u32, arg: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.submit(Op::IOCTL, &IoctlReq { handle, cmd, arg: Bytes16(arg) })?.wait()?.payload)
+    impl Transport for Canned {
+        fn exchange<'m, M: Wire<'m>, R>(
+            &mut self,
+            op: Op,
+            msg: &M,
+            tail: &[u8],
+            f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
+        ) -> Result<R> {
+            let mut payload = msg.to_vec();
+            payload.extend_from_slice(tail);
+            self.sent = Some((op, payload));
+            f(&mut self.answer.clone())
+        }
     }
 
-    pub fn epoll_ctl(&self, handle: u64, op: u32, events: u32, cookie: u64) -> Result<()> {
-        unit(self.submit(Op::EPOLL_CTL, &EpollCtlReq { handle, op, events, cookie })?)
+    fn listing(count: u32, names: &[&[u8]]) -> Vec<u8> {
+        let mut entries = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            DirEntry { ino: 10 + i as u64, cookie: 1 + i as u64, dtype: 8, name: Name(n) }.encode(&mut entries);
+        }
+        ReaddirRsp { count, flags: consts::READDIR_EOF, entries: Rest(&entries) }.to_vec()
     }
 
-    pub fn kill(&self, pid: i32, signal: i32) -> Result<()> {
-        unit(self.submit(Op::KILL, &KillReq { pid, signal })?)
+    #[test]
+    fn a_listing_must_hold_the_entries_it_counts_on_any_transport() {
+        let mut t = Canned { answer: listing(2, &[b"a", b"b"]), sent: None };
+        let page = t.readdir(1, b"d", 0, 4096, false, &Cred::root()).unwrap();
+        assert_eq!(page.entries.iter().map(|e| e.name.as_slice()).collect::<Vec<_>>(), [b"a", b"b"]);
+        assert!(page.eof);
+        let mut t = Canned { answer: listing(3, &[b"a", b"b"]), sent: None };
+        let e = t.readdir(1, b"d", 0, 4096, false, &Cred::root()).unwrap_err();
+        assert!(matches!(e, ClientError::Proto(ProtoError::BadValue { what: "ReaddirRsp.count", .. })), "{e:?}");
     }
 
-    pub fn sched_getaffinity(&self, pid: i32) -> Result<Vec<u8>> {
-        Ok(self.submit(Op::SCHED_GETAFFINITY, &AffinityGetReq { pid })?.wait()?.payload)
-    }
-
-    pub fn sched_setaffinity(&self, pid: i32, mask: &[u8]) -> Result<()> {
-        unit(self.submit(Op::SCHED_SETAFFINITY, &AffinitySetReq { pid, mask: Bytes16(mask) })?)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn sysmount(
-        &self,
-        export: u32,
-        target: &[u8],
-        source: &[u8],
-        source_is_path: bool,
-        fstype: &[u8],
-        flags: u64,
-        data: &[u8],
-        cred: &Cred,
-    ) -> Result<()> {
-        let source_kind = if source_is_path { consts::SYSMOUNT_SRC_PATH } else { consts::SYSMOUNT_SRC_LITERAL };
-        unit(self.submit(
-            Op::SYSMOUNT,
-            &SysmountReq {
-                ctx: cred.ctx(export),
-                flags,
-                source_kind,
-                groups: cred.groups(),
-                target: Path(target),
-                source: Path(source),
-                fstype: Name(fstype),
-                data: Bytes16(data),
-            },
-        )?)
-    }
-
-    pub fn sysumount(&self, export: u32, target: &[u8], flags: u32, cred: &Cred) -> Result<()> {
-        unit(self.submit(
-            Op::SYSUMOUNT,
-            &SysumountReq { ctx: cred.ctx(export), flags, groups: cred.groups(), target: Path(target) },
-        )?)
+    #[test]
+    fn a_write_sends_its_data_as_the_payloads_tail() {
+        let mut t = Canned { answer: WriteRsp { written: 3 }.to_vec(), sent: None };
+        assert_eq!(t.write(7, 4096, b"xyz").unwrap(), 3);
+        let (op, payload) = t.sent.take().unwrap();
+        let m = WriteReq::decode(&payload).unwrap();
+        assert_eq!((op, m.handle, m.offset, m.data.0), (Op::WRITE, 7, 4096, &b"xyz"[..]));
+        let big = vec![0u8; MAX_IO + 1];
+        assert!(matches!(t.write(7, 0, &big), Err(ClientError::Remote(errno::EINVAL))));
     }
 }

@@ -17,11 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use qtfs_proto::{FrameHeader, HEADER_SIZE, MAX_PAYLOAD, Op, ProtoError, Wire, push_frame};
+use qtfs_proto::{FrameHeader, MAX_PAYLOAD, Op, ProtoError, Wire};
 
 use crate::conn::{ClientConfig, Connection, read_frame};
 use crate::error::{ClientError, Result};
 use crate::stream::Stream;
+use crate::transport::{Transport, encode_request, remote_error};
 
 /// A response frame with its payload.
 #[derive(Debug)]
@@ -33,11 +34,7 @@ pub struct Response {
 impl Response {
     /// Turns an error response into `ClientError::Remote`.
     pub fn ok(self) -> Result<Response> {
-        if self.header.is_error() {
-            Err(ClientError::Remote(if self.header.status > 0 { self.header.status } else { libc::EIO }))
-        } else {
-            Ok(self)
-        }
+        if self.header.is_error() { Err(remote_error(&self.header)) } else { Ok(self) }
     }
     /// Decodes the payload as `M`.
     pub fn decode<'a, M: Wire<'a>>(&'a self) -> Result<M> {
@@ -291,29 +288,13 @@ impl Session {
 
     /// Sends a request on connection `i`.
     pub fn submit_on<'m, M: Wire<'m>>(&self, i: usize, op: Op, msg: &M) -> Result<Pending> {
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            b.clear();
-            push_frame(&mut b, FrameHeader::request(op, 0, 0), msg);
-            if b.len() - HEADER_SIZE > MAX_PAYLOAD {
-                return Err(ClientError::Remote(libc::E2BIG));
-            }
-            self.submit_encoded(i, &mut b)
-        })
+        self.send_request(i, FrameHeader::request(op, 0, 0), msg, &[], None)
     }
 
     /// Sends a request whose header names a channel (CHAN_OPEN carries the new channel's
     /// id there) on connection `i`.
     pub fn submit_on_channel<'m, M: Wire<'m>>(&self, i: usize, op: Op, channel: u32, msg: &M) -> Result<Pending> {
-        let mut b = Vec::with_capacity(HEADER_SIZE + msg.encoded_len());
-        push_frame(&mut b, FrameHeader { channel, ..FrameHeader::request(op, 0, 0) }, msg);
-        if b.len() - HEADER_SIZE > MAX_PAYLOAD {
-            return Err(ClientError::Remote(libc::E2BIG));
-        }
-        self.submit_encoded(i, &mut b)
+        self.send_request(i, FrameHeader { channel, ..FrameHeader::request(op, 0, 0) }, msg, &[], None)
     }
 
     /// Like [`Session::submit`], but sends only while the session is still in `epoch`;
@@ -323,45 +304,61 @@ impl Session {
     /// reconnect (which bumps the epoch before the new socket is installed), so a request
     /// carrying an old handle can never reach a newer session.
     pub fn submit_in_epoch<'m, M: Wire<'m>>(&self, epoch: u64, op: Op, msg: &M) -> Result<Pending> {
+        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
+        self.send_request(i, FrameHeader::request(op, 0, 0), msg, &[], Some(epoch))
+    }
+
+    /// Encodes a request (`msg`, then `tail` as the rest of its payload) and sends it on
+    /// connection `i` (or the next live one), refusing to send outside `epoch` when one
+    /// is given.
+    fn send_request<'m, M: Wire<'m>>(
+        &self,
+        i: usize,
+        header: FrameHeader,
+        msg: &M,
+        tail: &[u8],
+        epoch: Option<u64>,
+    ) -> Result<Pending> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
         BUF.with(|b| {
             let mut b = b.borrow_mut();
-            b.clear();
-            push_frame(&mut b, FrameHeader::request(op, 0, 0), msg);
-            if b.len() - HEADER_SIZE > MAX_PAYLOAD {
-                return Err(ClientError::Remote(libc::E2BIG));
-            }
-            self.submit_encoded_checked(i, &mut b, Some(epoch))
+            let header = encode_request(&mut b, header, msg, tail.len())?;
+            self.send_frame(i, header, &mut b, tail, epoch)
         })
     }
 
-    /// Sends an already encoded request frame (header's id is filled in here).
-    fn submit_encoded(&self, i: usize, frame: &mut [u8]) -> Result<Pending> {
-        self.submit_encoded_checked(i, frame, None)
-    }
-
-    /// `submit_encoded`, refusing to send outside `epoch` when one is given.
-    fn submit_encoded_checked(&self, i: usize, frame: &mut [u8], epoch: Option<u64>) -> Result<Pending> {
+    /// Sends an encoded request frame (`frame` has room for the header, which is written
+    /// here with a fresh request id) followed by `tail`.
+    fn send_frame(
+        &self,
+        i: usize,
+        header: FrameHeader,
+        frame: &mut [u8],
+        tail: &[u8],
+        epoch: Option<u64>,
+    ) -> Result<Pending> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
         let conn = self.ready_conn(i)?;
         let id = self.next_id();
-        frame[16..24].copy_from_slice(&id.to_le_bytes());
+        FrameHeader { id, ..header }.write_to(frame);
         let (tx, rx) = sync_channel(1);
         conn.pending.lock().insert(id, tx);
         let res = {
             let mut w = conn.writer.lock();
             match w.as_mut() {
                 Some(_) if epoch.is_some_and(|e| e != inner.ids.lock().epoch) => Err(ClientError::Remote(libc::ESTALE)),
-                Some(s) => s.write_all(frame).map_err(|e| {
-                    s.shutdown();
-                    ClientError::io("send", e)
-                }),
+                Some(s) => {
+                    let r = if tail.is_empty() { s.write_all(frame) } else { s.write_all_vectored(&[frame, tail]) };
+                    r.map_err(|e| {
+                        s.shutdown();
+                        ClientError::io("send", e)
+                    })
+                }
                 None => Err(ClientError::Disconnected),
             }
         };
@@ -479,6 +476,63 @@ impl Session {
         }
         install(inner, i, c)?;
         Ok(conn)
+    }
+}
+
+impl Session {
+    /// One request on the next connection, waiting (within the configured request
+    /// timeout) for its response; `epoch` as in [`Session::submit_in_epoch`].
+    fn round_trip<'m, M: Wire<'m>, R>(
+        &self,
+        epoch: Option<u64>,
+        op: Op,
+        msg: &M,
+        tail: &[u8],
+        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
+    ) -> Result<R> {
+        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
+        let mut r = self.send_request(i, FrameHeader::request(op, 0, 0), msg, tail, epoch)?.wait()?;
+        f(&mut r.payload)
+    }
+
+    /// The session as the transport of requests on handles of session `epoch`: each is
+    /// refused with `Remote(ESTALE)`, nothing sent, once the session moved on
+    /// ([`Session::submit_in_epoch`]).
+    pub fn in_epoch(&self, epoch: u64) -> InEpoch<'_> {
+        InEpoch { session: self, epoch }
+    }
+}
+
+/// The typed operations ([`crate::Ops`]) on a session: each request goes to the next
+/// connection and waits (within the configured request timeout) for its response.
+impl Transport for &Session {
+    fn exchange<'m, M: Wire<'m>, R>(
+        &mut self,
+        op: Op,
+        msg: &M,
+        tail: &[u8],
+        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
+    ) -> Result<R> {
+        self.round_trip(None, op, msg, tail, f)
+    }
+}
+
+/// A session bound to one of its epochs ([`Session::in_epoch`]).
+#[derive(Clone, Copy)]
+pub struct InEpoch<'s> {
+    session: &'s Session,
+    epoch: u64,
+}
+
+impl Transport for InEpoch<'_> {
+    fn exchange<'m, M: Wire<'m>, R>(
+        &mut self,
+        op: Op,
+        msg: &M,
+        tail: &[u8],
+        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
+    ) -> Result<R> {
+        self.session.round_trip(Some(self.epoch), op, msg, tail, f)
     }
 }
 

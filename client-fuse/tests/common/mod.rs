@@ -327,16 +327,7 @@ pub fn is_mounted(p: &Path) -> bool {
     info.lines().any(|l| l.split(' ').nth(4) == p.to_str() && l.contains(" - fuse"))
 }
 
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
+pub use qtfs_testkit::wait_until;
 
 /// Runs `sh -c script` in `dir` as uid/gid with the given supplementary groups
 /// (via setpriv); returns "exit=N" plus stdout and stderr, with `dir` replaced by ROOT.

@@ -1,0 +1,173 @@
+//! Directories: OPENDIR takes no snapshot yet, the first READDIR/READDIRPLUS at offset 0
+//! does (the engine's listing, merged with `-o proc`'s local processes in the root), and
+//! later pages are served from it. Owns the open-directory handles.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyOpen, Request,
+};
+use parking_lot::Mutex;
+use qtfs_client::{ClientError, Cred, DirEntryOwned, Result};
+use qtfs_proto::Attr;
+
+use super::attr::{kind_of, to_file_attr};
+use super::{QtfsFs, errno, key_of};
+use crate::nodes::ROOT;
+use crate::procfs::Route;
+use crate::remote::{Retry, Wait};
+
+/// An open directory: a snapshot of its entries taken at the first READDIR(offset 0).
+/// Offsets handed to the kernel are positions in the snapshot (1 = after `.`, 2 = after
+/// `..`, k + 3 = after entry k): engine cookies cannot be mixed with synthesised `.`/`..`.
+pub(super) struct DirHandle {
+    node: u64,
+    entries: Mutex<Option<Arc<Vec<DirEntryOwned>>>>,
+}
+
+impl QtfsFs {
+    pub(super) fn load_dir(&self, w: &Wait, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
+        let path = self.nodes.lock().path(d.node).ok_or(ClientError::Remote(libc::ENOENT))?;
+        let list = match self.route(path) {
+            Route::Remote(p) => {
+                let host =
+                    self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &p, plus, cred))?;
+                match &self.proc {
+                    Some(pm) if d.node == ROOT => pm.merge_root(host, plus),
+                    _ => host,
+                }
+            }
+            Route::Local(lp) => self.local_io(|pm| pm.local_dir(&lp, plus))?,
+            Route::SelfLink(_) => return Err(ClientError::Remote(libc::ENOTDIR)),
+        };
+        let all = Arc::new(list);
+        *d.entries.lock() = Some(all.clone());
+        Ok(all)
+    }
+
+    pub(super) fn dir_entries(
+        &self,
+        fh: FileHandle,
+        offset: u64,
+        plus: bool,
+        req: &Request,
+    ) -> std::result::Result<(Arc<DirHandle>, Arc<Vec<DirEntryOwned>>), Errno> {
+        let d = self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)?;
+        let cached = d.entries.lock().clone();
+        let need_attrs = plus && cached.as_ref().is_some_and(|e| e.first().is_some_and(|x| x.attr.is_none()));
+        let entries = match cached {
+            Some(e) if offset != 0 && !need_attrs => e,
+            _ => self.load_dir(&self.wait(req), &d, plus, &self.cred(req)).map_err(|e| errno(&e))?,
+        };
+        Ok((d, entries))
+    }
+
+    /// d_ino of `..`: the directory's parent if known (the root is its own parent).
+    pub(super) fn parent_of(&self, node: u64) -> u64 {
+        self.nodes.lock().parent(node).unwrap_or(ROOT)
+    }
+}
+
+pub(super) fn opendir(fs: &QtfsFs, ino: INodeNo, reply: ReplyOpen) {
+    let fh = fs.new_fh();
+    fs.dirs.lock().insert(fh, Arc::new(DirHandle { node: ino.0, entries: Mutex::new(None) }));
+    reply.opened(FileHandle(fh), FopenFlags::empty())
+}
+
+pub(super) fn readdir(
+    fs: &QtfsFs,
+    req: &Request,
+    ino: INodeNo,
+    fh: FileHandle,
+    offset: u64,
+    mut reply: ReplyDirectory,
+) {
+    let (d, entries) = match fs.dir_entries(fh, offset, false, req) {
+        Ok(x) => x,
+        Err(e) => return reply.error(e),
+    };
+    let mut pos = offset;
+    if pos == 0 {
+        if reply.add(ino, 1, FileType::Directory, ".") {
+            return reply.ok();
+        }
+        pos = 1;
+    }
+    if pos == 1 {
+        if reply.add(INodeNo(fs.parent_of(d.node)), 2, FileType::Directory, "..") {
+            return reply.ok();
+        }
+        pos = 2;
+    }
+    let known = fs.nodes.lock();
+    for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
+        // d_ino: the node id where the kernel knows the name (st_ino is the node id),
+        // else the HOST inode number.
+        let ino = known.lookup_name(d.node, &e.name).unwrap_or(e.ino);
+        let kind = kind_of((e.dtype as u32) << 12);
+        if reply.add(INodeNo(ino.max(1)), i as u64 + 3, kind, OsStr::from_bytes(&e.name)) {
+            break;
+        }
+    }
+    drop(known);
+    reply.ok()
+}
+
+pub(super) fn readdirplus(
+    fs: &QtfsFs,
+    req: &Request,
+    ino: INodeNo,
+    fh: FileHandle,
+    offset: u64,
+    mut reply: ReplyDirectoryPlus,
+) {
+    let (d, entries) = match fs.dir_entries(fh, offset, true, req) {
+        Ok(x) => x,
+        Err(e) => return reply.error(e),
+    };
+    let mut pos = offset;
+    // `.` and `..` carry no attributes the kernel uses (it does not count lookups
+    // for them); their node id only fills d_ino.
+    let dot = to_file_attr(d.node, &Attr { mode: libc::S_IFDIR | 0o755, ..Default::default() });
+    if pos == 0 {
+        if reply.add(ino, 1, ".", &Duration::ZERO, &dot, Generation(0)) {
+            return reply.ok();
+        }
+        pos = 1;
+    }
+    if pos == 1 {
+        let dotdot = FileAttr { ino: INodeNo(fs.parent_of(d.node)), ..dot };
+        if reply.add(dotdot.ino, 2, "..", &Duration::ZERO, &dotdot, Generation(0)) {
+            return reply.ok();
+        }
+        pos = 2;
+    }
+    for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
+        let Some(a) = e.attr.as_ref() else { continue };
+        let id = fs.nodes.lock().link(d.node, &e.name, key_of(a));
+        let fa = fs.fattr(id, a);
+        // In -o proc's root, numbers and `self` change meaning at any time.
+        let ttl = if d.node == ROOT { fs.ttls(&e.name).0 } else { fs.cfg.attr_ttl };
+        if reply.add(INodeNo(id), i as u64 + 3, OsStr::from_bytes(&e.name), &ttl, &fa, Generation(0)) {
+            // Not sent: the kernel will not count this lookup.
+            fs.nodes.lock().forget(id, 1);
+            break;
+        }
+    }
+    reply.ok()
+}
+
+pub(super) fn releasedir(fs: &QtfsFs, fh: FileHandle, reply: ReplyEmpty) {
+    fs.dirs.lock().remove(&fh.0);
+    reply.ok()
+}
+
+pub(super) fn fsyncdir(reply: ReplyEmpty) {
+    // Directory changes are made by the engine's syscalls as they come; there is no
+    // directory handle on the engine to sync.
+    reply.ok()
+}

@@ -1,0 +1,549 @@
+//! The FUSE operations: each kernel request becomes one engine request (two for a few),
+//! made with the caller's credentials on a FUSE worker thread that blocks until the
+//! engine answers. Many workers (`-o threads`) give many requests in flight; the engine
+//! session pipelines them over several connections.
+//!
+//! This module owns the file system's state (open-file and open-directory tables, caches
+//! of the HOST's pseudo devices, the `-o proc` router) and the helpers every operation
+//! uses (credentials, paths and their routes, timeouts); the [`Filesystem`] impl at the
+//! end only hands each request to the module of its concern:
+//!
+//! - [`attr`]: attributes (GETATTR, SETATTR, STATFS);
+//! - [`names`]: lookups and the requests that make, remove or move names;
+//! - [`open`]: OPEN, CREATE, RELEASE and the open flags;
+//! - [`io`]: READ, WRITE, FSYNC, FALLOCATE, LSEEK, POLL, IOCTL;
+//! - [`dir`]: directory handles and listings;
+//! - [`xattr`]: extended attributes;
+//! - [`locking`]: GETLK, SETLK, FLUSH handed to [`crate::locks`].
+//!
+//! Names and node ids live in [`crate::nodes`], the session and restart rules in
+//! [`crate::remote`], the page-cache bypass for pseudo file systems in [`crate::pseudo`],
+//! and `-o proc`'s routing of paths to the HOST or the local `/proc` in [`crate::procfs`].
+
+mod attr;
+mod dir;
+mod io;
+mod locking;
+mod names;
+mod open;
+mod xattr;
+
+pub use attr::to_file_attr;
+use dir::DirHandle;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::{Mutex, RwLock};
+use qtfs_client::{ClientError, Cred, Result};
+use qtfs_proto::{Attr, MAX_IO};
+
+use crate::creds::GroupsCache;
+use crate::nodes::{Key, Nodes};
+use crate::procfs::{ProcConfig, ProcMode, Route, volatile_root_name};
+use crate::pseudo::PseudoDevs;
+use crate::relay::{self, Relay};
+use crate::remote::{OpenFile, Remote, Wait};
+
+/// The largest READ/WRITE the kernel sends us (the engine's limit, 1 MiB).
+pub const MAX_RW: u32 = MAX_IO as u32;
+
+/// Cache and behaviour settings of a mount.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    pub attr_ttl: Duration,
+    pub entry_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub writeback_cache: bool,
+    pub read_only: bool,
+    /// The kernel checks permissions (`default_permissions`): what reaches us passed them.
+    pub default_permissions: bool,
+    /// `-o proc`: process redirection (see [`crate::procfs`]).
+    pub proc: Option<ProcConfig>,
+    /// Process numbers written into HOST cgroups are translated (see [`crate::cgroups`]);
+    /// None: written as they are (`-o cgroup_pids=verbatim`).
+    pub cgroup_pids: Option<ProcConfig>,
+    /// `-o relay`: HOST character devices and FIFOs relayed (see [`crate::relay`]).
+    pub relay: bool,
+}
+
+/// The file system.
+pub struct QtfsFs {
+    remote: Arc<Remote>,
+    nodes: Arc<Mutex<Nodes>>,
+    files: RwLock<HashMap<u64, Arc<OpenFile>>>,
+    /// Lock handles per (inode, lock owner): [`crate::locks`].
+    locks: crate::locks::Locks,
+    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    next_fh: AtomicU64,
+    groups: GroupsCache,
+    cfg: FsConfig,
+    /// HOST devices known to hold pseudo file systems (their files use direct I/O).
+    pseudo: Arc<PseudoDevs>,
+    proc: Option<ProcMode>,
+    /// Pid writes into HOST cgroups ([`crate::cgroups`]).
+    cgroup_pids: Option<Arc<crate::cgroups::PidWrites>>,
+    /// Set once the FUSE session exists; used to tell the kernel about attribute changes
+    /// it cannot know of.
+    notifier: Arc<OnceLock<fuser::Notifier>>,
+    /// Open relayed files (`-o relay`), by file handle.
+    relays: Mutex<HashMap<u64, Arc<Relay>>>,
+}
+
+fn key_of(a: &Attr) -> Key {
+    (libc::makedev(a.dev_major, a.dev_minor), a.ino)
+}
+
+fn errno(e: &ClientError) -> Errno {
+    let n = e.errno();
+    if n <= 0 { Errno::EIO } else { Errno::from_i32(n) }
+}
+
+impl QtfsFs {
+    pub fn new(remote: Arc<Remote>, root: &Attr, cfg: FsConfig) -> QtfsFs {
+        let nodes = Arc::new(Mutex::new(Nodes::new(key_of(root))));
+        let n2 = nodes.clone();
+        let pseudo = Arc::new(PseudoDevs::default());
+        let p2 = pseudo.clone();
+        remote.set_on_remount(Box::new(move |root: &Attr| {
+            n2.lock().rekey_root(key_of(root));
+            p2.clear();
+        }));
+        let proc = cfg.proc.clone().map(ProcMode::new);
+        let cgroup_pids = cfg.cgroup_pids.clone().map(|c| Arc::new(crate::cgroups::PidWrites::new(c)));
+        QtfsFs {
+            remote,
+            nodes,
+            files: RwLock::new(HashMap::new()),
+            locks: crate::locks::Locks::default(),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            groups: GroupsCache::default(),
+            cfg,
+            pseudo,
+            proc,
+            cgroup_pids,
+            notifier: Arc::new(OnceLock::new()),
+            relays: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where the daemon puts the session's notifier once it exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// The node table, for [`crate::inval`] (which locks it only to look paths up).
+    pub fn nodes_handle(&self) -> Arc<Mutex<Nodes>> {
+        self.nodes.clone()
+    }
+
+    fn cred(&self, req: &Request) -> Cred {
+        self.groups.cred(req.uid(), req.gid(), req.pid())
+    }
+
+    /// How long this request may wait for a restarted engine, and whose signals end
+    /// the wait (see [`crate::remote`]).
+    fn wait(&self, req: &Request) -> Wait {
+        self.remote.wait_for(req.pid())
+    }
+
+    fn path(&self, id: u64) -> std::result::Result<Vec<u8>, Errno> {
+        self.nodes.lock().path(id).ok_or(Errno::ENOENT)
+    }
+
+    fn child(&self, parent: u64, name: &OsStr) -> std::result::Result<Vec<u8>, Errno> {
+        let name = name.as_bytes();
+        if name.len() > qtfs_proto::MAX_NAME {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        self.nodes.lock().child_path(parent, name).ok_or(Errno::ENOENT)
+    }
+
+    fn file(&self, fh: FileHandle) -> std::result::Result<Arc<OpenFile>, Errno> {
+        self.files.read().get(&fh.0).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// The engine path of node `id` (for re-opening a file after an engine restart).
+    fn path_fn(&self) -> impl Fn(u64) -> Option<Vec<u8>> + '_ {
+        |id| {
+            let p = self.nodes.lock().path(id)?;
+            match self.route(p) {
+                Route::Remote(p) => Some(p),
+                Route::Local(_) | Route::SelfLink(_) => None,
+            }
+        }
+    }
+
+    /// Where `path` goes: always the engine unless `-o proc` says otherwise.
+    fn route(&self, path: Vec<u8>) -> Route {
+        match &self.proc {
+            Some(p) => p.route(&path),
+            None => Route::Remote(path),
+        }
+    }
+
+    /// The engine path for an operation only the HOST side has (creating, removing,
+    /// renaming, extended attributes): the DPU's own processes are not changed that way.
+    fn remote_only(&self, path: Vec<u8>) -> std::result::Result<Vec<u8>, Errno> {
+        match self.route(path) {
+            Route::Remote(p) => Ok(p),
+            Route::Local(_) | Route::SelfLink(_) => Err(Errno::EACCES),
+        }
+    }
+
+    /// `-o proc`'s local side, or ENOENT without it (not reached: routes are only
+    /// local with it).
+    fn local_io<T>(&self, f: impl FnOnce(&ProcMode) -> std::io::Result<T>) -> Result<T> {
+        let pm = self.proc.as_ref().ok_or(ClientError::Remote(libc::ENOENT))?;
+        f(pm).map_err(|e| ClientError::Remote(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+
+    /// Is `path` a name in the root that the kernel must not cache (`-o proc`)?
+    fn volatile(&self, path: &[u8]) -> bool {
+        self.proc.is_some() && !path.contains(&b'/') && volatile_root_name(path)
+    }
+
+    /// (attribute, entry) timeouts for `path`.
+    fn ttls(&self, path: &[u8]) -> (Duration, Duration) {
+        if self.volatile(path) { (Duration::ZERO, Duration::ZERO) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) }
+    }
+
+    /// FUSE attributes of node `id`: [`to_file_attr`], with `-o relay`'s presentation.
+    fn fattr(&self, id: u64, a: &Attr) -> FileAttr {
+        let mut fa = to_file_attr(id, a);
+        if self.cfg.relay && relay::is_relayed(a.mode) {
+            relay::present(&mut fa);
+        }
+        fa
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn add_file(&self, f: OpenFile) -> u64 {
+        let fh = self.new_fh();
+        self.files.write().insert(fh, Arc::new(f));
+        fh
+    }
+
+    /// INIT: the limits and capabilities asked of the kernel (a writeback cache the
+    /// kernel lacks is turned off).
+    fn negotiate(&mut self, config: &mut KernelConfig) {
+        let _ = config.set_max_write(MAX_RW);
+        let _ = config.set_max_readahead(MAX_RW);
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        let _ = config.set_time_granularity(Duration::from_nanos(1));
+        let mut want = InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_AUTO_INVAL_DATA
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_ASYNC_DIO
+            // We clear set-user/group-id bits on writes ourselves (the kernel says when),
+            // so the kernel need not ask for security.capability before every write.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // Locks are taken on the HOST through the engine (crate::locks).
+            | InitFlags::FUSE_POSIX_LOCKS
+            | InitFlags::FUSE_FLOCK_LOCKS;
+        if self.cfg.writeback_cache {
+            want |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        if self.proc.is_none() {
+            // With -o proc, `self` is another symlink for every reader: never cached.
+            want |= InitFlags::FUSE_CACHE_SYMLINKS;
+        }
+        for f in want.iter() {
+            if config.add_capabilities(f).is_err() {
+                tracing::debug!("kernel lacks FUSE capability {f:?}");
+                if f == InitFlags::FUSE_WRITEBACK_CACHE {
+                    self.cfg.writeback_cache = false;
+                }
+            }
+        }
+    }
+}
+
+impl Filesystem for QtfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        self.negotiate(config);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        names::lookup(self, req, parent, name, reply)
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        names::forget(self, ino, nlookup)
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        attr::getattr(self, req, ino, fh, reply)
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        attr::setattr(self, req, ino, mode, uid, gid, size, atime, mtime, fh, reply)
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        names::readlink(self, req, ino, reply)
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        names::mknod(self, req, parent, name, mode, umask, rdev, reply)
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        names::mkdir(self, req, parent, name, mode, umask, reply)
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        names::unlink(self, req, parent, name, reply)
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        names::rmdir(self, req, parent, name, reply)
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        names::symlink(self, req, parent, link_name, target, reply)
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        names::rename(self, req, parent, name, newparent, newname, flags, reply)
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        names::link(self, req, ino, newparent, newname, reply)
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        open::open(self, req, ino, flags, reply)
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        io::read(self, req, fh, offset, size, flags, reply)
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        io::write(self, req, ino, fh, offset, data, write_flags, flags, reply)
+    }
+
+    fn flush(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+        locking::flush(self, ino, lock_owner, reply)
+    }
+
+    fn getlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        locking::getlk(self, req, ino, fh, lock_owner, start, end, typ, reply)
+    }
+
+    fn setlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        locking::setlk(self, req, ino, fh, lock_owner, start, end, typ, sleep, reply)
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        open::release(self, fh, reply)
+    }
+
+    fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        io::fsync(self, req, fh, datasync, reply)
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        dir::opendir(self, ino, reply)
+    }
+
+    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        dir::readdir(self, req, ino, fh, offset, reply)
+    }
+
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        dir::readdirplus(self, req, ino, fh, offset, reply)
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        dir::releasedir(self, fh, reply)
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        dir::fsyncdir(reply)
+    }
+
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        attr::statfs(self, req, reply)
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        xattr::setxattr(self, req, ino, name, value, flags, reply)
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        xattr::getxattr(self, req, ino, name, size, reply)
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr::listxattr(self, req, ino, size, reply)
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        xattr::removexattr(self, req, ino, name, reply)
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        open::create(self, req, parent, name, mode, umask, flags, reply)
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        io::fallocate(self, req, fh, offset, length, mode, reply)
+    }
+
+    fn poll(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: fuser::PollNotifier,
+        events: fuser::PollEvents,
+        flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        io::poll(self, req, fh, ph, events, flags, reply)
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        io::ioctl(self, fh, cmd, reply)
+    }
+
+    fn lseek(&self, req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        io::lseek(self, req, fh, offset, whence, reply)
+    }
+}

@@ -1,0 +1,221 @@
+//! Names: LOOKUP (negative entries included), FORGET, READLINK, and the requests that
+//! create, remove or move a name (MKNOD, MKDIR, SYMLINK, LINK, UNLINK, RMDIR, RENAME),
+//! keeping the node table ([`crate::nodes`]) in step with what the engine did.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use fuser::{Errno, Generation, INodeNo, RenameFlags, ReplyData, ReplyEmpty, ReplyEntry, Request};
+use qtfs_client::{ClientError, Ops};
+use qtfs_proto::Attr;
+
+use super::attr::to_file_attr;
+use super::{QtfsFs, errno, key_of};
+use crate::nodes::ROOT;
+use crate::procfs::{ProcMode, Route};
+use crate::remote::Retry;
+
+impl QtfsFs {
+    /// Replies with a new entry for `parent/name` and counts the lookup.
+    pub(super) fn entry(&self, parent: u64, name: &[u8], a: &Attr, reply: ReplyEntry) {
+        let (attr_ttl, entry_ttl) =
+            if parent == ROOT { self.ttls(name) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) };
+        let id = self.nodes.lock().link(parent, name, key_of(a));
+        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &self.fattr(id, a), Generation(0));
+    }
+}
+
+pub(super) fn lookup(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    let path = match fs.child(parent.0, name) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let r = match fs.route(path) {
+        Route::Remote(path) => {
+            let cred = fs.cred(req);
+            fs.remote.path_op(&fs.wait(req), Retry::Idempotent, |ex| fs.remote.conn().lookup(ex, &path, &cred))
+        }
+        Route::Local(lp) => fs.local_io(|pm| pm.local_attr(&lp)),
+        Route::SelfLink(thread) => Ok(ProcMode::self_attr(thread)),
+    };
+    match r {
+        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
+        Err(ClientError::Remote(libc::ENOENT)) => {
+            fs.nodes.lock().unlink(parent.0, name.as_bytes());
+            if fs.cfg.negative_ttl.is_zero() {
+                reply.error(Errno::ENOENT)
+            } else {
+                // Node id 0 with a timeout: the kernel caches the absence.
+                let a = to_file_attr(0, &Attr::default());
+                reply.entry_with_ttls(&Duration::ZERO, &fs.cfg.negative_ttl, &a, Generation(0));
+            }
+        }
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn forget(fs: &QtfsFs, ino: INodeNo, nlookup: u64) {
+    fs.nodes.lock().forget(ino.0, nlookup);
+}
+
+pub(super) fn readlink(fs: &QtfsFs, req: &Request, ino: INodeNo, reply: ReplyData) {
+    let p = match fs.path(ino.0) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let r = match fs.route(p) {
+        Route::Remote(p) => {
+            let cred = fs.cred(req);
+            fs.remote.path_op(&fs.wait(req), Retry::Idempotent, |ex| fs.remote.conn().readlink(ex, &p, &cred))
+        }
+        Route::Local(lp) => fs.local_io(|pm| pm.local_readlink(&lp, req.pid())),
+        Route::SelfLink(thread) => fs.local_io(|pm| pm.self_target(req.pid(), thread)),
+    };
+    match r {
+        Ok(t) => reply.data(&t),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn mknod(
+    fs: &QtfsFs,
+    req: &Request,
+    parent: INodeNo,
+    name: &OsStr,
+    mode: u32,
+    umask: u32,
+    rdev: u32,
+    reply: ReplyEntry,
+) {
+    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
+    match fs
+        .remote
+        .path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().mknod(ex, &p, mode, umask, maj, min, &cred))
+    {
+        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn mkdir(
+    fs: &QtfsFs,
+    req: &Request,
+    parent: INodeNo,
+    name: &OsStr,
+    mode: u32,
+    umask: u32,
+    reply: ReplyEntry,
+) {
+    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().mkdir(ex, &p, mode, umask, &cred)) {
+        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn unlink(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().unlink(ex, &p, &cred)) {
+        Ok(()) => {
+            fs.nodes.lock().unlink(parent.0, name.as_bytes());
+            reply.ok()
+        }
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn rmdir(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rmdir(ex, &p, &cred)) {
+        Ok(()) => {
+            fs.nodes.lock().unlink(parent.0, name.as_bytes());
+            reply.ok()
+        }
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn symlink(
+    fs: &QtfsFs,
+    req: &Request,
+    parent: INodeNo,
+    link_name: &OsStr,
+    target: &Path,
+    reply: ReplyEntry,
+) {
+    let p = match fs.child(parent.0, link_name).and_then(|p| fs.remote_only(p)) {
+        Ok(p) => p,
+        Err(e) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    let t = target.as_os_str().as_bytes();
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().symlink(ex, &p, t, &cred)) {
+        Ok(a) => fs.entry(parent.0, link_name.as_bytes(), &a, reply),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rename(
+    fs: &QtfsFs,
+    req: &Request,
+    parent: INodeNo,
+    name: &OsStr,
+    newparent: INodeNo,
+    newname: &OsStr,
+    flags: RenameFlags,
+    reply: ReplyEmpty,
+) {
+    let (p1, p2) = match (
+        fs.child(parent.0, name).and_then(|p| fs.remote_only(p)),
+        fs.child(newparent.0, newname).and_then(|p| fs.remote_only(p)),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    let fl = flags.bits();
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rename(ex, &p1, &p2, fl, &cred)) {
+        Ok(()) => {
+            let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+            fs.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
+            reply.ok()
+        }
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    let (old, new) = match (
+        fs.path(ino.0).and_then(|p| fs.remote_only(p)),
+        fs.child(newparent.0, newname).and_then(|p| fs.remote_only(p)),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return reply.error(e),
+    };
+    let cred = fs.cred(req);
+    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().link(ex, &old, &new, &cred)) {
+        Ok(a) => fs.entry(newparent.0, newname.as_bytes(), &a, reply),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
