@@ -16,7 +16,7 @@
 //!   an `O_NONBLOCK` open reports). A waiting open holds the FIFO's descriptor (for a
 //!   read end), so writers meanwhile see a reader, as with a blocked `open(2)`. Closing
 //!   the connection cancels the timer.
-//! - A FIFO's descriptor stays `O_NONBLOCK` ([`IoMode::Fifo`]): READ and WRITE run
+//! - A FIFO's descriptor stays `O_NONBLOCK` ([`IoMode::Fifo`](crate::session::IoMode::Fifo)): READ and WRITE run
 //!   inline and, for a blocking client, wait with `IORING_OP_POLL_ADD` (no worker) and
 //!   retry; a blocking WRITE is complete (all bytes, or the error after a partial write
 //!   is reported as the count written).
@@ -30,168 +30,173 @@
 //!   ring as before (a driver need not honour `O_NONBLOCK`, and one that ignored it would
 //!   block the core itself if read inline).
 
+//!
+//! This module owns the FIFO and terminal waits: the non-blocking opens (for `open`,
+//! which answers with the descriptor) and the readiness waits of READ and WRITE.
+
 // Reached by bytes from untrusted peers: a slip must fail a request, not panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
-use super::*;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use io_uring::{opcode, types};
+use qtfs_proto::consts::errno;
+use qtfs_proto::*;
+
+use super::common::{FsReq, Req, fail, finish, respond_read};
+use super::steps::{FifoIo, OpenStep, SpecialOpen, Step};
+use crate::creds;
+use crate::ring::Core;
+use crate::session::OpenFile;
+use crate::sys;
 
 /// How long an open of a FIFO waits for its other end.
 pub(crate) const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-/// `r.step` of an open waiting for the FIFO's other end (a timer in flight).
-pub(super) const STEP_OPEN_WAIT: u8 = 4;
-/// `r.step` of a READ/WRITE waiting for readiness (a POLL_ADD in flight).
-pub(super) const STEP_IO_WAIT: u8 = 7;
 
-// Open: r.u[0] client flags, r.u[4] file kind, r.u[5] index of the /proc path, r.u[6]
-// open flags, r.u[7] timer rounds so far.
-
-/// Opens the FIFO or device node checked in `open_step` (its `/proc/self/fd` path is
-/// string `i`, `f` the flags to open with).
-pub(super) fn open_special(core: &mut Core, mut r: Box<FsReq>, i: usize, f: i32, kind: u32) {
-    r.u[4] = kind as u64;
-    r.u[5] = i as u64;
-    r.u[6] = f as u64;
-    r.u[7] = 0;
-    try_open(core, r);
+/// Opens the FIFO or device node `open` checked (its `/proc/self/fd` path is string
+/// `sp.path`, `sp.flags` the flags to open with). Returns the request and the open
+/// descriptor for `open` to answer with, or None when the request waits
+/// ([`OpenStep::SpecialWait`]) or was answered (an error).
+pub(super) fn open_special(core: &mut Core, r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
+    try_open(core, r, sp)
 }
 
 /// Whether an open object of type `kind` (`S_IFMT` bits) on `fd` is read and written
-/// inline with readiness waits ([`IoMode::Fifo`]): FIFOs, and character devices that are
+/// inline with readiness waits ([`IoMode::Fifo`](crate::session::IoMode::Fifo)): FIFOs, and character devices that are
 /// terminals (`TCGETS` succeeds: every tty driver honours `O_NONBLOCK` and `poll`).
 pub(super) fn pollable(kind: u32, fd: RawFd) -> bool {
     // SAFETY: isatty only issues an ioctl on the descriptor, which the caller owns.
     kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1)
 }
 
-fn client_nonblock(r: &FsReq) -> bool {
-    r.u[0] as i32 & libc::O_NONBLOCK != 0
+/// Whether the client asked for `O_NONBLOCK`.
+fn client_nonblock(sp: &SpecialOpen) -> bool {
+    sp.args.flags & libc::O_NONBLOCK != 0
 }
 
-fn try_open(core: &mut Core, mut r: Box<FsReq>) {
-    let kind = r.u[4] as u32;
-    let f = r.u[6] as i32;
-    let i = r.u[5] as usize;
+fn try_open(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
     if let Some(fd) = r.fd.take() {
         // A read end waiting for a writer: opened already.
-        return opened(core, r, fd, kind);
+        return opened(core, r, sp, fd);
     }
-    let res = creds::with_ident(&r.ident, || sys::openat2(libc::AT_FDCWD, r.cstr(i), f | libc::O_NONBLOCK, 0, 0));
+    let res = creds::with_ident(&r.ident, || {
+        sys::openat2(libc::AT_FDCWD, r.cstr(sp.path), sp.flags | libc::O_NONBLOCK, 0, 0)
+    });
     match res {
-        Ok(Ok(fd)) => opened(core, r, fd, kind),
+        Ok(Ok(fd)) => opened(core, r, sp, fd),
         Ok(Err(e)) | Err(e) => {
             let e = sys::errno_of(&e);
-            if e == libc::ENXIO && kind == libc::S_IFIFO && !client_nonblock(&r) {
-                return wait(core, r, libc::ENXIO);
+            if e == libc::ENXIO && sp.kind == libc::S_IFIFO && !client_nonblock(&sp) {
+                wait(core, r, sp, libc::ENXIO);
+            } else {
+                fail(core, r, e);
             }
-            fail(core, r, e)
+            None
         }
     }
 }
 
-fn opened(core: &mut Core, mut r: Box<FsReq>, fd: OwnedFd, kind: u32) {
-    let nb = client_nonblock(&r);
-    if kind == libc::S_IFIFO {
-        if !nb && r.u[6] as i32 & libc::O_ACCMODE == libc::O_RDONLY && !sys::fifo_reader_ready(fd.as_raw_fd()) {
+fn opened(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen, fd: OwnedFd) -> Option<(Box<FsReq>, OwnedFd)> {
+    let nb = client_nonblock(&sp);
+    if sp.kind == libc::S_IFIFO {
+        if !nb && sp.flags & libc::O_ACCMODE == libc::O_RDONLY && !sys::fifo_reader_ready(fd.as_raw_fd()) {
             r.fd = Some(fd);
-            return wait(core, r, libc::EAGAIN);
+            wait(core, r, sp, libc::EAGAIN);
+            return None;
         }
     } else if !nb
-        && !pollable(kind, fd.as_raw_fd())
+        && !pollable(sp.kind, fd.as_raw_fd())
         && let Err(e) = sys::clear_nonblock(fd.as_raw_fd())
     {
-        return fail(core, r, sys::errno_of(&e));
+        fail(core, r, sys::errno_of(&e));
+        return None;
     }
-    r.step = 2;
-    r.dirfd = None;
-    open_completed(core, r, fd);
+    Some((r, fd))
 }
 
 /// Waits on a ring timer for the FIFO's other end; `give_up` is the error once
 /// [`OPEN_WAIT`] has passed.
-fn wait(core: &mut Core, mut r: Box<FsReq>, give_up: i32) {
+fn wait(core: &mut Core, mut r: Box<FsReq>, mut sp: SpecialOpen, give_up: i32) {
     if r.t0.elapsed() >= OPEN_WAIT {
         return fail(core, r, give_up);
     }
-    let round = r.u[7].min(5);
-    r.u[7] += 1;
+    let round = sp.rounds.min(5);
+    sp.rounds += 1;
     r.ts = types::Timespec::new().nsec((10_000_000u32 << round).min(200_000_000));
-    r.step = STEP_OPEN_WAIT;
+    r.step = Step::Open(OpenStep::SpecialWait(sp));
     let e = opcode::Timeout::new(&r.ts).build();
     core.submit_req(e, r);
 }
 
-/// The timer of a waiting open fired (-ETIME) or was cancelled (the connection closes).
-pub(super) fn open_wait_done(core: &mut Core, r: Box<FsReq>, res: i32) {
+/// The timer of a waiting open fired (-ETIME) or was cancelled (the connection closes):
+/// try again. As [`open_special`].
+pub(super) fn open_wait_done(
+    core: &mut Core,
+    r: Box<FsReq>,
+    sp: SpecialOpen,
+    res: i32,
+) -> Option<(Box<FsReq>, OwnedFd)> {
     if res != -libc::ETIME && res < 0 {
-        return fail(core, r, -res);
+        fail(core, r, -res);
+        return None;
     }
-    try_open(core, r);
+    try_open(core, r, sp)
 }
 
-// READ/WRITE: r.u[0] bytes wanted, r.u[1] bytes written so far (WRITE), r.buf the frame
-// (READ: header space, then the data) or the data (WRITE).
+// READ/WRITE: r.buf is the frame (READ: header space, then the data) or the data
+// (WRITE); what is wanted and done travels in the step ([`FifoIo`]).
 
 /// READ of a FIFO handle.
-pub(super) fn read(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, f: Arc<OpenFile>, len: usize) {
-    let mut r = begin(core, key, h, Op::READ, session);
+pub(super) fn read(core: &mut Core, rq: &Req<'_>, f: Arc<OpenFile>, len: usize) {
+    let mut r = rq.begin(core);
     let mut buf = core.bufs.get(HEADER_SIZE + len);
     buf.resize(HEADER_SIZE + len, 0);
     r.buf = buf;
-    r.u[0] = len as u64;
     r.file = Some(f);
-    read_now(core, r);
+    read_now(core, r, len);
 }
 
-fn read_now(core: &mut Core, mut r: Box<FsReq>) {
+fn read_now(core: &mut Core, mut r: Box<FsReq>, len: usize) {
     let Some(f) = r.file.clone() else { return fail(core, r, errno::EBADF) };
-    let len = r.u[0] as usize;
     match sys::read(f.raw(), r.buf.get_mut(HEADER_SIZE..HEADER_SIZE + len).unwrap_or_default()) {
         Ok(n) => {
             let mut buf = std::mem::take(&mut r.buf);
             buf.truncate(HEADER_SIZE + n);
             respond_read(core, r, buf, n);
         }
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !f.is_nonblock() => poll(core, r, f.raw(), libc::POLLIN),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !f.is_nonblock() => {
+            poll(core, r, f.raw(), libc::POLLIN, FifoIo::Read { len })
+        }
         Err(e) => fail(core, r, sys::errno_of(&e)),
     }
 }
 
 /// WRITE of a FIFO handle.
-pub(super) fn write(
-    core: &mut Core,
-    key: usize,
-    h: &FrameHeader,
-    session: &Arc<Session>,
-    f: Arc<OpenFile>,
-    data: &[u8],
-) {
-    let mut r = begin(core, key, h, Op::WRITE, session);
+pub(super) fn write(core: &mut Core, rq: &Req<'_>, f: Arc<OpenFile>, data: &[u8]) {
+    let mut r = rq.begin(core);
     let mut buf = core.bufs.get(data.len());
     buf.extend_from_slice(data);
     r.buf = buf;
-    r.u[0] = data.len() as u64;
-    r.u[1] = 0;
     r.file = Some(f);
-    write_now(core, r);
+    write_now(core, r, data.len(), 0);
 }
 
-fn write_now(core: &mut Core, mut r: Box<FsReq>) {
+fn write_now(core: &mut Core, r: Box<FsReq>, len: usize, mut done: usize) {
     let Some(f) = r.file.clone() else { return fail(core, r, errno::EBADF) };
     loop {
-        let done = r.u[1] as usize;
-        if done >= r.u[0] as usize && (done > 0 || r.u[0] == 0) {
+        if done >= len && (done > 0 || len == 0) {
             return finish(core, r, &WriteRsp { written: done as u32 });
         }
         match sys::write(f.raw(), r.buf.get(done..).unwrap_or_default()) {
             Ok(n) => {
-                r.u[1] += n as u64;
+                done += n;
                 if f.is_nonblock() || n == 0 {
-                    let w = r.u[1] as u32;
-                    return finish(core, r, &WriteRsp { written: w });
+                    return finish(core, r, &WriteRsp { written: done as u32 });
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !f.is_nonblock() => {
-                return poll(core, r, f.raw(), libc::POLLOUT);
+                return poll(core, r, f.raw(), libc::POLLOUT, FifoIo::Write { len, done });
             }
             Err(_) if done > 0 => return finish(core, r, &WriteRsp { written: done as u32 }),
             Err(e) => return fail(core, r, sys::errno_of(&e)),
@@ -199,16 +204,19 @@ fn write_now(core: &mut Core, mut r: Box<FsReq>) {
     }
 }
 
-fn poll(core: &mut Core, mut r: Box<FsReq>, fd: RawFd, events: i16) {
-    r.step = STEP_IO_WAIT;
+fn poll(core: &mut Core, mut r: Box<FsReq>, fd: RawFd, events: i16, io: FifoIo) {
+    r.step = Step::FifoIo(io);
     let e = opcode::PollAdd::new(types::Fd(fd), events as u32).build();
     core.submit_req(e, r);
 }
 
 /// The readiness wait of a READ or WRITE completed (or was cancelled).
-pub(super) fn io_ready(core: &mut Core, r: Box<FsReq>, res: i32) {
+pub(super) fn io_ready(core: &mut Core, r: Box<FsReq>, io: FifoIo, res: i32) {
     if res < 0 {
         return fail(core, r, -res);
     }
-    if r.op == Op::READ { read_now(core, r) } else { write_now(core, r) }
+    match io {
+        FifoIo::Read { len } => read_now(core, r, len),
+        FifoIo::Write { len, done } => write_now(core, r, len, done),
+    }
 }

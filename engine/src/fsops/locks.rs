@@ -26,23 +26,16 @@
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
+use super::common::{FsReq, Req, fail, finish_empty};
+use super::steps::{LockWait, Step};
 use super::waiter::{self, Class};
-use super::{FsReq, begin, fail, finish_empty, reply_now};
 use crate::ring::Core;
 use crate::session::Session;
-
-/// `u[]` slots of a waiting LOCK_SET.
-const U_HANDLE: usize = 0;
-const U_START: usize = 1;
-const U_LEN: usize = 2;
-const U_TYPE: usize = 3;
-const U_FLAGS: usize = 4;
-const U_DELAY_NS: usize = 5;
 
 fn ltype_local(t: u32) -> Result<libc::c_short, i32> {
     match t {
@@ -121,21 +114,20 @@ fn get_lock(fd: RawFd, m: &LockReq) -> Result<LockRsp, i32> {
 }
 
 /// LOCK_GET.
-pub(super) fn lock_get(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &LockReq) {
-    let t0 = Instant::now();
-    let r = match session.file(m.handle) {
-        Some(f) => get_lock(f.raw(), m),
+pub(super) fn lock_get(core: &mut Core, rq: &Req<'_>) {
+    let Some(m) = rq.decode::<LockReq>(core) else { return };
+    let r = match rq.session.file(m.handle) {
+        Some(f) => get_lock(f.raw(), &m),
         None => Err(errno::EBADF),
     };
-    reply_now(core, key, h, Op::LOCK_GET, t0, r);
+    rq.reply(core, r);
 }
 
 /// LOCK_SET: an attempt now; a waiting one that finds the lock taken is parked.
-pub(super) fn lock_set(core: &mut Core, key: usize, h: &FrameHeader, session: &Arc<Session>, m: &LockReq) {
-    let t0 = Instant::now();
-    let Some(f) = session.file(m.handle) else {
-        return reply_now::<Empty>(core, key, h, Op::LOCK_SET, t0, Err(errno::EBADF));
-    };
+pub(super) fn lock_set(core: &mut Core, rq: &Req<'_>) {
+    let Some(m) = rq.decode::<LockReq>(core) else { return };
+    let session = &rq.session;
+    let Some(f) = session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     match try_lock(f.raw(), m.ltype, m.flags, m.start, m.len) {
         Err(errno::EAGAIN) if m.flags & consts::LOCK_F_WAIT != 0 && m.ltype != consts::LOCK_UN => {
             if !core.waiters.admit(session.id) {
@@ -144,21 +136,23 @@ pub(super) fn lock_set(core: &mut Core, key: usize, h: &FrameHeader, session: &A
                     session = format_args!("{:x}", session.id),
                     "session has too many waiting locks on this core; refused with ENOLCK"
                 );
-                return reply_now::<Empty>(core, key, h, Op::LOCK_SET, t0, Err(libc::ENOLCK));
+                return rq.reply_err(core, libc::ENOLCK);
             }
-            let mut r = begin(core, key, h, Op::LOCK_SET, session);
+            let mut r = rq.begin(core);
             r.file = Some(f);
-            r.u[U_HANDLE] = m.handle;
-            r.u[U_START] = m.start;
-            r.u[U_LEN] = m.len;
-            r.u[U_TYPE] = m.ltype as u64;
-            r.u[U_FLAGS] = m.flags as u64;
-            r.u[U_DELAY_NS] = waiter::FIRST_DELAY.as_nanos() as u64;
-            waiter::park(core, r, Class::Lock, m.handle, waiter::FIRST_DELAY);
+            let w = LockWait {
+                handle: m.handle,
+                start: m.start,
+                len: m.len,
+                ltype: m.ltype,
+                flags: m.flags,
+                delay: waiter::FIRST_DELAY,
+            };
+            park(core, r, w);
         }
         r => {
             let released = r.is_ok() && m.ltype != consts::LOCK_WR;
-            reply_now(core, key, h, Op::LOCK_SET, t0, r.map(|_| Empty {}));
+            rq.reply(core, r.map(|_| Empty {}));
             if released {
                 waiter::wake(core, Class::Lock);
             }
@@ -166,11 +160,17 @@ pub(super) fn lock_set(core: &mut Core, key: usize, h: &FrameHeader, session: &A
     }
 }
 
+/// Parks a waiting LOCK_SET for `w.delay` ([`Step::LockWait`]).
+fn park(core: &mut Core, mut r: Box<FsReq>, w: LockWait) {
+    r.step = Step::LockWait(w);
+    waiter::park(core, r, Class::Lock, w.handle, w.delay);
+}
+
 /// CANCEL: ends the waiting request `m.id` of this connection (answered EINTR).
-pub(super) fn cancel(core: &mut Core, key: usize, h: &FrameHeader, m: &CancelReq) {
-    let t0 = Instant::now();
-    let r = if waiter::cancel(core, key, m.id) { Ok(Empty {}) } else { Err(errno::ENOENT) };
-    reply_now(core, key, h, Op::CANCEL, t0, r);
+pub(super) fn cancel(core: &mut Core, rq: &Req<'_>) {
+    let Some(m) = rq.decode::<CancelReq>(core) else { return };
+    let r = if waiter::cancel(core, rq.key, m.id) { Ok(Empty {}) } else { Err(errno::ENOENT) };
+    rq.reply(core, r);
 }
 
 /// A handle is being closed: its waiting requests on this core end (EBADF), and its
@@ -181,9 +181,9 @@ pub(super) fn handle_closed(core: &mut Core, session: &Session, handle: u64) {
 }
 
 /// The timer of a parked LOCK_SET completed: retry, park again, or end it.
-pub(super) fn wait_done(core: &mut Core, mut r: Box<FsReq>, res: i32) {
+pub(super) fn wait_done(core: &mut Core, r: Box<FsReq>, w: LockWait, res: i32) {
     let woken = waiter::unpark(core, r.conn, r.id);
-    let handle = r.u[U_HANDLE];
+    let handle = w.handle;
     // The handle must still be the one the wait began on (closed meanwhile: EBADF).
     let current = match (&r.session, &r.file) {
         (Some(s), Some(f)) => s.file(handle).is_some_and(|g| Arc::ptr_eq(&g, f)),
@@ -198,13 +198,11 @@ pub(super) fn wait_done(core: &mut Core, mut r: Box<FsReq>, res: i32) {
         return fail(core, r, errno::EINTR);
     }
     let fd = r.file.as_ref().map_or(-1, |f| f.raw());
-    match try_lock(fd, r.u[U_TYPE] as u32, r.u[U_FLAGS] as u32, r.u[U_START], r.u[U_LEN]) {
+    match try_lock(fd, w.ltype, w.flags, w.start, w.len) {
         Ok(()) => finish_empty(core, r),
         Err(errno::EAGAIN) => {
-            let prev = if woken { Duration::ZERO } else { Duration::from_nanos(r.u[U_DELAY_NS]) };
-            let delay = waiter::next_delay(prev);
-            r.u[U_DELAY_NS] = delay.as_nanos() as u64;
-            waiter::park(core, r, Class::Lock, handle, delay);
+            let prev = if woken { Duration::ZERO } else { w.delay };
+            park(core, r, LockWait { delay: waiter::next_delay(prev), ..w });
         }
         Err(e) => fail(core, r, e),
     }

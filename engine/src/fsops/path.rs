@@ -4,12 +4,20 @@
 //! A wire path is relative to its export: no leading `/`, no empty, `.` or `..`
 //! components; the empty path is the export root. Resolution beneath the export root is
 //! the kernel's job (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`); this check
-//! only rejects spellings that have no business on the wire.
+//! only rejects spellings that have no business on the wire. The resolve flags it uses
+//! ([`SAFE`]) are here too.
 
 // Reached by bytes from untrusted peers: a slip must fail a request, not panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 use qtfs_proto::errno;
+
+/// `openat2` resolve flags (`RESOLVE_*` of linux/openat2.h).
+pub(crate) const RESOLVE_BENEATH: u64 = 0x08;
+pub(crate) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub(crate) const RESOLVE_CACHED: u64 = 0x20;
+/// How every wire path is resolved: beneath the export root, no magic links.
+pub(crate) const SAFE: u64 = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 
 /// Validates a wire path; returns it unchanged or an errno.
 pub fn check(p: &[u8]) -> Result<&[u8], i32> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use io_uring::{opcode, types};
 
-use super::FsReq;
+use super::common::FsReq;
 use crate::ring::{Core, UD_IGNORE};
 
 /// First retry delay of a parked request (and the delay after a [`wake`]).
@@ -87,9 +87,9 @@ pub(crate) fn next_delay(prev: Duration) -> Duration {
     prev.saturating_mul(2).clamp(FIRST_DELAY, MAX_DELAY)
 }
 
-/// Parks request `r` for `delay`. Its owner's completion handler gets it back (with
-/// `-ETIME` when the timer fired or was woken, `-ECANCELED` when cancelled) and must call
-/// [`unpark`] first.
+/// Parks request `r` (its step set by the owner) for `delay`. Its owner's completion
+/// handler gets it back (with `-ETIME` when the timer fired or was woken, `-ECANCELED`
+/// when cancelled) and must call [`unpark`] first.
 pub(crate) fn park(core: &mut Core, mut r: Box<FsReq>, class: Class, object: u64, delay: Duration) {
     r.ts = types::Timespec::from(delay);
     let ts: *const types::Timespec = &r.ts;

@@ -138,7 +138,7 @@ pub fn resolve(lexical: &[u8]) -> Vec<u8> {
 
 fn real_path_of(p: &[u8]) -> std::io::Result<Vec<u8>> {
     let c = std::ffi::CString::new(p).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fd = sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, 0, super::RESOLVE_NO_MAGICLINKS)?;
+    let fd = sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, 0, super::path::RESOLVE_NO_MAGICLINKS)?;
     sys::fd_real_path(fd.as_raw_fd())
 }
 

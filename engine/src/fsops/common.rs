@@ -1,0 +1,513 @@
+//! The plumbing every file operation shares: the in-flight request ([`FsReq`]), the
+//! request as dispatch hands it over ([`Req`]: decoding, inline answers), the answers
+//! and counters of asynchronous requests, the caller's identity, and the ring helpers
+//! that open, stat or change a name either inline or through the ring ([`resolve`],
+//! [`stat_now`], [`mutate`]).
+//!
+//! A helper that may finish inline returns [`Next`]: the request comes back with the
+//! result a ring completion would have brought, and the operation continues with it at
+//! once (the re-entry is explicit, never a hidden call of `fsops::complete`).
+//!
+//! This module imports only `steps` and `path` of `fsops`: every operation module builds
+//! on it.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use io_uring::{opcode, squeue, types};
+use qtfs_proto::consts::errno;
+use qtfs_proto::*;
+
+use super::path::RESOLVE_CACHED;
+use super::steps::Step;
+use crate::creds::{self, IdPolicy, Ident};
+use crate::ring::Core;
+use crate::session::{Export, OpenFile, Session};
+use crate::stats::Done;
+use crate::sys;
+
+/// An in-flight request. Boxed and pooled: the kernel holds pointers into it (paths,
+/// `open_how`, `statx`, buffers) until the completion arrives.
+pub(crate) struct FsReq {
+    pub(super) conn: usize,
+    pub(super) id: u64,
+    pub(super) op: Op,
+    pub(super) t0: Instant,
+    pub(super) bytes_in: u32,
+    pub(super) ident: Ident,
+    pub(crate) personality: Option<u16>,
+    pub(super) session: Option<Arc<Session>>,
+    pub(super) export: Option<Arc<Export>>,
+    /// What the request waits for ([`Step`]).
+    pub(super) step: Step,
+    /// NUL-terminated strings handed to the kernel; `so` are their offsets.
+    s: Vec<u8>,
+    so: [usize; 4],
+    ns: usize,
+    pub(super) how: types::OpenHow,
+    pub(super) stx: libc::statx,
+    pub(super) ts: types::Timespec,
+    pub(super) dirfd: Option<OwnedFd>,
+    pub(super) dirfd2: Option<OwnedFd>,
+    pub(super) fd: Option<OwnedFd>,
+    pub(super) file: Option<Arc<OpenFile>>,
+    pub(super) buf: Vec<u8>,
+}
+
+impl Default for FsReq {
+    fn default() -> Self {
+        FsReq {
+            conn: 0,
+            id: 0,
+            op: Op::PING,
+            t0: Instant::now(),
+            bytes_in: 0,
+            ident: Ident::default(),
+            personality: None,
+            session: None,
+            export: None,
+            step: Step::Idle,
+            s: Vec::with_capacity(2 * 4096 + 600),
+            so: [0; 4],
+            ns: 0,
+            how: types::OpenHow::new(),
+            // SAFETY: statx is plain data; all-zero is a valid value.
+            stx: unsafe { std::mem::zeroed() },
+            ts: types::Timespec::new(),
+            dirfd: None,
+            dirfd2: None,
+            fd: None,
+            file: None,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl FsReq {
+    /// The connection (slab key) the request answers on: the ring cancels a closing
+    /// connection's requests by it.
+    pub(crate) fn conn(&self) -> usize {
+        self.conn
+    }
+
+    /// Descriptors the request still holds (closed by the caller through the ring).
+    pub(crate) fn take_fds(&mut self) -> impl Iterator<Item = OwnedFd> + use<> {
+        [self.dirfd.take(), self.dirfd2.take(), self.fd.take()].into_iter().flatten()
+    }
+
+    pub(crate) fn reset(&mut self, bufs: &mut crate::ring::buf::BufPool) {
+        self.session = None;
+        self.export = None;
+        self.dirfd = None;
+        self.dirfd2 = None;
+        self.fd = None;
+        self.file = None;
+        self.s.clear();
+        self.ns = 0;
+        self.step = Step::Idle;
+        let b = std::mem::take(&mut self.buf);
+        if b.capacity() > 0 {
+            bufs.put(b);
+        }
+    }
+
+    /// Appends a string (NUL added); returns its index. Handlers push at most
+    /// `so.len()` strings each (a fixed number per operation, never input-driven); a
+    /// further one would replace the last rather than overflow.
+    pub(super) fn push_str(&mut self, b: &[u8]) -> usize {
+        debug_assert!(self.ns < self.so.len());
+        let i = self.ns.min(self.so.len() - 1);
+        if let Some(o) = self.so.get_mut(i) {
+            // Reserved at creation; never reallocates for wire-bounded strings.
+            *o = self.s.len();
+        }
+        self.s.extend_from_slice(b);
+        self.s.push(0);
+        self.ns = i + 1;
+        i
+    }
+
+    /// String `i` and everything after it (from its first byte).
+    fn str_tail(&self, i: usize) -> &[u8] {
+        self.so.get(i).and_then(|&start| self.s.get(start..)).unwrap_or_default()
+    }
+
+    pub(super) fn str_bytes(&self, i: usize) -> &[u8] {
+        let tail = self.str_tail(i);
+        let end = tail.iter().position(|&c| c == 0).unwrap_or(0);
+        tail.get(..end).unwrap_or_default()
+    }
+
+    /// String `i` for the kernel. Every pushed string ends with a NUL; an index never
+    /// pushed gives "", which the kernel refuses (ENOENT) instead of the core panicking.
+    pub(super) fn cstr(&self, i: usize) -> &CStr {
+        CStr::from_bytes_until_nul(self.str_tail(i)).unwrap_or(c"")
+    }
+
+    pub(super) fn cptr(&self, i: usize) -> *const libc::c_char {
+        self.cstr(i).as_ptr()
+    }
+
+    pub(super) fn root(&self) -> RawFd {
+        self.export.as_ref().map_or(-1, |e| e.root.as_raw_fd())
+    }
+
+    /// The raw descriptor of `dirfd` (-1 without one: the call then fails, not the core).
+    pub(super) fn dir_raw(&self) -> RawFd {
+        self.dirfd.as_ref().map_or(-1, |d| d.as_raw_fd())
+    }
+
+    /// The export the request acts in.
+    pub(super) fn export(&self) -> Option<&Export> {
+        self.export.as_deref()
+    }
+}
+
+// ------------------------------------------------------------------ the request frame
+
+/// A request frame as `dispatch` hands it to an operation: the connection, the header,
+/// the session it is attached to and the undecoded payload.
+pub(super) struct Req<'a> {
+    pub key: usize,
+    pub h: FrameHeader,
+    pub op: Op,
+    pub t0: Instant,
+    pub session: Arc<Session>,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Req<'a> {
+    /// The payload as `M`; a payload that does not decode is answered EBADMSG (None).
+    pub fn decode<M: Wire<'a>>(&self, core: &mut Core) -> Option<M> {
+        match M::decode(self.payload) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::debug!(op = %self.op, "bad request payload: {e}");
+                self.reply::<Empty>(core, Err(errno::EBADMSG));
+                None
+            }
+        }
+    }
+
+    /// Answers a request that never became asynchronous.
+    pub fn reply<'m, M: Wire<'m>>(&self, core: &mut Core, r: Result<M, i32>) {
+        reply_now(core, self.key, &self.h, self.op, self.t0, r);
+    }
+
+    /// Answers an error, never having become asynchronous.
+    pub fn reply_err(&self, core: &mut Core, e: i32) {
+        self.reply::<Empty>(core, Err(e));
+    }
+
+    /// Starts the asynchronous request (see [`begin`]).
+    pub fn begin(&self, core: &mut Core) -> Box<FsReq> {
+        begin(core, self.key, &self.h, self.op, &self.session)
+    }
+
+    /// Starts the asynchronous request in the export its context names, with the
+    /// identity its policy gives ([`with_ctx`]); None when that failed (answered).
+    pub fn begin_in(&self, core: &mut Core, ctx: &ReqCtx, groups: &Groups<'_>) -> Option<Box<FsReq>> {
+        let mut r = self.begin(core);
+        match with_ctx(core, &mut r, ctx, groups) {
+            Ok(()) => Some(r),
+            Err(e) => {
+                fail(core, r, e);
+                None
+            }
+        }
+    }
+
+    /// [`Req::begin_in`], and the wire path `p` checked ([`super::path::check`]).
+    pub fn begin_at(&self, core: &mut Core, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8]) -> Option<Box<FsReq>> {
+        let mut r = self.begin(core);
+        match with_ctx(core, &mut r, ctx, groups).and_then(|_| super::path::check(p).map(|_| ())) {
+            Ok(()) => Some(r),
+            Err(e) => {
+                fail(core, r, e);
+                None
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ answers
+
+pub(super) fn stats(core: &mut Core, req: &FsReq, ok: bool, out: usize) {
+    core.record(Done {
+        op_index: req.op.index() as u16,
+        ok,
+        bytes_in: req.bytes_in,
+        bytes_out: out as u32,
+        latency_ns: req.t0.elapsed().as_nanos() as u64,
+    });
+}
+
+pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Core, req: Box<FsReq>, msg: &M) {
+    let n = core.respond(req.conn, req.op as u16, req.id, msg);
+    stats(core, &req, true, n);
+    let key = req.conn;
+    core.free_req(req);
+    core.request_done(key);
+}
+
+pub(super) fn fail(core: &mut Core, req: Box<FsReq>, e: i32) {
+    core.respond_err(req.conn, req.op as u16, req.id, e);
+    stats(core, &req, false, 0);
+    let key = req.conn;
+    core.free_req(req);
+    core.request_done(key);
+}
+
+pub(super) fn finish_empty(core: &mut Core, req: Box<FsReq>) {
+    finish(core, req, &Empty {});
+}
+
+/// Answers the attributes in `r.stx`.
+pub(super) fn finish_attr(core: &mut Core, r: Box<FsReq>) {
+    let attr = sys::attr_from_statx(&r.stx);
+    finish(core, r, &AttrRsp { attr });
+}
+
+/// Answers a request that never became asynchronous.
+pub(super) fn reply_now<'m, M: Wire<'m>>(
+    core: &mut Core,
+    key: usize,
+    h: &FrameHeader,
+    op: Op,
+    t0: Instant,
+    r: Result<M, i32>,
+) {
+    let (ok, n) = match r {
+        Ok(m) => (true, core.respond(key, h.op, h.id, &m)),
+        Err(e) => {
+            core.respond_err(key, h.op, h.id, e);
+            (false, 0)
+        }
+    };
+    core.record(Done {
+        op_index: op.index() as u16,
+        ok,
+        bytes_in: h.len,
+        bytes_out: n as u32,
+        latency_ns: t0.elapsed().as_nanos() as u64,
+    });
+}
+
+/// Answers a READ whose `n` data bytes follow the header space of `buf` (the request's
+/// own buffer, already `HEADER_SIZE + n` long): the ring's and the FIFO path's ending.
+pub(super) fn respond_read(core: &mut Core, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
+    put_header(&mut buf, FrameHeader::response(r.op as u16, r.id, n as u32));
+    let key = r.conn;
+    stats(core, &r, true, buf.len());
+    core.respond_owned(key, buf);
+    core.free_req(r);
+    core.request_done(key);
+}
+
+/// Writes a response header into the space kept for it at the start of `buf` (every
+/// READ buffer starts with `HEADER_SIZE` bytes for it).
+pub(super) fn put_header(buf: &mut [u8], h: FrameHeader) {
+    if let Some(b) = buf.get_mut(..HEADER_SIZE) {
+        h.write_to(b);
+    }
+}
+
+// ------------------------------------------------------------------ identity
+
+/// The HOST identity of a request context: the claimed ids mapped, squashed and checked
+/// by the operator's policy (`creds::IdPolicy`): the export's own (`--export-policy`,
+/// `ids`) or else the engine-wide one; EPERM when the policy refuses them.
+pub(super) fn ident_of(
+    core: &Core,
+    ids: Option<&Arc<IdPolicy>>,
+    ctx: &ReqCtx,
+    groups: &Groups<'_>,
+) -> Result<Ident, i32> {
+    ids.map_or(&core.shared.cfg.ids, |p| p).ident(ctx.uid, ctx.gid, groups.iter())
+}
+
+/// Starts an asynchronous request.
+pub(super) fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, session: &Arc<Session>) -> Box<FsReq> {
+    let mut r = core.new_req();
+    r.conn = key;
+    r.id = h.id;
+    r.op = op;
+    r.t0 = Instant::now();
+    r.bytes_in = h.len;
+    r.session = Some(session.clone());
+    r.personality = core.base_personality;
+    core.request_started(key);
+    r
+}
+
+/// Sets identity and export from a context.
+pub(super) fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
+    // Set by begin(); a request without one has nothing to act in.
+    let s = r.session.as_ref().ok_or(errno::EIO)?;
+    // The export first: its policy decides the identity.
+    let export = s.export(ctx.export).ok_or(errno::ESTALE)?;
+    r.ident = ident_of(core, export.ids.as_ref(), ctx, groups)?;
+    r.personality = core.personality(&r.ident);
+    r.export = Some(export);
+    Ok(())
+}
+
+/// The ring personality for a data operation on a handle: its opener's (`OpenFile::ident`),
+/// as the same operation on a local descriptor acts with its caller's credentials. With
+/// the engine's own a write by a user would keep setuid/setgid (CAP_FSETID). Never falls
+/// back to the credentials the thread happens to hold: EPERM if it cannot be registered.
+pub(super) fn opener_personality(core: &mut Core, f: &OpenFile) -> Result<Option<u16>, i32> {
+    match core.personality(&f.ident) {
+        None if core.base_personality.is_some() => Err(errno::EPERM),
+        p => Ok(p),
+    }
+}
+
+/// A direct system call on a handle, acting as its opener (see [`opener_personality`]).
+pub(super) fn as_opener<T>(f: &OpenFile, call: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    creds::with_ident(&f.ident, call)?
+}
+
+// ------------------------------------------------------------------ ring helpers
+
+/// How a step that may finish inline ended: `Ring` when the ring took the request (its
+/// completion comes back through `fsops::complete` with `step` set), `Now` with the
+/// request, the step and the result a ring completion would have brought (a descriptor
+/// or 0, else `-errno`), for the caller to continue with at once.
+#[must_use]
+pub(super) enum Next<S> {
+    Ring,
+    Now(Box<FsReq>, S, i32),
+}
+
+/// The result of a direct call as a ring completion would report it.
+fn code_of(res: std::io::Result<std::io::Result<()>>) -> i32 {
+    match res {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+    }
+}
+
+/// A descriptor from a direct open as a ring completion would report it.
+pub(super) fn fd_code(res: std::io::Result<std::io::Result<OwnedFd>>) -> i32 {
+    match res {
+        Ok(Ok(fd)) => fd.into_raw_fd(),
+        Ok(Err(e)) | Err(e) => -sys::errno_of(&e),
+    }
+}
+
+/// Opens `path` (relative to `dir`, default the export root) for request `r`, then
+/// `step`.
+///
+/// Lookups that only walk cached dentries are done inline (`RESOLVE_CACHED`): io_uring
+/// would do the same walk inline anyway, and the answer then needs no extra loop turn.
+/// Anything that may wait (an uncached walk, `O_CREAT`, `O_TRUNC`, opening a FIFO or a
+/// device) goes through the ring, whose workers absorb the wait.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn resolve<S: Into<Step>>(
+    core: &mut Core,
+    r: Box<FsReq>,
+    step: S,
+    dir: Option<RawFd>,
+    path: usize,
+    flags: i32,
+    mode: u32,
+    how: u64,
+) -> Next<S> {
+    let inline_ok = flags & (libc::O_CREAT | libc::O_TRUNC) == 0 && flags & (libc::O_PATH | libc::O_DIRECTORY) != 0;
+    if inline_ok {
+        let dirfd = dir.unwrap_or_else(|| r.root());
+        let res = creds::with_ident(&r.ident, || sys::openat2(dirfd, r.cstr(path), flags, mode, how | RESOLVE_CACHED));
+        match res {
+            Ok(Ok(fd)) => return Next::Now(r, step, fd.into_raw_fd()),
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+            Ok(Err(e)) | Err(e) => return Next::Now(r, step, -sys::errno_of(&e)),
+        }
+    }
+    submit_open(core, r, step.into(), dir, path, flags, mode, how);
+    Next::Ring
+}
+
+/// Opens through the ring (the kernel's worker absorbs any wait), then `step`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn submit_open(
+    core: &mut Core,
+    mut r: Box<FsReq>,
+    step: Step,
+    dir: Option<RawFd>,
+    path: usize,
+    flags: i32,
+    mode: u32,
+    how: u64,
+) {
+    r.how = types::OpenHow::new().flags((flags | libc::O_CLOEXEC) as u64).mode(mode as u64).resolve(how);
+    r.step = step;
+    let dirfd = dir.unwrap_or_else(|| r.root());
+    let e = opcode::OpenAt2::new(types::Fd(dirfd), r.cptr(path), &r.how).build();
+    core.submit_req(e, r);
+}
+
+/// statx(dirfd, name or "", flags) into `r.stx`, inline: on an open descriptor (or a
+/// name just created, hence cached) it never waits, while io_uring would always hand
+/// statx to a worker thread.
+pub(super) fn stat_now(r: &mut FsReq, dirfd: RawFd, name: Option<usize>, flags: i32) -> Result<(), i32> {
+    let mut stx = r.stx;
+    let res = {
+        let p = match name {
+            Some(i) => r.cstr(i),
+            None => c"",
+        };
+        creds::with_ident(&r.ident, || sys::statx_raw(dirfd, p, flags | libc::AT_STATX_SYNC_AS_STAT, &mut stx))
+    };
+    r.stx = stx;
+    match code_of(res) {
+        0 => Ok(()),
+        e => Err(-e),
+    }
+}
+
+/// [`stat_now`], then the attributes answered (or the error).
+pub(super) fn stat_reply(core: &mut Core, mut r: Box<FsReq>, dirfd: RawFd, name: Option<usize>, flags: i32) {
+    match stat_now(&mut r, dirfd, name, flags) {
+        Ok(()) => finish_attr(core, r),
+        Err(e) => fail(core, r, e),
+    }
+}
+
+/// Runs a name operation (mkdir, unlink, rename …) inside `dirfd`, then `step`: inline
+/// on a memory file system, where it cannot wait for I/O (io_uring would hand it to a
+/// worker), on the ring otherwise.
+pub(super) fn mutate<S: Into<Step>>(
+    core: &mut Core,
+    mut r: Box<FsReq>,
+    step: S,
+    dirfd: RawFd,
+    e: squeue::Entry,
+    now: impl FnOnce(&FsReq) -> std::io::Result<()>,
+) -> Next<S> {
+    if sys::is_memory_fs(dirfd) {
+        let res = creds::with_ident(&r.ident, || now(&r));
+        return Next::Now(r, step, code_of(res));
+    }
+    r.step = step.into();
+    core.submit_req(e, r);
+    Next::Ring
+}
+
+/// The descriptor a completion (or an inline open) produced, owned; or its errno.
+pub(super) fn res_fd(res: i32) -> Result<OwnedFd, i32> {
+    if res < 0 {
+        Err(-res)
+    } else {
+        // SAFETY: a successful open returned a new descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(res) })
+    }
+}
+
+/// `/proc/self/fd/N` from `sys::proc_fd_path` as a C string: it is always NUL-terminated
+/// (at most 25 of its 32 bytes are used); "" would make the call fail, not the core.
+pub(super) fn proc_cstr(p: &[u8]) -> &CStr {
+    CStr::from_bytes_until_nul(p).unwrap_or(c"")
+}

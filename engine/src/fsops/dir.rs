@@ -1,0 +1,113 @@
+//! Directories: READDIR.
+//!
+//! The directory is opened beneath the export (`O_RDONLY | O_DIRECTORY`), checked
+//! against `[Readdir]` on its real path, and read inline as the caller from the client's
+//! cookie (`getdents64`), up to the client's byte budget; `READDIR_PLUS` adds each
+//! entry's attributes (`statx` relative to the directory, not following symlinks).
+//!
+//! This module owns READDIR and the directory record encoding.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use qtfs_proto::consts::{self, WlType, errno};
+use qtfs_proto::*;
+
+use super::common::{FsReq, Next, Req, fail, res_fd, resolve, stats};
+use super::gates::wl_at;
+use super::path::SAFE;
+use super::steps::ReaddirArgs;
+use crate::creds;
+use crate::ring::Core;
+use crate::sys;
+
+/// READDIR: opens the directory, then lists it ([`listed`]).
+pub(super) fn readdir(core: &mut Core, rq: &Req<'_>) {
+    let Some(m) = rq.decode::<ReaddirReq>(core) else { return };
+    let Some(mut r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    let args = ReaddirArgs { cookie: m.cookie, max_bytes: m.max_bytes, flags: m.flags };
+    let p = if m.path.is_empty() { &b"."[..] } else { m.path.0 };
+    let i = r.push_str(p);
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK;
+    if let Next::Now(r, a, res) = resolve(core, r, args, None, i, flags, 0, SAFE) {
+        opened(core, r, a, res);
+    }
+}
+
+/// READDIR: the directory opened; check it and answer its entries after the cookie.
+pub(super) fn opened(core: &mut Core, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
+    let dir = match res_fd(res) {
+        Ok(d) => d,
+        Err(e) => return fail(core, r, e),
+    };
+    if let Err(e) = wl_at(core, r.export(), WlType::Readdir, dir.as_raw_fd(), b"") {
+        return fail(core, r, e);
+    }
+    let (cookie, max, plus) = (a.cookie, a.max_bytes as usize, a.flags & consts::READDIR_PLUS != 0);
+    let max = max.clamp(512, MAX_PAYLOAD - 64);
+    let mut out = core.bufs.get(max.min(64 * 1024));
+    let ident = r.ident.clone();
+    let res = creds::with_ident(&ident, || readdir_fill(dir.as_raw_fd(), cookie, max, plus, &mut out));
+    let res = match res {
+        Ok(x) => x,
+        Err(e) => Err(sys::errno_of(&e)),
+    };
+    match res {
+        Ok((count, eof)) => {
+            let flags = if eof { consts::READDIR_EOF } else { 0 };
+            let rsp = ReaddirRsp { count, flags, entries: Rest(&out) };
+            let n = core.respond(r.conn, r.op as u16, r.id, &rsp);
+            stats(core, &r, true, n);
+            core.bufs.put(out);
+            let key = r.conn;
+            core.free_req(r);
+            core.request_done(key);
+        }
+        Err(e) => {
+            core.bufs.put(out);
+            fail(core, r, e)
+        }
+    }
+}
+
+/// Fills `out` with directory records after `cookie`; returns (count, eof). `.` and `..`
+/// are not reported (clients synthesise them; `..` of an export root is outside it).
+fn readdir_fill(fd: RawFd, cookie: u64, max: usize, plus: bool, out: &mut Vec<u8>) -> Result<(u32, bool), i32> {
+    let err = |e: std::io::Error| sys::errno_of(&e);
+    sys::lseek(fd, cookie as i64, libc::SEEK_SET).map_err(err)?;
+    let mut dbuf = [0u8; 16 * 1024];
+    let mut count = 0u32;
+    loop {
+        let n = sys::getdents64(fd, &mut dbuf).map_err(err)?;
+        if n == 0 {
+            return Ok((count, true));
+        }
+        for d in sys::dirents(dbuf.get(..n).unwrap_or_default()) {
+            if d.name == b"." || d.name == b".." {
+                continue;
+            }
+            let before = out.len();
+            if plus {
+                let name = match std::ffi::CString::new(d.name) {
+                    Ok(c) => c,
+                    Err(_) => continue,
+                };
+                let attr = match sys::statx(fd, &name, libc::AT_SYMLINK_NOFOLLOW) {
+                    Ok(a) => a,
+                    // Raced with an unlink: skip the entry.
+                    Err(_) => continue,
+                };
+                DirEntryPlus { cookie: d.off as u64, attr, name: Name(d.name) }.encode(out);
+            } else {
+                DirEntry { ino: d.ino, cookie: d.off as u64, dtype: d.dtype, name: Name(d.name) }.encode(out);
+            }
+            if out.len() > max {
+                out.truncate(before);
+                if count == 0 {
+                    return Err(errno::EINVAL);
+                }
+                return Ok((count, false));
+            }
+            count += 1;
+        }
+    }
+}
