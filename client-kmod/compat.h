@@ -61,10 +61,19 @@ static inline struct timespec64 qtfs_get_mtime(struct inode *inode) { return ino
 #define QTFS_REVALIDATE_ARGS struct dentry *dentry, unsigned int flags
 #endif
 
+/*
+ * splice/sendfile of a file: before 6.5 generic_file_splice_read() goes through
+ * ->read_iter, so O_DIRECT and -o proc files (every read a request) are read whole. From
+ * 6.5 filemap_splice_read() reads the page cache up to i_size, which is 0 for /proc
+ * files: file.c then uses copy_splice_read() (->read_iter) for the files not cached.
+ */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
-#define QTFS_SPLICE_READ filemap_splice_read
+#define QTFS_HAVE_COPY_SPLICE_READ 1
+#define QTFS_SPLICE_READ qtfs_splice_read
+#define QTFS_RELAY_SPLICE_READ copy_splice_read
 #else
 #define QTFS_SPLICE_READ generic_file_splice_read
+#define QTFS_RELAY_SPLICE_READ generic_file_splice_read
 #endif
 
 /* 6.5 asks the file to say it takes O_DIRECT; before, a_ops->direct_IO said it. */
@@ -149,5 +158,15 @@ static int name(struct page *page, struct writeback_control *wbc, void *data) { 
  * hmac_sha256(), so the module's own helpers carry a qtfs_ prefix (qtfs_hmac_sha256()
  * in conn.c, over the crypto_shash API that every supported kernel has).
  */
+
+/*
+ * A relayed FIFO or device is a stream (stream_open clears FMODE_LSEEK); 6.12 removed
+ * no_llseek, whose job that flag now does alone.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#define QTFS_NO_LLSEEK NULL
+#else
+#define QTFS_NO_LLSEEK no_llseek
+#endif
 
 #endif /* QTFS_COMPAT_H */

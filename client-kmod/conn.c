@@ -497,6 +497,30 @@ static int recv_inval(struct qtfs_conn *c, u32 len)
 	return 0;
 }
 
+/* EPOLL_EVENT (one-way): readiness of relayed files; wakes their waiters (relay.c). */
+static int recv_epoll_event(struct qtfs_conn *c, u32 len)
+{
+	struct qtp_epoll_event m;
+	struct qtp_epoll_rec rec;
+	u32 i;
+	int err;
+
+	if (len > QTFS_RXBUF || len < QTP_EPOLL_EVENT_FIXED)
+		return discard(c, len);
+	err = sock_recv_all(c->sock, c->rxbuf, len, false);
+	if (err)
+		return err;
+	if (qtp_epoll_event_decode(c->rxbuf, len, &m) < 0 || m.events_len < (u64)m.count * 12) {
+		qtfs_debug("conn %d: malformed EPOLL_EVENT dropped", c->idx);
+		return 0;
+	}
+	for (i = 0; i < m.count; i++) {
+		qtp_epoll_rec_get(m.events + 12 * i, &rec);
+		qtfs_relay_event(c->cl, rec.cookie, rec.events);
+	}
+	return 0;
+}
+
 static int recv_frame(struct qtfs_conn *c)
 {
 	u8 hb[QTP_HEADER_SIZE];
@@ -515,6 +539,8 @@ static int recv_frame(struct qtfs_conn *c)
 	if (!(h.flags & QTP_F_RESPONSE)) {
 		if (h.op == QTP_OP_INVAL && (h.flags & QTP_F_REQUEST) == 0)
 			return recv_inval(c, h.len);
+		if (h.op == QTP_OP_EPOLL_EVENT && (h.flags & QTP_F_REQUEST) == 0)
+			return recv_epoll_event(c, h.len);
 		return discard(c, h.len); /* other one-way frames: nothing we subscribe to */
 	}
 	r = xa_erase(&c->pending, h.id);
@@ -605,6 +631,7 @@ static int conn_up(struct qtfs_conn *c)
 	}
 	mutex_lock(&c->send_lock);
 	c->sock = sock;
+	c->ups++;
 	if (c->state != QTFS_STOPPING)
 		c->state = QTFS_ACTIVE;
 	mutex_unlock(&c->send_lock);
@@ -710,6 +737,7 @@ static int send_on(struct qtfs_conn *c, struct qtfs_req *r, bool killable)
 	r->id = atomic64_inc_return(&c->cl->next_id);
 	r->err = 0;
 	r->rsp_len = 0;
+	r->conn = c;
 	r->sent = false;
 	r->answered = false;
 	reinit_completion(&r->done);
@@ -727,6 +755,7 @@ static int send_on(struct qtfs_conn *c, struct qtfs_req *r, bool killable)
 		mutex_unlock(&c->send_lock);
 		return -EAGAIN;
 	}
+	r->conn_ups = c->ups;
 	kref_get(&r->ref);
 	err = xa_insert(&c->pending, r->id, r, GFP_NOFS);
 	if (err) {
@@ -768,10 +797,18 @@ int qtfs_req_run(struct qtfs_client *cl, struct qtfs_req *r, unsigned int flags)
 	int err;
 
 	for (;;) {
-		c = pick_conn(cl, conn_deadline, &err);
-		if (!c)
-			goto out;
+		if (r->on) {
+			/* A request about per-connection engine state (EPOLL_CTL): there or nowhere. */
+			c = r->on;
+			tries = 1;
+		} else {
+			c = pick_conn(cl, conn_deadline, &err);
+			if (!c)
+				goto out;
+		}
 		err = send_on(c, r, true);
+		if (err == -EAGAIN && r->on)
+			err = -ENOTCONN;
 		if (err == -EAGAIN)
 			continue;
 		if (err)
@@ -900,6 +937,7 @@ struct qtfs_client *qtfs_client_start(const char *remote, bool readonly, struct 
 	cl->mount_gid = from_kgid_munged(&init_user_ns, current_fsgid());
 	init_waitqueue_head(&cl->state_wq);
 	mutex_init(&cl->sess_lock);
+	xa_init_flags(&cl->relays, XA_FLAGS_ALLOC1);
 	qtfs_inval_init(cl);
 	for (i = 0; i < cl->nconns; i++) {
 		struct qtfs_conn *c = &cl->conns[i];
@@ -986,6 +1024,7 @@ void qtfs_client_stop(struct qtfs_client *cl)
 			conn_down(c, -ESHUTDOWN);
 	}
 	qtfs_inval_detach(cl); /* receivers are gone: nothing queues any more */
+	xa_destroy(&cl->relays); /* empty: every relayed file was released before umount */
 	for (i = 0; i < cl->nconns; i++) {
 		xa_destroy(&cl->conns[i].pending);
 		kfree(cl->conns[i].rxbuf);

@@ -202,7 +202,7 @@ static int qtfs_flush(struct file *file, fl_owner_t id)
 	return err;
 }
 
-static int qtfs_release(struct inode *inode, struct file *file)
+int qtfs_release(struct inode *inode, struct file *file)
 {
 	struct qtfs_file *qf = file->private_data;
 	struct qtfs_inode *qi = QTFS_I(inode);
@@ -507,6 +507,17 @@ static int qtfs_mmap(struct file *file, struct vm_area_struct *vma)
 		return -ENODEV; /* no page cache for files of unknown size */
 	return generic_file_mmap(file, vma);
 }
+
+#ifdef QTFS_HAVE_COPY_SPLICE_READ
+/* sendfile/splice: through ->read_iter where there is no page cache to splice from. */
+static ssize_t qtfs_splice_read(struct file *in, loff_t *ppos, struct pipe_inode_info *pipe, size_t len,
+				unsigned int flags)
+{
+	if (!qtfs_cached(file_inode(in)) || (in->f_flags & O_DIRECT))
+		return copy_splice_read(in, ppos, pipe, len, flags);
+	return filemap_splice_read(in, ppos, pipe, len, flags);
+}
+#endif
 
 const struct file_operations qtfs_file_fops = {
 	.owner = THIS_MODULE,

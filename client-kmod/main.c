@@ -192,6 +192,6 @@ static void __exit qtfs_exit(void)
 module_init(qtfs_init);
 module_exit(qtfs_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("qtfs: remote HOST file system over QTP v1 (vsock or TCP)");
+MODULE_DESCRIPTION("qtfs: remote HOST file system over QTP v1 (vsock or TCP); mount options: proc (no page cache, for /proc and /sys), relay (HOST FIFOs and character devices relayed), attr_timeout_ms=N, ro");
 MODULE_VERSION(QTFS_VERSION);
 MODULE_ALIAS_FS("qtfs");

@@ -100,6 +100,9 @@ struct qtfs_conn {
 	atomic64_t requests, bytes_in, bytes_out;
 	atomic_t inflight;
 	u64 id;                  /* for ADMIN_CONNS */
+	u32 ups;                 /* bumped (under send_lock) each time the socket is made: what the
+				  * engine keeps per connection (EPOLL_CTL registrations) is gone
+				  * when it changed */
 };
 
 /* One mount's view of the engine: a session over a small pool of connections. */
@@ -132,6 +135,9 @@ struct qtfs_client {
 	struct super_block *inval_sb;
 	struct work_struct inval_work;
 
+	/* Relayed files (relay.c, -o relay) by EPOLL_CTL cookie; EPOLL_EVENT wakes them. */
+	struct xarray relays;
+
 	u8 psk[64];
 	int psk_len;             /* 0: no key (insecure test mode only) */
 	char *remote;            /* exported HOST directory */
@@ -153,6 +159,9 @@ struct qtfs_req {
 	u32 plen;                /* payload bytes */
 	u8 *rsp;                 /* response payload (rsp_len of rsp_cap) */
 	u32 rsp_cap, rsp_len;
+	struct qtfs_conn *on;    /* set by the caller: send on this connection only (no retry) */
+	struct qtfs_conn *conn;  /* where it was last sent, and that connection's ups then */
+	u32 conn_ups;
 };
 
 struct qtfs_req *qtfs_req_new(u16 op, u32 plen, u32 rsp_cap);
@@ -177,6 +186,7 @@ extern struct mutex qtfs_clients_lock;
 struct qtfs_sb {
 	struct qtfs_client *cl;
 	bool proc;               /* -o proc: sizes unknown, never cache data */
+	bool relay;              /* -o relay: HOST FIFOs and character devices relayed (relay.c) */
 	unsigned long attr_timeout; /* jiffies */
 	/* INVAL ALL (or a lost connection): names and attributes cached at or before this
 	 * jiffy are stale (see qtfs_stamp_fresh) */
@@ -208,6 +218,7 @@ struct qtfs_file {
 	u64 handle;
 	u32 generation;
 	u32 flags;               /* QTP_O_* used at open, for a reopen after a lost session */
+	struct qtfs_relay *relay; /* relay.c state of a relayed FIFO or device, else NULL */
 };
 
 static inline struct qtfs_sb *QTFS_SB(struct super_block *sb) { return sb->s_fs_info; }
@@ -232,6 +243,12 @@ int qtfs_open_file_attr(struct inode *inode, struct qtp_attr *a);
 int qtfs_xattr_list(struct dentry *d, char *list, size_t size);
 int qtfs_open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o);
 int qtfs_file_handle(struct file *file, u64 *h);
+int qtfs_release(struct inode *inode, struct file *file);
+
+/* ---- relayed FIFOs and character devices (relay.c, -o relay) ---- */
+struct qtfs_relay;
+extern const struct file_operations qtfs_relay_fops;
+void qtfs_relay_event(struct qtfs_client *cl, u64 cookie, u32 events);
 
 /* ---- locks (lock.c) ---- */
 int qtfs_lock(struct file *file, int cmd, struct file_lock *fl);

@@ -4,7 +4,16 @@
  * super.c - the `qtfs` file system type: mount options, the super block, inodes and
  * their attributes, the caller's identity and wire paths.
  *
- *   mount -t qtfs [-o proc,attr_timeout_ms=N,ro] /HOST/DIR /mnt
+ *   mount -t qtfs [-o proc,relay,attr_timeout_ms=N,ro] /HOST/DIR /mnt
+ *
+ *   proc               files of unknown size (an exported /proc or /sys): no page cache,
+ *                      every read(2) is a READ, so nothing is cut at a size of 0
+ *   relay              HOST FIFOs and character devices (a VM's console pty under the
+ *                      HOST's /dev/pts, a FIFO) are relayed to the HOST object: open,
+ *                      read, write, poll/select/epoll and the terminal ioctls go to the
+ *                      engine (relay.c); without it they act locally, as on NFS (a FIFO is
+ *                      a pipe of this machine, a device node this machine's device)
+ *   attr_timeout_ms=N  attribute and name cache lifetime (default: the parameter)
  *
  * Inodes are keyed by the HOST inode number and file type, so hard links share one
  * inode. Requests name paths relative to the export, built from the dentry tree.
@@ -205,8 +214,14 @@ struct inode *qtfs_iget(struct super_block *sb, const struct qtp_attr *a)
 		inode_nohighmem(inode);
 		break;
 	default:
-		/* FIFOs, sockets and devices act locally, as on any network file system. */
 		inode->i_op = &qtfs_special_iops;
+		if (QTFS_SB(sb)->relay && (type == S_IFIFO || type == S_IFCHR)) {
+			/* -o relay: the HOST object, through the engine (relay.c) */
+			inode->i_fop = &qtfs_relay_fops;
+			inode->i_rdev = MKDEV(a->rdev_major, a->rdev_minor);
+			break;
+		}
+		/* FIFOs, sockets and devices act locally, as on any network file system. */
 		init_special_inode(inode, inode->i_mode, MKDEV(a->rdev_major, a->rdev_minor));
 		break;
 	}
@@ -247,6 +262,8 @@ static int qtfs_show_options(struct seq_file *m, struct dentry *root)
 
 	if (s->proc)
 		seq_puts(m, ",proc");
+	if (s->relay)
+		seq_puts(m, ",relay");
 	seq_printf(m, ",attr_timeout_ms=%u", jiffies_to_msecs(s->attr_timeout));
 	seq_printf(m, ",conns=%d", s->cl->nconns);
 	return 0;
@@ -268,9 +285,10 @@ static const struct super_operations qtfs_sops = {
 	.show_options = qtfs_show_options,
 };
 
-enum { OPT_PROC, OPT_ATTR_TIMEOUT, OPT_ERR };
+enum { OPT_PROC, OPT_RELAY, OPT_ATTR_TIMEOUT, OPT_ERR };
 static const match_table_t qtfs_tokens = {
 	{ OPT_PROC, "proc" },
+	{ OPT_RELAY, "relay" },
 	{ OPT_ATTR_TIMEOUT, "attr_timeout_ms=%u" },
 	{ OPT_ERR, NULL },
 };
@@ -288,13 +306,16 @@ static int parse_options(struct qtfs_sb *s, char *data)
 		case OPT_PROC:
 			s->proc = true;
 			break;
+		case OPT_RELAY:
+			s->relay = true;
+			break;
 		case OPT_ATTR_TIMEOUT:
 			if (match_int(&args[0], &n) || n < 0)
 				return -EINVAL;
 			s->attr_timeout = msecs_to_jiffies(n);
 			break;
 		default:
-			qtfs_err("unknown mount option '%s' (known: proc, attr_timeout_ms=N)", o);
+			qtfs_err("unknown mount option '%s' (known: proc, relay, attr_timeout_ms=N)", o);
 			return -EINVAL;
 		}
 	}

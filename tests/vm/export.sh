@@ -40,6 +40,9 @@ populate_export() {
   echo source > "$e/rename_src.txt"
   echo destination > "$e/rename_dst.txt"
   mkdir "$e/out" && chmod 0777 "$e/out"
+  # HOST FIFOs for the relay checks (-o relay): HOST to guest, guest to HOST, poll, epoll,
+  # a read interrupted by a signal
+  mkdir "$e/relay" && mkfifo "$e/relay/h2g" "$e/relay/g2h" "$e/relay/poll" "$e/relay/epoll" "$e/relay/sig"
 }
 
 sha_of() { sha256sum | cut -d' ' -f1; }
@@ -67,6 +70,12 @@ write_conf() {
     echo "VM_TAIL_SHA=$(tail -c 100 "$e/random.bin" | sha_of)"
     echo "VM_HOST_PASSWD_SHA=$(sha_of < /etc/passwd)"
     echo "VM_FS_BYTES=$((blocks * bsize))"
+    # the relay-pty check's HOST pty (tests/vm/pty-host.py): /dev/pts/$VM_PTY
+    echo "VM_PTY=${PTY_NAME:-}"
+    # the proc-host check: the HOST's /proc read through -o proc must say the same
+    echo "VM_HOST_NPROC=$(grep -c '^processor' /proc/cpuinfo)"
+    echo "VM_HOST_MEMTOTAL='$(grep '^MemTotal:' /proc/meminfo)'"
+    echo "VM_HOST_OSRELEASE=$(cat /proc/sys/kernel/osrelease)"
   } > "$f"
 }
 

@@ -10,6 +10,9 @@
 #   lockbg ID ARGS... REL   qtlock ARGS... -h -1 EXPORT/REL in the background -> its first line
 #   kill ID [SIG]           signal a background holder (default TERM), wait for its end -> ok
 #   out ID                  what a background holder printed so far
+#   fifowrite REL TEXT      open the FIFO REL for writing, write TEXT, close -> ok
+#   fiforead ID REL         cat the FIFO REL in the background (out ID shows it) -> started
+#   ptylog                  what the guest wrote to the HOST pty (tests/vm/pty-host.py)
 #
 # Paths are relative to the export; '..' and absolute paths are refused.
 set -u
@@ -49,5 +52,16 @@ case ${a[0]:-} in
     alive && echo "error still running" || { rm -f "$ACT_DIR/$id.pid"; echo ok; };;
   out)
     id=${a[1]}; [[ $id =~ ^[a-z0-9]+$ ]] && cat "$ACT_DIR/$id.out" 2>/dev/null;;
+  fifowrite)
+    safe "${a[1]}" && [ -p "$E/${a[1]}" ] || { echo "error path"; exit 0; }
+    timeout 20 bash -c 'printf %s "$1" > "$2"' _ "${a[2]:-}" "$E/${a[1]}" && echo ok || echo "error fifowrite";;
+  fiforead)
+    id=${a[1]}; safe "${a[2]}" && [ -p "$E/${a[2]}" ] && [[ $id =~ ^[a-z0-9]+$ ]] || { echo "error args"; exit 0; }
+    : > "$ACT_DIR/$id.out"
+    setsid timeout 60 cat "$E/${a[2]}" < /dev/null > "$ACT_DIR/$id.out" 2>&1 &
+    echo $! > "$ACT_DIR/$id.pid"
+    echo started;;
+  ptylog)
+    cat "$ACT_DIR/pty.log" 2>/dev/null; echo;;
   *) echo "error unknown request";;
 esac

@@ -113,6 +113,7 @@ vm_build_initramfs() {
     case $p in
       */qtinfo) strip -o "$R/usr/local/bin/qtinfo" "$p" 2>/dev/null || cp "$p" "$R/usr/local/bin/qtinfo";;
       */qtlock) cp "$p" "$R/usr/local/bin/qtlock"; continue;; # static: no libraries
+      */qtrelay) cp "$p" "$R/usr/local/bin/qtrelay"; continue;; # static too
       *) mkdir -p "$R$(dirname "$p")" && cp -L "$p" "$R$p" || return 1;;
     esac
     for lib in $(ldd "$p" | grep -o '/[^ ]*'); do

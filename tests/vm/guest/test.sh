@@ -937,6 +937,154 @@ t_remount() {
   return 0
 }
 
+# --- relayed FIFOs and a HOST pty (-o relay), the HOST's /proc (-o proc) ----------------------
+# A second mount of the export with -o relay (at $RM), the HOST's /dev/pts with -o relay
+# (at $PM) and the HOST's /proc with -o proc (at $HM); each check unmounts what it mounted.
+RM=/mnt-relay PM=/mnt-pts HM=/mnt-hproc
+QTRELAY=/usr/local/bin/qtrelay
+mount_at() { # mount_at DIR OPTS HOST-DIR
+  mkdir -p "$1"
+  grep -q " $1 qtfs " /proc/mounts && return 0
+  out=$(timeout 30 mount -t qtfs -o "$2" "$3" "$1" 2>&1) || die "mount -o $2 $3 $1: $out"
+}
+# waitfor SECONDS CMD...: until CMD succeeds (0.1 s steps)
+waitfor() { n=$(($1 * 10)); shift; while ! "$@" 2>/dev/null; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }
+host_out_is() { [ "$(host out "$1")" = "$2" ]; }
+
+relay_fifo_body() {
+  [ -p $RM/relay/h2g ] || die "relay/h2g is not a FIFO through -o relay: $(ls -l $RM/relay 2>&1 | tr '\n' ' ')"
+  # HOST to guest: the guest's reader waits (no writer yet), then the HOST writes
+  cat $RM/relay/h2g > /tmp/h2g.out 2>&1 &
+  p=$!
+  sleep 1
+  alive $p || die "the reader ended before the HOST wrote: '$(cat /tmp/h2g.out)'"
+  eq "HOST fifowrite" "$(host fifowrite relay/h2g from-the-HOST-fifo)" ok
+  waitfor 10 eval '! alive $p' || die "the reader did not end after the HOST wrote and closed: '$(cat /tmp/h2g.out)'"
+  wait $p
+  eq "what the guest read from the HOST FIFO" "$(cat /tmp/h2g.out)" from-the-HOST-fifo
+  # guest to HOST: a HOST reader, then the guest writes (a blocking open waits for it)
+  eq "HOST fiforead" "$(host fiforead g2h relay/g2h)" started
+  printf 'from-the-guest-fifo' > $RM/relay/g2h || die "write to the relayed FIFO failed"
+  waitfor 10 host_out_is g2h from-the-guest-fifo || die "the HOST read '$(host out g2h)'"
+  # the local meaning stays on the plain mount: there it is this machine's pipe
+  [ -p $M/relay/h2g ] || die "relay/h2g on the plain mount is not a FIFO"
+  # round trips HOST -> guest, timed (the HOST side's open + write + close included)
+  t0=$(ms)
+  for i in 1 2 3 4 5; do
+    cat $RM/relay/h2g > /tmp/h2g.out 2>&1 &
+    p=$!
+    [ "$(host fifowrite relay/h2g x$i)" = ok ] || die "fifowrite $i"
+    wait $p
+    eq "round $i" "$(cat /tmp/h2g.out)" "x$i"
+  done
+  echo "VMTEST: INFO relay-fifo: 5 HOST-write-to-guest-read rounds (incl. the action server's socat) in $(( $(ms) - t0 )) ms"
+}
+t_relay_fifo() {
+  have_host || die "no HOST action server (VM_ACT_PORT)"
+  mount_at $RM relay "$VM_EXPORT"
+  (relay_fifo_body); rc=$?  # a subshell: its die still lets the umount below run
+  umount $RM || die "umount $RM: busy?"
+  return $rc
+}
+
+relay_poll_body() {
+  for kind in poll epoll; do
+    f=$RM/relay/$kind
+    out=$($QTRELAY $kind $f 500) || die "$kind: $out"
+    case $out in timeout*) ;; *) die "$kind before the HOST wrote: '$out', want a timeout";; esac
+    $QTRELAY $kind $f 20000 > /tmp/poll.out 2>&1 &
+    p=$!
+    sleep 1.5
+    alive $p || die "$kind ended before the HOST wrote: $(cat /tmp/poll.out)"
+    eq "HOST fifowrite ($kind)" "$(host fifowrite relay/$kind ready)" ok
+    waitfor 10 eval '! alive $p' || die "$kind not woken by the HOST's write"
+    wait $p
+    read -r what rev waited < /tmp/poll.out
+    eq "$kind after the HOST wrote" "$what" ready
+    [ $((rev & 1)) = 1 ] || die "$kind revents $rev without POLLIN"
+    [ "$waited" -ge 1000 ] || die "$kind was ready after $waited ms, before the HOST wrote"
+    echo "VMTEST: INFO relay-poll: $kind ready (revents $rev) after $waited ms (HOST wrote at ~1500 ms)"
+  done
+}
+t_relay_poll() {
+  have_host || die "no HOST action server (VM_ACT_PORT)"
+  mount_at $RM relay "$VM_EXPORT"
+  (relay_poll_body); rc=$?  # a subshell: its die still lets the umount below run
+  umount $RM || die "umount $RM: busy?"
+  return $rc
+}
+
+relay_signal_body() {
+  out=$($QTRELAY readsig $RM/relay/sig 1000) || die "blocked read: $out"
+  n=${out##*after }; n=${n%% ms}
+  [ "$n" -ge 900 ] && [ "$n" -le 3000 ] || die "EINTR after $n ms, want about 1000"
+  echo "VMTEST: INFO relay-signal: a blocked read of a relayed FIFO: $out (SIGALRM at 1000 ms)"
+  # O_NONBLOCK: EAGAIN at once (busybox dd cannot say; the helper's poll mode opened it so)
+  # and a SIGKILLed blocked reader goes away promptly
+  cat $RM/relay/sig > /dev/null 2>&1 &
+  p=$!
+  sleep 1
+  kill -9 $p
+  waitfor 3 eval '! alive $p' || die "a SIGKILLed reader is still there: $(cat /proc/$p/stack 2>/dev/null | tr '\n' ' ')"
+  wait $p 2>/dev/null
+  return 0
+}
+t_relay_signal() {
+  mount_at $RM relay "$VM_EXPORT"
+  (relay_signal_body); rc=$?  # a subshell: its die still lets the umount below run
+  umount $RM || die "umount $RM: busy?"
+  return $rc
+}
+
+relay_pty_body() {
+  d=$PM/$VM_PTY
+  [ -c "$d" ] || die "$d is not a character device: $(ls -l $PM 2>&1 | tr '\n' ' ')"
+  out=$($QTRELAY tty "$d") || die "terminal ioctls: $out"
+  # the HOST put its slave in raw mode: a local pty would say echo=1 icanon=1
+  eq "termios of the HOST pty (tcgetattr), VMIN/VTIME set and read back" "${out%% nbread=*}" "tty echo=0 icanon=0 vmin=3 vtime=7"
+  case $out in *nbread=EAGAIN*) ;; *) die "O_NONBLOCK read: $out";; esac
+  echo "VMTEST: INFO relay-pty: $out"
+  out=$($QTRELAY echo "$d" 200) || die "echo: $out"
+  echo "VMTEST: INFO relay-pty: one-byte echo round trips through the HOST pty: $out"
+  log=$(host ptylog)
+  case $log in ping-qtfs*) ;; *) die "the HOST pty got '$(echo "$log" | head -c 40)', want ping-qtfs...";; esac
+  # without the allowance the engine refuses the device: /dev/pts/ptmx (5:2) is not allowed
+  if [ -e $PM/ptmx ]; then
+    out=$(cat $PM/ptmx 2>&1) && die "ptmx opened through the relay: $out"
+    case $out in *ermission*) ;; *) die "ptmx: '$out', want Permission denied";; esac
+  fi
+}
+t_relay_pty() {
+  have_host || die "no HOST action server (VM_ACT_PORT)"
+  [ -n "${VM_PTY:-}" ] || die "the HOST pty did not start (VM_PTY empty)"
+  mount_at $PM relay /dev/pts
+  (relay_pty_body); rc=$?  # a subshell: its die still lets the umount below run
+  umount $PM || die "umount $PM: busy?"
+  return $rc
+}
+
+proc_host_body() {
+  eq "processor lines of the HOST's cpuinfo" "$(grep -c '^processor' $HM/cpuinfo)" "$VM_HOST_NPROC"
+  eq "the HOST's MemTotal" "$(grep '^MemTotal:' $HM/meminfo)" "$VM_HOST_MEMTOTAL"
+  # cat copies with sendfile (splice: from 6.5 through the page cache unless the file
+  # says otherwise), grep with read(2): both must see the whole file
+  eq "the HOST's osrelease (cat)" "$(cat $HM/sys/kernel/osrelease)" "$VM_HOST_OSRELEASE"
+  eq "the HOST's MemTotal (cat)" "$(cat $HM/meminfo | grep '^MemTotal:')" "$VM_HOST_MEMTOTAL"
+  eq "size as stat says" "$(stat -c %s $HM/meminfo)" 0
+  n=$(wc -c < $HM/cpuinfo)
+  [ "$n" -gt 1000 ] || die "cpuinfo through -o proc is $n bytes"
+  # the same file read twice: no cache keeps the first reading (uptime moves)
+  a=$(cat $HM/uptime); sleep 1.1; b=$(cat $HM/uptime)
+  [ "$a" != "$b" ] || die "the HOST's uptime did not change between two reads: '$a'"
+  echo "VMTEST: INFO proc-host: cpuinfo $n bytes, $(grep -c '^processor' $HM/cpuinfo) processors, $(grep '^MemTotal:' $HM/meminfo | tr -s ' ')"
+}
+t_proc_host() {
+  mount_at $HM proc /proc
+  (proc_host_body); rc=$?  # a subshell: its die still lets the umount below run
+  umount $HM || die "umount $HM: busy?"
+  return $rc
+}
+
 t_rmmod() {
   out=$(timeout 30 rmmod qtfs 2>&1); rc=$?
   [ $rc -eq 0 ] || die "rmmod rc=$rc: $out"
@@ -997,12 +1145,15 @@ rename:t_rename rename-over:t_rename_over symlink-readlink:t_symlink hardlink:t_
 open-unlinked:t_open_unlinked mkfifo:t_mkfifo xattr:t_xattr statfs:t_statfs llseek:t_llseek odirect-read:t_odirect_read
 odirect-write:t_odirect_write odirect-fio:t_odirect_fio fsync:t_fsync symlink-escape:t_escape
 fio-verify:t_fio_verify:120 fio-perf:t_fio_perf:120 outputs-for-host:t_outputs
-lock-mounts:t_lock_mounts:90 coherence:t_coherence:120"
+lock-mounts:t_lock_mounts:90 coherence:t_coherence:120 relay-signal:t_relay_signal:40
+proc-host:t_proc_host:60"
 # lock-host needs the HOST's action server, which only the TCP guest can reach
 if [ "$VM_MODE" = tcp ]; then
-  FS_CHECKS="$FS_CHECKS lock-host:t_lock_host:90"
-elif want lock-host; then
-  echo "VMTEST: INFO lock-host: not run over $VM_MODE (the guest has no network to the HOST's action server)"
+  FS_CHECKS="$FS_CHECKS lock-host:t_lock_host:90 relay-fifo:t_relay_fifo:60 relay-poll:t_relay_poll:60 relay-pty:t_relay_pty:90"
+else
+  for c in lock-host relay-fifo relay-poll relay-pty; do
+    want $c && echo "VMTEST: INFO $c: not run over $VM_MODE (the guest has no network to the HOST's action server)"
+  done
 fi
 
 run reach t_reach 20
