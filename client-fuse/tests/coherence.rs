@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -105,40 +104,6 @@ fn host_rename_and_unlink_seen_promptly() {
     }
     report("HOST rename -> old name gone", renames);
     report("HOST unlink -> name gone", unlinks);
-}
-
-/// A second qtfs-fuse mount of the same export, unmounted when dropped.
-struct SecondMount {
-    mnt: std::path::PathBuf,
-    child: Child,
-}
-
-impl SecondMount {
-    fn new(rig: &Rig) -> SecondMount {
-        let mnt = rig.dir.path().join("mnt2");
-        std::fs::create_dir(&mnt).unwrap();
-        let child = Command::new(fuse_bin())
-            .args(rig.fuse_args())
-            .arg(&rig.export)
-            .arg(&mnt)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn the second qtfs-fuse");
-        assert!(wait_until(Duration::from_secs(20), || is_mounted(&mnt)), "second mount did not come up");
-        SecondMount { mnt, child }
-    }
-    fn p(&self, rel: &str) -> std::path::PathBuf {
-        self.mnt.join(rel)
-    }
-}
-
-impl Drop for SecondMount {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mnt).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A write through a second mount shows through the first.

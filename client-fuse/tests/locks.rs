@@ -15,36 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A second mount of the rig's export (unmounted on drop).
-struct Mount2 {
-    mnt: PathBuf,
-    child: Child,
-}
-
-impl Mount2 {
-    fn new(rig: &Rig) -> Mount2 {
-        let mnt = rig.dir.path().join("mnt2");
-        std::fs::create_dir(&mnt).unwrap();
-        let child = Command::new(fuse_bin())
-            .args(rig.fuse_args())
-            .arg(&rig.export)
-            .arg(&mnt)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(wait_until(Duration::from_secs(20), || is_mounted(&mnt)), "second mount");
-        Mount2 { mnt, child }
-    }
-}
-
-impl Drop for Mount2 {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3").arg("-u").arg(&self.mnt).status();
-        let _ = self.child.wait();
-    }
-}
-
 /// A python3 process holding a lock (`kind`: posix, ofd, flock; `ex`: exclusive) on
 /// `path` until its stdin gets a line (or it is killed).
 struct Holder {
@@ -162,7 +132,7 @@ fn getlk(path: &Path) -> (i32, i64, i64, i32) {
 #[test]
 fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
     let rig = Rig::start(Opts::default());
-    let m2 = Mount2::new(&rig);
+    let m2 = SecondMount::new(&rig);
     std::fs::write(rig.h("f"), vec![0u8; 200]).unwrap();
     let (a, b, host) = (rig.m("f"), m2.mnt.join("f"), rig.h("f"));
     for kind in ["posix", "ofd", "flock"] {
@@ -203,7 +173,7 @@ fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
 #[test]
 fn a_blocking_lock_is_granted_on_unlock_and_ends_on_a_signal() {
     let rig = Rig::start(Opts::default());
-    let m2 = Mount2::new(&rig);
+    let m2 = SecondMount::new(&rig);
     std::fs::write(rig.h("w"), vec![0u8; 200]).unwrap();
     let (a, b) = (rig.m("w"), m2.mnt.join("w"));
     for kind in ["posix", "flock"] {
@@ -319,7 +289,7 @@ fn sqlite_rollback_journal_with_writers_on_two_mounts_and_the_host() {
 /// 3 writers of `rows` rows each in rollback-journal mode: two mounts and the HOST.
 fn sqlite_rollback_journal(rows: usize) {
     let rig = sqlite_rig();
-    let m2 = Mount2::new(&rig);
+    let m2 = SecondMount::new(&rig);
     let t = Instant::now();
     let r = sqlite_writers(&[(rig.m("db"), "m1"), (m2.mnt.join("db"), "m2"), (rig.h("db"), "host")], rows, "DELETE");
     let took = t.elapsed();
@@ -351,7 +321,7 @@ fn sqlite_rollback_journal_10000_rows() {
 #[test]
 fn sqlite_wal_never_loses_rows() {
     let rig = sqlite_rig();
-    let m2 = Mount2::new(&rig);
+    let m2 = SecondMount::new(&rig);
     let n = SQL_ROWS / 4;
     let marker = rig.dir.path().join("first-row");
     let release = rig.dir.path().join("first-row.release");
@@ -417,7 +387,7 @@ fn locked_at(path: &Path, start: i64, len: i64) -> bool {
 #[test]
 fn qemu_image_locking_across_mounts_and_the_host() {
     let rig = Rig::start(Opts::default());
-    let m2 = Mount2::new(&rig);
+    let m2 = SecondMount::new(&rig);
     let qemu_io = |path: &Path, fmt: &str, args: &[&str]| {
         Command::new("qemu-io").arg("-f").arg(fmt).args(args).arg(path).stdin(Stdio::null()).output()
     };

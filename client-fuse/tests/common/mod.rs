@@ -408,3 +408,40 @@ pub fn same_on_both(rig: &Rig, name: &str, f: impl Fn(&Path) -> Vec<String>) {
     }
     assert_eq!(want.len(), got.len(), "{name}: different number of steps");
 }
+
+/// A second qtfs-fuse mount of the rig's export, with the rig's options (unmounted and
+/// stopped when dropped): what two clients of one export see of each other.
+pub struct SecondMount {
+    pub mnt: PathBuf,
+    child: Child,
+}
+
+impl SecondMount {
+    pub fn new(rig: &Rig) -> SecondMount {
+        let mnt = rig.dir.path().join("mnt2");
+        std::fs::create_dir(&mnt).unwrap();
+        let child = Command::new(fuse_bin())
+            .args(rig.fuse_args())
+            .arg(&rig.export)
+            .arg(&mnt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the second qtfs-fuse");
+        assert!(wait_until(Duration::from_secs(20), || is_mounted(&mnt)), "second mount did not come up");
+        SecondMount { mnt, child }
+    }
+
+    /// A path through the second mount.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+}
+
+impl Drop for SecondMount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(&self.mnt).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
