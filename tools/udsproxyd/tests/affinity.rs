@@ -174,16 +174,7 @@ fn start() -> Host {
         extra_wl: format!("[Kill]\nPath={py};sleep\n"),
         ..Default::default()
     });
-    let rexec_server = qtfs_testkit::workspace_bin("qtfs-rexec", "rexec_server");
-    let wl = rig.dir.path().join("rexec-whitelist");
-    std::fs::write(&wl, "/usr/bin/python3\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wl, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let socket = rig.host.join("rexec.sock");
-    let mut cmd = Command::new(rexec_server);
-    cmd.arg("--whitelist").arg(&wl).arg("--socket").arg(&socket).env("RUST_LOG", "debug");
-    let server = rig.ns.run(move || Proc::spawn(cmd, "rexec_server"));
-    server.wait_log("rexec_server ready", Duration::from_secs(20));
+    let (server, socket) = start_rexec_server(&rig, "/usr/bin/python3\n");
     let pids = rig.dpu.join("pids");
     let mut c = Command::new(qtfs_testkit::workspace_bin("qtfs-rexec", "rexec"));
     use std::os::unix::process::CommandExt;

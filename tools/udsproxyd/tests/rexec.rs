@@ -20,16 +20,7 @@ struct Remote {
 
 fn start(rig_opts: RigOpts) -> Remote {
     let rig = Rig::start(rig_opts);
-    let rexec_server = qtfs_testkit::workspace_bin("qtfs-rexec", "rexec_server");
-    let wl = rig.dir.path().join("rexec-whitelist");
-    std::fs::write(&wl, "/bin/sh\n/bin/echo\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wl, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let socket = rig.host.join("rexec.sock");
-    let mut cmd = Command::new(rexec_server);
-    cmd.arg("--whitelist").arg(&wl).arg("--socket").arg(&socket).env("RUST_LOG", "debug");
-    let server = rig.ns.run(move || Proc::spawn(cmd, "rexec_server"));
-    server.wait_log("rexec_server ready", Duration::from_secs(20));
+    let (server, socket) = start_rexec_server(&rig, "/bin/sh\n/bin/echo\n");
     let pids = rig.dpu.join("pids");
     std::fs::create_dir_all(&pids).unwrap();
     assert!(!socket.exists(), "the rexec_server socket must not be visible on the DPU side");

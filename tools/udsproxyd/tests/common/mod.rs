@@ -615,3 +615,18 @@ pub fn fill(seed: &mut u64, b: &mut [u8]) {
         c.copy_from_slice(&v[..c.len()]);
     }
 }
+
+/// Starts a real rexec_server on the rig's HOST side with `whitelist` (one path per line)
+/// and waits until it serves; returns it and its socket (not visible on the DPU side).
+pub fn start_rexec_server(rig: &Rig, whitelist: &str) -> (Proc, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let wl = rig.dir.path().join("rexec-whitelist");
+    std::fs::write(&wl, whitelist).unwrap();
+    std::fs::set_permissions(&wl, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let socket = rig.host.join("rexec.sock");
+    let mut cmd = Command::new(qtfs_testkit::workspace_bin("qtfs-rexec", "rexec_server"));
+    cmd.arg("--whitelist").arg(&wl).arg("--socket").arg(&socket).env("RUST_LOG", "debug");
+    let server = rig.ns.run(move || Proc::spawn(cmd, "rexec_server"));
+    server.wait_log("rexec_server ready", Duration::from_secs(20));
+    (server, socket)
+}
