@@ -158,28 +158,8 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
         Op::ADMIN_CHANNELS => {
             let mut chans: Vec<_> = shared.chans.lock().values().cloned().collect();
             chans.sort_by_key(|c| (c.conn_id, c.channel));
-            let mut recs = Vec::new();
-            let mut count = 0u32;
-            for c in chans {
-                let rec = ChanInfo {
-                    conn_id: c.conn_id,
-                    channel: c.channel,
-                    kind: c.kind,
-                    state: c.state.load(Ordering::Relaxed),
-                    credit_tx: c.credit_tx.load(Ordering::Relaxed),
-                    credit_rx: c.credit_rx.load(Ordering::Relaxed),
-                    bytes_in: c.bytes_in.load(Ordering::Relaxed),
-                    bytes_out: c.bytes_out.load(Ordering::Relaxed),
-                    path: Path(&c.path[..c.path.len().min(MAX_PATH)]),
-                };
-                // Keep the response within one frame.
-                if recs.len() + rec.encoded_len() + 64 > MAX_PAYLOAD {
-                    break;
-                }
-                rec.encode(&mut recs);
-                count += 1;
-            }
-            respond(out, h, &ChannelsRsp { count, records: Rest(&recs) });
+            let recs = qtfs_chan::listing::records(chans.iter().map(|c| &**c));
+            respond(out, h, &qtfs_chan::listing::response(&recs));
         }
         _ => return Err(errno::ENOSYS),
     }

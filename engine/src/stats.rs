@@ -154,22 +154,9 @@ impl ConnShared {
     }
 }
 
-/// What the admin socket shows of one channel (ADMIN_CHANNELS); updated by its core with
-/// relaxed atomics, read by the admin thread.
-#[derive(Debug)]
-pub struct ChanShared {
-    pub conn_id: u64,
-    pub channel: u32,
-    pub kind: u32,
-    pub path: Vec<u8>,
-    pub state: AtomicU32,
-    pub credit_tx: AtomicU32,
-    pub credit_rx: AtomicU32,
-    /// Bytes received from the QTP peer (to be written to the local socket).
-    pub bytes_in: AtomicU64,
-    /// Bytes read from the local socket and sent to the QTP peer.
-    pub bytes_out: AtomicU64,
-}
+/// What the admin socket shows of one channel (ADMIN_CHANNELS): the channel core's
+/// counters, updated by its core with relaxed atomics, read by the admin thread.
+pub use qtfs_chan::ChanStat as ChanShared;
 
 /// Every live channel of the engine, by (connection id, channel id).
 pub type ChanRegistry = parking_lot::Mutex<std::collections::HashMap<(u64, u32), Arc<ChanShared>>>;

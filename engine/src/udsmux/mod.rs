@@ -50,7 +50,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types};
@@ -425,17 +425,7 @@ fn reply<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: Op, 
 fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: Ident, path: &[u8]) -> usize {
     // `key` is the connection being served (its frame, or a listener that holds it).
     let (conn_id, session) = core.conns.get(key).map_or((0, None), |c| (c.id, c.session.clone()));
-    let shared = Arc::new(ChanShared {
-        conn_id,
-        channel: wire,
-        kind: kind.wire(),
-        path: path.to_vec(),
-        state: AtomicU32::new(st.wire()),
-        credit_tx: AtomicU32::new(0),
-        credit_rx: AtomicU32::new(0),
-        bytes_in: AtomicU64::new(0),
-        bytes_out: AtomicU64::new(0),
-    });
+    let shared = Arc::new(ChanShared::new(conn_id, wire, kind, path, st, &qtfs_chan::Credit::default()));
     core.shared.chans.lock().insert((conn_id, wire), shared.clone());
     let personality = chan_personality(core, &ident);
     let ck = core.mux.chans.insert(Chan {
