@@ -21,6 +21,7 @@
 #include <linux/in.h>
 #include <linux/tcp.h>
 #include <linux/vm_sockets.h>
+#include <uapi/linux/virtio_vsock.h>
 #include <linux/sched/mm.h>
 #include <linux/key.h>
 #include <keys/user-type.h>
@@ -81,6 +82,20 @@ void qtfs_req_put(struct qtfs_req *r)
 /* ---- socket helpers ---- */
 
 /*
+ * The most one sendmsg on vsock hands to the transport. Since "vsock/virtio: Allocate
+ * nonlinear SKBs for handling large transmit buffers" (2025; also in stable kernels:
+ * Debian's 6.12.118 has it, 6.1.0-57 does not), virtio-vsock puts a packet of more than
+ * SKB_WITH_OVERHEAD(32 KiB), its header included, in a nonlinear skb whose payload spans
+ * several TX descriptors. vhost-device-vsock 0.3.0 (virtio-vsock 0.10) reads a payload
+ * from one descriptor only and drops such a packet without completing it: its bytes
+ * never reach the engine, the credit never comes back, and the sender waits in
+ * vsock_connectible_sendmsg until its send timeout. Packets up to this size stay linear
+ * (one payload descriptor) on every kernel; the in-kernel vhost-vsock takes either.
+ */
+#define QTFS_VSOCK_SEND_MAX \
+	(SKB_WITH_OVERHEAD(PAGE_SIZE << PAGE_ALLOC_COSTLY_ORDER) - sizeof(struct virtio_vsock_hdr))
+
+/*
  * Sends all of buf, one whole frame. Every signal but SIGKILL is blocked meanwhile, so
  * none can cut a frame short: the send sleeps until the socket has room (bounded by
  * its send timeout), and the signal is handled when the system call returns. What
@@ -89,11 +104,12 @@ void qtfs_req_put(struct qtfs_req *r)
  * intact, the request can be taken back); after it, -EINTR, and the stream is broken
  * like on any other error: the caller closes the connection and its receiver thread
  * reconnects. Nothing here waits in a loop, so send_lock is never held by a sender
- * that polls the socket.
+ * that polls the socket. On vsock each sendmsg takes at most QTFS_VSOCK_SEND_MAX bytes.
  */
 static int sock_send_all(struct socket *sock, const void *buf, size_t len)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	size_t chunk = sock->sk->sk_family == AF_VSOCK ? QTFS_VSOCK_SEND_MAX : len;
 	bool user = !(current->flags & PF_KTHREAD);
 	sigset_t blocked, old;
 	size_t sent = 0;
@@ -106,8 +122,8 @@ static int sock_send_all(struct socket *sock, const void *buf, size_t len)
 	}
 	while (sent < len) {
 		v.iov_base = (void *)buf + sent;
-		v.iov_len = len - sent;
-		n = kernel_sendmsg(sock, &msg, &v, 1, len - sent);
+		v.iov_len = min(len - sent, chunk);
+		n = kernel_sendmsg(sock, &msg, &v, 1, v.iov_len);
 		if (n > 0) {
 			sent += n;
 			continue;

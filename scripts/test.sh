@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: format, lints, unit/integration/property tests
 # (including the C golden-vector test and real FUSE mounts), then the kernel module in
-# QEMU when tests/vm/run exists (Debian's 6.1 cloud kernel over TCP and vsock, 6.12 built
-# and booted over TCP; `scripts/test.sh full`, i.e. `make test-full`: both kernels over
-# both transports and compile-only builds against further header sets), then the libvirt use case end to end
+# QEMU when tests/vm/run exists (Debian's 6.1 and 6.12 cloud kernels, each over TCP and
+# vsock; `scripts/test.sh full`, i.e. `make test-full`: also compile-only builds against
+# further header sets), then the libvirt use case end to end
 # (usecases/libvirt/e2e: stock libvirt on a one-machine HOST/DPU split). Prints a summary; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
