@@ -126,27 +126,25 @@ pub(super) fn mkdir(
 }
 
 pub(super) fn unlink(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
-        Ok(p) => p,
-        Err(e) => return reply.error(e),
-    };
-    let cred = fs.cred(req);
-    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().unlink(ex, &p, &cred)) {
-        Ok(()) => {
-            fs.nodes.lock().unlink(parent.0, name.as_bytes());
-            reply.ok()
-        }
-        Err(e) => reply.error(errno(&e)),
-    }
+    remove(fs, req, parent, name, false, reply)
 }
 
 pub(super) fn rmdir(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    remove(fs, req, parent, name, true, reply)
+}
+
+/// UNLINK or RMDIR of `parent/name`; the name leaves the node table once the HOST agreed.
+fn remove(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
     let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
         Ok(p) => p,
         Err(e) => return reply.error(e),
     };
     let cred = fs.cred(req);
-    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rmdir(ex, &p, &cred)) {
+    let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| {
+        let mut c = fs.remote.conn();
+        if dir { c.rmdir(ex, &p, &cred) } else { c.unlink(ex, &p, &cred) }
+    });
+    match r {
         Ok(()) => {
             fs.nodes.lock().unlink(parent.0, name.as_bytes());
             reply.ok()
