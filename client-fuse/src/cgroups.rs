@@ -452,6 +452,9 @@ impl PidWrites {
             tracing::warn!(dir = %dir.display(), "cannot watch the pid map: held-back cgroup moves wait for the next pid write");
             return;
         };
+        // Entries linked before the watch existed raise no event: look once now (the
+        // first held-back move's rexec may already have started).
+        self.apply_ready(remote, &remote.wait_for(0), &mut self.pending.lock());
         loop {
             if ino.wait().is_err() {
                 return;
