@@ -317,3 +317,55 @@ fn unknown_export_and_handle() {
     assert_eq!(errno(s.mount("relative", &Cred::root())), libc::EINVAL);
     let _ = consts::READDIR_PLUS;
 }
+
+/// A READ whose range the HOST's page cache holds only in part answers the whole range:
+/// the inline RWF_NOWAIT read stops at the first uncached page, and a short answer means
+/// end of file to every client (FUSE shrinks the file's size to it: qemu's `fread` of a
+/// kernel image failed this way).
+#[test]
+fn read_of_a_partly_cached_range_is_whole() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let e = TestEngine::start(Opts::default());
+    let (s, ex) = e.mounted(1);
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let path = e.path("partly-cached");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    // Drop the file's pages, then cache the first one only (no readahead on this fd).
+    // SAFETY: fadvise/pread on a descriptor we own, into a buffer of its length.
+    unsafe {
+        assert_eq!(libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED), 0);
+        assert_eq!(libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM), 0);
+        let mut page = [0u8; 4096];
+        assert_eq!(libc::pread(f.as_raw_fd(), page.as_mut_ptr().cast(), page.len(), 0), 4096);
+    }
+    let cached = resident_pages(&f, data.len());
+    assert!(cached[0] && !cached[1], "the precondition (page 0 cached, page 1 not) does not hold: {cached:?}");
+    let (h, _) = s.open(ex, b"partly-cached", open::RDONLY, 0, &Cred::root()).unwrap();
+    let got = s.read(h, 0, 64 * 1024).unwrap();
+    assert_eq!(got.len(), 64 * 1024, "a short READ inside the file");
+    assert!(got == data[..64 * 1024], "wrong bytes");
+    // At the end of the file a short answer is right.
+    let tail = s.read(h, data.len() as u64 - 100, 4096).unwrap();
+    assert_eq!(tail, data[data.len() - 100..]);
+    s.close_handle(h).unwrap();
+}
+
+/// Which pages of `f` (`len` bytes) are in the page cache (mincore).
+fn resident_pages(f: &std::fs::File, len: usize) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a shared read-only mapping of a file we own, unmapped below; mincore
+    // writes one byte per page into `vec`, which has one per page.
+    unsafe {
+        let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0);
+        assert_ne!(p, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
+        libc::munmap(p, len);
+    }
+    vec.iter().map(|b| b & 1 == 1).collect()
+}

@@ -21,7 +21,7 @@ use super::gates::{growth, space_ok, wl_handle};
 use super::steps::Step;
 use super::{fifo, locks};
 use crate::ring::{Core, UD_IGNORE};
-use crate::session::IoMode;
+use crate::session::{IoMode, OpenFile};
 use crate::stats::Done;
 use crate::sys;
 
@@ -50,6 +50,12 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
             }
         });
         match res {
+            // A short RWF_NOWAIT read is not the end of the file when only part of the
+            // range is cached: a short READ answer means EOF to every client (FUSE
+            // shrinks the file's size to it), so the rest goes through the ring.
+            Ok(n) if n < len && f.io != IoMode::Memory && !at_eof(&f, m.offset + n as u64) => {
+                buf.truncate(HEADER_SIZE + n);
+            }
             Ok(n) => {
                 buf.truncate(HEADER_SIZE + n);
                 put_header(&mut buf, FrameHeader::response(rq.h.op, rq.h.id, n as u32));
@@ -82,27 +88,39 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
     };
     let mut r = rq.begin(core);
     r.personality = personality;
-    buf.resize(HEADER_SIZE, 0);
-    // SAFETY: the ring writes at most `len` bytes into the spare capacity, and
-    // set_len is applied only after the completion reports how many.
-    let ptr = unsafe { buf.as_mut_ptr().add(HEADER_SIZE) };
+    // What the inline attempt read stays; the ring reads the rest after it.
+    let got = buf.len().saturating_sub(HEADER_SIZE);
+    buf.resize(HEADER_SIZE + got, 0);
+    // SAFETY: the buffer's capacity is at least HEADER_SIZE + len (bufs.get); the ring
+    // writes at most `len - got` bytes after the `got` kept, and set_len is applied only
+    // after the completion reports how many.
+    let ptr = unsafe { buf.as_mut_ptr().add(HEADER_SIZE + got) };
     r.buf = buf;
-    r.step = Step::Read;
-    let e = opcode::Read::new(types::Fd(f.raw()), ptr, len as u32).offset(m.offset).build();
+    r.step = Step::Read { got };
+    let e = opcode::Read::new(types::Fd(f.raw()), ptr, (len - got) as u32).offset(m.offset + got as u64).build();
     r.file = Some(f);
     core.submit_req(e, r);
 }
 
 /// READ: the ring read completed.
-pub(super) fn read_done(core: &mut Core, mut r: Box<FsReq>, res: i32) {
+pub(super) fn read_done(core: &mut Core, mut r: Box<FsReq>, got: usize, res: i32) {
+    // An error fails the whole READ, even after cached bytes: a short answer would be
+    // taken for the end of the file.
     if res < 0 {
         return fail(core, r, -res);
     }
-    let n = res as usize;
+    let n = got + res as usize;
     let mut buf = std::mem::take(&mut r.buf);
-    // SAFETY: the kernel wrote `n` bytes after the header space.
+    // SAFETY: the inline read initialised `got` bytes after the header space, and the
+    // kernel wrote `res` more after them.
     unsafe { buf.set_len(HEADER_SIZE + n) };
     respond_read(core, r, buf, n);
+}
+
+/// Is `pos` at or beyond the end of the handle's file? (Unknown counts as not: the ring
+/// read then finds out.)
+fn at_eof(f: &OpenFile, pos: u64) -> bool {
+    sys::fstat(f.raw()).is_ok_and(|st| pos >= st.st_size as u64)
 }
 
 /// WRITE.

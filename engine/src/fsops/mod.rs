@@ -148,7 +148,7 @@ pub(crate) fn complete(core: &mut Core, mut r: Box<FsReq>, res: i32) {
         return;
     }
     match std::mem::take(&mut r.step) {
-        Step::Read => io::read_done(core, r, res),
+        Step::Read { got } => io::read_done(core, r, got, res),
         Step::Write => io::write_done(core, r, res),
         Step::Sync => io::sync_done(core, r, res),
         Step::Poll => io::poll_done(core, r, res),

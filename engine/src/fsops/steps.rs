@@ -19,8 +19,9 @@ pub(crate) enum Step {
     /// Not in flight (pooled, or being answered).
     #[default]
     Idle,
-    /// READ: the ring read into the request's buffer, after its header space.
-    Read,
+    /// READ: the ring read into the request's buffer, after its header space and the
+    /// `got` bytes an inline (cached) read already put there.
+    Read { got: usize },
     /// WRITE: the ring write of the request's buffer.
     Write,
     /// FSYNC, FALLOCATE: one ring operation whose result is the answer.
