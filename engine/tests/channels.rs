@@ -23,8 +23,7 @@ use chan_common::*;
 #[test]
 fn stream_echo_with_credit_and_orderly_close() {
     let e = TestEngine::start(Opts::default());
-    let sock = e.path("echo.sock");
-    let _srv = echo_server(&sock);
+    let sock = host_echo(&e, "echo.sock");
     let p = Peer::new(&e);
     // A small receive window of our own: the engine must respect it.
     const OUR_WINDOW: u32 = 96 * 1024;
@@ -74,8 +73,7 @@ fn stream_echo_with_credit_and_orderly_close() {
     assert_eq!(info.path.0, sock.as_os_str().as_encoded_bytes());
     // EOF both ways: ours, then the echo server's.
     p.send(Op::CHAN_CLOSE, 1, &ChanClose { how: consts::CHAN_SHUT_WR, error: 0 });
-    let (_, c) = p.expect(Op::CHAN_CLOSE, 1);
-    assert_eq!(ChanClose::decode(&c).unwrap().how, consts::CHAN_SHUT_WR);
+    assert_eq!(p.expect_close(1).0, consts::CHAN_SHUT_WR);
     assert!(wait_until(Duration::from_secs(5), || {
         let r = a.call(Op::ADMIN_CHANNELS, &Empty {}).unwrap();
         r.decode::<ChannelsRsp>().unwrap().count == 0
@@ -101,8 +99,7 @@ fn open_errors_are_those_of_a_local_connect() {
     std::os::unix::fs::symlink(&outside, e.path("link.sock")).unwrap();
     assert_eq!(p.open(5, consts::CHAN_STREAM, &b(&e.path("link.sock")), 65536), Err(libc::ECONNREFUSED));
     // Hostile ids and kinds.
-    let sock = e.path("ok.sock");
-    let _srv = echo_server(&sock);
+    let sock = host_echo(&e, "ok.sock");
     assert_eq!(p.open(CHAN_ID_PEER | 9, consts::CHAN_STREAM, &b(&sock), 65536), Err(libc::EINVAL));
     assert_eq!(p.open(0, consts::CHAN_STREAM, &b(&sock), 65536), Err(libc::EINVAL));
     assert_eq!(p.open(6, 77, &b(&sock), 65536), Err(libc::EPROTONOSUPPORT));
@@ -111,9 +108,7 @@ fn open_errors_are_those_of_a_local_connect() {
     assert_eq!(p.open(8, consts::CHAN_STREAM, &b(&sock), 65536), Err(libc::EEXIST));
     // Data beyond the granted credit closes the channel with EPROTO.
     p.data(8, &vec![1u8; (1 << 20) + 100], false);
-    let (_, c) = p.expect(Op::CHAN_CLOSE, 8);
-    let c = ChanClose::decode(&c).unwrap();
-    assert_eq!((c.how, c.error), (consts::CHAN_CLOSE_ALL, libc::EPROTO));
+    assert_eq!(p.expect_close(8), (consts::CHAN_CLOSE_ALL, libc::EPROTO));
     // The connection (and file requests on it) survived all of it.
     assert_eq!(p.s.ping(b"still here").unwrap(), b"still here");
 }
@@ -130,7 +125,7 @@ fn udsconnect_entries_naming_symlinks_match_their_targets() {
     std::fs::create_dir(t.join("var")).unwrap();
     std::os::unix::fs::symlink("../run", t.join("var/run")).unwrap();
     let sock = t.join("run/rexec/rexec_uds.sock");
-    let _srv = echo_server(&sock);
+    echo_server(UnixListener::bind(&sock).unwrap());
     let outside = t.join("run/other/x.sock");
     let _l = UnixListener::bind(&outside).unwrap();
     let e = TestEngine::start(Opts {
@@ -154,8 +149,7 @@ fn closing_the_connection_releases_channels_and_descriptors() {
     // Sockets of dropped connections are held for the session grace period (see the next
     // test); a short grace lets this one check that they are released afterwards.
     let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "1".into()], ..Default::default() });
-    let sock = e.path("echo.sock");
-    let _srv = echo_server(&sock);
+    let sock = host_echo(&e, "echo.sock");
     let p = Peer::new(&e);
     let before = e.fd_count();
     for i in 1..=50 {
@@ -172,11 +166,8 @@ fn closing_the_connection_releases_channels_and_descriptors() {
 #[test]
 fn a_dropped_connection_is_not_an_eof_until_the_grace_ends() {
     let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "2".into()], ..Default::default() });
-    let sock = e.path("host.sock");
-    let l = raw_listener(&sock, libc::SOCK_STREAM);
     let p = Peer::new(&e);
-    p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 65536).unwrap();
-    let host = raw_accept(l.as_raw_fd());
+    let host = p.open_to_host(&e, 1, consts::CHAN_STREAM, "host.sock", libc::SOCK_STREAM, 65536);
     // The transport drops (no CHAN_CLOSE): the HOST server must not see EOF, because the
     // DPU program may reattach through a new connection (rexec does).
     p.s.close();
@@ -185,23 +176,20 @@ fn a_dropped_connection_is_not_an_eof_until_the_grace_ends() {
     // After the grace period the socket is closed.
     assert!(readable_within(host.as_raw_fd(), Duration::from_secs(5)), "never closed after the grace");
     assert!(t0.elapsed() >= Duration::from_millis(1500), "closed before the grace ended: {:?}", t0.elapsed());
-    let (d, _, _) = raw_recv(host.as_raw_fd(), 16);
+    let (d, _) = raw_recv(host.as_raw_fd(), 16);
     assert!(d.is_empty(), "EOF");
 }
 
 #[test]
 fn an_orderly_close_reaches_the_host_at_once() {
     let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "30".into()], ..Default::default() });
-    let sock = e.path("host.sock");
-    let l = raw_listener(&sock, libc::SOCK_STREAM);
     let p = Peer::new(&e);
-    p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 65536).unwrap();
-    let host = raw_accept(l.as_raw_fd());
+    let host = p.open_to_host(&e, 1, consts::CHAN_STREAM, "host.sock", libc::SOCK_STREAM, 65536);
     // The DPU program closed its socket: udsproxyd sends CHAN_CLOSE; the HOST server sees
     // EOF promptly (rexec_server kills the processes of a dead client on it).
     p.send(Op::CHAN_CLOSE, 1, &ChanClose { how: consts::CHAN_CLOSE_ALL, error: 0 });
     assert!(readable_within(host.as_raw_fd(), Duration::from_millis(1000)), "no EOF after CHAN_CLOSE");
-    let (d, _, _) = raw_recv(host.as_raw_fd(), 16);
+    let (d, _) = raw_recv(host.as_raw_fd(), 16);
     assert!(d.is_empty());
 }
 
@@ -255,13 +243,7 @@ fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
     };
     let measure = |secs: f64| {
         let before = got[0].load(std::sync::atomic::Ordering::Relaxed);
-        let t0 = Instant::now();
-        let mut ops = 0u64;
-        while t0.elapsed().as_secs_f64() < secs {
-            assert_eq!(s.read(fh, 0, 4096).unwrap().len(), 4096);
-            ops += 1;
-        }
-        let el = t0.elapsed().as_secs_f64();
+        let (ops, el) = repeat_for(secs, || assert_eq!(s.read(fh, 0, 4096).unwrap().len(), 4096));
         let mib = (got[0].load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / el / (1 << 20) as f64;
         (mib, ops as f64 / el)
     };
@@ -291,8 +273,7 @@ fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
 #[test]
 fn hostile_channel_frames_never_hurt_the_engine() {
     let e = TestEngine::start(Opts::default());
-    let sock = e.path("echo.sock");
-    let _srv = echo_server(&sock);
+    let sock = host_echo(&e, "echo.sock");
     let p = Peer::new(&e);
     p.open(1, consts::CHAN_STREAM, sock.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
     let ops = [
@@ -305,12 +286,7 @@ fn hostile_channel_frames_never_hurt_the_engine() {
         Op::CHAN_SCM,
     ];
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = || xorshift(&mut seed);
     for i in 0..3000 {
         let op = ops[(next() % ops.len() as u64) as usize];
         let len = (next() % 300) as usize;
@@ -351,8 +327,7 @@ fn the_server_closing_first_then_the_client_ends_the_channel() {
         srv.write_all(b"bye").unwrap();
         drop(srv);
         assert_eq!(p.expect(Op::CHAN_DATA, id).1, b"bye");
-        let (_, c) = p.expect(Op::CHAN_CLOSE, id);
-        assert_eq!(ChanClose::decode(&c).unwrap().how, consts::CHAN_SHUT_WR);
+        assert_eq!(p.expect_close(id).0, consts::CHAN_SHUT_WR);
         // Our EOF completes the channel on the engine side (it was already read-done).
         p.send(Op::CHAN_CLOSE, id, &ChanClose { how: consts::CHAN_SHUT_WR, error: 0 });
     }

@@ -5,7 +5,7 @@
 //! `chan_common`); channel life is in `channels.rs`.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -21,37 +21,34 @@ fn seqpacket_and_datagram_keep_message_boundaries() {
     let e = TestEngine::start(Opts::default());
     let p = Peer::new(&e);
     // SEQPACKET: two messages sent as one CHAN_DATA each (one split with MORE) arrive as two.
-    let sp = e.path("seq.sock");
-    let l = raw_listener(&sp, libc::SOCK_SEQPACKET);
-    p.open(1, consts::CHAN_SEQPACKET, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
-    let c = raw_accept(l.as_raw_fd());
+    let c = p.open_to_host(&e, 1, consts::CHAN_SEQPACKET, "seq.sock", libc::SOCK_SEQPACKET, 1 << 20);
     p.data(1, b"first ", true);
     p.data(1, b"message", false);
     p.data(1, b"second", false);
     assert_eq!(raw_recv(c.as_raw_fd(), 1000).0, b"first message");
     assert_eq!(raw_recv(c.as_raw_fd(), 1000).0, b"second");
     // Server to client: each message is one CHAN_DATA.
-    assert_eq!(raw_send(c.as_raw_fd(), b"a", &[], None), 1);
-    assert_eq!(raw_send(c.as_raw_fd(), &[7u8; 100_000], &[], None), 100_000);
+    assert_eq!(raw_send(c.as_raw_fd(), b"a", &[]), 1);
+    assert_eq!(raw_send(c.as_raw_fd(), &[7u8; 100_000], &[]), 100_000);
     assert_eq!(p.expect(Op::CHAN_DATA, 1).1, b"a");
     let (h, big) = p.expect(Op::CHAN_DATA, 1);
     assert!(!h.has_more());
     assert_eq!(big.len(), 100_000);
     // DGRAM: the server answers the (autobound) channel socket.
     let dp = e.path("dgram.sock");
-    let d = raw_listener(&dp, libc::SOCK_DGRAM);
+    let d = raw_bound(&dp, libc::SOCK_DGRAM);
     p.open(2, consts::CHAN_DGRAM, dp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
     p.data(2, b"ping-1", false);
     p.data(2, b"", false);
     p.data(2, b"ping-3", false);
-    let (m1, _, from) = raw_recv(d.as_raw_fd(), 1000);
+    let (m1, _, from) = raw_recvfrom(d.as_raw_fd(), 1000);
     assert_eq!(m1, b"ping-1");
     assert_eq!(from.first(), Some(&0u8), "autobound abstract sender address");
     assert_eq!(raw_recv(d.as_raw_fd(), 1000).0, b"");
     assert_eq!(raw_recv(d.as_raw_fd(), 1000).0, b"ping-3");
-    assert_eq!(raw_send(d.as_raw_fd(), b"pong", &[], Some(&from)), 4);
+    assert_eq!(raw_sendto(d.as_raw_fd(), b"pong", &[], Some(&from)), 4);
     assert_eq!(p.expect(Op::CHAN_DATA, 2).1, b"pong");
-    assert_eq!(raw_send(d.as_raw_fd(), b"", &[], Some(&from)), 0);
+    assert_eq!(raw_sendto(d.as_raw_fd(), b"", &[], Some(&from)), 0);
     assert_eq!(p.expect(Op::CHAN_DATA, 2).1, b"", "empty datagrams are messages, not EOF");
 }
 
@@ -98,8 +95,7 @@ fn listen_on_host_path_opens_channels_towards_the_client() {
     host.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"hello host");
     drop(host);
-    let (_, c) = p.expect(Op::CHAN_CLOSE, chan);
-    assert_eq!(ChanClose::decode(&c).unwrap().how, consts::CHAN_SHUT_WR);
+    assert_eq!(p.expect_close(chan).0, consts::CHAN_SHUT_WR);
     // Unlisten removes the socket file.
     p.s.call(Op::CHAN_UNLISTEN, &ChanUnlistenReq { listener: lid }).unwrap();
     assert!(!exists(&path));
@@ -116,10 +112,7 @@ fn listen_on_host_path_opens_channels_towards_the_client() {
 fn descriptors_cross_as_files_pipes_and_listeners() {
     let e = TestEngine::start(Opts::default());
     let p = Peer::new(&e);
-    let sp = e.path("scm.sock");
-    let l = raw_listener(&sp, libc::SOCK_STREAM);
-    p.open(1, consts::CHAN_STREAM, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
-    let srv = raw_accept(l.as_raw_fd());
+    let srv = p.open_to_host(&e, 1, consts::CHAN_STREAM, "scm.sock", libc::SOCK_STREAM, 1 << 20);
     let file = e.path("shared.txt");
     std::fs::write(&file, b"0123456789").unwrap();
     // DPU -> HOST: a file (reopened at its offset), a pipe read end, a listening socket.
@@ -138,7 +131,7 @@ fn descriptors_cross_as_files_pipes_and_listeners() {
         .encode(&mut recs);
     p.send(Op::CHAN_SCM, 1, &ChanScm { count: 3, records: Rest(&recs) });
     p.data(1, b"F", false);
-    let (d, fds, _) = raw_recv(srv.as_raw_fd(), 100);
+    let (d, fds) = raw_recv(srv.as_raw_fd(), 100);
     assert_eq!(d, b"F");
     assert_eq!(fds.len(), 3);
     let mut f = std::fs::File::from(fds[0].try_clone().unwrap());
@@ -186,33 +179,21 @@ fn descriptors_cross_as_files_pipes_and_listeners() {
     .encode(&mut recs);
     p.send(Op::CHAN_SCM, 1, &ChanScm { count: 1, records: Rest(&recs) });
     p.data(1, b"G", false);
-    let (_, c) = p.expect(Op::CHAN_CLOSE, 1);
-    let c = ChanClose::decode(&c).unwrap();
-    assert_eq!((c.how, c.error), (consts::CHAN_CLOSE_ALL, libc::EACCES));
+    assert_eq!(p.expect_close(1), (consts::CHAN_CLOSE_ALL, libc::EACCES));
 }
 
 #[test]
 fn descriptors_from_the_host_become_records() {
     let e = TestEngine::start(Opts::default());
     let p = Peer::new(&e);
-    let sp = e.path("scm2.sock");
-    let l = raw_listener(&sp, libc::SOCK_STREAM);
-    p.open(1, consts::CHAN_STREAM, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
-    let srv = raw_accept(l.as_raw_fd());
+    let srv = p.open_to_host(&e, 1, consts::CHAN_STREAM, "scm2.sock", libc::SOCK_STREAM, 1 << 20);
     let file = e.path("f.txt");
     std::fs::write(&file, b"abcdef").unwrap();
     let mut f = std::fs::File::open(&file).unwrap();
     let mut two = [0u8; 2];
     f.read_exact(&mut two).unwrap();
-    let (pr, pw) = {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors we then own.
-        unsafe {
-            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        }
-    };
-    assert_eq!(raw_send(srv.as_raw_fd(), b"x", &[f.as_raw_fd(), pr.as_raw_fd()], None), 1);
+    let (pr, pw) = raw_pipe();
+    assert_eq!(raw_send(srv.as_raw_fd(), b"x", &[f.as_raw_fd(), pr.as_raw_fd()]), 1);
     drop(pr);
     let (_, scm) = p.expect(Op::CHAN_SCM, 1);
     let scm = ChanScm::decode(&scm).unwrap();
@@ -231,14 +212,11 @@ fn descriptors_from_the_host_become_records() {
     drop(w);
     p.send(Op::CHAN_CREDIT, relay, &ChanCredit { bytes: 1 << 20 });
     assert_eq!(p.expect(Op::CHAN_DATA, relay).1, b"pipe data");
-    let (_, c) = p.expect(Op::CHAN_CLOSE, relay);
-    assert_eq!(ChanClose::decode(&c).unwrap().how, consts::CHAN_SHUT_WR);
+    assert_eq!(p.expect_close(relay).0, consts::CHAN_SHUT_WR);
     // An unsupported descriptor (a socket) closes the channel with EOPNOTSUPP.
     let (a, _b) = UnixStream::pair().unwrap();
-    assert_eq!(raw_send(srv.as_raw_fd(), b"y", &[a.as_raw_fd()], None), 1);
-    let (_, c) = p.expect(Op::CHAN_CLOSE, 1);
-    let c = ChanClose::decode(&c).unwrap();
-    assert_eq!((c.how, c.error), (consts::CHAN_CLOSE_ALL, libc::EOPNOTSUPP));
+    assert_eq!(raw_send(srv.as_raw_fd(), b"y", &[a.as_raw_fd()]), 1);
+    assert_eq!(p.expect_close(1), (consts::CHAN_CLOSE_ALL, libc::EOPNOTSUPP));
 }
 
 #[test]
@@ -246,7 +224,7 @@ fn a_passed_path_naming_a_fifo_or_device_is_never_opened() {
     let e = TestEngine::start(Opts::default());
     let p = Peer::new(&e);
     let sp = e.path("scm3.sock");
-    let l = raw_listener(&sp, libc::SOCK_STREAM);
+    let l = raw_bound(&sp, libc::SOCK_STREAM);
     let fifo = e.path("fifo");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: mkfifo with a NUL-terminated path.
@@ -260,9 +238,7 @@ fn a_passed_path_naming_a_fifo_or_device_is_never_opened() {
         p.send(Op::CHAN_SCM, id, &ChanScm { count: 1, records: Rest(&recs) });
         p.data(id, b"x", false);
         // A blocking open of the FIFO would hang the core; the answer comes at once.
-        let (_, c) = p.expect(Op::CHAN_CLOSE, id);
-        let c = ChanClose::decode(&c).unwrap();
-        assert_eq!((c.how, c.error), (consts::CHAN_CLOSE_ALL, libc::EOPNOTSUPP));
+        assert_eq!(p.expect_close(id), (consts::CHAN_CLOSE_ALL, libc::EOPNOTSUPP));
     }
     assert_eq!(p.s.ping(b"alive").unwrap(), b"alive");
 }

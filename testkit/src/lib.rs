@@ -2,7 +2,10 @@
 //!
 //! Starts the real `engine` binary on a temporary export (optionally tmpfs-backed) with
 //! a whitelist, waits until it is ready, and hands out client sessions. Every crate's
-//! integration tests use this one harness.
+//! integration tests use this one harness. Raw unix-socket fixtures (SCM_RIGHTS send and
+//! receive, bound and listening sockets, an echo server) are in [`sock`].
+
+pub mod sock;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -221,8 +224,10 @@ impl TestEngine {
         self.export.join(rel)
     }
 
+    /// Waits (up to 10 s) for a log line containing `needle`: another thread reads the
+    /// log, so a line the process has already written may not be here yet.
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        wait_until(std::time::Duration::from_secs(10), || self.log.lock().unwrap().iter().any(|l| l.contains(needle)))
     }
 
     pub fn pid(&self) -> u32 {
@@ -302,6 +307,27 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     f()
+}
+
+/// The next value of a xorshift64 sequence (`seed` must not be 0): cheap, deterministic
+/// pseudo-random numbers for fuzz-like tests and generated payloads.
+pub fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Runs `f` over and over for `secs` seconds; (how many times, seconds it took). For the
+/// tests that measure one side's throughput while another side loads the engine.
+pub fn repeat_for(secs: f64, mut f: impl FnMut()) -> (u64, f64) {
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        f();
+        n += 1;
+    }
+    (n, t0.elapsed().as_secs_f64())
 }
 
 pub fn exists(p: &Path) -> bool {

@@ -12,27 +12,7 @@ use qtfs_proto::{Attr, Statfs};
 
 use super::{check, check_i};
 
-/// `openat2(2)`.
-pub fn openat2(dirfd: RawFd, path: &CStr, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is plain data; zeroed, then every field set.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = mode as u64;
-    how.resolve = resolve;
-    // SAFETY: path is NUL-terminated, how is a valid open_how of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    let fd = check(r)? as RawFd;
-    // SAFETY: the kernel returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+pub use qtfs_sys::openat2;
 
 /// `openat(2)` (for engine-internal files such as the admin socket directory).
 pub fn openat(dirfd: RawFd, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {

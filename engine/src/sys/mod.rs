@@ -1,8 +1,11 @@
 //! Thin safe wrappers over the system calls the engine makes directly (everything that
 //! is not an io_uring operation). Every `unsafe` of the engine outside the ring lives
-//! here. Functions return `io::Result` with the raw errno preserved.
+//! here. Functions return `io::Result` with the raw errno preserved. The calls the
+//! engine shares with udsproxyd and rexec come from `qtfs-sys` (one implementation,
+//! rustix where it covers the call) and are re-exported by the module of their area;
+//! what is here is the engine's alone.
 //!
-//! Here: the return-value checks and [`errno_of`]; every wrapper is re-exported from here
+//! Here: the return-value checks, and [`Errno`]/[`errno_of`] from `qtfs-sys`; every wrapper is re-exported from here
 //! as `crate::sys::…`. By area: files, directories, attributes and xattrs (`file`),
 //! mounts and the mount API (`mount`), tty and file-flag ioctls (`ioctl`), processes,
 //! CPU affinity and limits (`process`), eventfds and TCP/vsock listeners (`net`), and
@@ -22,18 +25,7 @@ pub use net::*;
 pub use process::*;
 pub use unix::*;
 
-use std::io;
+/// `Err(last_os_error)` if `r < 0`: `check` for `syscall(2)`'s long, `check_i` for int.
+use qtfs_sys::{check as check_i, check_l as check};
 
-/// `Err(last_os_error)` if `r < 0`.
-fn check(r: libc::c_long) -> io::Result<libc::c_long> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
-}
-
-fn check_i(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
-}
-
-/// The errno of an `io::Error` (EIO if it has none).
-pub fn errno_of(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
+pub use qtfs_sys::{Errno, errno_of};

@@ -1,25 +1,12 @@
-//! Wake-ups and listeners: eventfds, socket options, TCP and vsock listeners, and the
-//! local and peer addresses of a connection.
+//! Listeners: socket options, TCP and vsock listeners, and the local and peer addresses
+//! of a connection. Eventfds (the cores' wake-ups) come from `qtfs-sys`, re-exported here.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::check_i;
 
-/// A non-blocking eventfd.
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    let fd = check_i(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-    // SAFETY: new descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Adds 1 to an eventfd (wakes a ring waiting on it).
-pub fn eventfd_kick(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64; failure (counter overflow) is harmless.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
+pub use qtfs_sys::{eventfd, eventfd_kick};
 
 /// Sets an int socket option.
 pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: i32) -> io::Result<()> {

@@ -1,25 +1,12 @@
-//! Processes and limits: pidfds and signals, CPU affinity of a HOST process, the open
-//! descriptor limit, and pinning the engine's threads to CPUs.
+//! Processes and limits: CPU affinity of a HOST process, the open descriptor limit, and
+//! pinning the engine's threads to CPUs. Pidfds and signals through them come from
+//! `qtfs-sys` (re-exported here).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::{check, check_i};
 
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })? as RawFd;
-    // SAFETY: new descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
-    // SAFETY: plain syscall on a pidfd we hold.
-    check(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
-    })
-    .map(|_| ())
-}
+pub use qtfs_sys::{pidfd_open, pidfd_send_signal};
 
 pub fn sched_getaffinity(pid: i32) -> io::Result<Vec<u8>> {
     let mut mask = vec![0u8; 128];
@@ -37,14 +24,7 @@ pub fn sched_setaffinity(pid: i32, mask: &[u8]) -> io::Result<()> {
 /// Raises the soft limit on open descriptors to the hard limit: every open handle and
 /// every channel holds one.
 pub fn raise_nofile() {
-    // SAFETY: rlimit is plain data; get/setrlimit on our own process.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
+    qtfs_sys::raise_nofile(u64::MAX);
 }
 
 /// Pins the calling thread to one CPU.
@@ -71,9 +51,5 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 /// The soft `RLIMIT_NOFILE` of the process.
 pub fn nofile_limit() -> u64 {
-    // SAFETY: rlimit is plain data; getrlimit fills it.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 { r.rlim_cur } else { 1024 }
-    }
+    qtfs_sys::nofile_limit().0
 }

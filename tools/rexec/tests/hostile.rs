@@ -138,12 +138,7 @@ fn hostile_input_never_crashes_or_forks() {
 
     // Random frames with random payloads.
     let mut seed = 0x9e3779b97f4a7c15u64;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rnd = || qtfs_testkit::xorshift(&mut seed);
     for i in 0..200 {
         let len = (rnd() % 300) as usize;
         let payload: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();

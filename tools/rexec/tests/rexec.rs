@@ -460,20 +460,8 @@ impl Relay {
 
 /// Copies `from` to `to` until either fails; never propagates EOF (the other side of a
 /// cut stays open, as the engine keeps a channel's HOST socket).
-fn pump(mut from: UnixStream, mut to: UnixStream) {
-    std::thread::spawn(move || {
-        let mut b = vec![0u8; 65536];
-        loop {
-            match from.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if to.write_all(&b[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+fn pump(from: UnixStream, to: UnixStream) {
+    std::thread::spawn(move || qtfs_testkit::sock::copy_stream(from, to));
 }
 
 fn drop_during_run(server_args: &[&str], close_host_side: bool) {

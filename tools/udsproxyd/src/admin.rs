@@ -17,7 +17,7 @@ use qtfs_daemon::admin::respond;
 use crate::{Shared, sys};
 
 pub fn serve(listener: OwnedFd, sh: Arc<Shared>) {
-    let _ = sys::set_nonblocking(listener.as_raw_fd(), false);
+    let _ = sys::set_nonblock(listener.as_raw_fd(), false);
     let l = std::os::unix::net::UnixListener::from(listener);
     let shared = sh.clone();
     let handler = Arc::new(move |h: &FrameHeader, p: &[u8], out: &mut Vec<u8>| handle(&shared, h, p, out));

@@ -41,7 +41,7 @@ pub struct Front {
 impl Front {
     pub fn new(sh: Arc<Shared>, listener: OwnedFd, wake: &OwnedFd) -> std::io::Result<Front> {
         let ep = sys::epoll_create()?;
-        sys::set_nonblocking(listener.as_raw_fd(), true)?;
+        sys::set_nonblock(listener.as_raw_fd(), true)?;
         sys::epoll_add(ep.as_raw_fd(), listener.as_raw_fd(), libc::EPOLLIN as u32, T_LISTEN)?;
         let wake = wake.try_clone()?;
         sys::epoll_add(ep.as_raw_fd(), wake.as_raw_fd(), libc::EPOLLIN as u32, T_WAKE)?;
@@ -82,7 +82,7 @@ impl Front {
 
     fn request(&mut self, raw: RawFd) {
         let mut buf = [0u8; wire::REQ_MAX + 1];
-        let n = match sys::recv(raw, &mut buf) {
+        let n = match sys::recv_nb(raw, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(_) => 0,
@@ -164,7 +164,8 @@ impl Front {
             return None;
         }
         let (_, uid, gid) = sys::peer_cred(fd.as_raw_fd()).ok()?;
-        let groups = sys::peer_groups(fd.as_raw_fd());
+        let mut groups = sys::peer_groups(fd.as_raw_fd()).unwrap_or_default();
+        groups.truncate(64); // what the channel request carries
         Some((kind, path, Ident { uid, gid, groups }))
     }
 }

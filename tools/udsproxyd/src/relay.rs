@@ -296,7 +296,7 @@ impl Loop {
                     return;
                 }
                 let fd = conn.stream.into_fd();
-                if let Err(e) = sys::set_nonblocking(fd.as_raw_fd(), true).and_then(|_| {
+                if let Err(e) = sys::set_nonblock(fd.as_raw_fd(), true).and_then(|_| {
                     sys::epoll_add(
                         self.ep.as_raw_fd(),
                         fd.as_raw_fd(),
@@ -378,7 +378,7 @@ impl Loop {
     fn flush(&mut self) {
         let Some(up) = self.up.as_mut() else { return };
         while up.tx_off < up.tx.len() {
-            match sys::send(up.fd.as_raw_fd(), &up.tx[up.tx_off..]) {
+            match sys::send_nb(up.fd.as_raw_fd(), &up.tx[up.tx_off..]) {
                 Ok(n) => up.tx_off += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -199,14 +199,7 @@ fn child_scm() {
     let mut f2 = std::fs::File::open(env("UDS_FILE")).unwrap();
     let mut skip = [0u8; 3];
     f2.read_exact(&mut skip).unwrap();
-    let (pr, pw) = {
-        let mut p = [0; 2];
-        // SAFETY: pipe2 fills two descriptors we then own.
-        unsafe {
-            assert_eq!(libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC), 0);
-            (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1]))
-        }
-    };
+    let (pr, pw) = raw_pipe();
     assert_eq!(raw_send(s.as_raw_fd(), b"F", &[file.as_raw_fd(), f2.as_raw_fd(), pr.as_raw_fd()]), 1);
     drop(pr);
     let mut w = std::fs::File::from(pw);
@@ -563,13 +556,7 @@ fn a_stalled_reader_stalls_only_its_own_channel() {
                 }
             })
         };
-        let t0 = Instant::now();
-        let mut ops = 0u64;
-        while t0.elapsed().as_secs_f64() < secs {
-            assert_eq!(sess.read(fh, 0, 4096).unwrap().len(), 4096);
-            ops += 1;
-        }
-        let el = t0.elapsed().as_secs_f64();
+        let (ops, el) = qtfs_testkit::repeat_for(secs, || assert_eq!(sess.read(fh, 0, 4096).unwrap().len(), 4096));
         stop_w.store(true, Ordering::Relaxed);
         w.join().unwrap();
         ((sunk.load(Ordering::Relaxed) - before) as f64 / el / (1 << 20) as f64, ops as f64 / el)
@@ -631,22 +618,7 @@ fn the_host_server_sees_the_dpu_caller_and_its_permissions_apply() {
     }
     let peer = std::thread::spawn(move || {
         let (s, _) = open_l.accept().unwrap();
-        let (pid, uid, gid) = {
-            // SAFETY: ucred is plain data filled by getsockopt.
-            let mut c: libc::ucred = unsafe { std::mem::zeroed() };
-            let mut l = std::mem::size_of::<libc::ucred>() as u32;
-            // SAFETY: c/l describe a writable ucred.
-            unsafe {
-                libc::getsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_PEERCRED,
-                    (&mut c as *mut libc::ucred).cast(),
-                    &mut l,
-                )
-            };
-            (c.pid, c.uid, c.gid)
-        };
+        let (pid, uid, gid) = raw_peer_cred(s.as_raw_fd());
         let mut s = s;
         s.write_all(format!("{uid}:{gid}").as_bytes()).unwrap();
         pid

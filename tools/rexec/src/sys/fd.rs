@@ -1,64 +1,16 @@
-//! Descriptors and files: pipes, eventfds, descriptor flags, dup and close, stat, seek,
-//! tty checks, pipe size, flock, umask, the list of open descriptors, `/proc/self/fd`
-//! reopening, and opens (plain, and without symlinks through openat2).
+//! Descriptors and files that are rexec's alone: dup and close, stat, tty checks, pipe
+//! size, the list of open descriptors, `/proc/self/fd` reopening and linking, and the
+//! open without symlinks (openat2, with a fallback). Pipes, eventfds, descriptor flags,
+//! fstat, seek, flock, umask and plain opens come from `qtfs-sys` (see `sys`).
 
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::process::nofile_limit;
-use super::{check, check_l, owned};
+use qtfs_sys::{fd_path, nofile_limit, open, openat2};
 
-/// `pipe2(O_CLOEXEC)`: (read end, write end).
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds is a valid array of two ints.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok((owned(fds[0]), owned(fds[1])))
-}
-
-/// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call.
-    Ok(owned(check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?))
-}
-
-/// Adds one to an eventfd (wakes its poller).
-pub fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64; failure (counter overflow) is harmless.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
-
-/// Resets an eventfd.
-pub fn eventfd_drain(fd: RawFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads at most 8 bytes into a live u64.
-    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
-}
-
-/// `fcntl(F_GETFL)`.
-pub fn get_fl(fd: RawFd) -> io::Result<i32> {
-    // SAFETY: plain system call on an integer descriptor.
-    check(unsafe { libc::fcntl(fd, libc::F_GETFL) })
-}
-
-/// `fcntl(F_SETFL)`.
-pub fn set_fl(fd: RawFd, fl: i32) -> io::Result<()> {
-    // SAFETY: plain system call on an integer descriptor.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, fl) }).map(|_| ())
-}
-
-/// Sets or clears O_NONBLOCK; returns the previous flags.
-pub fn set_nonblock(fd: RawFd, on: bool) -> io::Result<i32> {
-    let fl = get_fl(fd)?;
-    let new = if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK };
-    if new != fl {
-        set_fl(fd, new)?;
-    }
-    Ok(fl)
-}
+use super::{check, owned};
 
 /// True if `fd` is open.
 pub fn fd_is_open(fd: RawFd) -> bool {
@@ -84,15 +36,6 @@ pub fn close_raw(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// File type bits (`S_IFMT`) and the whole `stat`.
-pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: stat is plain data, filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid out pointer.
-    check(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(st)
-}
-
 /// `stat(2)` (follows symbolic links).
 pub fn stat(path: &CStr) -> io::Result<libc::stat> {
     // SAFETY: stat is plain data, filled by the kernel.
@@ -100,20 +43,6 @@ pub fn stat(path: &CStr) -> io::Result<libc::stat> {
     // SAFETY: path is NUL-terminated; st is a valid out pointer.
     check(unsafe { libc::stat(path.as_ptr(), &mut st) })?;
     Ok(st)
-}
-
-/// `lseek(fd, 0, SEEK_CUR)`.
-pub fn tell(fd: RawFd) -> io::Result<u64> {
-    // SAFETY: plain system call.
-    let r = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as u64) }
-}
-
-/// `lseek(fd, off, SEEK_SET)`.
-pub fn seek(fd: RawFd, off: u64) -> io::Result<()> {
-    // SAFETY: plain system call.
-    let r = unsafe { libc::lseek(fd, off as libc::off_t, libc::SEEK_SET) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// `isatty`.
@@ -126,18 +55,6 @@ pub fn isatty(fd: RawFd) -> bool {
 pub fn set_pipe_size(fd: RawFd, size: i32) {
     // SAFETY: plain system call; failure (EPERM above the limit) is harmless.
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) };
-}
-
-/// `flock(2)`.
-pub fn flock(fd: RawFd, op: i32) -> io::Result<()> {
-    // SAFETY: plain system call.
-    check(unsafe { libc::flock(fd, op) }).map(|_| ())
-}
-
-/// `umask(2)`.
-pub fn umask(mask: u32) -> u32 {
-    // SAFETY: plain system call.
-    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
 /// Every open descriptor number of this process, from `/proc/self/fd` (or by probing
@@ -172,11 +89,6 @@ pub fn open_fds() -> Vec<RawFd> {
     out
 }
 
-/// Target of `/proc/self/fd/N`.
-pub fn fd_path(fd: RawFd) -> io::Result<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-}
-
 /// Reopens `/proc/self/fd/N` as a new open file description (own O_NONBLOCK flag) with
 /// the given access mode; works for pipes, FIFOs and character devices.
 pub fn reopen_fd(fd: RawFd, flags: i32) -> io::Result<OwnedFd> {
@@ -185,32 +97,13 @@ pub fn reopen_fd(fd: RawFd, flags: i32) -> io::Result<OwnedFd> {
     Ok(owned(check(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY) })?))
 }
 
-/// `open(2)` with O_CLOEXEC.
-pub fn open(path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: path is NUL-terminated.
-    Ok(owned(check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?))
-}
-
-/// `struct open_how` of openat2(2) (libc's is `non_exhaustive`).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// `openat2(path, flags | O_CLOEXEC)` with `RESOLVE_NO_SYMLINKS`: ELOOP if any component
 /// of `path` is a symbolic link. For paths resolved earlier: what was checked then is
 /// what is opened now, or nothing. Without openat2 (Linux < 5.6, or a seccomp filter
 /// that refuses it): an `O_NOFOLLOW` open whose `/proc/self/fd` name must be `path`.
 pub fn open_no_symlinks(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_NO_SYMLINKS };
-    // SAFETY: path is NUL-terminated; how is a valid open_how of the size passed.
-    let r = unsafe {
-        libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), &how as *const OpenHow, size_of::<OpenHow>())
-    };
-    match check_l(r) {
-        Ok(fd) => Ok(owned(fd as libc::c_int)),
+    match openat2(libc::AT_FDCWD, path, flags, 0, libc::RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => Ok(fd),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
             use std::os::unix::ffi::OsStrExt;
             let fd = open(path, flags | libc::O_NOFOLLOW, 0)?;

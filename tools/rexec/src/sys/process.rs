@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 
-use super::{check, check_l, owned};
+use super::{check, owned};
 
 /// Blocks `signals` in the calling thread (threads created later inherit the mask).
 pub fn block_signals(signals: &[i32]) -> io::Result<libc::sigset_t> {
@@ -59,20 +59,6 @@ pub fn setsid() -> io::Result<()> {
 pub fn ignore_sigpipe() {
     // SAFETY: setting a disposition to SIG_IGN is always sound.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-}
-
-/// `pidfd_open(2)`.
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain system call.
-    let r = check_l(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    Ok(owned(r as libc::c_int))
-}
-
-/// `pidfd_send_signal(2)`: signals exactly the process of the pidfd, never a reused pid.
-pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
-    // SAFETY: plain system call; a null siginfo is allowed.
-    check_l(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0) })
-        .map(|_| ())
 }
 
 /// `killpg(2)`.
@@ -131,22 +117,6 @@ pub fn waitid_pidfd(pidfd: RawFd, keep: bool, block: bool) -> io::Result<Option<
         return Ok(None);
     }
     Ok(Some(if code == libc::CLD_EXITED { ExitKind::Exited(status) } else { ExitKind::Signaled(status) }))
-}
-
-/// The soft and hard `RLIMIT_NOFILE`.
-pub fn nofile_limit() -> (u64, u64) {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: r is a valid out pointer.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    (r.rlim_cur, r.rlim_max)
-}
-
-/// Sets the soft `RLIMIT_NOFILE`.
-pub fn set_nofile_soft(soft: u64) {
-    let (_, hard) = nofile_limit();
-    let r = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
-    // SAFETY: r is a valid rlimit.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
 }
 
 /// `fork(2)`.

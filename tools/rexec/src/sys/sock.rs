@@ -1,20 +1,15 @@
-//! Sockets and I/O: socket options, receive timeout, read/write/writev, non-blocking
-//! send/recv, shutdown, poll, accept, and unix socket listen/connect.
+//! Sockets and I/O that are rexec's alone: the receive timeout, writev, poll, and unix
+//! stream sockets listening at or connected to a path (the direct connect by raw system
+//! call). Socket options, read/write, non-blocking send/recv, shutdown and accept come
+//! from `qtfs-sys` (see `sys`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::{check, check_l, check_s, owned};
+use qtfs_sys::{bind_unix, connect_unix, listen, sockaddr_un, unix_socket};
 
-/// An integer socket option.
-pub fn sockopt_int(fd: RawFd, level: i32, opt: i32) -> io::Result<i32> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: v and len are valid out pointers of the sizes passed.
-    check(unsafe { libc::getsockopt(fd, level, opt, (&mut v as *mut libc::c_int).cast(), &mut len) })?;
-    Ok(v)
-}
+use super::{check, check_l, check_s};
 
 /// `SO_RCVTIMEO`.
 pub fn set_recv_timeout(fd: RawFd, ms: u64) -> io::Result<()> {
@@ -27,18 +22,6 @@ pub fn set_recv_timeout(fd: RawFd, ms: u64) -> io::Result<()> {
     .map(|_| ())
 }
 
-/// `read(2)`.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for writes of its length.
-    check_s(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
-}
-
-/// `write(2)`.
-pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for reads of its length.
-    check_s(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
-}
-
 /// `writev(2)` of up to two slices.
 pub fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
     let iov = [
@@ -48,24 +31,6 @@ pub fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
     let n = if b.is_empty() { 1 } else { 2 };
     // SAFETY: both iovecs describe live slices; the kernel only reads them.
     check_s(unsafe { libc::writev(fd, iov.as_ptr(), n) })
-}
-
-/// `recv(MSG_DONTWAIT)`: non-blocking read of a socket whose file flags we do not own.
-pub fn recv_nb(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for writes of its length.
-    check_s(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) })
-}
-
-/// `send(MSG_DONTWAIT | MSG_NOSIGNAL)`.
-pub fn send_nb(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for reads of its length.
-    check_s(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })
-}
-
-/// `shutdown(2)`; errors (already closed) are ignored.
-pub fn shutdown(fd: RawFd, how: i32) {
-    // SAFETY: plain system call.
-    unsafe { libc::shutdown(fd, how) };
 }
 
 /// `poll(2)`; EINTR counts as "nothing ready".
@@ -80,63 +45,40 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     }
 }
 
-/// `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)`.
-pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: null address pointers are allowed by accept4.
-    let r = unsafe {
-        libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-    };
-    Ok(owned(check(r)?))
-}
-
-fn sockaddr_un(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+/// A path as a unix socket name (never an abstract name): ENAMETOOLONG for a NUL inside.
+fn sun_path(path: &Path) -> io::Result<&[u8]> {
     use std::os::unix::ffi::OsStrExt;
-    // SAFETY: sockaddr_un is plain data.
-    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let b = path.as_os_str().as_bytes();
-    if b.len() >= a.sun_path.len() || b.contains(&0) {
+    if b.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
-    for (d, s) in a.sun_path.iter_mut().zip(b) {
-        *d = *s as libc::c_char;
-    }
-    let len = (std::mem::size_of::<libc::sa_family_t>() + b.len() + 1) as libc::socklen_t;
-    Ok((a, len))
+    Ok(b)
 }
 
 /// A listening unix stream socket bound at `path` (close-on-exec, blocking).
 pub fn unix_listen(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
-    let (a, len) = sockaddr_un(path)?;
-    // SAFETY: plain system call.
-    let fd = owned(check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?);
-    // SAFETY: a is a valid sockaddr_un of length len.
-    check(unsafe { libc::bind(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) })?;
-    // SAFETY: plain system call.
-    check(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    let fd = unix_socket(libc::SOCK_STREAM)?;
+    bind_unix(fd.as_raw_fd(), sun_path(path)?)?;
+    listen(fd.as_raw_fd(), backlog)?;
     Ok(fd)
 }
 
 /// A non-blocking unix stream socket connected to `path` (EAGAIN when the backlog is full).
 pub fn unix_connect_nb(path: &Path) -> io::Result<OwnedFd> {
-    let (a, len) = sockaddr_un(path)?;
-    // SAFETY: plain system call.
-    let fd = owned(check(unsafe {
-        libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
-    })?);
-    // SAFETY: a is a valid sockaddr_un of length len.
-    check(unsafe { libc::connect(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) })?;
+    let fd = unix_socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
+    connect_unix(fd.as_raw_fd(), sun_path(path)?)?;
     Ok(fd)
 }
 
 /// A blocking unix stream socket connected to `path` with the raw system call. rexec
 /// runs under libvirt with `LD_PRELOAD=libudsproxy.so`, whose `connect()` would proxy a
 /// missing local socket behind our back; the route (direct or through udsproxyd) must
-/// be rexec's own decision, since it decides which files the HOST can reopen.
+/// be rexec's own decision, since it decides which files the HOST can reopen. (libc's
+/// `syscall`, not rustix: whether rustix calls the kernel directly depends on its
+/// backend, and this must not.)
 pub fn unix_connect_direct(path: &Path) -> io::Result<OwnedFd> {
-    let (a, len) = sockaddr_un(path)?;
-    // SAFETY: plain system call.
-    let fd = owned(check(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?);
+    let (a, len) = sockaddr_un(sun_path(path)?)?;
+    let fd = unix_socket(libc::SOCK_STREAM)?;
     loop {
         // SAFETY: a is a valid sockaddr_un of length len; the raw syscall bypasses any
         // interposed libc connect().

@@ -107,8 +107,10 @@ impl Server {
         c
     }
 
+    /// Waits (up to 10 s) for a log line containing `needle`: another thread reads the
+    /// log, so a line the process has already written may not be here yet.
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        wait_until(std::time::Duration::from_secs(10), || self.log.lock().unwrap().iter().any(|l| l.contains(needle)))
     }
 
     pub fn pid(&self) -> i32 {
@@ -175,12 +177,7 @@ fn close_extra_fds(c: &mut Command, keep: &[i32]) {
 
 /// A pipe: (read end, write end), close-on-exec.
 pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    use std::os::fd::FromRawFd;
-    // SAFETY: fresh descriptors owned by nobody else.
-    unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) }
+    qtfs_testkit::sock::raw_pipe()
 }
 
 pub use qtfs_testkit::wait_until;
@@ -219,7 +216,7 @@ pub fn fake_udsproxyd(path: &Path, target: &Path) {
                 continue;
             }
             let mut buf = [0u8; wire::REQ_MAX];
-            let Ok(n) = sys::recv(c.as_raw_fd(), &mut buf) else { continue };
+            let Ok(n) = sys::recv_nb(c.as_raw_fd(), &mut buf) else { continue };
             if wire::decode_request(&buf[..n]).is_none() {
                 continue;
             }

@@ -116,7 +116,7 @@ impl Loop {
             Pending::Affinity { requester, get } => {
                 if h.is_error() {
                     tracing::debug!(errno = h.status, "the engine refused an affinity request");
-                    answer_affinity(&requester, errno::to_local(h.status), &[]);
+                    answer_affinity(&requester, sys::Errno::from_wire(h.status).raw(), &[]);
                 } else {
                     answer_affinity(&requester, 0, if get { p } else { &[] });
                 }
@@ -143,7 +143,7 @@ impl Loop {
         path: &[u8],
         credit: u32,
     ) -> std::io::Result<()> {
-        sys::set_nonblocking(fd.as_raw_fd(), true)?;
+        sys::set_nonblock(fd.as_raw_fd(), true)?;
         sys::epoll_add(self.ep.as_raw_fd(), fd.as_raw_fd(), EV_CHAN, T_CHAN | id as u64)?;
         let mut flow = Flow::new(kind);
         flow.credit.peer_opened(credit);
@@ -287,7 +287,7 @@ impl Loop {
             if c.flow.kind.is_pipe() {
                 c.fd = None;
             } else if let Some(fd) = &c.fd {
-                sys::shutdown(fd.as_raw_fd(), libc::SHUT_WR);
+                let _ = sys::shutdown(fd.as_raw_fd(), libc::SHUT_WR);
             }
             self.maybe_done(id);
         }
@@ -455,7 +455,7 @@ fn write_local(kind: Kind, fd: RawFd, data: &[u8], fds: &[RawFd]) -> std::io::Re
     if kind.is_pipe() {
         sys::write(fd, data)
     } else if fds.is_empty() {
-        sys::send(fd, data)
+        sys::send_nb(fd, data)
     } else {
         sys::send_with_fds(fd, data, fds)
     }

@@ -49,11 +49,13 @@ impl Loop {
         let unix_listener = || sys::sock_domain(raw).ok() == Some(libc::AF_UNIX) && sys::sock_listening(raw);
         let fl = sys::get_fl(raw).unwrap_or(0);
         match Passed::of(st.st_mode, fl, unix_listener) {
-            Passed::File => out.file(&sys::fd_path(raw).unwrap_or_default(), st.st_nlink, fl, sys::lseek_cur(raw))?,
+            Passed::File => {
+                out.file(&sys::fd_path(raw).unwrap_or_default(), st.st_nlink, fl, sys::tell(raw).unwrap_or(0))?
+            }
             Passed::Pipe { read_end } => {
                 let link = CString::new(format!("/proc/self/fd/{raw}")).expect("no NUL");
                 let oflags = (if read_end { libc::O_RDONLY } else { libc::O_WRONLY }) | libc::O_NONBLOCK;
-                let own = sys::open(&link, oflags)
+                let own = sys::open(&link, oflags, 0)
                     .map_err(|e| (e_local(sys::errno_of(&e)), "reopen of a passed pipe".into()))?;
                 let rid = self.new_id();
                 let kind = Kind::pipe_relay(read_end);
@@ -67,7 +69,7 @@ impl Loop {
                 let lid = self.new_id();
                 // Accepting must not block the loop; the description is shared with the
                 // sender, which hands it over precisely so that we accept on it.
-                if sys::set_nonblocking(raw, true).is_err()
+                if sys::set_nonblock(raw, true).is_err()
                     || sys::epoll_add(self.ep.as_raw_fd(), raw, libc::EPOLLIN as u32, T_LISTEN | lid as u64).is_err()
                 {
                     return Err((errno::EBADF, "cannot watch a passed listening socket".into()));
@@ -157,7 +159,7 @@ impl ReopenIo for AsUser<'_> {
     fn open(&mut self, path: &CString, how: How) -> Result<(OwnedFd, FileId), i32> {
         let Ident { uid, gid, groups } = self.0;
         let fd = sys::as_user(*uid, *gid, groups, || match how {
-            How::Look => sys::open(path, libc::O_PATH),
+            How::Look => sys::open(path, libc::O_PATH, 0),
             How::Exact(flags) => sys::open_nofollow(path, flags),
         })
         .map_err(errno_of)?;
@@ -169,10 +171,10 @@ impl ReopenIo for AsUser<'_> {
     }
     fn settle(&mut self, fd: &OwnedFd, blocking: bool, offset: u64) {
         if blocking {
-            let _ = sys::set_nonblocking(fd.as_raw_fd(), false);
+            let _ = sys::set_nonblock(fd.as_raw_fd(), false);
         }
         if offset > 0 {
-            sys::lseek_set(fd.as_raw_fd(), offset);
+            let _ = sys::seek(fd.as_raw_fd(), offset);
         }
     }
 }

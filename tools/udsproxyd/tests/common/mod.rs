@@ -11,8 +11,8 @@
 //! this test binary re-executed with `LD_PRELOAD` to play a role (`child_role`).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -397,150 +397,9 @@ pub fn request_channel(sock: &Path, path: &Path, kind: u16) -> Result<OwnedFd, i
 
 // ------------------------------------------------------------------ raw sockets
 
-pub fn raw_socket(ty: i32) -> OwnedFd {
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: new descriptor.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-fn sockaddr(p: &[u8]) -> (libc::sockaddr_un, u32) {
-    // SAFETY: sockaddr_un is plain data.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    sa.sun_family = libc::AF_UNIX as u16;
-    for (d, s) in sa.sun_path.iter_mut().zip(p) {
-        *d = *s as libc::c_char;
-    }
-    (sa, (std::mem::offset_of!(libc::sockaddr_un, sun_path) + p.len() + usize::from(p.first() != Some(&0))) as u32)
-}
-
-pub fn raw_connect(fd: RawFd, p: &Path) -> std::io::Result<()> {
-    let (sa, len) = sockaddr(p.as_os_str().as_encoded_bytes());
-    // SAFETY: sa is a valid address of length len.
-    if unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_un).cast(), len) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-pub fn raw_bound(p: &Path, ty: i32) -> OwnedFd {
-    let fd = raw_socket(ty);
-    let (sa, len) = sockaddr(p.as_os_str().as_encoded_bytes());
-    // SAFETY: sa is a valid address of length len.
-    assert_eq!(unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_un).cast(), len) }, 0);
-    if ty != libc::SOCK_DGRAM {
-        // SAFETY: plain syscall.
-        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 1024) }, 0);
-    }
-    fd
-}
-
-pub fn raw_accept(fd: RawFd) -> OwnedFd {
-    // SAFETY: accept on a listening socket.
-    let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-    assert!(c >= 0, "accept: {}", std::io::Error::last_os_error());
-    // SAFETY: new descriptor.
-    unsafe { OwnedFd::from_raw_fd(c) }
-}
-
-/// One recvmsg: bytes and passed descriptors.
-pub fn raw_recv(fd: RawFd, cap: usize) -> (Vec<u8>, Vec<OwnedFd>) {
-    let (d, f, _) = raw_recvfrom(fd, cap);
-    (d, f)
-}
-
-/// One recvmsg: bytes, passed descriptors, sender address.
-pub fn raw_recvfrom(fd: RawFd, cap: usize) -> (Vec<u8>, Vec<OwnedFd>, Vec<u8>) {
-    let mut buf = vec![0u8; cap];
-    let mut cmsg = [0u64; 64];
-    // SAFETY: the msghdr points at live local buffers.
-    unsafe {
-        let mut sa: libc::sockaddr_un = std::mem::zeroed();
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: cap };
-        let mut m: libc::msghdr = std::mem::zeroed();
-        m.msg_name = (&mut sa as *mut libc::sockaddr_un).cast();
-        m.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as u32;
-        m.msg_iov = &mut iov;
-        m.msg_iovlen = 1;
-        m.msg_control = cmsg.as_mut_ptr().cast();
-        m.msg_controllen = 512;
-        let n = libc::recvmsg(fd, &mut m, libc::MSG_CMSG_CLOEXEC);
-        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-        buf.truncate(n as usize);
-        let mut fds = Vec::new();
-        let mut c = libc::CMSG_FIRSTHDR(&m);
-        while !c.is_null() {
-            if (*c).cmsg_type == libc::SCM_RIGHTS {
-                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                let p = libc::CMSG_DATA(c) as *const i32;
-                for i in 0..k {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&m, c);
-        }
-        let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-        let an = (m.msg_namelen as usize).saturating_sub(base).min(108);
-        (buf, fds, sa.sun_path[..an].iter().map(|&c| c as u8).collect())
-    }
-}
-
-pub fn raw_send(fd: RawFd, data: &[u8], fds: &[RawFd]) -> isize {
-    raw_sendto(fd, data, fds, None)
-}
-
-pub fn raw_sendto(fd: RawFd, data: &[u8], fds: &[RawFd], to: Option<&[u8]>) -> isize {
-    let mut cmsg = [0u64; 64];
-    // SAFETY: the msghdr points at live local buffers.
-    unsafe {
-        let (mut sa, salen) = sockaddr(to.unwrap_or(b"x"));
-        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
-        let mut m: libc::msghdr = std::mem::zeroed();
-        m.msg_iov = &mut iov;
-        m.msg_iovlen = 1;
-        if to.is_some() {
-            m.msg_name = (&mut sa as *mut libc::sockaddr_un).cast();
-            m.msg_namelen = salen;
-        }
-        if !fds.is_empty() {
-            m.msg_control = cmsg.as_mut_ptr().cast();
-            m.msg_controllen = libc::CMSG_SPACE((fds.len() * 4) as u32) as usize;
-            let c = libc::CMSG_FIRSTHDR(&m);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN((fds.len() * 4) as u32) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c) as *mut i32, fds.len());
-        }
-        libc::sendmsg(fd, &m, libc::MSG_NOSIGNAL)
-    }
-}
+pub use qtfs_testkit::sock::*;
 
 // ------------------------------------------------------------------ HOST servers
-
-/// A stream echo server on a listener (one thread per connection).
-pub fn echo_server(l: UnixListener) {
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-}
 
 /// A message echo server for SEQPACKET (listening) or DGRAM (bound) sockets.
 pub fn msg_echo_server(fd: OwnedFd, ty: i32) {
@@ -608,10 +467,7 @@ impl Sum {
 /// Deterministic pseudo-random bytes.
 pub fn fill(seed: &mut u64, b: &mut [u8]) {
     for c in b.chunks_mut(8) {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        let v = seed.to_le_bytes();
+        let v = qtfs_testkit::xorshift(seed).to_le_bytes();
         c.copy_from_slice(&v[..c.len()]);
     }
 }
