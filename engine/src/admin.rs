@@ -11,7 +11,7 @@ use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
 use crate::Shared;
-use crate::fsops::whitelist::{Entry, Whitelist};
+use crate::whitelist::{Entry, Whitelist};
 
 pub use qtfs_daemon::admin::bind;
 use qtfs_daemon::admin::respond;

@@ -268,7 +268,7 @@ pub struct Config {
     /// MKNOD may create device nodes (`--allow-mknod-devices`).
     pub allow_mknod_devices: bool,
     /// Device nodes that may be opened (`--allow-devices`).
-    pub allow_devices: Vec<crate::fsops::devices::DevRule>,
+    pub allow_devices: Vec<crate::devices::DevRule>,
     pub pin: bool,
 }
 
@@ -369,7 +369,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
     };
     let export_ids = parse_export_policies(&cli.export_policy)?;
     let allow_devices =
-        cli.allow_devices.iter().map(|s| crate::fsops::devices::DevRule::parse(s)).collect::<Result<Vec<_>, _>>()?;
+        cli.allow_devices.iter().map(|s| crate::devices::DevRule::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let avail = crate::sys::allowed_cpus().len().max(1);
     let cores = match cores {
         Some(0) => return Err("--cores must be at least 1".into()),
@@ -403,7 +403,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
             max_sessions_per_peer: cli.max_sessions_per_peer.max(1),
             max_channels: cli.max_channels.max(1),
             channel_buffer_budget: parse_size("--channel-buffer-budget", &cli.channel_buffer_budget)?
-                .max(crate::udsmux::WINDOW as u64) as usize,
+                .max(qtfs_chan::WINDOW as u64) as usize,
             min_free: MinFree::parse(&cli.min_free)?,
             ids,
             export_ids,
@@ -619,7 +619,7 @@ fn parse_export_policy(v: &str) -> Result<ExportIds, String> {
     if none != ids.is_identity() {
         return Err(bad("give either none or at least one other option"));
     }
-    Ok(ExportIds { path: crate::fsops::whitelist::resolve(&lexical), ids: Arc::new(ids) })
+    Ok(ExportIds { path: crate::whitelist::resolve(&lexical), ids: Arc::new(ids) })
 }
 
 /// One uid or gid; 4294967295 (-1, "unchanged" to the kernel) is not an id.

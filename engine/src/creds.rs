@@ -121,7 +121,7 @@ pub struct ExportIds {
 /// The `--export-policy` entry for an export whose real root path is `real`: the longest
 /// entry covering it; None means the engine-wide policy.
 pub fn export_policy<'a>(list: &'a [ExportIds], real: &[u8]) -> Option<&'a ExportIds> {
-    list.iter().filter(|e| crate::fsops::whitelist::prefix_match(&e.path, real)).max_by_key(|e| e.path.len())
+    list.iter().filter(|e| crate::whitelist::prefix_match(&e.path, real)).max_by_key(|e| e.path.len())
 }
 
 /// An entry strictly beneath `real` whose policy differs from `own` (the policy an export
@@ -134,8 +134,7 @@ pub fn nested_conflict<'a>(
     default: &IdPolicy,
 ) -> Option<&'a ExportIds> {
     let own = own.map_or(default, |e| &*e.ids);
-    list.iter()
-        .find(|e| e.path.len() > real.len() && crate::fsops::whitelist::prefix_match(real, &e.path) && *e.ids != *own)
+    list.iter().find(|e| e.path.len() > real.len() && crate::whitelist::prefix_match(real, &e.path) && *e.ids != *own)
 }
 
 #[repr(C)]

@@ -2,21 +2,31 @@
 //!
 //! `engine --cores N` serves file operations (and, multiplexed on the same connections,
 //! unix-socket channels) to DPU clients. N threads each own one io_uring and the
-//! connections they accepted ([`ring`]); file requests become batches of ring operations
-//! ([`fsops`]) performed beneath the export root with the caller's identity
-//! ([`creds`]); a plain thread serves the admin socket ([`admin`]). Cores share only
-//! read-mostly configuration (the whitelist, swapped atomically), sessions and counters.
+//! connections they accepted: a reactor that knows no service ([`ring`]) and the
+//! services a core glues to it ([`worker`]): file requests become batches of ring
+//! operations ([`fsops`]) performed beneath the export root with the caller's identity
+//! ([`creds`]), channels carry unix sockets (`udsmux`); a plain thread serves the admin
+//! socket ([`admin`]). Cores share only read-mostly configuration (the [`whitelist`],
+//! swapped atomically), sessions and counters.
+//!
+//! Layering: no module of the crate imports a module that imports it (the crate root,
+//! which declares them all, aside); `tests/layers.rs` checks it.
 
 pub mod admin;
 pub mod config;
 pub mod creds;
+pub mod devices;
 pub mod fsops;
 pub mod notify;
+pub mod path;
 pub(crate) mod ring;
 pub mod session;
 pub mod stats;
 pub mod sys;
 pub(crate) mod udsmux;
+pub mod wakeup;
+pub mod whitelist;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::io;
@@ -32,9 +42,9 @@ use qtfs_proto::consts::WlType;
 use qtfs_proto::{Addr, Psk};
 
 pub use config::Config;
-use fsops::whitelist::Whitelist;
 use session::Sessions;
 use stats::{ChanRegistry, ConnShared, CoreStats};
+use whitelist::Whitelist;
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +88,8 @@ pub struct Shared {
     /// The export watcher behind INVAL (None: not available here, `feat::INVAL` is not
     /// offered).
     pub notify: Option<Arc<notify::Notify>>,
+    /// Each core's wake-up eventfd and why another thread kicked it.
+    pub wakeups: wakeup::Wakeups,
 }
 
 impl Shared {
@@ -241,8 +253,10 @@ impl Engine {
                 None
             }
         };
+        let wakeups = wakeup::Wakeups::new(cfg.cores).map_err(io_err("eventfd"))?;
         let shared = Arc::new(Shared {
             notify,
+            wakeups,
             psk,
             whitelist: RwLock::new(Arc::new(wl)),
             wl_gen: AtomicU64::new(1),
@@ -266,7 +280,7 @@ impl Engine {
         let preauth = Arc::new(ring::gate::PreAuthGate::default());
         for (i, ls) in per_core.into_iter().enumerate() {
             let gate = preauth.clone();
-            let wake = sys::eventfd().map_err(io_err("eventfd"))?;
+            let wake = shared.wakeups.fd(i).map_err(io_err("dup eventfd"))?;
             wakes.push(wake.try_clone().map_err(io_err("dup eventfd"))?);
             let shared = shared.clone();
             let cpu = cpus.get(i % cpus.len().max(1)).copied();
@@ -284,17 +298,17 @@ impl Engine {
                     {
                         tracing::warn!(core = i, cpu = c, "cannot pin: {e}");
                     }
-                    match ring::Core::new(i, shared, ls, wake, gate) {
+                    match worker::Core::new(i, shared, ls, wake, gate) {
                         Ok(core) => {
                             let _ = ready.send(Ok(()));
                             // Serves until the engine stops. A bug reached by one
                             // connection closes that connection; a loop that dies anyway
                             // (a panic outside one connection's handling, a ring that keeps
                             // failing) is rebuilt on the same listeners with its
-                            // connections closed (`ring::supervise` lists what is dropped);
+                            // connections closed (`worker::supervise` lists what is dropped);
                             // only a core that cannot be rebuilt ends the engine, with exit
                             // status 70, never a process that looks alive with a dead core.
-                            ring::supervise(core);
+                            worker::supervise(core);
                         }
                         Err(e) => {
                             let _ = ready.send(Err(format!("core {i}: io_uring setup failed: {e}")));

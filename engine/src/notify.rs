@@ -48,7 +48,7 @@ use parking_lot::Mutex;
 use qtfs_proto::consts::{feat, inval};
 use qtfs_proto::{FrameHeader, InvalMsg, Op, Path};
 
-use crate::ring::Core;
+use crate::ring::Reactor;
 use crate::session::{Export, Session};
 use crate::sys;
 
@@ -584,7 +584,7 @@ fn parse_dfid_name(mask: u64, info: &[u8]) -> Option<Event> {
 
 /// Sends the queued invalidations of this core's connections (called when its wake-up
 /// eventfd fires). Only connections that agreed on `feat::INVAL`.
-pub(crate) fn drain(core: &mut Core) {
+pub(crate) fn drain(core: &mut Reactor) {
     let Some(n) = core.shared.notify.clone() else { return };
     let Some(cores) = n.cores.get() else { return };
     let Some((wake, pending)) = cores.get(core.idx) else { return };

@@ -16,33 +16,33 @@ use qtfs_proto::*;
 use super::common::{FsReq, Next, Req, fail, finish, ident_of, proc_cstr, res_fd, resolve, stat_now, stat_reply};
 use super::gates::{device_open_ok, growth, space_ok, wl_at, wl_handle};
 use super::path::SAFE;
+use super::service::Ctx;
 use super::steps::{SetattrArgs, Step};
 use crate::creds;
-use crate::ring::Core;
 use crate::sys;
 
 /// LOOKUP: the attributes of the object a path names (a final symlink not followed).
-pub(super) fn lookup(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn lookup(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<PathReq>(core) else { return };
     object(core, rq, &m.ctx, &m.groups, m.path.0, false, Step::Object);
 }
 
 /// GETATTR: as LOOKUP, following a final symlink with `GETATTR_FOLLOW`.
-pub(super) fn getattr(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn getattr(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<GetattrReq>(core) else { return };
     let follow = m.flags & consts::GETATTR_FOLLOW != 0;
     object(core, rq, &m.ctx, &m.groups, m.path.0, follow, Step::Object);
 }
 
 /// STATFS: the file system of the object a path names.
-pub(super) fn statfs(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn statfs(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<PathReq>(core) else { return };
     object(core, rq, &m.ctx, &m.groups, m.path.0, false, Step::Statfs);
 }
 
 /// Resolves the object `p` names itself, then `step` ([`Step::Object`] or
 /// [`Step::Statfs`]).
-fn object(core: &mut Core, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8], follow: bool, step: Step) {
+fn object(core: &mut Ctx, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8], follow: bool, step: Step) {
     let Some(mut r) = rq.begin_at(core, ctx, groups, p) else { return };
     let i = r.push_str(if p.is_empty() { b"." } else { p });
     let nofollow = if follow || p.is_empty() { 0 } else { libc::O_NOFOLLOW };
@@ -53,7 +53,7 @@ fn object(core: &mut Core, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &
 
 /// LOOKUP, GETATTR ([`Step::Object`]) or STATFS ([`Step::Statfs`]): the object
 /// resolved; answer its attributes or its file system's.
-pub(super) fn object_resolved(core: &mut Core, mut r: Box<FsReq>, step: Step, res: i32) {
+pub(super) fn object_resolved(core: &mut Ctx, mut r: Box<FsReq>, step: Step, res: i32) {
     let fd = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
@@ -70,7 +70,7 @@ pub(super) fn object_resolved(core: &mut Core, mut r: Box<FsReq>, step: Step, re
 }
 
 /// FGETATTR: the attributes of an open handle.
-pub(super) fn fgetattr(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn fgetattr(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<HandleReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     let mut r = rq.begin(core);
@@ -82,7 +82,7 @@ pub(super) fn fgetattr(core: &mut Core, rq: &Req<'_>) {
 // ------------------------------------------------------------------ SETATTR
 
 /// SETATTR on a handle (inline) or on a path (resolved first).
-pub(super) fn setattr(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn setattr(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<SetattrReq>(core) else { return };
     let session = &rq.session;
     let mut r = rq.begin(core);
@@ -96,7 +96,7 @@ pub(super) fn setattr(core: &mut Core, rq: &Req<'_>) {
         Ok(id) => id,
         Err(e) => return fail(core, r, e),
     };
-    r.personality = core.personality(&r.ident);
+    r.personality = core.r.personality(&r.ident);
     if m.valid & !setattr::ALL != 0 {
         return fail(core, r, errno::EINVAL);
     }
@@ -138,7 +138,7 @@ pub(super) fn setattr(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// SETATTR by path: the object resolved; check, apply, answer the new attributes.
-pub(super) fn setattr_resolved(core: &mut Core, mut r: Box<FsReq>, a: SetattrArgs, res: i32) {
+pub(super) fn setattr_resolved(core: &mut Ctx, mut r: Box<FsReq>, a: SetattrArgs, res: i32) {
     let fd = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
@@ -164,7 +164,7 @@ pub(super) fn setattr_resolved(core: &mut Core, mut r: Box<FsReq>, a: SetattrArg
 }
 
 /// `--min-free` for a SETATTR that makes a file larger.
-fn setattr_space_ok(core: &Core, a: &SetattrArgs, fd: RawFd) -> Result<(), i32> {
+fn setattr_space_ok(core: &Ctx, a: &SetattrArgs, fd: RawFd) -> Result<(), i32> {
     if a.valid & setattr::SIZE == 0 {
         return Ok(());
     }

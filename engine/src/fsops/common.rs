@@ -21,9 +21,9 @@ use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
 use super::path::RESOLVE_CACHED;
+use super::service::Ctx;
 use super::steps::Step;
 use crate::creds::{self, IdPolicy, Ident};
-use crate::ring::Core;
 use crate::session::{Export, OpenFile, Session};
 use crate::stats::Done;
 use crate::sys;
@@ -180,7 +180,7 @@ pub(super) struct Req<'a> {
 
 impl<'a> Req<'a> {
     /// The payload as `M`; a payload that does not decode is answered EBADMSG (None).
-    pub fn decode<M: Wire<'a>>(&self, core: &mut Core) -> Option<M> {
+    pub fn decode<M: Wire<'a>>(&self, core: &mut Ctx) -> Option<M> {
         match M::decode(self.payload) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -192,23 +192,23 @@ impl<'a> Req<'a> {
     }
 
     /// Answers a request that never became asynchronous.
-    pub fn reply<'m, M: Wire<'m>>(&self, core: &mut Core, r: Result<M, i32>) {
+    pub fn reply<'m, M: Wire<'m>>(&self, core: &mut Ctx, r: Result<M, i32>) {
         reply_now(core, self.key, &self.h, self.op, self.t0, r);
     }
 
     /// Answers an error, never having become asynchronous.
-    pub fn reply_err(&self, core: &mut Core, e: i32) {
+    pub fn reply_err(&self, core: &mut Ctx, e: i32) {
         self.reply::<Empty>(core, Err(e));
     }
 
     /// Starts the asynchronous request (see [`begin`]).
-    pub fn begin(&self, core: &mut Core) -> Box<FsReq> {
+    pub fn begin(&self, core: &mut Ctx) -> Box<FsReq> {
         begin(core, self.key, &self.h, self.op, &self.session)
     }
 
     /// Starts the asynchronous request in the export its context names, with the
     /// identity its policy gives ([`with_ctx`]); None when that failed (answered).
-    pub fn begin_in(&self, core: &mut Core, ctx: &ReqCtx, groups: &Groups<'_>) -> Option<Box<FsReq>> {
+    pub fn begin_in(&self, core: &mut Ctx, ctx: &ReqCtx, groups: &Groups<'_>) -> Option<Box<FsReq>> {
         let mut r = self.begin(core);
         match with_ctx(core, &mut r, ctx, groups) {
             Ok(()) => Some(r),
@@ -220,7 +220,7 @@ impl<'a> Req<'a> {
     }
 
     /// [`Req::begin_in`], and the wire path `p` checked ([`super::path::check`]).
-    pub fn begin_at(&self, core: &mut Core, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8]) -> Option<Box<FsReq>> {
+    pub fn begin_at(&self, core: &mut Ctx, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8]) -> Option<Box<FsReq>> {
         let mut r = self.begin(core);
         match with_ctx(core, &mut r, ctx, groups).and_then(|_| super::path::check(p).map(|_| ())) {
             Ok(()) => Some(r),
@@ -234,8 +234,8 @@ impl<'a> Req<'a> {
 
 // ------------------------------------------------------------------ answers
 
-pub(super) fn stats(core: &mut Core, req: &FsReq, ok: bool, out: usize) {
-    core.record(Done {
+pub(super) fn stats(core: &mut Ctx, req: &FsReq, ok: bool, out: usize) {
+    core.r.record(Done {
         op_index: req.op.index() as u16,
         ok,
         bytes_in: req.bytes_in,
@@ -244,35 +244,35 @@ pub(super) fn stats(core: &mut Core, req: &FsReq, ok: bool, out: usize) {
     });
 }
 
-pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Core, req: Box<FsReq>, msg: &M) {
-    let n = core.respond(req.conn, req.op as u16, req.id, msg);
+pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Ctx, req: Box<FsReq>, msg: &M) {
+    let n = core.r.respond(req.conn, req.op as u16, req.id, msg);
     stats(core, &req, true, n);
     let key = req.conn;
     core.free_req(req);
-    core.request_done(key);
+    core.r.request_done(key);
 }
 
-pub(super) fn fail(core: &mut Core, req: Box<FsReq>, e: i32) {
-    core.respond_err(req.conn, req.op as u16, req.id, e);
+pub(super) fn fail(core: &mut Ctx, req: Box<FsReq>, e: i32) {
+    core.r.respond_err(req.conn, req.op as u16, req.id, e);
     stats(core, &req, false, 0);
     let key = req.conn;
     core.free_req(req);
-    core.request_done(key);
+    core.r.request_done(key);
 }
 
-pub(super) fn finish_empty(core: &mut Core, req: Box<FsReq>) {
+pub(super) fn finish_empty(core: &mut Ctx, req: Box<FsReq>) {
     finish(core, req, &Empty {});
 }
 
 /// Answers the attributes in `r.stx`.
-pub(super) fn finish_attr(core: &mut Core, r: Box<FsReq>) {
+pub(super) fn finish_attr(core: &mut Ctx, r: Box<FsReq>) {
     let attr = sys::attr_from_statx(&r.stx);
     finish(core, r, &AttrRsp { attr });
 }
 
 /// Answers a request that never became asynchronous.
 pub(super) fn reply_now<'m, M: Wire<'m>>(
-    core: &mut Core,
+    core: &mut Ctx,
     key: usize,
     h: &FrameHeader,
     op: Op,
@@ -280,13 +280,13 @@ pub(super) fn reply_now<'m, M: Wire<'m>>(
     r: Result<M, i32>,
 ) {
     let (ok, n) = match r {
-        Ok(m) => (true, core.respond(key, h.op, h.id, &m)),
+        Ok(m) => (true, core.r.respond(key, h.op, h.id, &m)),
         Err(e) => {
-            core.respond_err(key, h.op, h.id, e);
+            core.r.respond_err(key, h.op, h.id, e);
             (false, 0)
         }
     };
-    core.record(Done {
+    core.r.record(Done {
         op_index: op.index() as u16,
         ok,
         bytes_in: h.len,
@@ -297,13 +297,13 @@ pub(super) fn reply_now<'m, M: Wire<'m>>(
 
 /// Answers a READ whose `n` data bytes follow the header space of `buf` (the request's
 /// own buffer, already `HEADER_SIZE + n` long): the ring's and the FIFO path's ending.
-pub(super) fn respond_read(core: &mut Core, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
+pub(super) fn respond_read(core: &mut Ctx, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
     put_header(&mut buf, FrameHeader::response(r.op as u16, r.id, n as u32));
     let key = r.conn;
     stats(core, &r, true, buf.len());
-    core.respond_owned(key, buf);
+    core.r.respond_owned(key, buf);
     core.free_req(r);
-    core.request_done(key);
+    core.r.request_done(key);
 }
 
 /// Writes a response header into the space kept for it at the start of `buf` (every
@@ -320,16 +320,16 @@ pub(super) fn put_header(buf: &mut [u8], h: FrameHeader) {
 /// by the operator's policy (`creds::IdPolicy`): the export's own (`--export-policy`,
 /// `ids`) or else the engine-wide one; EPERM when the policy refuses them.
 pub(super) fn ident_of(
-    core: &Core,
+    core: &Ctx,
     ids: Option<&Arc<IdPolicy>>,
     ctx: &ReqCtx,
     groups: &Groups<'_>,
 ) -> Result<Ident, i32> {
-    ids.map_or(&core.shared.cfg.ids, |p| p).ident(ctx.uid, ctx.gid, groups.iter())
+    ids.map_or(&core.r.shared.cfg.ids, |p| p).ident(ctx.uid, ctx.gid, groups.iter())
 }
 
 /// Starts an asynchronous request.
-pub(super) fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, session: &Arc<Session>) -> Box<FsReq> {
+pub(super) fn begin(core: &mut Ctx, key: usize, h: &FrameHeader, op: Op, session: &Arc<Session>) -> Box<FsReq> {
     let mut r = core.new_req();
     r.conn = key;
     r.id = h.id;
@@ -337,19 +337,19 @@ pub(super) fn begin(core: &mut Core, key: usize, h: &FrameHeader, op: Op, sessio
     r.t0 = Instant::now();
     r.bytes_in = h.len;
     r.session = Some(session.clone());
-    r.personality = core.base_personality;
-    core.request_started(key);
+    r.personality = core.r.base_personality;
+    core.r.request_started(key);
     r
 }
 
 /// Sets identity and export from a context.
-pub(super) fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
+pub(super) fn with_ctx(core: &mut Ctx, r: &mut FsReq, ctx: &ReqCtx, groups: &Groups<'_>) -> Result<(), i32> {
     // Set by begin(); a request without one has nothing to act in.
     let s = r.session.as_ref().ok_or(errno::EIO)?;
     // The export first: its policy decides the identity.
     let export = s.export(ctx.export).ok_or(errno::ESTALE)?;
     r.ident = ident_of(core, export.ids.as_ref(), ctx, groups)?;
-    r.personality = core.personality(&r.ident);
+    r.personality = core.r.personality(&r.ident);
     r.export = Some(export);
     Ok(())
 }
@@ -358,9 +358,9 @@ pub(super) fn with_ctx(core: &mut Core, r: &mut FsReq, ctx: &ReqCtx, groups: &Gr
 /// as the same operation on a local descriptor acts with its caller's credentials. With
 /// the engine's own a write by a user would keep setuid/setgid (CAP_FSETID). Never falls
 /// back to the credentials the thread happens to hold: EPERM if it cannot be registered.
-pub(super) fn opener_personality(core: &mut Core, f: &OpenFile) -> Result<Option<u16>, i32> {
-    match core.personality(&f.ident) {
-        None if core.base_personality.is_some() => Err(errno::EPERM),
+pub(super) fn opener_personality(core: &mut Ctx, f: &OpenFile) -> Result<Option<u16>, i32> {
+    match core.r.personality(&f.ident) {
+        None if core.r.base_personality.is_some() => Err(errno::EPERM),
         p => Ok(p),
     }
 }
@@ -407,7 +407,7 @@ pub(super) fn fd_code(res: std::io::Result<std::io::Result<OwnedFd>>) -> i32 {
 /// device) goes through the ring, whose workers absorb the wait.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn resolve<S: Into<Step>>(
-    core: &mut Core,
+    core: &mut Ctx,
     r: Box<FsReq>,
     step: S,
     dir: Option<RawFd>,
@@ -433,7 +433,7 @@ pub(super) fn resolve<S: Into<Step>>(
 /// Opens through the ring (the kernel's worker absorbs any wait), then `step`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn submit_open(
-    core: &mut Core,
+    core: &mut Ctx,
     mut r: Box<FsReq>,
     step: Step,
     dir: Option<RawFd>,
@@ -469,7 +469,7 @@ pub(super) fn stat_now(r: &mut FsReq, dirfd: RawFd, name: Option<usize>, flags: 
 }
 
 /// [`stat_now`], then the attributes answered (or the error).
-pub(super) fn stat_reply(core: &mut Core, mut r: Box<FsReq>, dirfd: RawFd, name: Option<usize>, flags: i32) {
+pub(super) fn stat_reply(core: &mut Ctx, mut r: Box<FsReq>, dirfd: RawFd, name: Option<usize>, flags: i32) {
     match stat_now(&mut r, dirfd, name, flags) {
         Ok(()) => finish_attr(core, r),
         Err(e) => fail(core, r, e),
@@ -480,7 +480,7 @@ pub(super) fn stat_reply(core: &mut Core, mut r: Box<FsReq>, dirfd: RawFd, name:
 /// on a memory file system, where it cannot wait for I/O (io_uring would hand it to a
 /// worker), on the ring otherwise.
 pub(super) fn mutate<S: Into<Step>>(
-    core: &mut Core,
+    core: &mut Ctx,
     mut r: Box<FsReq>,
     step: S,
     dirfd: RawFd,

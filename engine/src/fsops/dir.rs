@@ -15,13 +15,13 @@ use qtfs_proto::*;
 use super::common::{FsReq, Next, Req, fail, res_fd, resolve, stats};
 use super::gates::wl_at;
 use super::path::SAFE;
+use super::service::Ctx;
 use super::steps::ReaddirArgs;
 use crate::creds;
-use crate::ring::Core;
 use crate::sys;
 
 /// READDIR: opens the directory, then lists it ([`listed`]).
-pub(super) fn readdir(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn readdir(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<ReaddirReq>(core) else { return };
     let Some(mut r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
     let args = ReaddirArgs { cookie: m.cookie, max_bytes: m.max_bytes, flags: m.flags };
@@ -34,7 +34,7 @@ pub(super) fn readdir(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// READDIR: the directory opened; check it and answer its entries after the cookie.
-pub(super) fn opened(core: &mut Core, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
+pub(super) fn opened(core: &mut Ctx, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
     let dir = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
@@ -44,7 +44,7 @@ pub(super) fn opened(core: &mut Core, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
     }
     let (cookie, max, plus) = (a.cookie, a.max_bytes as usize, a.flags & consts::READDIR_PLUS != 0);
     let max = max.clamp(512, MAX_PAYLOAD - 64);
-    let mut out = core.bufs.get(max.min(64 * 1024));
+    let mut out = core.r.bufs.get(max.min(64 * 1024));
     let ident = r.ident.clone();
     let res = creds::with_ident(&ident, || readdir_fill(dir.as_raw_fd(), cookie, max, plus, &mut out));
     let res = match res {
@@ -55,15 +55,15 @@ pub(super) fn opened(core: &mut Core, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
         Ok((count, eof)) => {
             let flags = if eof { consts::READDIR_EOF } else { 0 };
             let rsp = ReaddirRsp { count, flags, entries: Rest(&out) };
-            let n = core.respond(r.conn, r.op as u16, r.id, &rsp);
+            let n = core.r.respond(r.conn, r.op as u16, r.id, &rsp);
             stats(core, &r, true, n);
-            core.bufs.put(out);
+            core.r.bufs.put(out);
             let key = r.conn;
             core.free_req(r);
-            core.request_done(key);
+            core.r.request_done(key);
         }
         Err(e) => {
-            core.bufs.put(out);
+            core.r.bufs.put(out);
             fail(core, r, e)
         }
     }

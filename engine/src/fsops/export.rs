@@ -16,19 +16,20 @@ use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
 use super::common::Req;
+use super::service::Ctx;
 use crate::creds::{self, IdPolicy};
-use crate::ring::Core;
 use crate::session::Session;
 use crate::sys;
 
 /// MOUNT.
-pub(super) fn mount(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn mount(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<MountReq>(core) else { return };
     let session = &rq.session;
     let r = do_mount(core, session, &m);
     // A client that handles INVAL hears about changes in the export from now on.
-    if let (Ok(rsp), Some(n)) = (&r, &core.shared.notify)
+    if let (Ok(rsp), Some(n)) = (&r, &core.r.shared.notify)
         && core
+            .r
             .conns
             .get(rq.key)
             .is_some_and(|c| c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::INVAL != 0)
@@ -39,19 +40,19 @@ pub(super) fn mount(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// UMOUNT.
-pub(super) fn umount(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn umount(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<UmountReq>(core) else { return };
     let r = if rq.session.remove_export(m.export) { Ok(Empty {}) } else { Err(errno::ESTALE) };
     rq.reply(core, r);
 }
 
-fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result<MountRsp, i32> {
+fn do_mount(core: &mut Ctx, session: &Arc<Session>, m: &MountReq<'_>) -> Result<MountRsp, i32> {
     let p = m.path.0;
     if p.first() != Some(&b'/') {
         return Err(errno::EINVAL);
     }
     let c = std::ffi::CString::new(p).map_err(|_| errno::EINVAL)?;
-    let shared = core.shared.clone();
+    let shared = core.r.shared.clone();
     let (list, default) = (&shared.cfg.export_ids, &shared.cfg.ids);
     // The export's policy follows its real path, known once it is open: open it with the
     // identity the policy of the path as written gives, and should the real path fall
@@ -67,7 +68,7 @@ fn do_mount(core: &mut Core, session: &Arc<Session>, m: &MountReq<'_>) -> Result
         }
         fd = fd2;
     }
-    if !core.wl.allows(WlType::Mount, &real) {
+    if !core.r.wl.allows(WlType::Mount, &real) {
         tracing::warn!(path = %String::from_utf8_lossy(&real), "MOUNT denied by the [Mount] whitelist");
         return Err(errno::EACCES);
     }

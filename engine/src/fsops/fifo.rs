@@ -45,9 +45,9 @@ use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
 use super::common::{FsReq, Req, fail, finish, respond_read};
+use super::service::Ctx;
 use super::steps::{FifoIo, OpenStep, SpecialOpen, Step};
 use crate::creds;
-use crate::ring::Core;
 use crate::session::OpenFile;
 use crate::sys;
 
@@ -58,7 +58,7 @@ pub(crate) const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs
 /// `sp.path`, `sp.flags` the flags to open with). Returns the request and the open
 /// descriptor for `open` to answer with, or None when the request waits
 /// ([`OpenStep::SpecialWait`]) or was answered (an error).
-pub(super) fn open_special(core: &mut Core, r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
+pub(super) fn open_special(core: &mut Ctx, r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
     try_open(core, r, sp)
 }
 
@@ -75,7 +75,7 @@ fn client_nonblock(sp: &SpecialOpen) -> bool {
     sp.args.flags & libc::O_NONBLOCK != 0
 }
 
-fn try_open(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
+fn try_open(core: &mut Ctx, mut r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<FsReq>, OwnedFd)> {
     if let Some(fd) = r.fd.take() {
         // A read end waiting for a writer: opened already.
         return opened(core, r, sp, fd);
@@ -97,7 +97,7 @@ fn try_open(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen) -> Option<(Box<
     }
 }
 
-fn opened(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen, fd: OwnedFd) -> Option<(Box<FsReq>, OwnedFd)> {
+fn opened(core: &mut Ctx, mut r: Box<FsReq>, sp: SpecialOpen, fd: OwnedFd) -> Option<(Box<FsReq>, OwnedFd)> {
     let nb = client_nonblock(&sp);
     if sp.kind == libc::S_IFIFO {
         if !nb && sp.flags & libc::O_ACCMODE == libc::O_RDONLY && !sys::fifo_reader_ready(fd.as_raw_fd()) {
@@ -117,7 +117,7 @@ fn opened(core: &mut Core, mut r: Box<FsReq>, sp: SpecialOpen, fd: OwnedFd) -> O
 
 /// Waits on a ring timer for the FIFO's other end; `give_up` is the error once
 /// [`OPEN_WAIT`] has passed.
-fn wait(core: &mut Core, mut r: Box<FsReq>, mut sp: SpecialOpen, give_up: i32) {
+fn wait(core: &mut Ctx, mut r: Box<FsReq>, mut sp: SpecialOpen, give_up: i32) {
     if r.t0.elapsed() >= OPEN_WAIT {
         return fail(core, r, give_up);
     }
@@ -132,7 +132,7 @@ fn wait(core: &mut Core, mut r: Box<FsReq>, mut sp: SpecialOpen, give_up: i32) {
 /// The timer of a waiting open fired (-ETIME) or was cancelled (the connection closes):
 /// try again. As [`open_special`].
 pub(super) fn open_wait_done(
-    core: &mut Core,
+    core: &mut Ctx,
     r: Box<FsReq>,
     sp: SpecialOpen,
     res: i32,
@@ -148,16 +148,16 @@ pub(super) fn open_wait_done(
 // (WRITE); what is wanted and done travels in the step ([`FifoIo`]).
 
 /// READ of a FIFO handle.
-pub(super) fn read(core: &mut Core, rq: &Req<'_>, f: Arc<OpenFile>, len: usize) {
+pub(super) fn read(core: &mut Ctx, rq: &Req<'_>, f: Arc<OpenFile>, len: usize) {
     let mut r = rq.begin(core);
-    let mut buf = core.bufs.get(HEADER_SIZE + len);
+    let mut buf = core.r.bufs.get(HEADER_SIZE + len);
     buf.resize(HEADER_SIZE + len, 0);
     r.buf = buf;
     r.file = Some(f);
     read_now(core, r, len);
 }
 
-fn read_now(core: &mut Core, mut r: Box<FsReq>, len: usize) {
+fn read_now(core: &mut Ctx, mut r: Box<FsReq>, len: usize) {
     let Some(f) = r.file.clone() else { return fail(core, r, errno::EBADF) };
     match sys::read(f.raw(), r.buf.get_mut(HEADER_SIZE..HEADER_SIZE + len).unwrap_or_default()) {
         Ok(n) => {
@@ -173,16 +173,16 @@ fn read_now(core: &mut Core, mut r: Box<FsReq>, len: usize) {
 }
 
 /// WRITE of a FIFO handle.
-pub(super) fn write(core: &mut Core, rq: &Req<'_>, f: Arc<OpenFile>, data: &[u8]) {
+pub(super) fn write(core: &mut Ctx, rq: &Req<'_>, f: Arc<OpenFile>, data: &[u8]) {
     let mut r = rq.begin(core);
-    let mut buf = core.bufs.get(data.len());
+    let mut buf = core.r.bufs.get(data.len());
     buf.extend_from_slice(data);
     r.buf = buf;
     r.file = Some(f);
     write_now(core, r, data.len(), 0);
 }
 
-fn write_now(core: &mut Core, r: Box<FsReq>, len: usize, mut done: usize) {
+fn write_now(core: &mut Ctx, r: Box<FsReq>, len: usize, mut done: usize) {
     let Some(f) = r.file.clone() else { return fail(core, r, errno::EBADF) };
     loop {
         if done >= len && (done > 0 || len == 0) {
@@ -204,14 +204,14 @@ fn write_now(core: &mut Core, r: Box<FsReq>, len: usize, mut done: usize) {
     }
 }
 
-fn poll(core: &mut Core, mut r: Box<FsReq>, fd: RawFd, events: i16, io: FifoIo) {
+fn poll(core: &mut Ctx, mut r: Box<FsReq>, fd: RawFd, events: i16, io: FifoIo) {
     r.step = Step::FifoIo(io);
     let e = opcode::PollAdd::new(types::Fd(fd), events as u32).build();
     core.submit_req(e, r);
 }
 
 /// The readiness wait of a READ or WRITE completed (or was cancelled).
-pub(super) fn io_ready(core: &mut Core, r: Box<FsReq>, io: FifoIo, res: i32) {
+pub(super) fn io_ready(core: &mut Ctx, r: Box<FsReq>, io: FifoIo, res: i32) {
     if res < 0 {
         return fail(core, r, -res);
     }

@@ -10,16 +10,16 @@ use std::os::fd::RawFd;
 
 use qtfs_proto::consts::{WlType, errno};
 
+use super::service::Ctx;
 use super::{devices, path};
-use crate::ring::Core;
 use crate::session::{Export, OpenFile, Session};
 use crate::sys;
 
 /// `--min-free`: ENOSPC when growing a file on `fd`'s file system by `grow` bytes would
 /// leave less available space than the floor (a client with [Write] must not fill the
 /// HOST's disk). Nothing to check without a floor or growth.
-pub(super) fn space_ok(core: &Core, fd: RawFd, grow: u64) -> Result<(), i32> {
-    let min = core.shared.cfg.min_free;
+pub(super) fn space_ok(core: &Ctx, fd: RawFd, grow: u64) -> Result<(), i32> {
+    let min = core.r.shared.cfg.min_free;
     if grow == 0 || min == crate::config::MinFree::None {
         return Ok(());
     }
@@ -38,8 +38,8 @@ pub(super) fn space_ok(core: &Core, fd: RawFd, grow: u64) -> Result<(), i32> {
 
 /// Bytes a write of `len` at `off` (u64::MAX: append) adds to the file `fd`; 0 when no
 /// floor is configured (no statx needed then).
-pub(super) fn growth(core: &Core, fd: RawFd, off: u64, len: u64) -> u64 {
-    if core.shared.cfg.min_free == crate::config::MinFree::None {
+pub(super) fn growth(core: &Ctx, fd: RawFd, off: u64, len: u64) -> u64 {
+    if core.r.shared.cfg.min_free == crate::config::MinFree::None {
         return 0;
     }
     let size = sys::statx(fd, c"", libc::AT_EMPTY_PATH).map_or(0, |a| a.size);
@@ -47,17 +47,17 @@ pub(super) fn growth(core: &Core, fd: RawFd, off: u64, len: u64) -> u64 {
 }
 
 /// Whitelist check of `dirfd`'s real path joined with `name`.
-pub(super) fn wl_at(core: &Core, export: Option<&Export>, t: WlType, dirfd: RawFd, name: &[u8]) -> Result<(), i32> {
+pub(super) fn wl_at(core: &Ctx, export: Option<&Export>, t: WlType, dirfd: RawFd, name: &[u8]) -> Result<(), i32> {
     // Everything resolved beneath the export root has a real path under the root's own
     // path, so an entry covering the whole export answers without reading the real path.
     if let Some(e) = export
-        && core.wl.allows(t, &e.host_path)
+        && core.r.wl.allows(t, &e.host_path)
     {
         return Ok(());
     }
     let real = sys::fd_real_path(dirfd).map_err(|e| sys::errno_of(&e))?;
     let full = path::join(&real, name);
-    if core.wl.allows(t, &full) {
+    if core.r.wl.allows(t, &full) {
         Ok(())
     } else {
         tracing::info!(group = t.section(), path = %String::from_utf8_lossy(&full), "denied by whitelist");
@@ -71,19 +71,19 @@ pub(super) fn wl_at(core: &Core, export: Option<&Export>, t: WlType, dirfd: RawF
 /// no right the whitelist has withdrawn since, and gains none its open did not check
 /// (SETATTR on a handle opened read-only). The export's own entry answers without a
 /// readlink: a handle's file stays beneath its export (client renames and links do).
-pub(super) fn wl_handle(core: &Core, session: &Session, f: &OpenFile, t: WlType) -> Result<(), i32> {
+pub(super) fn wl_handle(core: &Ctx, session: &Session, f: &OpenFile, t: WlType) -> Result<(), i32> {
     wl_at(core, session.export(f.export).as_deref(), t, f.raw(), b"")
 }
 
 /// `nodev`: whether the object `fd` names (an `O_PATH` descriptor, `mode`/`rdev` from
 /// its statx) may be opened. Devices only when an `--allow-devices` rule names them.
-pub(super) fn device_open_ok(core: &Core, fd: RawFd, stx: &libc::statx) -> Result<(), i32> {
+pub(super) fn device_open_ok(core: &Ctx, fd: RawFd, stx: &libc::statx) -> Result<(), i32> {
     let mode = stx.stx_mode as u32;
     if !devices::is_device(mode) {
         return Ok(());
     }
     let real = sys::fd_real_path(fd).map_err(|e| sys::errno_of(&e))?;
-    if devices::open_allowed(&core.shared.cfg.allow_devices, mode, &real, stx.stx_rdev_major, stx.stx_rdev_minor) {
+    if devices::open_allowed(&core.r.shared.cfg.allow_devices, mode, &real, stx.stx_rdev_major, stx.stx_rdev_minor) {
         return Ok(());
     }
     tracing::info!(

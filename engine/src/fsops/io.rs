@@ -18,15 +18,16 @@ use qtfs_proto::*;
 
 use super::common::{FsReq, Req, as_opener, fail, finish, finish_empty, opener_personality, put_header, respond_read};
 use super::gates::{growth, space_ok, wl_handle};
+use super::service::Ctx;
 use super::steps::Step;
 use super::{fifo, locks};
-use crate::ring::{Core, UD_IGNORE};
+use crate::ring::UD_IGNORE;
 use crate::session::{IoMode, OpenFile};
 use crate::stats::Done;
 use crate::sys;
 
 /// READ.
-pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn read(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<ReadReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     if let Err(e) = wl_handle(core, &rq.session, &f, WlType::Read) {
@@ -36,7 +37,7 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
     if f.io == IoMode::Fifo {
         return fifo::read(core, rq, f, len);
     }
-    let mut buf = core.bufs.get(HEADER_SIZE + len);
+    let mut buf = core.r.bufs.get(HEADER_SIZE + len);
     if f.io != IoMode::Ring {
         // Inline when the read cannot wait: memory-backed, or cached data.
         buf.resize(HEADER_SIZE + len, 0);
@@ -60,8 +61,8 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
                 buf.truncate(HEADER_SIZE + n);
                 put_header(&mut buf, FrameHeader::response(rq.h.op, rq.h.id, n as u32));
                 let out = buf.len();
-                core.respond_owned(rq.key, buf);
-                core.record(Done {
+                core.r.respond_owned(rq.key, buf);
+                core.r.record(Done {
                     op_index: rq.op.index() as u16,
                     ok: true,
                     bytes_in: rq.h.len,
@@ -74,7 +75,7 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
                 buf.clear();
             }
             Err(e) => {
-                core.bufs.put(buf);
+                core.r.bufs.put(buf);
                 return rq.reply_err(core, sys::errno_of(&e));
             }
         }
@@ -82,7 +83,7 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
     let personality = match opener_personality(core, &f) {
         Ok(p) => p,
         Err(e) => {
-            core.bufs.put(buf);
+            core.r.bufs.put(buf);
             return rq.reply_err(core, e);
         }
     };
@@ -103,7 +104,7 @@ pub(super) fn read(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// READ: the ring read completed.
-pub(super) fn read_done(core: &mut Core, mut r: Box<FsReq>, got: usize, res: i32) {
+pub(super) fn read_done(core: &mut Ctx, mut r: Box<FsReq>, got: usize, res: i32) {
     // An error fails the whole READ, even after cached bytes: a short answer would be
     // taken for the end of the file.
     if res < 0 {
@@ -124,7 +125,7 @@ fn at_eof(f: &OpenFile, pos: u64) -> bool {
 }
 
 /// WRITE.
-pub(super) fn write(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn write(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<WriteReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     if let Err(e) = wl_handle(core, &rq.session, &f, WlType::Write) {
@@ -153,7 +154,7 @@ pub(super) fn write(core: &mut Core, rq: &Req<'_>) {
     };
     let mut r = rq.begin(core);
     r.personality = personality;
-    let mut buf = core.bufs.get(m.data.len());
+    let mut buf = core.r.bufs.get(m.data.len());
     buf.extend_from_slice(m.data.0);
     let e = opcode::Write::new(types::Fd(f.raw()), buf.as_ptr(), buf.len() as u32).offset(off).build();
     r.buf = buf;
@@ -163,7 +164,7 @@ pub(super) fn write(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// WRITE: the ring write completed.
-pub(super) fn write_done(core: &mut Core, r: Box<FsReq>, res: i32) {
+pub(super) fn write_done(core: &mut Ctx, r: Box<FsReq>, res: i32) {
     if res < 0 {
         return fail(core, r, -res);
     }
@@ -171,7 +172,7 @@ pub(super) fn write_done(core: &mut Core, r: Box<FsReq>, res: i32) {
 }
 
 /// FSYNC.
-pub(super) fn fsync(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn fsync(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<FsyncReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     let mut e = opcode::Fsync::new(types::Fd(f.raw()));
@@ -182,7 +183,7 @@ pub(super) fn fsync(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// FALLOCATE.
-pub(super) fn fallocate(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn fallocate(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<FallocateReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     if let Err(e) = wl_handle(core, &rq.session, &f, WlType::Write) {
@@ -198,7 +199,7 @@ pub(super) fn fallocate(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// Submits FSYNC's or FALLOCATE's ring operation as the handle's opener.
-fn submit_sync(core: &mut Core, rq: &Req<'_>, f: Arc<crate::session::OpenFile>, e: squeue::Entry) {
+fn submit_sync(core: &mut Ctx, rq: &Req<'_>, f: Arc<crate::session::OpenFile>, e: squeue::Entry) {
     let personality = match opener_personality(core, &f) {
         Ok(p) => p,
         Err(e) => return rq.reply_err(core, e),
@@ -211,7 +212,7 @@ fn submit_sync(core: &mut Core, rq: &Req<'_>, f: Arc<crate::session::OpenFile>, 
 }
 
 /// FSYNC, FALLOCATE: the ring operation completed.
-pub(super) fn sync_done(core: &mut Core, r: Box<FsReq>, res: i32) {
+pub(super) fn sync_done(core: &mut Ctx, r: Box<FsReq>, res: i32) {
     if res < 0 {
         return fail(core, r, -res);
     }
@@ -219,7 +220,7 @@ pub(super) fn sync_done(core: &mut Core, r: Box<FsReq>, res: i32) {
 }
 
 /// LLSEEK.
-pub(super) fn llseek(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn llseek(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<LlseekReq>(core) else { return };
     let r = match rq.session.file(m.handle) {
         None => Err(errno::EBADF),
@@ -232,7 +233,7 @@ pub(super) fn llseek(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// FIFO_POLL: a poll of the handle linked to a timeout.
-pub(super) fn fifo_poll(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn fifo_poll(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<PollReq>(core) else { return };
     let Some(f) = rq.session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     let mut r = rq.begin(core);
@@ -242,11 +243,11 @@ pub(super) fn fifo_poll(core: &mut Core, rq: &Req<'_>) {
     r.file = Some(f);
     r.step = Step::Poll;
     core.submit_req(poll, r);
-    core.push(opcode::LinkTimeout::new(ts).build().user_data(UD_IGNORE));
+    core.r.push(opcode::LinkTimeout::new(ts).build().user_data(UD_IGNORE));
 }
 
 /// FIFO_POLL: the poll fired, timed out or was cancelled.
-pub(super) fn poll_done(core: &mut Core, r: Box<FsReq>, res: i32) {
+pub(super) fn poll_done(core: &mut Ctx, r: Box<FsReq>, res: i32) {
     if res == -libc::ECANCELED || res == -libc::ETIME {
         return finish(core, r, &PollRsp { revents: 0 });
     }
@@ -257,7 +258,7 @@ pub(super) fn poll_done(core: &mut Core, r: Box<FsReq>, res: i32) {
 }
 
 /// CLOSE: the handle leaves the session; its descriptor closes through the ring.
-pub(super) fn close(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn close(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<HandleReq>(core) else { return };
     let f = rq.session.handles.write().remove(m.handle);
     let found = f.is_some();
@@ -267,7 +268,7 @@ pub(super) fn close(core: &mut Core, rq: &Req<'_>) {
     // The last reference closes through the ring (with the next submit); a file still
     // used by an in-flight request closes when that request drops it.
     if let Some(fd) = f.and_then(Arc::into_inner).map(|f| f.fd) {
-        core.push(opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(UD_IGNORE));
+        core.r.push(opcode::Close::new(types::Fd(fd.into_raw_fd())).build().user_data(UD_IGNORE));
     }
     rq.reply(core, if found { Ok(Empty {}) } else { Err(errno::EBADF) });
 }

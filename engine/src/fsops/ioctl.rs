@@ -12,13 +12,13 @@ use qtfs_proto::*;
 
 use super::common::Req;
 use super::gates::wl_handle;
+use super::service::Ctx;
 use crate::creds;
-use crate::ring::Core;
 use crate::session::OpenFile;
 use crate::sys;
 
 /// IOCTL.
-pub(super) fn ioctl(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn ioctl(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<IoctlReq>(core) else { return };
     let r = match rq.session.file(m.handle) {
         // The setters change attributes (chattr): [Setattr], as SETATTR.

@@ -12,7 +12,8 @@
 //! Attempts are non-blocking system calls made inline (they never sleep). A waiting
 //! request (`LOCK_F_WAIT`) that finds the lock taken is parked ([`super::waiter`]) and
 //! retried when its timer fires: every 5 ms doubling to 100 ms, and at once after a lock
-//! was released through this core (LOCK_SET with `LOCK_UN`/`LOCK_RD`, CLOSE). A waiting
+//! was released through the engine, on any core (LOCK_SET with `LOCK_UN`/`LOCK_RD`,
+//! CLOSE). A waiting
 //! request ends with the lock (success), with EINTR when the client sends CANCEL for it
 //! or its connection closes, with EBADF when its handle is closed meanwhile, and
 //! ENOLCK when its session already has `waiter::MAX_PER_SESSION` waits on this core.
@@ -32,9 +33,9 @@ use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
 use super::common::{FsReq, Req, fail, finish_empty};
+use super::service::Ctx;
 use super::steps::{LockWait, Step};
 use super::waiter::{self, Class};
-use crate::ring::Core;
 use crate::session::Session;
 
 fn ltype_local(t: u32) -> Result<libc::c_short, i32> {
@@ -114,7 +115,7 @@ fn get_lock(fd: RawFd, m: &LockReq) -> Result<LockRsp, i32> {
 }
 
 /// LOCK_GET.
-pub(super) fn lock_get(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn lock_get(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<LockReq>(core) else { return };
     let r = match rq.session.file(m.handle) {
         Some(f) => get_lock(f.raw(), &m),
@@ -124,13 +125,13 @@ pub(super) fn lock_get(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// LOCK_SET: an attempt now; a waiting one that finds the lock taken is parked.
-pub(super) fn lock_set(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn lock_set(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<LockReq>(core) else { return };
     let session = &rq.session;
     let Some(f) = session.file(m.handle) else { return rq.reply_err(core, errno::EBADF) };
     match try_lock(f.raw(), m.ltype, m.flags, m.start, m.len) {
         Err(errno::EAGAIN) if m.flags & consts::LOCK_F_WAIT != 0 && m.ltype != consts::LOCK_UN => {
-            if !core.waiters.admit(session.id) {
+            if !core.fs.waiters.admit(session.id) {
                 crate::log_limited!(
                     tracing::Level::WARN,
                     session = format_args!("{:x}", session.id),
@@ -161,13 +162,13 @@ pub(super) fn lock_set(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// Parks a waiting LOCK_SET for `w.delay` ([`Step::LockWait`]).
-fn park(core: &mut Core, mut r: Box<FsReq>, w: LockWait) {
+fn park(core: &mut Ctx, mut r: Box<FsReq>, w: LockWait) {
     r.step = Step::LockWait(w);
     waiter::park(core, r, Class::Lock, w.handle, w.delay);
 }
 
 /// CANCEL: ends the waiting request `m.id` of this connection (answered EINTR).
-pub(super) fn cancel(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn cancel(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<CancelReq>(core) else { return };
     let r = if waiter::cancel(core, rq.key, m.id) { Ok(Empty {}) } else { Err(errno::ENOENT) };
     rq.reply(core, r);
@@ -175,13 +176,13 @@ pub(super) fn cancel(core: &mut Core, rq: &Req<'_>) {
 
 /// A handle is being closed: its waiting requests on this core end (EBADF), and its
 /// locks go with its description, so the others retry now.
-pub(super) fn handle_closed(core: &mut Core, session: &Session, handle: u64) {
+pub(super) fn handle_closed(core: &mut Ctx, session: &Session, handle: u64) {
     waiter::cancel_object(core, session.id, Class::Lock, handle);
     waiter::wake(core, Class::Lock);
 }
 
 /// The timer of a parked LOCK_SET completed: retry, park again, or end it.
-pub(super) fn wait_done(core: &mut Core, r: Box<FsReq>, w: LockWait, res: i32) {
+pub(super) fn wait_done(core: &mut Ctx, r: Box<FsReq>, w: LockWait, res: i32) {
     let woken = waiter::unpark(core, r.conn, r.id);
     let handle = w.handle;
     // The handle must still be the one the wait began on (closed meanwhile: EBADF).

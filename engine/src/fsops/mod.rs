@@ -25,12 +25,15 @@
 //! the engine's own, a user's write would keep a file's setuid bit (CAP_FSETID).
 //!
 //! This module interprets file requests; it must not touch sockets or framing beyond
-//! the `Core` response API. It is the top of `fsops`: [`dispatch`] gives each request to
-//! the module of its operation (one line each) and [`complete`] each ring completion to
-//! the module of the step it finishes ([`steps::Step`]). No submodule imports this one.
+//! the reactor's response API (`ring::Reactor`, reached through `Ctx`). It is the top of
+//! `fsops`: [`dispatch`] gives each request to the module of its operation (one line
+//! each) and [`complete`] each ring completion to the module of the step it finishes
+//! ([`steps::Step`]); `service` is what the core's reactor calls. No submodule imports
+//! this one.
 //!
 //! | module | owns |
 //! |---|---|
+//! | `service` | the per-core state, the handlers' context `Ctx`, the reactor's entry points |
 //! | `common` | the in-flight request `FsReq`, decoding, answers, identity, ring helpers |
 //! | `steps` | the named steps of multi-step operations |
 //! | `gates` | whitelist, device and free-space checks |
@@ -47,7 +50,7 @@
 //! | `process` | HOST processes: KILL, SCHED_GETAFFINITY, SCHED_SETAFFINITY |
 //! | `export` | MOUNT, UMOUNT (exports) |
 //! | `sysmount` | SYSMOUNT, SYSUMOUNT (mounts on the HOST) |
-//! | `path`, `whitelist`, `devices`, `mounts` | wire paths, the whitelist, device and mount policy |
+//! | `mounts` | mount policy (`path`, `whitelist`, `devices` are the crate root's, re-exported) |
 
 // Requests are bytes from untrusted peers: a slip must fail the request or close the
 // connection, never panic the core. Submodules inherit this.
@@ -55,7 +58,6 @@
 
 mod attr;
 mod common;
-pub mod devices;
 mod dir;
 mod epoll;
 mod export;
@@ -67,30 +69,32 @@ mod locks;
 pub mod mounts;
 mod names;
 mod open;
-pub mod path;
 mod process;
+mod service;
 mod steps;
 mod sysmount;
 pub(crate) mod waiter;
-pub mod whitelist;
 mod xattr;
+
+// The policies every service shares live at the crate root; their old paths stay.
+pub use crate::{devices, path, whitelist};
 
 use std::time::Instant;
 
 use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
-pub(crate) use common::FsReq;
+pub(crate) use service::{Fs, SVC};
+
+use common::FsReq;
 use common::{Req, fail, reply_now};
-pub(crate) use epoll::{EpollReg, epoll_done, epoll_event};
+use service::Ctx;
 use steps::Step;
 
-use crate::ring::Core;
-
 /// Hands a request frame to its operation.
-pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payload: &[u8]) {
+fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) {
     let t0 = Instant::now();
-    let Some(session) = core.conns.get(key).and_then(|c| c.session.clone()) else {
+    let Some(session) = core.r.conns.get(key).and_then(|c| c.session.clone()) else {
         reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPROTO));
         return;
     };
@@ -141,8 +145,8 @@ pub(crate) fn dispatch(core: &mut Core, key: usize, h: FrameHeader, op: Op, payl
 }
 
 /// Hands the ring completion `res` of request `r` to the module of the step it finishes.
-pub(crate) fn complete(core: &mut Core, mut r: Box<FsReq>, res: i32) {
-    if !core.conns.contains(r.conn()) {
+fn complete(core: &mut Ctx, mut r: Box<FsReq>, res: i32) {
+    if !core.r.conns.contains(r.conn()) {
         // Cannot happen: a connection lives while requests refer to it.
         tracing::error!("completion for a vanished connection");
         return;

@@ -21,24 +21,24 @@ use super::common::{FsReq, Next, Req, fail, finish, finish_empty, mutate, proc_c
 use super::devices;
 use super::gates::wl_at;
 use super::path::{self, SAFE};
+use super::service::Ctx;
 use super::steps::{LinkStep, Make, MakeStep, RemoveStep, RenameStep, Step};
 use crate::creds;
-use crate::ring::Core;
 use crate::sys;
 
 // ------------------------------------------------------------------ MKDIR, MKNOD, SYMLINK
 
 /// MKDIR.
-pub(super) fn mkdir(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn mkdir(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<MkdirReq>(core) else { return };
     let mode = m.mode & !m.umask & 0o7777;
     make(core, rq, &m.ctx, &m.groups, m.path.0, None, Make::Dir { mode });
 }
 
 /// MKNOD (device nodes only with `--allow-mknod-devices`).
-pub(super) fn mknod(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn mknod(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<MknodReq>(core) else { return };
-    if let Err(e) = devices::mknod_allowed(m.mode, core.shared.cfg.allow_mknod_devices) {
+    if let Err(e) = devices::mknod_allowed(m.mode, core.r.shared.cfg.allow_mknod_devices) {
         tracing::info!(mode = format_args!("{:o}", m.mode), "MKNOD refused: device nodes need --allow-mknod-devices");
         return rq.reply_err(core, e);
     }
@@ -48,7 +48,7 @@ pub(super) fn mknod(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// SYMLINK.
-pub(super) fn symlink(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn symlink(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<SymlinkReq>(core) else { return };
     if m.target.is_empty() {
         return rq.reply_err(core, errno::ENOENT);
@@ -58,7 +58,7 @@ pub(super) fn symlink(core: &mut Core, rq: &Req<'_>) {
 
 /// Resolves the parent of `p` (strings: parent 0, name 1, `extra` 2), then
 /// [`MakeStep::Parent`].
-fn make(core: &mut Core, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8], extra: Option<&[u8]>, k: Make) {
+fn make(core: &mut Ctx, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8], extra: Option<&[u8]>, k: Make) {
     let Some(mut r) = rq.begin_in(core, ctx, groups) else { return };
     let (parent, name) = match path::split(p) {
         Ok(x) => x,
@@ -76,7 +76,7 @@ fn make(core: &mut Core, rq: &Req<'_>, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u
 }
 
 /// The steps of MKDIR, MKNOD, SYMLINK.
-pub(super) fn make_step(core: &mut Core, mut r: Box<FsReq>, step: MakeStep, res: i32) {
+pub(super) fn make_step(core: &mut Ctx, mut r: Box<FsReq>, step: MakeStep, res: i32) {
     let k = match step {
         MakeStep::Parent(k) => k,
         MakeStep::Made => {
@@ -124,17 +124,17 @@ pub(super) fn make_step(core: &mut Core, mut r: Box<FsReq>, step: MakeStep, res:
 // ------------------------------------------------------------------ UNLINK, RMDIR
 
 /// UNLINK.
-pub(super) fn unlink(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn unlink(core: &mut Ctx, rq: &Req<'_>) {
     remove(core, rq, false);
 }
 
 /// RMDIR.
-pub(super) fn rmdir(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn rmdir(core: &mut Ctx, rq: &Req<'_>) {
     remove(core, rq, true);
 }
 
 /// Resolves the parent (string 0; the name is string 1), then [`RemoveStep::Parent`].
-fn remove(core: &mut Core, rq: &Req<'_>, rmdir: bool) {
+fn remove(core: &mut Ctx, rq: &Req<'_>, rmdir: bool) {
     let Some(m) = rq.decode::<PathReq>(core) else { return };
     let Some(mut r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
     let (parent, name) = match path::split(m.path.0) {
@@ -150,7 +150,7 @@ fn remove(core: &mut Core, rq: &Req<'_>, rmdir: bool) {
 }
 
 /// The steps of UNLINK and RMDIR.
-pub(super) fn remove_step(core: &mut Core, mut r: Box<FsReq>, step: RemoveStep, res: i32) {
+pub(super) fn remove_step(core: &mut Ctx, mut r: Box<FsReq>, step: RemoveStep, res: i32) {
     let rmdir = match step {
         RemoveStep::Parent { rmdir } => rmdir,
         RemoveStep::Removed => {
@@ -181,7 +181,7 @@ pub(super) fn remove_step(core: &mut Core, mut r: Box<FsReq>, step: RemoveStep, 
 
 /// LINK: the existing object (string 0, not following a final symlink), then the new
 /// parent (1) and name (2).
-pub(super) fn link(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn link(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<LinkReq>(core) else { return };
     let Some(mut r) = rq.begin_in(core, &m.ctx, &m.groups) else { return };
     if let Err(e) = path::split(m.old_path.0) {
@@ -201,7 +201,7 @@ pub(super) fn link(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// The steps of LINK.
-pub(super) fn link_step(core: &mut Core, mut r: Box<FsReq>, step: LinkStep, res: i32) {
+pub(super) fn link_step(core: &mut Ctx, mut r: Box<FsReq>, step: LinkStep, res: i32) {
     match step {
         LinkStep::Object => {
             let fd = match res_fd(res) {
@@ -258,11 +258,11 @@ pub(super) fn link_step(core: &mut Core, mut r: Box<FsReq>, step: LinkStep, res:
 /// object (`old`, by the name it was resolved through) is not
 /// ([`super::whitelist::Whitelist::gained`]); later requests on the new name are checked
 /// against the new name's path.
-fn link_gains_nothing(core: &Core, old: RawFd, dir: RawFd, name: &[u8]) -> Result<(), i32> {
+fn link_gains_nothing(core: &Ctx, old: RawFd, dir: RawFd, name: &[u8]) -> Result<(), i32> {
     let err = |e: std::io::Error| sys::errno_of(&e);
     let from = sys::fd_real_path(old).map_err(err)?;
     let to = path::join(&sys::fd_real_path(dir).map_err(err)?, name);
-    match core.wl.gained(&from, &to) {
+    match core.r.wl.gained(&from, &to) {
         None => Ok(()),
         Some(g) => {
             tracing::info!(
@@ -277,7 +277,7 @@ fn link_gains_nothing(core: &Core, old: RawFd, dir: RawFd, name: &[u8]) -> Resul
 }
 
 /// RENAME: old parent (string 0) and name (1), new parent (2) and name (3).
-pub(super) fn rename(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn rename(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<RenameReq>(core) else { return };
     let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
     if m.flags & !known != 0 {
@@ -303,7 +303,7 @@ pub(super) fn rename(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// The steps of RENAME.
-pub(super) fn rename_step(core: &mut Core, mut r: Box<FsReq>, step: RenameStep, res: i32) {
+pub(super) fn rename_step(core: &mut Ctx, mut r: Box<FsReq>, step: RenameStep, res: i32) {
     match step {
         RenameStep::OldParent { flags } => {
             let fd = match res_fd(res) {
@@ -349,7 +349,7 @@ pub(super) fn rename_step(core: &mut Core, mut r: Box<FsReq>, step: RenameStep, 
 // ------------------------------------------------------------------ READLINK
 
 /// READLINK: resolves the link itself (`O_PATH | O_NOFOLLOW`), then reads it.
-pub(super) fn readlink(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn readlink(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<PathReq>(core) else { return };
     let p = m.path.0;
     let Some(mut r) = rq.begin_at(core, &m.ctx, &m.groups, p) else { return };
@@ -361,7 +361,7 @@ pub(super) fn readlink(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// READLINK: the link resolved; read it as the caller.
-pub(super) fn readlink_resolved(core: &mut Core, mut r: Box<FsReq>, res: i32) {
+pub(super) fn readlink_resolved(core: &mut Ctx, mut r: Box<FsReq>, res: i32) {
     let fd = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),

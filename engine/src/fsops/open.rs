@@ -22,20 +22,20 @@ use super::common::{FsReq, Next, Req, fail, fd_code, finish, proc_cstr, res_fd, 
 use super::fifo;
 use super::gates::{device_open_ok, wl_at};
 use super::path::{self, SAFE};
+use super::service::Ctx;
 use super::steps::{OpenArgs, OpenStep, SpecialOpen};
 use crate::creds;
-use crate::ring::Core;
 use crate::session::{IoMode, OpenFile};
 use crate::sys;
 
 /// OPEN.
-pub(super) fn open(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn open(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<OpenReq>(core) else { return };
     start(core, rq, &m.ctx, &m.groups, m.path.0, m.flags, m.mode, 0, false);
 }
 
 /// CREATE (`CREATE_NOOPEN`: attributes only, no handle).
-pub(super) fn create(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn create(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<CreateReq>(core) else { return };
     let noopen = m.cflags & consts::CREATE_NOOPEN != 0;
     let flags = m.flags | consts::open::CREAT;
@@ -44,7 +44,7 @@ pub(super) fn create(core: &mut Core, rq: &Req<'_>) {
 
 #[allow(clippy::too_many_arguments)]
 fn start(
-    core: &mut Core,
+    core: &mut Ctx,
     rq: &Req<'_>,
     ctx: &ReqCtx,
     groups: &Groups<'_>,
@@ -98,7 +98,7 @@ fn open_gates(flags: i32) -> impl Iterator<Item = WlType> {
 }
 
 /// The steps of OPEN and CREATE.
-pub(super) fn step_done(core: &mut Core, mut r: Box<FsReq>, step: OpenStep, res: i32) {
+pub(super) fn step_done(core: &mut Ctx, mut r: Box<FsReq>, step: OpenStep, res: i32) {
     match step {
         OpenStep::Object(args) => object_resolved(core, r, args, res),
         // CREATE of a name that exists (and no O_EXCL asked): open it as OPEN does
@@ -130,7 +130,7 @@ pub(super) fn step_done(core: &mut Core, mut r: Box<FsReq>, step: OpenStep, res:
 }
 
 /// The existing object resolved as O_PATH: check, then reopen with the real flags.
-fn object_resolved(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, res: i32) {
+fn object_resolved(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, res: i32) {
     let flags = args.flags;
     let p = match res_fd(res) {
         Ok(d) => d,
@@ -182,7 +182,7 @@ fn object_resolved(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, res: i32)
 }
 
 /// CREATE: the parent resolved; check, then create the name exclusively.
-fn create_parent_resolved(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, res: i32) {
+fn create_parent_resolved(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, res: i32) {
     let flags = args.flags;
     let dir = match res_fd(res) {
         Ok(d) => d,
@@ -219,7 +219,7 @@ fn create_parent_resolved(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, re
 
 /// The file is open (or, for CREATE without open, created): fetch its attributes,
 /// unless the statx made before the reopen still holds them (`fresh`), and answer.
-pub(super) fn opened(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, fd: OwnedFd, fresh: bool) {
+pub(super) fn opened(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, fd: OwnedFd, fresh: bool) {
     r.dirfd = None;
     let raw = fd.as_raw_fd();
     r.fd = Some(fd);
@@ -230,7 +230,7 @@ pub(super) fn opened(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs, fd: Own
 }
 
 /// Answers the attributes in `r.stx` and, unless CREATE_NOOPEN, the new handle of `r.fd`.
-fn respond(core: &mut Core, mut r: Box<FsReq>, args: OpenArgs) {
+fn respond(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs) {
     let attr = sys::attr_from_statx(&r.stx);
     if args.noopen {
         r.fd = None;

@@ -13,19 +13,19 @@ use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
 use super::common::Req;
+use super::service::Ctx;
 use crate::creds;
-use crate::ring::Core;
 use crate::sys;
 
 /// KILL: a signal to a HOST process.
-pub(super) fn kill(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn kill(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<KillReq>(core) else { return };
     let r = with_checked_pid(core, m.pid, |pidfd| sys::pidfd_send_signal(pidfd.as_fd(), m.signal)).map(|_| Empty {});
     rq.reply(core, r);
 }
 
 /// SCHED_GETAFFINITY: the CPU mask of a HOST thread.
-pub(super) fn getaffinity(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn getaffinity(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<AffinityGetReq>(core) else { return };
     match with_checked_pid(core, m.pid, |_| sys::sched_getaffinity(m.pid)) {
         Ok(mask) => rq.reply(core, Ok(Data { data: Rest(&mask) })),
@@ -34,7 +34,7 @@ pub(super) fn getaffinity(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// SCHED_SETAFFINITY: sets the CPU mask of a HOST thread.
-pub(super) fn setaffinity(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn setaffinity(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<AffinitySetReq>(core) else { return };
     if m.mask.is_empty() || m.mask.len() > 1024 {
         return rq.reply_err(core, errno::EINVAL);
@@ -55,11 +55,11 @@ pub(super) fn setaffinity(core: &mut Core, rq: &Req<'_>) {
 /// `CPU 0/KVM`, its process `qemu-system-x86`), and the thread must still belong to that
 /// process after the checks. `f` gets the process's pidfd (KILL signals the process, as
 /// kill(2) of a thread id does); SCHED_* act on the number as given, i.e. on the thread.
-fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::io::Result<T>) -> Result<T, i32> {
+fn with_checked_pid<T>(core: &Ctx, pid: i32, f: impl FnOnce(&OwnedFd) -> std::io::Result<T>) -> Result<T, i32> {
     if pid <= 0 {
         return Err(errno::EINVAL);
     }
-    if !core.shared.cfg.allow_kill {
+    if !core.r.shared.cfg.allow_kill {
         tracing::info!(pid, "process control refused: the engine runs without --allow-kill");
         return Err(errno::EPERM);
     }
@@ -68,11 +68,11 @@ fn with_checked_pid<T>(core: &Core, pid: i32, f: impl FnOnce(&OwnedFd) -> std::i
     let pidfd = sys::pidfd_open(tgid).map_err(|e| sys::errno_of(&e))?;
     let comm = std::fs::read(format!("/proc/{tgid}/comm")).map_err(|e| sys::errno_of(&e))?;
     let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
-    if !core.wl.allows_comm(comm) {
+    if !core.r.wl.allows_comm(comm) {
         tracing::info!(pid, comm = %String::from_utf8_lossy(comm), "process control denied by [Kill]");
         return Err(errno::EPERM);
     }
-    if !core.shared.cfg.kill_any_process && !started_by_rexec(pid) {
+    if !core.r.shared.cfg.kill_any_process && !started_by_rexec(pid) {
         tracing::info!(
             pid,
             comm = %String::from_utf8_lossy(comm),

@@ -17,16 +17,16 @@ use super::common::{FsReq, Next, Req, fail, finish_empty, ident_of, res_fd, reso
 use super::gates::wl_at;
 use super::mounts;
 use super::path::{self, SAFE};
+use super::service::Ctx;
 use super::steps::{Step, SysmountArgs, SysmountStep};
 use crate::creds::{self, Ident};
-use crate::ring::Core;
 
 /// SYSMOUNT: target string 0, source 1, fstype 2, data 3.
-pub(super) fn sysmount(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn sysmount(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<SysmountReq>(core) else { return };
     let mut r = rq.begin(core);
     // What may be mounted where: mounts.rs.
-    if !core.shared.cfg.allow_sysmount {
+    if !core.r.shared.cfg.allow_sysmount {
         tracing::info!("SYSMOUNT refused: the engine runs without --allow-sysmount");
         return fail(core, r, errno::EPERM);
     }
@@ -61,7 +61,7 @@ pub(super) fn sysmount(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// The steps of SYSMOUNT.
-pub(super) fn sysmount_step(core: &mut Core, mut r: Box<FsReq>, step: SysmountStep, res: i32) {
+pub(super) fn sysmount_step(core: &mut Ctx, mut r: Box<FsReq>, step: SysmountStep, res: i32) {
     match step {
         SysmountStep::Target(a) => {
             let fd = match res_fd(res) {
@@ -96,12 +96,12 @@ pub(super) fn sysmount_step(core: &mut Core, mut r: Box<FsReq>, step: SysmountSt
     }
 }
 
-fn sysmount_now(core: &mut Core, r: Box<FsReq>, a: SysmountArgs, src: Option<OwnedFd>) {
+fn sysmount_now(core: &mut Ctx, r: Box<FsReq>, a: SysmountArgs, src: Option<OwnedFd>) {
     // Mounting needs the engine's own privileges (the caller is uid 0, checked above).
     creds::reset();
     let res = match (mounts::plan(a.flags, a.source_kind, r.str_bytes(2)), r.fd.as_ref()) {
         (Ok(plan), Some(target)) => {
-            mounts::perform(&core.shared.sysmounts, &core.wl, &plan, target, src.as_ref(), r.str_bytes(3))
+            mounts::perform(&core.r.shared.sysmounts, &core.r.wl, &plan, target, src.as_ref(), r.str_bytes(3))
         }
         (Err(e), _) => Err(e),
         (_, None) => Err(errno::EIO),
@@ -113,9 +113,9 @@ fn sysmount_now(core: &mut Core, r: Box<FsReq>, a: SysmountArgs, src: Option<Own
 }
 
 /// SYSUMOUNT: resolves the mount point (following a final symlink), then unmounts it.
-pub(super) fn sysumount(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn sysumount(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<SysumountReq>(core) else { return };
-    if !core.shared.cfg.allow_sysmount {
+    if !core.r.shared.cfg.allow_sysmount {
         tracing::info!("SYSUMOUNT refused: the engine runs without --allow-sysmount");
         return rq.reply_err(core, errno::EPERM);
     }
@@ -134,7 +134,7 @@ pub(super) fn sysumount(core: &mut Core, rq: &Req<'_>) {
 }
 
 /// SYSUMOUNT: the mount point resolved; check and unmount.
-pub(super) fn sysumount_resolved(core: &mut Core, r: Box<FsReq>, flags: u32, res: i32) {
+pub(super) fn sysumount_resolved(core: &mut Ctx, r: Box<FsReq>, flags: u32, res: i32) {
     let fd = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
@@ -144,7 +144,7 @@ pub(super) fn sysumount_resolved(core: &mut Core, r: Box<FsReq>, flags: u32, res
     }
     // Only a mount this engine made, named by its root (mounts::unmount).
     creds::reset();
-    match mounts::unmount(&core.shared.sysmounts, fd, flags as i32) {
+    match mounts::unmount(&core.r.shared.sysmounts, fd, flags as i32) {
         Ok(()) => finish_empty(core, r),
         Err(e) => fail(core, r, e),
     }

@@ -4,10 +4,12 @@
 //! blocking system call on the core) and retried by its owner when the timer fires.
 //! The delay doubles from [`FIRST_DELAY`] to [`MAX_DELAY`]; [`wake`] makes every parked
 //! timer of a class fire at once (`IORING_OP_TIMEOUT_REMOVE` with `TIMEOUT_UPDATE`),
-//! e.g. when a lock is released through this core, and the retry then starts again at
-//! the shortest delay.
+//! e.g. when a lock is released through the engine, and the retry then starts again at
+//! the shortest delay. A wake reaches the other cores too: each publishes how many
+//! requests it has parked, and the waking core kicks those that have some through their
+//! eventfd ([`crate::wakeup`]); each fires its own timers on that wake-up ([`on_wake`]).
 //!
-//! Ending a wait: the parked timer is an ordinary request step in the ring's `ops` slab,
+//! Ending a wait: the parked timer is an ordinary request step in the file service's `ops`,
 //! so closing its connection cancels it like any other in-flight request (the owner sees
 //! `-ECANCELED`); [`cancel`] does the same for one request (QTP CANCEL), and
 //! [`cancel_object`] for every request parked on one object (a handle being closed).
@@ -26,12 +28,13 @@ use std::time::Duration;
 use io_uring::{opcode, types};
 
 use super::common::FsReq;
-use crate::ring::{Core, UD_IGNORE};
+use super::service::Ctx;
+use crate::ring::UD_IGNORE;
 
 /// First retry delay of a parked request (and the delay after a [`wake`]).
 pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(5);
 /// Longest retry delay: a condition changed by something that does not wake us (a HOST
-/// process, another core) is noticed within this long.
+/// process) is noticed within this long.
 pub(crate) const MAX_DELAY: Duration = Duration::from_millis(100);
 /// Requests one session may have parked on one core (well below a connection's
 /// `max_inflight`, so that a client whose waits are parked can still send CANCEL).
@@ -41,6 +44,15 @@ pub(crate) const MAX_PER_SESSION: u32 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
     Lock,
+}
+
+impl Class {
+    /// Its kick reason for the other cores ([`crate::wakeup::Wakeups::kick`]).
+    fn reason(self) -> u32 {
+        match self {
+            Class::Lock => 1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -90,24 +102,26 @@ pub(crate) fn next_delay(prev: Duration) -> Duration {
 /// Parks request `r` (its step set by the owner) for `delay`. Its owner's completion
 /// handler gets it back (with `-ETIME` when the timer fired or was woken, `-ECANCELED`
 /// when cancelled) and must call [`unpark`] first.
-pub(crate) fn park(core: &mut Core, mut r: Box<FsReq>, class: Class, object: u64, delay: Duration) {
+pub(crate) fn park(core: &mut Ctx, mut r: Box<FsReq>, class: Class, object: u64, delay: Duration) {
     r.ts = types::Timespec::from(delay);
     let ts: *const types::Timespec = &r.ts;
     let key = (r.conn, r.id);
     let session = r.session.as_ref().map_or(0, |s| s.id);
-    // The timespec lives in the boxed request, which the `ops` slab owns (unmoved)
+    // The timespec lives in the boxed request, which `Fs::ops` owns (unmoved)
     // until the completion arrives.
-    let ud = core.submit_req_now(opcode::Timeout::new(ts).build(), r) as u64;
-    let w = &mut core.waiters;
+    let ud = core.submit_req_now(opcode::Timeout::new(ts).build(), r);
+    let w = &mut core.fs.waiters;
     if w.parked.insert(key, Parked { ud, session, class, object, woken: false }).is_none() {
         *w.per_session.entry(session).or_default() += 1;
     }
+    let n = w.parked.len();
+    core.r.shared.wakeups.set_parked(core.r.idx, n);
 }
 
 /// Forgets the parked request `(conn, id)` whose timer completed; returns whether it was
 /// woken early by [`wake`].
-pub(crate) fn unpark(core: &mut Core, conn: usize, id: u64) -> bool {
-    let w = &mut core.waiters;
+pub(crate) fn unpark(core: &mut Ctx, conn: usize, id: u64) -> bool {
+    let w = &mut core.fs.waiters;
     let Some(p) = w.parked.remove(&(conn, id)) else { return false };
     if let Some(n) = w.per_session.get_mut(&p.session) {
         *n = n.saturating_sub(1);
@@ -115,35 +129,54 @@ pub(crate) fn unpark(core: &mut Core, conn: usize, id: u64) -> bool {
             w.per_session.remove(&p.session);
         }
     }
+    let n = w.parked.len();
+    core.r.shared.wakeups.set_parked(core.r.idx, n);
     p.woken
+}
+
+/// Makes every parked timer of `class` fire now, on this core and (through their
+/// eventfds) on the others that have requests parked.
+pub(crate) fn wake(core: &mut Ctx, class: Class) {
+    wake_here(core, class);
+    core.r.shared.wakeups.kick_parked(core.r.idx, class.reason());
+}
+
+/// This core was kicked: fires the parked timers of the classes another core woke.
+pub(crate) fn on_wake(core: &mut Ctx) {
+    for class in [Class::Lock] {
+        if core.r.shared.wakeups.take(core.r.idx, class.reason()) {
+            wake_here(core, class);
+        }
+    }
 }
 
 /// Makes every parked timer of `class` on this core fire now. Safe against races: a
 /// timer whose completion is queued but not handled yet still owns its `ops` slot (its
 /// user_data cannot be reused), and updating it then fails harmlessly with ENOENT.
-pub(crate) fn wake(core: &mut Core, class: Class) {
-    let now: *const types::Timespec = &*core.waiters.now;
+fn wake_here(core: &mut Ctx, class: Class) {
+    let now: *const types::Timespec = &*core.fs.waiters.now;
     let mut uds = Vec::new();
-    for p in core.waiters.parked.values_mut().filter(|p| p.class == class && !p.woken) {
+    for p in core.fs.waiters.parked.values_mut().filter(|p| p.class == class && !p.woken) {
         p.woken = true;
         uds.push(p.ud);
     }
     for ud in uds {
-        core.push(opcode::TimeoutUpdate::new(ud, now).build().user_data(UD_IGNORE));
+        core.r.push(opcode::TimeoutUpdate::new(ud, now).build().user_data(UD_IGNORE));
     }
 }
 
 /// Cancels the parked request `(conn, id)` (its owner sees `-ECANCELED`); false when no
 /// such request is parked on this core.
-pub(crate) fn cancel(core: &mut Core, conn: usize, id: u64) -> bool {
-    let Some(ud) = core.waiters.parked.get(&(conn, id)).map(|p| p.ud) else { return false };
-    core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+pub(crate) fn cancel(core: &mut Ctx, conn: usize, id: u64) -> bool {
+    let Some(ud) = core.fs.waiters.parked.get(&(conn, id)).map(|p| p.ud) else { return false };
+    core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     true
 }
 
 /// Cancels every request of `session` parked on `object` in `class` on this core.
-pub(crate) fn cancel_object(core: &mut Core, session: u64, class: Class, object: u64) {
+pub(crate) fn cancel_object(core: &mut Ctx, session: u64, class: Class, object: u64) {
     let uds: Vec<u64> = core
+        .fs
         .waiters
         .parked
         .values()
@@ -151,7 +184,7 @@ pub(crate) fn cancel_object(core: &mut Core, session: u64, class: Class, object:
         .map(|p| p.ud)
         .collect();
     for ud in uds {
-        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     }
 }
 

@@ -14,31 +14,31 @@ use qtfs_proto::*;
 use super::common::{FsReq, Next, Req, fail, finish_empty, proc_cstr, res_fd, resolve, stats};
 use super::gates::wl_at;
 use super::path::SAFE;
+use super::service::Ctx;
 use super::steps::XattrAct;
 use crate::creds;
-use crate::ring::Core;
 use crate::sys;
 
 /// XATTR_LIST.
-pub(super) fn list(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn list(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrListReq>(core) else { return };
     start(core, rq, &m.ctx, &m.groups, m.path.0, &[], &[], XattrAct::List { size: m.size });
 }
 
 /// XATTR_GET.
-pub(super) fn get(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn get(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrGetReq>(core) else { return };
     start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, &[], XattrAct::Get { size: m.size });
 }
 
 /// XATTR_SET.
-pub(super) fn set(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn set(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrSetReq>(core) else { return };
     start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, m.value.0, XattrAct::Set { flags: m.flags });
 }
 
 /// XATTR_REMOVE.
-pub(super) fn remove(core: &mut Core, rq: &Req<'_>) {
+pub(super) fn remove(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrRemoveReq>(core) else { return };
     start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, &[], XattrAct::Remove);
 }
@@ -47,7 +47,7 @@ pub(super) fn remove(core: &mut Core, rq: &Req<'_>) {
 /// request's buffer), then acts ([`resolved`]).
 #[allow(clippy::too_many_arguments)]
 fn start(
-    core: &mut Core,
+    core: &mut Ctx,
     rq: &Req<'_>,
     ctx: &ReqCtx,
     groups: &Groups<'_>,
@@ -59,7 +59,7 @@ fn start(
     let Some(mut r) = rq.begin_at(core, ctx, groups, p) else { return };
     r.push_str(if p.is_empty() { b"." } else { p });
     r.push_str(name);
-    r.buf = core.bufs.get(value.len());
+    r.buf = core.r.bufs.get(value.len());
     r.buf.extend_from_slice(value);
     let flags = if p.is_empty() { libc::O_PATH } else { libc::O_PATH | libc::O_NOFOLLOW };
     if let Next::Now(r, act, res) = resolve(core, r, act, None, 0, flags, 0, SAFE) {
@@ -68,7 +68,7 @@ fn start(
 }
 
 /// The object resolved: check (setters) and act as the caller.
-pub(super) fn resolved(core: &mut Core, r: Box<FsReq>, act: XattrAct, res: i32) {
+pub(super) fn resolved(core: &mut Ctx, r: Box<FsReq>, act: XattrAct, res: i32) {
     let fd = match res_fd(res) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
@@ -87,7 +87,7 @@ pub(super) fn resolved(core: &mut Core, r: Box<FsReq>, act: XattrAct, res: i32) 
     match act {
         XattrAct::List { size } | XattrAct::Get { size } => {
             let size = size as usize;
-            let mut out = core.bufs.get(size.min(MAX_PAYLOAD - 64));
+            let mut out = core.r.bufs.get(size.min(MAX_PAYLOAD - 64));
             out.resize(size.min(MAX_PAYLOAD - 64), 0);
             let res = creds::with_ident(&ident, || {
                 if matches!(act, XattrAct::List { .. }) {
@@ -101,15 +101,15 @@ pub(super) fn resolved(core: &mut Core, r: Box<FsReq>, act: XattrAct, res: i32) 
                     // n ≤ out.len() (the kernel filled at most the buffer).
                     let data = if size == 0 { &[][..] } else { out.get(..n).unwrap_or_default() };
                     let rsp = XattrRsp { size: n as u32, data: Rest(data) };
-                    let sent = core.respond(r.conn, r.op as u16, r.id, &rsp);
+                    let sent = core.r.respond(r.conn, r.op as u16, r.id, &rsp);
                     stats(core, &r, true, sent);
-                    core.bufs.put(out);
+                    core.r.bufs.put(out);
                     let key = r.conn;
                     core.free_req(r);
-                    core.request_done(key);
+                    core.r.request_done(key);
                 }
                 Err(e) => {
-                    core.bufs.put(out);
+                    core.r.bufs.put(out);
                     fail(core, r, e);
                 }
             }

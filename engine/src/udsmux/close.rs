@@ -3,7 +3,7 @@
 use super::*;
 
 /// Sends CHAN_CLOSE with an error to the peer and closes the channel.
-pub(super) fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
+pub(super) fn fail(core: &mut Ctx, ck: usize, e: i32, why: &str) {
     let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
     };
@@ -14,7 +14,7 @@ pub(super) fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
     if !c.peer_closed {
         c.peer_closed = true;
         let (key, wire) = (c.conn, c.wire);
-        core.send_frame(
+        core.r.send_frame(
             key,
             FrameHeader::message(Op::CHAN_CLOSE, wire, 0),
             &ChanClose { how: consts::CHAN_CLOSE_ALL, error: e },
@@ -24,7 +24,7 @@ pub(super) fn fail(core: &mut Core, ck: usize, e: i32, why: &str) {
 }
 
 /// Both directions finished in order: the channel goes away without CHAN_CLOSE_ALL.
-pub(super) fn maybe_done(core: &mut Core, ck: usize) {
+pub(super) fn maybe_done(core: &mut Ctx, ck: usize) {
     let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
     };
@@ -35,7 +35,7 @@ pub(super) fn maybe_done(core: &mut Core, ck: usize) {
 }
 
 /// Stops a channel: cancels its operations and frees it once none is in flight.
-pub(super) fn begin_close(core: &mut Core, ck: usize) {
+pub(super) fn begin_close(core: &mut Ctx, ck: usize) {
     let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
     };
@@ -50,7 +50,7 @@ pub(super) fn begin_close(core: &mut Core, ck: usize) {
         core.mux.ids.remove(&(key, wire));
     }
     for ud in uds.into_iter().flatten() {
-        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     }
     let c = chan_or!(core, ck);
     if let Some(fd) = &c.fd
@@ -69,7 +69,7 @@ pub(super) fn begin_close(core: &mut Core, ck: usize) {
     maybe_free(core, ck);
 }
 
-pub(super) fn maybe_free(core: &mut Core, ck: usize) {
+pub(super) fn maybe_free(core: &mut Ctx, ck: usize) {
     let Some(c) = core.mux.chans.get(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
     };
@@ -88,15 +88,15 @@ pub(super) fn maybe_free(core: &mut Core, ck: usize) {
         core.mux.orphans.push((std::time::Instant::now(), fd));
     }
     for m in c.flow.outq {
-        core.bufs.put(m.data);
+        core.r.bufs.put(m.data);
     }
     core.mux.peer_reqs.retain(|_, v| *v != ck);
-    core.shared.chans.lock().remove(&(c.shared.conn_id, c.wire));
-    if let Some(conn) = core.conns.get(c.conn) {
+    core.r.shared.chans.lock().remove(&(c.shared.conn_id, c.wire));
+    if let Some(conn) = core.r.conns.get(c.conn) {
         conn.shared.channels.fetch_sub(1, Ordering::Relaxed);
     }
-    core.chan_drained(c.conn);
-    core.conn_release(c.conn);
+    core.r.chan_drained(c.conn);
+    core.r.conn_release(c.conn);
 }
 
 /// A connection is closing: its channels and listeners go with it.
@@ -108,7 +108,7 @@ pub(super) fn maybe_free(core: &mut Core, ck: usize) {
 /// DPU program really closed its end (an orderly CHAN_CLOSE/SHUT_WR). rexec_server relies
 /// on this to tell a dead client (kill its processes) from a transport drop (wait for a
 /// reattach).
-pub(crate) fn conn_closing(core: &mut Core, key: usize) {
+pub(crate) fn conn_closing(core: &mut Ctx, key: usize) {
     let chans: Vec<usize> = core.mux.chans.iter().filter(|(_, c)| c.conn == key).map(|(k, _)| k).collect();
     for ck in chans {
         // Closing one channel never frees another (listeners go, channels stay).

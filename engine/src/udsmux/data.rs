@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+pub(super) fn data_frame(core: &mut Ctx, key: usize, h: &FrameHeader, payload: &[u8]) {
     let Some(ck) = lookup(core, key, h.channel) else { return };
     let c = chan_or!(core, ck);
     if let Err((e, why)) = c.flow.accept_data(c.st == St::Open, payload.len()) {
@@ -24,7 +24,7 @@ pub(super) fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: 
         Err((e, why)) => return fail(core, ck, e, why),
     };
     if c.flow.kind.is_msg() {
-        let mut data = core.bufs.get(payload.len());
+        let mut data = core.r.bufs.get(payload.len());
         data.extend_from_slice(payload);
         chan_or!(core, ck).flow.outq.push_back(OutMsg::new(data, fds));
     } else {
@@ -37,7 +37,7 @@ pub(super) fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: 
         if can_append && let Some(last) = c.flow.outq.back_mut() {
             last.data.extend_from_slice(payload);
         } else {
-            let mut data = core.bufs.get(payload.len().max(64 * 1024));
+            let mut data = core.r.bufs.get(payload.len().max(64 * 1024));
             data.extend_from_slice(payload);
             chan_or!(core, ck).flow.outq.push_back(OutMsg::new(data, fds));
         }
@@ -45,7 +45,7 @@ pub(super) fn data_frame(core: &mut Core, key: usize, h: &FrameHeader, payload: 
     arm_send(core, ck);
 }
 
-pub(super) fn arm_send(core: &mut Core, ck: usize) {
+pub(super) fn arm_send(core: &mut Ctx, ck: usize) {
     let Some(c) = core.mux.chans.get_mut(ck) else {
         return; // already gone (a helper higher up the call chain ended it)
     };
@@ -90,7 +90,7 @@ pub(super) fn arm_send(core: &mut Core, ck: usize) {
     submit(core, ck, e, ChanOp::Send(ck), p);
 }
 
-pub(super) fn sent(core: &mut Core, ck: usize, res: i32) {
+pub(super) fn sent(core: &mut Ctx, ck: usize, res: i32) {
     let c = chan_or!(core, ck);
     c.send_ud = None;
     c.sending = false;
@@ -108,9 +108,9 @@ pub(super) fn sent(core: &mut Core, ck: usize, res: i32) {
     if let Some(m) = c.flow.wrote(res as usize) {
         hold(c, -(m.data.len() as isize));
         let key = c.conn;
-        core.bufs.put(m.data);
+        core.r.bufs.put(m.data);
         // The session may be back under its budget: its connection is read again.
-        core.chan_drained(key);
+        core.r.chan_drained(key);
     }
     return_credit(core, ck);
     arm_send(core, ck);
@@ -121,24 +121,24 @@ pub(super) fn sent(core: &mut Core, ck: usize, res: i32) {
 /// maximal message), so it never waits on us needlessly. Not while the session is over
 /// its `--channel-buffer-budget`: the peer then runs out of credit and stops sending
 /// (back-pressure); `tick` retries for channels whose queues have drained.
-pub(super) fn return_credit(core: &mut Core, ck: usize) {
-    let cfg = &core.shared.cfg;
+pub(super) fn return_credit(core: &mut Ctx, ck: usize) {
+    let cfg = &core.r.shared.cfg;
     let c = chan_or!(core, ck);
     let allowed = c.st == St::Open && under_budget(cfg, c);
     if let Some(grant) = c.flow.credit.grant(allowed) {
         publish_credit(c);
         let (key, wire) = (c.conn, c.wire);
-        core.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, wire, 0), &ChanCredit { bytes: grant });
+        core.r.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, wire, 0), &ChanCredit { bytes: grant });
     }
 }
 
-pub(super) fn arm_recv(core: &mut Core, ck: usize) {
+pub(super) fn arm_recv(core: &mut Ctx, ck: usize) {
     if core.mux.bufs.is_none() && !core.mux.bufs_failed {
-        match BufRing::new(&core.ring) {
+        match BufRing::new(&core.r.ring) {
             Ok(r) => core.mux.bufs = Some(r),
             Err(e) => {
                 core.mux.bufs_failed = true;
-                tracing::error!(core = core.idx, "cannot register the channel buffer ring: {e}");
+                tracing::error!(core = core.r.idx, "cannot register the channel buffer ring: {e}");
             }
         }
     }
@@ -184,13 +184,13 @@ pub(super) fn arm_recv(core: &mut Core, ck: usize) {
     submit(core, ck, e, ChanOp::Recv(ck), None);
 }
 
-pub(super) fn recycle(core: &mut Core, bid: Option<u16>) {
+pub(super) fn recycle(core: &mut Ctx, bid: Option<u16>) {
     if let (Some(b), Some(r)) = (bid, core.mux.bufs.as_mut()) {
         r.put(b);
     }
 }
 
-pub(super) fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
+pub(super) fn received(core: &mut Ctx, ck: usize, res: i32, flags: u32) {
     let bid = cqueue::buffer_select(flags);
     let (st, key, wire, fds, ctrunc) = {
         let c = chan_or!(core, ck, recycle(core, bid));
@@ -220,7 +220,7 @@ pub(super) fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
     }
     if c.flow.local_eof(n, fds.len()) {
         recycle(core, bid);
-        core.send_frame(
+        core.r.send_frame(
             key,
             FrameHeader::message(Op::CHAN_CLOSE, wire, 0),
             &ChanClose { how: consts::CHAN_SHUT_WR, error: 0 },
@@ -230,10 +230,10 @@ pub(super) fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
     if !fds.is_empty() {
         match scm_export(core, key, ck, fds) {
             Ok(out) => {
-                core.send_frame(key, FrameHeader::message(Op::CHAN_SCM, wire, 0), &out.msg());
+                core.r.send_frame(key, FrameHeader::message(Op::CHAN_SCM, wire, 0), &out.msg());
                 // Relay channels exist for the peer only once it has the records.
                 for g in out.grants {
-                    core.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, g, 0), &ChanCredit { bytes: WINDOW });
+                    core.r.send_frame(key, FrameHeader::message(Op::CHAN_CREDIT, g, 0), &ChanCredit { bytes: WINDOW });
                 }
             }
             Err((e, why)) => {
@@ -248,14 +248,14 @@ pub(super) fn received(core: &mut Core, ck: usize, res: i32, flags: u32) {
         (Some(b), Some(r)) => r.data(b, n),
         _ => &[][..],
     };
-    core.send_frame(key, FrameHeader::message(Op::CHAN_DATA, wire, 0), &Data { data: Rest(data) });
+    core.r.send_frame(key, FrameHeader::message(Op::CHAN_DATA, wire, 0), &Data { data: Rest(data) });
     core.mux.bufs = ring;
     recycle(core, bid);
     let c = chan_or!(core, ck);
     c.flow.credit.sent(n as u64);
     c.shared.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     publish_credit(c);
-    core.record(Done {
+    core.r.record(Done {
         op_index: Op::CHAN_DATA.index() as u16,
         ok: true,
         bytes_in: 0,

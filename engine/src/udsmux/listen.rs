@@ -3,14 +3,14 @@
 
 use super::*;
 
-pub(super) fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+pub(super) fn listen_request(core: &mut Ctx, key: usize, h: &FrameHeader, payload: &[u8]) {
     let t0 = Instant::now();
     let r = ChanListenReq::decode(payload).map_err(|_| errno::EBADMSG).and_then(|m| {
         let kind = Kind::from_wire(m.kind).ok_or(e_local(libc::EPROTONOSUPPORT))?;
         if kind == Kind::Dgram {
             return Err(errno::EOPNOTSUPP);
         }
-        if core.conns.get(key).is_none_or(|c| c.session.is_none()) {
+        if core.r.conns.get(key).is_none_or(|c| c.session.is_none()) {
             return Err(errno::EPROTO);
         }
         let ident = ident_of(core, m.uid, m.gid, &m.groups)?;
@@ -32,7 +32,7 @@ pub(super) fn listen_request(core: &mut Core, key: usize, h: &FrameHeader, paylo
 /// Every step after the check names the file *inside the directory descriptor that was
 /// checked* (`/proc/self/fd/N/NAME`, `*at` calls), never by its full path again, so a
 /// directory swapped for a symlink meanwhile cannot move the socket out of the whitelist.
-pub(super) fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -> Result<HostListener, i32> {
+pub(super) fn host_listen(core: &Ctx, ident: &Ident, kind: Kind, mode: u32, path: &[u8]) -> Result<HostListener, i32> {
     let errno_of = |e: std::io::Error| e_local(sys::errno_of(&e));
     if path.first() != Some(&b'/') {
         return Err(errno::EINVAL);
@@ -57,11 +57,11 @@ pub(super) fn host_listen(core: &Core, ident: &Ident, kind: Kind, mode: u32, pat
         full.push(b'/');
     }
     full.extend_from_slice(name);
-    if !core.wl.allows(WlType::Udsconnect, &full) {
+    if !core.r.wl.allows(WlType::Udsconnect, &full) {
         tracing::info!(path = %String::from_utf8_lossy(&full), "listen refused: not in [Udsconnect]");
         return Err(errno::EACCES);
     }
-    let tmp_name = format!(".qtfs-uds-{}-{}-{}", std::process::id(), core.idx, next_tmp()).into_bytes();
+    let tmp_name = format!(".qtfs-uds-{}-{}-{}", std::process::id(), core.r.idx, next_tmp()).into_bytes();
     let (target, ctarget) = (in_dir(&dir, name), in_dir_c(&dir, name)?);
     let (tmp, ctmp) = (in_dir(&dir, &tmp_name), in_dir_c(&dir, &tmp_name)?);
     let cname = CString::new(name).map_err(|_| errno::EINVAL)?;
@@ -116,7 +116,7 @@ pub(super) fn next_tmp() -> u64 {
 }
 
 pub(super) fn add_listener(
-    core: &mut Core,
+    core: &mut Ctx,
     key: usize,
     id: u32,
     kind: Kind,
@@ -136,24 +136,24 @@ pub(super) fn add_listener(
         closing: false,
     });
     core.mux.lids.insert((key, id), lk);
-    core.conn_hold(key);
+    core.r.conn_hold(key);
     lk
 }
 
-pub(super) fn arm_accept(core: &mut Core, lk: usize) {
+pub(super) fn arm_accept(core: &mut Ctx, lk: usize) {
     let l = listener_or!(core, lk);
     if l.closing || l.accept_ud.is_some() {
         return;
     }
     let Some(fd) = l.fd.as_ref().map(|f| f.as_raw_fd()) else { return };
-    let ud = core.slot(Slot::Chan(ChanOp::Accept(lk)));
-    core.push(opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build().user_data(ud));
+    let ud = core.chan_ud(ChanOp::Accept(lk));
+    core.r.push(opcode::AcceptMulti::new(types::Fd(fd)).flags(libc::SOCK_CLOEXEC).build().user_data(ud));
     let l = listener_or!(core, lk);
     l.accept_ud = Some(ud);
     l.refs += 1;
 }
 
-pub(super) fn accepted(core: &mut Core, lk: usize, res: i32, more: bool) {
+pub(super) fn accepted(core: &mut Ctx, lk: usize, res: i32, more: bool) {
     // Owned first, so that it is closed on every path below.
     let fd = if res >= 0 {
         // SAFETY: a successful accept returned a descriptor we now own.
@@ -182,11 +182,11 @@ pub(super) fn accepted(core: &mut Core, lk: usize, res: i32, more: bool) {
 }
 
 /// A HOST connection accepted on a listener becomes an engine-opened channel.
-pub(super) fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
+pub(super) fn peer_open(core: &mut Ctx, lk: usize, fd: OwnedFd) {
     let l = listener_or!(core, lk);
     let (key, lid, kind) = (l.conn, l.id, l.kind);
     let path = if l.file.is_some() { l.addr.clone() } else { Vec::new() };
-    if core.conns.get(key).is_none_or(|c| c.closing) {
+    if core.r.conns.get(key).is_none_or(|c| c.closing) {
         return;
     }
     if chan_room(core, key).is_err() {
@@ -203,10 +203,10 @@ pub(super) fn peer_open(core: &mut Core, lk: usize, fd: OwnedFd) {
     c.flow.credit.open_window();
     publish_credit(c);
     let (h, m) = qtfs_chan::accepted_open(wire, req, kind, lid, (uid, gid), &path);
-    core.send_frame(key, h, &m);
+    core.r.send_frame(key, h, &m);
 }
 
-pub(super) fn close_listener(core: &mut Core, lk: usize) {
+pub(super) fn close_listener(core: &mut Ctx, lk: usize) {
     let l = listener_or!(core, lk);
     if l.closing {
         return;
@@ -227,16 +227,16 @@ pub(super) fn close_listener(core: &mut Core, lk: usize) {
         }
     }
     if let Some(ud) = l.accept_ud {
-        core.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
+        core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     }
     maybe_free_listener(core, lk);
 }
 
-pub(super) fn maybe_free_listener(core: &mut Core, lk: usize) {
+pub(super) fn maybe_free_listener(core: &mut Ctx, lk: usize) {
     let l = listener_or!(core, lk);
     if !l.closing || l.refs > 0 {
         return;
     }
     let Some(l) = core.mux.listeners.try_remove(lk) else { return };
-    core.conn_release(l.conn);
+    core.r.conn_release(l.conn);
 }

@@ -38,13 +38,16 @@
 //! and credit), `close`, `scm` and `cmsg` (descriptors passed across).
 //!
 //! This module owns channel and listener state; it must not interpret file requests, and
-//! reaches sockets and framing only through the `Core` API.
+//! reaches sockets and framing only through the reactor's API (`ring::Reactor`, in `Ctx`).
 
 // Channel frames come from untrusted peers: a slip must drop the frame or close the
 // channel or connection, never panic the core.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 mod bufring;
+mod service;
+
+pub(crate) use service::SVC;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -62,9 +65,11 @@ use slab::Slab;
 use qtfs_chan::{Delivery, Flow, Kind, OutMsg, St};
 
 use crate::creds::{self, Ident};
-use crate::ring::{Core, Slot, UD_IGNORE};
+use crate::ring::UD_IGNORE;
 use crate::stats::{ChanShared, Done};
 use crate::sys;
+
+use service::Ctx;
 
 use bufring::{BGID, BUF_SIZE, BufRing};
 
@@ -80,7 +85,7 @@ const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// Queued local-write bytes are coalesced into one send up to this size (streams).
 const COALESCE: usize = 256 * 1024;
 
-/// A ring operation of a channel or listener (the `Slot::Chan` payload).
+/// A ring operation of a channel or listener (what its user_data's token names).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum ChanOp {
     /// O_PATH resolution of the target path with the caller's identity.
@@ -203,6 +208,8 @@ pub(crate) struct State {
     peer_reqs: HashMap<(usize, u64), usize>,
     /// Personalities with the effective ids switched (see `chan_personality`).
     personalities: HashMap<Ident, u16>,
+    /// Ring operations in flight, by token.
+    ops: Slab<ChanOp>,
     /// Local sockets of channels whose connection dropped, and when (see `conn_closing`).
     orphans: Vec<(std::time::Instant, OwnedFd)>,
 }
@@ -262,7 +269,6 @@ mod listen;
 mod open;
 mod scm;
 
-pub(crate) use close::conn_closing;
 use close::*;
 use cmsg::*;
 use data::*;
@@ -272,9 +278,9 @@ use scm::*;
 
 /// Whether connection `key`'s session may have one more channel: EMFILE beyond
 /// `--max-channels`, ENOBUFS while its channels hold `--channel-buffer-budget` bytes.
-fn chan_room(core: &Core, key: usize) -> Result<(), i32> {
-    let Some(s) = core.conns.get(key).and_then(|c| c.session.as_ref()) else { return Ok(()) };
-    let cfg = &core.shared.cfg;
+fn chan_room(core: &Ctx, key: usize) -> Result<(), i32> {
+    let Some(s) = core.r.conns.get(key).and_then(|c| c.session.as_ref()) else { return Ok(()) };
+    let cfg = &core.r.shared.cfg;
     if s.chans.load(Ordering::Acquire) >= cfg.max_channels {
         crate::log_limited!(
             tracing::Level::WARN,
@@ -319,14 +325,13 @@ fn e_local(e: i32) -> i32 {
 
 /// The HOST identity a channel's caller gets: mapped, squashed and checked by the
 /// operator's policy exactly like a file request's (`creds::IdPolicy`); EPERM if refused.
-fn ident_of(core: &Core, uid: u32, gid: u32, groups: &Groups<'_>) -> Result<Ident, i32> {
-    core.shared.cfg.ids.ident(uid, gid, groups.iter())
+fn ident_of(core: &Ctx, uid: u32, gid: u32, groups: &Groups<'_>) -> Result<Ident, i32> {
+    core.r.shared.cfg.ids.ident(uid, gid, groups.iter())
 }
 
 // ------------------------------------------------------------------ frames in
 
-pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u8]) {
-    let Some(op) = h.op() else { return };
+fn on_frame(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) {
     if h.is_response() {
         if op == Op::CHAN_OPEN {
             peer_open_answered(core, key, &h, payload);
@@ -390,13 +395,13 @@ pub(crate) fn on_frame(core: &mut Core, key: usize, h: FrameHeader, payload: &[u
         }
         _ => {
             if h.is_request() {
-                core.respond_err(key, h.op, h.id, errno::EPROTO);
+                core.r.respond_err(key, h.op, h.id, errno::EPROTO);
             }
         }
     }
 }
 
-fn lookup(core: &Core, key: usize, wire: u32) -> Option<usize> {
+fn lookup(core: &Ctx, key: usize, wire: u32) -> Option<usize> {
     let ck = core.mux.ids.get(&(key, wire)).copied();
     if ck.is_none() {
         tracing::trace!(chan = wire, "frame for an unknown channel ignored");
@@ -404,15 +409,15 @@ fn lookup(core: &Core, key: usize, wire: u32) -> Option<usize> {
     ck
 }
 
-fn reply<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: Op, t0: Instant, r: Result<M, i32>) {
+fn reply<'m, M: Wire<'m>>(core: &mut Ctx, key: usize, h: &FrameHeader, op: Op, t0: Instant, r: Result<M, i32>) {
     let (ok, n) = match r {
-        Ok(m) => (true, core.respond(key, h.op, h.id, &m)),
+        Ok(m) => (true, core.r.respond(key, h.op, h.id, &m)),
         Err(e) => {
-            core.respond_err(key, h.op, h.id, e);
+            core.r.respond_err(key, h.op, h.id, e);
             (false, 0)
         }
     };
-    core.record(Done {
+    core.r.record(Done {
         op_index: op.index() as u16,
         ok,
         bytes_in: h.len,
@@ -422,11 +427,11 @@ fn reply<'m, M: Wire<'m>>(core: &mut Core, key: usize, h: &FrameHeader, op: Op, 
 }
 
 /// Creates a channel record (not yet in any ring operation) and registers it.
-fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: Ident, path: &[u8]) -> usize {
+fn new_chan(core: &mut Ctx, key: usize, wire: u32, kind: Kind, st: St, ident: Ident, path: &[u8]) -> usize {
     // `key` is the connection being served (its frame, or a listener that holds it).
-    let (conn_id, session) = core.conns.get(key).map_or((0, None), |c| (c.id, c.session.clone()));
+    let (conn_id, session) = core.r.conns.get(key).map_or((0, None), |c| (c.id, c.session.clone()));
     let shared = Arc::new(ChanShared::new(conn_id, wire, kind, path, st, &qtfs_chan::Credit::default()));
-    core.shared.chans.lock().insert((conn_id, wire), shared.clone());
+    core.r.shared.chans.lock().insert((conn_id, wire), shared.clone());
     let personality = chan_personality(core, &ident);
     let ck = core.mux.chans.insert(Chan {
         conn: key,
@@ -459,8 +464,8 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
         s.chans.fetch_add(1, Ordering::AcqRel);
     }
     core.mux.ids.insert((key, wire), ck);
-    core.conn_hold(key);
-    if let Some(c) = core.conns.get(key) {
+    core.r.conn_hold(key);
+    if let Some(c) = core.r.conns.get(key) {
         c.shared.channels.fetch_add(1, Ordering::Relaxed);
     }
     ck
@@ -470,8 +475,8 @@ fn new_chan(core: &mut Core, key: usize, wire: u32, kind: Kind, st: St, ident: I
 /// uid/gid/groups (so the HOST server sees them in SO_PEERCRED and SCM_CREDENTIALS, and
 /// HOST permissions apply to them); the engine's own for root. None when the engine
 /// cannot take other identities (not root).
-fn chan_personality(core: &mut Core, id: &Ident) -> Option<u16> {
-    let base = core.base_personality?;
+fn chan_personality(core: &mut Ctx, id: &Ident) -> Option<u16> {
+    let base = core.r.base_personality?;
     if id.is_root() {
         return Some(base);
     }
@@ -481,10 +486,10 @@ fn chan_personality(core: &mut Core, id: &Ident) -> Option<u16> {
     if core.mux.personalities.len() >= 1024 {
         // In-flight operations hold their own references to the credentials.
         for (_, p) in core.mux.personalities.drain() {
-            let _ = core.ring.submitter().unregister_personality(p);
+            let _ = core.r.ring.submitter().unregister_personality(p);
         }
     }
-    match creds::register_socket_personality(&core.ring.submitter(), id) {
+    match creds::register_socket_personality(&core.r.ring.submitter(), id) {
         Ok(p) => {
             core.mux.personalities.insert(id.clone(), p);
             Some(p)
@@ -496,7 +501,7 @@ fn chan_personality(core: &mut Core, id: &Ident) -> Option<u16> {
     }
 }
 
-fn set_state(core: &mut Core, ck: usize, st: St) {
+fn set_state(core: &mut Ctx, ck: usize, st: St) {
     let c = chan_or!(core, ck);
     c.st = st;
     c.shared.state.store(st.wire(), Ordering::Relaxed);
@@ -509,7 +514,7 @@ fn publish_credit(c: &Chan) {
 
 // ------------------------------------------------------------------ completions
 
-pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: bool) {
+fn complete(core: &mut Ctx, op: ChanOp, res: i32, flags: u32, more: bool) {
     let ck = match op {
         ChanOp::Accept(lk) => return accepted(core, lk, res, more),
         ChanOp::Resolve(ck) | ChanOp::Connect(ck) | ChanOp::Recv(ck) | ChanOp::Send(ck) => ck,
@@ -547,23 +552,23 @@ pub(crate) fn complete(core: &mut Core, op: ChanOp, res: i32, flags: u32, more: 
 
 /// End of a loop turn: retry receives that found no free buffer.
 /// Closes orphaned sockets whose grace period is over (called once a second).
-pub(crate) fn tick(core: &mut Core) {
+fn tick(core: &mut Ctx) {
     // Credit withheld while a session was over its budget.
     let owing: Vec<usize> =
         core.mux.chans.iter().filter(|(_, c)| c.flow.credit.owes() && c.st == St::Open).map(|(k, _)| k).collect();
     for ck in owing {
         return_credit(core, ck);
     }
-    let grace = core.shared.cfg.session_grace;
+    let grace = core.r.shared.cfg.session_grace;
     let before = core.mux.orphans.len();
     core.mux.orphans.retain(|(t, _)| t.elapsed() < grace);
     let closed = before - core.mux.orphans.len();
     if closed > 0 {
-        tracing::info!(core = core.idx, closed, "orphaned channel sockets closed after the session grace period");
+        tracing::info!(core = core.r.idx, closed, "orphaned channel sockets closed after the session grace period");
     }
 }
 
-pub(crate) fn end_turn(core: &mut Core) {
+fn end_turn(core: &mut Ctx) {
     if core.mux.starved.is_empty() {
         return;
     }
@@ -573,13 +578,5 @@ pub(crate) fn end_turn(core: &mut Core) {
             c.starved = false;
             arm_recv(core, ck);
         }
-    }
-}
-
-/// Core shutdown: whether channel memory must be leaked because the kernel may still
-/// hold pointers into it (operations that did not finish).
-pub(crate) fn teardown(core: &mut Core, leak: bool) {
-    if leak {
-        std::mem::forget(std::mem::take(&mut core.mux));
     }
 }

@@ -3,21 +3,21 @@
 
 use super::*;
 
-pub(super) fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+pub(super) fn open_request(core: &mut Ctx, key: usize, h: &FrameHeader, payload: &[u8]) {
     let t0 = Instant::now();
     let m = match ChanOpenReq::decode(payload) {
         Ok(m) => m,
         Err(_) => return reply::<Empty>(core, key, h, Op::CHAN_OPEN, t0, Err(errno::EBADMSG)),
     };
     let wire = h.channel;
-    let refuse = |core: &mut Core, e: i32| reply::<Empty>(core, key, h, Op::CHAN_OPEN, t0, Err(e));
+    let refuse = |core: &mut Ctx, e: i32| reply::<Empty>(core, key, h, Op::CHAN_OPEN, t0, Err(e));
     if !qtfs_chan::id_chosen_by(wire, false) {
         return refuse(core, errno::EINVAL);
     }
     if core.mux.ids.contains_key(&(key, wire)) {
         return refuse(core, errno::EEXIST);
     }
-    if core.conns.get(key).is_none_or(|c| c.session.is_none()) {
+    if core.r.conns.get(key).is_none_or(|c| c.session.is_none()) {
         return refuse(core, errno::EPROTO);
     }
     if let Err(e) = chan_room(core, key) {
@@ -43,7 +43,7 @@ pub(super) fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload
         None
     };
     let ck = new_chan(core, key, wire, kind, St::Resolving, ident, m.path.0);
-    core.request_started(key);
+    core.r.request_started(key);
     let c = chan_or!(core, ck);
     c.open_id = h.id;
     c.open_t0 = t0;
@@ -69,14 +69,14 @@ pub(super) fn open_request(core: &mut Core, key: usize, h: &FrameHeader, payload
 }
 
 /// Submits a channel operation (holding a reference on the channel).
-pub(super) fn submit(core: &mut Core, ck: usize, e: squeue::Entry, op: ChanOp, personality: Option<u16>) -> u64 {
-    let ud = core.slot(Slot::Chan(op));
+pub(super) fn submit(core: &mut Ctx, ck: usize, e: squeue::Entry, op: ChanOp, personality: Option<u16>) -> u64 {
+    let ud = core.chan_ud(op);
     let e = e.user_data(ud);
     let e = match personality {
         Some(p) => e.personality(p),
         None => e,
     };
-    core.push(e);
+    core.r.push(e);
     let c = chan_or!(core, ck, ud);
     c.refs += 1;
     match op {
@@ -87,7 +87,7 @@ pub(super) fn submit(core: &mut Core, ck: usize, e: squeue::Entry, op: ChanOp, p
     ud
 }
 
-pub(super) fn resolved(core: &mut Core, ck: usize, res: i32) {
+pub(super) fn resolved(core: &mut Ctx, ck: usize, res: i32) {
     if res < 0 {
         return open_failed(core, ck, e_local(-res));
     }
@@ -102,7 +102,7 @@ pub(super) fn resolved(core: &mut Core, ck: usize, res: i32) {
         // What a local connect to a non-socket reports.
         return open_failed(core, ck, errno::ECONNREFUSED);
     }
-    if !core.wl.allows(WlType::Udsconnect, &real) {
+    if !core.r.wl.allows(WlType::Udsconnect, &real) {
         tracing::info!(path = %String::from_utf8_lossy(&real), "channel refused: not in [Udsconnect]");
         return open_failed(core, ck, errno::ECONNREFUSED);
     }
@@ -117,7 +117,7 @@ pub(super) fn resolved(core: &mut Core, ck: usize, res: i32) {
 }
 
 /// Creates the local socket and connects it (with the caller's identity) to `addr`.
-pub(super) fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
+pub(super) fn connect_to(core: &mut Ctx, ck: usize, addr: &[u8]) {
     let kind = chan_or!(core, ck).flow.kind;
     let sock = match sys::unix_socket(kind.sock_type()) {
         Ok(s) => s,
@@ -143,7 +143,7 @@ pub(super) fn connect_to(core: &mut Core, ck: usize, addr: &[u8]) {
     submit(core, ck, e, ChanOp::Connect(ck), p);
 }
 
-pub(super) fn connected(core: &mut Core, ck: usize, res: i32) {
+pub(super) fn connected(core: &mut Ctx, ck: usize, res: i32) {
     chan_or!(core, ck).opath = None;
     if res < 0 {
         return open_failed(core, ck, e_local(-res));
@@ -158,7 +158,7 @@ pub(super) fn connected(core: &mut Core, ck: usize, res: i32) {
 }
 
 /// Answers a client-opened channel's CHAN_OPEN with an error and forgets the channel.
-pub(super) fn open_failed(core: &mut Core, ck: usize, e: i32) {
+pub(super) fn open_failed(core: &mut Ctx, ck: usize, e: i32) {
     let c = chan_or!(core, ck);
     c.peer_closed = true;
     tracing::debug!(chan = c.wire, path = %String::from_utf8_lossy(&c.shared.path), errno = e, "channel open failed");
@@ -167,7 +167,7 @@ pub(super) fn open_failed(core: &mut Core, ck: usize, e: i32) {
 }
 
 /// Answers the CHAN_OPEN request of a client-opened channel (once).
-pub(super) fn answer_open(core: &mut Core, ck: usize, r: Result<(), i32>) {
+pub(super) fn answer_open(core: &mut Ctx, ck: usize, r: Result<(), i32>) {
     let c = chan_or!(core, ck);
     if c.open_id == 0 {
         return;
@@ -178,25 +178,25 @@ pub(super) fn answer_open(core: &mut Core, ck: usize, r: Result<(), i32>) {
         Ok(()) => {
             let h =
                 FrameHeader { flags: hflags::RESPONSE, op: Op::CHAN_OPEN as u16, channel: wire, len: 0, id, status: 0 };
-            (true, core.send_frame(key, h, &ChanAccept { credit: WINDOW }))
+            (true, core.r.send_frame(key, h, &ChanAccept { credit: WINDOW }))
         }
         Err(e) => {
-            core.respond_err(key, Op::CHAN_OPEN as u16, id, e);
+            core.r.respond_err(key, Op::CHAN_OPEN as u16, id, e);
             (false, 0)
         }
     };
-    core.record(Done {
+    core.r.record(Done {
         op_index: Op::CHAN_OPEN.index() as u16,
         ok,
         bytes_in: len as u32,
         bytes_out: n as u32,
         latency_ns: t0.elapsed().as_nanos() as u64,
     });
-    core.request_done(key);
+    core.r.request_done(key);
 }
 
 /// The peer answered one of our CHAN_OPEN requests (an accepted HOST connection).
-pub(super) fn peer_open_answered(core: &mut Core, key: usize, h: &FrameHeader, payload: &[u8]) {
+pub(super) fn peer_open_answered(core: &mut Ctx, key: usize, h: &FrameHeader, payload: &[u8]) {
     let Some(ck) = core.mux.peer_reqs.remove(&(key, h.id)) else { return };
     if core.mux.chans.get(ck).is_none_or(|c| c.st != St::PeerOpening) {
         return;

@@ -10,7 +10,7 @@ use super::*;
 /// regular files by path, flags and offset; pipes and FIFOs relayed by new channels;
 /// listening unix sockets accepted here and relayed by engine-opened channels. The
 /// records, their count, and relay channels to grant credit on once the records are sent.
-pub(super) fn scm_export(core: &mut Core, key: usize, ck: usize, fds: Vec<OwnedFd>) -> Result<ScmOut, (i32, String)> {
+pub(super) fn scm_export(core: &mut Ctx, key: usize, ck: usize, fds: Vec<OwnedFd>) -> Result<ScmOut, (i32, String)> {
     let mut out = ScmOut::default();
     let mut relays = Vec::new();
     let mut listeners = Vec::new();
@@ -40,7 +40,7 @@ pub(super) fn scm_export(core: &mut Core, key: usize, ck: usize, fds: Vec<OwnedF
 }
 
 fn export_one(
-    core: &mut Core,
+    core: &mut Ctx,
     key: usize,
     ck: usize,
     fd: OwnedFd,
@@ -93,7 +93,7 @@ fn export_one(
 }
 
 /// Recreates descriptors the peer passed (CHAN_SCM), to travel with the next CHAN_DATA.
-pub(super) fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8]) -> Result<(), i32> {
+pub(super) fn scm_import(core: &mut Ctx, key: usize, ck: usize, payload: &[u8]) -> Result<(), i32> {
     let records = scm::records(payload)?;
     let ident = chan_or!(core, ck, Err(errno::EIO)).ident.clone();
     let mut fds = Vec::new();
@@ -123,7 +123,7 @@ pub(super) fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8])
                     if relay == Kind::PipeIn {
                         c.flow.credit.open_window();
                         publish_credit(c);
-                        core.send_frame(
+                        core.r.send_frame(
                             key,
                             FrameHeader::message(Op::CHAN_CREDIT, channel, 0),
                             &ChanCredit { bytes: WINDOW },
@@ -164,7 +164,7 @@ pub(super) fn scm_import(core: &mut Core, key: usize, ck: usize, payload: &[u8])
 /// resolved with the caller's identity and no magic links; the `[Open]` (and `[Write]`)
 /// whitelist.
 struct HostReopen<'a> {
-    core: &'a Core,
+    core: &'a Ctx<'a>,
     ident: &'a Ident,
 }
 
@@ -188,7 +188,7 @@ impl ReopenIo for HostReopen<'_> {
         sys::fd_real_path(fd.as_raw_fd()).map_err(errno_of)
     }
     fn allowed(&mut self, real: &[u8], write: bool) -> bool {
-        let wl = &self.core.wl;
+        let wl = &self.core.r.wl;
         let ok = wl.allows(WlType::Open, real) && (!write || wl.allows(WlType::Write, real));
         if !ok {
             tracing::info!(path = %String::from_utf8_lossy(real), "passed file refused by the whitelist");

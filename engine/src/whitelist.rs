@@ -138,7 +138,7 @@ pub fn resolve(lexical: &[u8]) -> Vec<u8> {
 
 fn real_path_of(p: &[u8]) -> std::io::Result<Vec<u8>> {
     let c = std::ffi::CString::new(p).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fd = sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, 0, super::path::RESOLVE_NO_MAGICLINKS)?;
+    let fd = sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, 0, crate::path::RESOLVE_NO_MAGICLINKS)?;
     sys::fd_real_path(fd.as_raw_fd())
 }
 
@@ -344,7 +344,7 @@ impl Whitelist {
             for e in self.group(t) {
                 if e.real.len() > to.len() && prefix_match(to, &e.real) {
                     let rest = e.real.get(to.len()..).unwrap_or_default();
-                    let mapped = super::path::join(from, rest.strip_prefix(b"/").unwrap_or(rest));
+                    let mapped = crate::path::join(from, rest.strip_prefix(b"/").unwrap_or(rest));
                     if !self.allows(t, &mapped) {
                         return Some(t);
                     }

@@ -15,7 +15,7 @@
 
 use qtfs_proto::errno;
 
-use super::whitelist::{self, prefix_match};
+use crate::whitelist::{self, prefix_match};
 
 /// One `--allow-devices PREFIX:KIND:MAJOR:MINOR` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
