@@ -3,6 +3,7 @@
 //! frames (GB/s) and in elements (frames) otherwise.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use qtfs_benches::encode_frame;
 use qtfs_proto::*;
 use std::hint::black_box;
 
@@ -22,29 +23,13 @@ fn small_messages(c: &mut Criterion) {
         path: Path(b"images/vm1/disk0.qcow2"),
     };
     let mut buf = Vec::with_capacity(8192);
-    g.bench_function("open_req", |b| {
-        b.iter(|| {
-            buf.clear();
-            push_frame(&mut buf, FrameHeader::request(Op::OPEN, 7, 0), black_box(&open));
-            black_box(buf.len())
-        })
-    });
+    g.bench_function("open_req", |b| b.iter(|| encode_frame(&mut buf, FrameHeader::request(Op::OPEN, 7, 0), &open)));
     let attr = AttrRsp { attr: Attr { ino: 42, size: 4096, mode: 0o100644, nlink: 1, ..Default::default() } };
     g.bench_function("attr_rsp", |b| {
-        b.iter(|| {
-            buf.clear();
-            push_frame(&mut buf, FrameHeader::response(Op::GETATTR as u16, 7, 0), black_box(&attr));
-            black_box(buf.len())
-        })
+        b.iter(|| encode_frame(&mut buf, FrameHeader::response(Op::GETATTR as u16, 7, 0), &attr))
     });
     let read = ReadReq { handle: 0x1_0000_0001, offset: 1 << 30, len: 4096 };
-    g.bench_function("read_req", |b| {
-        b.iter(|| {
-            buf.clear();
-            push_frame(&mut buf, FrameHeader::request(Op::READ, 7, 0), black_box(&read));
-            black_box(buf.len())
-        })
-    });
+    g.bench_function("read_req", |b| b.iter(|| encode_frame(&mut buf, FrameHeader::request(Op::READ, 7, 0), &read)));
     g.finish();
 
     let mut g = c.benchmark_group("decode");
@@ -69,11 +54,7 @@ fn data_frames(c: &mut Criterion) {
         let w = WriteReq { handle: 1, offset: 0, flags: 0, data: Rest(&data) };
         let mut buf = Vec::with_capacity(size + 64);
         g.bench_with_input(BenchmarkId::new("encode_write", size), &size, |b, _| {
-            b.iter(|| {
-                buf.clear();
-                push_frame(&mut buf, FrameHeader::request(Op::WRITE, 1, 0), black_box(&w));
-                black_box(buf.len())
-            })
+            b.iter(|| encode_frame(&mut buf, FrameHeader::request(Op::WRITE, 1, 0), &w))
         });
         let mut frame = Vec::new();
         push_frame(&mut frame, FrameHeader::request(Op::WRITE, 1, 0), &w);

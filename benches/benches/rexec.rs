@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use qtfs_benches::encode_frame;
 use qtfs_proto::consts::rexec as k;
 use qtfs_proto::*;
 use qtfs_rexec::link::{self, Link};
@@ -74,13 +75,7 @@ fn exec_request(c: &mut Criterion) {
     let mut g = c.benchmark_group("rexec_exec");
     g.throughput(Throughput::Elements(1));
     let mut buf = Vec::with_capacity(8192);
-    g.bench_function("encode", |b| {
-        b.iter(|| {
-            buf.clear();
-            push_frame(&mut buf, FrameHeader::request(Op::REXEC_EXEC, 1, 0), black_box(&req));
-            black_box(buf.len())
-        })
-    });
+    g.bench_function("encode", |b| b.iter(|| encode_frame(&mut buf, FrameHeader::request(Op::REXEC_EXEC, 1, 0), &req)));
     let payload = req.to_vec();
     g.bench_function("decode_validate", |b| {
         b.iter(|| black_box(ExecRequest::parse(black_box(&payload)).map(|r| r.argv.len()).unwrap_or(0)))

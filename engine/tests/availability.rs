@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use qtfs_client::Cred;
+use qtfs_client::{Cred, Session};
 use qtfs_proto::consts::open;
 use qtfs_proto::*;
 use qtfs_testkit::*;
@@ -241,12 +241,47 @@ fn unauthenticated_connections_are_bounded_per_peer_and_in_total() {
     assert!(good.getattr(ex, b"", false, &Cred::root()).is_ok(), "an attached client is served throughout");
 }
 
-#[test]
-fn memory_and_descriptors_come_back_after_a_pre_auth_flood() {
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+/// An engine with an attached client (that must stay served through what follows), and
+/// the engine's RSS and descriptor count with that client attached.
+fn engine_with_a_client() -> (TestEngine, (Session, u32), (u64, usize)) {
     let e = TestEngine::start(Opts::default());
     let (good, ex) = e.mounted(1);
     good.getattr(ex, b"", false, &Cred::root()).unwrap();
-    let (rss0, fds0) = (e.rss_bytes(), e.fd_count());
+    let base = (e.rss_bytes(), e.fd_count());
+    (e, (good, ex), base)
+}
+
+/// Once the load is gone: within 5 s the engine's RSS is back under 2 × `rss0` + 16 MiB and
+/// its descriptors at `fds0` (printed after `figures`, the load's own), and `good` (a
+/// session with export `ex`) is still served.
+fn assert_resources_come_back(e: &TestEngine, (good, ex): (&Session, u32), (rss0, fds0): (u64, usize), figures: &str) {
+    let limit = 2 * rss0 + (16 << 20);
+    let t0 = Instant::now();
+    let back = wait_until(Duration::from_secs(5), || e.rss_bytes() <= limit && e.fd_count() <= fds0);
+    eprintln!(
+        "{figures}; then RSS {:.1} MiB after {:?} (limit {:.1}), fds {}",
+        mib(e.rss_bytes()),
+        t0.elapsed(),
+        mib(limit),
+        e.fd_count()
+    );
+    assert!(
+        back,
+        "RSS {:.1} MiB (limit {:.1}), fds {} (baseline {fds0})",
+        mib(e.rss_bytes()),
+        mib(limit),
+        e.fd_count()
+    );
+    assert!(good.getattr(ex, b"", false, &Cred::root()).is_ok());
+}
+
+#[test]
+fn memory_and_descriptors_come_back_after_a_pre_auth_flood() {
+    let (e, (good, ex), (rss0, fds0)) = engine_with_a_client();
     let dst = e.tcp_addr();
     // 2,000 connections from 32 addresses, each announcing a 1 MiB HELLO and sending
     // 256 KiB of it.
@@ -267,37 +302,19 @@ fn memory_and_descriptors_come_back_after_a_pre_auth_flood() {
     peak = peak.max(e.rss_bytes());
     let (rss_busy, fds_busy) = (e.rss_bytes(), e.fd_count());
     drop(flood);
-    let t0 = Instant::now();
-    let limit = 2 * rss0 + (16 << 20);
-    let back = wait_until(Duration::from_secs(5), || e.rss_bytes() <= limit && e.fd_count() <= fds0);
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    eprintln!(
-        "pre-auth flood: RSS {:.1} MiB → peak {:.1} (at end {:.1}) → {:.1} MiB after {:?} (limit {:.1}); fds {fds0} → {fds_busy} → {}",
+    let figures = format!(
+        "pre-auth flood: RSS {:.1} MiB → peak {:.1} (at end {:.1}), fds {fds0} → {fds_busy}",
         mib(rss0),
         mib(peak),
-        mib(rss_busy),
-        mib(e.rss_bytes()),
-        t0.elapsed(),
-        mib(limit),
-        e.fd_count()
+        mib(rss_busy)
     );
     assert!(peak < rss0 + (64 << 20), "the flood never got big frames buffered: peak {:.1} MiB", mib(peak));
-    assert!(
-        back,
-        "RSS {:.1} MiB (limit {:.1}), fds {} (baseline {fds0})",
-        mib(e.rss_bytes()),
-        mib(limit),
-        e.fd_count()
-    );
-    assert!(good.getattr(ex, b"", false, &Cred::root()).is_ok());
+    assert_resources_come_back(&e, (&good, ex), (rss0, fds0), &figures);
 }
 
 #[test]
 fn memory_comes_back_after_attached_clients_leave_large_frames_half_sent() {
-    let e = TestEngine::start(Opts::default());
-    let (good, ex) = e.mounted(1);
-    good.getattr(ex, b"", false, &Cred::root()).unwrap();
-    let (rss0, fds0) = (e.rss_bytes(), e.fd_count());
+    let (e, (good, ex), (rss0, fds0)) = engine_with_a_client();
     // 300 authenticated clients each start a 1 MiB PING and send 900 KiB of it: the
     // engine must buffer those (they are legal), and give the memory back once the
     // clients are gone.
@@ -315,25 +332,6 @@ fn memory_comes_back_after_attached_clients_leave_large_frames_half_sent() {
     assert!(wait_until(Duration::from_secs(10), || e.rss_bytes() > rss0 + (200 << 20)), "the frames are buffered");
     let busy = e.rss_bytes();
     drop(clients);
-    let limit = 2 * rss0 + (16 << 20);
-    let t0 = Instant::now();
-    let back = wait_until(Duration::from_secs(5), || e.rss_bytes() <= limit && e.fd_count() <= fds0);
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    eprintln!(
-        "half-sent 1 MiB frames: RSS {:.1} MiB → {:.1} → {:.1} MiB after {:?} (limit {:.1}); fds {fds0} → {}",
-        mib(rss0),
-        mib(busy),
-        mib(e.rss_bytes()),
-        t0.elapsed(),
-        mib(limit),
-        e.fd_count()
-    );
-    assert!(
-        back,
-        "RSS {:.1} MiB (limit {:.1}), fds {} (baseline {fds0})",
-        mib(e.rss_bytes()),
-        mib(limit),
-        e.fd_count()
-    );
-    assert!(good.getattr(ex, b"", false, &Cred::root()).is_ok());
+    let figures = format!("half-sent 1 MiB frames: RSS {:.1} MiB → {:.1}, fds {fds0}", mib(rss0), mib(busy));
+    assert_resources_come_back(&e, (&good, ex), (rss0, fds0), &figures);
 }

@@ -322,8 +322,9 @@ fn nix_statvfs(p: &std::path::Path) -> (u64, u64) {
     (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize)
 }
 
-fn chan_open(s: &Session, id: u32, path: &[u8]) -> Result<u32, i32> {
-    let m = ChanOpenReq {
+/// CHAN_OPEN of a stream channel to `path` as root, with a 1 MiB window.
+fn stream_open_req(path: &[u8]) -> ChanOpenReq<'_> {
+    ChanOpenReq {
         kind: qtfs_proto::consts::CHAN_STREAM,
         credit: 1 << 20,
         listener: 0,
@@ -331,7 +332,11 @@ fn chan_open(s: &Session, id: u32, path: &[u8]) -> Result<u32, i32> {
         gid: 0,
         groups: Groups::EMPTY,
         path: Path(path),
-    };
+    }
+}
+
+fn chan_open(s: &Session, id: u32, path: &[u8]) -> Result<u32, i32> {
+    let m = stream_open_req(path);
     match s.submit_on_channel(0, Op::CHAN_OPEN, id, &m).unwrap().wait() {
         Ok(r) => Ok(r.decode::<ChanAccept>().unwrap().credit),
         Err(e) => Err(e.errno()),
@@ -412,15 +417,7 @@ fn a_channel_flood_is_held_to_the_buffer_budget() {
     let path = sock.as_os_str().as_encoded_bytes().to_vec();
     let mut out = Vec::new();
     for id in 1..=CHANS {
-        let m = ChanOpenReq {
-            kind: qtfs_proto::consts::CHAN_STREAM,
-            credit: 1 << 20,
-            listener: 0,
-            uid: 0,
-            gid: 0,
-            groups: Groups::EMPTY,
-            path: Path(&path),
-        };
+        let m = stream_open_req(&path);
         let mut h = FrameHeader::request(Op::CHAN_OPEN, id as u64, 0);
         h.channel = id;
         push_frame(&mut out, h, &m);

@@ -13,14 +13,28 @@ fn errno(r: Result<impl std::fmt::Debug, ClientError>) -> i32 {
     }
 }
 
-#[test]
-fn basic_file_lifecycle() {
-    basic_file_lifecycle_on(&TestEngine::start(Opts::default()));
+/// Two tests per line, both running the same body: the first on an export in the
+/// temporary directory's file system, the second on a tmpfs export.
+macro_rules! on_both_file_systems {
+    ($($name:ident, $tmpfs:ident => $body:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            $body(&TestEngine::start(Opts::default()));
+        }
+
+        #[test]
+        fn $tmpfs() {
+            $body(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+        }
+    )*};
 }
 
-#[test]
-fn basic_file_lifecycle_tmpfs() {
-    basic_file_lifecycle_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
+on_both_file_systems! {
+    basic_file_lifecycle, basic_file_lifecycle_tmpfs => basic_file_lifecycle_on,
+    directories_and_names, directories_and_names_tmpfs => directories_and_names_on,
+    rename_flags, rename_flags_tmpfs => rename_flags_on,
+    setattr_and_metadata, setattr_and_metadata_tmpfs => setattr_and_metadata_on,
+    pipelined_thousand_requests, pipelined_thousand_requests_tmpfs => pipelined_thousand_requests_on,
 }
 
 fn basic_file_lifecycle_on(e: &TestEngine) {
@@ -56,16 +70,6 @@ fn basic_file_lifecycle_on(e: &TestEngine) {
     let (h, a) = s.open(ex, b"f.txt", open::WRONLY | open::TRUNC, 0, &root).unwrap();
     assert_eq!(a.size, 0);
     s.close_handle(h).unwrap();
-}
-
-#[test]
-fn directories_and_names() {
-    directories_and_names_on(&TestEngine::start(Opts::default()));
-}
-
-#[test]
-fn directories_and_names_tmpfs() {
-    directories_and_names_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
 }
 
 fn directories_and_names_on(e: &TestEngine) {
@@ -122,16 +126,6 @@ fn directories_and_names_on(e: &TestEngine) {
     assert_eq!(f.mode & libc::S_IFMT, libc::S_IFIFO);
 }
 
-#[test]
-fn rename_flags() {
-    rename_flags_on(&TestEngine::start(Opts::default()));
-}
-
-#[test]
-fn rename_flags_tmpfs() {
-    rename_flags_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
-}
-
 fn rename_flags_on(e: &TestEngine) {
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
@@ -146,16 +140,6 @@ fn rename_flags_on(e: &TestEngine) {
     s.rename(ex, b"a", b"sub/a-much-longer-destination-name", 0, &root).unwrap();
     assert!(exists(&e.path("sub/a-much-longer-destination-name")));
     assert_eq!(errno(s.rename(ex, b"b", b"c", 0x100, &root)), libc::EINVAL);
-}
-
-#[test]
-fn setattr_and_metadata() {
-    setattr_and_metadata_on(&TestEngine::start(Opts::default()));
-}
-
-#[test]
-fn setattr_and_metadata_tmpfs() {
-    setattr_and_metadata_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
 }
 
 fn setattr_and_metadata_on(e: &TestEngine) {
@@ -224,16 +208,6 @@ fn xattrs_exact_bytes() {
     assert_eq!(errno(s.xattr_set(ex, b"x", b"user.test", b"v", libc::XATTR_CREATE as u32, &root)), libc::EEXIST);
     s.xattr_remove(ex, b"x", b"user.test", &root).unwrap();
     assert_eq!(errno(s.xattr_get(ex, b"x", b"user.test", 64, &root)), libc::ENODATA, "really removed");
-}
-
-#[test]
-fn pipelined_thousand_requests() {
-    pipelined_thousand_requests_on(&TestEngine::start(Opts::default()));
-}
-
-#[test]
-fn pipelined_thousand_requests_tmpfs() {
-    pipelined_thousand_requests_on(&TestEngine::start(Opts { tmpfs: true, ..Default::default() }));
 }
 
 fn pipelined_thousand_requests_on(e: &TestEngine) {

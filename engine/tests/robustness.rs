@@ -135,6 +135,17 @@ fn fuzzed_streams_never_take_the_engine_down() {
     assert!(e.child.try_wait().ok().flatten().is_none(), "engine alive");
 }
 
+/// OPEN as root of the FIFO `fifo` for reading: it blocks until a writer appears.
+fn open_fifo_for_reading(ex: u32) -> OpenReq<'static> {
+    OpenReq {
+        ctx: ReqCtx { export: ex, uid: 0, gid: 0 },
+        flags: open::RDONLY,
+        mode: 0,
+        groups: Groups::EMPTY,
+        path: Path(b"fifo"),
+    }
+}
+
 #[test]
 fn a_blocked_fifo_open_does_not_stall_others() {
     let e = TestEngine::start(Opts { cores: 1, ..Default::default() });
@@ -143,19 +154,7 @@ fn a_blocked_fifo_open_does_not_stall_others() {
     s.mknod(ex, b"fifo", libc::S_IFIFO | 0o666, 0, 0, 0, &root).unwrap();
     // Opening a FIFO for reading blocks until a writer appears; the engine must keep
     // serving everything else meanwhile (single core, same session).
-    let blocked = s
-        .submit_on(
-            0,
-            Op::OPEN,
-            &OpenReq {
-                ctx: ReqCtx { export: ex, uid: 0, gid: 0 },
-                flags: open::RDONLY,
-                mode: 0,
-                groups: Groups::EMPTY,
-                path: Path(b"fifo"),
-            },
-        )
-        .unwrap();
+    let blocked = s.submit_on(0, Op::OPEN, &open_fifo_for_reading(ex)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let t0 = Instant::now();
     for _ in 0..100 {
@@ -194,18 +193,7 @@ fn a_vanished_client_releases_its_files() {
         }
         s.mknod(ex, b"fifo", libc::S_IFIFO | 0o666, 0, 0, 0, &root).unwrap();
         // Leave a request in flight (blocked FIFO open) and vanish.
-        let _p = s
-            .submit(
-                Op::OPEN,
-                &OpenReq {
-                    ctx: ReqCtx { export: ex, uid: 0, gid: 0 },
-                    flags: open::RDONLY,
-                    mode: 0,
-                    groups: Groups::EMPTY,
-                    path: Path(b"fifo"),
-                },
-            )
-            .unwrap();
+        let _p = s.submit(Op::OPEN, &open_fifo_for_reading(ex)).unwrap();
         assert!(e.fd_count() >= baseline + 50);
         s.close();
     }

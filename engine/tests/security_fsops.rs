@@ -357,16 +357,9 @@ fn ro_rw() -> TestEngine {
     let e = TestEngine::start(Opts { groups: Some(vec!["Open", "Read", "Readdir"]), ..Default::default() });
     let rw = format!("{}/rw", e.export.display());
     let mut a = qtfs_client::AdminClient::connect(&e.admin).unwrap();
-    for t in [
-        WlType::Write,
-        WlType::Mkdir,
-        WlType::Rmdir,
-        WlType::Create,
-        WlType::Unlink,
-        WlType::Rename,
-        WlType::Setattr,
-        WlType::Setxattr,
-    ] {
+    // Every file-system group but the three the whole export has (not Mount, Kill, Udsconnect).
+    let fs_groups = WlType::ALL.into_iter().take_while(|t| *t != WlType::Mount);
+    for t in fs_groups.filter(|t| !matches!(t, WlType::Open | WlType::Read | WlType::Readdir)) {
         a.call(
             qtfs_proto::Op::ADMIN_WL_ADD,
             &qtfs_proto::WlAddReq { wl_type: t as u32, flags: 0, path: qtfs_proto::Path(rw.as_bytes()) },

@@ -616,6 +616,63 @@ fn rename_exchange(dir: &FsPath, a: &str, b: &str) {
     assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
 }
 
+/// `T/allowed/d/` and `T/outside/` with the symlink `T/allowed/x` → `T/outside`, for a
+/// swapper to flip `d` and `x`; returns (`T/allowed`, `T/outside`).
+fn swap_dirs(t: &FsPath) -> (PathBuf, PathBuf) {
+    let (allowed, outside) = (t.join("allowed"), t.join("outside"));
+    std::fs::create_dir_all(allowed.join("d")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, allowed.join("x")).unwrap();
+    (allowed, outside)
+}
+
+/// An engine of two cores whose `[Udsconnect]` holds `allowed` only.
+fn udsconnect_engine(allowed: &FsPath) -> TestEngine {
+    TestEngine::start(Opts {
+        cores: 2,
+        extra_wl: format!("[Udsconnect]\nPath={}\n", allowed.display()),
+        ..Default::default()
+    })
+}
+
+/// Exchanges `allowed/d` and `allowed/x` as fast as it can until `stop`; joins to the
+/// number of swaps.
+fn spawn_swapper(stop: &Arc<AtomicBool>, allowed: &FsPath) -> std::thread::JoinHandle<u64> {
+    let (stop, allowed) = (stop.clone(), allowed.to_path_buf());
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            rename_exchange(&allowed, "d", "x");
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Four clients, each on its own session, call `attempt(session, client, n)` with n = 1,
+/// 2, … for three seconds; returns how many attempts succeeded and how many were refused.
+fn race(e: &TestEngine, attempt: impl Fn(&Session, u32, u32) -> bool + Clone + Send + 'static) -> (u32, u32) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let clients: Vec<_> = (0..4u32)
+        .map(|c| {
+            let (s, attempt) = (e.session(1), attempt.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut refused, mut n) = (0u32, 0u32, 0u32);
+                while Instant::now() < deadline {
+                    n += 1;
+                    if attempt(&s, c, n) {
+                        ok += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+    clients.into_iter().map(|c| c.join().unwrap()).fold((0, 0), |(a, b), (o, r)| (a + o, b + r))
+}
+
 /// `allowed/d` flips between a real directory holding `s.sock` and a symlink to
 /// `outside/` (which holds another `s.sock`) as fast as it can, while clients connect to
 /// `allowed/d/s.sock`. The whitelist holds only `allowed/`: the outside socket must never
@@ -625,57 +682,21 @@ fn rename_exchange(dir: &FsPath, a: &str, b: &str) {
 fn a_directory_swapped_for_a_symlink_never_reaches_a_socket_outside_the_whitelist() {
     let t = tempfile::tempdir().unwrap();
     let t: PathBuf = t.path().canonicalize().unwrap();
-    let allowed = t.join("allowed");
-    std::fs::create_dir_all(allowed.join("d")).unwrap();
-    std::fs::create_dir(t.join("outside")).unwrap();
-    std::os::unix::fs::symlink(t.join("outside"), allowed.join("x")).unwrap();
+    let (allowed, outside_dir) = swap_dirs(&t);
     let inside = counting_listener(&allowed.join("d/s.sock"));
-    let outside = counting_listener(&t.join("outside/s.sock"));
-    let e = TestEngine::start(Opts {
-        cores: 2,
-        extra_wl: format!("[Udsconnect]\nPath={}\n", allowed.display()),
-        ..Default::default()
-    });
+    let outside = counting_listener(&outside_dir.join("s.sock"));
+    let e = udsconnect_engine(&allowed);
     let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, allowed) = (stop.clone(), allowed.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                rename_exchange(&allowed, "d", "x");
-                n += 1;
-            }
-            n
-        })
-    };
+    let swapper = spawn_swapper(&stop, &allowed);
     let target = bytes(&allowed.join("d/s.sock"));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let s = e.session(1);
-            let target = target.clone();
-            std::thread::spawn(move || {
-                let (mut ok, mut refused, mut id) = (0u32, 0u32, 0u32);
-                while Instant::now() < deadline {
-                    id += 1;
-                    match chan_open(&s, id, &target, 0, 0, &[]) {
-                        Ok(()) => {
-                            ok += 1;
-                            chan_close(&s, id);
-                        }
-                        Err(_) => refused += 1,
-                    }
-                }
-                (ok, refused)
-            })
-        })
-        .collect();
-    let (mut ok, mut refused) = (0, 0);
-    for c in clients {
-        let (o, r) = c.join().unwrap();
-        ok += o;
-        refused += r;
-    }
+    // Each client's ids are its own (one session each).
+    let (ok, refused) = race(&e, move |s, _, id| {
+        let connected = chan_open(s, id, &target, 0, 0, &[]).is_ok();
+        if connected {
+            chan_close(s, id);
+        }
+        connected
+    });
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     eprintln!(
@@ -712,28 +733,10 @@ fn a_final_symlink_is_not_followed() {
 fn a_directory_swapped_for_a_symlink_never_gets_a_listener_outside_the_whitelist() {
     let t = tempfile::tempdir().unwrap();
     let t: PathBuf = t.path().canonicalize().unwrap();
-    let allowed = t.join("allowed");
-    std::fs::create_dir_all(allowed.join("d")).unwrap();
-    let outside = t.join("outside");
-    std::fs::create_dir(&outside).unwrap();
-    std::os::unix::fs::symlink(&outside, allowed.join("x")).unwrap();
-    let e = TestEngine::start(Opts {
-        cores: 2,
-        extra_wl: format!("[Udsconnect]\nPath={}\n", allowed.display()),
-        ..Default::default()
-    });
+    let (allowed, outside) = swap_dirs(&t);
+    let e = udsconnect_engine(&allowed);
     let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (stop, allowed) = (stop.clone(), allowed.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                rename_exchange(&allowed, "d", "x");
-                n += 1;
-            }
-            n
-        })
-    };
+    let swapper = spawn_swapper(&stop, &allowed);
     // Watches outside/ while the attack runs: anything that appears there, even briefly.
     let seen = Arc::new(AtomicUsize::new(0));
     let watcher = {
@@ -744,43 +747,22 @@ fn a_directory_swapped_for_a_symlink_never_gets_a_listener_outside_the_whitelist
             }
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let clients: Vec<_> = (0..4u32)
-        .map(|c| {
-            let s = e.session(1);
-            let dir = allowed.clone();
-            std::thread::spawn(move || {
-                let (mut ok, mut refused, mut n) = (0u32, 0u32, 0u32);
-                while Instant::now() < deadline {
-                    n += 1;
-                    let path = bytes(&dir.join(format!("d/l{c}-{n}.sock")));
-                    let m = ChanListenReq {
-                        kind: consts::CHAN_STREAM,
-                        mode: 0o600,
-                        uid: 0,
-                        gid: 0,
-                        groups: Groups::EMPTY,
-                        path: Path(&path),
-                    };
-                    match s.call(Op::CHAN_LISTEN, &m) {
-                        Ok(r) => {
-                            ok += 1;
-                            let l = r.decode::<ChanListenRsp>().unwrap().listener;
-                            s.call(Op::CHAN_UNLISTEN, &ChanUnlistenReq { listener: l }).unwrap();
-                        }
-                        Err(_) => refused += 1,
-                    }
-                }
-                (ok, refused)
-            })
-        })
-        .collect();
-    let (mut ok, mut refused) = (0, 0);
-    for c in clients {
-        let (o, r) = c.join().unwrap();
-        ok += o;
-        refused += r;
-    }
+    let dir = allowed.clone();
+    let (ok, refused) = race(&e, move |s, c, n| {
+        let path = bytes(&dir.join(format!("d/l{c}-{n}.sock")));
+        let m = ChanListenReq {
+            kind: consts::CHAN_STREAM,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            groups: Groups::EMPTY,
+            path: Path(&path),
+        };
+        let Ok(r) = s.call(Op::CHAN_LISTEN, &m) else { return false };
+        let l = r.decode::<ChanListenRsp>().unwrap().listener;
+        s.call(Op::CHAN_UNLISTEN, &ChanUnlistenReq { listener: l }).unwrap();
+        true
+    });
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     watcher.join().unwrap();

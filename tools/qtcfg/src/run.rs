@@ -114,13 +114,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
                         r?;
                         std::thread::sleep(std::time::Duration::from_secs_f64(secs));
                     },
-                    _ => {
-                        if o.json {
-                            json_out.push(all_json(&target)?);
-                        } else {
-                            show_all(&target, false, out)?;
-                        }
-                    }
+                    _ => show(&target, false, o.json, out, &mut json_out)?,
                 }
             }
             Action::Clear => {
@@ -166,12 +160,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
                 );
             }
             Action::ProxyInfo => {
-                let target = proxy_target(o);
-                if o.json {
-                    json_out.push(all_json(&target)?);
-                } else {
-                    show_all(&target, true, out)?;
-                }
+                show(&proxy_target(o), true, o.json, out, &mut json_out)?;
             }
             Action::ProxyLogCycle => {
                 let target = proxy_target(o);
@@ -199,6 +188,22 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
     if o.json {
         let v = if json_out.len() == 1 { json_out.pop().expect("one") } else { serde_json::Value::Array(json_out) };
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `-a` of one target: its tables on `out`, or (`json`) its object added to `json_out`.
+fn show(
+    target: &Target,
+    proxy: bool,
+    json: bool,
+    out: &mut dyn Write,
+    json_out: &mut Vec<serde_json::Value>,
+) -> Result<(), Failure> {
+    if json {
+        json_out.push(all_json(target)?);
+    } else {
+        show_all(target, proxy, out)?;
     }
     Ok(())
 }

@@ -22,37 +22,24 @@ struct InfoRow {
     log_level: u32,
 }
 
-struct ConnRow {
-    id: u64,
-    session: u64,
-    core: u32,
-    state: u32,
-    inflight: u32,
-    channels: u32,
-    requests: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    peer: String,
-}
-
-struct ChanRow {
-    conn: u64,
-    channel: u32,
-    kind: u32,
-    state: u32,
-    credit_tx: u32,
-    credit_rx: u32,
-    bytes_in: u64,
-    bytes_out: u64,
-    path: String,
-}
-
 struct Snapshot {
     info: Option<InfoRow>,
     counters: Vec<OpCounter>,
     window_ms: u64,
-    conns: Vec<ConnRow>,
-    chans: Vec<ChanRow>,
+    /// The records of the connection and channel listings, as they came (empty when the
+    /// target does not answer a listing: an older daemon).
+    conns: Vec<u8>,
+    chans: Vec<u8>,
+}
+
+impl Snapshot {
+    fn conns(&self) -> impl Iterator<Item = ConnInfo<'_>> {
+        RecordIter::new(&self.conns).filter_map(Result::ok)
+    }
+
+    fn chans(&self) -> impl Iterator<Item = ChanInfo<'_>> {
+        RecordIter::new(&self.chans).filter_map(Result::ok)
+    }
 }
 
 fn snapshot(target: &Target) -> Result<Snapshot, Failure> {
@@ -76,54 +63,13 @@ fn snapshot(target: &Target) -> Result<Snapshot, Failure> {
     let counters: Vec<OpCounter> =
         cr.records.0.chunks_exact(OpCounter::DESC.size).map(<OpCounter as wire::Fixed>::get).collect();
     let window_ms = cr.window_ms;
-    let conns = c
-        .call(Op::ADMIN_CONNS, &Empty {})
-        .ok()
-        .and_then(|r| {
-            let l = r.decode::<ConnsRsp>().ok()?;
-            Some(
-                RecordIter::<ConnInfo>::new(l.records.0)
-                    .filter_map(Result::ok)
-                    .map(|c| ConnRow {
-                        id: c.conn_id,
-                        session: c.session,
-                        core: c.core,
-                        state: c.state,
-                        inflight: c.inflight,
-                        channels: c.channels,
-                        requests: c.requests,
-                        bytes_in: c.bytes_in,
-                        bytes_out: c.bytes_out,
-                        peer: c.peer.display().into_owned(),
-                    })
-                    .collect(),
-            )
-        })
-        .unwrap_or_default();
+    let conns =
+        c.call(Op::ADMIN_CONNS, &Empty {}).ok().and_then(|r| Some(r.decode::<ConnsRsp>().ok()?.records.0.to_vec()));
     let chans = c
         .call(Op::ADMIN_CHANNELS, &Empty {})
         .ok()
-        .and_then(|r| {
-            let l = r.decode::<ChannelsRsp>().ok()?;
-            Some(
-                RecordIter::<ChanInfo>::new(l.records.0)
-                    .filter_map(Result::ok)
-                    .map(|c| ChanRow {
-                        conn: c.conn_id,
-                        channel: c.channel,
-                        kind: c.kind,
-                        state: c.state,
-                        credit_tx: c.credit_tx,
-                        credit_rx: c.credit_rx,
-                        bytes_in: c.bytes_in,
-                        bytes_out: c.bytes_out,
-                        path: c.path.display().into_owned(),
-                    })
-                    .collect(),
-            )
-        })
-        .unwrap_or_default();
-    Ok(Snapshot { info, counters, window_ms, conns, chans })
+        .and_then(|r| Some(r.decode::<ChannelsRsp>().ok()?.records.0.to_vec()));
+    Ok(Snapshot { info, counters, window_ms, conns: conns.unwrap_or_default(), chans: chans.unwrap_or_default() })
 }
 
 fn op_name(op: u16) -> String {
@@ -170,44 +116,44 @@ pub(crate) fn show_all(target: &Target, proxy: bool, out: &mut dyn Write) -> Res
     }
     let _ = writeln!(out, "{:<18} {:>10} {:>8}", "total", total.0, total.1);
     if !proxy || !s.conns.is_empty() {
-        let _ = writeln!(out, "\nconnections:");
-        let _ = writeln!(
-            out,
+        let head = format!(
             "{:>6} {:>5} {:<12} {:>16} {:>8} {:>10} {:>12} {:>12}  peer",
             "id", "core", "state", "session", "inflight", "requests", "bytes in", "bytes out"
         );
-        for c in &s.conns {
-            let _ = writeln!(
-                out,
-                "{:>6} {:>5} {:<12} {:>16x} {:>8} {:>10} {:>12} {:>12}  {}",
-                c.id,
-                c.core,
-                consts::conn_state_name(c.state),
-                c.session,
-                c.inflight,
-                c.requests,
-                c.bytes_in,
-                c.bytes_out,
-                c.peer
-            );
-        }
+        let rows = s.conns().map(|c| {
+            let state = consts::conn_state_name(c.state);
+            let (id, core, session, inflight, requests) = (c.conn_id, c.core, c.session, c.inflight, c.requests);
+            let (bytes_in, bytes_out, peer) = (c.bytes_in, c.bytes_out, c.peer.display());
+            format!(
+                "{id:>6} {core:>5} {state:<12} {session:>16x} {inflight:>8} {requests:>10} {bytes_in:>12} {bytes_out:>12}  {peer}"
+            )
+        });
+        table(out, "connections", &head, rows);
     }
     if proxy || !s.chans.is_empty() {
-        let _ = writeln!(out, "\nchannels:");
-        let _ = writeln!(
-            out,
+        let head = format!(
             "{:>6} {:>10} {:>5} {:>6} {:>10} {:>10} {:>12} {:>12}  path",
             "conn", "channel", "kind", "state", "credit tx", "credit rx", "bytes in", "bytes out"
         );
-        for c in &s.chans {
-            let _ = writeln!(
-                out,
-                "{:>6} {:>10x} {:>5} {:>6} {:>10} {:>10} {:>12} {:>12}  {}",
-                c.conn, c.channel, c.kind, c.state, c.credit_tx, c.credit_rx, c.bytes_in, c.bytes_out, c.path
-            );
-        }
+        let rows = s.chans().map(|c| {
+            let (conn, channel, kind, state, tx, rx) =
+                (c.conn_id, c.channel, c.kind, c.state, c.credit_tx, c.credit_rx);
+            let (bytes_in, bytes_out, path) = (c.bytes_in, c.bytes_out, c.path.display());
+            format!(
+                "{conn:>6} {channel:>10x} {kind:>5} {state:>6} {tx:>10} {rx:>10} {bytes_in:>12} {bytes_out:>12}  {path}"
+            )
+        });
+        table(out, "channels", &head, rows);
     }
     Ok(())
+}
+
+/// A titled table: a blank line, `title:`, the heading line, one line per row.
+fn table(out: &mut dyn Write, title: &str, head: &str, rows: impl Iterator<Item = String>) {
+    let _ = writeln!(out, "\n{title}:\n{head}");
+    for r in rows {
+        let _ = writeln!(out, "{r}");
+    }
 }
 
 pub(crate) fn all_json(target: &Target) -> Result<serde_json::Value, Failure> {
@@ -225,15 +171,15 @@ pub(crate) fn all_json(target: &Target) -> Result<serde_json::Value, Failure> {
             "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
             "p50_ns": c.lat_p50_ns, "p99_ns": c.lat_p99_ns, "p999_ns": c.lat_p999_ns, "max_ns": c.lat_max_ns,
         })).collect::<Vec<_>>(),
-        "connections": s.conns.iter().map(|c| serde_json::json!({
-            "id": c.id, "session": format!("{:x}", c.session), "core": c.core,
+        "connections": s.conns().map(|c| serde_json::json!({
+            "id": c.conn_id, "session": format!("{:x}", c.session), "core": c.core,
             "state": consts::conn_state_name(c.state), "inflight": c.inflight, "channels": c.channels,
-            "requests": c.requests, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out, "peer": c.peer,
+            "requests": c.requests, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out, "peer": c.peer.display(),
         })).collect::<Vec<_>>(),
-        "channels": s.chans.iter().map(|c| serde_json::json!({
-            "conn": c.conn, "channel": c.channel, "kind": c.kind, "state": c.state,
+        "channels": s.chans().map(|c| serde_json::json!({
+            "conn": c.conn_id, "channel": c.channel, "kind": c.kind, "state": c.state,
             "credit_tx": c.credit_tx, "credit_rx": c.credit_rx, "bytes_in": c.bytes_in,
-            "bytes_out": c.bytes_out, "path": c.path,
+            "bytes_out": c.bytes_out, "path": c.path.display(),
         })).collect::<Vec<_>>(),
     }))
 }

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use qtfs_proto::consts::rexec::{EOF_READ, EOF_WRITE};
-use qtfs_proto::{Op, RexecCredit, RexecEof};
+use qtfs_proto::{FrameHeader, Op, RexecAck, RexecCredit, RexecEof, Wire};
 
 use crate::error::{Error, Result};
 use crate::link::Link;
@@ -214,6 +214,54 @@ pub struct Relay {
     scratch: Vec<u8>,
 }
 
+/// The descriptors of one poll(2) round of a session and what each stands for (`T`):
+/// the session's connection first, then the caller's own, then the relay's streams.
+pub struct PollSet<T> {
+    fds: Vec<libc::pollfd>,
+    toks: Vec<T>,
+    interest: Vec<(RawFd, i16, u32, bool)>,
+}
+
+impl<T: Copy> Default for PollSet<T> {
+    fn default() -> Self {
+        PollSet { fds: Vec::new(), toks: Vec::new(), interest: Vec::new() }
+    }
+}
+
+impl<T: Copy> PollSet<T> {
+    /// Starts a round with the session's connection, if there is one: readable, and
+    /// writable while `link` has frames to send.
+    pub fn begin(&mut self, conn: Option<RawFd>, link: &Link, tok: T) {
+        self.fds.clear();
+        self.toks.clear();
+        if let Some(fd) = conn {
+            self.add(fd, libc::POLLIN | if link.wants_write() { libc::POLLOUT } else { 0 }, tok);
+        }
+    }
+
+    pub fn add(&mut self, fd: RawFd, events: i16, tok: T) {
+        self.fds.push(libc::pollfd { fd, events, revents: 0 });
+        self.toks.push(tok);
+    }
+
+    /// Ends the round: adds what `relay`'s streams wait for (`stream(id, is_tx)` names
+    /// each) and polls.
+    pub fn poll(&mut self, relay: &Relay, stream: impl Fn(u32, bool) -> T, timeout_ms: i32) -> io::Result<usize> {
+        self.interest.clear();
+        relay.poll_interest(&mut self.interest);
+        for i in 0..self.interest.len() {
+            let (fd, ev, id, tx) = self.interest[i];
+            self.add(fd, ev, stream(id, tx));
+        }
+        sys::poll(&mut self.fds, timeout_ms)
+    }
+
+    /// What the last poll found ready, with its revents.
+    pub fn ready(&self) -> impl Iterator<Item = (T, i16)> + '_ {
+        self.fds.iter().zip(&self.toks).filter(|(p, _)| p.revents != 0).map(|(p, t)| (*t, p.revents))
+    }
+}
+
 impl Relay {
     pub fn new() -> Relay {
         Relay { link: Link::new(), streams: BTreeMap::new(), scratch: vec![0; CHUNK] }
@@ -300,6 +348,25 @@ impl Relay {
         if rx.finished() && rx.dst.is_some() {
             close_rx(rx, s.tx.as_ref().is_some_and(|t| !t.done));
         }
+    }
+
+    /// What both ends of a session do with a frame alike: requests and responses are
+    /// refused, the stream frames (DATA, EOF, CREDIT, ACK) handled here; `None` for any
+    /// other op, which the caller handles.
+    pub fn on_session_frame(&mut self, h: &FrameHeader, p: &[u8]) -> Option<Result<()>> {
+        if h.is_request() || h.is_response() {
+            return Some(Err(Error::proto(format!("unexpected frame op {:#06x} in a session", h.op))));
+        }
+        let id = h.channel;
+        Some(match h.op()? {
+            Op::REXEC_DATA => self.on_data(id, p),
+            Op::REXEC_EOF => RexecEof::decode(p).map_err(Error::from).and_then(|m| self.on_eof(id, m.how)),
+            Op::REXEC_CREDIT => {
+                RexecCredit::decode(p).map_err(Error::from).and_then(|m| self.on_credit(id, m.consumed))
+            }
+            Op::REXEC_ACK => RexecAck::decode(p).map_err(Error::from).and_then(|m| self.link.on_ack(m.received)),
+            _ => return None,
+        })
     }
 
     /// A DATA frame arrived.
@@ -423,7 +490,7 @@ fn finish_tx(link: &mut Link, id: u32, tx: &mut Tx, errno: i32) {
     tx.done = true;
     if let Some(src) = tx.src.take() {
         if src.is_socket() {
-            sys::shutdown(src.raw(), libc::SHUT_RD);
+            let _ = sys::shutdown(src.raw(), libc::SHUT_RD);
         }
         src.finish();
     }
@@ -451,8 +518,24 @@ fn credit(link: &mut Link, id: u32, rx: &mut Rx) {
 fn close_rx(rx: &mut Rx, tx_open: bool) {
     if let Some(dst) = rx.dst.take() {
         if tx_open && dst.is_socket() {
-            sys::shutdown(dst.raw(), libc::SHUT_WR);
+            let _ = sys::shutdown(dst.raw(), libc::SHUT_WR);
         }
         dst.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ends_share_the_stream_frames_and_refuse_requests() {
+        let mut r = Relay::new();
+        let req = FrameHeader::request(Op::REXEC_DATA, 1, 0);
+        assert!(matches!(r.on_session_frame(&req, &[]), Some(Err(_))), "a request in a session");
+        let exit = FrameHeader::message(Op::REXEC_EXIT, 0, 0);
+        assert!(r.on_session_frame(&exit, &[]).is_none(), "left to the caller");
+        let data = FrameHeader::message(Op::REXEC_DATA, 7, 1);
+        assert!(matches!(r.on_session_frame(&data, b"x"), Some(Err(_))), "DATA on an unknown stream");
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use qtfs_proto::consts::rexec as k;
-use qtfs_proto::{FrameHeader, Op, RexecAttachReq, RexecAttached, RexecConn, RexecEof, RexecExit, RexecRelease, Wire};
+use qtfs_proto::{FrameHeader, Op, RexecAttachReq, RexecAttached, RexecConn, RexecExit, RexecRelease, Wire};
 
 use super::{Client, EXIT_LOCAL, UserPidFile, connect_server, read_response, say};
 use crate::error::{Error, Result};
@@ -118,23 +118,10 @@ impl Client {
     }
 
     pub(super) fn on_frame(&mut self, h: &FrameHeader, p: &[u8]) -> Result<()> {
-        if h.is_request() || h.is_response() {
-            return Err(Error::proto(format!("unexpected frame op {:#06x} in a session", h.op)));
+        if let Some(r) = self.relay.on_session_frame(h, p) {
+            return r;
         }
         match h.op() {
-            Some(Op::REXEC_DATA) => self.relay.on_data(h.channel, p),
-            Some(Op::REXEC_EOF) => {
-                let m = RexecEof::decode(p)?;
-                self.relay.on_eof(h.channel, m.how)
-            }
-            Some(Op::REXEC_CREDIT) => {
-                let m = qtfs_proto::RexecCredit::decode(p)?;
-                self.relay.on_credit(h.channel, m.consumed)
-            }
-            Some(Op::REXEC_ACK) => {
-                let m = qtfs_proto::RexecAck::decode(p)?;
-                self.relay.link.on_ack(m.received)
-            }
             Some(Op::REXEC_EXIT) => {
                 let m = RexecExit::decode(p)?;
                 self.exit = Some(m);

@@ -25,7 +25,7 @@ mod events;
 mod fds;
 mod session;
 
-pub use args::{Cmd, HELP, Options, parse_args};
+pub use args::{Options, parse_args};
 pub use fds::{Inherited, classify, is_qtfs, mount_of_dev, not_passed_line};
 
 /// Exit status for local failures (as the original).
@@ -150,6 +150,7 @@ pub fn run(opts: Options, inherited: &[RawFd]) -> i32 {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Tok {
     Conn,
     Sig,

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::pidfile::{self, PidFile};
-use crate::relay::{DEFAULT_WINDOW, Endpoint, Relay, Rx, Stream, Tx};
+use crate::relay::{DEFAULT_WINDOW, Endpoint, PollSet, Relay, Rx, Stream, Tx};
 use crate::sys;
 
 impl Client {
@@ -237,33 +237,17 @@ impl Client {
     }
 
     pub(super) fn run(mut self) -> i32 {
-        let mut pfds: Vec<libc::pollfd> = Vec::new();
-        let mut toks: Vec<Tok> = Vec::new();
-        let mut interest = Vec::new();
+        let mut set = PollSet::default();
         while !self.done() {
-            pfds.clear();
-            toks.clear();
-            let mut add = |fd: RawFd, ev: i16, t: Tok, pfds: &mut Vec<libc::pollfd>| {
-                pfds.push(libc::pollfd { fd, events: ev, revents: 0 });
-                toks.push(t);
-            };
-            if let Some(c) = &self.conn {
-                let ev = libc::POLLIN | if self.relay.link.wants_write() { libc::POLLOUT } else { 0 };
-                add(c.as_raw_fd(), ev, Tok::Conn, &mut pfds);
-            }
-            add(self.sigfd.as_raw_fd(), libc::POLLIN, Tok::Sig, &mut pfds);
+            set.begin(self.conn.as_ref().map(|c| c.as_raw_fd()), &self.relay.link, Tok::Conn);
+            set.add(self.sigfd.as_raw_fd(), libc::POLLIN, Tok::Sig);
             if self.exit.is_none() {
                 for &l in &self.listeners {
-                    add(l, libc::POLLIN, Tok::Listener(l), &mut pfds);
+                    set.add(l, libc::POLLIN, Tok::Listener(l));
                 }
                 if let Some(r) = self.handshake_rd {
-                    add(r, libc::POLLIN, Tok::HandshakeRd, &mut pfds);
+                    set.add(r, libc::POLLIN, Tok::HandshakeRd);
                 }
-            }
-            interest.clear();
-            self.relay.poll_interest(&mut interest);
-            for &(fd, ev, id, tx) in &interest {
-                add(fd, ev, Tok::Stream(id, tx), &mut pfds);
             }
             // While waiting for the daemon socket, look for it every 15 ms.
             let waiting = self.daemon.is_some() && self.exit.is_none();
@@ -274,16 +258,13 @@ impl Client {
             } else {
                 -1
             };
-            if let Err(e) = sys::poll(&mut pfds, timeout) {
+            if let Err(e) = set.poll(&self.relay, Tok::Stream, timeout) {
                 say(&format!("poll: {e}"));
                 return EXIT_LOCAL;
             }
-            for (i, p) in pfds.iter().enumerate() {
-                if p.revents == 0 {
-                    continue;
-                }
-                match toks[i] {
-                    Tok::Conn => self.on_conn_event(p.revents),
+            for (tok, revents) in set.ready() {
+                match tok {
+                    Tok::Conn => self.on_conn_event(revents),
                     Tok::Sig => {
                         while let Some(sig) = sys::signalfd_read(self.sigfd.as_raw_fd()) {
                             tracing::info!(sig, "forwarding signal");

@@ -380,7 +380,7 @@ fn attach(shared: &Shared, mut conn: UnixStream, h: &FrameHeader, payload: &[u8]
         return;
     }
     match s.tx.send(Attach { conn, received: req.received, id: h.id, peer }) {
-        Ok(()) => sys::eventfd_signal(s.wake.as_raw_fd()),
+        Ok(()) => sys::eventfd_kick(s.wake.as_raw_fd()),
         // The session's thread is gone (it cannot take connections any more).
         Err(e) => {
             drop(sessions);

@@ -18,15 +18,13 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use qtfs_proto::consts::rexec as k;
-use qtfs_proto::{
-    FrameHeader, Op, RexecAttached, RexecConn, RexecCredit, RexecEof, RexecExit, RexecRelease, RexecSignal, Wire,
-};
+use qtfs_proto::{FrameHeader, Op, RexecAttached, RexecConn, RexecEof, RexecExit, RexecRelease, RexecSignal, Wire};
 
 use super::spawn::{self, Spawned};
 use super::{Attach, Shared};
 use crate::error::{Error, Result};
 use crate::link;
-use crate::relay::{Endpoint, IoMode, Relay, Rx, Stream, Tx};
+use crate::relay::{Endpoint, IoMode, PollSet, Relay, Rx, Stream, Tx};
 use crate::sys::{self, ExitKind};
 
 /// Most streams (relayed connections included) one session may have open.
@@ -61,6 +59,7 @@ pub struct Session {
     grace: Duration,
 }
 
+#[derive(Clone, Copy)]
 enum Tok {
     Conn,
     Wake,
@@ -135,35 +134,19 @@ impl Session {
     }
 
     fn event_loop(&mut self) -> End {
-        let mut pfds: Vec<libc::pollfd> = Vec::new();
-        let mut toks: Vec<Tok> = Vec::new();
-        let mut interest = Vec::new();
+        let mut set = PollSet::default();
         loop {
-            pfds.clear();
-            toks.clear();
-            let mut add = |fd: i32, ev: i16, t: Tok, pfds: &mut Vec<libc::pollfd>| {
-                pfds.push(libc::pollfd { fd, events: ev, revents: 0 });
-                toks.push(t);
-            };
-            if let Some(c) = &self.conn {
-                let ev = libc::POLLIN | if self.relay.link.wants_write() { libc::POLLOUT } else { 0 };
-                add(c.as_raw_fd(), ev, Tok::Conn, &mut pfds);
-            }
+            set.begin(self.conn.as_ref().map(|c| c.as_raw_fd()), &self.relay.link, Tok::Conn);
             if let Some(w) = &self.wake {
-                add(w.as_raw_fd(), libc::POLLIN, Tok::Wake, &mut pfds);
+                set.add(w.as_raw_fd(), libc::POLLIN, Tok::Wake);
             }
             if let Some(ch) = &self.child {
                 if self.exit.is_none() {
-                    add(ch.pidfd.as_raw_fd(), libc::POLLIN, Tok::Pidfd, &mut pfds);
+                    set.add(ch.pidfd.as_raw_fd(), libc::POLLIN, Tok::Pidfd);
                 }
                 if let Some(e) = &ch.err {
-                    add(e.as_raw_fd(), libc::POLLIN, Tok::Err, &mut pfds);
+                    set.add(e.as_raw_fd(), libc::POLLIN, Tok::Err);
                 }
-            }
-            interest.clear();
-            self.relay.poll_interest(&mut interest);
-            for &(fd, ev, id, tx) in &interest {
-                add(fd, ev, Tok::Stream(id, tx), &mut pfds);
             }
             let timeout = match self.detached_since {
                 Some(t) => {
@@ -175,17 +158,14 @@ impl Session {
                 }
                 None => -1,
             };
-            if let Err(e) = sys::poll(&mut pfds, timeout) {
+            if let Err(e) = set.poll(&self.relay, Tok::Stream, timeout) {
                 tracing::error!(pid = self.pid, error = %e, "poll failed");
                 return self.kill_group("internal error");
             }
-            for (i, p) in pfds.iter().enumerate() {
-                if p.revents == 0 {
-                    continue;
-                }
-                match toks[i] {
+            for (tok, revents) in set.ready() {
+                match tok {
                     Tok::Conn => {
-                        if let Some(end) = self.on_conn_event(p.revents) {
+                        if let Some(end) = self.on_conn_event(revents) {
                             return end;
                         }
                     }
@@ -235,23 +215,10 @@ impl Session {
     }
 
     fn on_frame(&mut self, h: &FrameHeader, p: &[u8]) -> Result<()> {
-        if h.is_request() || h.is_response() {
-            return Err(Error::proto(format!("unexpected {} frame in a session", h.op)));
+        if let Some(r) = self.relay.on_session_frame(h, p) {
+            return r;
         }
         match h.op() {
-            Some(Op::REXEC_DATA) => self.relay.on_data(h.channel, p),
-            Some(Op::REXEC_EOF) => {
-                let m = RexecEof::decode(p)?;
-                self.relay.on_eof(h.channel, m.how)
-            }
-            Some(Op::REXEC_CREDIT) => {
-                let m = RexecCredit::decode(p)?;
-                self.relay.on_credit(h.channel, m.consumed)
-            }
-            Some(Op::REXEC_ACK) => {
-                let m = qtfs_proto::RexecAck::decode(p)?;
-                self.relay.link.on_ack(m.received)
-            }
             Some(Op::REXEC_SIGNAL) => {
                 let m = RexecSignal::decode(p)?;
                 self.on_signal(m.signal, m.flags);
