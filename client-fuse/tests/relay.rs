@@ -306,6 +306,8 @@ fn readers_blocked_on_an_empty_fifo_do_not_delay_other_operations() {
     for r in readers {
         assert_eq!(r.join().unwrap(), 1);
     }
-    // A floor of 200 µs keeps scheduler noise on a small machine from deciding.
-    assert!(blocked <= 2 * base.max(200), "p99 {blocked} us with blocked readers vs {base} us without");
+    // What this guards against is operations queued behind the blocked readers (they
+    // would wait for the HOST's write, seconds); scheduler noise on a busy 2-core machine
+    // moves a p99 by a few ms, so the bound is 5x with a 1 ms floor (speed is perf/'s).
+    assert!(blocked <= 5 * base.max(1000), "p99 {blocked} us with blocked readers vs {base} us without");
 }
