@@ -23,8 +23,8 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use qtfs_client::{BlockingConn, ClientError, Connection, Cred, DirEntryOwned, Ops, Result, Transport};
-use qtfs_proto::{Attr, Op, Wire, consts};
+use qtfs_client::{BlockingConn, ClientError, Connection, Cred, DirEntryOwned, Ops, Request, Result, Transport};
+use qtfs_proto::{Attr, consts};
 
 use crate::remote::Remote;
 
@@ -61,13 +61,7 @@ impl ThreadConn<'_> {
 }
 
 impl Transport for ThreadConn<'_> {
-    fn exchange<'m, M: Wire<'m>, R>(
-        &mut self,
-        op: Op,
-        msg: &M,
-        tail: &[u8],
-        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
+    fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
         DIRECT.with(|cell| {
             let mut slot = cell.borrow_mut();
             let d = self.remote.attached(&mut slot, None)?;
@@ -75,7 +69,7 @@ impl Transport for ThreadConn<'_> {
                 return Err(ClientError::Remote(libc::ESTALE));
             }
             self.epoch = d.epoch;
-            let r = d.conn.exchange(op, msg, tail, f);
+            let r = d.conn.round_trip(req, f);
             if d.conn.is_broken() {
                 *slot = None;
             }

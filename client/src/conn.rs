@@ -1,15 +1,14 @@
 //! One QTP connection: dial, handshake, and blocking frame I/O.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
 use qtfs_proto::handshake::{Agreed, ClientHandshake};
-use qtfs_proto::{
-    Addr, AttachAck, FrameHeader, HEADER_SIZE, HelloAck, MAX_PAYLOAD, Op, ProtoError, Psk, Wire, consts, push_frame,
-};
+use qtfs_proto::{Addr, AttachAck, FrameHeader, HEADER_SIZE, HelloAck, MAX_PAYLOAD, Op, ProtoError, Psk, Wire, consts};
 
 use crate::error::{ClientError, Result};
 use crate::stream::Stream;
+use crate::transport::with_request;
 
 /// How to reach and authenticate to a server.
 #[derive(Debug, Clone)]
@@ -86,9 +85,10 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max_payload: usize) -> R
 /// Sends one request frame and waits for the frame answering it (handshake only:
 /// nothing else is in flight yet).
 fn exchange<'m, M: Wire<'m>>(s: &mut Stream, op: Op, id: u64, msg: &M, buf: &mut Vec<u8>) -> Result<FrameHeader> {
-    let mut out = Vec::with_capacity(HEADER_SIZE + msg.encoded_len());
-    push_frame(&mut out, FrameHeader::request(op, id, 0), msg);
-    s.write_all(&out).map_err(|e| ClientError::io("send handshake", e))?;
+    with_request(FrameHeader::request(op, 0, 0), msg, &[], |mut req| {
+        req.number(id);
+        req.send(s).map_err(|e| ClientError::io("send handshake", e))
+    })?;
     let h = read_frame(s, buf, MAX_PAYLOAD)?.ok_or(ClientError::Disconnected)?;
     if !h.is_response() || h.id != id || h.op != op as u16 {
         return Err(ProtoError::Handshake("unexpected frame during handshake").into());

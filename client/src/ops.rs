@@ -84,42 +84,45 @@ pub struct SetAttr {
 
 impl SetAttr {
     fn encode<'a>(&self, ctx: ReqCtx, handle: u64, groups: Groups<'a>, path: &'a [u8]) -> SetattrReq<'a> {
-        let mut r = SetattrReq { ctx, handle, groups, path: Path(path), ..Default::default() };
-        if let Some(m) = self.mode {
-            r.valid |= consts::setattr::MODE;
-            r.mode = m;
+        use consts::setattr::*;
+        let (atime_bit, atime_sec, atime_nsec) = time_field(self.atime, ATIME_NOW, ATIME);
+        let (mtime_bit, mtime_sec, mtime_nsec) = time_field(self.mtime, MTIME_NOW, MTIME);
+        let (mode_bit, mode) = field(self.mode, MODE);
+        let (uid_bit, uid) = field(self.uid, UID);
+        let (gid_bit, gid) = field(self.gid, GID);
+        let (size_bit, size) = field(self.size, SIZE);
+        SetattrReq {
+            ctx,
+            handle,
+            valid: mode_bit | uid_bit | gid_bit | size_bit | atime_bit | mtime_bit,
+            mode,
+            uid,
+            gid,
+            size,
+            atime_sec,
+            mtime_sec,
+            atime_nsec,
+            mtime_nsec,
+            groups,
+            path: Path(path),
         }
-        if let Some(u) = self.uid {
-            r.valid |= consts::setattr::UID;
-            r.uid = u;
-        }
-        if let Some(g) = self.gid {
-            r.valid |= consts::setattr::GID;
-            r.gid = g;
-        }
-        if let Some(s) = self.size {
-            r.valid |= consts::setattr::SIZE;
-            r.size = s;
-        }
-        match self.atime {
-            Some(SetTime::Now) => r.valid |= consts::setattr::ATIME_NOW,
-            Some(SetTime::At(s, n)) => {
-                r.valid |= consts::setattr::ATIME;
-                r.atime_sec = s;
-                r.atime_nsec = n;
-            }
-            None => {}
-        }
-        match self.mtime {
-            Some(SetTime::Now) => r.valid |= consts::setattr::MTIME_NOW,
-            Some(SetTime::At(s, n)) => {
-                r.valid |= consts::setattr::MTIME;
-                r.mtime_sec = s;
-                r.mtime_nsec = n;
-            }
-            None => {}
-        }
-        r
+    }
+}
+
+/// One SETATTR field: its `valid` bit `bit` and its value, both 0 when it is not changed.
+fn field<T: Default>(v: Option<T>, bit: u32) -> (u32, T) {
+    match v {
+        Some(v) => (bit, v),
+        None => (0, T::default()),
+    }
+}
+
+/// One SETATTR time: its `valid` bit (`now` or `at`), seconds and nanoseconds.
+fn time_field(t: Option<SetTime>, now: u32, at: u32) -> (u32, i64, u32) {
+    match t {
+        Some(SetTime::Now) => (now, 0, 0),
+        Some(SetTime::At(s, n)) => (at, s, n),
+        None => (0, 0, 0),
     }
 }
 
@@ -620,6 +623,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Request;
 
     /// A transport that answers every request with one canned payload and remembers the
     /// request it was given.
@@ -629,16 +633,10 @@ mod tests {
     }
 
     impl Transport for Canned {
-        fn exchange<'m, M: Wire<'m>, R>(
-            &mut self,
-            op: Op,
-            msg: &M,
-            tail: &[u8],
-            f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
-        ) -> Result<R> {
-            let mut payload = msg.to_vec();
-            payload.extend_from_slice(tail);
-            self.sent = Some((op, payload));
+        fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+            let [frame, tail] = req.bytes();
+            let payload = [&frame[HEADER_SIZE..], tail].concat();
+            self.sent = Some((req.header().op().unwrap(), payload));
             f(&mut self.answer.clone())
         }
     }
@@ -660,6 +658,20 @@ mod tests {
         let mut t = Canned { answer: listing(3, &[b"a", b"b"]), sent: None };
         let e = t.readdir(1, b"d", 0, 4096, false, &Cred::root()).unwrap_err();
         assert!(matches!(e, ClientError::Proto(ProtoError::BadValue { what: "ReaddirRsp.count", .. })), "{e:?}");
+    }
+
+    #[test]
+    fn setattr_sends_only_the_fields_it_changes() {
+        let mut t = Canned { answer: AttrRsp::default().to_vec(), sent: None };
+        let set = SetAttr { mode: Some(0o640), size: Some(0), atime: Some(SetTime::Now), ..Default::default() };
+        t.fsetattr(3, &SetAttr { mtime: Some(SetTime::At(5, 6)), ..set }, &Cred::new(1, 2, vec![])).unwrap();
+        let (op, payload) = t.sent.take().unwrap();
+        let m = SetattrReq::decode(&payload).unwrap();
+        use consts::setattr::*;
+        assert_eq!((op, m.handle, m.valid), (Op::SETATTR, 3, MODE | SIZE | ATIME_NOW | MTIME));
+        assert_eq!((m.mode, m.uid, m.gid, m.size), (0o640, 0, 0, 0));
+        assert_eq!((m.atime_sec, m.atime_nsec, m.mtime_sec, m.mtime_nsec), (0, 0, 5, 6));
+        assert_eq!((m.ctx.uid, m.ctx.gid), (1, 2));
     }
 
     #[test]

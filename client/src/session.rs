@@ -9,7 +9,6 @@
 //! lost it (a restart), opening a new one and bumping [`Session::epoch`].
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Weak};
@@ -22,7 +21,7 @@ use qtfs_proto::{FrameHeader, MAX_PAYLOAD, Op, ProtoError, Wire};
 use crate::conn::{ClientConfig, Connection, read_frame};
 use crate::error::{ClientError, Result};
 use crate::stream::Stream;
-use crate::transport::{Transport, encode_request, remote_error};
+use crate::transport::{Request, Transport, remote_error, with_request};
 
 /// A response frame with its payload.
 #[derive(Debug)]
@@ -280,21 +279,25 @@ impl Session {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The connection the next request goes to (round robin).
+    fn next_conn(&self) -> usize {
+        self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len()
+    }
+
     /// Sends a request on the next connection and returns without waiting.
     pub fn submit<'m, M: Wire<'m>>(&self, op: Op, msg: &M) -> Result<Pending> {
-        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
-        self.submit_on(i, op, msg)
+        self.submit_on(self.next_conn(), op, msg)
     }
 
     /// Sends a request on connection `i`.
     pub fn submit_on<'m, M: Wire<'m>>(&self, i: usize, op: Op, msg: &M) -> Result<Pending> {
-        self.send_request(i, FrameHeader::request(op, 0, 0), msg, &[], None)
+        self.send_request(i, FrameHeader::request(op, 0, 0), msg, None)
     }
 
     /// Sends a request whose header names a channel (CHAN_OPEN carries the new channel's
     /// id there) on connection `i`.
     pub fn submit_on_channel<'m, M: Wire<'m>>(&self, i: usize, op: Op, channel: u32, msg: &M) -> Result<Pending> {
-        self.send_request(i, FrameHeader { channel, ..FrameHeader::request(op, 0, 0) }, msg, &[], None)
+        self.send_request(i, FrameHeader { channel, ..FrameHeader::request(op, 0, 0) }, msg, None)
     }
 
     /// Like [`Session::submit`], but sends only while the session is still in `epoch`;
@@ -304,61 +307,41 @@ impl Session {
     /// reconnect (which bumps the epoch before the new socket is installed), so a request
     /// carrying an old handle can never reach a newer session.
     pub fn submit_in_epoch<'m, M: Wire<'m>>(&self, epoch: u64, op: Op, msg: &M) -> Result<Pending> {
-        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
-        self.send_request(i, FrameHeader::request(op, 0, 0), msg, &[], Some(epoch))
+        self.send_request(self.next_conn(), FrameHeader::request(op, 0, 0), msg, Some(epoch))
     }
 
-    /// Encodes a request (`msg`, then `tail` as the rest of its payload) and sends it on
-    /// connection `i` (or the next live one), refusing to send outside `epoch` when one
-    /// is given.
+    /// Encodes a request and sends it on connection `i` (or the next live one), refusing
+    /// to send outside `epoch` when one is given.
     fn send_request<'m, M: Wire<'m>>(
         &self,
         i: usize,
         header: FrameHeader,
         msg: &M,
-        tail: &[u8],
         epoch: Option<u64>,
     ) -> Result<Pending> {
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            let header = encode_request(&mut b, header, msg, tail.len())?;
-            self.send_frame(i, header, &mut b, tail, epoch)
-        })
+        with_request(header, msg, &[], |req| self.send_frame(i, req, epoch))
     }
 
-    /// Sends an encoded request frame (`frame` has room for the header, which is written
-    /// here with a fresh request id) followed by `tail`.
-    fn send_frame(
-        &self,
-        i: usize,
-        header: FrameHeader,
-        frame: &mut [u8],
-        tail: &[u8],
-        epoch: Option<u64>,
-    ) -> Result<Pending> {
+    /// Sends an encoded request, numbered here with a fresh request id, on connection `i`
+    /// (or the next live one), refusing to send outside `epoch` when one is given.
+    fn send_frame(&self, i: usize, mut req: Request<'_>, epoch: Option<u64>) -> Result<Pending> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
         let conn = self.ready_conn(i)?;
         let id = self.next_id();
-        FrameHeader { id, ..header }.write_to(frame);
+        req.number(id);
         let (tx, rx) = sync_channel(1);
         conn.pending.lock().insert(id, tx);
         let res = {
             let mut w = conn.writer.lock();
             match w.as_mut() {
                 Some(_) if epoch.is_some_and(|e| e != inner.ids.lock().epoch) => Err(ClientError::Remote(libc::ESTALE)),
-                Some(s) => {
-                    let r = if tail.is_empty() { s.write_all(frame) } else { s.write_all_vectored(&[frame, tail]) };
-                    r.map_err(|e| {
-                        s.shutdown();
-                        ClientError::io("send", e)
-                    })
-                }
+                Some(s) => req.send(s).map_err(|e| {
+                    s.shutdown();
+                    ClientError::io("send", e)
+                }),
                 None => Err(ClientError::Disconnected),
             }
         };
@@ -482,16 +465,8 @@ impl Session {
 impl Session {
     /// One request on the next connection, waiting (within the configured request
     /// timeout) for its response; `epoch` as in [`Session::submit_in_epoch`].
-    fn round_trip<'m, M: Wire<'m>, R>(
-        &self,
-        epoch: Option<u64>,
-        op: Op,
-        msg: &M,
-        tail: &[u8],
-        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
-        let i = self.inner.rr.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
-        let mut r = self.send_request(i, FrameHeader::request(op, 0, 0), msg, tail, epoch)?.wait()?;
+    fn call_in<R>(&self, epoch: Option<u64>, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+        let mut r = self.send_frame(self.next_conn(), req, epoch)?.wait()?;
         f(&mut r.payload)
     }
 
@@ -506,14 +481,8 @@ impl Session {
 /// The typed operations ([`crate::Ops`]) on a session: each request goes to the next
 /// connection and waits (within the configured request timeout) for its response.
 impl Transport for &Session {
-    fn exchange<'m, M: Wire<'m>, R>(
-        &mut self,
-        op: Op,
-        msg: &M,
-        tail: &[u8],
-        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
-        self.round_trip(None, op, msg, tail, f)
+    fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+        self.call_in(None, req, f)
     }
 }
 
@@ -525,14 +494,8 @@ pub struct InEpoch<'s> {
 }
 
 impl Transport for InEpoch<'_> {
-    fn exchange<'m, M: Wire<'m>, R>(
-        &mut self,
-        op: Op,
-        msg: &M,
-        tail: &[u8],
-        f: impl FnOnce(&mut Vec<u8>) -> Result<R>,
-    ) -> Result<R> {
-        self.session.round_trip(Some(self.epoch), op, msg, tail, f)
+    fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+        self.session.call_in(Some(self.epoch), req, f)
     }
 }
 

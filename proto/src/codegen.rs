@@ -157,19 +157,21 @@ pub fn c_constants() -> Vec<(&'static str, u64, &'static str)> {
     v
 }
 
+/// A field's C declaration in the decoded struct.
 fn c_field_decl(f: &FieldDesc) -> String {
-    match f.ty {
-        FieldType::Scalar(s) => format!("{} {};", s.c_type(), f.name),
-        FieldType::Bytes(n) => format!("uint8_t {}[{}];", f.name, n),
-        FieldType::Record(r) => format!("struct qtp_{} {};", snake(r.name), f.name),
-    }
+    c_decl(f, "")
 }
 
+/// A field's C declaration in the packed wire struct (a record as its own wire struct).
 fn c_wire_decl(f: &FieldDesc) -> String {
+    c_decl(f, "_wire")
+}
+
+fn c_decl(f: &FieldDesc, record_suffix: &str) -> String {
     match f.ty {
         FieldType::Scalar(s) => format!("{} {};", s.c_type(), f.name),
         FieldType::Bytes(n) => format!("uint8_t {}[{}];", f.name, n),
-        FieldType::Record(r) => format!("struct qtp_{}_wire {};", snake(r.name), f.name),
+        FieldType::Record(r) => format!("struct qtp_{}{record_suffix} {};", snake(r.name), f.name),
     }
 }
 
@@ -177,11 +179,11 @@ fn c_get(f: &FieldDesc, wire: &str) -> String {
     let at = format!("p + offsetof(struct {wire}, {})", f.name);
     match f.ty {
         FieldType::Scalar(Scalar::U8) => format!("v->{} = *({at});", f.name),
-        FieldType::Scalar(Scalar::U16) => format!("v->{} = qtp_get16({at});", f.name),
-        FieldType::Scalar(Scalar::U32) => format!("v->{} = qtp_get32({at});", f.name),
-        FieldType::Scalar(Scalar::U64) => format!("v->{} = qtp_get64({at});", f.name),
-        FieldType::Scalar(Scalar::I32) => format!("v->{} = (int32_t)qtp_get32({at});", f.name),
-        FieldType::Scalar(Scalar::I64) => format!("v->{} = (int64_t)qtp_get64({at});", f.name),
+        FieldType::Scalar(s) => {
+            // The getters return unsigned values: a signed field takes its own type.
+            let cast = if matches!(s, Scalar::I32 | Scalar::I64) { format!("({})", s.c_type()) } else { String::new() };
+            format!("v->{} = {cast}qtp_get{}({at});", f.name, s.size() * 8)
+        }
         FieldType::Bytes(n) => format!("memcpy(v->{}, {at}, {n});", f.name),
         FieldType::Record(r) => format!("qtp_{}_get({at}, &v->{});", snake(r.name), f.name),
     }
@@ -192,11 +194,9 @@ fn c_put(f: &FieldDesc, wire: &str) -> String {
     match f.ty {
         FieldType::Scalar(Scalar::U8) => format!("*({at}) = v->{};", f.name),
         FieldType::Scalar(Scalar::U16) => format!("qtp_put16({at}, v->{});", f.name),
-        FieldType::Scalar(Scalar::U32) | FieldType::Scalar(Scalar::I32) => {
-            format!("qtp_put32({at}, (uint32_t)v->{});", f.name)
-        }
-        FieldType::Scalar(Scalar::U64) | FieldType::Scalar(Scalar::I64) => {
-            format!("qtp_put64({at}, (uint64_t)v->{});", f.name)
+        FieldType::Scalar(s) => {
+            let bits = s.size() * 8;
+            format!("qtp_put{bits}({at}, (uint{bits}_t)v->{});", f.name)
         }
         FieldType::Bytes(n) => format!("memcpy({at}, v->{}, {n});", f.name),
         FieldType::Record(r) => format!("qtp_{}_put(&v->{}, {at});", snake(r.name), f.name),
@@ -253,14 +253,8 @@ fn emit_message(out: &mut String, m: &MessageDesc) {
             let _ = writeln!(out, "\t{}", c_wire_decl(f));
         }
         for t in m.tails {
-            match t.kind.len_size() {
-                2 => {
-                    let _ = writeln!(out, "\tuint16_t {};", tail_len_field(t.name, t.kind));
-                }
-                4 => {
-                    let _ = writeln!(out, "\tuint32_t {};", tail_len_field(t.name, t.kind));
-                }
-                _ => {}
+            if let Some(bits) = len_bits(t.kind) {
+                let _ = writeln!(out, "\tuint{bits}_t {};", tail_len_field(t.name, t.kind));
             }
         }
         let _ = writeln!(out, "}} __attribute__((packed));");
@@ -326,14 +320,10 @@ fn emit_message(out: &mut String, m: &MessageDesc) {
     }
     for t in m.tails {
         let lf = tail_len_field(t.name, t.kind);
-        match t.kind.len_size() {
-            2 => {
-                let _ = writeln!(out, "\tqtp_put16(p + offsetof(struct {wire}, {lf}), (uint16_t)v->{lf});");
-            }
-            4 => {
-                let _ = writeln!(out, "\tqtp_put32(p + offsetof(struct {wire}, {lf}), v->{lf});");
-            }
-            _ => {}
+        if let Some(bits) = len_bits(t.kind) {
+            // The length is a uint32_t: a 16-bit field takes it narrowed.
+            let cast = if bits == 16 { "(uint16_t)" } else { "" };
+            let _ = writeln!(out, "\tqtp_put{bits}(p + offsetof(struct {wire}, {lf}), {cast}v->{lf});");
         }
     }
     let _ = writeln!(out, "\tp += QTP_{up}_FIXED;");
@@ -365,17 +355,10 @@ fn emit_message(out: &mut String, m: &MessageDesc) {
     }
     for t in m.tails {
         let lf = tail_len_field(t.name, t.kind);
-        match t.kind.len_size() {
-            2 => {
-                let _ = writeln!(out, "\tv->{lf} = qtp_get16(p + offsetof(struct {wire}, {lf}));");
-            }
-            4 => {
-                let _ = writeln!(out, "\tv->{lf} = qtp_get32(p + offsetof(struct {wire}, {lf}));");
-            }
-            _ => {
-                let _ = writeln!(out, "\tv->{lf} = (uint32_t)(len - pos);");
-            }
-        }
+        let _ = match len_bits(t.kind) {
+            Some(bits) => writeln!(out, "\tv->{lf} = qtp_get{bits}(p + offsetof(struct {wire}, {lf}));"),
+            None => writeln!(out, "\tv->{lf} = (uint32_t)(len - pos);"),
+        };
         let _ = writeln!(out, "\tif (v->{lf} > {})\n\t\treturn -EBADMSG;", t.kind.max());
         let _ = writeln!(out, "\tif (len - pos < (size_t)v->{lf} * {})\n\t\treturn -EBADMSG;", t.kind.unit());
         let _ = writeln!(out, "\tv->{} = p + pos;", t.name);
@@ -388,6 +371,12 @@ fn emit_message(out: &mut String, m: &MessageDesc) {
         let _ = writeln!(out, "\tv->unused_ = 0;");
     }
     let _ = writeln!(out, "\treturn (long)pos;\n}}\n");
+}
+
+/// The width in bits of a tail's length field in the fixed part (`None`: a `rest` tail
+/// has none).
+fn len_bits(k: TailKind) -> Option<usize> {
+    Some(k.len_size() * 8).filter(|&b| b > 0)
 }
 
 /// The whole of `client-kmod/include/qtp.h`.
@@ -621,6 +610,19 @@ pub fn golden_vectors() -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// A section of `PROTOCOL.md` for a record or message: its heading, doc and `size` line,
+/// then the table of its fixed fields; returns the offset after them.
+fn md_fields(o: &mut String, name: &str, doc: &str, size: &str, fields: &[FieldDesc]) -> usize {
+    let _ = writeln!(o, "### {name}\n\n{}\n\n{size}\n", doc.trim());
+    o.push_str("| field | offset | size | type | meaning |\n|---|---|---|---|---|\n");
+    let mut off = 0;
+    for f in fields {
+        let _ = writeln!(o, "| `{}` | {off} | {} | {} | {} |", f.name, f.ty.size(), md_type(f), f.doc.trim());
+        off += f.ty.size();
+    }
+    off
+}
+
 fn md_type(f: &FieldDesc) -> String {
     match f.ty {
         FieldType::Scalar(s) => s.name().to_string(),
@@ -652,26 +654,14 @@ pub fn protocol_tables() -> String {
     }
     o.push_str("\n## Records\n\nFixed-size structures embedded in messages.\n\n");
     for r in RECORDS {
-        let _ = writeln!(o, "### {}\n\n{}\n\nSize: {} bytes.\n", r.name, r.doc.trim(), r.size);
-        o.push_str("| field | offset | size | type | meaning |\n|---|---|---|---|---|\n");
-        let mut off = 0;
-        for f in r.fields {
-            let _ = writeln!(o, "| `{}` | {off} | {} | {} | {} |", f.name, f.ty.size(), md_type(f), f.doc.trim());
-            off += f.ty.size();
-        }
+        md_fields(&mut o, r.name, r.doc, &format!("Size: {} bytes.", r.size), r.fields);
         o.push('\n');
     }
     o.push_str(
         "## Messages\n\nOffsets are from the start of the payload. `var` = after the fixed part, tails in order.\n\n",
     );
     for m in MESSAGES {
-        let _ = writeln!(o, "### {}\n\n{}\n\nFixed part: {} bytes.\n", m.name, m.doc.trim(), m.fixed_size);
-        o.push_str("| field | offset | size | type | meaning |\n|---|---|---|---|---|\n");
-        let mut off = 0;
-        for f in m.fields {
-            let _ = writeln!(o, "| `{}` | {off} | {} | {} | {} |", f.name, f.ty.size(), md_type(f), f.doc.trim());
-            off += f.ty.size();
-        }
+        let mut off = md_fields(&mut o, m.name, m.doc, &format!("Fixed part: {} bytes.", m.fixed_size), m.fields);
         for t in m.tails {
             if t.kind.len_size() > 0 {
                 let unit = if t.kind == TailKind::Groups { "count" } else { "length" };

@@ -35,45 +35,43 @@ const LABEL_SERVER: &[u8] = b"qtp1 server";
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac_client(key: &Psk, ver: u16, feat: u64, nc: &[u8; 32], ns: &[u8; 32], sid: u64, token: &[u8; 16]) -> HmacSha256 {
-    // HMAC takes a key of any length: this never fails.
-    #[allow(clippy::expect_used)]
-    let mut m = HmacSha256::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-    m.update(LABEL_CLIENT);
-    m.update(LABEL_SERVER);
-    m.update(&ver.to_le_bytes());
-    m.update(&feat.to_le_bytes());
-    m.update(nc);
-    m.update(ns);
-    m.update(&sid.to_le_bytes());
-    m.update(token);
-    m
-}
-
-#[allow(clippy::too_many_arguments)]
-fn mac_server(
-    key: &Psk,
+/// What both proofs of the key cover, after their two labels (the prover's first).
+struct Transcript<'a> {
     ver: u16,
     feat: u64,
-    nc: &[u8; 32],
-    ns: &[u8; 32],
+    client_nonce: &'a [u8; 32],
+    server_nonce: &'a [u8; 32],
     sid: u64,
-    token: &[u8; 16],
-    resumed: u32,
-) -> HmacSha256 {
-    // HMAC takes a key of any length: this never fails.
-    #[allow(clippy::expect_used)]
-    let mut m = HmacSha256::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-    m.update(LABEL_SERVER);
-    m.update(LABEL_CLIENT);
-    m.update(&ver.to_le_bytes());
-    m.update(&feat.to_le_bytes());
-    m.update(nc);
-    m.update(ns);
-    m.update(&sid.to_le_bytes());
-    m.update(token);
-    m.update(&resumed.to_le_bytes());
-    m
+    token: &'a [u8; 16],
+}
+
+impl Transcript<'_> {
+    /// The client's proof (ATTACH).
+    fn client_mac(&self, key: &Psk) -> HmacSha256 {
+        self.mac(key, LABEL_CLIENT, LABEL_SERVER)
+    }
+
+    /// The server's proof (ATTACH_ACK), which covers `resumed` too.
+    fn server_mac(&self, key: &Psk, resumed: u32) -> HmacSha256 {
+        let mut m = self.mac(key, LABEL_SERVER, LABEL_CLIENT);
+        m.update(&resumed.to_le_bytes());
+        m
+    }
+
+    fn mac(&self, key: &Psk, first: &[u8], second: &[u8]) -> HmacSha256 {
+        // HMAC takes a key of any length: this never fails.
+        #[allow(clippy::expect_used)]
+        let mut m = HmacSha256::new_from_slice(key.bytes()).expect("HMAC takes any key length");
+        m.update(first);
+        m.update(second);
+        m.update(&self.ver.to_le_bytes());
+        m.update(&self.feat.to_le_bytes());
+        m.update(self.client_nonce);
+        m.update(self.server_nonce);
+        m.update(&self.sid.to_le_bytes());
+        m.update(self.token);
+        m
+    }
 }
 
 /// Fills `buf` with random bytes from the kernel.
@@ -163,10 +161,15 @@ impl<'k> ClientHandshake<'k> {
         }
         let (sid, token) = self.resume.unwrap_or((0, [0; 16]));
         let mac = match self.key {
-            Some(k) if authed => mac_client(k, ack.version, ack.features, &self.nonce, &ack.server_nonce, sid, &token)
-                .finalize()
-                .into_bytes()
-                .into(),
+            Some(k) if authed => {
+                let (ver, feat, client_nonce, server_nonce) =
+                    (ack.version, ack.features, &self.nonce, &ack.server_nonce);
+                Transcript { ver, feat, client_nonce, server_nonce, sid, token: &token }
+                    .client_mac(k)
+                    .finalize()
+                    .into_bytes()
+                    .into()
+            }
             _ => [0u8; 32],
         };
         self.ack = Some((ack.version, ack.features, ack.server_nonce, authed, ack.max_payload, ack.max_inflight));
@@ -179,7 +182,9 @@ impl<'k> ClientHandshake<'k> {
             self.ack.ok_or(ProtoError::Handshake("ATTACH_ACK before HELLO_ACK"))?;
         if authed {
             let key = self.key.ok_or(ProtoError::Handshake("no key"))?;
-            mac_server(key, ver, feat, &self.nonce, &ns, ack.session_id, &ack.session_token, ack.resumed)
+            let (client_nonce, sid, token) = (&self.nonce, ack.session_id, &ack.session_token);
+            Transcript { ver, feat, client_nonce, server_nonce: &ns, sid, token }
+                .server_mac(key, ack.resumed)
                 .verify_slice(&ack.mac)
                 .map_err(|_| ProtoError::Handshake("server failed to prove the key (wrong key?)"))?;
         }
@@ -262,38 +267,27 @@ impl<'k> ServerHandshake<'k> {
     /// calls [`ServerHandshake::attach_ack`].
     pub fn on_attach(&self, attach: &Attach) -> Result<AttachRequest, ProtoError> {
         if let Some(k) = &self.key {
-            mac_client(
-                k,
-                self.version,
-                self.features,
-                &self.client_nonce,
-                &self.nonce,
-                attach.session_id,
-                &attach.session_token,
-            )
-            .verify_slice(&attach.mac)
-            .map_err(|_| ProtoError::Handshake("client failed to prove the key"))?;
+            self.transcript(attach.session_id, &attach.session_token)
+                .client_mac(k)
+                .verify_slice(&attach.mac)
+                .map_err(|_| ProtoError::Handshake("client failed to prove the key"))?;
         }
         Ok(AttachRequest { session_id: attach.session_id, session_token: attach.session_token })
+    }
+
+    /// What the proofs of this handshake cover, for session `sid`.
+    fn transcript<'a>(&'a self, sid: u64, token: &'a [u8; 16]) -> Transcript<'a> {
+        let (ver, feat) = (self.version, self.features);
+        Transcript { ver, feat, client_nonce: &self.client_nonce, server_nonce: &self.nonce, sid, token }
     }
 
     /// Builds ATTACH_ACK for the session chosen.
     pub fn attach_ack(&self, session_id: u64, session_token: [u8; 16], resumed: bool) -> AttachAck {
         let resumed = resumed as u32;
         let mac = match &self.key {
-            Some(k) => mac_server(
-                k,
-                self.version,
-                self.features,
-                &self.client_nonce,
-                &self.nonce,
-                session_id,
-                &session_token,
-                resumed,
-            )
-            .finalize()
-            .into_bytes()
-            .into(),
+            Some(k) => {
+                self.transcript(session_id, &session_token).server_mac(k, resumed).finalize().into_bytes().into()
+            }
             None => [0u8; 32],
         };
         AttachAck { session_id, session_token, mac, resumed }
@@ -325,6 +319,14 @@ mod tests {
         c.on_attach_ack(&aack)
     }
 
+    /// Both sides with key `k`, the server's HELLO_ACK to the client's HELLO made.
+    fn keyed(k: &Psk) -> (ClientHandshake<'_>, ServerHandshake<'static>, HelloAck<'static>) {
+        let c = ClientHandshake::new(Some(k), false, feat::ALL, None);
+        let mut s = ServerHandshake::new(Some(k));
+        let hack = s.on_hello(&c.hello("t"), feat::ALL, 1, "s").unwrap();
+        (c, s, hack)
+    }
+
     #[test]
     fn psk_success_and_features_intersect() {
         let k = key(1);
@@ -352,9 +354,7 @@ mod tests {
     #[test]
     fn tampered_server_mac_or_session_rejected() {
         let k = key(3);
-        let mut c = ClientHandshake::new(Some(&k), false, feat::ALL, None);
-        let mut s = ServerHandshake::new(Some(&k));
-        let hack = s.on_hello(&c.hello("t"), feat::ALL, 1, "s").unwrap();
+        let (mut c, s, hack) = keyed(&k);
         let attach = c.on_hello_ack(&hack).unwrap();
         s.on_attach(&attach).unwrap();
         let mut aack = s.attach_ack(5, [1; 16], false);
@@ -368,9 +368,7 @@ mod tests {
     #[test]
     fn tampered_features_rejected() {
         let k = key(4);
-        let mut c = ClientHandshake::new(Some(&k), false, feat::ALL, None);
-        let mut s = ServerHandshake::new(Some(&k));
-        let mut hack = s.on_hello(&c.hello("t"), feat::ALL, 1, "s").unwrap();
+        let (mut c, s, mut hack) = keyed(&k);
         // A man in the middle strips a feature: the client's MAC then covers a feature
         // set that differs from the server's, so the server rejects it.
         hack.features &= !feat::EPOLL;
@@ -381,9 +379,7 @@ mod tests {
     #[test]
     fn replayed_attach_rejected_on_new_nonce() {
         let k = key(5);
-        let mut c = ClientHandshake::new(Some(&k), false, feat::ALL, None);
-        let mut s1 = ServerHandshake::new(Some(&k));
-        let hack = s1.on_hello(&c.hello("t"), feat::ALL, 1, "s").unwrap();
+        let (mut c, s1, hack) = keyed(&k);
         let attach = c.on_hello_ack(&hack).unwrap();
         assert!(s1.on_attach(&attach).is_ok());
         let mut s2 = ServerHandshake::new(Some(&k));
@@ -395,8 +391,9 @@ mod tests {
     fn server_mac_cannot_be_reflected() {
         // The client MAC and server MAC differ for identical inputs (labels are ordered).
         let k = key(6);
-        let a: [u8; 32] = mac_client(&k, 1, 0, &[0; 32], &[0; 32], 0, &[0; 16]).finalize().into_bytes().into();
-        let b: [u8; 32] = mac_server(&k, 1, 0, &[0; 32], &[0; 32], 0, &[0; 16], 0).finalize().into_bytes().into();
+        let t = Transcript { ver: 1, feat: 0, client_nonce: &[0; 32], server_nonce: &[0; 32], sid: 0, token: &[0; 16] };
+        let a: [u8; 32] = t.client_mac(&k).finalize().into_bytes().into();
+        let b: [u8; 32] = t.server_mac(&k, 0).finalize().into_bytes().into();
         assert_ne!(a, b);
     }
 }

@@ -23,6 +23,90 @@ macro_rules! check_roundtrip {
     }};
 }
 
+/// The descriptors of fixed fields `$field: $fty`, each with its doc lines.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! field_descs {
+    ($( $field:ident: $fty:ty, [$($fdoc:expr),*] );*) => {
+        &[ $( $crate::wire::FieldDesc {
+            name: stringify!($field),
+            ty: <$fty as $crate::wire::Fixed>::TYPE,
+            doc: concat!($($fdoc, " ",)* ""),
+        }, )* ]
+    };
+}
+
+/// Writes fixed fields `$field: $fty` of `$v`, one after the other, into `$out` from
+/// offset `$off` on, leaving `$off` past them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! put_fixed {
+    ($v:expr, $out:ident, $off:ident; $($field:ident: $fty:ty),*) => {
+        $(
+            <$fty as $crate::wire::Fixed>::put(&$v.$field, &mut $out[$off..]);
+            $off += <$fty as $crate::wire::Fixed>::SIZE;
+        )*
+    };
+}
+
+/// Reads fixed fields `$field: $fty` from `$buf` at offset `$off` on into variables of
+/// the same names, leaving `$off` past them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! get_fixed {
+    ($buf:ident, $off:ident; $($field:ident: $fty:ty),*) => {
+        $(
+            let $field = <$fty as $crate::wire::Fixed>::get(&$buf[$off..]);
+            $off += <$fty as $crate::wire::Fixed>::SIZE;
+        )*
+    };
+}
+
+/// A message's `encode` up to its tails: makes room for the fixed part at the end of
+/// `$out`, binds it to `$fixed` and writes the fixed fields, leaving `$off` past them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! encode_fixed {
+    ($v:expr, $out:ident, $fixed:ident, $off:ident; $($field:ident: $fty:ty),*) => {
+        let start = $out.len();
+        $out.resize(start + Self::FIXED_SIZE, 0);
+        let $fixed = &mut $out[start..];
+        let mut $off = 0usize;
+        $crate::put_fixed!($v, $fixed, $off; $($field: $fty),*);
+    };
+}
+
+/// A message's `decode_prefix` up to its tails: returns `Truncated` when `$buf` is shorter
+/// than the fixed part, else reads the fixed fields, leaving `$off` past them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! decode_fixed {
+    ($name:ident, $buf:ident, $off:ident; $($field:ident: $fty:ty),*) => {
+        if $buf.len() < Self::FIXED_SIZE {
+            return Err($crate::ProtoError::Truncated {
+                what: stringify!($name),
+                need: Self::FIXED_SIZE,
+                have: $buf.len(),
+            });
+        }
+        let mut $off = 0usize;
+        $crate::get_fixed!($buf, $off; $($field: $fty),*);
+    };
+}
+
+/// A plain copyable struct of fixed fields: a record, or a message without tails.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! plain_struct {
+    ($(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $fty:ty, )* }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name {
+            $( $(#[doc = $fdoc])* pub $field: $fty, )*
+        }
+    };
+}
+
 /// Declares a fixed record: a plain struct of fixed fields.
 #[macro_export]
 macro_rules! record {
@@ -32,22 +116,14 @@ macro_rules! record {
             $( $(#[doc = $fdoc:expr])* pub $field:ident : $fty:ty ),* $(,)?
         }
     ) => {
-        $(#[doc = $doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-        pub struct $name {
-            $( $(#[doc = $fdoc])* pub $field: $fty, )*
-        }
+        $crate::plain_struct!($(#[doc = $doc])* $name { $( $(#[doc = $fdoc])* $field: $fty, )* });
 
         impl $name {
             pub const DESC: $crate::wire::RecordDesc = $crate::wire::RecordDesc {
                 name: stringify!($name),
                 doc: concat!($($doc, "\n",)* ""),
-                size: 0 $(+ <$fty as $crate::wire::Fixed>::SIZE)*,
-                fields: &[ $( $crate::wire::FieldDesc {
-                    name: stringify!($field),
-                    ty: <$fty as $crate::wire::Fixed>::TYPE,
-                    doc: concat!($($fdoc, " ",)* ""),
-                }, )* ],
+                size: <$name as $crate::wire::Fixed>::SIZE,
+                fields: $crate::field_descs!($( $field: $fty, [$($fdoc),*] );*),
             };
         }
 
@@ -58,19 +134,13 @@ macro_rules! record {
             #[allow(unused_assignments)]
             fn put(&self, out: &mut [u8]) {
                 let mut off = 0usize;
-                $(
-                    <$fty as $crate::wire::Fixed>::put(&self.$field, &mut out[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::put_fixed!(self, out, off; $($field: $fty),*);
             }
             #[inline]
             #[allow(unused_assignments)]
             fn get(src: &[u8]) -> Self {
                 let mut off = 0usize;
-                $(
-                    let $field = <$fty as $crate::wire::Fixed>::get(&src[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::get_fixed!(src, off; $($field: $fty),*);
                 Self { $($field,)* }
             }
             #[allow(unused_assignments, unused_variables, unused_mut)]
@@ -117,19 +187,13 @@ macro_rules! message {
             const DESC: &'static $crate::wire::MessageDesc = &$crate::wire::MessageDesc {
                 name: stringify!($name),
                 doc: concat!($($doc, "\n",)* ""),
-                fields: &[ $( $crate::wire::FieldDesc {
-                    name: stringify!($field),
-                    ty: <$fty as $crate::wire::Fixed>::TYPE,
-                    doc: concat!($($fdoc, " ",)* ""),
-                }, )* ],
+                fields: $crate::field_descs!($( $field: $fty, [$($fdoc),*] );*),
                 tails: &[ $( $crate::wire::TailDesc {
                     name: stringify!($tfield),
                     kind: <$crate::wire::$tty<'static> as $crate::wire::Tail<'static>>::KIND,
                     doc: concat!($($tdoc, " ",)* ""),
                 }, )+ ],
-                fixed_size: 0
-                    $(+ <$fty as $crate::wire::Fixed>::SIZE)*
-                    $(+ <$crate::wire::$tty<'static> as $crate::wire::Tail<'static>>::KIND.len_size())+,
+                fixed_size: $name::FIXED_SIZE,
                 sample: |out| {
                     let mut s = 0u64;
                     $( s += 1; let $field = <$fty as $crate::wire::Fixed>::sample(s); )*
@@ -152,14 +216,7 @@ macro_rules! message {
             #[inline]
             #[allow(unused_assignments)]
             fn encode(&self, out: &mut Vec<u8>) {
-                let start = out.len();
-                out.resize(start + Self::FIXED_SIZE, 0);
-                let fixed = &mut out[start..];
-                let mut off = 0usize;
-                $(
-                    <$fty as $crate::wire::Fixed>::put(&self.$field, &mut fixed[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::encode_fixed!(self, out, fixed, off; $($field: $fty),*);
                 $(
                     {
                         let k = <$crate::wire::$tty<'a> as $crate::wire::Tail<'a>>::KIND;
@@ -181,16 +238,7 @@ macro_rules! message {
             #[inline]
             #[allow(unused_assignments)]
             fn decode_prefix(buf: &'a [u8]) -> Result<(Self, usize), $crate::ProtoError> {
-                if buf.len() < Self::FIXED_SIZE {
-                    return Err($crate::ProtoError::Truncated {
-                        what: stringify!($name), need: Self::FIXED_SIZE, have: buf.len(),
-                    });
-                }
-                let mut off = 0usize;
-                $(
-                    let $field = <$fty as $crate::wire::Fixed>::get(&buf[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::decode_fixed!($name, buf, off; $($field: $fty),*);
                 let mut pos = Self::FIXED_SIZE;
                 $(
                     let $tfield = {
@@ -230,11 +278,7 @@ macro_rules! message {
             $( $(#[doc = $fdoc:expr])* pub $field:ident : $fty:ty, )*
         }
     ) => {
-        $(#[doc = $doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-        pub struct $name {
-            $( $(#[doc = $fdoc])* pub $field: $fty, )*
-        }
+        $crate::plain_struct!($(#[doc = $doc])* $name { $( $(#[doc = $fdoc])* $field: $fty, )* });
 
         impl $name {
             /// Size of the whole message.
@@ -245,13 +289,9 @@ macro_rules! message {
             const DESC: &'static $crate::wire::MessageDesc = &$crate::wire::MessageDesc {
                 name: stringify!($name),
                 doc: concat!($($doc, "\n",)* ""),
-                fields: &[ $( $crate::wire::FieldDesc {
-                    name: stringify!($field),
-                    ty: <$fty as $crate::wire::Fixed>::TYPE,
-                    doc: concat!($($fdoc, " ",)* ""),
-                }, )* ],
+                fields: $crate::field_descs!($( $field: $fty, [$($fdoc),*] );*),
                 tails: &[],
-                fixed_size: 0 $(+ <$fty as $crate::wire::Fixed>::SIZE)*,
+                fixed_size: $name::FIXED_SIZE,
                 #[allow(unused_mut)]
                 sample: |out| {
                     let mut s = 0u64;
@@ -272,14 +312,7 @@ macro_rules! message {
             #[inline]
             #[allow(unused_assignments, unused_variables, unused_mut)]
             fn encode(&self, out: &mut Vec<u8>) {
-                let start = out.len();
-                out.resize(start + Self::FIXED_SIZE, 0);
-                let fixed = &mut out[start..];
-                let mut off = 0usize;
-                $(
-                    <$fty as $crate::wire::Fixed>::put(&self.$field, &mut fixed[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::encode_fixed!(self, out, fixed, off; $($field: $fty),*);
             }
 
             #[inline]
@@ -290,16 +323,7 @@ macro_rules! message {
             #[inline]
             #[allow(unused_assignments, unused_variables, unused_mut)]
             fn decode_prefix(buf: &'a [u8]) -> Result<(Self, usize), $crate::ProtoError> {
-                if buf.len() < Self::FIXED_SIZE {
-                    return Err($crate::ProtoError::Truncated {
-                        what: stringify!($name), need: Self::FIXED_SIZE, have: buf.len(),
-                    });
-                }
-                let mut off = 0usize;
-                $(
-                    let $field = <$fty as $crate::wire::Fixed>::get(&buf[off..]);
-                    off += <$fty as $crate::wire::Fixed>::SIZE;
-                )*
+                $crate::decode_fixed!($name, buf, off; $($field: $fty),*);
                 Ok((Self { $($field,)* }, Self::FIXED_SIZE))
             }
         }
