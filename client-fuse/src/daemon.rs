@@ -202,7 +202,8 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
         FsConfig {
             attr_ttl: cfg.attr_timeout,
             entry_ttl: cfg.entry_timeout,
-            negative_ttl: cfg.negative_timeout,
+            negative_ttl: cfg.negative_ttl(),
+            negative_only_watched: cfg.negative_timeout.is_none(),
             writeback_cache: cfg.writeback_cache,
             read_only: cfg.read_only,
             default_permissions: cfg.default_permissions,

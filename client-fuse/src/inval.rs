@@ -104,7 +104,7 @@ fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier:
         let mut msgs = vec![first];
         msgs.extend(rx.try_iter().take(QUEUE));
         {
-            let nodes = nodes.lock();
+            let mut nodes = nodes.lock();
             for m in &msgs {
                 match m {
                     Msg::All => all = true,
@@ -114,9 +114,17 @@ fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier:
             }
             if all {
                 actions.clear();
+                nodes.unlearn_all();
                 let (ids, names) = nodes.snapshot();
                 actions.extend(names.into_iter().map(|(p, n)| Action::Entry(p, n)));
                 actions.extend(ids.into_iter().map(|id| Action::Inode(id, 0)));
+            } else {
+                // What the client learnt of these nodes (fs::xattr) may be stale too.
+                for a in &actions {
+                    if let Action::Inode(id, _) = a {
+                        nodes.unlearn(*id);
+                    }
+                }
             }
         }
         let Some(n) = notifier.get() else { continue };

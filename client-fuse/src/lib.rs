@@ -23,8 +23,9 @@
 //!   up to 1 MiB (`-o readahead_kb`, default 1024), so sequential I/O moves in 1 MiB
 //!   requests.
 //! - Attributes and names are cached by the kernel for `-o attr_timeout` /
-//!   `entry_timeout` (default 1 s each); negative entries only with
-//!   `-o negative_timeout` (default 0). **A change made on the HOST or through another
+//!   `entry_timeout` (default 1 s each), and so are negative entries (a name found
+//!   missing) unless `-o noinval` (then only with `-o negative_timeout`, default 0 there).
+//!   **A change made on the HOST or through another
 //!   client is seen within milliseconds** where the engine offers `feat::INVAL`: it
 //!   reports changed paths, and [`inval`] drops the kernel's attributes, pages and names
 //!   for them. The attribute timeout stays the fallback: the kernel re-validates

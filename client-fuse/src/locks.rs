@@ -19,8 +19,11 @@
 //!   lock of the open file and is taken as an OFD lock on the HOST: it conflicts with
 //!   flock on other mounts and with HOST fcntl/OFD locks, but not with a HOST flock(2),
 //!   and it conflicts with fcntl locks where locally flock and fcntl are independent.
-//! - F_GETLK reports the pid of a HOST process holding a classic POSIX lock; for any
-//!   other holder (another mount, another owner on this mount) the pid is 0.
+//! - F_GETLK reports the pid of a HOST process holding a classic POSIX lock (which the
+//!   DPU's kernel reads as one of its own pids: FUSE translates it through the mount's
+//!   pid namespace); for any other holder (another mount, another owner on this mount, a
+//!   HOST OFD lock) the pid is 0: client locks are OFD locks on the HOST, which have no
+//!   pid (F_OFD_GETLK says -1), and FUSE's answer has no "no pid" value.
 //! - The lock handle is opened with the caller's credentials by path, read-write when
 //!   the caller may, else with the file's access mode; a file unlinked before its first
 //!   lock cannot be locked (ENOENT).
@@ -45,8 +48,38 @@
 //! itself holds locks on keeps the decision made when this mount began to lock it
 //! (processes of one mount share its page cache, so their mappings are coherent).
 //!
-//! Owns the (inode, owner) → lock handle table and the set of nodes opened uncached
-//! because they were in use elsewhere.
+//! That decision is made at open, so it cannot see a user that comes later: a HOST
+//! process that maps the file after a client did, or two clients whose opens race
+//! before either locks. For sqlite's wal-index the lock that makes the decision is
+//! carried on the HOST too: sqlite's unix VFS (os_unix.c, `unixLockSharedMemory`) keeps
+//! a lock on the `-shm` file's DMS byte ([`SHM_DMS`], 128) for as long as a connection
+//! has the index open (it asks F_GETLK for a write lock first: none held means it is the
+//! first user, which takes a write lock, truncates the index and goes down to a read
+//! lock; a read lock held means it joins with a read lock; a write lock held means
+//! SQLITE_BUSY). The DMS byte of a file named `*-shm` (requests for exactly that byte)
+//! is therefore kept here for this mount's processes (`Dms`: owner → lock, conflicts
+//! among them computed here), and while any of them holds it, the mount holds a *write*
+//! lock on it on the HOST through a description of its own (the guard, one per file), so
+//! every other party sees the index in exclusive use:
+//! - a HOST process's sqlite gets SQLITE_BUSY, retries for about 10 s and fails with
+//!   SQLITE_PROTOCOL ("locking protocol"), before it reads or writes;
+//! - another client's open gets no page cache (the guard is a lock, see above), and its
+//!   lock request fails: its sqlite re-opens the index and fails at its mapping
+//!   (SQLITE_IOERR_SHMMAP). A process here whose own lock finds a user elsewhere is
+//!   refused the same way: its request fails with EAGAIN (sqlite: SQLITE_BUSY) unless
+//!   its descriptor has no page cache, which cannot map the file: that one is shown a
+//!   read lock and granted one here only, so that its sqlite goes on to its `mmap`,
+//!   which fails (SQLITE_IOERR_SHMMAP), instead of retrying SQLITE_BUSY for 10 s (and it
+//!   is never told "unlocked", which would make it truncate the other user's index).
+//!
+//! A blocking request (SETLKW) for the DMS byte that cannot be granted at once fails
+//! with ENOLCK (sqlite asks with F_SETLK). The guard is closed when the last holder here
+//! unlocks or closes the file; like every lock it is lost with the session (engine
+//! restart): processes that had mapped the index keep it, unguarded.
+//!
+//! Owns the (inode, owner) → lock handle table, the set of nodes opened uncached because
+//! they were in use elsewhere, the file handles opened without page cache, and the DMS
+//! state of this mount's `-shm` files.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -74,6 +107,27 @@ struct Owned {
     fhs: Vec<u64>,
 }
 
+/// sqlite's DMS byte of a `-shm` file (os_unix.c: `UNIX_SHM_DMS`, after the 8 WAL lock
+/// bytes at 120).
+pub const SHM_DMS: u64 = 128;
+
+/// A holder of the DMS byte on this mount.
+#[derive(Debug)]
+struct DmsHolder {
+    ltype: u32,
+    /// FUSE file handles it locked through (RELEASE of one drops it).
+    fhs: Vec<u64>,
+}
+
+/// This mount's use of one `-shm` file's DMS byte (see the module docs).
+#[derive(Debug, Default)]
+struct Dms {
+    /// Lock owner → its lock.
+    holders: HashMap<u64, DmsHolder>,
+    /// (handle, epoch) of the description holding the write lock on the HOST.
+    guard: Option<(u64, u64)>,
+}
+
 /// The lock handles of this mount.
 #[derive(Debug, Default)]
 pub struct Locks {
@@ -81,6 +135,10 @@ pub struct Locks {
     waits: Arc<AtomicUsize>,
     /// Nodes whose last check found them locked elsewhere (opened with direct I/O).
     uncached: Mutex<HashSet<u64>>,
+    /// FUSE file handles opened without page cache (they cannot be mapped shared).
+    nocache: Mutex<HashSet<u64>>,
+    /// `-shm` files whose DMS byte a process here locks, by node.
+    dms: Mutex<HashMap<u64, Dms>>,
 }
 
 fn to_errno(e: &ClientError) -> Errno {
@@ -95,6 +153,10 @@ fn wire_type(typ: i32) -> std::result::Result<u32, Errno> {
         libc::F_UNLCK => Ok(consts::LOCK_UN),
         _ => Err(Errno::EINVAL),
     }
+}
+
+fn local_type(t: u32) -> i32 {
+    if t == consts::LOCK_RD { libc::F_RDLCK } else { libc::F_WRLCK }
 }
 
 /// (start, len) on the wire from the kernel's inclusive range.
@@ -135,6 +197,12 @@ impl Locks {
     /// module docs). While this mount holds locks on the node, the lock found could be
     /// its own: the decision made when it began to lock stands.
     pub fn shared_elsewhere(&self, remote: &Remote, node: u64, handle: u64, epoch: u64, path: &[u8]) -> bool {
+        if self.dms.lock().get(&node).is_some_and(|d| d.guard.is_some_and(|(_, e)| e == remote.session.epoch())) {
+            // This mount holds the `-shm` file's DMS byte on the HOST: nobody else uses
+            // it as shared memory, and its processes share its page cache.
+            self.uncached.lock().remove(&node);
+            return false;
+        }
         if self.owners.lock().keys().any(|(n, _)| *n == node) {
             return self.uncached.lock().contains(&node);
         }
@@ -159,6 +227,107 @@ impl Locks {
             uncached.remove(&node);
         }
         held
+    }
+
+    /// File handle `fh` was opened; `nocache`: without page cache (FOPEN_DIRECT_IO).
+    pub fn opened(&self, fh: u64, nocache: bool) {
+        if nocache {
+            self.nocache.lock().insert(fh);
+        }
+    }
+
+    /// Is this request for the DMS byte of a sqlite `-shm` file (see the module docs)?
+    fn is_dms(a: &LockArgs<'_>, start: u64, end: u64) -> bool {
+        start == SHM_DMS && end == SHM_DMS && a.path.as_deref().is_some_and(|p| p.ends_with(b"-shm"))
+    }
+
+    /// GETLK of the DMS byte: this mount's other holders, else (when this mount does not
+    /// hold the byte on the HOST) the HOST's view.
+    fn dms_getlk(&self, a: &LockArgs<'_>, ltype: u32, reply: ReplyLock) {
+        {
+            let mut all = self.dms.lock();
+            if let Some(d) = all.get_mut(&a.node) {
+                drop_lost_guard(d, a.remote);
+                let other = d
+                    .holders
+                    .iter()
+                    .find(|(o, h)| **o != a.owner && (h.ltype == consts::LOCK_WR || ltype == consts::LOCK_WR));
+                if let Some((_, h)) = other {
+                    return reply.locked(SHM_DMS, SHM_DMS, local_type(h.ltype), 0);
+                }
+                if d.guard.is_some() {
+                    return reply.locked(0, 0, libc::F_UNLCK, 0);
+                }
+            }
+        }
+        // Through the file's own description, which holds no locks.
+        let get = |h: u64, epoch: u64| a.remote.conn_in(epoch).lock_get(h, SHM_DMS, 1, ltype);
+        match a.remote.handle_op(&a.wait, &a.file, Retry::Idempotent, &a.path_of, get) {
+            Ok(l) if l.ltype == consts::LOCK_UN => reply.locked(0, 0, libc::F_UNLCK, 0),
+            Ok(l) => {
+                // In use elsewhere. A descriptor that cannot map is shown a read lock, so
+                // that its sqlite joins and fails at its mmap (module docs).
+                let typ = if self.nocache.lock().contains(&a.fh) { libc::F_RDLCK } else { local_type(l.ltype) };
+                reply.locked(SHM_DMS, SHM_DMS, typ, l.pid.max(0) as u32)
+            }
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
+    /// SETLK/SETLKW of the DMS byte (module docs).
+    fn dms_setlk(&self, a: &LockArgs<'_>, ltype: u32, sleep: bool, reply: ReplyEmpty) {
+        let mut all = self.dms.lock();
+        let d = all.entry(a.node).or_default();
+        drop_lost_guard(d, a.remote);
+        if ltype == consts::LOCK_UN {
+            d.holders.remove(&a.owner);
+            let guard = unused_guard(&mut all, a.node);
+            drop(all);
+            close_guard(a.remote, guard);
+            return reply.ok();
+        }
+        let refused = Errno::from_i32(if sleep { libc::ENOLCK } else { libc::EAGAIN });
+        if d.holders.iter().any(|(o, h)| *o != a.owner && (h.ltype == consts::LOCK_WR || ltype == consts::LOCK_WR)) {
+            return reply.error(refused);
+        }
+        if d.guard.is_none() {
+            match take_guard(a) {
+                Ok(g) => d.guard = Some(g),
+                Err(e) if e == Errno::EAGAIN => {
+                    let path = a.path.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    if ltype == consts::LOCK_RD && self.nocache.lock().contains(&a.fh) {
+                        tracing::info!(
+                            %path,
+                            "sqlite index in use by another client or a HOST process: read lock granted on \
+                             this mount only; the file has no page cache here, so its mapping fails"
+                        );
+                    } else {
+                        tracing::warn!(
+                            %path,
+                            "sqlite index (WAL mode) in use by another client or a HOST process: refused \
+                             (two page caches cannot be one shared memory; use rollback-journal mode to share \
+                             a database across clients and the HOST)"
+                        );
+                        if d.holders.is_empty() {
+                            all.remove(&a.node);
+                        }
+                        return reply.error(refused);
+                    }
+                }
+                Err(e) => {
+                    if d.holders.is_empty() {
+                        all.remove(&a.node);
+                    }
+                    return reply.error(e);
+                }
+            }
+        }
+        let h = d.holders.entry(a.owner).or_insert_with(|| DmsHolder { ltype, fhs: Vec::new() });
+        h.ltype = ltype;
+        if !h.fhs.contains(&a.fh) {
+            h.fhs.push(a.fh);
+        }
+        reply.ok()
     }
 
     /// The owner's lock handle and its epoch, opened if `create`.
@@ -208,6 +377,9 @@ impl Locks {
             Ok(t) if t != consts::LOCK_UN => t,
             Ok(_) | Err(_) => return reply.error(Errno::EINVAL),
         };
+        if Self::is_dms(a, start, end) {
+            return self.dms_getlk(a, ltype, reply);
+        }
         let (start, len) = range(start, end);
         let get = |handle: u64, epoch: u64| a.remote.conn_in(epoch).lock_get(handle, start, len, ltype);
         // Through the owner's own description (its own locks never conflict), or, when
@@ -234,6 +406,9 @@ impl Locks {
             Ok(t) => t,
             Err(e) => return reply.error(e),
         };
+        if Self::is_dms(a, start, end) {
+            return self.dms_setlk(a, ltype, sleep, reply);
+        }
         let (start, len) = range(start, end);
         let (handle, epoch) = match self.owner_handle(a, ltype != consts::LOCK_UN) {
             Ok(Some(x)) => x,
@@ -314,6 +489,12 @@ impl Locks {
         if let Some(o) = o {
             close(remote, &o);
         }
+        let guard = {
+            let mut all = self.dms.lock();
+            let held = all.get_mut(&node).is_some_and(|d| d.holders.remove(&owner).is_some());
+            if held { unused_guard(&mut all, node) } else { None }
+        };
+        close_guard(remote, guard);
     }
 
     /// RELEASE of file handle `fh`: the owners that locked through it (flock, OFD)
@@ -327,6 +508,66 @@ impl Locks {
         for o in &gone {
             close(remote, o);
         }
+        self.nocache.lock().remove(&fh);
+        let guards: Vec<(u64, u64)> = {
+            let mut all = self.dms.lock();
+            let mut nodes = Vec::new();
+            for (node, d) in all.iter_mut() {
+                let before = d.holders.len();
+                d.holders.retain(|_, h| !h.fhs.contains(&fh));
+                if d.holders.len() != before {
+                    nodes.push(*node);
+                }
+            }
+            nodes.into_iter().filter_map(|n| unused_guard(&mut all, n)).collect()
+        };
+        for g in guards {
+            close_guard(remote, Some(g));
+        }
+    }
+}
+
+/// Opens the guard of the `-shm` file of `a` (read-write, with the caller's credentials)
+/// and takes the write lock on its DMS byte: (handle, epoch), or EAGAIN when another
+/// client or a HOST process holds the byte.
+fn take_guard(a: &LockArgs<'_>) -> std::result::Result<(u64, u64), Errno> {
+    let path = a.path.clone().ok_or(Errno::ENOENT)?;
+    let (h, epoch, _) = a
+        .remote
+        .path_op(&a.wait, Retry::Idempotent, |export| a.remote.open(export, &path, oflags::RDWR, &a.cred))
+        .map_err(|e| to_errno(&e))?;
+    match a.remote.conn_in(epoch).try_lock(h, SHM_DMS, 1, consts::LOCK_WR) {
+        Ok(()) => Ok((h, epoch)),
+        Err(e) => {
+            close_guard(a.remote, Some((h, epoch)));
+            Err(match e {
+                ClientError::Remote(libc::EAGAIN) => Errno::EAGAIN,
+                e => to_errno(&e),
+            })
+        }
+    }
+}
+
+/// Forgets a guard whose session the engine lost (its lock went with it).
+fn drop_lost_guard(d: &mut Dms, remote: &Remote) {
+    if d.guard.is_some_and(|(_, e)| e != remote.session.epoch()) {
+        tracing::warn!("the engine lost the session: a sqlite index's guard lock is gone");
+        d.guard = None;
+    }
+}
+
+/// When `node` has no holder left here: forgets it and returns its guard to close.
+fn unused_guard(all: &mut HashMap<u64, Dms>, node: u64) -> Option<(u64, u64)> {
+    if all.get(&node).is_some_and(|d| d.holders.is_empty()) {
+        return all.remove(&node).and_then(|d| d.guard);
+    }
+    None
+}
+
+/// Closes a guard handle (its lock goes with it) and waits for the engine.
+fn close_guard(remote: &Remote, guard: Option<(u64, u64)>) {
+    if let Some((handle, epoch)) = guard {
+        close(remote, &Owned { handle, epoch, fhs: Vec::new() });
     }
 }
 

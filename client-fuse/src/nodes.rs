@@ -10,6 +10,7 @@
 //! Owns only this bookkeeping; it sends nothing to the engine.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// The root's node id (fixed by FUSE).
 pub const ROOT: u64 = 1;
@@ -25,7 +26,34 @@ struct Node {
     nlookup: u64,
     /// (mtime, size) when the kernel last opened it with cached pages kept.
     cache_stamp: Option<(i64, u32, u64)>,
+    /// What replies told of its set-id bits and extended attributes ([`Meta`]).
+    meta: Option<Box<Meta>>,
+    /// Bumped whenever `meta` is dropped: an answer to a request sent before is not
+    /// learnt (it may predate the change that dropped it).
+    meta_gen: u64,
 }
+
+/// What this client learnt from replies about a node's mode and extended attributes,
+/// so that the questions the kernel asks around every write (is there a
+/// `security.capability` to drop, are there set-id bits to clear) need no round trip.
+/// Dropped on any INVAL of the node, on changes made through this mount, on "drop
+/// everything", and ignored once older than the attribute timeout: the same promise as
+/// the kernel's attribute cache (README, "Coherence").
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// When the oldest fact here was learnt; they expire together.
+    since: Instant,
+    /// Type, permission and set-id bits.
+    pub mode: Option<u32>,
+    /// A listing by root found no extended attribute at all.
+    pub no_xattrs: bool,
+    /// Names asked for and found absent (ENODATA).
+    pub absent: Vec<Box<[u8]>>,
+}
+
+/// Proof that no invalidation of a node happened since it was taken ([`Nodes::ticket`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ticket(u64, u64);
 
 /// Node ids, lookup counts and names.
 #[derive(Debug)]
@@ -34,16 +62,21 @@ pub struct Nodes {
     by_key: HashMap<Key, u64>,
     dentries: HashMap<(u64, Vec<u8>), u64>,
     next: u64,
+    /// Bumped by [`Nodes::unlearn_all`] (see `Node::meta_gen`).
+    meta_epoch: u64,
 }
 
 impl Nodes {
     /// A table holding only the root, which is the export root with HOST key `root_key`.
     pub fn new(root_key: Key) -> Nodes {
         let mut nodes = HashMap::new();
-        nodes.insert(ROOT, Node { links: Vec::new(), key: root_key, nlookup: 1, cache_stamp: None });
+        nodes.insert(
+            ROOT,
+            Node { links: Vec::new(), key: root_key, nlookup: 1, cache_stamp: None, meta: None, meta_gen: 0 },
+        );
         let mut by_key = HashMap::new();
         by_key.insert(root_key, ROOT);
-        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1 }
+        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1, meta_epoch: 0 }
     }
 
     /// After an engine restart the export root may be another inode (a new directory at
@@ -108,7 +141,10 @@ impl Nodes {
             None => {
                 let id = self.next;
                 self.next += 1;
-                self.nodes.insert(id, Node { links: Vec::new(), key, nlookup: 0, cache_stamp: None });
+                self.nodes.insert(
+                    id,
+                    Node { links: Vec::new(), key, nlookup: 0, cache_stamp: None, meta: None, meta_gen: 0 },
+                );
                 self.by_key.insert(key, id);
                 id
             }
@@ -256,6 +292,51 @@ impl Nodes {
         }
     }
 
+    /// What is known of node `id` and learnt within `ttl`.
+    pub fn meta(&self, id: u64, ttl: Duration) -> Option<&Meta> {
+        self.nodes.get(&id)?.meta.as_deref().filter(|m| m.since.elapsed() < ttl)
+    }
+
+    /// Taken before a request whose answer is to be learnt ([`Nodes::learn`]).
+    pub fn ticket(&self, id: u64) -> Ticket {
+        Ticket(self.meta_epoch, self.nodes.get(&id).map_or(u64::MAX, |n| n.meta_gen))
+    }
+
+    /// Records what a reply said of node `id` (`f` on its knowledge), unless the node was
+    /// invalidated since `t` was taken. Knowledge older than `ttl` is started afresh.
+    pub fn learn(&mut self, id: u64, t: Ticket, ttl: Duration, f: impl FnOnce(&mut Meta)) {
+        if t.0 != self.meta_epoch || ttl.is_zero() {
+            return;
+        }
+        let Some(n) = self.nodes.get_mut(&id) else { return };
+        if n.meta_gen != t.1 {
+            return;
+        }
+        let m = match &mut n.meta {
+            Some(m) if m.since.elapsed() < ttl => m,
+            slot => {
+                slot.insert(Box::new(Meta { since: Instant::now(), mode: None, no_xattrs: false, absent: Vec::new() }))
+            }
+        };
+        f(m);
+    }
+
+    /// Forgets what was learnt of node `id` (it changed, or may have).
+    pub fn unlearn(&mut self, id: u64) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.meta = None;
+            n.meta_gen += 1;
+        }
+    }
+
+    /// Forgets what was learnt of every node.
+    pub fn unlearn_all(&mut self) {
+        self.meta_epoch += 1;
+        for n in self.nodes.values_mut() {
+            n.meta = None;
+        }
+    }
+
     /// Number of nodes (tests, diagnostics).
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -273,6 +354,35 @@ impl Nodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_is_not_learnt_across_an_invalidation_and_expires() {
+        let ttl = Duration::from_secs(60);
+        let mut t = Nodes::new((1, 2));
+        let a = t.link(ROOT, b"a", (1, 10));
+        let tk = t.ticket(a);
+        t.learn(a, tk, ttl, |m| m.mode = Some(0o100644));
+        assert_eq!(t.meta(a, ttl).and_then(|m| m.mode), Some(0o100644));
+        assert!(t.meta(a, Duration::ZERO).is_none());
+        // An INVAL between the request and its answer: the answer is not learnt.
+        let tk = t.ticket(a);
+        t.unlearn(a);
+        t.learn(a, tk, ttl, |m| m.no_xattrs = true);
+        assert!(t.meta(a, ttl).is_none());
+        // Nor across "drop everything".
+        let tk = t.ticket(a);
+        t.unlearn_all();
+        t.learn(a, tk, ttl, |m| m.no_xattrs = true);
+        assert!(t.meta(a, ttl).is_none());
+        let tk = t.ticket(a);
+        t.learn(a, tk, ttl, |m| m.no_xattrs = true);
+        assert!(t.meta(a, ttl).is_some_and(|m| m.no_xattrs));
+        // Unknown nodes learn nothing; a forgotten node takes its knowledge along.
+        t.learn(99, t.ticket(99), ttl, |m| m.no_xattrs = true);
+        assert!(t.meta(99, ttl).is_none());
+        t.forget(a, 1);
+        assert!(t.meta(a, ttl).is_none());
+    }
 
     #[test]
     fn paths_follow_renames_of_ancestors() {

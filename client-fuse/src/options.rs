@@ -15,7 +15,8 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
   attr_timeout=SEC      how long the kernel trusts file attributes (default 1); a change made
                         on the HOST is seen by this client at most this late
   entry_timeout=SEC     how long the kernel trusts a name -> file mapping (default 1)
-  negative_timeout=SEC  how long the kernel remembers that a name does not exist (default 0)
+  negative_timeout=SEC  how long the kernel remembers that a name does not exist (default:
+                        entry_timeout, whose promise invalidations keep; 0 with noinval)
   writeback_cache       let the kernel buffer writes and send them in big batches; data reaches
                         the HOST on fsync, close and memory pressure, and size/mtime changes
                         made on the HOST to a file this client has cached are NOT seen until
@@ -123,7 +124,8 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     pub attr_timeout: Duration,
     pub entry_timeout: Duration,
-    pub negative_timeout: Duration,
+    /// None: `entry_timeout` with invalidations, 0 without ([`MountConfig::negative_ttl`]).
+    pub negative_timeout: Option<Duration>,
     pub writeback_cache: bool,
     /// Ask the engine for invalidations (`feat::INVAL`); `-o noinval` turns it off.
     pub inval: bool,
@@ -160,6 +162,15 @@ fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, FuseError> {
 }
 
 impl MountConfig {
+    /// How long the kernel may remember that a name does not exist. With invalidations a
+    /// name made on the HOST or by another client drops the kernel's negative entry within
+    /// milliseconds (an INVAL `entry`, as for names that exist), so absence is cached as
+    /// long as names are: `git` and compilers ask for many names that do not exist.
+    /// Without them (`noinval`) nothing would drop it early: not cached unless asked.
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_timeout.unwrap_or(if self.inval { self.entry_timeout } else { Duration::ZERO })
+    }
+
     pub fn from_cli(cli: Cli) -> Result<MountConfig, FuseError> {
         // SAFETY: geteuid cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
@@ -178,7 +189,7 @@ impl MountConfig {
             mountpoint: cli.mountpoint,
             attr_timeout: Duration::from_secs(1),
             entry_timeout: Duration::from_secs(1),
-            negative_timeout: Duration::ZERO,
+            negative_timeout: None,
             writeback_cache: false,
             inval: true,
             readahead_kb: 1024,
@@ -203,7 +214,7 @@ impl MountConfig {
             match k {
                 "attr_timeout" => c.attr_timeout = secs(k, val()?)?,
                 "entry_timeout" => c.entry_timeout = secs(k, val()?)?,
-                "negative_timeout" => c.negative_timeout = secs(k, val()?)?,
+                "negative_timeout" => c.negative_timeout = Some(secs(k, val()?)?),
                 "reconnect_timeout" => c.reconnect_timeout = secs(k, val()?)?,
                 "writeback_cache" => c.writeback_cache = true,
                 "proc" => proc = true,
@@ -317,6 +328,19 @@ mod tests {
         assert!(c.writeback_cache);
         assert!(c.inval, "invalidations by default");
         assert!(!parse(&["--insecure-test-mode", "-o", "noinval", "/srv/x", "/tmp"]).unwrap().inval);
+        // Negative entries: as long as names with invalidations, none without, or as asked.
+        let ttl = |o: &[&str]| {
+            let mut a = vec!["--insecure-test-mode"];
+            for x in o {
+                a.extend(["-o", x]);
+            }
+            a.extend(["/srv/x", "/tmp"]);
+            parse(&a).unwrap().negative_ttl()
+        };
+        assert_eq!(ttl(&["entry_timeout=5"]), Duration::from_secs(5));
+        assert_eq!(ttl(&["noinval"]), Duration::ZERO);
+        assert_eq!(ttl(&["noinval", "negative_timeout=2"]), Duration::from_secs(2));
+        assert_eq!(ttl(&["negative_timeout=0"]), Duration::ZERO);
         assert_eq!(c.threads, 8);
         assert_eq!(c.flags, vec!["nosuid".to_string()]);
         assert!(parse(&["--server", "tcp:127.0.0.1:9", "/srv/x", "/tmp"]).is_err(), "TCP without a key");

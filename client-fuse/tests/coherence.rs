@@ -106,6 +106,29 @@ fn host_rename_and_unlink_seen_promptly() {
     report("HOST unlink -> name gone", unlinks);
 }
 
+/// A name found missing is remembered as missing (for the entry timeout, 60 s here);
+/// a HOST create of it, file or directory, must still be seen promptly.
+#[test]
+fn host_create_of_a_name_found_missing_seen_promptly() {
+    let rig = rig();
+    std::fs::create_dir(rig.h("sub")).unwrap();
+    let mut creates = Vec::new();
+    for i in 0..ROUNDS / 2 {
+        let name = format!("{}n{i}", if i % 2 == 0 { "" } else { "sub/" });
+        assert!(std::fs::symlink_metadata(rig.m(&name)).is_err());
+        assert!(std::fs::symlink_metadata(rig.m(&name)).is_err());
+        let t0 = Instant::now();
+        if i % 4 == 1 {
+            std::fs::create_dir(rig.h(&name)).unwrap();
+        } else {
+            std::fs::write(rig.h(&name), b"x").unwrap();
+        }
+        let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&name)).is_ok());
+        creates.push(d.unwrap_or_else(|| panic!("round {i}: the HOST create of {name} was not seen in 2 s")));
+    }
+    report("HOST create -> name found missing appears", creates);
+}
+
 /// A write through a second mount shows through the first.
 #[test]
 fn other_mount_write_seen_promptly() {
@@ -206,4 +229,72 @@ fn without_invalidations_a_host_change_is_not_seen_promptly() {
     let window = Duration::from_millis(500);
     assert_eq!(seen_within(&[], window), (true, true, true), "with invalidations: data, mtime, unlink seen");
     assert_eq!(seen_within(&["noinval"], window), (false, false, false), "-o noinval: nothing seen within {window:?}");
+}
+
+fn getxattr(p: &std::path::Path, name: &str) -> Result<Vec<u8>, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let f = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: NUL-terminated path and name; buf is valid for its length.
+    let r = unsafe { libc::getxattr(f.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(buf[..r as usize].to_vec())
+    }
+}
+
+fn listxattr_len(p: &std::path::Path) -> isize {
+    use std::os::unix::ffi::OsStrExt;
+    let f = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated path; a size query writes nothing.
+    unsafe { libc::listxattr(f.as_ptr(), std::ptr::null_mut(), 0) }
+}
+
+/// The mount remembers that a file has no extended attribute and no set-id bit (so the
+/// kernel's questions around every write need no round trip); a HOST change of either
+/// must still be seen promptly (attributes are cached for 60 s here), and a write by
+/// another user must then clear the new set-user-ID bit.
+#[test]
+fn what_the_mount_learnt_of_a_file_follows_host_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = rig();
+    std::fs::write(rig.h("x"), b"x").unwrap();
+    std::fs::set_permissions(rig.h("x"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut xattr = Vec::new();
+    for i in 0..ROUNDS / 4 {
+        let name = format!("user.k{i}");
+        // Learnt: no attributes at all (root's empty listing) and this name absent.
+        assert_eq!(listxattr_len(&rig.m("x")), if i == 0 { 0 } else { listxattr_len(&rig.h("x")) });
+        assert_eq!(getxattr(&rig.m("x"), &name), Err(libc::ENODATA));
+        assert_eq!(getxattr(&rig.m("x"), &name), Err(libc::ENODATA));
+        let t0 = Instant::now();
+        xattr::set(&rig.h("x"), &name, b"v");
+        let s = seen_after(t0, || getxattr(&rig.m("x"), &name).as_deref() == Ok(&b"v"[..]));
+        xattr.push(s.unwrap_or_else(|| panic!("round {i}: the HOST setxattr was not seen in 2 s")));
+        assert_eq!(listxattr_len(&rig.m("x")), listxattr_len(&rig.h("x")), "round {i}: listing");
+    }
+    report("HOST setxattr -> getxattr of a name found absent", xattr);
+    // A write by another user learns the mode has no set-id bit; then the HOST sets one.
+    let w = |s: &str| sh_as(1000, 1000, &[], &rig.mnt, s);
+    assert_eq!(w("echo a >> x"), "exit=0\n");
+    std::fs::set_permissions(rig.h("x"), std::fs::Permissions::from_mode(0o4777)).unwrap();
+    let t0 = Instant::now();
+    let s = seen_after(t0, || std::fs::metadata(rig.m("x")).unwrap().permissions().mode() & 0o4000 != 0);
+    assert!(s.is_some(), "the HOST chmod u+s was not seen in 2 s");
+    assert_eq!(w("echo b >> x"), "exit=0\n");
+    let mode = std::fs::metadata(rig.h("x")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o777, "a write by another user clears set-user-ID");
+}
+
+mod xattr {
+    pub fn set(p: &std::path::Path, name: &str, v: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let f = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        // SAFETY: NUL-terminated path and name; v is valid for its length.
+        let r = unsafe { libc::setxattr(f.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+        assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+    }
 }

@@ -9,6 +9,7 @@ use qtfs_client::{ClientError, Cred, Ops, SetAttr, SetTime};
 use qtfs_proto::Attr;
 
 use super::{QtfsFs, errno, key_of};
+use crate::nodes::Ticket;
 use crate::procfs::{ProcMode, Route};
 use crate::remote::{OpenFile, Retry, Wait};
 
@@ -73,27 +74,48 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     })
 }
 
+/// The set-id bits a write by a caller without CAP_FSETID clears from `mode`: set-user-ID,
+/// and set-group-ID when group execute is set (without it, it marks mandatory locking).
+fn setid_to_kill(mode: u32) -> u32 {
+    let mut kill = libc::S_ISUID;
+    if mode & libc::S_IXGRP != 0 {
+        kill |= libc::S_ISGID;
+    }
+    mode & kill
+}
+
 impl QtfsFs {
+    /// Remembers node `id`'s mode from a reply (see [`crate::nodes::Meta`]).
+    pub(super) fn learn_mode(&self, id: u64, t: Ticket, mode: u32) {
+        self.nodes.lock().learn(id, t, self.cfg.attr_ttl, |m| m.mode = Some(mode));
+    }
+
     /// Clears set-user-ID (and set-group-ID with group execute) after a write by a
     /// caller without CAP_FSETID, as a local file system does. The kernel tells us when
     /// (FUSE_WRITE_KILL_SUIDGID); the change is made with root's authority, like the
     /// kernel's own, since the writer need not own the file.
     pub(super) fn kill_suid(&self, w: &Wait, f: &OpenFile) {
+        // The kernel asks after every write by such a caller; a mode learnt from a reply
+        // (open, getattr, setattr: dropped on any INVAL of the node) without the bits
+        // spares the round trip and the kernel's attribute refresh.
+        let ttl = self.cfg.attr_ttl;
+        if self.nodes.lock().meta(f.node, ttl).and_then(|m| m.mode).is_some_and(|m| setid_to_kill(m) == 0) {
+            return;
+        }
+        let t = self.nodes.lock().ticket(f.node);
         let r = self.remote.handle_op(w, f, Retry::Idempotent, self.path_fn(), |h, ep| {
             let a = self.remote.conn_in(ep).fgetattr(h)?;
-            let mut kill = libc::S_ISUID;
-            if a.mode & libc::S_IXGRP != 0 {
-                kill |= libc::S_ISGID;
-            }
+            let kill = setid_to_kill(a.mode);
             // Usually the HOST already cleared them: the engine writes as the opener.
-            if a.mode & kill != 0 {
+            if kill != 0 {
                 let set = SetAttr { mode: Some(a.mode & 0o7777 & !kill), ..Default::default() };
-                self.remote.conn_in(ep).fsetattr(h, &set, &Cred::root())?;
+                return Ok(self.remote.conn_in(ep).fsetattr(h, &set, &Cred::root())?.mode);
             }
-            Ok(())
+            Ok(a.mode)
         });
-        if let Err(e) = r {
-            tracing::warn!(node = f.node, "clearing set-id bits after a write failed: {e}");
+        match r {
+            Ok(mode) => self.learn_mode(f.node, t, mode),
+            Err(e) => tracing::warn!(node = f.node, "clearing set-id bits after a write failed: {e}"),
         }
         // The kernel asked because it caches set-id bits, cleared now either way: drop its
         // attributes (offset -1: not the pages, which the write in progress holds locked).
@@ -110,6 +132,7 @@ pub(super) fn getattr(fs: &QtfsFs, req: &Request, ino: INodeNo, fh: Option<FileH
         fs.remote.handle_op(&w, f, Retry::Idempotent, fs.path_fn(), |h, ep| fs.remote.conn_in(ep).fgetattr(h))
     };
     let mut ttl = fs.cfg.attr_ttl;
+    let t = fs.nodes.lock().ticket(id);
     let r = match fh.and_then(|fh| fs.file(fh).ok()) {
         Some(f) => by_handle(&f),
         None => {
@@ -150,7 +173,10 @@ pub(super) fn getattr(fs: &QtfsFs, req: &Request, ino: INodeNo, fh: Option<FileH
         }
     };
     match r {
-        Ok(a) => reply.attr(&ttl, &fs.fattr(id, &a)),
+        Ok(a) => {
+            fs.learn_mode(id, t, a.mode);
+            reply.attr(&ttl, &fs.fattr(id, &a))
+        }
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -193,6 +219,7 @@ pub(super) fn setattr(
             Err(e) => Err(ClientError::Remote(e.into())),
         },
     };
+    let t = fs.nodes.lock().ticket(id);
     let mut r = send(&set);
     // With writeback_cache the kernel keeps mtime/ctime itself and turns UTIME_NOW
     // (and its delayed time updates after writes) into explicit times, which the HOST
@@ -215,6 +242,7 @@ pub(super) fn setattr(
             if size.is_some() {
                 fs.nodes.lock().set_cache_stamp(id, None);
             }
+            fs.learn_mode(id, t, a.mode);
             reply.attr(&fs.cfg.attr_ttl, &fs.fattr(id, &a))
         }
         Err(e) => reply.error(errno(&e)),

@@ -64,6 +64,10 @@ pub struct FsConfig {
     pub attr_ttl: Duration,
     pub entry_ttl: Duration,
     pub negative_ttl: Duration,
+    /// `negative_ttl` is the default one, kept only where invalidations reach (names of
+    /// the HOST outside pseudo file systems); an explicit `-o negative_timeout` holds
+    /// everywhere.
+    pub negative_only_watched: bool,
     pub writeback_cache: bool,
     pub read_only: bool,
     /// The kernel checks permissions (`default_permissions`): what reaches us passed them.
@@ -116,7 +120,11 @@ impl QtfsFs {
         let pseudo = Arc::new(PseudoDevs::default());
         let p2 = pseudo.clone();
         remote.set_on_remount(Box::new(move |root: &Attr| {
-            n2.lock().rekey_root(key_of(root));
+            let mut n = n2.lock();
+            n.rekey_root(key_of(root));
+            // Whatever changed while the engine was away was never announced.
+            n.unlearn_all();
+            drop(n);
             p2.clear();
         }));
         let proc = cfg.proc.clone().map(ProcMode::new);

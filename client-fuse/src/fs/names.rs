@@ -8,14 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use fuser::{Errno, Generation, INodeNo, RenameFlags, ReplyData, ReplyEmpty, ReplyEntry, Request};
-use qtfs_client::{ClientError, Ops};
+use qtfs_client::{ClientError, Cred, Ops};
 use qtfs_proto::Attr;
 
 use super::attr::to_file_attr;
 use super::{QtfsFs, errno, key_of};
 use crate::nodes::ROOT;
 use crate::procfs::{ProcMode, Route};
-use crate::remote::Retry;
+use crate::remote::{Retry, Wait};
 
 impl QtfsFs {
     /// Replies with a new entry for `parent/name` and counts the lookup.
@@ -27,29 +27,61 @@ impl QtfsFs {
     }
 }
 
+impl QtfsFs {
+    /// Is directory `dir` on a HOST pseudo file system (procfs, sysfs, cgroupfs …)? Their
+    /// names come and go without the events the engine's invalidations are made of.
+    /// Asked once per HOST device ([`crate::pseudo`]); "yes" when it cannot be told.
+    fn on_pseudo_fs(&self, w: &Wait, dir: u64, cred: &Cred) -> bool {
+        let Some((dev, _)) = self.nodes.lock().key(dir) else { return true };
+        if let Some(p) = self.pseudo.known(dev) {
+            return p;
+        }
+        let Some(Route::Remote(path)) = self.nodes.lock().path(dir).map(|p| self.route(p)) else { return true };
+        match self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.conn().statfs(ex, &path, cred)) {
+            Ok(st) => self.pseudo.record(dev, st.fs_type),
+            Err(_) => true,
+        }
+    }
+}
+
 pub(super) fn lookup(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
     let path = match fs.child(parent.0, name) {
         Ok(p) => p,
         Err(e) => return reply.error(e),
     };
+    let mut negative_ttl = fs.cfg.negative_ttl;
+    // The default absence cache holds only where the HOST's invalidations reach: not for
+    // the DPU's own /proc (-o proc) nor for a name the kernel must not cache at all.
+    if fs.cfg.negative_only_watched && parent.0 == ROOT && fs.ttls(name.as_bytes()).1.is_zero() {
+        negative_ttl = Duration::ZERO;
+    }
+    let w = fs.wait(req);
     let r = match fs.route(path) {
         Route::Remote(path) => {
             let cred = fs.cred(req);
-            fs.remote.path_op(&fs.wait(req), Retry::Idempotent, |ex| fs.remote.conn().lookup(ex, &path, &cred))
+            fs.remote.path_op(&w, Retry::Idempotent, |ex| fs.remote.conn().lookup(ex, &path, &cred))
         }
-        Route::Local(lp) => fs.local_io(|pm| pm.local_attr(&lp)),
+        Route::Local(lp) => {
+            if fs.cfg.negative_only_watched {
+                negative_ttl = Duration::ZERO;
+            }
+            fs.local_io(|pm| pm.local_attr(&lp))
+        }
         Route::SelfLink(thread) => Ok(ProcMode::self_attr(thread)),
     };
     match r {
         Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
         Err(ClientError::Remote(libc::ENOENT)) => {
             fs.nodes.lock().unlink(parent.0, name.as_bytes());
-            if fs.cfg.negative_ttl.is_zero() {
+            if !negative_ttl.is_zero() && fs.cfg.negative_only_watched && fs.on_pseudo_fs(&w, parent.0, &fs.cred(req)) {
+                negative_ttl = Duration::ZERO;
+            }
+            if negative_ttl.is_zero() {
                 reply.error(Errno::ENOENT)
             } else {
                 // Node id 0 with a timeout: the kernel caches the absence.
                 let a = to_file_attr(0, &Attr::default());
-                reply.entry_with_ttls(&Duration::ZERO, &fs.cfg.negative_ttl, &a, Generation(0));
+                reply.entry_with_ttls(&Duration::ZERO, &negative_ttl, &a, Generation(0));
             }
         }
         Err(e) => reply.error(errno(&e)),

@@ -162,6 +162,7 @@ pub(super) fn open(fs: &QtfsFs, req: &Request, ino: INodeNo, flags: OpenFlags, r
     let cred = fs.cred(req);
     let (wf, upgraded) = fs.wire_open_flags(flags.0);
     let w = fs.wait(req);
+    let t = fs.nodes.lock().ticket(ino.0);
     match fs.do_open(&w, &p, wf, upgraded, &cred) {
         Ok((h, epoch, a, used)) if fs.cfg.relay && relay::is_relayed(a.mode) => {
             match fs.open_relayed(&w, &p, ino.0, (h, epoch), used, &cred) {
@@ -180,7 +181,9 @@ pub(super) fn open(fs: &QtfsFs, req: &Request, ino: INodeNo, flags: OpenFlags, r
                 direct = fs.locks.shared_elsewhere(&fs.remote, ino.0, h, epoch, &p);
             }
             let fl = fs.open_flags_reply(ino.0, &a, direct);
+            fs.learn_mode(ino.0, t, a.mode);
             let fh = fs.add_file(OpenFile::new(ino.0, used, h, epoch));
+            fs.locks.opened(fh, fl.contains(FopenFlags::FOPEN_DIRECT_IO));
             reply.opened(FileHandle(fh), fl)
         }
         Err(e) => reply.error(errno(&e)),
@@ -212,12 +215,21 @@ pub(super) fn create(
     let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.create(ex, &p, wf, mode, umask, &cred));
     match r {
         Ok((h, epoch, a)) => {
-            let id = fs.nodes.lock().link(parent.0, name.as_bytes(), key_of(&a));
+            let (id, t) = {
+                let mut nodes = fs.nodes.lock();
+                let id = nodes.link(parent.0, name.as_bytes(), key_of(&a));
+                (id, nodes.ticket(id))
+            };
+            if flags & libc::O_EXCL != 0 {
+                // New for certain (an existing name would have failed): see fs::xattr.
+                fs.learn_created(id, t, a.mode);
+            }
             // Without O_EXCL the file may be an existing one locked elsewhere (as in open).
             let direct = flags & (libc::O_ACCMODE | libc::O_EXCL) == libc::O_RDWR
                 && fs.locks.shared_elsewhere(&fs.remote, id, h, epoch, &p);
             let fl = fs.open_flags_reply(id, &a, direct);
             let fh = fs.add_file(OpenFile::new(id, wf & !(oflags::EXCL | oflags::TRUNC), h, epoch));
+            fs.locks.opened(fh, fl.contains(FopenFlags::FOPEN_DIRECT_IO));
             reply.created(&fs.cfg.entry_ttl, &fs.fattr(id, &a), Generation(0), FileHandle(fh), fl)
         }
         Err(e) => reply.error(errno(&e)),

@@ -120,6 +120,9 @@ fn pump(
 impl Rig {
     /// Engine + mount, ready to use.
     pub fn start(opts: Opts) -> Rig {
+        if let Ok(dirs) = std::env::var("QTFS_POSIX_DIRS") {
+            return Rig::on_dirs(&dirs, opts);
+        }
         require_fuse();
         let dir = tempfile::Builder::new().prefix("qtfs-fuse-test").tempdir().unwrap();
         let export = dir.path().join("export");
@@ -150,6 +153,32 @@ impl Rig {
         rig.start_engine(0);
         rig.mount();
         rig
+    }
+
+    /// No engine and no FUSE: `QTFS_POSIX_DIRS=REF:TARGET` runs a test's scenarios in a
+    /// fresh directory under REF (the rig's `local`) and one under TARGET (its `mnt` and
+    /// `export` alike), so the POSIX suite (tests/posix.rs) can check any mounted file
+    /// system against a reference directory: tests/vm runs it in a guest on a qtfs.ko mount
+    /// against the guest's tmpfs. Mount options are ignored.
+    fn on_dirs(dirs: &str, opts: Opts) -> Rig {
+        use std::os::unix::fs::PermissionsExt;
+        let (r, t) = dirs.split_once(':').expect("QTFS_POSIX_DIRS=REF:TARGET");
+        let dir = tempfile::Builder::new().prefix("qtfs-posix").tempdir_in(t).unwrap();
+        let local = tempfile::Builder::new().prefix("qtfs-posix").tempdir_in(r).unwrap().keep();
+        let mnt = dir.path().to_path_buf();
+        for d in [&local, &mnt] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        Rig {
+            dir,
+            export: mnt.clone(),
+            local,
+            mnt,
+            engine: None,
+            fuse: None,
+            fuse_log: Arc::new(Mutex::new(Vec::new())),
+            opts,
+        }
     }
 
     /// An engine with the whitelist `wl` and no mount (for exports outside the rig's
