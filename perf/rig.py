@@ -136,10 +136,10 @@ class Rig:
                 time.sleep(0.05)
         self.engine_addr = f"tcp:127.0.0.1:{port}"
 
-    def qtfs_mount(self, name, release, opts):
+    def qtfs_mount(self, name, release, opts, binary=None):
         self.ensure_engine(release)
         m = self.mnt(name)
-        cmd = [os.path.join(release, "qtfs-fuse"), "-f", "--server", self.engine_addr, "--psk-file", self.psk] + \
+        cmd = [binary or os.path.join(release, "qtfs-fuse"), "-f", "--server", self.engine_addr, "--psk-file", self.psk] + \
             sum([["-o", o] for o in opts], []) + [self.export, m]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(self.work, name + ".log"), "w"))
@@ -152,6 +152,12 @@ class Rig:
         self.qtfs_mount("qtfs-fuse", release, [])
         self.detail["qtfs-fuse"] = (f"engine --cores {os.cpu_count()} on TCP loopback with a PSK; qtfs-fuse defaults "
                                     "(attr/entry timeout 1 s, write-through, 32 threads, 1 MiB I/O)")
+
+    def start_qtfs_fuse_base(self, release):
+        # Another build of qtfs-fuse (args.base_fuse, e.g. the previous commit's) on the
+        # same engine: a before/after of a client change measured in one run.
+        self.qtfs_mount("qtfs-fuse-base", release, [], binary=self.args.base_fuse)
+        self.detail["qtfs-fuse-base"] = f"{self.args.base_fuse}, defaults, same engine (the before of a change)"
 
     def start_qtfs_fuse_wb(self, release):
         self.qtfs_mount("qtfs-fuse+wb", release, ["writeback_cache"])

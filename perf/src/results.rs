@@ -267,7 +267,7 @@ impl Results {
         if !charts.is_empty() {
             md.push_str("\n## Charts\n\n");
             for c in charts {
-                let name = c.file_name().and_then(|n| n.to_str()).unwrap_or("chart.png");
+                let name = c.file_name().and_then(|n| n.to_str()).unwrap_or("chart.svg");
                 md.push_str(&format!("![{name}]({name})\n\n"));
             }
         }

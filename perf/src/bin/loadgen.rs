@@ -8,7 +8,7 @@
 //! engine RSS with many connections under load, and engine scaling over `--cores`.
 //!
 //! `loadgen` alone starts everything itself on a tmpfs export and writes
-//! `perf/results/<date>-<host>-loadgen.{json,md}` and PNG charts; `--server ADDR
+//! `perf/results/<date>-<host>-loadgen.{json,md}` and SVG charts; `--server ADDR
 //! --export PATH` drives an engine that is already running.
 
 use std::io::{Read, Write};
@@ -23,9 +23,12 @@ use hdrhistogram::Histogram;
 use qtfs_client::{ClientConfig, Connection, Cred, Session};
 use qtfs_perf::procs::{self, Tmpfs};
 use qtfs_perf::results::Method;
-use qtfs_perf::{CaseResult, Results, System, chart};
+use qtfs_perf::{CaseResult, Results, System};
 use qtfs_proto::consts::open;
 use qtfs_proto::*;
+
+#[path = "loadgen/cpu.rs"]
+mod cpu;
 
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", about = "Engine load generator with the transport limit measured in the same run")]
@@ -39,11 +42,13 @@ struct Cli {
     /// Pre-shared key file for --server.
     #[arg(long)]
     psk_file: Option<PathBuf>,
-    /// Workloads: getattr,open-close,read4k,write4k,read1m,readdir1000.
+    /// Workloads, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "getattr,open-close,read4k,write4k,read1m,readdir1000")]
-    ops: Vec<String>,
+    ops: Vec<Workload>,
+    /// Queue depths: requests each connection keeps in flight, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     qd: Vec<usize>,
+    /// Connection counts, comma-separated (one thread per connection).
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     conns: Vec<usize>,
     /// Seconds per case.
@@ -61,6 +66,10 @@ struct Cli {
     /// Skip the RSS and scaling measurements.
     #[arg(long)]
     no_extras: bool,
+    /// Only the engine's CPU time per request beside its bare syscalls' (getattr,
+    /// open-close, read4k, write4k at the largest --qd): `<date>-<host>-engine-cpu.*`.
+    #[arg(long)]
+    engine_cpu: bool,
     /// Where results go.
     #[arg(long, default_value = "perf/results")]
     out: PathBuf,
@@ -69,28 +78,24 @@ struct Cli {
     work: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Workload {
+    /// GETATTR of one file.
     Getattr,
+    /// OPEN + CLOSE of one file.
     OpenClose,
+    /// 4 KiB READ at random offsets.
     Read4k,
+    /// 4 KiB WRITE at random offsets.
     Write4k,
+    /// 1 MiB READ, sequential.
     Read1m,
+    /// READDIR of a directory of 1,000 entries.
+    #[value(name = "readdir1000")]
     Readdir,
 }
 
 impl Workload {
-    fn parse(s: &str) -> Option<Workload> {
-        Some(match s {
-            "getattr" => Workload::Getattr,
-            "open-close" => Workload::OpenClose,
-            "read4k" => Workload::Read4k,
-            "write4k" => Workload::Write4k,
-            "read1m" => Workload::Read1m,
-            "readdir1000" => Workload::Readdir,
-            _ => return None,
-        })
-    }
     fn name(self) -> &'static str {
         match self {
             Workload::Getattr => "getattr",
@@ -348,16 +353,13 @@ fn progress(msg: &str) {
 
 fn main() {
     let cli = Cli::parse();
-    let workloads: Vec<Workload> = match cli.ops.iter().map(|o| Workload::parse(o).ok_or(o)).collect() {
-        Ok(w) => w,
-        Err(o) => {
-            eprintln!("loadgen: unknown workload {o:?}");
-            std::process::exit(2);
-        }
-    };
+    let workloads = cli.ops.clone();
     let (secs, rounds) = if cli.quick { (cli.duration.min(1.5), 1) } else { (cli.duration, cli.rounds.max(1)) };
     // SAFETY: ignoring SIGPIPE: a server that goes away is an error, not a signal.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if cli.engine_cpu {
+        return cpu::run(&cli, secs, rounds);
+    }
 
     if let Some(server) = &cli.server {
         let export = cli.export.clone().expect("--export PATH is required with --server");
@@ -573,74 +575,5 @@ fn main() {
         progress(&format!("engine RSS after the comparison: {:.1} MiB", r as f64 / 1024.0));
     }
 
-    // Charts.
-    let stem = results.stem(&cli.out);
-    let mut charts = Vec::new();
-    let _ = std::fs::create_dir_all(&cli.out);
-    let main_cases: Vec<&CaseResult> =
-        results.results.iter().filter(|r| r.ratios.contains_key("engine/echo")).collect();
-    let cats: Vec<String> = main_cases.iter().map(|r| r.case.clone()).collect();
-    let ratio: Vec<f64> = main_cases.iter().map(|r| r.ratios["engine/echo"]).collect();
-    let p = PathBuf::from(format!("{}-ratio.png", stem.display()));
-    if chart::grouped_bars(
-        &p,
-        "engine / transport limit (ops/s ratio, same run)",
-        "ratio",
-        &cats,
-        &[("engine/echo".into(), ratio)],
-    )
-    .is_ok()
-    {
-        charts.push(p);
-    }
-    let mut qd_series = Vec::new();
-    let qds: Vec<f64> = cli.qd.iter().map(|&q| q as f64).collect();
-    for w in &workloads {
-        for sys in ["engine", "echo"] {
-            let vals: Vec<f64> = cli
-                .qd
-                .iter()
-                .map(|qd| {
-                    results
-                        .results
-                        .iter()
-                        .find(|r| r.case == format!("{}-qd{qd}-c1", w.name()))
-                        .and_then(|r| r.best.get(sys).copied())
-                        .unwrap_or(0.0)
-                })
-                .collect();
-            if matches!(w, Workload::Getattr | Workload::Read4k) {
-                qd_series.push((format!("{} {sys}", w.name()), vals));
-            }
-        }
-    }
-    let p = PathBuf::from(format!("{}-qd.png", stem.display()));
-    if qds.len() > 1
-        && chart::lines(&p, "throughput by queue depth (1 connection)", "queue depth", "ops/s", &qds, &qd_series)
-            .is_ok()
-    {
-        charts.push(p);
-    }
-    let lat: Vec<&CaseResult> = results.results.iter().filter(|r| r.case.ends_with("-qd1-c1")).collect();
-    let cats: Vec<String> = lat.iter().map(|r| r.case.trim_end_matches("-qd1-c1").to_string()).collect();
-    let mut series = Vec::new();
-    for sys in ["engine", "echo"] {
-        for q in ["p50_us", "p99_us"] {
-            series.push((
-                format!("{sys} {q}"),
-                lat.iter().map(|r| r.extra.get(sys).and_then(|m| m.get(q)).copied().unwrap_or(0.0)).collect(),
-            ));
-        }
-    }
-    let p = PathBuf::from(format!("{}-latency.png", stem.display()));
-    if !cats.is_empty() && chart::grouped_bars(&p, "latency at queue depth 1 (µs)", "µs", &cats, &series).is_ok() {
-        charts.push(p);
-    }
-    match results.write(&cli.out, &charts) {
-        Ok((j, m)) => {
-            println!("\n{}", results.summary_table());
-            println!("results: {} and {}", j.display(), m.display());
-        }
-        Err(e) => eprintln!("loadgen: cannot write results: {e}"),
-    }
+    qtfs_perf::publish(&results, &cli.out, "loadgen");
 }

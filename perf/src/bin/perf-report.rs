@@ -1,73 +1,47 @@
-//! `perf-report`: reads results files of the `qtfs-perf/1` schema, draws a ratio chart
-//! for each (PNG, plotters) and writes one summary report of the whole run.
-//!
-//! Usage: `perf-report [--summary OUT.md] [--title T] RESULTS.json...`
+//! `perf-report`: reads results files of the `qtfs-perf/1` schema, draws every chart of
+//! each (SVG, [`qtfs_perf::chart::draw_all`]) beside it and writes one summary report of
+//! the whole run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use qtfs_perf::Results;
-use qtfs_perf::chart;
+use clap::Parser;
+use qtfs_perf::{Results, chart};
 
-fn ratio_chart(r: &Results, json: &Path) -> Option<PathBuf> {
-    let stem = json.with_extension("");
-    let png = PathBuf::from(format!("{}-ratios.png", stem.display()));
-    let mut keys: Vec<String> = Vec::new();
-    for c in &r.results {
-        for k in c.ratios.keys() {
-            if !keys.contains(k) {
-                keys.push(k.clone());
-            }
-        }
-    }
-    let cases: Vec<&qtfs_perf::CaseResult> = r.results.iter().filter(|c| !c.ratios.is_empty()).collect();
-    if cases.is_empty() {
-        return None;
-    }
-    let cats: Vec<String> = cases.iter().map(|c| format!("{}{}", c.case, if c.noisy { " ⚠" } else { "" })).collect();
-    let series: Vec<(String, Vec<f64>)> = keys
-        .iter()
-        .map(|k| (k.clone(), cases.iter().map(|c| c.ratios.get(k).copied().unwrap_or(0.0)).collect()))
-        .collect();
-    let title = format!("{}: ratios measured in the same run ({})", r.suite, r.date);
-    chart::grouped_bars(&png, &title, "ratio", &cats, &series).ok()?;
-    Some(png)
+#[derive(Debug, Parser)]
+#[command(
+    name = "perf-report",
+    about = "Draws the charts of qtfs-perf/1 results files and writes one summary of them",
+    after_help = "For each RESULTS.json (any suite: loadgen, fio-compare, uds, rexec, …) the charts are written \
+beside it as RESULTS-ratios.svg plus the suite's own charts, and its summary table is printed. \
+A file that cannot be read is reported and skipped; the exit status is 1 when none could be read."
+)]
+struct Cli {
+    /// Write a markdown summary (every table and ratio chart) to this file.
+    #[arg(long, value_name = "OUT.md")]
+    summary: Option<PathBuf>,
+    /// Title of the summary.
+    #[arg(long, value_name = "T", default_value = "qtfs-rs performance")]
+    title: String,
+    /// Results files of the qtfs-perf/1 schema.
+    #[arg(value_name = "RESULTS.json")]
+    files: Vec<PathBuf>,
+}
+
+fn read(f: &std::path::Path) -> Option<Results> {
+    let text = std::fs::read_to_string(f).map_err(|e| eprintln!("perf-report: {}: {e}", f.display())).ok()?;
+    serde_json::from_str(&text)
+        .map_err(|e| eprintln!("perf-report: {}: not a qtfs-perf/1 results file: {e}", f.display()))
+        .ok()
 }
 
 fn main() {
-    let mut summary: Option<PathBuf> = None;
-    let mut title = "qtfs-rs performance".to_string();
-    let mut files = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--summary" => summary = args.next().map(PathBuf::from),
-            "--title" => title = args.next().unwrap_or(title),
-            "-h" | "--help" => {
-                println!("perf-report [--summary OUT.md] [--title T] RESULTS.json...");
-                return;
-            }
-            _ => files.push(PathBuf::from(a)),
-        }
-    }
-    let mut md = format!("# {title}\n\n");
+    let cli = Cli::parse();
+    let mut md = format!("# {}\n\n", cli.title);
     let mut ok = 0;
-    for f in &files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("perf-report: {}: {e}", f.display());
-                continue;
-            }
-        };
-        let r: Results = match serde_json::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("perf-report: {}: not a qtfs-perf/1 results file: {e}", f.display());
-                continue;
-            }
-        };
+    for f in &cli.files {
+        let Some(r) = read(f) else { continue };
         ok += 1;
-        let chart = ratio_chart(&r, f);
+        let charts = chart::draw_all(&r, &f.with_extension(""));
         let table = r.summary_table();
         println!("\n## {} ({}, commit {})\n\n{table}", r.suite, r.date, r.commit);
         md.push_str(&format!(
@@ -81,13 +55,18 @@ fn main() {
             r.method.duration_s,
             f.with_extension("md").file_name().and_then(|n| n.to_str()).unwrap_or("")
         ));
-        if let Some(c) = chart {
-            let name = c.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        if let Some(name) =
+            charts.iter().find(|c| c.to_string_lossy().ends_with("-ratios.svg")).and_then(|c| c.file_name())
+        {
+            let name = name.to_string_lossy();
             md.push_str(&format!("![{name}]({name})\n\n"));
+        }
+        for c in &charts {
+            println!("chart: {}", c.display());
         }
     }
     md.push_str("⚠ = rounds differ by more than 15 %: treat that ratio with care.\n");
-    if let Some(out) = summary {
+    if let Some(out) = cli.summary {
         if let Err(e) = std::fs::write(&out, md) {
             eprintln!("perf-report: {}: {e}", out.display());
             std::process::exit(1);

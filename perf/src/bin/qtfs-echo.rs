@@ -148,24 +148,22 @@ fn serve(mut s: TcpStream, readdir_bytes: usize) {
     }
 }
 
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "qtfs-echo",
+    about = "Transport-limit server for the loadgen: answers QTP requests without a file system"
+)]
+struct Cli {
+    /// Address to listen on (port 0: any free port; the one chosen is printed as `echo ready listen=tcp:IP:PORT`).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Bytes of every READDIR answer.
+    #[arg(long, value_name = "N", default_value_t = 32 * 1024)]
+    readdir_bytes: usize,
+}
+
 fn main() {
-    let mut listen = "127.0.0.1:0".to_string();
-    let mut readdir_bytes = 32 * 1024;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--listen" => listen = args.next().expect("--listen IP:PORT"),
-            "--readdir-bytes" => readdir_bytes = args.next().and_then(|v| v.parse().ok()).expect("--readdir-bytes N"),
-            "-h" | "--help" => {
-                println!("qtfs-echo [--listen IP:PORT] [--readdir-bytes N]: transport-limit server for the loadgen");
-                return;
-            }
-            other => {
-                eprintln!("qtfs-echo: unknown argument {other}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let Cli { listen, readdir_bytes } = clap::Parser::parse();
     // SAFETY: ignoring SIGPIPE so a vanished client is an error return, not a signal.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let l = TcpListener::bind(&listen).expect("bind");

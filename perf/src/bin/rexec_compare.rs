@@ -9,7 +9,7 @@
 //! unpinned. Streaming: MiB/s of `cat BIGFILE` read through a pipe by this process,
 //! locally (limit), through rexec (measured) and through ssh with ControlMaster (peer).
 //!
-//! Writes `perf/results/<date>-<host>-rexec.{json,md}` and PNG charts. Run as root after
+//! Writes `perf/results/<date>-<host>-rexec.{json,md}` and SVG charts. Run as root after
 //! `cargo build --release -p qtfs-rexec -p qtfs-perf`:
 //! `target/release/rexec_compare` (`--quick` for a short run).
 
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use qtfs_perf::procs::{self, Tmpfs};
 use qtfs_perf::results::Method;
-use qtfs_perf::{CaseResult, Results, System, chart};
+use qtfs_perf::{CaseResult, Results, System};
 
 #[derive(Debug, Parser)]
 #[command(name = "rexec_compare", about = "rexec latency and streaming vs local fork+exec and ssh, same run")]
@@ -44,6 +44,7 @@ struct Cli {
     /// Do not pin the latency runs to CPU 0.
     #[arg(long)]
     no_pin: bool,
+    /// Where results go.
     #[arg(long, default_value = "perf/results")]
     out: PathBuf,
     /// Working directory (a tmpfs is mounted on it for the streamed file).
@@ -394,35 +395,7 @@ fn main() {
     results.results.push(p99);
     results.results.push(st);
 
-    let stem = results.stem(&cli.out);
-    let _ = std::fs::create_dir_all(&cli.out);
-    let mut charts = Vec::new();
-    let lat_cases: Vec<&CaseResult> = results.results.iter().filter(|r| r.unit == "ms").collect();
-    let cats: Vec<String> = lat_cases.iter().map(|r| r.case.clone()).collect();
-    let series: Vec<(String, Vec<f64>)> = names
-        .iter()
-        .map(|n| (n.to_string(), lat_cases.iter().map(|r| r.best.get(*n).copied().unwrap_or(0.0)).collect()))
-        .collect();
-    let p = PathBuf::from(format!("{}-latency.png", stem.display()));
-    if chart::grouped_bars(&p, "running /bin/true (ms, lower is better)", "ms", &cats, &series).is_ok() {
-        charts.push(p);
-    }
-    let sc: Vec<&CaseResult> = results.results.iter().filter(|r| r.unit == "MiB/s").collect();
-    let series: Vec<(String, Vec<f64>)> = snames
-        .iter()
-        .map(|n| (n.to_string(), sc.iter().map(|r| r.best.get(*n).copied().unwrap_or(0.0)).collect()))
-        .collect();
-    let p = PathBuf::from(format!("{}-stream.png", stem.display()));
-    if chart::grouped_bars(&p, "cat BIGFILE through a pipe (MiB/s)", "MiB/s", &["cat-stream".into()], &series).is_ok() {
-        charts.push(p);
-    }
-    match results.write(&cli.out, &charts) {
-        Ok((j, m)) => {
-            println!("\n{}", results.summary_table());
-            println!("results: {} and {}", j.display(), m.display());
-        }
-        Err(e) => eprintln!("rexec_compare: cannot write results: {e}"),
-    }
+    qtfs_perf::publish(&results, &cli.out, "rexec_compare");
     drop(sshd);
     drop(server);
 }

@@ -22,7 +22,7 @@
 //! (`cargo build --release -p qtfs-engine -p qtfs-udsproxyd`).
 //!
 //! Usage: `cargo run --release -p qtfs-perf --bin uds_compare -- [--rounds N]
-//! [--seconds S] [--pings N] [--quick] [--out DIR] [--bin-dir DIR]`
+//! [--seconds S] [--pings N] [--quick] [--out DIR] [--bin-dir DIR] [--only NAMES]`
 
 use std::collections::BTreeMap;
 
@@ -41,53 +41,57 @@ mod wire;
 
 const CHUNK: usize = 64 * 1024;
 
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "uds_compare",
+    about = "The unix-socket proxy (udsproxyd + engine) against direct, socat, socat-tcp-socat and ssh, same run",
+    after_help = "Needs root (sshd), socat, sshd, ssh, ssh-keygen, taskset and release builds of engine and udsproxyd \
+in --bin-dir. Writes DIR/<date>-<machine>-uds.{json,md}."
+)]
+struct Cli {
+    /// Rounds (every round measures every system) [default 2; --quick 1].
+    #[arg(long, value_name = "N")]
+    rounds: Option<usize>,
+    /// Seconds of streaming per system and round [default 3; --quick 1].
+    #[arg(long, value_name = "S")]
+    seconds: Option<f64>,
+    /// Ping-pong round trips per system and round [default 5000; --quick 2000].
+    #[arg(long, value_name = "N")]
+    pings: Option<usize>,
+    /// One short round: the defaults above marked --quick (options given explicitly still win).
+    #[arg(long)]
+    quick: bool,
+    /// Where results go.
+    #[arg(long, value_name = "DIR", default_value = "perf/results")]
+    out: PathBuf,
+    /// Where the engine and udsproxyd binaries are [default: this program's directory].
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Only these systems, comma-separated (debugging; a partial run still writes its report).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    only: Vec<String>,
+}
+
 struct Opts {
     rounds: usize,
     seconds: f64,
     pings: usize,
     out: PathBuf,
     bin_dir: PathBuf,
-    /// Only these systems (debugging; a partial run still writes its report).
     only: Vec<String>,
 }
 
 fn parse_opts() -> Opts {
+    let c = <Cli as clap::Parser>::parse();
     let exe = std::env::current_exe().unwrap_or_default();
-    let mut o = Opts {
-        rounds: 2,
-        seconds: 3.0,
-        pings: 5000,
-        out: PathBuf::from("perf/results"),
-        bin_dir: exe.parent().map(Path::to_path_buf).unwrap_or_default(),
-        only: Vec::new(),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--rounds" => o.rounds = v.parse().expect("--rounds N"),
-            "--seconds" => o.seconds = v.parse().expect("--seconds S"),
-            "--pings" => o.pings = v.parse().expect("--pings N"),
-            "--out" => o.out = PathBuf::from(v),
-            "--bin-dir" => o.bin_dir = PathBuf::from(v),
-            "--only" => o.only = v.split(',').map(String::from).collect(),
-            "--quick" => {
-                o.rounds = 1;
-                o.seconds = 1.0;
-                o.pings = 2000;
-                i += 1;
-                continue;
-            }
-            "-h" | "--help" => {
-                println!("uds_compare [--rounds N] [--seconds S] [--pings N] [--quick] [--out DIR] [--bin-dir DIR]");
-                std::process::exit(0);
-            }
-            a => panic!("unknown argument {a}"),
-        }
-        i += 2;
+    Opts {
+        rounds: c.rounds.unwrap_or(if c.quick { 1 } else { 2 }),
+        seconds: c.seconds.unwrap_or(if c.quick { 1.0 } else { 3.0 }),
+        pings: c.pings.unwrap_or(if c.quick { 2000 } else { 5000 }),
+        out: c.out,
+        bin_dir: c.bin_dir.unwrap_or_else(|| exe.parent().map(Path::to_path_buf).unwrap_or_default()),
+        only: c.only,
     }
-    o
 }
 
 // ------------------------------------------------------------------ pinning
@@ -333,12 +337,8 @@ fn start(env: &Env, sys: Sys, pinned: bool) -> Running {
             let mut e = env.cmd(pinned, env.bin_dir.join("engine").to_str().unwrap());
             e.args(["--cores", "1", "--listen", &format!("tcp:127.0.0.1:{port}"), "--insecure-test-mode"])
                 .arg("--whitelist")
-                .arg(&wl)
-                .arg("--admin-socket")
-                .arg(env.dir.join("engine.sock"))
-                .arg("--lock-file")
-                .arg(env.dir.join("engine.lock"))
-                .args(["--log-level", "ERROR"]);
+                .arg(&wl);
+            quiet_daemon(&mut e, &env.dir, "engine.sock", "engine.lock");
             if !pinned {
                 e.arg("--no-pin");
             }
@@ -349,18 +349,20 @@ fn start(env: &Env, sys: Sys, pinned: bool) -> Running {
             u.args(["--server", &format!("tcp:127.0.0.1:{port}"), "--insecure-test-mode", "--udsconnect"])
                 .arg(&env.dir)
                 .arg("--socket")
-                .arg(&request)
-                .arg("--admin-socket")
-                .arg(env.dir.join("udsproxyd.sock"))
-                .arg("--lock-file")
-                .arg(env.dir.join("uds.lock"))
-                .args(["--log-level", "ERROR"]);
+                .arg(&request);
+            quiet_daemon(&mut u, &env.dir, "udsproxyd.sock", "uds.lock");
             let uds = spawn(u);
             let r = Running { children: vec![uds, engine], entry: env.srv.clone(), request: Some(request) };
             wait_for("udsproxyd", Duration::from_secs(10), || connect(&r).is_ok());
             r
         }
     }
+}
+
+/// The arguments every daemon of ours gets here: its admin socket and lock file in `dir`,
+/// and errors only in its log.
+fn quiet_daemon(c: &mut Command, dir: &Path, admin: &str, lock: &str) {
+    c.arg("--admin-socket").arg(dir.join(admin)).arg("--lock-file").arg(dir.join(lock)).args(["--log-level", "ERROR"]);
 }
 
 /// A connected client socket for a running system.
@@ -564,12 +566,6 @@ fn main() {
         );
         results.results.push(cr);
     }
-    match results.write(&o.out, &[]) {
-        Ok((j, _)) => {
-            println!("{}", results.summary_table());
-            eprintln!("wrote {}", j.display());
-        }
-        Err(e) => eprintln!("uds_compare: cannot write results: {e}"),
-    }
+    qtfs_perf::publish(&results, &o.out, "uds_compare");
     let _ = std::fs::remove_dir_all(&tmp);
 }
