@@ -11,10 +11,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use qtfs_proto::{FrameHeader, HEADER_SIZE, MAX_PAYLOAD, Wire, push_frame};
+use qtfs_proto::consts::{self, errno};
+use qtfs_proto::{
+    AdminInfo, FrameHeader, HEADER_SIZE, LogLevelReq, LogLevelRsp, MAX_PAYLOAD, Name, OpCounter, VERSION, Wire,
+    push_frame, wire,
+};
 
 /// Answers one admin request: appends the response frame(s) to `out`, or returns the
 /// errno to answer with.
@@ -95,4 +99,53 @@ fn read_frame(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<FrameHeader> {
 /// Appends the response to request `h` carrying `m`.
 pub fn respond<'m, M: Wire<'m>>(out: &mut Vec<u8>, h: &FrameHeader, m: &M) {
     push_frame(out, FrameHeader::response(h.op, h.id, 0), m);
+}
+
+/// The ADMIN_INFO answer as every daemon gives it: its `component` name, this build's
+/// version, the process, the uptime since `started`, the log level now; the counts (cores,
+/// sessions, connections, channels) are zero, for the daemon to fill in.
+pub fn info(component: &'static [u8], started: Instant, log_level: &AtomicU32) -> AdminInfo<'static> {
+    AdminInfo {
+        proto_version: VERSION as u16,
+        pid: std::process::id(),
+        cores: 0,
+        uptime_ms: started.elapsed().as_millis() as u64,
+        sessions: 0,
+        connections: 0,
+        channels: 0,
+        log_level: log_level.load(Ordering::Relaxed),
+        component: Name(component),
+        version: Name(env!("CARGO_PKG_VERSION").as_bytes()),
+    }
+}
+
+/// Answers ADMIN_LOG_LEVEL (`payload`): unless it only asks (`LOG_QUERY`), sets the level
+/// through `set` and keeps it in `level`; the answer carries the level now.
+pub fn log_level(
+    out: &mut Vec<u8>,
+    h: &FrameHeader,
+    payload: &[u8],
+    level: &AtomicU32,
+    set: &(dyn Fn(u32) + Send + Sync),
+) -> Result<(), i32> {
+    let m = LogLevelReq::decode(payload).map_err(|_| errno::EBADMSG)?;
+    if m.level != consts::LOG_QUERY {
+        if m.level > consts::LOG_DEBUG {
+            return Err(errno::EINVAL);
+        }
+        set(m.level);
+        level.store(m.level, Ordering::Relaxed);
+    }
+    respond(out, h, &LogLevelRsp { level: level.load(Ordering::Relaxed) });
+    Ok(())
+}
+
+/// The records of an ADMIN_COUNTERS answer: `counters`, one after the other.
+pub fn counter_records(counters: &[OpCounter]) -> Vec<u8> {
+    let size = OpCounter::DESC.size;
+    let mut recs = vec![0u8; counters.len() * size];
+    for (c, r) in counters.iter().zip(recs.chunks_exact_mut(size)) {
+        wire::Fixed::put(c, r);
+    }
+    recs
 }

@@ -1,7 +1,8 @@
 //! # qtfs-daemon — the plumbing every qtfs daemon has, written once
 //!
 //! - [`init_logging`]: tracing to stderr at a QTP log level (`consts::LOG_*`), changeable
-//!   at run time (`qtinfo -l`), so every daemon logs alike.
+//!   at run time (`qtinfo -l`), so every daemon logs alike; [`configure`] and
+//!   [`start_failed`], how every daemon's `main` begins and how it gives up.
 //! - [`block_signals`] / [`wait_signal`]: SIGINT and SIGTERM blocked in every thread and
 //!   awaited synchronously by the main thread (no handler runs in a random thread);
 //!   SIGPIPE ignored, so a peer that goes away is an EPIPE, not a death.
@@ -10,6 +11,9 @@
 //!
 //! Owns no daemon's behaviour: configuration, the handlers and the serving loops live in
 //! the daemons (`engine`, `udsproxyd`).
+
+use std::fmt::Display;
+use std::process::ExitCode;
 
 use qtfs_proto::consts;
 use tracing_subscriber::{EnvFilter, reload};
@@ -30,7 +34,7 @@ pub fn filter_for(level: u32, extra: &str) -> EnvFilter {
 
 /// Sets up logging to stderr (colours only on a terminal) at `level` and returns the
 /// function that changes the level later (the admin socket's ADMIN_LOG_LEVEL).
-pub fn init_logging(level: u32, extra: &'static str) -> Box<dyn Fn(u32) + Send + Sync> {
+pub fn init_logging(level: u32, extra: &'static str) -> SetLevel {
     use tracing_subscriber::prelude::*;
     let (filter, handle) = reload::Layer::new(filter_for(level, extra));
     tracing_subscriber::registry()
@@ -45,6 +49,43 @@ pub fn init_logging(level: u32, extra: &'static str) -> Box<dyn Fn(u32) + Send +
     Box::new(move |l| {
         let _ = handle.reload(filter_for(l, extra));
     })
+}
+
+/// The function that changes the log level at run time ([`init_logging`]).
+pub type SetLevel = Box<dyn Fn(u32) + Send + Sync>;
+
+/// How every daemon's `main` begins: `parsed` is its command line turned into a
+/// configuration and notes (its `config::from_cli`). An error is said on stderr as
+/// `name: error` and gives `None` (the daemon exits with status 2); otherwise logging
+/// starts at the level `level` reads from the configuration (`extra` as for
+/// [`filter_for`]), each note is logged as a warning, and the configuration comes back
+/// with the function that changes the level later.
+pub fn configure<C, E: Display>(
+    name: &str,
+    parsed: Result<(C, Vec<String>), E>,
+    level: fn(&C) -> u32,
+    extra: &'static str,
+) -> Option<(C, SetLevel)> {
+    let (cfg, notes) = match parsed {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return None;
+        }
+    };
+    let set_level = init_logging(level(&cfg), extra);
+    for n in &notes {
+        tracing::warn!("{n}");
+    }
+    Some((cfg, set_level))
+}
+
+/// A daemon that could not start: logs and says `e` on stderr as `name: e`; the exit
+/// status is 1.
+pub fn start_failed(name: &str, e: impl Display) -> ExitCode {
+    tracing::error!("cannot start: {e}");
+    eprintln!("{name}: {e}");
+    ExitCode::from(1)
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later, and

@@ -14,7 +14,7 @@ use crate::Shared;
 use crate::whitelist::{Entry, Whitelist};
 
 pub use qtfs_daemon::admin::bind;
-use qtfs_daemon::admin::respond;
+use qtfs_daemon::admin::{counter_records, info, log_level, respond};
 
 /// Serves admin connections until the engine shuts down.
 pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
@@ -49,20 +49,16 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
     let bad = |_| errno::EBADMSG;
     match op {
         Op::ADMIN_INFO => {
+            let base = info(b"engine", shared.started, &shared.log_level);
             let conns = shared.conns.lock().len() as u32;
-            let info = AdminInfo {
-                proto_version: VERSION as u16,
-                pid: std::process::id(),
+            let rsp = AdminInfo {
                 cores: shared.cfg.cores as u32,
-                uptime_ms: shared.started.elapsed().as_millis() as u64,
                 sessions: shared.sessions.len() as u32,
                 connections: conns,
                 channels: shared.chans.lock().len() as u32,
-                log_level: shared.log_level.load(Ordering::Relaxed),
-                component: Name(b"engine"),
-                version: Name(env!("CARGO_PKG_VERSION").as_bytes()),
+                ..base
             };
-            respond(out, h, &info);
+            respond(out, h, &rsp);
         }
         Op::ADMIN_WL_LIST => {
             let m = WlListReq::decode(payload).map_err(bad)?;
@@ -103,26 +99,11 @@ fn handle(shared: &Shared, h: &FrameHeader, payload: &[u8], out: &mut Vec<u8>) -
             tracing::info!(group = t.section(), path = %String::from_utf8_lossy(gone.path()), "whitelist entry deleted");
             respond(out, h, &Empty {});
         }
-        Op::ADMIN_LOG_LEVEL => {
-            let m = LogLevelReq::decode(payload).map_err(bad)?;
-            if m.level != consts::LOG_QUERY {
-                if m.level > consts::LOG_DEBUG {
-                    return Err(errno::EINVAL);
-                }
-                (shared.set_log_level)(m.level);
-                shared.log_level.store(m.level, Ordering::Relaxed);
-            }
-            respond(out, h, &LogLevelRsp { level: shared.log_level.load(Ordering::Relaxed) });
-        }
+        Op::ADMIN_LOG_LEVEL => log_level(out, h, payload, &shared.log_level, &*shared.set_log_level)?,
         Op::ADMIN_COUNTERS => {
             let m = CountersReq::decode(payload).map_err(bad)?;
             let (counters, window_ms) = crate::stats::merge(&shared.stats, m.flags & consts::COUNTERS_CLEAR != 0);
-            let mut recs = Vec::with_capacity(counters.len() * OpCounter::DESC.size);
-            for c in &counters {
-                let mut b = vec![0u8; OpCounter::DESC.size];
-                wire::Fixed::put(c, &mut b);
-                recs.extend_from_slice(&b);
-            }
+            let recs = counter_records(&counters);
             respond(out, h, &CountersRsp { count: counters.len() as u32, window_ms, records: Rest(&recs) });
         }
         Op::ADMIN_CLEAR => {

@@ -558,17 +558,7 @@ fn parse_export_policy(v: &str) -> Result<ExportIds, String> {
     let bad = |why: &str| format!("{FLAG} {v:?}: {why}");
     // From the right: a path may contain ':', options never do.
     let (path, opts) = v.rsplit_once(':').ok_or_else(|| bad("expected PATH:OPTIONS, e.g. /srv/vm:root-squash"))?;
-    if !path.starts_with('/') || path.split('/').any(|c| c == "..") || path.contains('\0') {
-        return Err(bad("PATH must be an absolute path without .."));
-    }
-    let mut lexical: Vec<u8> = Vec::with_capacity(path.len());
-    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        lexical.push(b'/');
-        lexical.extend_from_slice(c.as_bytes());
-    }
-    if lexical.is_empty() {
-        lexical.push(b'/');
-    }
+    let lexical = crate::whitelist::lexical(path).ok_or_else(|| bad("PATH must be an absolute path without .."))?;
     const LISTS: [&str; 4] = ["map-uid", "map-gid", "allow-uids", "allow-gids"];
     let (mut squash, mut none) = (false, false);
     let mut lists: [Vec<String>; 4] = Default::default();

@@ -54,18 +54,10 @@ impl DevRule {
         };
         let prefix = match prefix {
             "*" => None,
-            p if p.starts_with('/') && !p.split('/').any(|c| c == "..") && !p.contains('\0') => {
-                let mut n: Vec<u8> = Vec::with_capacity(p.len());
-                for c in p.split('/').filter(|c| !c.is_empty() && *c != ".") {
-                    n.push(b'/');
-                    n.extend_from_slice(c.as_bytes());
-                }
-                if n.is_empty() {
-                    n.push(b'/');
-                }
-                Some(whitelist::resolve(&n))
-            }
-            _ => return Err(bad("PREFIX must be an absolute path or *")),
+            p => match whitelist::lexical(p) {
+                Some(n) => Some(whitelist::resolve(&n)),
+                None => return Err(bad("PREFIX must be an absolute path or *")),
+            },
         };
         Ok(DevRule { prefix, block, major, minor })
     }

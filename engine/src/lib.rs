@@ -298,7 +298,7 @@ impl Engine {
                     {
                         tracing::warn!(core = i, cpu = c, "cannot pin: {e}");
                     }
-                    match worker::Core::new(i, shared, ls, wake, gate) {
+                    match ring::Reactor::new(i, shared, ls, wake, gate).map(worker::Core::new) {
                         Ok(core) => {
                             let _ = ready.send(Ok(()));
                             // Serves until the engine stops. A bug reached by one

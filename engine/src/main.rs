@@ -7,18 +7,10 @@ use qtfs_engine::config::{Cli, from_cli};
 use qtfs_engine::{Engine, StartOptions};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (cfg, notes) = match from_cli(cli) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("engine: {e}");
-            return ExitCode::from(2);
-        }
+    let parsed = from_cli(Cli::parse());
+    let Some((cfg, set_log_level)) = qtfs_daemon::configure("engine", parsed, |c| c.log_level, "io_uring=warn") else {
+        return ExitCode::from(2);
     };
-    let set_log_level = qtfs_daemon::init_logging(cfg.log_level, "io_uring=warn");
-    for n in &notes {
-        tracing::warn!("{n}");
-    }
     if cfg.psk.is_none() {
         let keyless: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
         if cfg.insecure_remote {
@@ -58,11 +50,7 @@ fn main() -> ExitCode {
     let admin = cfg.admin_socket.clone();
     let mut engine = match Engine::start(cfg, opts) {
         Ok(e) => e,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            eprintln!("engine: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return qtfs_daemon::start_failed("engine", e),
     };
     let bound: Vec<String> = engine.addrs().iter().map(|a| a.to_string()).collect();
     tracing::info!(

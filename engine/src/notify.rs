@@ -329,17 +329,7 @@ impl Notify {
                 continue;
             }
             drop(g);
-            // SAFETY: marks the file system of "." beneath a live directory descriptor.
-            let r = check(unsafe {
-                libc::fanotify_mark(
-                    self.fan.as_raw_fd(),
-                    libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
-                    MASK,
-                    fd.as_raw_fd(),
-                    DOT.as_ptr(),
-                )
-            });
-            if let Err(err) = r {
+            if let Err(err) = self.mark_fs(libc::FAN_MARK_ADD, &fd) {
                 tracing::warn!(export = %String::from_utf8_lossy(&e.host_path), "cannot watch its file system: {err}");
                 continue;
             }
@@ -366,17 +356,24 @@ impl Notify {
         g.queues.retain(|sid, _| live.contains(sid));
         drop(g);
         for fd in unmark {
-            // SAFETY: removes our mark from the file system of a live descriptor.
-            unsafe {
-                libc::fanotify_mark(
-                    self.fan.as_raw_fd(),
-                    libc::FAN_MARK_REMOVE | libc::FAN_MARK_FILESYSTEM,
-                    MASK,
-                    fd.as_raw_fd(),
-                    DOT.as_ptr(),
-                )
-            };
+            let _ = self.mark_fs(libc::FAN_MARK_REMOVE, &fd);
         }
+    }
+
+    /// Adds or removes (`how`: `FAN_MARK_ADD`, `FAN_MARK_REMOVE`) our mark on the file
+    /// system of the directory `dir`.
+    fn mark_fs(&self, how: libc::c_uint, dir: &OwnedFd) -> io::Result<libc::c_int> {
+        // SAFETY: marks (or unmarks) the file system of "." beneath a live directory
+        // descriptor; DOT is a NUL-terminated string.
+        check(unsafe {
+            libc::fanotify_mark(
+                self.fan.as_raw_fd(),
+                how | libc::FAN_MARK_FILESYSTEM,
+                MASK,
+                dir.as_raw_fd(),
+                DOT.as_ptr(),
+            )
+        })
     }
 
     /// Reads every event available now (non-blocking group).

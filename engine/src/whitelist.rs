@@ -76,6 +76,24 @@ impl Entry {
     }
 }
 
+/// The absolute path `p` of a command-line option spelled plainly, ready for [`resolve`]:
+/// no empty or `.` components, `/` for the root; None unless `p` is absolute, without
+/// `..` and without NUL.
+pub fn lexical(p: &str) -> Option<Vec<u8>> {
+    if !p.starts_with('/') || p.split('/').any(|c| c == "..") || p.contains('\0') {
+        return None;
+    }
+    let mut n: Vec<u8> = Vec::with_capacity(p.len());
+    for c in p.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        n.push(b'/');
+        n.extend_from_slice(c.as_bytes());
+    }
+    if n.is_empty() {
+        n.push(b'/');
+    }
+    Some(n)
+}
+
 /// Resolves a normalised absolute path the way the engine resolves what requests act
 /// on: open it (`O_PATH`, following symlinks, final one included) from the engine's own
 /// root and mount namespace, and read the descriptor's real path back

@@ -60,9 +60,7 @@ fn whitelist_changes_apply_on_every_core_and_persist() {
 #[test]
 fn counters_connections_info_and_log_level() {
     let e = TestEngine::start(Opts { cores: 2, ..Default::default() });
-    let (s, ex) = e.mounted(2);
-    let root = Cred::root();
-    let (h, _) = s.create(ex, b"c", open::RDWR, 0o644, 0, true, &root).unwrap();
+    let (s, _, h) = e.mounted_file(2, "c");
     for _ in 0..10 {
         s.write(h, 0, &[1u8; 4096]).unwrap();
         s.read(h, 0, 4096).unwrap();
@@ -117,8 +115,7 @@ fn counters_connections_info_and_log_level() {
 fn entries_added_through_a_symlink_match_its_target_and_list_as_written() {
     let e = TestEngine::start(Opts { groups: Some(vec!["Read"]), ..Default::default() });
     std::fs::write(e.path("f"), b"x").unwrap();
-    let link = e.dir.path().join("link");
-    std::os::unix::fs::symlink(&e.export, &link).unwrap();
+    let link = e.link_to_export("link");
     let (s, ex) = e.mounted(1);
     let mut a = AdminClient::connect(&e.admin).unwrap();
     let written = format!("{}/", link.display());

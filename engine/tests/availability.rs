@@ -129,7 +129,7 @@ fn unauthenticated_non_requests_close_only_their_connection() {
 
 #[test]
 fn requests_left_pending_by_a_closed_connection_are_cancelled() {
-    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "1".into()], ..Default::default() });
+    let e = TestEngine::start(Opts::args(&["--session-grace", "1"]));
     let root = Cred::root();
     let (probe, pex) = e.mounted(1);
     probe.mknod(pex, b"fifo", libc::S_IFIFO | 0o666, 0, 0, 0, &root).unwrap();

@@ -148,7 +148,7 @@ fn udsconnect_entries_naming_symlinks_match_their_targets() {
 fn closing_the_connection_releases_channels_and_descriptors() {
     // Sockets of dropped connections are held for the session grace period (see the next
     // test); a short grace lets this one check that they are released afterwards.
-    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "1".into()], ..Default::default() });
+    let e = TestEngine::start(Opts::args(&["--session-grace", "1"]));
     let sock = host_echo(&e, "echo.sock");
     let p = Peer::new(&e);
     let before = e.fd_count();
@@ -165,7 +165,7 @@ fn closing_the_connection_releases_channels_and_descriptors() {
 
 #[test]
 fn a_dropped_connection_is_not_an_eof_until_the_grace_ends() {
-    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "2".into()], ..Default::default() });
+    let e = TestEngine::start(Opts::args(&["--session-grace", "2"]));
     let p = Peer::new(&e);
     let host = p.open_to_host(&e, 1, consts::CHAN_STREAM, "host.sock", libc::SOCK_STREAM, 65536);
     // The transport drops (no CHAN_CLOSE): the HOST server must not see EOF, because the
@@ -182,7 +182,7 @@ fn a_dropped_connection_is_not_an_eof_until_the_grace_ends() {
 
 #[test]
 fn an_orderly_close_reaches_the_host_at_once() {
-    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "30".into()], ..Default::default() });
+    let e = TestEngine::start(Opts::args(&["--session-grace", "30"]));
     let p = Peer::new(&e);
     let host = p.open_to_host(&e, 1, consts::CHAN_STREAM, "host.sock", libc::SOCK_STREAM, 65536);
     // The DPU program closed its socket: udsproxyd sends CHAN_CLOSE; the HOST server sees

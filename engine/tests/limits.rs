@@ -243,11 +243,8 @@ fn one_session_cannot_take_every_descriptor() {
 /// Sessions per peer are bounded (--max-sessions-per-peer); an expired one frees its place.
 #[test]
 fn sessions_per_peer_are_bounded() {
-    let e = TestEngine::start(Opts {
-        cores: 1,
-        extra_args: vec!["--max-sessions-per-peer".into(), "3".into(), "--session-grace".into(), "0.2".into()],
-        ..Default::default()
-    });
+    let e =
+        TestEngine::start(Opts { cores: 1, ..Opts::args(&["--max-sessions-per-peer", "3", "--session-grace", "0.2"]) });
     let s: Vec<_> = (0..3).map(|_| e.session(1)).collect();
     let Err(err) = Session::connect(e.config(), 1) else { panic!("a fourth session is refused") };
     eprintln!("fourth session: {err}");
@@ -278,8 +275,7 @@ fn min_free_keeps_a_floor_on_the_export() {
         ..Default::default()
     });
     let root = Cred::root();
-    let (s, ex) = e.mounted(1);
-    let (h, _) = s.create(ex, b"big", open::RDWR, 0o644, 0, true, &root).unwrap();
+    let (s, ex, h) = e.mounted_file(1, "big");
     let enospc = |r: Result<(), qtfs_client::ClientError>| r.unwrap_err().errno() == libc::ENOSPC;
     assert!(enospc(s.fallocate(h, 0, 0, 60 << 20)), "FALLOCATE past the floor");
     s.fallocate(h, 0, 0, 20 << 20).unwrap();
@@ -347,11 +343,7 @@ fn chan_open(s: &Session, id: u32, path: &[u8]) -> Result<u32, i32> {
 /// per session (a second connection of the session shares the count).
 #[test]
 fn channels_per_session_are_bounded() {
-    let e = TestEngine::start(Opts {
-        cores: 1,
-        extra_args: vec!["--max-channels".into(), "4".into()],
-        ..Default::default()
-    });
+    let e = TestEngine::start(Opts { cores: 1, ..Opts::args(&["--max-channels", "4"]) });
     let sock = e.path("srv.sock");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let p = sock.as_os_str().as_encoded_bytes().to_vec();

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use qtfs_client::{ClientError, Cred, Session};
+use qtfs_client::{ClientError, Cred, Pending, Session};
 use qtfs_proto::consts::{LOCK_F_WAIT, LOCK_RD, LOCK_UN, LOCK_WR, open};
 use qtfs_testkit::*;
 
@@ -29,6 +29,12 @@ fn host_setlk(f: &File, ltype: i32, start: i64, len: i64) -> Result<(), i32> {
         return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
     }
     Ok(())
+}
+
+/// `p`, a lock request that must wait, once it has stayed unanswered for `ms`.
+fn parked(mut p: Pending, ms: u64) -> Pending {
+    assert!(p.wait_at_most(Duration::from_millis(ms)).is_none(), "answered while the lock is held");
+    p
 }
 
 fn host_flock(f: &File, op: i32) -> Result<(), i32> {
@@ -108,8 +114,7 @@ fn a_waiting_lock_is_granted_when_the_holder_unlocks() {
     let e = TestEngine::start(Opts::default());
     let ((s1, _, h1), (s2, _, h2)) = setup(&e, "w");
     s1.lock_set(h1, 0, 1, LOCK_WR, false).unwrap();
-    let mut p = s2.submit_lock(h2, 0, 1, LOCK_WR, LOCK_F_WAIT).unwrap();
-    assert!(p.wait_at_most(Duration::from_millis(300)).is_none(), "waits while held");
+    let mut p = parked(s2.submit_lock(h2, 0, 1, LOCK_WR, LOCK_F_WAIT).unwrap(), 300);
     s1.lock_set(h1, 0, 1, LOCK_UN, false).unwrap();
     let t = std::time::Instant::now();
     p.wait_at_most(Duration::from_secs(10)).expect("granted").unwrap();
@@ -119,8 +124,7 @@ fn a_waiting_lock_is_granted_when_the_holder_unlocks() {
     // A HOST holder: the wait is retried on its timer (100 ms at most between tries).
     let host = File::options().read(true).write(true).open(e.path("w")).unwrap();
     host_setlk(&host, libc::F_WRLCK, 50, 1).unwrap();
-    let mut p = s1.submit_lock(h1, 50, 1, LOCK_RD, LOCK_F_WAIT).unwrap();
-    assert!(p.wait_at_most(Duration::from_millis(300)).is_none());
+    let mut p = parked(s1.submit_lock(h1, 50, 1, LOCK_RD, LOCK_F_WAIT).unwrap(), 300);
     host_setlk(&host, libc::F_UNLCK, 50, 1).unwrap();
     let t = std::time::Instant::now();
     p.wait_at_most(Duration::from_secs(10)).expect("granted").unwrap();
@@ -128,8 +132,7 @@ fn a_waiting_lock_is_granted_when_the_holder_unlocks() {
 
     // A waiting flock.
     s1.flock(h1, LOCK_WR, false).unwrap();
-    let mut p = s2.submit_lock(h2, 0, 0, LOCK_RD, LOCK_F_WAIT | qtfs_proto::consts::LOCK_F_FLOCK).unwrap();
-    assert!(p.wait_at_most(Duration::from_millis(200)).is_none());
+    let mut p = parked(s2.submit_lock(h2, 0, 0, LOCK_RD, LOCK_F_WAIT | qtfs_proto::consts::LOCK_F_FLOCK).unwrap(), 200);
     s1.close_handle(h1).unwrap();
     p.wait_at_most(Duration::from_secs(10)).expect("granted after close").unwrap();
 }
@@ -139,16 +142,14 @@ fn a_waiting_lock_ends_on_cancel_and_when_its_connection_closes() {
     let e = TestEngine::start(Opts::default());
     let ((s1, _, h1), (s2, _, h2)) = setup(&e, "c");
     s1.lock_set(h1, 0, 0, LOCK_WR, false).unwrap();
-    let mut p = s2.submit_lock(h2, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap();
-    assert!(p.wait_at_most(Duration::from_millis(200)).is_none());
+    let mut p = parked(s2.submit_lock(h2, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap(), 200);
     s2.cancel(&p).unwrap();
     let r = p.wait_at_most(Duration::from_secs(10)).expect("answered");
     assert_eq!(errno(r), libc::EINTR);
     assert_eq!(errno(s2.lock_set(h2, 0, 0, LOCK_WR, false)), libc::EAGAIN, "still s1's");
 
     // A wait whose connection (and session) goes away is dropped, never granted later.
-    let mut p = s2.submit_lock(h2, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap();
-    assert!(p.wait_at_most(Duration::from_millis(200)).is_none(), "parked");
+    let p = parked(s2.submit_lock(h2, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap(), 200);
     s2.close();
     drop(p);
     assert!(wait_until(Duration::from_secs(10), || e.log_contains("lock wait ended by cancel")), "wait dropped");

@@ -260,9 +260,7 @@ fn many_clients_on_several_cores() {
 #[test]
 fn handles_work_on_every_connection_of_the_session() {
     let e = TestEngine::start(Opts { cores: 2, ..Default::default() });
-    let (s, ex) = e.mounted(4);
-    let root = Cred::root();
-    let (h, _) = s.create(ex, b"shared", open::RDWR, 0o644, 0, true, &root).unwrap();
+    let (s, _, h) = e.mounted_file(4, "shared");
     for i in 0..4 {
         let w = s
             .submit_on(

@@ -181,7 +181,7 @@ fn a_blocked_fifo_open_does_not_stall_others() {
 
 #[test]
 fn a_vanished_client_releases_its_files() {
-    let e = TestEngine::start(Opts { extra_args: vec!["--session-grace".into(), "0.5".into()], ..Default::default() });
+    let e = TestEngine::start(Opts::args(&["--session-grace", "0.5"]));
     let (probe, pex) = e.mounted(1);
     probe.getattr(pex, b"", false, &Cred::root()).unwrap();
     let baseline = e.fd_count();
@@ -211,9 +211,7 @@ fn a_vanished_client_releases_its_files() {
 #[test]
 fn sessions_survive_a_reconnect_within_the_grace_period() {
     let e = TestEngine::start(Opts::default());
-    let (s, ex) = e.mounted(1);
-    let root = Cred::root();
-    let (h, _) = s.create(ex, b"keep", open::RDWR, 0o644, 0, true, &root).unwrap();
+    let (s, _, h) = e.mounted_file(1, "keep");
     let id = s.session_id();
     s.set_reconnect_wait(Duration::from_secs(5));
     // Drop the connection under the session, as a network blip would.
@@ -232,11 +230,7 @@ fn sessions_survive_a_reconnect_within_the_grace_period() {
 
 #[test]
 fn backpressure_bounds_in_flight_requests() {
-    let e = TestEngine::start(Opts {
-        cores: 1,
-        extra_args: vec!["--max-inflight".into(), "4".into()],
-        ..Default::default()
-    });
+    let e = TestEngine::start(Opts { cores: 1, ..Opts::args(&["--max-inflight", "4"]) });
     let (s, ex) = e.mounted(1);
     let root = Cred::root();
     s.mknod(ex, b"fifo", libc::S_IFIFO | 0o666, 0, 0, 0, &root).unwrap();
@@ -270,10 +264,8 @@ fn backpressure_bounds_in_flight_requests() {
 #[test]
 fn sigterm_drains_and_exits_zero() {
     let mut e = TestEngine::start(Opts::default());
-    let (s, ex) = e.mounted(2);
-    let root = Cred::root();
+    let (s, _, h) = e.mounted_file(2, "big");
     let data = vec![7u8; 1 << 20];
-    let (h, _) = s.create(ex, b"big", open::RDWR, 0o644, 0, true, &root).unwrap();
     let pending: Vec<_> = (0..8)
         .map(|i| s.submit(Op::WRITE, &WriteReq { handle: h, offset: i << 20, flags: 0, data: Rest(&data) }).unwrap())
         .collect();

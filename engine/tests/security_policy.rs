@@ -424,14 +424,8 @@ fn sleep_under_rexec_server(dir: &FsPath, procs: &mut Procs) -> i32 {
     if !exists(&fake) {
         std::os::unix::fs::symlink("/bin/sh", &fake).unwrap();
     }
-    let mut sh = Command::new(&fake)
-        .args(["-c", "sleep 1000 & echo $!; wait"])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sh.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (sh, line) =
+        spawn_first_line(Command::new(&fake).args(["-c", "sleep 1000 & echo $!; wait"]).stdin(Stdio::null()));
     let pid: i32 = line.trim().parse().unwrap();
     procs.0.push(sh);
     procs.1.push(pid);

@@ -10,7 +10,7 @@ use libc::{c_int, size_t};
 
 use crate::rt::{
     ConnectFn, DISABLED, GetAffinityFn, PIDS_DIR, REAL_CONNECT, REAL_GETAFFINITY, REAL_SETAFFINITY, SetAffinityFn,
-    load_env, real, request_addr,
+    load_env, real, real_or_enosys, request_addr,
 };
 use crate::sys::{self, errno, set_errno};
 use crate::wire;
@@ -208,10 +208,7 @@ fn remote_affinity(
 /// Same contract as `sched_getaffinity(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: size_t, set: *mut libc::cpu_set_t) -> c_int {
-    let Some(real_get) = real::<GetAffinityFn>(&REAL_GETAFFINITY) else {
-        set_errno(libc::ENOSYS);
-        return -1;
-    };
+    let Some(real_get) = real_or_enosys::<GetAffinityFn>(&REAL_GETAFFINITY) else { return -1 };
     let saved = errno();
     let target = classify(pid);
     let mut mask = [0u8; wire::MASK_MAX];
@@ -252,10 +249,7 @@ pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: size_t, set: 
 /// Same contract as `sched_setaffinity(3)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: size_t, set: *const libc::cpu_set_t) -> c_int {
-    let Some(real_set) = real::<SetAffinityFn>(&REAL_SETAFFINITY) else {
-        set_errno(libc::ENOSYS);
-        return -1;
-    };
+    let Some(real_set) = real_or_enosys::<SetAffinityFn>(&REAL_SETAFFINITY) else { return -1 };
     let saved = errno();
     let target = classify(pid);
     if target == Target::Local || set.is_null() {

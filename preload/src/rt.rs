@@ -119,6 +119,16 @@ pub(crate) fn real<T: Copy>(slot: &AtomicUsize) -> Option<T> {
     (p != 0).then(|| unsafe { std::mem::transmute_copy::<usize, T>(&p) })
 }
 
+/// What an interposer that must call the real function finds: it, or None with errno
+/// ENOSYS set (the interposer then returns -1).
+pub(crate) fn real_or_enosys<T: Copy>(slot: &AtomicUsize) -> Option<T> {
+    let f = real::<T>(slot);
+    if f.is_none() {
+        sys::set_errno(libc::ENOSYS);
+    }
+    f
+}
+
 /// udsproxyd's request socket address.
 pub(crate) fn request_addr() -> libc::sockaddr_un {
     let mut sa: libc::sockaddr_un = {

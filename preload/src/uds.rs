@@ -8,7 +8,7 @@ use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::Ordering;
 
 use crate::channel::{Outcome, is_channel, is_channel_to, proxy};
-use crate::rt::{ConnectFn, DISABLED, REAL_CONNECT, REAL_SENDMSG, REAL_SENDTO, SendmsgFn, SendtoFn, real};
+use crate::rt::{ConnectFn, DISABLED, REAL_CONNECT, REAL_SENDMSG, REAL_SENDTO, SendmsgFn, SendtoFn, real_or_enosys};
 use crate::sys::{self, errno, set_errno};
 use crate::wire;
 
@@ -61,10 +61,7 @@ fn kind_of(fd: c_int) -> Option<u16> {
 /// Same contract as `connect(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    let Some(real_connect) = real::<ConnectFn>(&REAL_CONNECT) else {
-        set_errno(libc::ENOSYS);
-        return -1;
-    };
+    let Some(real_connect) = real_or_enosys::<ConnectFn>(&REAL_CONNECT) else { return -1 };
     let saved = errno();
     // SAFETY: forwarded unchanged to the real connect.
     let r = unsafe { real_connect(fd, addr, len) };
@@ -133,10 +130,7 @@ pub unsafe extern "C" fn sendto(
     dest: *const sockaddr,
     dlen: socklen_t,
 ) -> ssize_t {
-    let Some(real_sendto) = real::<SendtoFn>(&REAL_SENDTO) else {
-        set_errno(libc::ENOSYS);
-        return -1;
-    };
+    let Some(real_sendto) = real_or_enosys::<SendtoFn>(&REAL_SENDTO) else { return -1 };
     // SAFETY: forwarded unchanged to the real sendto.
     let r = unsafe { real_sendto(fd, buf, len, flags, dest, dlen) };
     if r >= 0 || dest.is_null() {
@@ -186,10 +180,7 @@ fn may_cross(f: c_int) -> Result<(), c_int> {
 /// Same contract as `sendmsg(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    let Some(real_sendmsg) = real::<SendmsgFn>(&REAL_SENDMSG) else {
-        set_errno(libc::ENOSYS);
-        return -1;
-    };
+    let Some(real_sendmsg) = real_or_enosys::<SendmsgFn>(&REAL_SENDMSG) else { return -1 };
     if !msg.is_null() && !DISABLED.load(Ordering::Relaxed) {
         // SAFETY: the caller passes a valid msghdr.
         let m = unsafe { &*msg };

@@ -68,6 +68,13 @@ impl Default for Opts {
     }
 }
 
+impl Opts {
+    /// The default options with `args` added to the engine's command line.
+    pub fn args(args: &[&str]) -> Opts {
+        Opts { extra_args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() }
+    }
+}
+
 pub struct TestEngine {
     pub child: Child,
     pub addr: Addr,
@@ -220,8 +227,25 @@ impl TestEngine {
         (s, e)
     }
 
+    /// [`mounted`](Self::mounted), and file `name` created in the export (read-write,
+    /// 0644, by root): (session, export, handle).
+    pub fn mounted_file(&self, conns: usize, name: &str) -> (Session, u32, u64) {
+        let (s, ex) = self.mounted(conns);
+        let (h, _) =
+            s.create(ex, name.as_bytes(), qtfs_proto::consts::open::RDWR, 0o644, 0, true, &Cred::root()).unwrap();
+        (s, ex, h)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.export.join(rel)
+    }
+
+    /// A symlink `name` beside the export that names it (like `/var/run` -> `/run`), for
+    /// whitelist entries spelled through a symlink.
+    pub fn link_to_export(&self, name: &str) -> PathBuf {
+        let link = self.dir.path().join(name);
+        std::os::unix::fs::symlink(&self.export, &link).unwrap();
+        link
     }
 
     /// Waits (up to 10 s) for a log line containing `needle`: another thread reads the
@@ -328,6 +352,16 @@ pub fn repeat_for(secs: f64, mut f: impl FnMut()) -> (u64, f64) {
         n += 1;
     }
     (n, t0.elapsed().as_secs_f64())
+}
+
+/// Spawns `cmd` with its stdout piped and reads the first line it prints (a test's shell
+/// prints a pid first); the child keeps its stdout (what was read ahead of the line is
+/// lost).
+pub fn spawn_first_line(cmd: &mut Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
 }
 
 pub fn exists(p: &Path) -> bool {

@@ -14,7 +14,7 @@ use qtfs_proto::consts::{self, WlType, errno, setattr};
 use qtfs_proto::*;
 
 use super::common::{FsReq, Next, Req, fail, finish, ident_of, proc_cstr, res_fd, resolve, stat_now, stat_reply};
-use super::gates::{device_open_ok, growth, space_ok, wl_at, wl_handle};
+use super::gates::{allowed_fd, device_open_ok, growth, space_ok, wl_handle};
 use super::path::SAFE;
 use super::service::Ctx;
 use super::steps::{SetattrArgs, Step};
@@ -139,13 +139,10 @@ pub(super) fn setattr(core: &mut Ctx, rq: &Req<'_>) {
 
 /// SETATTR by path: the object resolved; check, apply, answer the new attributes.
 pub(super) fn setattr_resolved(core: &mut Ctx, mut r: Box<FsReq>, a: SetattrArgs, res: i32) {
-    let fd = match res_fd(res) {
+    let fd = match allowed_fd(core, &r, res, WlType::Setattr, b"") {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
-    if let Err(e) = wl_at(core, r.export(), WlType::Setattr, fd.as_raw_fd(), b"") {
-        return fail(core, r, e);
-    }
     let raw = fd.as_raw_fd();
     r.fd = Some(fd);
     if let Err(e) = stat_now(&mut r, raw, None, libc::AT_EMPTY_PATH) {

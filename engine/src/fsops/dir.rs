@@ -12,8 +12,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, res_fd, resolve, stats};
-use super::gates::wl_at;
+use super::common::{FsReq, Next, Req, fail, finish, resolve};
+use super::gates::allowed_fd;
 use super::path::SAFE;
 use super::service::Ctx;
 use super::steps::ReaddirArgs;
@@ -35,13 +35,10 @@ pub(super) fn readdir(core: &mut Ctx, rq: &Req<'_>) {
 
 /// READDIR: the directory opened; check it and answer its entries after the cookie.
 pub(super) fn opened(core: &mut Ctx, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
-    let dir = match res_fd(res) {
+    let dir = match allowed_fd(core, &r, res, WlType::Readdir, b"") {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
-    if let Err(e) = wl_at(core, r.export(), WlType::Readdir, dir.as_raw_fd(), b"") {
-        return fail(core, r, e);
-    }
     let (cookie, max, plus) = (a.cookie, a.max_bytes as usize, a.flags & consts::READDIR_PLUS != 0);
     let max = max.clamp(512, MAX_PAYLOAD - 64);
     let mut out = core.r.bufs.get(max.min(64 * 1024));
@@ -54,13 +51,8 @@ pub(super) fn opened(core: &mut Ctx, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
     match res {
         Ok((count, eof)) => {
             let flags = if eof { consts::READDIR_EOF } else { 0 };
-            let rsp = ReaddirRsp { count, flags, entries: Rest(&out) };
-            let n = core.r.respond(r.conn, r.op as u16, r.id, &rsp);
-            stats(core, &r, true, n);
+            finish(core, r, &ReaddirRsp { count, flags, entries: Rest(&out) });
             core.r.bufs.put(out);
-            let key = r.conn;
-            core.free_req(r);
-            core.r.request_done(key);
         }
         Err(e) => {
             core.r.bufs.put(out);

@@ -1,15 +1,16 @@
 //! The checks operations make before they act, on what the kernel resolved: the
-//! whitelist on real paths ([`wl_at`], [`wl_handle`]), the device policy on an object
+//! whitelist on real paths ([`wl_at`], [`wl_handle`], [`allowed_fd`]), the device policy on an object
 //! about to be opened ([`device_open_ok`]) and the free-space floor before growth
 //! ([`space_ok`], [`growth`]).
 //!
 //! This module owns these policy decisions (the rules themselves live in `whitelist`,
 //! `devices` and the configuration); it imports no operation module.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use qtfs_proto::consts::{WlType, errno};
 
+use super::common::{FsReq, res_fd};
 use super::service::Ctx;
 use super::{devices, path};
 use crate::session::{Export, OpenFile, Session};
@@ -44,6 +45,14 @@ pub(super) fn growth(core: &Ctx, fd: RawFd, off: u64, len: u64) -> u64 {
     }
     let size = sys::statx(fd, c"", libc::AT_EMPTY_PATH).map_or(0, |a| a.size);
     if off == u64::MAX { len } else { off.saturating_add(len).saturating_sub(size) }
+}
+
+/// The descriptor a resolve step of `r` gave (`res`: it or an errno), once the whitelist
+/// allows `t` on `name` beneath it (`b""`: on the object itself).
+pub(super) fn allowed_fd(core: &Ctx, r: &FsReq, res: i32, t: WlType, name: &[u8]) -> Result<OwnedFd, i32> {
+    let fd = res_fd(res)?;
+    wl_at(core, r.export(), t, fd.as_raw_fd(), name)?;
+    Ok(fd)
 }
 
 /// Whitelist check of `dirfd`'s real path joined with `name`.

@@ -80,26 +80,19 @@ pub(super) fn read(core: &mut Ctx, rq: &Req<'_>) {
             }
         }
     }
-    let personality = match opener_personality(core, &f) {
-        Ok(p) => p,
-        Err(e) => {
-            core.r.bufs.put(buf);
-            return rq.reply_err(core, e);
-        }
-    };
-    let mut r = rq.begin(core);
-    r.personality = personality;
     // What the inline attempt read stays; the ring reads the rest after it.
     let got = buf.len().saturating_sub(HEADER_SIZE);
+    let raw = f.raw();
+    let Some(mut r) = begin_as_opener(core, rq, f, Step::Read { got }) else {
+        return core.r.bufs.put(buf);
+    };
     buf.resize(HEADER_SIZE + got, 0);
     // SAFETY: the buffer's capacity is at least HEADER_SIZE + len (bufs.get); the ring
     // writes at most `len - got` bytes after the `got` kept, and set_len is applied only
     // after the completion reports how many.
     let ptr = unsafe { buf.as_mut_ptr().add(HEADER_SIZE + got) };
     r.buf = buf;
-    r.step = Step::Read { got };
-    let e = opcode::Read::new(types::Fd(f.raw()), ptr, (len - got) as u32).offset(m.offset + got as u64).build();
-    r.file = Some(f);
+    let e = opcode::Read::new(types::Fd(raw), ptr, (len - got) as u32).offset(m.offset + got as u64).build();
     core.submit_req(e, r);
 }
 
@@ -148,18 +141,12 @@ pub(super) fn write(core: &mut Ctx, rq: &Req<'_>) {
             .map_err(|e| sys::errno_of(&e));
         return rq.reply(core, r);
     }
-    let personality = match opener_personality(core, &f) {
-        Ok(p) => p,
-        Err(e) => return rq.reply_err(core, e),
-    };
-    let mut r = rq.begin(core);
-    r.personality = personality;
+    let raw = f.raw();
+    let Some(mut r) = begin_as_opener(core, rq, f, Step::Write) else { return };
     let mut buf = core.r.bufs.get(m.data.len());
     buf.extend_from_slice(m.data.0);
-    let e = opcode::Write::new(types::Fd(f.raw()), buf.as_ptr(), buf.len() as u32).offset(off).build();
+    let e = opcode::Write::new(types::Fd(raw), buf.as_ptr(), buf.len() as u32).offset(off).build();
     r.buf = buf;
-    r.file = Some(f);
-    r.step = Step::Write;
     core.submit_req(e, r);
 }
 
@@ -199,16 +186,27 @@ pub(super) fn fallocate(core: &mut Ctx, rq: &Req<'_>) {
 }
 
 /// Submits FSYNC's or FALLOCATE's ring operation as the handle's opener.
-fn submit_sync(core: &mut Ctx, rq: &Req<'_>, f: Arc<crate::session::OpenFile>, e: squeue::Entry) {
+fn submit_sync(core: &mut Ctx, rq: &Req<'_>, f: Arc<OpenFile>, e: squeue::Entry) {
+    if let Some(r) = begin_as_opener(core, rq, f, Step::Sync) {
+        core.submit_req(e, r);
+    }
+}
+
+/// Begins the request of a ring operation on handle `f`, at `step`, run with the
+/// personality of the handle's opener; `None` once answered with the error.
+fn begin_as_opener(core: &mut Ctx, rq: &Req<'_>, f: Arc<OpenFile>, step: Step) -> Option<Box<FsReq>> {
     let personality = match opener_personality(core, &f) {
         Ok(p) => p,
-        Err(e) => return rq.reply_err(core, e),
+        Err(e) => {
+            rq.reply_err(core, e);
+            return None;
+        }
     };
     let mut r = rq.begin(core);
     r.personality = personality;
     r.file = Some(f);
-    r.step = Step::Sync;
-    core.submit_req(e, r);
+    r.step = step;
+    Some(r)
 }
 
 /// FSYNC, FALLOCATE: the ring operation completed.

@@ -19,7 +19,7 @@ use qtfs_proto::*;
 
 use super::common::{FsReq, Next, Req, fail, finish, finish_empty, mutate, proc_cstr, res_fd, resolve, stat_reply};
 use super::devices;
-use super::gates::wl_at;
+use super::gates::allowed_fd;
 use super::path::{self, SAFE};
 use super::service::Ctx;
 use super::steps::{LinkStep, Make, MakeStep, RemoveStep, RenameStep, Step};
@@ -87,16 +87,13 @@ pub(super) fn make_step(core: &mut Ctx, mut r: Box<FsReq>, step: MakeStep, res: 
             return stat_reply(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
         }
     };
-    let dir = match res_fd(res) {
+    let t = if matches!(k, Make::Dir { .. }) { WlType::Mkdir } else { WlType::Create };
+    let dir = match allowed_fd(core, &r, res, t, r.str_bytes(1)) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
     let raw = dir.as_raw_fd();
     r.dirfd = Some(dir);
-    let t = if matches!(k, Make::Dir { .. }) { WlType::Mkdir } else { WlType::Create };
-    if let Err(e) = wl_at(core, r.export(), t, raw, r.str_bytes(1)) {
-        return fail(core, r, e);
-    }
     let next = match k {
         Make::Dir { mode } => {
             let mode = mode as libc::mode_t;
@@ -160,16 +157,13 @@ pub(super) fn remove_step(core: &mut Ctx, mut r: Box<FsReq>, step: RemoveStep, r
             return finish_empty(core, r);
         }
     };
-    let dir = match res_fd(res) {
+    let (t, flags) = if rmdir { (WlType::Rmdir, libc::AT_REMOVEDIR) } else { (WlType::Unlink, 0) };
+    let dir = match allowed_fd(core, &r, res, t, r.str_bytes(1)) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
     let raw = dir.as_raw_fd();
     r.dirfd = Some(dir);
-    let (t, flags) = if rmdir { (WlType::Rmdir, libc::AT_REMOVEDIR) } else { (WlType::Unlink, 0) };
-    if let Err(e) = wl_at(core, r.export(), t, raw, r.str_bytes(1)) {
-        return fail(core, r, e);
-    }
     let e = opcode::UnlinkAt::new(types::Fd(raw), r.cptr(1)).flags(flags).build();
     if let Next::Now(r, s, res) = mutate(core, r, RemoveStep::Removed, raw, e, |r| sys::unlinkat(raw, r.cstr(1), flags))
     {
@@ -204,13 +198,10 @@ pub(super) fn link(core: &mut Ctx, rq: &Req<'_>) {
 pub(super) fn link_step(core: &mut Ctx, mut r: Box<FsReq>, step: LinkStep, res: i32) {
     match step {
         LinkStep::Object => {
-            let fd = match res_fd(res) {
+            let fd = match allowed_fd(core, &r, res, WlType::Open, b"") {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, r.export(), WlType::Open, fd.as_raw_fd(), b"") {
-                return fail(core, r, e);
-            }
             r.dirfd = Some(fd);
             let next = resolve(core, r, LinkStep::NewParent, None, 1, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE);
             if let Next::Now(r, s, res) = next {
@@ -218,14 +209,11 @@ pub(super) fn link_step(core: &mut Ctx, mut r: Box<FsReq>, step: LinkStep, res: 
             }
         }
         LinkStep::NewParent => {
-            let dir = match res_fd(res) {
+            let dir = match allowed_fd(core, &r, res, WlType::Create, r.str_bytes(2)) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
             let raw = dir.as_raw_fd();
-            if let Err(e) = wl_at(core, r.export(), WlType::Create, raw, r.str_bytes(2)) {
-                return fail(core, r, e);
-            }
             let old = r.dir_raw();
             if let Err(e) = link_gains_nothing(core, old, raw, r.str_bytes(2)) {
                 return fail(core, r, e);
@@ -306,13 +294,10 @@ pub(super) fn rename(core: &mut Ctx, rq: &Req<'_>) {
 pub(super) fn rename_step(core: &mut Ctx, mut r: Box<FsReq>, step: RenameStep, res: i32) {
     match step {
         RenameStep::OldParent { flags } => {
-            let fd = match res_fd(res) {
+            let fd = match allowed_fd(core, &r, res, WlType::Rename, r.str_bytes(1)) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, r.export(), WlType::Rename, fd.as_raw_fd(), r.str_bytes(1)) {
-                return fail(core, r, e);
-            }
             r.dirfd = Some(fd);
             let step = RenameStep::NewParent { flags };
             if let Next::Now(r, s, res) = resolve(core, r, step, None, 2, libc::O_PATH | libc::O_DIRECTORY, 0, SAFE) {
@@ -320,14 +305,11 @@ pub(super) fn rename_step(core: &mut Ctx, mut r: Box<FsReq>, step: RenameStep, r
             }
         }
         RenameStep::NewParent { flags } => {
-            let dir = match res_fd(res) {
+            let dir = match allowed_fd(core, &r, res, WlType::Rename, r.str_bytes(3)) {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
             let raw = dir.as_raw_fd();
-            if let Err(e) = wl_at(core, r.export(), WlType::Rename, raw, r.str_bytes(3)) {
-                return fail(core, r, e);
-            }
             r.dirfd2 = Some(dir);
             let old = r.dir_raw();
             let e = opcode::RenameAt::new(types::Fd(old), r.cptr(1), types::Fd(raw), r.cptr(3)).flags(flags).build();

@@ -20,7 +20,7 @@ use qtfs_proto::*;
 
 use super::common::{FsReq, Next, Req, fail, fd_code, finish, proc_cstr, res_fd, resolve, stat_now, submit_open};
 use super::fifo;
-use super::gates::{device_open_ok, wl_at};
+use super::gates::{allowed_fd, device_open_ok, wl_at};
 use super::path::{self, SAFE};
 use super::service::Ctx;
 use super::steps::{OpenArgs, OpenStep, SpecialOpen};
@@ -31,7 +31,8 @@ use crate::sys;
 /// OPEN.
 pub(super) fn open(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<OpenReq>(core) else { return };
-    start(core, rq, &m.ctx, &m.groups, m.path.0, m.flags, m.mode, 0, false);
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, m.flags, m.mode, 0, false);
 }
 
 /// CREATE (`CREATE_NOOPEN`: attributes only, no handle).
@@ -39,22 +40,12 @@ pub(super) fn create(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<CreateReq>(core) else { return };
     let noopen = m.cflags & consts::CREATE_NOOPEN != 0;
     let flags = m.flags | consts::open::CREAT;
-    start(core, rq, &m.ctx, &m.groups, m.path.0, flags, m.mode, m.umask, noopen);
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, flags, m.mode, m.umask, noopen);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start(
-    core: &mut Ctx,
-    rq: &Req<'_>,
-    ctx: &ReqCtx,
-    groups: &Groups<'_>,
-    p: &[u8],
-    wflags: u32,
-    mode: u32,
-    umask: u32,
-    noopen: bool,
-) {
-    let Some(mut r) = rq.begin_at(core, ctx, groups, p) else { return };
+/// Opens (or creates) `p` for the begun request `r`.
+fn start(core: &mut Ctx, mut r: Box<FsReq>, p: &[u8], wflags: u32, mode: u32, umask: u32, noopen: bool) {
     let Some(flags) = consts::open::to_linux(wflags) else {
         return fail(core, r, errno::EINVAL);
     };
@@ -184,15 +175,12 @@ fn object_resolved(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, res: i32) 
 /// CREATE: the parent resolved; check, then create the name exclusively.
 fn create_parent_resolved(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, res: i32) {
     let flags = args.flags;
-    let dir = match res_fd(res) {
+    let dir = match allowed_fd(core, &r, res, WlType::Create, r.str_bytes(1)) {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
     let raw = dir.as_raw_fd();
     let name = r.str_bytes(1).to_vec();
-    if let Err(e) = wl_at(core, r.export(), WlType::Create, raw, &name) {
-        return fail(core, r, e);
-    }
     if !args.noopen {
         for t in open_gates(flags & !libc::O_TRUNC) {
             if let Err(e) = wl_at(core, r.export(), t, raw, &name) {

@@ -8,13 +8,13 @@
 //! This module owns these operations ([`SysmountStep`]); what may be mounted where is
 //! `mounts`'.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish_empty, ident_of, res_fd, resolve};
-use super::gates::wl_at;
+use super::common::{FsReq, Next, Req, fail, finish_empty, ident_of, resolve};
+use super::gates::allowed_fd;
 use super::mounts;
 use super::path::{self, SAFE};
 use super::service::Ctx;
@@ -64,13 +64,10 @@ pub(super) fn sysmount(core: &mut Ctx, rq: &Req<'_>) {
 pub(super) fn sysmount_step(core: &mut Ctx, mut r: Box<FsReq>, step: SysmountStep, res: i32) {
     match step {
         SysmountStep::Target(a) => {
-            let fd = match res_fd(res) {
+            let fd = match allowed_fd(core, &r, res, WlType::Mount, b"") {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, r.export(), WlType::Mount, fd.as_raw_fd(), b"") {
-                return fail(core, r, e);
-            }
             r.fd = Some(fd);
             if mounts::plan(a.flags, a.source_kind, r.str_bytes(2)).is_ok_and(|p| p.needs_source()) {
                 // Beneath the same export, like the target (a literal HOST path never
@@ -84,13 +81,10 @@ pub(super) fn sysmount_step(core: &mut Ctx, mut r: Box<FsReq>, step: SysmountSte
             sysmount_now(core, r, a, None);
         }
         SysmountStep::Source(a) => {
-            let src = match res_fd(res) {
+            let src = match allowed_fd(core, &r, res, WlType::Mount, b"") {
                 Ok(d) => d,
                 Err(e) => return fail(core, r, e),
             };
-            if let Err(e) = wl_at(core, r.export(), WlType::Mount, src.as_raw_fd(), b"") {
-                return fail(core, r, e);
-            }
             sysmount_now(core, r, a, Some(src));
         }
     }
@@ -135,13 +129,10 @@ pub(super) fn sysumount(core: &mut Ctx, rq: &Req<'_>) {
 
 /// SYSUMOUNT: the mount point resolved; check and unmount.
 pub(super) fn sysumount_resolved(core: &mut Ctx, r: Box<FsReq>, flags: u32, res: i32) {
-    let fd = match res_fd(res) {
+    let fd = match allowed_fd(core, &r, res, WlType::Mount, b"") {
         Ok(d) => d,
         Err(e) => return fail(core, r, e),
     };
-    if let Err(e) = wl_at(core, r.export(), WlType::Mount, fd.as_raw_fd(), b"") {
-        return fail(core, r, e);
-    }
     // Only a mount this engine made, named by its root (mounts::unmount).
     creds::reset();
     match mounts::unmount(&core.r.shared.sysmounts, fd, flags as i32) {

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use qtfs_proto::consts::WlType;
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish_empty, proc_cstr, res_fd, resolve, stats};
+use super::common::{FsReq, Next, Req, fail, finish, finish_empty, proc_cstr, res_fd, resolve};
 use super::gates::wl_at;
 use super::path::SAFE;
 use super::service::Ctx;
@@ -22,41 +22,34 @@ use crate::sys;
 /// XATTR_LIST.
 pub(super) fn list(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrListReq>(core) else { return };
-    start(core, rq, &m.ctx, &m.groups, m.path.0, &[], &[], XattrAct::List { size: m.size });
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, &[], &[], XattrAct::List { size: m.size });
 }
 
 /// XATTR_GET.
 pub(super) fn get(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrGetReq>(core) else { return };
-    start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, &[], XattrAct::Get { size: m.size });
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, m.name.0, &[], XattrAct::Get { size: m.size });
 }
 
 /// XATTR_SET.
 pub(super) fn set(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrSetReq>(core) else { return };
-    start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, m.value.0, XattrAct::Set { flags: m.flags });
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, m.name.0, m.value.0, XattrAct::Set { flags: m.flags });
 }
 
 /// XATTR_REMOVE.
 pub(super) fn remove(core: &mut Ctx, rq: &Req<'_>) {
     let Some(m) = rq.decode::<XattrRemoveReq>(core) else { return };
-    start(core, rq, &m.ctx, &m.groups, m.path.0, m.name.0, &[], XattrAct::Remove);
+    let Some(r) = rq.begin_at(core, &m.ctx, &m.groups, m.path.0) else { return };
+    start(core, r, m.path.0, m.name.0, &[], XattrAct::Remove);
 }
 
-/// Resolves the object (string 0; the attribute's name is string 1, a value to set the
-/// request's buffer), then acts ([`resolved`]).
-#[allow(clippy::too_many_arguments)]
-fn start(
-    core: &mut Ctx,
-    rq: &Req<'_>,
-    ctx: &ReqCtx,
-    groups: &Groups<'_>,
-    p: &[u8],
-    name: &[u8],
-    value: &[u8],
-    act: XattrAct,
-) {
-    let Some(mut r) = rq.begin_at(core, ctx, groups, p) else { return };
+/// Resolves the object `p` of the begun request `r` (string 0; the attribute's name is
+/// string 1, a value to set the request's buffer), then acts ([`resolved`]).
+fn start(core: &mut Ctx, mut r: Box<FsReq>, p: &[u8], name: &[u8], value: &[u8], act: XattrAct) {
     r.push_str(if p.is_empty() { b"." } else { p });
     r.push_str(name);
     r.buf = core.r.bufs.get(value.len());
@@ -100,13 +93,8 @@ pub(super) fn resolved(core: &mut Ctx, r: Box<FsReq>, act: XattrAct, res: i32) {
                 Ok(n) => {
                     // n ≤ out.len() (the kernel filled at most the buffer).
                     let data = if size == 0 { &[][..] } else { out.get(..n).unwrap_or_default() };
-                    let rsp = XattrRsp { size: n as u32, data: Rest(data) };
-                    let sent = core.r.respond(r.conn, r.op as u16, r.id, &rsp);
-                    stats(core, &r, true, sent);
+                    finish(core, r, &XattrRsp { size: n as u32, data: Rest(data) });
                     core.r.bufs.put(out);
-                    let key = r.conn;
-                    core.free_req(r);
-                    core.r.request_done(key);
                 }
                 Err(e) => {
                     core.r.bufs.put(out);

@@ -85,27 +85,12 @@ impl Reactor {
         }
         self.settle(svc);
         self.push(opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(UD_IGNORE));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.ops_in_flight() && Instant::now() < deadline {
-            let ts = types::Timespec::new().nsec(50_000_000);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            let _ = self.ring.submitter().submit_with_args(1, &args);
-            self.drain_completions(svc);
-            self.end_turn(svc);
-        }
-        if self.ops_in_flight() {
-            // Operations the kernel still holds (e.g. an open blocked in a worker): their
-            // memory, and that of the connections they point into (receive buffers,
-            // send vectors), must outlive us rather than be freed under the kernel.
-            tracing::warn!(
-                core = self.idx,
-                left = self.ops.len() + self.svc_ops,
-                "operations still in flight at exit; leaking their buffers"
-            );
-            std::mem::forget(std::mem::take(&mut self.ops));
-            std::mem::forget(std::mem::take(&mut self.conns));
-            svc.leak();
-        }
+        // What the kernel still holds then (e.g. an open blocked in a worker) is leaked.
+        self.wait_in_flight(svc, "operations still in flight at exit; leaking their buffers", |r, svc, _| {
+            r.drain_completions(svc);
+            r.end_turn(svc);
+            true
+        });
         tracing::debug!(core = self.idx, "core stopped");
     }
 

@@ -1,6 +1,8 @@
 //! What is left of a reactor whose loop died: connections closed without running any
 //! handler, operations given back by the kernel (or leaked), and the parts a new loop
-//! needs. The restart policy is the supervisor's (`worker::supervise`).
+//! needs. The restart policy is the supervisor's (`worker::supervise`). The bounded wait
+//! for the kernel's operations, and the leak of what it keeps, serve the loop's own
+//! orderly teardown too (`run.rs`).
 
 use std::collections::HashSet;
 use std::io;
@@ -49,33 +51,55 @@ impl Reactor {
         // SAFETY: a cancel points at no memory. If the queue is full the cancel is
         // skipped; the kernel cancels everything when the ring is closed.
         let _ = unsafe { self.ring.submission().push(&cancel) };
+        let why = "operations the kernel did not give back; leaking their memory and connections";
+        self.wait_in_flight(svc, why, |r, svc, waited| {
+            if let Err(e) = waited
+                && !transient(&e)
+            {
+                return false;
+            }
+            let done: Vec<(u64, i32, u32)> =
+                r.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
+            for (ud, res, flags) in done {
+                r.forget_completion(svc, ud, res, flags);
+            }
+            true
+        });
+        Ok((listeners, wake))
+    }
+
+    /// Gives the kernel 2 s to finish the operations it holds: submits and waits (50 ms
+    /// at most each time), `turn` handling each wait's outcome (false: stop waiting).
+    /// What it still holds then is leaked ([`Reactor::leak_in_flight`]), logged as `why`.
+    pub(super) fn wait_in_flight<S: Service>(
+        &mut self,
+        svc: &mut S,
+        why: &str,
+        mut turn: impl FnMut(&mut Self, &mut S, io::Result<usize>) -> bool,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.ops_in_flight() && Instant::now() < deadline {
             let ts = types::Timespec::new().nsec(50_000_000);
             let args = types::SubmitArgs::new().timespec(&ts);
-            if let Err(e) = self.ring.submitter().submit_with_args(1, &args)
-                && !transient(&e)
-            {
+            let waited = self.ring.submitter().submit_with_args(1, &args);
+            if !turn(self, svc, waited) {
                 break;
-            }
-            let done: Vec<(u64, i32, u32)> =
-                self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
-            for (ud, res, flags) in done {
-                self.forget_completion(svc, ud, res, flags);
             }
         }
         if self.ops_in_flight() {
-            tracing::warn!(
-                core = self.idx,
-                left = self.ops.len() + self.svc_ops,
-                "operations the kernel did not give back; leaking their memory and connections"
-            );
-            std::mem::forget(std::mem::take(&mut self.ops));
-            std::mem::forget(std::mem::take(&mut self.conns));
-            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
-            svc.leak();
+            tracing::warn!(core = self.idx, left = self.ops.len() + self.svc_ops, "{why}");
+            self.leak_in_flight(svc);
         }
-        Ok((listeners, wake))
+    }
+
+    /// Leaks what operations the kernel still holds point into: their memory, that of
+    /// the connections (receive buffers, send vectors), the wake-up buffer and the
+    /// service's, which must outlive us rather than be freed under the kernel.
+    fn leak_in_flight<S: Service>(&mut self, svc: &mut S) {
+        std::mem::forget(std::mem::take(&mut self.ops));
+        std::mem::forget(std::mem::take(&mut self.conns));
+        std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
+        svc.leak();
     }
 
     /// Takes a completion without handling it: the operation's state is dropped once

@@ -3,12 +3,14 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use io_uring::{opcode, types};
-use qtfs_proto::{FrameHeader, HEADER_SIZE, Wire, push_frame};
+use qtfs_proto::{FrameHeader, HEADER_SIZE, Op, Wire, push_frame};
 
 use super::conn::SendOp;
 use super::{MAX_IOV, PREAUTH_RX, RX_BUF, Reactor, Slot, TX_HIGH};
+use crate::stats::Done;
 
 impl Reactor {
     // ------------------------------------------------------------------ responses
@@ -41,6 +43,25 @@ impl Reactor {
     /// Queues a response carrying `msg`.
     pub fn respond<'m, M: Wire<'m>>(&mut self, key: usize, op: u16, id: u64, msg: &M) -> usize {
         self.send_frame(key, FrameHeader::response(op, id, 0), msg)
+    }
+
+    /// Answers request `h` of `key` with `r` (a message or an errno) and records it under
+    /// `op` with its latency since `t0`: the ending of every request answered in one step.
+    pub fn answer<'m, M: Wire<'m>>(&mut self, key: usize, h: &FrameHeader, op: Op, t0: Instant, r: Result<M, i32>) {
+        let (ok, n) = match r {
+            Ok(m) => (true, self.respond(key, h.op, h.id, &m)),
+            Err(e) => {
+                self.respond_err(key, h.op, h.id, e);
+                (false, 0)
+            }
+        };
+        self.record(Done {
+            op_index: op.index() as u16,
+            ok,
+            bytes_in: h.len,
+            bytes_out: n as u32,
+            latency_ns: t0.elapsed().as_nanos() as u64,
+        });
     }
 
     /// Queues any frame carrying `msg`; returns its size.

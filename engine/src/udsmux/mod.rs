@@ -410,20 +410,7 @@ fn lookup(core: &Ctx, key: usize, wire: u32) -> Option<usize> {
 }
 
 fn reply<'m, M: Wire<'m>>(core: &mut Ctx, key: usize, h: &FrameHeader, op: Op, t0: Instant, r: Result<M, i32>) {
-    let (ok, n) = match r {
-        Ok(m) => (true, core.r.respond(key, h.op, h.id, &m)),
-        Err(e) => {
-            core.r.respond_err(key, h.op, h.id, e);
-            (false, 0)
-        }
-    };
-    core.r.record(Done {
-        op_index: op.index() as u16,
-        ok,
-        bytes_in: h.len,
-        bytes_out: n as u32,
-        latency_ns: t0.elapsed().as_nanos() as u64,
-    });
+    core.r.answer(key, h, op, t0, r);
 }
 
 /// Creates a channel record (not yet in any ring operation) and registers it.

@@ -10,16 +10,11 @@ mod supervise;
 
 pub(crate) use supervise::supervise;
 
-use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::Arc;
-
 use qtfs_proto::consts::errno;
 use qtfs_proto::{FrameHeader, Op};
 
-use crate::ring::gate::PreAuthGate;
-use crate::ring::{Exit, ListenFd, Reactor, Service, svc_of};
-use crate::{Shared, fsops, notify, udsmux};
+use crate::ring::{Exit, Reactor, Service, svc_of};
+use crate::{fsops, notify, udsmux};
 
 /// The services of one core.
 #[derive(Default)]
@@ -112,14 +107,9 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub fn new(
-        idx: usize,
-        shared: Arc<Shared>,
-        listeners: Vec<ListenFd>,
-        wake_fd: OwnedFd,
-        gate: Arc<PreAuthGate>,
-    ) -> io::Result<Core> {
-        Ok(Core { r: Reactor::new(idx, shared, listeners, wake_fd, gate)?, svc: Services::default() })
+    /// A core around reactor `r` (`Reactor::new(..).map(Core::new)`), its services new.
+    pub fn new(r: Reactor) -> Core {
+        Core { r, svc: Services::default() }
     }
 
     pub fn run(&mut self) -> Exit {

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Core;
-use crate::ring::{Exit, panic_text};
+use crate::ring::{Exit, Reactor, panic_text};
 
 /// Exit status of an engine that lost a core it cannot rebuild.
 pub(crate) const EXIT_RING_FAILED: i32 = 70;
@@ -82,7 +82,7 @@ pub(crate) fn supervise(mut core: Core) {
             std::thread::sleep(backoff);
         }
         last_restart = Some(Instant::now());
-        core = match Core::new(idx, shared, listeners, wake, gate) {
+        core = match Reactor::new(idx, shared, listeners, wake, gate).map(Core::new) {
             Ok(c) => c,
             Err(e) => fatal(idx, &format!("cannot create a new io_uring: {e}")),
         };

@@ -66,8 +66,7 @@ fn a_symlinked_entry_allows_its_target_and_lists_as_written() {
     let e = TestEngine::start(Opts { groups: Some(vec!["Read"]), ..Default::default() });
     std::fs::write(e.path("f"), b"x").unwrap();
     // Like /var/run -> /run: the entry names the export through a symlink.
-    let link = e.dir.path().join("link");
-    std::os::unix::fs::symlink(&e.export, &link).unwrap();
+    let link = e.link_to_export("link");
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
     let l = link.display().to_string();

@@ -14,18 +14,19 @@ use common::*;
 
 /// A fake qemu on the HOST side: says something on stderr, then listens on the unix
 /// socket "$1" (after a short delay) and sleeps.
-fn fake_qemu(dir: &Path) -> PathBuf {
-    let p = dir.join("fake-qemu");
-    let script = "#!/bin/sh\necho starting >&2\nexec /usr/bin/python3 -c '\nimport socket, sys, time\ntime.sleep(0.3)\n\
-                  s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(1)\ntime.sleep(300)\n' \"$1\"\n";
-    std::fs::write(&p, script).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
+const FAKE_QEMU: &str = "#!/bin/sh\necho starting >&2\nexec /usr/bin/python3 -c '\nimport socket, sys, time\n\
+                         time.sleep(0.3)\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(1)\n\
+                         time.sleep(300)\n' \"$1\"\n";
 
-/// A directory for the fake binaries (made before the server, whose whitelist names them).
-fn tools() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("rxd").tempdir_in("/tmp").unwrap()
+/// A server whose whitelist allows one fake binary: the script `body`, named `name`, in a
+/// directory made for it before the server starts. (That directory, the binary, the
+/// server.)
+fn server_with(name: &str, body: &str) -> (tempfile::TempDir, PathBuf, Server) {
+    let t = tempfile::Builder::new().prefix("rxd").tempdir_in("/tmp").unwrap();
+    let fake = t.path().join(name);
+    script(&fake, body);
+    let s = Server::start(&[fake.to_str().unwrap()], &[]);
+    (t, fake, s)
 }
 
 /// Starts a daemonized rexec of the fake qemu: (daemon pid, remote pid, pid file).
@@ -67,26 +68,26 @@ fn start_daemon(s: &Server, fake: &Path, tag: &str) -> (i32, i32, PathBuf) {
     (daemon, remote, pidfile)
 }
 
+/// Starts a daemonized fake qemu (`name`) on a server of its own, sends the daemon `sig`
+/// and checks that the remote process ends; (its tools directory, the server, the
+/// daemon's pid, its pid file).
+fn signal_daemon(name: &str, sig: i32) -> (tempfile::TempDir, Server, i32, PathBuf) {
+    let (t, fake, s) = server_with("fake-qemu", FAKE_QEMU);
+    let (daemon, remote, pidfile) = start_daemon(&s, &fake, name);
+    // SAFETY: a process of this test.
+    unsafe { libc::kill(daemon, sig) };
+    assert!(wait_until(Duration::from_secs(5), || group_members(remote).is_empty()), "remote {remote} survived");
+    (t, s, daemon, pidfile)
+}
+
 #[test]
 fn sigkill_of_the_daemon_ends_the_remote_process() {
-    let t = tools();
-    let fake = fake_qemu(t.path());
-    let s = Server::start(&[fake.to_str().unwrap()], &[]);
-    let (daemon, remote, _) = start_daemon(&s, &fake, "a");
-    // SAFETY: a process of this test.
-    unsafe { libc::kill(daemon, libc::SIGKILL) };
-    assert!(wait_until(Duration::from_secs(5), || group_members(remote).is_empty()), "remote {remote} survived");
+    signal_daemon("a", libc::SIGKILL);
 }
 
 #[test]
 fn sigterm_of_the_daemon_is_forwarded_and_its_pid_file_removed() {
-    let t = tools();
-    let fake = fake_qemu(t.path());
-    let s = Server::start(&[fake.to_str().unwrap()], &[]);
-    let (daemon, remote, pidfile) = start_daemon(&s, &fake, "b");
-    // SAFETY: a process of this test.
-    unsafe { libc::kill(daemon, libc::SIGTERM) };
-    assert!(wait_until(Duration::from_secs(5), || group_members(remote).is_empty()), "remote {remote} survived");
+    let (_t, s, daemon, pidfile) = signal_daemon("b", libc::SIGTERM);
     assert!(wait_until(Duration::from_secs(5), || !running(daemon)), "daemon still running");
     assert!(!pidfile.exists(), "pid file left behind");
     assert!(!s.pids.join(daemon.to_string()).exists(), "map file left behind");
@@ -94,11 +95,7 @@ fn sigterm_of_the_daemon_is_forwarded_and_its_pid_file_removed() {
 
 #[test]
 fn a_remote_exit_before_the_socket_is_the_exit_status() {
-    let t = tools();
-    let fake = t.path().join("fails");
-    std::fs::write(&fake, "#!/bin/sh\necho boom >&2\nexit 3\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = Server::start(&[fake.to_str().unwrap()], &[]);
+    let (_t, fake, s) = server_with("fails", "#!/bin/sh\necho boom >&2\nexit 3\n");
     let pidfile = s.dir.path().join("c.pid");
     let sock = s.dir.path().join("c.monitor");
     let o = s
@@ -118,11 +115,7 @@ fn a_remote_exit_before_the_socket_is_the_exit_status() {
 
 #[test]
 fn a_socket_that_never_appears_stops_the_remote_process() {
-    let t = tools();
-    let fake = t.path().join("silent");
-    std::fs::write(&fake, "#!/bin/sh\necho $$\nexec sleep 300\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let s = Server::start(&[fake.to_str().unwrap()], &[]);
+    let (_t, fake, s) = server_with("silent", "#!/bin/sh\necho $$\nexec sleep 300\n");
     let sock = s.dir.path().join("e.monitor");
     let t0 = Instant::now();
     let o = s

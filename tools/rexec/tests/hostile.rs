@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::Duration;
@@ -52,8 +51,7 @@ fn hostile_input_never_crashes_or_forks() {
     let d = tempfile::Builder::new().prefix("rxh").tempdir_in("/tmp").unwrap();
     let marker = d.path().join("ran");
     let tool = d.path().join("tool.sh");
-    std::fs::write(&tool, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
-    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script(&tool, &format!("#!/bin/sh\ntouch {}\n", marker.display()));
     let tool_s = tool.to_str().unwrap().to_string();
     let mut s = Server::start(&[&tool_s], &["--grace", "1"]);
     let mut argv = tool_s.as_bytes().to_vec();

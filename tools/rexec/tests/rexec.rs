@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use qtfs_testkit::spawn_first_line;
 
 fn out(mut c: Command) -> (i32, String, String) {
     let o = c.stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap();
@@ -174,9 +175,7 @@ fn remote_pid(s: &Server, local: u32) -> i32 {
 fn sigkill_of_rexec_kills_the_remote_group() {
     let s = Server::start(&[], &[]);
     let script = "sleep 300 & sleep 300 & echo started; wait";
-    let mut child = s.rexec(&["/bin/sh", "-c", script]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, line) = spawn_first_line(&mut s.rexec(&["/bin/sh", "-c", script]));
     assert_eq!(line, "started\n");
     let rpid = remote_pid(&s, child.id());
     let members = group_members(rpid);
@@ -197,14 +196,8 @@ fn sigkill_of_rexec_kills_the_remote_group() {
 #[test]
 fn pid_file_holds_the_remote_pid_while_running() {
     let s = Server::start(&[], &[]);
-    let mut child = s
-        .rexec(&["/bin/sh", "-c", "echo $$; cat > /dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, line) =
+        spawn_first_line(s.rexec(&["/bin/sh", "-c", "echo $$; cat > /dev/null"]).stdin(Stdio::piped()));
     let rpid = remote_pid(&s, child.id());
     assert_eq!(line.trim().parse::<i32>().unwrap(), rpid);
     let f = s.pids.join(child.id().to_string());
@@ -509,9 +502,7 @@ fn client_gone_for_longer_than_the_grace_gives_up() {
     let mut relay = Relay::start(&relay_path, &s.socket);
     let mut c = s.rexec_bare(&relay_path, &["--grace", "1", "/bin/sh", "-c", "echo up; exec sleep 30"]);
     map_fds(&mut c, vec![], vec![]);
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let (child, _) = spawn_first_line(c.stderr(Stdio::piped()));
     let rpid = remote_pid(&s, child.id());
     relay.cut(true);
     let o = child.wait_with_output().unwrap();

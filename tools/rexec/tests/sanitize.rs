@@ -24,9 +24,12 @@ fn tools() -> (tempfile::TempDir, PathBuf) {
     (d, p)
 }
 
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, body).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// Makes directory `sub` in `dir` holding the script `name` (`body`); returns the directory.
+fn dir_with_script(dir: &Path, sub: &str, name: &str, body: &str) -> PathBuf {
+    let d = dir.join(sub);
+    std::fs::create_dir(&d).unwrap();
+    script(&d.join(name), body);
+    d
 }
 
 fn s(p: &Path) -> &str {
@@ -50,9 +53,7 @@ fn bash_env_and_the_client_path_do_not_reach_whitelisted_scripts() {
     let marker = dir.join("bash-env-ran");
     let evil = dir.join("evil.sh");
     script(&evil, &format!("touch {}\n", marker.display()));
-    let fake = dir.join("fakebin");
-    std::fs::create_dir(&fake).unwrap();
-    script(&fake.join("id"), "#!/bin/sh\necho FAKE-ID\n");
+    let fake = dir_with_script(&dir, "fakebin", "id", "#!/bin/sh\necho FAKE-ID\n");
     let tool = dir.join("tool.sh");
     script(&tool, "#!/bin/bash\necho \"id=$(id -u)\"\n");
     let srv = Server::start(&[s(&tool)], &[]);
@@ -132,16 +133,12 @@ fn only_allowed_variables_with_sane_values_reach_the_remote() {
 #[test]
 fn the_operator_allows_more_names_and_sets_path() {
     let (_d, dir) = tools();
-    let bin = dir.join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    script(&bin.join("mytool"), "#!/bin/sh\necho \"$PATH|$FOO|$BAR|$MY_X|$QUX\"\n");
+    let bin = dir_with_script(&dir, "bin", "mytool", "#!/bin/sh\necho \"$PATH|$FOO|$BAR|$MY_X|$QUX\"\n");
     let allow = dir.join("env-allow");
     std::fs::write(&allow, "# names\nBAR\n  MY_*  \n").unwrap();
     std::fs::set_permissions(&allow, std::fs::Permissions::from_mode(0o600)).unwrap();
     // Only in the client's PATH: never found.
-    let theirs = dir.join("theirs");
-    std::fs::create_dir(&theirs).unwrap();
-    script(&theirs.join("histool"), "#!/bin/sh\necho ran\n");
+    let theirs = dir_with_script(&dir, "theirs", "histool", "#!/bin/sh\necho ran\n");
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let srv =
         Server::start(&["mytool", "histool"], &["--env-allow", "FOO", "--env-allow-file", s(&allow), "--path", &path]);
@@ -234,12 +231,8 @@ fn a_whitelisted_symlink_repointed_after_load_runs_its_old_target_until_sighup()
 #[test]
 fn a_directory_swapped_for_a_symlink_after_load_is_not_followed() {
     let (_d, dir) = tools();
-    let real = dir.join("real");
-    std::fs::create_dir(&real).unwrap();
-    script(&real.join("tool"), "#!/bin/sh\necho real\n");
-    let evil = dir.join("evil");
-    std::fs::create_dir(&evil).unwrap();
-    script(&evil.join("tool"), "#!/bin/sh\necho evil\n");
+    let real = dir_with_script(&dir, "real", "tool", "#!/bin/sh\necho real\n");
+    let evil = dir_with_script(&dir, "evil", "tool", "#!/bin/sh\necho evil\n");
     let tool = real.join("tool");
     let srv = Server::start(&[s(&tool)], &[]);
     assert_eq!(out(srv.rexec(&[s(&tool)])).1, "real\n");

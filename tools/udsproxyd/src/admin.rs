@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use qtfs_proto::consts::{self, WlType};
 use qtfs_proto::*;
 
-use qtfs_daemon::admin::respond;
+use qtfs_daemon::admin::{counter_records, info, log_level, respond};
 
 use crate::{Shared, sys};
 
@@ -36,19 +36,15 @@ fn handle(sh: &Shared, h: &FrameHeader, p: &[u8], out: &mut Vec<u8>) -> Result<(
     match h.op().ok_or(errno::ENOSYS)? {
         Op::ADMIN_INFO => {
             let connected = sh.loops.iter().filter(|l| l.connected.load(Ordering::Relaxed)).count() as u32;
-            let info = AdminInfo {
-                proto_version: VERSION as u16,
-                pid: std::process::id(),
+            let base = info(b"udsproxyd", sh.started, &sh.log_level);
+            let rsp = AdminInfo {
                 cores: sh.loops.len() as u32,
-                uptime_ms: sh.started.elapsed().as_millis() as u64,
                 sessions: connected,
                 connections: connected,
                 channels: sh.chans.lock().len() as u32,
-                log_level: sh.log_level.load(Ordering::Relaxed),
-                component: Name(b"udsproxyd"),
-                version: Name(env!("CARGO_PKG_VERSION").as_bytes()),
+                ..base
             };
-            respond(out, h, &info);
+            respond(out, h, &rsp);
         }
         Op::ADMIN_WL_LIST => {
             let m = WlListReq::decode(p).map_err(bad)?;
@@ -82,27 +78,12 @@ fn handle(sh: &Shared, h: &FrameHeader, p: &[u8], out: &mut Vec<u8>) -> Result<(
             tracing::info!(path = %String::from_utf8_lossy(&gone), "udsconnect entry deleted");
             respond(out, h, &Empty {});
         }
-        Op::ADMIN_LOG_LEVEL => {
-            let m = LogLevelReq::decode(p).map_err(bad)?;
-            if m.level != consts::LOG_QUERY {
-                if m.level > consts::LOG_DEBUG {
-                    return Err(errno::EINVAL);
-                }
-                (sh.set_log_level)(m.level);
-                sh.log_level.store(m.level, Ordering::Relaxed);
-            }
-            respond(out, h, &LogLevelRsp { level: sh.log_level.load(Ordering::Relaxed) });
-        }
+        Op::ADMIN_LOG_LEVEL => log_level(out, h, p, &sh.log_level, &*sh.set_log_level)?,
         Op::ADMIN_COUNTERS => {
             let m = CountersReq::decode(p).map_err(bad)?;
             let recs = counters(sh);
             let window_ms = sh.stats.since.lock().elapsed().as_millis() as u64;
-            let mut b = Vec::new();
-            for c in &recs {
-                let mut r = vec![0u8; OpCounter::DESC.size];
-                wire::Fixed::put(c, &mut r);
-                b.extend_from_slice(&r);
-            }
+            let b = counter_records(&recs);
             respond(out, h, &CountersRsp { count: recs.len() as u32, window_ms, records: Rest(&b) });
             if m.flags & consts::COUNTERS_CLEAR != 0 {
                 sh.stats.clear();

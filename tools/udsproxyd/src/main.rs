@@ -7,18 +7,10 @@ use qtfs_udsproxyd::config::{Cli, from_cli};
 use qtfs_udsproxyd::{Daemon, sys};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (cfg, notes) = match from_cli(cli) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("udsproxyd: {e}");
-            return ExitCode::from(2);
-        }
+    let parsed = from_cli(Cli::parse());
+    let Some((cfg, set_level)) = qtfs_daemon::configure("udsproxyd", parsed, |c| c.log_level, "") else {
+        return ExitCode::from(2);
     };
-    let set_level = qtfs_daemon::init_logging(cfg.log_level, "");
-    for n in &notes {
-        tracing::warn!("{n}");
-    }
     if cfg.insecure && cfg.psk.is_none() {
         tracing::warn!("*** INSECURE TEST MODE: the engine connection is not authenticated ***");
     }
@@ -35,11 +27,7 @@ fn main() -> ExitCode {
     let server = cfg.server.to_string();
     let mut d = match Daemon::start(cfg, set_level) {
         Ok(d) => d,
-        Err(e) => {
-            tracing::error!("cannot start: {e}");
-            eprintln!("udsproxyd: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return qtfs_daemon::start_failed("udsproxyd", e),
     };
     tracing::info!(server = %server, socket = %socket.display(), admin = %admin.display(), "udsproxyd ready");
     let sig = qtfs_daemon::wait_signal(&set);

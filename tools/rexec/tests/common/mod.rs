@@ -198,6 +198,12 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
     out
 }
 
+/// Writes an executable (0755) script `body` at `path`.
+pub fn script(path: &Path, body: &str) {
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
