@@ -92,13 +92,11 @@ vm_build_module() {
 # with their libraries), the in-tree modules and their dependencies (in load order, into
 # /modules/load-order), qtfs.ko (if KO is set), guest/init and guest/test.sh.
 # Uses the scratch directory $D.
-vm_build_initramfs() {
-  local k=$1 ko=$2 out=$3 mods=$4 bins=$5 kimg=$WORK/kimg/$1 R=$D/initramfs m f b p lib
-  rm -rf "$R"
-  mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mnt,etc,modules,vmtest,usr/bin,usr/sbin,usr/local/bin}
-  cp /bin/busybox "$R/bin/busybox" || return 1
-  for b in $(/bin/busybox --list); do [ -e "$R/bin/$b" ] || ln -s busybox "$R/bin/$b"; done
-  : > "$R/modules/load-order"
+# _vm_modules R KVER KO "MODULES": the in-tree modules and their dependencies into
+# R/modules (load order in R/modules/load-order), and qtfs.ko (if KO is set)
+_vm_modules() {
+  local R=$1 k=$2 ko=$3 mods=$4 kimg=$WORK/kimg/$2 m f b
+  mkdir -p "$R/modules" && : > "$R/modules/load-order"
   for m in $mods; do
     modprobe -d "$kimg" -S "$k" --show-depends "$m" > "$D/deps" || { echo "no module $m"; return 1; }
     while read -r _ f _; do
@@ -107,13 +105,38 @@ vm_build_initramfs() {
       cp "$f" "$R/modules/$b" && echo "$b" >> "$R/modules/load-order"
     done < <(awk '$1 == "insmod"' "$D/deps")
   done
-  [ -n "$ko" ] && cp "$ko" "$R/modules/qtfs.ko"
+  [ -z "$ko" ] || cp "$ko" "$R/modules/qtfs.ko"
+}
+# _vm_conformance_files R: the conformance runner, its configuration and its suites'
+# binaries ($WORK/qtfs-posix, $WORK/pjdfstest: tests/vm/run builds them) where present
+_vm_conformance_files() {
+  local R=$1
+  mkdir -p "$R/vmtest" "$R/usr/local/bin"
+  cp "$ROOT/tests/vm/guest/conformance.sh" "$ROOT/tests/vm/guest/pjdfstest.toml" \
+    "$ROOT/tests/vm/conformance-known.txt" "$R/vmtest/" || return 1
+  chmod 755 "$R/vmtest/conformance.sh"
+  [ -x "$WORK/qtfs-posix" ] && cp "$WORK/qtfs-posix" "$R/usr/local/bin/"
+  [ -x "$WORK/pjdfstest" ] && cp "$WORK/pjdfstest" "$R/usr/local/bin/"
+  return 0
+}
+
+vm_build_initramfs() {
+  local k=$1 ko=$2 out=$3 mods=$4 bins=$5 R=$D/initramfs b p lib
+  rm -rf "$R"
+  mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mnt,etc,modules,vmtest,usr/bin,usr/sbin,usr/local/bin}
+  cp /bin/busybox "$R/bin/busybox" || return 1
+  for b in $(/bin/busybox --list); do [ -e "$R/bin/$b" ] || ln -s busybox "$R/bin/$b"; done
+  _vm_modules "$R" "$k" "$ko" "$mods" || return 1
+  _vm_conformance_files "$R" || return 1
+  # the conformance binaries' libraries (glibc)
+  for p in qtfs-posix pjdfstest; do [ -x "$R/usr/local/bin/$p" ] && bins="$bins $R/usr/local/bin/$p"; done
   for p in $bins; do
     [ -x "$p" ] || { echo "missing $p"; return 1; }
     case $p in
       */qtinfo) strip -o "$R/usr/local/bin/qtinfo" "$p" 2>/dev/null || cp "$p" "$R/usr/local/bin/qtinfo";;
       */qtlock) cp "$p" "$R/usr/local/bin/qtlock"; continue;; # static: no libraries
       */qtrelay) cp "$p" "$R/usr/local/bin/qtrelay"; continue;; # static too
+      "$R"/*) ;; # already in place
       *) mkdir -p "$R$(dirname "$p")" && cp -L "$p" "$R$p" || return 1;;
     esac
     for lib in $(ldd "$p" | grep -o '/[^ ]*'); do
@@ -121,12 +144,75 @@ vm_build_initramfs() {
       mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib" || return 1
     done
   done
-  # the guest's own /etc/passwd carries a marker (see the symlink-escape check)
-  printf 'root:x:0:0:GUEST-PASSWD-MARKER:/root:/bin/sh\n' > "$R/etc/passwd"
-  printf 'root:x:0:\n' > "$R/etc/group"
+  # the guest's own /etc/passwd carries a marker (see the symlink-escape check); nobody and
+  # tests are pjdfstest's dummy users
+  printf 'root:x:0:0:GUEST-PASSWD-MARKER:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\ntests:x:2000:2000:tests:/:/bin/false\n' > "$R/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\ntests:x:2000:\n' > "$R/etc/group"
   cp "$ROOT/tests/vm/guest/init" "$R/init" && cp "$ROOT/tests/vm/guest/test.sh" "$R/vmtest/test.sh" || return 1
   chmod 755 "$R/init" "$R/vmtest/test.sh"
   (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp" && mv "$out.tmp" "$out"
+  cp "$R/modules/load-order" "$out.modules"
+  rm -rf "$R"
+}
+
+# --- the Debian guest userland (tests/vm/run --debian, make test-full) ----------------------
+# A small Debian bookworm root file system built with mmdebstrap from Debian's packages
+# (variant essential plus VM_DEBIAN_PKGS; no systemd, no apt, no docs), packed as an
+# uncompressed initramfs cpio (no loop mounts, no disk image: the guest runs from its
+# RAM). Cached as ~/.cache/qtfs-vm/debian-bookworm-<hash>.cpio, keyed by the package list
+# and this builder; never committed. QTFS_VM_CACHE moves the cache.
+VM_DEBIAN_PKGS="busybox fio python3 perl sqlite3 util-linux mount coreutils kmod iproute2 keyutils attr socat procps"
+VM_DEBIAN_BUILDER=1 # bump when the hook below changes
+# vm_debian_rootfs: prints the cached cpio's path (building it first: about a minute)
+# vm_debian_rootfs_path: where the cached cpio is (or will be)
+vm_debian_rootfs_path() {
+  echo "${QTFS_VM_CACHE:-$HOME/.cache/qtfs-vm}/debian-bookworm-$(echo "$VM_DEBIAN_BUILDER $VM_DEBIAN_PKGS" | sha256sum | cut -c1-12).cpio"
+}
+vm_debian_rootfs() {
+  local out tmp pkgs cache
+  out=$(vm_debian_rootfs_path) cache=$(dirname "$(vm_debian_rootfs_path)")
+  [ -s "$out" ] && { echo "$out"; return 0; }
+  mkdir -p "$cache" || return 1
+  command -v mmdebstrap > /dev/null || apt-get install -y -q --no-install-recommends mmdebstrap >&2 || return 1
+  tmp=$(mktemp -d "$cache/build.XXXXXX") || return 1
+  pkgs=$(echo "$VM_DEBIAN_PKGS" | tr ' ' ',')
+  # the dummy users of the conformance suites (pjdfstest wants "tests" and "nobody")
+  if ! mmdebstrap --variant=essential --mode=root --include="$pkgs" \
+      --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+      --customize-hook='echo "tests:x:2000:2000:conformance tests:/:/usr/sbin/nologin" >> "$1/etc/passwd"' \
+      --customize-hook='echo "tests:x:2000:" >> "$1/etc/group"' \
+      --customize-hook='echo qtfs-guest > "$1/etc/hostname"' \
+      bookworm "$tmp/root.tar" >&2; then
+    rm -rf "$tmp"; return 1
+  fi
+  mkdir "$tmp/root" && tar -C "$tmp/root" -xf "$tmp/root.tar" &&
+    (cd "$tmp/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$tmp/root.cpio" &&
+    mv "$tmp/root.cpio" "$out" || { rm -rf "$tmp"; return 1; }
+  rm -rf "$tmp"
+  echo "$out"
+}
+
+# vm_build_debian_initramfs KVER KO OUT "MODULES" "BINARIES": the cached Debian root file
+# system (vm_debian_rootfs) followed by a small gzipped cpio with the modules, qtfs.ko,
+# guest/init-debian as /init, the guest scripts, the conformance suites and the BINARIES
+# (into /usr/local/bin: they run on the guest's own Debian libraries). Uses $D.
+vm_build_debian_initramfs() {
+  local k=$1 ko=$2 out=$3 mods=$4 bins=$5 R=$D/initramfs-debian base p
+  base=$(vm_debian_rootfs) || { echo "cannot build the Debian root file system"; return 1; }
+  rm -rf "$R" && mkdir -p "$R/vmtest" "$R/usr/local/bin" || return 1
+  _vm_modules "$R" "$k" "$ko" "$mods" || return 1
+  _vm_conformance_files "$R" || return 1
+  for p in $bins; do
+    [ -x "$p" ] || { echo "missing $p"; return 1; }
+    strip -o "$R/usr/local/bin/$(basename "$p")" "$p" 2>/dev/null || cp "$p" "$R/usr/local/bin/" || return 1
+  done
+  cp "$ROOT/tests/vm/guest/init-debian" "$R/init" && cp "$ROOT/tests/vm/guest/test.sh" \
+    "$ROOT/tests/vm/guest/debian.sh" "$R/vmtest/" || return 1
+  chmod 755 "$R/init" "$R/vmtest/test.sh" "$R/vmtest/debian.sh"
+  # only the new paths: a directory entry would replace Debian's /bin -> usr/bin link
+  { cat "$base" && (cd "$R" && find init vmtest modules usr/local/bin -mindepth 0 | cpio -o -H newc --quiet | gzip -1); } > "$out.tmp" &&
+    mv "$out.tmp" "$out"
   cp "$R/modules/load-order" "$out.modules"
   rm -rf "$R"
 }

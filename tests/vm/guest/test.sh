@@ -1094,6 +1094,16 @@ t_rmmod() {
   return 0
 }
 
+# --- conformance subset (VM_CONFORMANCE: tests/vm/run sets it for one boot) -----------------
+# guest/conformance.sh: the project's POSIX suite and pjdfstest, on the mount and on tmpfs
+C=/vmtest/conformance.sh
+t_conf_own_qtfs() { sh $C run own qtfs $M/conformance/own; }
+t_conf_own_tmpfs() { sh $C run own tmpfs /tmp/conformance/own; }
+t_conf_own_compare() { sh $C compare own; }
+t_conf_pjd_qtfs() { sh $C run pjdfstest qtfs $M/conformance/pjdfstest; }
+t_conf_pjd_tmpfs() { sh $C run pjdfstest tmpfs /tmp/conformance/pjdfstest; }
+t_conf_pjd_compare() { sh $C compare pjdfstest; }
+
 # --- runner ---------------------------------------------------------------------------------
 if [ "${1:-}" = one ]; then "$2"; exit $?; fi
 
@@ -1170,6 +1180,12 @@ $c
 EOF
     if mounted; then run "$name" "$fn" "${tmo:-60}"; else skip "$name" "not mounted"; fi
   done
+  if [ -n "${VM_CONFORMANCE:-}" ]; then
+    for c in own-qtfs:t_conf_own_qtfs own-tmpfs:t_conf_own_tmpfs own-compare:t_conf_own_compare \
+      pjdfstest-qtfs:t_conf_pjd_qtfs pjdfstest-tmpfs:t_conf_pjd_tmpfs pjdfstest-compare:t_conf_pjd_compare; do
+      if mounted; then run "conformance-${c%%:*}" "${c#*:}" 300; else skip "conformance-${c%%:*}" "not mounted"; fi
+    done
+  fi
   run qtinfo t_qtinfo 30
   run no-conn-drops t_no_conn_drops 10
   if mounted; then run engine-restart t_engine_restart 200; else skip engine-restart "not mounted"; fi
