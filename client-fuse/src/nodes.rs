@@ -398,11 +398,17 @@ mod tests {
         assert_eq!(t.path(ROOT).unwrap(), b"");
     }
 
+    /// A table with `a`, then `b`, linked in the root to HOST inodes `inos` (device 1).
+    fn root_with(a: &[u8], b: &[u8], inos: (u64, u64)) -> (Nodes, u64, u64) {
+        let mut t = Nodes::new((1, 2));
+        let x = t.link(ROOT, a, (1, inos.0));
+        let y = t.link(ROOT, b, (1, inos.1));
+        (t, x, y)
+    }
+
     #[test]
     fn hard_links_share_a_node_and_survive_unlink_of_one_name() {
-        let mut t = Nodes::new((1, 2));
-        let x = t.link(ROOT, b"x", (1, 20));
-        let y = t.link(ROOT, b"y", (1, 20));
+        let (mut t, x, y) = root_with(b"x", b"y", (20, 20));
         assert_eq!(x, y);
         assert_eq!(t.lookup_count(x), 2);
         assert_eq!(t.path(x).unwrap(), b"y");
@@ -416,9 +422,7 @@ mod tests {
 
     #[test]
     fn exchange_swaps_and_replace_drops_the_target() {
-        let mut t = Nodes::new((1, 2));
-        let a = t.link(ROOT, b"a", (1, 30));
-        let b = t.link(ROOT, b"b", (1, 31));
+        let (mut t, a, b) = root_with(b"a", b"b", (30, 31));
         t.rename(ROOT, b"a", ROOT, b"b", true);
         assert_eq!(t.path(a).unwrap(), b"b");
         assert_eq!(t.path(b).unwrap(), b"a");
@@ -429,9 +433,7 @@ mod tests {
 
     #[test]
     fn a_name_reused_for_another_inode_moves() {
-        let mut t = Nodes::new((1, 2));
-        let a = t.link(ROOT, b"f", (1, 40));
-        let b = t.link(ROOT, b"f", (1, 41));
+        let (mut t, a, b) = root_with(b"f", b"f", (40, 41));
         assert_ne!(a, b);
         assert_eq!(t.path(a), None);
         assert_eq!(t.path(b).unwrap(), b"f");

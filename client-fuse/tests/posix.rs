@@ -55,9 +55,7 @@ fn tree(root: &Path) -> Vec<String> {
 
 #[test]
 fn files_dirs_and_errors_match_a_local_directory() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "basic", |r| {
-        let mut log = Vec::new();
+    let rig = same_on_both("basic", |r, log| {
         log.push(res(fs::write(r.join("f"), b"hello world")));
         log.push(format!("{:?}", fs::read(r.join("f")).unwrap()));
         log.push(res(fs::create_dir(r.join("d"))));
@@ -100,7 +98,6 @@ fn files_dirs_and_errors_match_a_local_directory() {
         // SAFETY: valid C string.
         log.push(format!("{}", unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }));
         log.extend(tree(r));
-        log
     });
     // The HOST sees the same tree the mount showed.
     assert_eq!(tree(&rig.h("basic")), tree(&rig.local.join("basic")));
@@ -108,9 +105,7 @@ fn files_dirs_and_errors_match_a_local_directory() {
 
 #[test]
 fn rename_edge_cases() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "rename", |r| {
-        let mut log = Vec::new();
+    same_on_both("rename", |r, log| {
         let j = |s: &str| r.join(s);
         fs::write(j("a"), b"a").unwrap();
         fs::write(j("b"), b"b").unwrap();
@@ -144,15 +139,12 @@ fn rename_edge_cases() {
         log.push(res(fs::rename(j("p2/q"), j("q"))));
         log.push(String::from_utf8(fs::read(j("q/r/f")).unwrap()).unwrap());
         log.extend(tree(r));
-        log
     });
 }
 
 #[test]
 fn hard_links_symlinks_and_unlink_while_open() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "links", |r| {
-        let mut log = Vec::new();
+    same_on_both("links", |r, log| {
         let j = |s: &str| r.join(s);
         fs::write(j("f"), b"data").unwrap();
         log.push(res(fs::hard_link(j("f"), j("h"))));
@@ -197,7 +189,6 @@ fn hard_links_symlinks_and_unlink_while_open() {
         log.push(format!("after ftruncate {}", f.metadata().unwrap().len()));
         drop(f);
         log.extend(tree(r));
-        log
     });
 }
 
@@ -256,9 +247,7 @@ fn permissions_ownership_and_groups_as_other_users() {
 
 #[test]
 fn timestamps_follow_posix() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "times", |r| {
-        let mut log = Vec::new();
+    same_on_both("times", |r, log| {
         let f = r.join("f");
         fs::write(&f, b"x").unwrap();
         let t = fs::FileTimes::new()
@@ -296,7 +285,6 @@ fn timestamps_follow_posix() {
         fs::write(r.join("g"), b"").unwrap();
         let d1 = fs::metadata(r).unwrap();
         log.push(format!("dir mtime moved {}", (d1.mtime(), d1.mtime_nsec()) != (d0.mtime(), d0.mtime_nsec())));
-        log
     });
 }
 
@@ -331,9 +319,7 @@ fn writeback_cache_timestamps_for_a_non_owner_with_write_access() {
 
 #[test]
 fn xattrs_match_a_local_directory() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "xattr", |r| {
-        let mut log = Vec::new();
+    same_on_both("xattr", |r, log| {
         let f = cpath(&r.join("f"));
         fs::write(r.join("f"), b"x").unwrap();
         let set = |name: &str, v: &[u8], flags: i32| {
@@ -391,15 +377,12 @@ fn xattrs_match_a_local_directory() {
         // SAFETY: as above.
         log.push(format!("{}", unsafe { libc::removexattr(f.as_ptr(), n.as_ptr()) }));
         log.push(list(1000));
-        log
     });
 }
 
 #[test]
 fn sparse_file_beyond_4_gib() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "sparse", |r| {
-        let mut log = Vec::new();
+    let rig = same_on_both("sparse", |r, log| {
         let p = r.join("big");
         let mut f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
         let off = 5u64 << 30;
@@ -424,7 +407,6 @@ fn sparse_file_beyond_4_gib() {
         f.set_len((4u64 << 30) + 1).unwrap();
         log.push(format!("size {}", fs::metadata(&p).unwrap().len()));
         log.push(format!("allocated little {}", fs::metadata(&p).unwrap().blocks() < 1024));
-        log
     });
     // On the HOST the file is sparse too.
     let m = fs::metadata(rig.h("sparse/big")).unwrap();
@@ -524,9 +506,7 @@ fn host_changes_are_seen_within_the_attribute_timeout() {
 
 #[test]
 fn statfs_fallocate_and_seek_data() {
-    let rig = Rig::start(Opts::default());
-    same_on_both(&rig, "alloc", |r| {
-        let mut log = Vec::new();
+    let rig = same_on_both("alloc", |r, log| {
         let f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(r.join("f")).unwrap();
         use std::os::fd::AsRawFd;
         // SAFETY: fallocate on our descriptor.
@@ -541,7 +521,6 @@ fn statfs_fallocate_and_seek_data() {
         log.push(format!("punch {rc}"));
         // SAFETY: lseek on our descriptor.
         log.push(format!("seek_hole {}", unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_HOLE) }));
-        log
     });
     let a = nix_statvfs(&rig.mnt);
     let b = nix_statvfs(&rig.export);

@@ -16,6 +16,16 @@ const WL: &str = "[Mount]\nPath=/proc;/sys\n[Open]\nPath=/proc;/sys\n[Read]\nPat
 [Readdir]\nPath=/proc;/sys\n[Write]\nPath=/sys/fs/cgroup\n[Mkdir]\nPath=/sys/fs/cgroup\n\
 [Rmdir]\nPath=/sys/fs/cgroup\n[Setattr]\nPath=/sys/fs/cgroup\n";
 
+/// Runs `cmd` (qtfs-fuse, or a command that starts it in another namespace) mounting
+/// HOST directory `remote` on `mnt` with the rig's arguments and `-o` each of `opts`.
+fn spawn_fuse(mut cmd: Command, rig: &Rig, remote: &str, mnt: &Path, opts: &[&str]) -> Child {
+    cmd.args(rig.fuse_args());
+    for o in opts {
+        cmd.args(["-o", o]);
+    }
+    cmd.arg(remote).arg(mnt).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
 /// A qtfs-fuse mount of HOST directory `remote` on `mnt`, unmounted when dropped.
 struct Mount {
     child: Child,
@@ -25,12 +35,7 @@ struct Mount {
 impl Mount {
     fn new(rig: &Rig, remote: &str, mnt: &Path, opts: &[&str]) -> Mount {
         std::fs::create_dir_all(mnt).unwrap();
-        let mut cmd = Command::new(fuse_bin());
-        cmd.args(rig.fuse_args());
-        for o in opts {
-            cmd.args(["-o", o]);
-        }
-        let mut child = cmd.arg(remote).arg(mnt).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = spawn_fuse(Command::new(fuse_bin()), rig, remote, mnt, opts);
         let ok = wait_until(Duration::from_secs(20), || is_mounted(mnt) || child.try_wait().ok().flatten().is_some());
         assert!(ok && is_mounted(mnt), "qtfs-fuse did not mount {remote} on {}", mnt.display());
         Mount { child, mnt: mnt.to_path_buf() }
@@ -126,22 +131,21 @@ struct Dpu {
     mnt: PathBuf,
 }
 
+/// An engine of the HOST's /proc and /sys with an empty rexec pid map directory.
+fn rig_with_pidmap() -> (Rig, PathBuf) {
+    let rig = Rig::engine_only(Opts::default(), WL);
+    let pidmap = rig.dir.path().join("pids");
+    std::fs::create_dir(&pidmap).unwrap();
+    (rig, pidmap)
+}
+
 impl Dpu {
     fn start(rig: &Rig, pidmap: &Path) -> Dpu {
         let mnt = rig.dir.path().join("dpu-proc");
         std::fs::create_dir_all(&mnt).unwrap();
-        let unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(fuse_bin())
-            .args(rig.fuse_args())
-            .arg("-o")
-            .arg(format!("proc,pidmap={}", pidmap.display()))
-            .arg("/proc")
-            .arg(&mnt)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(fuse_bin());
+        let unshare = spawn_fuse(cmd, rig, "/proc", &mnt, &[&format!("proc,pidmap={}", pidmap.display())]);
         let up = unshare.id();
         let mut fuse_pid = 0;
         let found = wait_until(Duration::from_secs(20), || {
@@ -196,9 +200,7 @@ fn gettid() -> u32 {
 
 #[test]
 fn proc_option_redirects_self_local_mapped_and_host_processes() {
-    let rig = Rig::engine_only(Opts::default(), WL);
-    let pidmap = rig.dir.path().join("pids");
-    std::fs::create_dir(&pidmap).unwrap();
+    let (rig, pidmap) = rig_with_pidmap();
     let dpu = Dpu::start(&rig, &pidmap);
 
     // self and thread-self: the reader's own process and thread (a shell's builtin
@@ -363,24 +365,14 @@ fn map_entry(dir: &Path, local: u32, host: u32) -> std::fs::File {
 
 #[test]
 fn cgroup_mounts_shown_and_pids_written_into_host_cgroups_from_a_dpu_namespace() {
-    let rig = Rig::engine_only(Opts::default(), WL);
-    let pidmap = rig.dir.path().join("pids");
-    std::fs::create_dir(&pidmap).unwrap();
+    let (rig, pidmap) = rig_with_pidmap();
     let dpu = Dpu::start(&rig, &pidmap);
     // The DPU's mount of the HOST's /sys/fs/cgroup (pid translation is on by default).
     let cgmnt = rig.dir.path().join("dpu-cgroup");
     std::fs::create_dir_all(&cgmnt).unwrap();
-    let mut fuse = Command::new("nsenter")
-        .args(["-t", &dpu.fuse_pid.to_string(), "-p", "-m", fuse_bin()])
-        .args(rig.fuse_args())
-        .arg("-o")
-        .arg(format!("pidmap={}", pidmap.display()))
-        .arg("/sys/fs/cgroup")
-        .arg(&cgmnt)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &dpu.fuse_pid.to_string(), "-p", "-m", fuse_bin()]);
+    let mut fuse = spawn_fuse(cmd, &rig, "/sys/fs/cgroup", &cgmnt, &[&format!("pidmap={}", pidmap.display())]);
     let mounted = wait_until(Duration::from_secs(20), || {
         let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", dpu.fuse_pid)).unwrap_or_default();
         info.lines().any(|l| l.split(' ').nth(4) == cgmnt.to_str() && l.contains(" - fuse"))

@@ -58,7 +58,7 @@ pub(super) fn stamp(a: &Attr) -> (i64, u32, u64) {
     (a.mtime_sec, a.mtime_nsec, a.size)
 }
 
-fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+pub(super) fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
         TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
@@ -181,22 +181,15 @@ pub(super) fn getattr(fs: &QtfsFs, req: &Request, ino: INodeNo, fh: Option<FileH
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// SETATTR of the changes in `set`, through the open file `fh` if the kernel gives one.
 pub(super) fn setattr(
     fs: &QtfsFs,
     req: &Request,
     ino: INodeNo,
-    mode: Option<u32>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    size: Option<u64>,
-    atime: Option<TimeOrNow>,
-    mtime: Option<TimeOrNow>,
+    set: SetAttr,
     fh: Option<FileHandle>,
     reply: ReplyAttr,
 ) {
-    let set =
-        SetAttr { mode: mode.map(|m| m & 0o7777), uid, gid, size, atime: set_time(atime), mtime: set_time(mtime) };
     let cred = fs.cred(req);
     let id = ino.0;
     // A size change through an open descriptor must not need write permission on
@@ -239,7 +232,7 @@ pub(super) fn setattr(
     }
     match r {
         Ok(a) => {
-            if size.is_some() {
+            if set.size.is_some() {
                 fs.nodes.lock().set_cache_stamp(id, None);
             }
             fs.learn_mode(id, t, a.mode);

@@ -78,31 +78,34 @@ pub(super) fn opendir(fs: &QtfsFs, ino: INodeNo, reply: ReplyOpen) {
     reply.opened(FileHandle(fh), FopenFlags::empty())
 }
 
-pub(super) fn readdir(
-    fs: &QtfsFs,
-    req: &Request,
-    ino: INodeNo,
-    fh: FileHandle,
-    offset: u64,
-    mut reply: ReplyDirectory,
-) {
-    let (d, entries) = match fs.dir_entries(fh, offset, false, req) {
-        Ok(x) => x,
-        Err(e) => return reply.error(e),
-    };
-    let mut pos = offset;
+/// Adds `.` (offset 1) and `..` (offset 2) from position `pos` with `add(ino, offset, name)`
+/// (true: the reply is full). Returns the position in the snapshot to go on from, or None
+/// when the reply is full.
+fn dots(fs: &QtfsFs, d: &DirHandle, mut pos: u64, mut add: impl FnMut(u64, u64, &str) -> bool) -> Option<u64> {
     if pos == 0 {
-        if reply.add(ino, 1, FileType::Directory, ".") {
-            return reply.ok();
+        if add(d.node, 1, ".") {
+            return None;
         }
         pos = 1;
     }
     if pos == 1 {
-        if reply.add(INodeNo(fs.parent_of(d.node)), 2, FileType::Directory, "..") {
-            return reply.ok();
+        if add(fs.parent_of(d.node), 2, "..") {
+            return None;
         }
         pos = 2;
     }
+    Some(pos)
+}
+
+pub(super) fn readdir(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    let (d, entries) = match fs.dir_entries(fh, offset, false, req) {
+        Ok(x) => x,
+        Err(e) => return reply.error(e),
+    };
+    let Some(pos) = dots(fs, &d, offset, |ino, off, name| reply.add(INodeNo(ino), off, FileType::Directory, name))
+    else {
+        return reply.ok();
+    };
     let known = fs.nodes.lock();
     for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
         // d_ino: the node id where the kernel knows the name (st_ino is the node id),
@@ -117,35 +120,20 @@ pub(super) fn readdir(
     reply.ok()
 }
 
-pub(super) fn readdirplus(
-    fs: &QtfsFs,
-    req: &Request,
-    ino: INodeNo,
-    fh: FileHandle,
-    offset: u64,
-    mut reply: ReplyDirectoryPlus,
-) {
+pub(super) fn readdirplus(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
     let (d, entries) = match fs.dir_entries(fh, offset, true, req) {
         Ok(x) => x,
         Err(e) => return reply.error(e),
     };
-    let mut pos = offset;
     // `.` and `..` carry no attributes the kernel uses (it does not count lookups
     // for them); their node id only fills d_ino.
     let dot = to_file_attr(d.node, &Attr { mode: libc::S_IFDIR | 0o755, ..Default::default() });
-    if pos == 0 {
-        if reply.add(ino, 1, ".", &Duration::ZERO, &dot, Generation(0)) {
-            return reply.ok();
-        }
-        pos = 1;
-    }
-    if pos == 1 {
-        let dotdot = FileAttr { ino: INodeNo(fs.parent_of(d.node)), ..dot };
-        if reply.add(dotdot.ino, 2, "..", &Duration::ZERO, &dotdot, Generation(0)) {
-            return reply.ok();
-        }
-        pos = 2;
-    }
+    let Some(pos) = dots(fs, &d, offset, |ino, off, name| {
+        let a = FileAttr { ino: INodeNo(ino), ..dot };
+        reply.add(a.ino, off, name, &Duration::ZERO, &a, Generation(0))
+    }) else {
+        return reply.ok();
+    };
     for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
         let Some(a) = e.attr.as_ref() else { continue };
         let id = fs.nodes.lock().link(d.node, &e.name, key_of(a));

@@ -2,9 +2,7 @@
 //! (in engine-sized pieces, cgroup pid translation, set-id clearing), FSYNC, FALLOCATE,
 //! LSEEK, and POLL/IOCTL (only relayed files answer them).
 
-use fuser::{
-    Errno, FileHandle, INodeNo, OpenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyWrite, Request, WriteFlags,
-};
+use fuser::{Errno, FileHandle, INodeNo, OpenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyWrite, Request};
 use qtfs_client::Ops;
 use qtfs_proto::MAX_IO;
 
@@ -81,7 +79,7 @@ pub(super) fn write(
     fh: FileHandle,
     offset: u64,
     data: &[u8],
-    write_flags: WriteFlags,
+    kill_suid: bool,
     flags: OpenFlags,
     reply: ReplyWrite,
 ) {
@@ -130,7 +128,7 @@ pub(super) fn write(
     if translated.as_ref().is_some_and(|t| *t != crate::cgroups::Intercept::Pass) && done == data.len() {
         done = asked;
     }
-    if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) && done > 0 {
+    if kill_suid && done > 0 {
         fs.kill_suid(&w, &f);
     }
     reply.written(done as u32)

@@ -1,7 +1,7 @@
-//! Lock glue: GETLK, SETLK/SETLKW and FLUSH (a close(2) drops the owner's POSIX locks)
-//! handed to [`crate::locks`] with what it needs from the file system.
+//! Lock glue: what GETLK, SETLK/SETLKW and FLUSH (a close(2) drops the owner's POSIX locks)
+//! hand to [`crate::locks`] from the file system.
 
-use fuser::{Errno, FileHandle, INodeNo, LockOwner, ReplyEmpty, ReplyLock, Request};
+use fuser::{Errno, FileHandle, INodeNo, LockOwner, ReplyEmpty, Request};
 
 use super::QtfsFs;
 use crate::procfs::Route;
@@ -33,43 +33,6 @@ impl QtfsFs {
             owner: owner.0,
             notifier: self.notifier.get(),
         })
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(super) fn getlk(
-    fs: &QtfsFs,
-    req: &Request,
-    ino: INodeNo,
-    fh: FileHandle,
-    lock_owner: LockOwner,
-    start: u64,
-    end: u64,
-    typ: i32,
-    reply: ReplyLock,
-) {
-    match fs.lock_args(req, ino, fh, lock_owner) {
-        Ok(a) => fs.locks.getlk(&a, start, end, typ, reply),
-        Err(e) => reply.error(e),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(super) fn setlk(
-    fs: &QtfsFs,
-    req: &Request,
-    ino: INodeNo,
-    fh: FileHandle,
-    lock_owner: LockOwner,
-    start: u64,
-    end: u64,
-    typ: i32,
-    sleep: bool,
-    reply: ReplyEmpty,
-) {
-    match fs.lock_args(req, ino, fh, lock_owner) {
-        Ok(a) => fs.locks.setlk(&a, start, end, typ, sleep, reply),
-        Err(e) => reply.error(e),
     }
 }
 

@@ -6,7 +6,8 @@
 //! This module owns the file system's state (open-file and open-directory tables, caches
 //! of the HOST's pseudo devices, the `-o proc` router) and the helpers every operation
 //! uses (credentials, paths and their routes, timeouts); the [`Filesystem`] impl at the
-//! end only hands each request to the module of its concern:
+//! end only hands each request, its arguments in the form that module takes, to the
+//! module of its concern:
 //!
 //! - [`attr`]: attributes (GETATTR, SETATTR, STATFS);
 //! - [`names`]: lookups and the requests that make, remove or move names;
@@ -14,7 +15,7 @@
 //! - [`io`]: READ, WRITE, FSYNC, FALLOCATE, LSEEK, POLL, IOCTL;
 //! - [`dir`]: directory handles and listings;
 //! - [`xattr`]: extended attributes;
-//! - [`locking`]: GETLK, SETLK, FLUSH handed to [`crate::locks`].
+//! - [`locking`]: what GETLK and SETLK hand to [`crate::locks`], and FLUSH.
 //!
 //! Names and node ids live in [`crate::nodes`], the session and restart rules in
 //! [`crate::remote`], the page-cache bypass for pseudo file systems in [`crate::pseudo`],
@@ -45,7 +46,7 @@ use fuser::{
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::{Mutex, RwLock};
-use qtfs_client::{ClientError, Cred, Result};
+use qtfs_client::{ClientError, Cred, Result, SetAttr};
 use qtfs_proto::{Attr, MAX_IO};
 
 use crate::creds::GroupsCache;
@@ -320,7 +321,9 @@ impl Filesystem for QtfsFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        attr::setattr(self, req, ino, mode, uid, gid, size, atime, mtime, fh, reply)
+        let (atime, mtime) = (attr::set_time(atime), attr::set_time(mtime));
+        let set = SetAttr { mode: mode.map(|m| m & 0o7777), uid, gid, size, atime, mtime };
+        attr::setattr(self, req, ino, set, fh, reply)
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -328,11 +331,11 @@ impl Filesystem for QtfsFs {
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        names::mknod(self, req, parent, name, mode, umask, rdev, reply)
+        names::make(self, req, parent, name, names::Make::Node { mode, umask, rdev }, reply)
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        names::mkdir(self, req, parent, name, mode, umask, reply)
+        names::make(self, req, parent, name, names::Make::Dir { mode, umask }, reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -344,7 +347,7 @@ impl Filesystem for QtfsFs {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        names::symlink(self, req, parent, link_name, target, reply)
+        names::make(self, req, parent, link_name, names::Make::Symlink(target), reply)
     }
 
     fn rename(
@@ -357,7 +360,7 @@ impl Filesystem for QtfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        names::rename(self, req, parent, name, newparent, newname, flags, reply)
+        names::rename(self, req, (parent, name), (newparent, newname), flags, reply)
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
@@ -394,7 +397,8 @@ impl Filesystem for QtfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        io::write(self, req, ino, fh, offset, data, write_flags, flags, reply)
+        let kill_suid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        io::write(self, req, ino, fh, offset, data, kill_suid, flags, reply)
     }
 
     fn flush(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
@@ -413,7 +417,10 @@ impl Filesystem for QtfsFs {
         _pid: u32,
         reply: ReplyLock,
     ) {
-        locking::getlk(self, req, ino, fh, lock_owner, start, end, typ, reply)
+        match self.lock_args(req, ino, fh, lock_owner) {
+            Ok(a) => self.locks.getlk(&a, start, end, typ, reply),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn setlk(
@@ -429,7 +436,10 @@ impl Filesystem for QtfsFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        locking::setlk(self, req, ino, fh, lock_owner, start, end, typ, sleep, reply)
+        match self.lock_args(req, ino, fh, lock_owner) {
+            Ok(a) => self.locks.setlk(&a, start, end, typ, sleep, reply),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn release(
@@ -453,12 +463,12 @@ impl Filesystem for QtfsFs {
         dir::opendir(self, ino, reply)
     }
 
-    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
-        dir::readdir(self, req, ino, fh, offset, reply)
+    fn readdir(&self, req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        dir::readdir(self, req, fh, offset, reply)
     }
 
-    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
-        dir::readdirplus(self, req, ino, fh, offset, reply)
+    fn readdirplus(&self, req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        dir::readdirplus(self, req, fh, offset, reply)
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -508,7 +518,7 @@ impl Filesystem for QtfsFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        open::create(self, req, parent, name, mode, umask, flags, reply)
+        open::create(self, req, parent, name, (mode, umask), flags, reply)
     }
 
     fn fallocate(

@@ -13,11 +13,17 @@ use qtfs_proto::Attr;
 
 use super::attr::to_file_attr;
 use super::{QtfsFs, errno, key_of};
+use crate::direct::ThreadConn;
 use crate::nodes::ROOT;
 use crate::procfs::{ProcMode, Route};
 use crate::remote::{Retry, Wait};
 
 impl QtfsFs {
+    /// The engine path of `parent/name` for a request that makes, removes or moves it.
+    pub(super) fn name_path(&self, parent: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
+        self.child(parent.0, name).and_then(|p| self.remote_only(p))
+    }
+
     /// Replies with a new entry for `parent/name` and counts the lookup.
     pub(super) fn entry(&self, parent: u64, name: &[u8], a: &Attr, reply: ReplyEntry) {
         let (attr_ttl, entry_ttl) =
@@ -111,49 +117,41 @@ pub(super) fn readlink(fs: &QtfsFs, req: &Request, ino: INodeNo, reply: ReplyDat
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn mknod(
-    fs: &QtfsFs,
-    req: &Request,
-    parent: INodeNo,
-    name: &OsStr,
-    mode: u32,
-    umask: u32,
-    rdev: u32,
-    reply: ReplyEntry,
-) {
-    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
-        Ok(p) => p,
-        Err(e) => return reply.error(e),
-    };
-    let cred = fs.cred(req);
-    let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
-    match fs
-        .remote
-        .path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().mknod(ex, &p, mode, umask, maj, min, &cred))
-    {
-        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
-        Err(e) => reply.error(errno(&e)),
-    }
+/// What MKNOD, MKDIR and SYMLINK make.
+#[derive(Clone, Copy)]
+pub(super) enum Make<'a> {
+    Node { mode: u32, umask: u32, rdev: u32 },
+    Dir { mode: u32, umask: u32 },
+    Symlink(&'a Path),
 }
 
-pub(super) fn mkdir(
+/// Runs `op` (given the request id, the path and the caller's identity) on the engine path
+/// of `parent/name` once: making, removing or moving a name is not idempotent.
+fn name_op<T>(
     fs: &QtfsFs,
     req: &Request,
     parent: INodeNo,
     name: &OsStr,
-    mode: u32,
-    umask: u32,
-    reply: ReplyEntry,
-) {
-    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
-        Ok(p) => p,
-        Err(e) => return reply.error(e),
-    };
+    mut op: impl FnMut(&mut ThreadConn, u32, &[u8], &Cred) -> qtfs_client::Result<T>,
+) -> Result<T, Errno> {
+    let p = fs.name_path(parent, name)?;
     let cred = fs.cred(req);
-    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().mkdir(ex, &p, mode, umask, &cred)) {
+    fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| op(&mut fs.remote.conn(), ex, &p, &cred)).map_err(|e| errno(&e))
+}
+
+/// MKNOD, MKDIR, SYMLINK: makes `parent/name` on the HOST and replies with its entry.
+pub(super) fn make(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, what: Make, reply: ReplyEntry) {
+    let r = name_op(fs, req, parent, name, |c, ex, p, cred| match what {
+        Make::Node { mode, umask, rdev } => {
+            let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
+            c.mknod(ex, p, mode, umask, maj, min, cred)
+        }
+        Make::Dir { mode, umask } => c.mkdir(ex, p, mode, umask, cred),
+        Make::Symlink(target) => c.symlink(ex, p, target.as_os_str().as_bytes(), cred),
+    });
+    match r {
         Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
-        Err(e) => reply.error(errno(&e)),
+        Err(e) => reply.error(e),
     }
 }
 
@@ -167,59 +165,31 @@ pub(super) fn rmdir(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, r
 
 /// UNLINK or RMDIR of `parent/name`; the name leaves the node table once the HOST agreed.
 fn remove(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
-    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
-        Ok(p) => p,
-        Err(e) => return reply.error(e),
-    };
-    let cred = fs.cred(req);
-    let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| {
-        let mut c = fs.remote.conn();
-        if dir { c.rmdir(ex, &p, &cred) } else { c.unlink(ex, &p, &cred) }
-    });
-    match r {
+    match name_op(
+        fs,
+        req,
+        parent,
+        name,
+        |c, ex, p, cred| if dir { c.rmdir(ex, p, cred) } else { c.unlink(ex, p, cred) },
+    ) {
         Ok(()) => {
             fs.nodes.lock().unlink(parent.0, name.as_bytes());
             reply.ok()
         }
-        Err(e) => reply.error(errno(&e)),
+        Err(e) => reply.error(e),
     }
 }
 
-pub(super) fn symlink(
-    fs: &QtfsFs,
-    req: &Request,
-    parent: INodeNo,
-    link_name: &OsStr,
-    target: &Path,
-    reply: ReplyEntry,
-) {
-    let p = match fs.child(parent.0, link_name).and_then(|p| fs.remote_only(p)) {
-        Ok(p) => p,
-        Err(e) => return reply.error(e),
-    };
-    let cred = fs.cred(req);
-    let t = target.as_os_str().as_bytes();
-    match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().symlink(ex, &p, t, &cred)) {
-        Ok(a) => fs.entry(parent.0, link_name.as_bytes(), &a, reply),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
+/// RENAME of `parent/name` to `newparent/newname`.
 pub(super) fn rename(
     fs: &QtfsFs,
     req: &Request,
-    parent: INodeNo,
-    name: &OsStr,
-    newparent: INodeNo,
-    newname: &OsStr,
+    (parent, name): (INodeNo, &OsStr),
+    (newparent, newname): (INodeNo, &OsStr),
     flags: RenameFlags,
     reply: ReplyEmpty,
 ) {
-    let (p1, p2) = match (
-        fs.child(parent.0, name).and_then(|p| fs.remote_only(p)),
-        fs.child(newparent.0, newname).and_then(|p| fs.remote_only(p)),
-    ) {
+    let (p1, p2) = match (fs.name_path(parent, name), fs.name_path(newparent, newname)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return reply.error(e),
     };
@@ -236,10 +206,7 @@ pub(super) fn rename(
 }
 
 pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-    let (old, new) = match (
-        fs.path(ino.0).and_then(|p| fs.remote_only(p)),
-        fs.child(newparent.0, newname).and_then(|p| fs.remote_only(p)),
-    ) {
+    let (old, new) = match (fs.path(ino.0).and_then(|p| fs.remote_only(p)), fs.name_path(newparent, newname)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return reply.error(e),
     };

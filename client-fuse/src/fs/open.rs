@@ -190,18 +190,17 @@ pub(super) fn open(fs: &QtfsFs, req: &Request, ino: INodeNo, flags: OpenFlags, r
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// CREATE of `parent/name` with permissions (mode, umask) and open flags `flags`.
 pub(super) fn create(
     fs: &QtfsFs,
     req: &Request,
     parent: INodeNo,
     name: &OsStr,
-    mode: u32,
-    umask: u32,
+    (mode, umask): (u32, u32),
     flags: i32,
     reply: ReplyCreate,
 ) {
-    let p = match fs.child(parent.0, name).and_then(|p| fs.remote_only(p)) {
+    let p = match fs.name_path(parent, name) {
         Ok(p) => p,
         Err(e) => return reply.error(e),
     };

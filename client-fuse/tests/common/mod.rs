@@ -419,9 +419,11 @@ pub fn errno_name(n: i32) -> String {
     names.iter().find(|(v, _)| *v == n).map_or_else(|| format!("errno {n}"), |(_, s)| s.to_string())
 }
 
-/// Runs the same scenario on the local directory and on the mount and asserts that
-/// they log the same results.
-pub fn same_on_both(rig: &Rig, name: &str, f: impl Fn(&Path) -> Vec<String>) {
+/// Starts a rig with default options, runs the same scenario in a fresh directory `name`
+/// of the local directory and of the mount, each appending to its own log, and asserts
+/// that the logs are the same; the rig is returned for checks on the HOST side.
+pub fn same_on_both(name: &str, f: impl Fn(&Path, &mut Vec<String>)) -> Rig {
+    let rig = Rig::start(Opts::default());
     let local_root = rig.local.join(name);
     let mnt_root = rig.mnt.join(name);
     std::fs::create_dir(&local_root).unwrap();
@@ -430,12 +432,14 @@ pub fn same_on_both(rig: &Rig, name: &str, f: impl Fn(&Path) -> Vec<String>) {
     for d in [&local_root, &mnt_root] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let want = f(&local_root);
-    let got = f(&mnt_root);
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    f(&local_root, &mut want);
+    f(&mnt_root, &mut got);
     for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
         assert_eq!(w, g, "{name}: step {i} differs between the local directory and the mount");
     }
     assert_eq!(want.len(), got.len(), "{name}: different number of steps");
+    rig
 }
 
 /// A second qtfs-fuse mount of the rig's export, with the rig's options (unmounted and

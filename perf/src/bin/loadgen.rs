@@ -347,6 +347,11 @@ fn readdir_bytes(t: &Target) -> usize {
     r.map(|r| r.payload.len().saturating_sub(8)).unwrap_or(32 * 1024)
 }
 
+/// Results of suite `suite`: `rounds` interleaved rounds of `secs` seconds a case, no warm-up.
+fn interleaved(suite: &str, rounds: u32, secs: f64, notes: String, systems: Vec<System>) -> Results {
+    Results::new(suite, Method { rounds, order: "interleaved".into(), duration_s: secs, warmup_s: 0.0, notes }, systems)
+}
+
 fn progress(msg: &str) {
     eprintln!("[loadgen] {msg}");
 }
@@ -426,17 +431,13 @@ fn main() {
     }
     let total = cases.len() as f64 * rounds as f64 * 2.0 * (secs + 0.3);
     progress(&format!("{} cases × {rounds} round(s) × 2 systems ≈ {:.0} s", cases.len(), total));
-    let mut results = Results::new(
+    let mut results = interleaved(
         "loadgen",
-        Method {
-            rounds,
-            order: "interleaved".into(),
-            duration_s: secs,
-            warmup_s: 0.0,
-            notes: format!(
-                "TCP loopback, tmpfs export, engine --cores {cores}, client and servers share {cpus} CPUs; ops/s per case"
-            ),
-        },
+        rounds,
+        secs,
+        format!(
+            "TCP loopback, tmpfs export, engine --cores {cores}, client and servers share {cpus} CPUs; ops/s per case"
+        ),
         vec![
             System::new("engine", "measured", &format!("engine --cores {cores}, io_uring, tmpfs export")),
             System::new("echo", "limit", "qtfs-echo: same frames and pipelining, no file system"),

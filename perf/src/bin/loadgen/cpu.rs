@@ -31,8 +31,7 @@ use std::time::Instant;
 use super::{Cli, FILE_SIZE, Target, Workload, progress, run_case};
 use qtfs_client::ClientConfig;
 use qtfs_perf::procs::{self, Tmpfs};
-use qtfs_perf::results::Method;
-use qtfs_perf::{CaseResult, Results, System};
+use qtfs_perf::{CaseResult, System};
 
 /// The workloads this mode measures (the others have no single syscall twin).
 const CASES: [Workload; 4] = [Workload::Getattr, Workload::OpenClose, Workload::Read4k, Workload::Write4k];
@@ -193,21 +192,17 @@ pub(super) fn run(cli: &Cli, secs: f64, rounds: u32) {
         cfg: ClientConfig::new(engine.addr.clone().expect("engine address")).insecure(),
         export_path: export.display().to_string(),
     };
-    let mut results = Results::new(
+    let mut results = super::interleaved(
         "engine-cpu",
-        Method {
-            rounds,
-            order: "interleaved".into(),
-            duration_s: secs,
-            warmup_s: 0.0,
-            notes: format!(
-                "CPU ns per request; engine --cores 1 (whole process: process CPU clock) over TCP loopback, \
-                 qd {qds:?}, {conns} connection(s), loadgen on the same {cpus} CPUs; syscalls: the engine's \
-                 calls for the request in a loop on one thread (thread CPU clock); tmpfs export; the target \
-                 (engine <= 2x syscalls) applies at the largest queue depth, where requests arrive in batches \
-                 as on a busy engine; at depth 1 every request pays its own receive, send and wake-up"
-            ),
-        },
+        rounds,
+        secs,
+        format!(
+            "CPU ns per request; engine --cores 1 (whole process: process CPU clock) over TCP loopback, \
+             qd {qds:?}, {conns} connection(s), loadgen on the same {cpus} CPUs; syscalls: the engine's \
+             calls for the request in a loop on one thread (thread CPU clock); tmpfs export; the target \
+             (engine <= 2x syscalls) applies at the largest queue depth, where requests arrive in batches \
+             as on a busy engine; at depth 1 every request pays its own receive, send and wake-up"
+        ),
         vec![
             System::new("engine", "measured", "engine --cores 1, io_uring, TCP loopback: CPU per request served"),
             System::new("syscalls", "limit", "the engine's syscalls for that request, tight loop, same tmpfs file"),
@@ -256,11 +251,5 @@ pub(super) fn run(cli: &Cli, secs: f64, rounds: u32) {
         results.results.push(cr);
     }
     drop(engine);
-    match results.write(&cli.out, &[]) {
-        Ok((j, m)) => {
-            println!("\n{}", results.summary_table());
-            println!("results: {} and {}", j.display(), m.display());
-        }
-        Err(e) => eprintln!("loadgen: cannot write results: {e}"),
-    }
+    qtfs_perf::publish(&results, &cli.out, "loadgen");
 }
