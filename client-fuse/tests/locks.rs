@@ -604,7 +604,10 @@ fn qemu_image_locking_across_mounts_and_the_host() {
             let o = qemu_io(second, fmt, &["-r", "-c", "read 0 512"]).unwrap();
             assert!(!o.status.success(), "{fmt}: read-only open beside a writer");
             drop(h);
-            assert!(wait_until(Duration::from_secs(10), || !locked_at(&host, 100, 200)), "{fmt}: locks released");
+            let t = std::time::Instant::now();
+            let released = wait_until(Duration::from_secs(20), || !locked_at(&host, 100, 200));
+            assert!(released, "{fmt}: {}'s locks not released 20 s after it was killed", holder.display());
+            eprintln!("{fmt}: {}'s locks released {:?} after its kill", holder.display(), t.elapsed());
             let o = qemu_io(second, fmt, &["-c", "write 0 512"]).unwrap();
             assert!(
                 o.status.success(),
