@@ -96,6 +96,7 @@
 //! ends the wait (EINTR), and the re-mount runs on its own thread under no lock that a
 //! request needs.
 
+pub mod cgmounts;
 pub mod cgroups;
 pub mod creds;
 pub mod daemon;

@@ -46,7 +46,7 @@
 //! component is opened with `O_NOFOLLOW`.
 //!
 //! A local process's `mounts` and `mountinfo` also show the HOST's cgroup file systems
-//! beneath its qtfs-fuse mounts ([`crate::cgroups`]: how libvirt finds the HOST's cgroups).
+//! beneath its qtfs-fuse mounts ([`crate::cgmounts`]: how libvirt finds the HOST's cgroups).
 //!
 //! Owns the rule, the pid-map lookup and the local side (attributes, listings, links,
 //! open local files).
@@ -291,7 +291,7 @@ impl ProcMode {
 
     /// Opens a local file for FUSE handle `fh`; returns its attributes. A process's
     /// `mounts`/`mountinfo` holding a qtfs-fuse mount is served with the HOST's cgroup
-    /// mounts added ([`crate::cgroups`]); `host_mountinfo` reads the HOST's table.
+    /// mounts added ([`crate::cgmounts`]); `host_mountinfo` reads the HOST's table.
     pub fn open(
         &self,
         fh: u64,
@@ -299,14 +299,14 @@ impl ProcMode {
         flags: i32,
         host_mountinfo: &dyn Fn() -> Option<Vec<u8>>,
     ) -> io::Result<Attr> {
-        if let Some(info) = crate::cgroups::mount_table(p).filter(|_| flags & libc::O_ACCMODE == libc::O_RDONLY) {
+        if let Some(info) = crate::cgmounts::mount_table(p).filter(|_| flags & libc::O_ACCMODE == libc::O_RDONLY) {
             let local = std::fs::read(p)?;
             let md = std::fs::symlink_metadata(p)?;
-            let text = match crate::cgroups::has_qtfs_mount(&local).then(host_mountinfo).flatten() {
-                Some(host) => crate::cgroups::rewrite_mounts(&local, &host, info),
+            let text = match crate::cgmounts::has_qtfs_mount(&local).then(host_mountinfo).flatten() {
+                Some(host) => crate::cgmounts::rewrite_mounts(&local, &host, info),
                 None => local,
             };
-            self.files.write().insert(fh, Arc::new(crate::cgroups::memfile(&text)?));
+            self.files.write().insert(fh, Arc::new(crate::cgmounts::memfile(&text)?));
             return Ok(attr_of(&md));
         }
         let acc = flags & libc::O_ACCMODE;

@@ -5,17 +5,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
-
 use crate::sys;
 
-pub(crate) type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
-pub(crate) type SendtoFn =
-    unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
-pub(crate) type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
-pub(crate) type GetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *mut libc::cpu_set_t) -> c_int;
-pub(crate) type SetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *const libc::cpu_set_t) -> c_int;
-pub(crate) type FstatFn = unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int;
+// The real functions' types live with the calls (`sys`); the interposers name them here.
+pub(crate) use crate::sys::{ConnectFn, FstatFn, GetAffinityFn, SendmsgFn, SendtoFn, SetAffinityFn};
 
 pub(crate) static REAL_CONNECT: AtomicUsize = AtomicUsize::new(0);
 pub(crate) static REAL_SENDTO: AtomicUsize = AtomicUsize::new(0);

@@ -4,9 +4,16 @@
 
 use std::ffi::CStr;
 
-use libc::{c_int, msghdr, socklen_t};
+use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use crate::rt::ConnectFn;
+/// The types of the real libc functions the interposers call through (`rt` holds them).
+pub(crate) type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+pub(crate) type SendtoFn =
+    unsafe extern "C" fn(c_int, *const c_void, size_t, c_int, *const sockaddr, socklen_t) -> ssize_t;
+pub(crate) type SendmsgFn = unsafe extern "C" fn(c_int, *const msghdr, c_int) -> ssize_t;
+pub(crate) type GetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *mut libc::cpu_set_t) -> c_int;
+pub(crate) type SetAffinityFn = unsafe extern "C" fn(libc::pid_t, size_t, *const libc::cpu_set_t) -> c_int;
+pub(crate) type FstatFn = unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int;
 
 /// The calling thread's errno.
 pub(crate) fn errno() -> c_int {

@@ -5,6 +5,7 @@
 //! integration tests use this one harness. Raw unix-socket fixtures (SCM_RIGHTS send and
 //! receive, bound and listening sockets, an echo server) are in [`sock`].
 
+pub mod layout;
 pub mod sock;
 
 use std::io::{BufRead, BufReader};

@@ -1,12 +1,12 @@
 //! The command line of qtcfg and qtinfo: the original's short options read left to right
 //! plus the long ones, parsed into [`Opts`] (a list of [`Action`]s), the usage errors
-//! ([`Failure`]) and the help text.
+//! ([`Failure`]s with `exit::USAGE`) and the help text.
 
 use qtfs_proto::consts::{self, WlType};
 use qtfs_proto::*;
 
 use crate::target::Target;
-use crate::{DEFAULT_ENGINE, DEFAULT_KMOD, DEFAULT_UDSPROXYD, Mode, exit};
+use crate::{DEFAULT_ENGINE, DEFAULT_KMOD, DEFAULT_UDSPROXYD, Failure, Mode, exit};
 
 /// One step of the command line, executed in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +33,6 @@ pub struct Opts {
     pub actions: Vec<Action>,
     pub help: bool,
     pub version: bool,
-}
-
-/// A command-line problem: message and exit status.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub msg: String,
 }
 
 fn usage_err(msg: impl Into<String>) -> Failure {

@@ -17,13 +17,20 @@ mod run;
 mod show;
 mod target;
 
-pub use args::{Action, Failure, Opts, help, parse};
+pub use args::{Action, Opts, help, parse};
 pub use run::run;
 pub use target::{Conn, Target};
 
 pub const DEFAULT_ENGINE: &str = "/var/run/qtfs/engine.sock";
 pub const DEFAULT_UDSPROXYD: &str = "/var/run/qtfs/udsproxyd.sock";
 pub const DEFAULT_KMOD: &str = "/dev/qtfs_client";
+
+/// A failed command: message and exit status (usage errors, refusals, unreachable targets).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub msg: String,
+}
 
 /// Exit statuses (documented in `--help`).
 pub mod exit {

@@ -6,7 +6,8 @@ use std::io::Write;
 use qtfs_proto::consts::{self, WlType};
 use qtfs_proto::*;
 
-use crate::args::{Action, Failure, Opts};
+use crate::Failure;
+use crate::args::{Action, Opts};
 use crate::show::{all_json, show_all};
 use crate::target::{Conn, Target, diag_target, exists, proxy_target, refused, wl_target};
 use crate::{DEFAULT_ENGINE, DEFAULT_UDSPROXYD, Mode, exit, help};
@@ -28,7 +29,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
             Action::SelectType(t) => selected = Some(*t),
             Action::Add(p) => {
                 let t = selected.expect("parse guarantees a type");
-                let target = wl_target(o, t);
+                let target = wl_target(o.target.as_ref(), t);
                 let mut c = Conn::open(&target)?;
                 let r = c
                     .call(Op::ADMIN_WL_ADD, &WlAddReq { wl_type: t as u32, flags, path: Path(p) })
@@ -43,7 +44,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
             }
             Action::Del(idx) => {
                 let t = selected.expect("parse guarantees a type");
-                let target = wl_target(o, t);
+                let target = wl_target(o.target.as_ref(), t);
                 let mut c = Conn::open(&target)?;
                 c.call(Op::ADMIN_WL_DEL, &WlDelReq { wl_type: t as u32, index: *idx, flags })
                     .map_err(|e| refused(&target, &format!("delete index {idx} of {}", t.section()), e))?;
@@ -55,7 +56,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
             }
             Action::List(t) => {
                 let targets: Vec<(Target, u32)> = match (t, &o.target) {
-                    (Some(t), _) => vec![(wl_target(o, *t), *t as u32)],
+                    (Some(t), _) => vec![(wl_target(o.target.as_ref(), *t), *t as u32)],
                     (None, Some(tg)) => vec![(tg.clone(), consts::WL_ALL)],
                     (None, None) => {
                         let mut v = Vec::new();
@@ -104,7 +105,7 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
                 }
             }
             Action::All => {
-                let target = diag_target(o);
+                let target = diag_target(o.target.as_ref());
                 match o.watch {
                     Some(secs) if !o.json => loop {
                         let mut buf = Vec::new();
@@ -118,14 +119,14 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
                 }
             }
             Action::Clear => {
-                let target = diag_target(o);
+                let target = diag_target(o.target.as_ref());
                 Conn::open(&target)?.call(Op::ADMIN_CLEAR, &Empty {}).map_err(|e| refused(&target, "clear", e))?;
                 if !o.json {
                     let _ = writeln!(out, "counters cleared ({})", target.label());
                 }
             }
             Action::LogLevel(l) => {
-                let target = diag_target(o);
+                let target = diag_target(o.target.as_ref());
                 let r = Conn::open(&target)?
                     .call(Op::ADMIN_LOG_LEVEL, &LogLevelReq { level: *l })
                     .map_err(|e| refused(&target, "log level", e))?;
@@ -160,10 +161,10 @@ pub fn run(mode: Mode, o: &Opts, out: &mut dyn Write) -> Result<(), Failure> {
                 );
             }
             Action::ProxyInfo => {
-                show(&proxy_target(o), true, o.json, out, &mut json_out)?;
+                show(&proxy_target(o.target.as_ref()), true, o.json, out, &mut json_out)?;
             }
             Action::ProxyLogCycle => {
-                let target = proxy_target(o);
+                let target = proxy_target(o.target.as_ref());
                 let mut c = Conn::open(&target)?;
                 let cur = c
                     .call(Op::ADMIN_LOG_LEVEL, &LogLevelReq { level: consts::LOG_QUERY })

@@ -6,7 +6,7 @@ use std::io::Write;
 use qtfs_proto::consts;
 use qtfs_proto::*;
 
-use crate::args::Failure;
+use crate::Failure;
 use crate::target::{Conn, Target, refused};
 
 /// Owned copies of the admin records (the wire types borrow their buffers).

@@ -8,8 +8,7 @@ use qtfs_client::{AdminClient, ClientError, Response};
 use qtfs_proto::consts::WlType;
 use qtfs_proto::*;
 
-use crate::args::{Failure, Opts};
-use crate::{DEFAULT_ENGINE, DEFAULT_KMOD, DEFAULT_UDSPROXYD, exit, kmod};
+use crate::{DEFAULT_ENGINE, DEFAULT_KMOD, DEFAULT_UDSPROXYD, Failure, exit, kmod};
 
 /// A daemon or device to talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +82,9 @@ pub(crate) fn exists(p: &str) -> bool {
     Path::new(p).exists()
 }
 
-/// The target for whitelist type `t`.
-pub(crate) fn wl_target(o: &Opts, t: WlType) -> Target {
-    if let Some(t) = &o.target {
+/// The target for whitelist type `t` (`chosen`: the one the command line named).
+pub(crate) fn wl_target(chosen: Option<&Target>, t: WlType) -> Target {
+    if let Some(t) = chosen {
         return t.clone();
     }
     if t == WlType::Udsconnect && (exists(DEFAULT_UDSPROXYD) || !exists(DEFAULT_ENGINE)) {
@@ -94,8 +93,8 @@ pub(crate) fn wl_target(o: &Opts, t: WlType) -> Target {
     Target::Engine(DEFAULT_ENGINE.into())
 }
 
-pub(crate) fn diag_target(o: &Opts) -> Target {
-    if let Some(t) = &o.target {
+pub(crate) fn diag_target(chosen: Option<&Target>) -> Target {
+    if let Some(t) = chosen {
         return t.clone();
     }
     if exists(DEFAULT_ENGINE) {
@@ -109,8 +108,8 @@ pub(crate) fn diag_target(o: &Opts) -> Target {
     }
 }
 
-pub(crate) fn proxy_target(o: &Opts) -> Target {
-    o.target.clone().unwrap_or_else(|| Target::Udsproxyd(DEFAULT_UDSPROXYD.into()))
+pub(crate) fn proxy_target(chosen: Option<&Target>) -> Target {
+    chosen.cloned().unwrap_or_else(|| Target::Udsproxyd(DEFAULT_UDSPROXYD.into()))
 }
 
 pub(crate) fn refused(t: &Target, what: &str, e: ClientError) -> Failure {
