@@ -5,49 +5,58 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::io::IoSliceMut;
+use std::os::fd::{OwnedFd, RawFd};
 
 use qtfs_proto::consts::ATTR_F_BTIME;
 use qtfs_proto::{Attr, Statfs};
+use rustix::fs::{AtFlags, Mode, OFlags, SeekFrom, StatxFlags};
 
-use super::{check, check_i};
+use super::{bfd, check, check_i, rx};
 
 pub use qtfs_sys::openat2;
 
 /// `openat(2)` (for engine-internal files such as the admin socket directory).
 pub fn openat(dirfd: RawFd, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: path is NUL-terminated.
-    let fd = check_i(unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
-    // SAFETY: new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlags::from_bits_retain((flags | libc::O_CLOEXEC) as u32);
+    rx(rustix::fs::openat(bfd(dirfd), path, flags, Mode::from_bits_retain(mode)))
+}
+
+/// The portable record of a `struct statx`: libc's (filled by [`statx_raw`]) and
+/// rustix's (returned by [`statx`]) have the same field names and types.
+macro_rules! attr_of_statx {
+    ($s:expr) => {{
+        let s = $s;
+        let btime = s.stx_mask & libc::STATX_BTIME != 0;
+        Attr {
+            ino: s.stx_ino,
+            size: s.stx_size,
+            blocks: s.stx_blocks,
+            atime_sec: s.stx_atime.tv_sec,
+            mtime_sec: s.stx_mtime.tv_sec,
+            ctime_sec: s.stx_ctime.tv_sec,
+            btime_sec: if btime { s.stx_btime.tv_sec } else { 0 },
+            atime_nsec: s.stx_atime.tv_nsec,
+            mtime_nsec: s.stx_mtime.tv_nsec,
+            ctime_nsec: s.stx_ctime.tv_nsec,
+            btime_nsec: if btime { s.stx_btime.tv_nsec } else { 0 },
+            mode: s.stx_mode as u32,
+            nlink: s.stx_nlink,
+            uid: s.stx_uid,
+            gid: s.stx_gid,
+            rdev_major: s.stx_rdev_major,
+            rdev_minor: s.stx_rdev_minor,
+            dev_major: s.stx_dev_major,
+            dev_minor: s.stx_dev_minor,
+            blksize: s.stx_blksize,
+            flags: if btime { ATTR_F_BTIME } else { 0 },
+        }
+    }};
 }
 
 /// Converts `statx` output into the portable record.
 pub fn attr_from_statx(s: &libc::statx) -> Attr {
-    let btime = s.stx_mask & libc::STATX_BTIME != 0;
-    Attr {
-        ino: s.stx_ino,
-        size: s.stx_size,
-        blocks: s.stx_blocks,
-        atime_sec: s.stx_atime.tv_sec,
-        mtime_sec: s.stx_mtime.tv_sec,
-        ctime_sec: s.stx_ctime.tv_sec,
-        btime_sec: if btime { s.stx_btime.tv_sec } else { 0 },
-        atime_nsec: s.stx_atime.tv_nsec,
-        mtime_nsec: s.stx_mtime.tv_nsec,
-        ctime_nsec: s.stx_ctime.tv_nsec,
-        btime_nsec: if btime { s.stx_btime.tv_nsec } else { 0 },
-        mode: s.stx_mode as u32,
-        nlink: s.stx_nlink,
-        uid: s.stx_uid,
-        gid: s.stx_gid,
-        rdev_major: s.stx_rdev_major,
-        rdev_minor: s.stx_rdev_minor,
-        dev_major: s.stx_dev_major,
-        dev_minor: s.stx_dev_minor,
-        blksize: s.stx_blksize,
-        flags: if btime { ATTR_F_BTIME } else { 0 },
-    }
+    attr_of_statx!(s)
 }
 
 /// The statx mask the engine asks for.
@@ -55,14 +64,13 @@ pub const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
 
 /// `statx(2)` into the portable record.
 pub fn statx(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<Attr> {
-    // SAFETY: statx is plain data; zeroed is valid.
-    let mut s: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: path NUL-terminated, s valid for writes.
-    check_i(unsafe { libc::statx(dirfd, path.as_ptr(), flags, STATX_MASK, &mut s) })?;
-    Ok(attr_from_statx(&s))
+    let flags = AtFlags::from_bits_retain(flags as u32);
+    let s = rx(rustix::fs::statx(bfd(dirfd), path, flags, StatxFlags::from_bits_retain(STATX_MASK)))?;
+    Ok(attr_of_statx!(&s))
 }
 
 /// `statx(2)` into a raw buffer.
+// libc: fills the caller's `libc::statx` in place; rustix returns its own `Statx` by value.
 pub fn statx_raw(dirfd: RawFd, path: &CStr, flags: i32, out: &mut libc::statx) -> io::Result<()> {
     // SAFETY: path NUL-terminated, out valid for writes.
     check_i(unsafe { libc::statx(dirfd, path.as_ptr(), flags, STATX_MASK, out) }).map(|_| ())
@@ -74,83 +82,68 @@ const RAMFS_MAGIC: i64 = 0x8584_58f6;
 /// Whether `fd` lives on a memory file system (tmpfs, ramfs), where reads, writes and
 /// name operations never wait for I/O.
 pub fn is_memory_fs(fd: RawFd) -> bool {
-    // SAFETY: statfs is plain data; fstatfs fills it.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: s valid for writes.
-    if unsafe { libc::fstatfs(fd, &mut s) } != 0 {
-        return false;
+    match rustix::fs::fstatfs(bfd(fd)) {
+        Ok(s) => s.f_type == TMPFS_MAGIC || s.f_type == RAMFS_MAGIC,
+        Err(_) => false,
     }
-    let t = s.f_type as i64;
-    t == TMPFS_MAGIC || t == RAMFS_MAGIC
 }
 
 pub fn unlinkat(dirfd: RawFd, name: &CStr, flags: i32) -> io::Result<()> {
-    // SAFETY: NUL-terminated name.
-    check_i(unsafe { libc::unlinkat(dirfd, name.as_ptr(), flags) }).map(|_| ())
+    rx(rustix::fs::unlinkat(bfd(dirfd), name, AtFlags::from_bits_retain(flags as u32)))
 }
 
 pub fn mkdirat(dirfd: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: NUL-terminated name.
-    check_i(unsafe { libc::mkdirat(dirfd, name.as_ptr(), mode) }).map(|_| ())
+    rx(rustix::fs::mkdirat(bfd(dirfd), name, Mode::from_bits_retain(mode)))
 }
 
 pub fn symlinkat(target: &CStr, dirfd: RawFd, name: &CStr) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings.
-    check_i(unsafe { libc::symlinkat(target.as_ptr(), dirfd, name.as_ptr()) }).map(|_| ())
+    rx(rustix::fs::symlinkat(target, bfd(dirfd), name))
 }
 
 pub fn linkat(olddir: RawFd, old: &CStr, newdir: RawFd, new: &CStr, flags: i32) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings.
-    check_i(unsafe { libc::linkat(olddir, old.as_ptr(), newdir, new.as_ptr(), flags) }).map(|_| ())
+    rx(rustix::fs::linkat(bfd(olddir), old, bfd(newdir), new, AtFlags::from_bits_retain(flags as u32)))
 }
 
 pub fn renameat2(olddir: RawFd, old: &CStr, newdir: RawFd, new: &CStr, flags: u32) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings; raw syscall because glibc's wrapper may be missing.
-    check(unsafe { libc::syscall(libc::SYS_renameat2, olddir, old.as_ptr(), newdir, new.as_ptr(), flags) }).map(|_| ())
+    let flags = rustix::fs::RenameFlags::from_bits_retain(flags);
+    rx(rustix::fs::renameat_with(bfd(olddir), old, bfd(newdir), new, flags))
 }
 
 /// `pread(2)` into `buf`.
 pub fn pread(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
-    // SAFETY: buf valid for writes of its length.
-    let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
-    Ok(check(r as libc::c_long)? as usize)
+    rx(rustix::io::pread(bfd(fd), buf, off))
 }
 
 /// `preadv2(…, RWF_NOWAIT)`: succeeds only if no I/O wait is needed (EAGAIN otherwise;
 /// EOPNOTSUPP on file systems without non-blocking reads).
 pub fn pread_nowait(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
-    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: one iovec pointing at buf.
-    let r = unsafe { libc::preadv2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT) };
-    Ok(check(r as libc::c_long)? as usize)
+    let nowait = rustix::io::ReadWriteFlags::NOWAIT;
+    rx(rustix::io::preadv2(bfd(fd), &mut [IoSliceMut::new(buf)], off, nowait))
 }
 
 /// `pwrite(2)`; `off == u64::MAX` writes at the file position (O_APPEND handles).
 pub fn pwrite(fd: RawFd, buf: &[u8], off: u64) -> io::Result<usize> {
-    // SAFETY: buf valid for reads of its length.
-    let r = unsafe {
-        if off == u64::MAX {
-            libc::write(fd, buf.as_ptr().cast(), buf.len())
-        } else {
-            libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off as libc::off_t)
-        }
-    };
-    Ok(check(r as libc::c_long)? as usize)
+    if off == u64::MAX { rx(rustix::io::write(bfd(fd), buf)) } else { rx(rustix::io::pwrite(bfd(fd), buf, off)) }
+}
+
+/// `ST_VALID`: statfs(2) sets it in `f_flags` on kernels that report mount flags there;
+/// glibc's `statvfs` clears it from `f_flag`, and so do we.
+const ST_VALID: u64 = 0x20;
+
+/// `fstatvfs(3)` as glibc reports it: rustix's is one fstatfs(2) with the same fields,
+/// except that it leaves `ST_VALID` in `f_flag`.
+pub(super) fn fstatvfs(fd: RawFd) -> io::Result<rustix::fs::StatVfs> {
+    let mut v = rx(rustix::fs::fstatvfs(bfd(fd)))?;
+    v.f_flag = rustix::fs::StatVfsMountFlags::from_bits_retain(v.f_flag.bits() & !ST_VALID);
+    Ok(v)
 }
 
 /// `fstatfs(2)` into the portable record.
 pub fn fstatfs(fd: RawFd) -> io::Result<Statfs> {
-    // SAFETY: statfs is plain data.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: s valid for writes.
-    check_i(unsafe { libc::fstatfs(fd, &mut s) })?;
-    // SAFETY: fsid_t is two ints; read them as one u64 for the wire.
-    let fsid: [i32; 2] = unsafe { std::mem::transmute(s.f_fsid) };
-    // statfs does not expose the mount flags; statvfs does.
-    // SAFETY: statvfs is plain data.
-    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: v valid for writes.
-    check_i(unsafe { libc::fstatvfs(fd, &mut v) })?;
+    let s = rx(rustix::fs::fstatfs(bfd(fd)))?;
+    // statfs does not expose the mount flags, and rustix's StatFs hides f_fsid; statvfs
+    // has both (packed as the wire packs it).
+    let v = fstatvfs(fd)?;
     Ok(Statfs {
         fs_type: s.f_type as u64,
         blocks: s.f_blocks,
@@ -158,21 +151,19 @@ pub fn fstatfs(fd: RawFd) -> io::Result<Statfs> {
         bavail: s.f_bavail,
         files: s.f_files,
         ffree: s.f_ffree,
-        fsid: (fsid[0] as u32 as u64) | ((fsid[1] as u32 as u64) << 32),
+        fsid: v.f_fsid,
         bsize: s.f_bsize as u32,
         frsize: s.f_frsize as u32,
         namelen: s.f_namelen as u32,
-        flags: v.f_flag as u32,
+        flags: v.f_flag.bits() as u32,
     })
 }
 
 /// `readlinkat(2)`.
 pub fn readlinkat(dirfd: RawFd, path: &CStr) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
-    // SAFETY: buf valid for buf.len() bytes.
-    let n =
-        check(unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)?;
-    buf.truncate(n as usize);
+    let n = rx(rustix::fs::readlinkat_raw(bfd(dirfd), path, &mut buf[..]))?;
+    buf.truncate(n);
     Ok(buf)
 }
 
@@ -193,6 +184,7 @@ pub fn fd_real_path(fd: RawFd) -> io::Result<Vec<u8>> {
 }
 
 /// One `getdents64(2)` call into `buf`; returns the bytes filled (0 = end).
+// libc: rustix exposes getdents only through `RawDir`'s iterator, not one call's byte count.
 pub fn getdents64(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf valid for buf.len() bytes.
     let r = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
@@ -230,68 +222,116 @@ pub fn dirents(buf: &[u8]) -> impl Iterator<Item = RawDirent<'_>> {
 }
 
 pub fn lseek(fd: RawFd, off: i64, whence: i32) -> io::Result<u64> {
-    // SAFETY: plain syscall.
-    Ok(check(unsafe { libc::lseek(fd, off, whence) })? as u64)
+    // rustix passes the offset bits unchanged (a negative SEEK_SET/DATA/HOLE offset still
+    // gets the kernel's EINVAL); an unknown whence gets EINVAL, as from the kernel.
+    let pos = match whence {
+        libc::SEEK_SET => SeekFrom::Start(off as u64),
+        libc::SEEK_CUR => SeekFrom::Current(off),
+        libc::SEEK_END => SeekFrom::End(off),
+        libc::SEEK_DATA => SeekFrom::Data(off as u64),
+        libc::SEEK_HOLE => SeekFrom::Hole(off as u64),
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    rx(rustix::fs::seek(bfd(fd), pos))
 }
 
 pub fn ftruncate(fd: RawFd, len: u64) -> io::Result<()> {
-    // SAFETY: plain syscall.
-    check_i(unsafe { libc::ftruncate(fd, len as libc::off_t) }).map(|_| ())
+    rx(rustix::fs::ftruncate(bfd(fd), len))
 }
 
 pub fn chmod(path: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: NUL-terminated path.
-    check_i(unsafe { libc::chmod(path.as_ptr(), mode) }).map(|_| ())
+    rx(rustix::fs::chmod(path, Mode::from_bits_retain(mode)))
 }
 
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: works on O_PATH descriptors, symlinks
 /// included; `u32::MAX` leaves an id unchanged.
 pub fn fchown_empty(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: empty NUL-terminated path.
-    check_i(unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })
-        .map(|_| ())
+    let id = |v: u32| (v != u32::MAX).then_some(v);
+    let (uid, gid) = (id(uid).map(rustix::fs::Uid::from_raw), id(gid).map(rustix::fs::Gid::from_raw));
+    rx(rustix::fs::chownat(bfd(fd), c"", uid, gid, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW))
 }
 
 /// `utimensat(dirfd, path, times, flags)`.
 pub fn utimensat(dirfd: RawFd, path: &CStr, times: &[libc::timespec; 2], flags: i32) -> io::Result<()> {
-    // SAFETY: path NUL-terminated, times points at two timespecs.
-    check_i(unsafe { libc::utimensat(dirfd, path.as_ptr(), times.as_ptr(), flags) }).map(|_| ())
+    // UTIME_NOW/UTIME_OMIT travel in tv_nsec unchanged.
+    let ts = |t: &libc::timespec| rustix::fs::Timespec { tv_sec: t.tv_sec, tv_nsec: t.tv_nsec };
+    let times = rustix::fs::Timestamps { last_access: ts(&times[0]), last_modification: ts(&times[1]) };
+    rx(rustix::fs::utimensat(bfd(dirfd), path, &times, AtFlags::from_bits_retain(flags as u32)))
 }
 
+// libc: rustix splits the mode into FileType + Mode, and maps a type of 0 (a regular
+// file to mknod) to S_IFMT, which the kernel would refuse.
 pub fn mknodat(dirfd: RawFd, name: &CStr, mode: u32, dev: u64) -> io::Result<()> {
     // SAFETY: NUL-terminated name.
     check_i(unsafe { libc::mknodat(dirfd, name.as_ptr(), mode, dev) }).map(|_| ())
 }
 
+/// `getxattr(2)`; an empty `buf` asks for the value's size (rustix's `getxattr` answers
+/// 0 for an empty buffer, so that case goes through `getxattr_query`).
 pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: strings NUL-terminated, buf valid (size 0 = query).
-    let r = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    Ok(check(r as libc::c_long)? as usize)
+    if buf.is_empty() { rx(rustix::fs::getxattr_query(path, name)) } else { rx(rustix::fs::getxattr(path, name, buf)) }
 }
 
+/// `listxattr(2)`; an empty `buf` asks for the list's size.
 pub fn listxattr(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: NUL-terminated path, buf valid.
-    let r = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    Ok(check(r as libc::c_long)? as usize)
+    if buf.is_empty() { rx(rustix::fs::listxattr_query(path)) } else { rx(rustix::fs::listxattr(path, buf)) }
 }
 
 pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
-    // SAFETY: strings NUL-terminated, value valid for its length.
-    check_i(unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), flags) })
-        .map(|_| ())
+    rx(rustix::fs::setxattr(path, name, value, rustix::fs::XattrFlags::from_bits_retain(flags as u32)))
 }
 
 pub fn removexattr(path: &CStr, name: &CStr) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings.
-    check_i(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) }).map(|_| ())
+    rx(rustix::fs::removexattr(path, name))
 }
 
 /// Bytes available to unprivileged users and the total size of `fd`'s file system.
 pub fn fs_space(fd: RawFd) -> io::Result<(u64, u64)> {
-    // SAFETY: statvfs is plain data; fstatvfs fills it.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: s valid for writes.
-    check_i(unsafe { libc::fstatvfs(fd, &mut s) })?;
+    let s = fstatvfs(fd)?;
     let frsize = s.f_frsize.max(1);
     Ok((s.f_bavail.saturating_mul(frsize), s.f_blocks.saturating_mul(frsize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn errno(r: io::Result<impl Sized>) -> Option<i32> {
+        r.err().and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn bad_descriptors_fail_as_the_kernel_fails_them() {
+        let mut b = [0u8; 4];
+        assert_eq!(errno(pread(-1, &mut b, 0)), Some(libc::EBADF));
+        assert_eq!(errno(statx(-1, c"relative", 0)), Some(libc::EBADF));
+        // The kernel ignores the descriptor before an absolute path.
+        assert!(statx(-1, c"/", 0).is_ok());
+        assert_eq!(errno(lseek(-1, 0, libc::SEEK_SET)), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn seek_whence_and_xattr_size_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::ffi::CString::new(dir.path().join("f").into_os_string().into_encoded_bytes()).unwrap();
+        let f = openat(libc::AT_FDCWD, &p, libc::O_RDWR | libc::O_CREAT, 0o600).unwrap();
+        assert_eq!(pwrite(f.as_raw_fd(), b"hello", 0).unwrap(), 5);
+        assert_eq!(lseek(f.as_raw_fd(), 0, libc::SEEK_END).unwrap(), 5);
+        assert_eq!(lseek(f.as_raw_fd(), -2, libc::SEEK_CUR).unwrap(), 3);
+        assert_eq!(errno(lseek(f.as_raw_fd(), 0, 77)), Some(libc::EINVAL));
+        assert_eq!(errno(lseek(f.as_raw_fd(), -1, libc::SEEK_SET)), Some(libc::EINVAL));
+        assert_eq!(statx(f.as_raw_fd(), c"", libc::AT_EMPTY_PATH).unwrap().size, 5);
+        if setxattr(&p, c"user.qtfs", b"abc", 0).is_ok() {
+            assert_eq!(getxattr(&p, c"user.qtfs", &mut []).unwrap(), 3);
+            let mut v = [0u8; 8];
+            assert_eq!(getxattr(&p, c"user.qtfs", &mut v).unwrap(), 3);
+            assert!(listxattr(&p, &mut []).unwrap() >= b"user.qtfs\0".len());
+            removexattr(&p, c"user.qtfs").unwrap();
+            assert_eq!(errno(getxattr(&p, c"user.qtfs", &mut [])), Some(libc::ENODATA));
+        }
+        // statvfs's f_flag never carries statfs's ST_VALID.
+        assert_eq!(fstatfs(f.as_raw_fd()).unwrap().flags as u64 & ST_VALID, 0);
+    }
 }

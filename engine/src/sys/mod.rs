@@ -29,3 +29,22 @@ pub use unix::*;
 use qtfs_sys::{check as check_i, check_l as check};
 
 pub use qtfs_sys::{Errno, errno_of};
+
+/// A descriptor number as rustix takes it. The wrappers take raw numbers, as the callers
+/// hold them (io_uring, the handle table); the caller keeps the descriptor open for the
+/// call, as with the libc calls these replace. A negative number other than AT_FDCWD
+/// becomes rustix's `ABS` (-EBADF), which the kernel treats as it treats any bad number
+/// (EBADF, or ignored before an absolute path) and rustix's debug checks accept.
+fn bfd(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
+    if fd < 0 && fd != libc::AT_FDCWD {
+        return rustix::fs::ABS;
+    }
+    // SAFETY: the descriptor stays open for the call that uses it (the contract of every
+    // wrapper here); a closed number only makes the system call fail (EBADF).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// A rustix result as the `io::Result` the callers expect (same errno).
+fn rx<T>(r: rustix::io::Result<T>) -> std::io::Result<T> {
+    r.map_err(std::io::Error::from)
+}

@@ -4,11 +4,15 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
-use super::{check, check_i};
+use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags};
+
+use super::{bfd, check_i, rx};
 
 /// `mount(2)`; `None` arguments are passed as NULL.
+// libc: rustix's mount() always passes a source and a type; its NULL-source forms
+// (mount_remount, mount_change…) add their own flags.
 pub fn mount(
     source: Option<&CStr>,
     target: &CStr,
@@ -23,8 +27,7 @@ pub fn mount(
 }
 
 pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
-    // SAFETY: NUL-terminated path.
-    check_i(unsafe { libc::umount2(target.as_ptr(), flags) }).map(|_| ())
+    rx(rustix::mount::unmount(target, UnmountFlags::from_bits_retain(flags as u32)))
 }
 
 /// Which mount an open descriptor is on, as statx reports it.
@@ -37,6 +40,7 @@ pub struct MountId {
 }
 
 /// The mount `fd` is on, and whether `fd` is that mount's root (`STATX_ATTR_MOUNT_ROOT`).
+// libc: rustix's statx masks off the flags it does not know, STATX_MNT_ID_UNIQUE among them.
 pub fn mount_id(fd: RawFd) -> io::Result<(MountId, bool)> {
     // SAFETY: statx is plain data; zeroed is valid.
     let mut s: libc::statx = unsafe { std::mem::zeroed() };
@@ -54,15 +58,6 @@ pub fn mount_id(fd: RawFd) -> io::Result<(MountId, bool)> {
 // The mount API (fsopen/fsconfig/fsmount/open_tree/move_mount, Linux ≥ 5.2): a mount
 // made this way is a descriptor until it is attached, so the engine attaches exactly
 // the mount it made, exactly on the directory it resolved, and learns its id.
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
@@ -72,63 +67,47 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
 
-fn owned_fd(r: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = check(r)? as RawFd;
-    // SAFETY: the kernel returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// `fsopen(fstype, FSOPEN_CLOEXEC)`: a file system context.
 pub fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: NUL-terminated name.
-    owned_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+    rx(rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC))
 }
 
 /// `fsconfig(fd, FSCONFIG_SET_FLAG or _SET_STRING, key, value)`.
 pub fn fsconfig_set(fd: RawFd, key: &CStr, value: Option<&CStr>) -> io::Result<()> {
-    let (cmd, v) = match value {
-        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-    };
-    // SAFETY: NUL-terminated key and value (or NULL for a flag).
-    check(unsafe { libc::syscall(libc::SYS_fsconfig, fd, cmd, key.as_ptr(), v, 0) }).map(|_| ())
+    match value {
+        Some(v) => rx(rustix::mount::fsconfig_set_string(bfd(fd), key, v)),
+        None => rx(rustix::mount::fsconfig_set_flag(bfd(fd), key)),
+    }
 }
 
 /// `fsconfig(fd, FSCONFIG_CMD_CREATE)` then `fsmount(fd, FSMOUNT_CLOEXEC, attrs)`: a
 /// detached mount.
 pub fn fsmount(fd: RawFd, attrs: u64) -> io::Result<OwnedFd> {
-    let null = std::ptr::null::<libc::c_char>();
-    // SAFETY: plain syscall, NULL key and value as CMD_CREATE requires.
-    check(unsafe { libc::syscall(libc::SYS_fsconfig, fd, FSCONFIG_CMD_CREATE, null, null, 0) })?;
-    // SAFETY: plain syscall.
-    owned_fd(unsafe { libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, attrs) })
+    rx(rustix::mount::fsconfig_create(bfd(fd)))?;
+    // The kernel's attr_flags is an unsigned int: the MOUNT_ATTR_* bits all fit.
+    let attrs = MountAttrFlags::from_bits_retain(attrs as u32);
+    rx(rustix::mount::fsmount(bfd(fd), FsMountFlags::FSMOUNT_CLOEXEC, attrs))
 }
 
 /// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH [| AT_RECURSIVE])`: a detached
 /// copy (bind mount) of what `fd` names.
 pub fn open_tree_clone(fd: RawFd, recursive: bool) -> io::Result<OwnedFd> {
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
     if recursive {
-        flags |= AT_RECURSIVE;
+        flags |= OpenTreeFlags::AT_RECURSIVE;
     }
-    // SAFETY: empty NUL-terminated path with AT_EMPTY_PATH.
-    owned_fd(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) })
+    rx(rustix::mount::open_tree(bfd(fd), c"", flags))
 }
 
 /// `move_mount(from, "", to, "", F_EMPTY_PATH | T_EMPTY_PATH)`: attaches (or moves) the
 /// mount `from` names onto the directory `to` names.
 pub fn move_mount(from: RawFd, to: RawFd) -> io::Result<()> {
-    let flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
-    // SAFETY: empty NUL-terminated paths with the EMPTY_PATH flags.
-    check(unsafe { libc::syscall(libc::SYS_move_mount, from, c"".as_ptr(), to, c"".as_ptr(), flags) }).map(|_| ())
+    let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    rx(rustix::mount::move_mount(bfd(from), c"", bfd(to), c"", flags))
 }
 
 /// `fstatvfs(3)`'s `f_flag` (`ST_NOSUID`, `ST_NODEV`, `ST_NOEXEC`, `ST_RDONLY` …: the
 /// same bits as the `MS_*` flags): the per-mount flags of the mount `fd` is on.
 pub fn mount_flags(fd: RawFd) -> io::Result<u64> {
-    // SAFETY: statvfs is plain data; fstatvfs fills it.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: s valid for writes.
-    check_i(unsafe { libc::fstatvfs(fd, &mut s) })?;
-    Ok(s.f_flag as u64)
+    Ok(super::file::fstatvfs(fd)?.f_flag.bits())
 }

@@ -4,10 +4,14 @@
 
 use std::io;
 
-use super::{check, check_i};
+use rustix::thread::CpuSet;
+
+use super::{check, rx};
 
 pub use qtfs_sys::{pidfd_open, pidfd_send_signal};
 
+// libc: the raw mask bytes and the length the kernel copied travel as they are; rustix's
+// CpuSet is fixed-size and drops that length.
 pub fn sched_getaffinity(pid: i32) -> io::Result<Vec<u8>> {
     let mut mask = vec![0u8; 128];
     // SAFETY: mask valid for its length.
@@ -29,23 +33,16 @@ pub fn raise_nofile() {
 
 /// Pins the calling thread to one CPU.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET writes within it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        check_i(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)).map(|_| ())
-    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    rx(rustix::thread::sched_setaffinity(None, &set))
 }
 
 /// CPUs this process may run on.
 pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; CPU_ISSET reads within it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect();
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect(),
+        Err(_) => (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect(),
     }
 }
 
