@@ -187,16 +187,25 @@ impl Reactor {
         self.closed_by_panic(key, id, &*p);
     }
 
+    /// Counts a service operation out of `svc_ops` when its last completion came (`more`:
+    /// a multishot one stays armed); true when it did. Reactor operations: false.
+    pub(super) fn svc_op_ended(&mut self, ud: u64, more: bool) -> bool {
+        let ended = svc_of(ud).is_some() && !more;
+        if ended {
+            self.svc_ops = self.svc_ops.saturating_sub(1);
+        }
+        ended
+    }
+
     fn complete<S: Service>(&mut self, svc: &mut S, ud: u64, res: i32, flags: u32) {
         if ud == UD_IGNORE {
             return;
         }
         let more = cqueue::more(flags);
+        if self.svc_op_ended(ud, more) {
+            self.worker_done(ud);
+        }
         if svc_of(ud).is_some() {
-            if !more {
-                self.svc_ops = self.svc_ops.saturating_sub(1);
-                self.worker_done(ud);
-            }
             svc.on_completion(self, ud, res, flags);
             return;
         }

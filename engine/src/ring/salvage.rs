@@ -109,10 +109,8 @@ impl Reactor {
             return;
         }
         let more = cqueue::more(flags);
+        self.svc_op_ended(ud, more);
         if svc_of(ud).is_some() {
-            if !more {
-                self.svc_ops = self.svc_ops.saturating_sub(1);
-            }
             svc.abandon(ud, res, flags);
             return;
         }
