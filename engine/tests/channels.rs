@@ -241,18 +241,26 @@ fn a_stalled_channel_slows_neither_its_connection_nor_other_channels() {
             }
         })
     };
-    let measure = |secs: f64| {
-        let before = got[0].load(std::sync::atomic::Ordering::Relaxed);
-        let (ops, el) = repeat_for(secs, || assert_eq!(s.read(fh, 0, 4096).unwrap().len(), 4096));
-        let mib = (got[0].load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / el / (1 << 20) as f64;
-        (mib, ops as f64 / el)
+    // The best of four half-second windows: the other tests of this binary share the two
+    // CPUs, and a single window swings tenfold; head-of-line blocking would keep every
+    // window near zero.
+    let measure = || {
+        let (mut best_mib, mut best_ops) = (0f64, 0f64);
+        for _ in 0..4 {
+            let before = got[0].load(std::sync::atomic::Ordering::Relaxed);
+            let (ops, el) = repeat_for(0.5, || assert_eq!(s.read(fh, 0, 4096).unwrap().len(), 4096));
+            let mib = (got[0].load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / el / (1 << 20) as f64;
+            best_mib = best_mib.max(mib);
+            best_ops = best_ops.max(ops as f64 / el);
+        }
+        (best_mib, best_ops)
     };
-    let (base_mib, base_ops) = measure(1.0);
+    let (base_mib, base_ops) = measure();
     const STALLED_WINDOW: u32 = 256 * 1024;
     p.open(2, consts::CHAN_STREAM, &fp, STALLED_WINDOW).unwrap();
     assert!(wait_until(Duration::from_secs(5), || got[1].load(std::sync::atomic::Ordering::Relaxed)
         == STALLED_WINDOW as u64));
-    let (mib, ops) = measure(1.0);
+    let (mib, ops) = measure();
     eprintln!(
         "same connection: baseline {base_mib:.0} MiB/s {base_ops:.0} reads/s; stalled neighbour {mib:.0} MiB/s {ops:.0} reads/s"
     );
