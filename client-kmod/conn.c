@@ -490,6 +490,21 @@ static int discard(struct qtfs_conn *c, u32 len)
 }
 
 /*
+ * The body of a one-way message (len bytes, at least fixed) into c->rxbuf: 0 when it is
+ * there, 1 when its length is out of bounds (read and dropped), else a negative errno.
+ */
+static int recv_body(struct qtfs_conn *c, u32 len, u32 fixed)
+{
+	int err;
+
+	if (len > QTFS_RXBUF || len < fixed) {
+		err = discard(c, len);
+		return err ? err : 1;
+	}
+	return sock_recv_all(c->sock, c->rxbuf, len, false);
+}
+
+/*
  * INVAL (one-way): queued for the mount's work item (inval.c); the receiver never
  * touches the dcache or the page cache itself. Only for our export.
  */
@@ -498,11 +513,9 @@ static int recv_inval(struct qtfs_conn *c, u32 len)
 	struct qtp_inval_msg m;
 	int err;
 
-	if (len > QTFS_RXBUF || len < QTP_INVAL_MSG_FIXED)
-		return discard(c, len);
-	err = sock_recv_all(c->sock, c->rxbuf, len, false);
+	err = recv_body(c, len, QTP_INVAL_MSG_FIXED);
 	if (err)
-		return err;
+		return err < 0 ? err : 0; /* 1: dropped */
 	if (qtp_inval_msg_decode(c->rxbuf, len, &m) < 0) {
 		qtfs_debug("conn %d: malformed INVAL dropped", c->idx);
 		return 0;
@@ -521,11 +534,9 @@ static int recv_epoll_event(struct qtfs_conn *c, u32 len)
 	u32 i;
 	int err;
 
-	if (len > QTFS_RXBUF || len < QTP_EPOLL_EVENT_FIXED)
-		return discard(c, len);
-	err = sock_recv_all(c->sock, c->rxbuf, len, false);
+	err = recv_body(c, len, QTP_EPOLL_EVENT_FIXED);
 	if (err)
-		return err;
+		return err < 0 ? err : 0; /* 1: dropped */
 	if (qtp_epoll_event_decode(c->rxbuf, len, &m) < 0 || m.events_len < (u64)m.count * 12) {
 		qtfs_debug("conn %d: malformed EPOLL_EVENT dropped", c->idx);
 		return 0;

@@ -30,10 +30,9 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 
 	if (!dir_emit_dots(file, ctx) || ctx->pos == LLONG_MAX)
 		return 0;
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
 	for (;;) {
 		bool full = false;
 		struct qtfs_req *r;
@@ -41,9 +40,8 @@ static int qtfs_readdir(struct file *file, struct dir_context *ctx)
 		size_t left;
 		u32 i;
 
-		rq = (struct qtp_readdir_req){ .ctx = c.ctx, .cookie = ctx->pos - 2, .max_bytes = QTFS_READDIR_BYTES,
-					       .flags = 0, .groups = c.groups, .groups_count = c.ngroups,
-					       .path = qp.p, .path_len = qp.len };
+		rq = (struct qtp_readdir_req){ QTFS_PATH_CRED(c, qp), .cookie = ctx->pos - 2,
+					       .max_bytes = QTFS_READDIR_BYTES, .flags = 0 };
 		err = QTFS_CALL(cl, QTP_OP_READDIR, readdir_req, &rq, QTFS_READDIR_BYTES + 64, QTFS_IDEMPOTENT, &r);
 		if (!err && qtp_readdir_rsp_decode(r->rsp, r->rsp_len, &rs) < 0)
 			err = -EIO;

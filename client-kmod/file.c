@@ -99,18 +99,13 @@ int qtfs_open_req(struct dentry *d, u32 wflags, struct qtp_open_rsp *o)
 	struct qtfs_req *r;
 	int err;
 
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	op = (struct qtp_open_req){ .ctx = c.ctx, .flags = wflags, .mode = 0, .groups = c.groups,
-				    .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len };
+	op = (struct qtp_open_req){ QTFS_PATH_CRED(c, qp), .flags = wflags, .mode = 0 };
 	err = QTFS_CALL(cl, QTP_OP_OPEN, open_req, &op, 256, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err && qtp_open_rsp_decode(r->rsp, r->rsp_len, o) != r->rsp_len)
-		err = -EIO;
-	qtfs_req_put(r);
-	return err;
+	return qtfs_open_done(err, r, o);
 }
 
 /* The HOST handle, reopened first if the session it belonged to is gone. */
@@ -224,6 +219,20 @@ int qtfs_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* The first handle open on qi (writer: the first writable one), referenced; NULL if none. */
+static struct qtfs_file *qf_first(struct qtfs_inode *qi, bool writer)
+{
+	struct qtfs_file *qf;
+
+	spin_lock(&qi->wlock);
+	qf = writer ? list_first_entry_or_null(&qi->wfiles, struct qtfs_file, wnode) :
+		      list_first_entry_or_null(&qi->ofiles, struct qtfs_file, onode);
+	if (qf)
+		kref_get(&qf->ref);
+	spin_unlock(&qi->wlock);
+	return qf;
+}
+
 /*
  * Attributes of an inode through any handle open on it: what fstat(2) must answer
  * once the name was unlinked or renamed away on the HOST (getattr has no struct file).
@@ -231,18 +240,11 @@ int qtfs_release(struct inode *inode, struct file *file)
  */
 int qtfs_open_file_attr(struct inode *inode, struct qtp_attr *a)
 {
-	struct qtfs_inode *qi = QTFS_I(inode);
-	struct qtfs_file *qf = NULL;
+	struct qtfs_file *qf = qf_first(QTFS_I(inode), false);
 	struct qtp_handle_req h = {};
 	struct qtfs_req *r;
 	int err;
 
-	spin_lock(&qi->wlock);
-	if (!list_empty(&qi->ofiles)) {
-		qf = list_first_entry(&qi->ofiles, struct qtfs_file, onode);
-		kref_get(&qf->ref);
-	}
-	spin_unlock(&qi->wlock);
 	if (!qf)
 		return -ENOENT;
 	err = qf_handle(qf, &h.handle);
@@ -736,17 +738,10 @@ QTFS_WRITEPAGE_CB(wb_cb, wb_add)
 
 static int qtfs_writepages(struct address_space *mapping, struct writeback_control *wbc)
 {
-	struct qtfs_inode *qi = QTFS_I(mapping->host);
-	struct qtfs_file *qf = NULL;
+	struct qtfs_file *qf = qf_first(QTFS_I(mapping->host), true);
 	struct wb_batch *b;
 	int err;
 
-	spin_lock(&qi->wlock);
-	if (!list_empty(&qi->wfiles)) {
-		qf = list_first_entry(&qi->wfiles, struct qtfs_file, wnode);
-		kref_get(&qf->ref);
-	}
-	spin_unlock(&qi->wlock);
 	if (!qf) {
 		/* Queued for write-back while open; write-through already cleaned it. */
 		if (!mapping_tagged(mapping, PAGECACHE_TAG_DIRTY))

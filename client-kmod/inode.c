@@ -97,12 +97,10 @@ int qtfs_revalidate_inode(struct dentry *d, bool force)
 	/* attr_expire is the time of the attributes plus the timeout */
 	if (!force && qtfs_stamp_fresh(QTFS_I(inode)->attr_expire - QTFS_SB(d->d_sb)->attr_timeout, d->d_sb))
 		return 0;
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	g = (struct qtp_getattr_req){ .ctx = c.ctx, .flags = 0, .groups = c.groups, .groups_count = c.ngroups,
-				      .path = qp.p, .path_len = qp.len };
+	g = (struct qtp_getattr_req){ QTFS_PATH_CRED(c, qp), .flags = 0 };
 	err = QTFS_CALL(cl, QTP_OP_GETATTR, getattr_req, &g, QTP_ATTR_SIZE, QTFS_IDEMPOTENT, &r);
 	qtfs_path_put(&qp);
 	err = qtfs_attr_done(err, r, &a);
@@ -144,6 +142,20 @@ static u64 handle_of(struct file *f)
 	return qf ? qf->handle : 0;
 }
 
+/* ATTR_ATIME/ATTR_MTIME of ia into SETATTR s: the time given (ATTR_*_SET) or the HOST's now. */
+#define SETATTR_TIME(s, ia, T, t)						\
+	do {									\
+		if (!((ia)->ia_valid & ATTR_##T))				\
+			break;							\
+		if ((ia)->ia_valid & ATTR_##T##_SET) {				\
+			(s).valid |= QTP_SETATTR_##T;				\
+			(s).t##_sec = (ia)->ia_##t.tv_sec;			\
+			(s).t##_nsec = (ia)->ia_##t.tv_nsec;			\
+		} else {							\
+			(s).valid |= QTP_SETATTR_##T##_NOW;			\
+		}								\
+	} while (0)
+
 static int qtfs_setattr(qtfs_idmap_t *idmap, struct dentry *dentry, struct iattr *ia)
 {
 	struct inode *inode = d_inode(dentry);
@@ -174,24 +186,8 @@ static int qtfs_setattr(qtfs_idmap_t *idmap, struct dentry *dentry, struct iattr
 		s.valid |= QTP_SETATTR_SIZE;
 		s.size = ia->ia_size;
 	}
-	if (ia->ia_valid & ATTR_ATIME) {
-		if (ia->ia_valid & ATTR_ATIME_SET) {
-			s.valid |= QTP_SETATTR_ATIME;
-			s.atime_sec = ia->ia_atime.tv_sec;
-			s.atime_nsec = ia->ia_atime.tv_nsec;
-		} else {
-			s.valid |= QTP_SETATTR_ATIME_NOW;
-		}
-	}
-	if (ia->ia_valid & ATTR_MTIME) {
-		if (ia->ia_valid & ATTR_MTIME_SET) {
-			s.valid |= QTP_SETATTR_MTIME;
-			s.mtime_sec = ia->ia_mtime.tv_sec;
-			s.mtime_nsec = ia->ia_mtime.tv_nsec;
-		} else {
-			s.valid |= QTP_SETATTR_MTIME_NOW;
-		}
-	}
+	SETATTR_TIME(s, ia, ATIME, atime);
+	SETATTR_TIME(s, ia, MTIME, mtime);
 	if (!s.valid)
 		return 0;
 	qtfs_cred_fill(cl, &c);
@@ -275,19 +271,15 @@ static int create_req(struct inode *dir, struct dentry *dentry, umode_t mode, un
 	struct qtfs_req *r;
 	int err;
 
-	err = qtfs_path_get(dentry, &qp);
+	err = qtfs_path_cred_get(dentry, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	cr = (struct qtp_create_req){ .ctx = c.ctx, .flags = qtfs_wire_open_flags(oflags), .mode = mode & 07777,
-				      .umask = 0, .cflags = orsp->handle ? 0 : QTP_CREATE_NOOPEN,
-				      .groups = c.groups, .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len };
+	cr = (struct qtp_create_req){ QTFS_PATH_CRED(c, qp), .flags = qtfs_wire_open_flags(oflags),
+				      .mode = mode & 07777, .umask = 0,
+				      .cflags = orsp->handle ? 0 : QTP_CREATE_NOOPEN };
 	err = QTFS_CALL(cl, QTP_OP_CREATE, create_req, &cr, 256, 0, &r);
 	qtfs_path_put(&qp);
-	if (!err && qtp_open_rsp_decode(r->rsp, r->rsp_len, orsp) != r->rsp_len)
-		err = -EIO;
-	qtfs_req_put(r);
-	return err;
+	return qtfs_open_done(err, r, orsp);
 }
 
 static int qtfs_create(qtfs_idmap_t *idmap, struct inode *dir, struct dentry *dentry, umode_t mode, bool excl)
@@ -364,12 +356,10 @@ static QTFS_MKDIR_RET qtfs_mkdir(qtfs_idmap_t *idmap, struct inode *dir, struct 
 	struct qtp_attr a;
 	int err;
 
-	err = qtfs_path_get(dentry, &qp);
+	err = qtfs_path_cred_get(dentry, cl, &qp, &c);
 	if (err)
 		return QTFS_MKDIR_RETURN(err);
-	qtfs_cred_fill(cl, &c);
-	m = (struct qtp_mkdir_req){ .ctx = c.ctx, .mode = mode & 07777, .umask = 0, .groups = c.groups,
-				    .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len };
+	m = (struct qtp_mkdir_req){ QTFS_PATH_CRED(c, qp), .mode = mode & 07777, .umask = 0 };
 	err = QTFS_CALL(cl, QTP_OP_MKDIR, mkdir_req, &m, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
 	err = qtfs_attr_done(err, r, &a);
@@ -390,13 +380,11 @@ static int qtfs_mknod(qtfs_idmap_t *idmap, struct inode *dir, struct dentry *den
 
 	if (S_ISREG(mode))
 		return qtfs_create(idmap, dir, dentry, mode, false);
-	err = qtfs_path_get(dentry, &qp);
+	err = qtfs_path_cred_get(dentry, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	m = (struct qtp_mknod_req){ .ctx = c.ctx, .mode = mode, .umask = 0, .rdev_major = MAJOR(rdev),
-				    .rdev_minor = MINOR(rdev), .groups = c.groups, .groups_count = c.ngroups,
-				    .path = qp.p, .path_len = qp.len };
+	m = (struct qtp_mknod_req){ QTFS_PATH_CRED(c, qp), .mode = mode, .umask = 0,
+				    .rdev_major = MAJOR(rdev), .rdev_minor = MINOR(rdev) };
 	err = QTFS_CALL(cl, QTP_OP_MKNOD, mknod_req, &m, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
 	err = qtfs_attr_done(err, r, &a);
@@ -416,17 +404,40 @@ static int qtfs_symlink(qtfs_idmap_t *idmap, struct inode *dir, struct dentry *d
 
 	if (tlen > QTP_MAX_PATH)
 		return -ENAMETOOLONG;
-	err = qtfs_path_get(dentry, &qp);
+	err = qtfs_path_cred_get(dentry, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	s = (struct qtp_symlink_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups, .path = qp.p,
-				      .path_len = qp.len, .target = (const u8 *)target, .target_len = tlen };
+	s = (struct qtp_symlink_req){ QTFS_PATH_CRED(c, qp), .target = (const u8 *)target, .target_len = tlen };
 	err = QTFS_CALL(cl, QTP_OP_SYMLINK, symlink_req, &s, QTP_ATTR_SIZE, 0, &r);
 	qtfs_path_put(&qp);
 	err = qtfs_attr_done(err, r, &a);
 	return err ? err : instantiate(dir, dentry, &a);
 }
+
+/* The two paths of LINK and RENAME, and the caller's credentials. */
+static int two_paths_get(struct qtfs_client *cl, struct dentry *old, struct dentry *new, struct qtfs_path *op,
+			 struct qtfs_path *np, struct qtfs_cred *c)
+{
+	int err = qtfs_path_get(old, op);
+
+	if (err)
+		return err;
+	err = qtfs_path_cred_get(new, cl, np, c);
+	if (err)
+		qtfs_path_put(op);
+	return err;
+}
+
+static void two_paths_put(struct qtfs_path *op, struct qtfs_path *np)
+{
+	qtfs_path_put(op);
+	qtfs_path_put(np);
+}
+
+/* QTFS_PATH_CRED for a request on two paths (old and new) */
+#define TWO_PATHS_CRED(c, op, np)								\
+	.ctx = (c).ctx, .groups = (c).groups, .groups_count = (c).ngroups, .old_path = (op).p,	\
+	.old_path_len = (op).len, .new_path = (np).p, .new_path_len = (np).len
 
 static int qtfs_link(struct dentry *old, struct inode *dir, struct dentry *new)
 {
@@ -439,20 +450,12 @@ static int qtfs_link(struct dentry *old, struct inode *dir, struct dentry *new)
 	struct qtp_attr a;
 	int err;
 
-	err = qtfs_path_get(old, &op);
+	err = two_paths_get(cl, old, new, &op, &np, &c);
 	if (err)
 		return err;
-	err = qtfs_path_get(new, &np);
-	if (err) {
-		qtfs_path_put(&op);
-		return err;
-	}
-	qtfs_cred_fill(cl, &c);
-	l = (struct qtp_link_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups, .old_path = op.p,
-				   .old_path_len = op.len, .new_path = np.p, .new_path_len = np.len };
+	l = (struct qtp_link_req){ TWO_PATHS_CRED(c, op, np) };
 	err = QTFS_CALL(cl, QTP_OP_LINK, link_req, &l, QTP_ATTR_SIZE, 0, &r);
-	qtfs_path_put(&op);
-	qtfs_path_put(&np);
+	two_paths_put(&op, &np);
 	err = qtfs_attr_done(err, r, &a);
 	if (err)
 		return err;
@@ -504,21 +507,12 @@ static int qtfs_rename(qtfs_idmap_t *idmap, struct inode *odir, struct dentry *o
 
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
-	err = qtfs_path_get(old, &op);
+	err = two_paths_get(cl, old, new, &op, &np, &c);
 	if (err)
 		return err;
-	err = qtfs_path_get(new, &np);
-	if (err) {
-		qtfs_path_put(&op);
-		return err;
-	}
-	qtfs_cred_fill(cl, &c);
-	rr = (struct qtp_rename_req){ .ctx = c.ctx, .flags = flags, .groups = c.groups, .groups_count = c.ngroups,
-				      .old_path = op.p, .old_path_len = op.len, .new_path = np.p,
-				      .new_path_len = np.len };
+	rr = (struct qtp_rename_req){ TWO_PATHS_CRED(c, op, np), .flags = flags };
 	err = QTFS_CALL(cl, QTP_OP_RENAME, rename_req, &rr, 0, 0, &r);
-	qtfs_path_put(&op);
-	qtfs_path_put(&np);
+	two_paths_put(&op, &np);
 	qtfs_req_put(r);
 	if (err)
 		return err;
@@ -570,6 +564,10 @@ static ssize_t qtfs_listxattr(struct dentry *d, char *list, size_t size)
 	return qtfs_xattr_list(d, list, size);
 }
 
+/* What every qtfs inode answers, whatever its type. */
+#define QTFS_COMMON_IOPS \
+	.getattr = qtfs_getattr, .setattr = qtfs_setattr, .listxattr = qtfs_listxattr
+
 const struct inode_operations qtfs_dir_iops = {
 	.lookup = qtfs_lookup,
 	.create = qtfs_create,
@@ -581,26 +579,14 @@ const struct inode_operations qtfs_dir_iops = {
 	.rmdir = qtfs_rmdir,
 	.mknod = qtfs_mknod,
 	.rename = qtfs_rename,
-	.getattr = qtfs_getattr,
-	.setattr = qtfs_setattr,
-	.listxattr = qtfs_listxattr,
+	QTFS_COMMON_IOPS,
 };
 
-const struct inode_operations qtfs_file_iops = {
-	.getattr = qtfs_getattr,
-	.setattr = qtfs_setattr,
-	.listxattr = qtfs_listxattr,
-};
+const struct inode_operations qtfs_file_iops = { QTFS_COMMON_IOPS };
 
 const struct inode_operations qtfs_symlink_iops = {
 	.get_link = qtfs_get_link,
-	.getattr = qtfs_getattr,
-	.setattr = qtfs_setattr,
-	.listxattr = qtfs_listxattr,
+	QTFS_COMMON_IOPS,
 };
 
-const struct inode_operations qtfs_special_iops = {
-	.getattr = qtfs_getattr,
-	.setattr = qtfs_setattr,
-	.listxattr = qtfs_listxattr,
-};
+const struct inode_operations qtfs_special_iops = { QTFS_COMMON_IOPS };

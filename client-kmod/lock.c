@@ -192,9 +192,12 @@ void qtfs_locks_evict(struct inode *inode)
 	lo_remove(inode, NULL, true);
 }
 
-static int wire_type(int type, u32 *ltype)
+/* The wire type of fl, a lock of kind (FL_POSIX or FL_FLOCK); -ENOLCK for another kind. */
+static int wire_type(struct file_lock *fl, unsigned int kind, u32 *ltype)
 {
-	switch (type) {
+	if (!(QTFS_FL_FLAGS(fl) & kind))
+		return -ENOLCK;
+	switch (QTFS_FL_TYPE(fl)) {
 	case F_RDLCK:
 		*ltype = QTP_LOCK_RD;
 		return 0;
@@ -307,9 +310,7 @@ int qtfs_lock(struct file *file, int cmd, struct file_lock *fl)
 	struct qtp_lock_req m = {};
 	int err;
 
-	if (!(QTFS_FL_FLAGS(fl) & FL_POSIX))
-		return -ENOLCK;
-	err = wire_type(QTFS_FL_TYPE(fl), &m.ltype);
+	err = wire_type(fl, FL_POSIX, &m.ltype);
 	if (err)
 		return err;
 	if (fl->fl_start < 0 || fl->fl_end < fl->fl_start)
@@ -327,9 +328,7 @@ int qtfs_flock(struct file *file, int cmd, struct file_lock *fl)
 	struct qtp_lock_req m = { .flags = QTP_LOCK_F_FLOCK };
 	int err;
 
-	if (!(QTFS_FL_FLAGS(fl) & FL_FLOCK))
-		return -ENOLCK;
-	err = wire_type(QTFS_FL_TYPE(fl), &m.ltype);
+	err = wire_type(fl, FL_FLOCK, &m.ltype);
 	if (err)
 		return err;
 	/* flock locks belong to the open file, whoever uses it */

@@ -298,6 +298,11 @@ struct qtfs_path {
 };
 int qtfs_path_get(struct dentry *d, struct qtfs_path *qp);
 void qtfs_path_put(struct qtfs_path *qp);
+/* What a request on one path starts with: qtfs_path_get, then the caller's credentials. */
+int qtfs_path_cred_get(struct dentry *d, struct qtfs_client *cl, struct qtfs_path *qp, struct qtfs_cred *c);
+/* The fields every such request carries (designated initializers of its qtp_*_req). */
+#define QTFS_PATH_CRED(c, qp) \
+	.ctx = (c).ctx, .groups = (c).groups, .groups_count = (c).ngroups, .path = (qp).p, .path_len = (qp).len
 /* A PathReq-shaped request (LOOKUP, RMDIR, UNLINK, READLINK, STATFS) for dentry d. */
 int qtfs_path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct qtfs_req **rp);
 
@@ -348,6 +353,15 @@ static inline int qtfs_attr_done(int err, struct qtfs_req *r, struct qtp_attr *a
 {
 	if (!err)
 		err = qtfs_rsp_attr(r, a);
+	qtfs_req_put(r);
+	return err;
+}
+
+/* Ends a call answered with an OpenRsp (OPEN, CREATE): the same for an OpenRsp. */
+static inline int qtfs_open_done(int err, struct qtfs_req *r, struct qtp_open_rsp *o)
+{
+	if (!err && qtp_open_rsp_decode(r->rsp, r->rsp_len, o) != r->rsp_len)
+		err = -EIO;
 	qtfs_req_put(r);
 	return err;
 }

@@ -397,6 +397,21 @@ static int tc_get(struct file *file, struct qtp_termios *t)
 	return err;
 }
 
+/*
+ * Copies what struct termios (field prefix c_) and the wire's qtp_termios (no prefix)
+ * share, from src to dst, either way; the wire's line speeds stay as they are.
+ */
+#define TC_COPY(dst, dp, src, sp)								\
+	do {											\
+		(dst).dp##iflag = (src).sp##iflag;						\
+		(dst).dp##oflag = (src).sp##oflag;						\
+		(dst).dp##cflag = (src).sp##cflag;						\
+		(dst).dp##lflag = (src).sp##lflag;						\
+		(dst).dp##line = (src).sp##line;						\
+		memcpy((dst).dp##cc, (src).sp##cc,						\
+		       min_t(size_t, sizeof((dst).dp##cc), sizeof((src).sp##cc)));		\
+	} while (0)
+
 static long relay_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *up = (void __user *)arg;
@@ -416,12 +431,7 @@ static long relay_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (err)
 			return err;
 		memset(&ut, 0, sizeof(ut));
-		ut.c_iflag = t.iflag;
-		ut.c_oflag = t.oflag;
-		ut.c_cflag = t.cflag;
-		ut.c_lflag = t.lflag;
-		ut.c_line = t.line;
-		memcpy(ut.c_cc, t.cc, min_t(size_t, sizeof(ut.c_cc), sizeof(t.cc)));
+		TC_COPY(ut, c_, t, );
 		return copy_to_user(up, &ut, sizeof(ut)) ? -EFAULT : 0;
 	case TCSETS:
 	case TCSETSW:
@@ -433,12 +443,7 @@ static long relay_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		err = tc_get(file, &t);
 		if (err)
 			return err;
-		t.iflag = ut.c_iflag;
-		t.oflag = ut.c_oflag;
-		t.cflag = ut.c_cflag;
-		t.lflag = ut.c_lflag;
-		t.line = ut.c_line;
-		memcpy(t.cc, ut.c_cc, min_t(size_t, sizeof(ut.c_cc), sizeof(t.cc)));
+		TC_COPY(t, , ut, c_);
 		qtp_termios_put(&t, buf);
 		return relay_ioc(file, qcmd, buf, sizeof(buf), NULL, 0);
 	case TIOCGWINSZ:

@@ -77,6 +77,15 @@ void qtfs_path_put(struct qtfs_path *qp)
 	qp->buf = NULL;
 }
 
+int qtfs_path_cred_get(struct dentry *d, struct qtfs_client *cl, struct qtfs_path *qp, struct qtfs_cred *c)
+{
+	int err = qtfs_path_get(d, qp);
+
+	if (!err)
+		qtfs_cred_fill(cl, c);
+	return err;
+}
+
 int qtfs_path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct qtfs_req **rp)
 {
 	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
@@ -86,12 +95,10 @@ int qtfs_path_call(struct dentry *d, u16 op, u32 cap, unsigned int flags, struct
 	int err;
 
 	*rp = NULL;
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	pr = (struct qtp_path_req){ .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups,
-				    .path = qp.p, .path_len = qp.len };
+	pr = (struct qtp_path_req){ QTFS_PATH_CRED(c, qp) };
 	err = QTFS_CALL(cl, op, path_req, &pr, cap, flags, rp);
 	qtfs_path_put(&qp);
 	return err;

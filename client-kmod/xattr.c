@@ -24,6 +24,15 @@ static int xattr_rsp(struct qtfs_req *r, void *buf, size_t size)
 	return x.data_len;
 }
 
+/* Ends an XATTR_GET or XATTR_LIST call: its data into buf (size 0: only the size); puts r. */
+static int xattr_done(int err, struct qtfs_req *r, void *buf, size_t size)
+{
+	if (!err)
+		err = xattr_rsp(r, buf, size);
+	qtfs_req_put(r);
+	return err;
+}
+
 int qtfs_xattr_list(struct dentry *d, char *list, size_t size)
 {
 	struct qtfs_client *cl = QTFS_SB(d->d_sb)->cl;
@@ -34,18 +43,13 @@ int qtfs_xattr_list(struct dentry *d, char *list, size_t size)
 	int err;
 
 	size = min_t(size_t, size, XATTR_LIST_MAX);
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	x = (struct qtp_xattr_list_req){ .ctx = c.ctx, .size = size, .groups = c.groups,
-					 .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len };
+	x = (struct qtp_xattr_list_req){ QTFS_PATH_CRED(c, qp), .size = size };
 	err = QTFS_CALL(cl, QTP_OP_XATTR_LIST, xattr_list_req, &x, size + 16, QTFS_IDEMPOTENT, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = xattr_rsp(r, list, size);
-	qtfs_req_put(r);
-	return err;
+	return xattr_done(err, r, list, size);
 }
 
 static int qtfs_xattr_get(const struct xattr_handler *h, struct dentry *d, struct inode *inode,
@@ -64,18 +68,14 @@ static int qtfs_xattr_get(const struct xattr_handler *h, struct dentry *d, struc
 	if (nlen > QTP_MAX_NAME)
 		return -ERANGE;
 	size = min_t(size_t, size, XATTR_SIZE_MAX);
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
-	x = (struct qtp_xattr_get_req){ .ctx = c.ctx, .size = size, .groups = c.groups, .groups_count = c.ngroups,
-					.path = qp.p, .path_len = qp.len, .name = (const u8 *)name, .name_len = nlen };
+	x = (struct qtp_xattr_get_req){ QTFS_PATH_CRED(c, qp), .size = size, .name = (const u8 *)name,
+					.name_len = nlen };
 	err = QTFS_CALL(cl, QTP_OP_XATTR_GET, xattr_get_req, &x, size + 16, QTFS_IDEMPOTENT, &r);
 	qtfs_path_put(&qp);
-	if (!err)
-		err = xattr_rsp(r, buf, size);
-	qtfs_req_put(r);
-	return err;
+	return xattr_done(err, r, buf, size);
 }
 
 static int qtfs_xattr_set(const struct xattr_handler *h, qtfs_idmap_t *idmap, struct dentry *d,
@@ -92,21 +92,17 @@ static int qtfs_xattr_set(const struct xattr_handler *h, qtfs_idmap_t *idmap, st
 		return -ERANGE;
 	if (size > XATTR_SIZE_MAX)
 		return -E2BIG;
-	err = qtfs_path_get(d, &qp);
+	err = qtfs_path_cred_get(d, cl, &qp, &c);
 	if (err)
 		return err;
-	qtfs_cred_fill(cl, &c);
 	if (!value) {
-		struct qtp_xattr_remove_req x = { .ctx = c.ctx, .groups = c.groups, .groups_count = c.ngroups,
-						  .path = qp.p, .path_len = qp.len, .name = (const u8 *)name,
+		struct qtp_xattr_remove_req x = { QTFS_PATH_CRED(c, qp), .name = (const u8 *)name,
 						  .name_len = nlen };
 
 		err = QTFS_CALL(cl, QTP_OP_XATTR_REMOVE, xattr_remove_req, &x, 0, 0, &r);
 	} else {
-		struct qtp_xattr_set_req x = { .ctx = c.ctx, .flags = flags, .groups = c.groups,
-					       .groups_count = c.ngroups, .path = qp.p, .path_len = qp.len,
-					       .name = (const u8 *)name, .name_len = nlen,
-					       .value = value, .value_len = size };
+		struct qtp_xattr_set_req x = { QTFS_PATH_CRED(c, qp), .flags = flags, .name = (const u8 *)name,
+					       .name_len = nlen, .value = value, .value_len = size };
 
 		err = QTFS_CALL(cl, QTP_OP_XATTR_SET, xattr_set_req, &x, 0, 0, &r);
 	}

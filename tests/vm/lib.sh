@@ -90,7 +90,7 @@ vm_build_module() {
 
 # vm_build_initramfs KVER KO OUT "MODULES" "BINARIES": busybox, the binaries (host paths,
 # with their libraries), the in-tree modules and their dependencies (in load order, into
-# /modules/load-order), qtfs.ko (if KO is set), guest/init and guest/test.sh.
+# /modules/load-order), qtfs.ko (if KO is set), guest/init, guest/test.sh and guest/common.sh.
 # Uses the scratch directory $D.
 # _vm_modules R KVER KO "MODULES": the in-tree modules and their dependencies into
 # R/modules (load order in R/modules/load-order), and qtfs.ko (if KO is set)
@@ -148,7 +148,8 @@ vm_build_initramfs() {
   # tests are pjdfstest's dummy users
   printf 'root:x:0:0:GUEST-PASSWD-MARKER:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\ntests:x:2000:2000:tests:/:/bin/false\n' > "$R/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\ntests:x:2000:\n' > "$R/etc/group"
-  cp "$ROOT/tests/vm/guest/init" "$R/init" && cp "$ROOT/tests/vm/guest/test.sh" "$R/vmtest/test.sh" || return 1
+  cp "$ROOT/tests/vm/guest/init" "$R/init" && cp "$ROOT/tests/vm/guest/test.sh" "$R/vmtest/test.sh" &&
+    cp "$ROOT/tests/vm/guest/common.sh" "$R/vmtest/common.sh" || return 1
   chmod 755 "$R/init" "$R/vmtest/test.sh"
   (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp" && mv "$out.tmp" "$out"
   cp "$R/modules/load-order" "$out.modules"
@@ -208,7 +209,7 @@ vm_build_debian_initramfs() {
     strip -o "$R/usr/local/bin/$(basename "$p")" "$p" 2>/dev/null || cp "$p" "$R/usr/local/bin/" || return 1
   done
   cp "$ROOT/tests/vm/guest/init-debian" "$R/init" && cp "$ROOT/tests/vm/guest/test.sh" \
-    "$ROOT/tests/vm/guest/debian.sh" "$R/vmtest/" || return 1
+    "$ROOT/tests/vm/guest/debian.sh" "$ROOT/tests/vm/guest/common.sh" "$R/vmtest/" || return 1
   chmod 755 "$R/init" "$R/vmtest/test.sh" "$R/vmtest/debian.sh"
   # only the new paths: a directory entry would replace Debian's /bin -> usr/bin link
   { cat "$base" && (cd "$R" && find init vmtest modules usr/local/bin -mindepth 0 | cpio -o -H newc --quiet | gzip -1); } > "$out.tmp" &&

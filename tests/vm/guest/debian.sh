@@ -13,10 +13,7 @@
 . "${VM_CONF:-/vmtest/vmtest.conf}"
 M=${VM_MNT:-/mnt}
 T=/vmtest/test.sh
-die() { echo "$*"; exit 1; }
-eq() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3'"; }
-dropc() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-mounted() { grep -q " $M qtfs " /proc/mounts; }
+. "$(dirname "$0")/common.sh"
 
 # --- the ordinary tools of a user, on the mount ---------------------------------------------
 d_userland() {
@@ -174,7 +171,6 @@ d_pjd_compare() { sh $C compare pjdfstest; }
 
 # --- runner -----------------------------------------------------------------------------------
 if [ "${1:-}" = one ]; then "$2"; exit $?; fi
-is_timeout() { [ "$1" = 124 ] || [ "$1" = 137 ] || [ "$1" = 143 ]; }
 # run NAME TIMEOUT SCRIPT FUNC: one check (a function of SCRIPT) in its own process
 # VM_CHECKS (tests/vm/run --checks a,b): only those checks (name prefixes), plus the ones
 # everything needs
@@ -187,22 +183,8 @@ run() {
     [ $w = 1 ] || return 0
   fi
   echo "VMTEST: RUN $1 t=$(cut -d' ' -f1 /proc/uptime)"
-  timeout -k 5 "$2" sh "$3" one "$4" > /tmp/check.out 2>&1; rc=$?
-  grep -a '^VMTEST: ' /tmp/check.out | grep -v '^VMTEST: \(PASS\|FAIL\|DONE\)'
-  if [ $rc -eq 0 ]; then
-    echo "VMTEST: PASS $1"
-  else
-    d=$(grep -av '^VMTEST: ' /tmp/check.out | tail -3 | tr '\n' ' ')
-    is_timeout $rc && d="timed out after $2 s; $d"
-    echo "VMTEST: FAIL $1: ${d:-rc=$rc}"
-  fi
-  return $rc
-}
-finish() {
-  echo "--- guest kernel log since qtfs.ko was loaded (at most 300 lines) ---"
-  dmesg | awk '/qtfs/ { on = 1 } on' | tail -300
-  echo "VMTEST: DONE"
-  exit 0
+  timeout -k 5 "$2" sh "$3" one "$4" > /tmp/check.out 2>&1
+  report "$1" "$2" $?
 }
 D=/vmtest/debian.sh
 run userland 30 $D d_userland

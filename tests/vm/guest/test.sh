@@ -19,19 +19,13 @@ GETFATTR=/usr/bin/getfattr
 SETFATTR=/usr/bin/setfattr
 QTINFO=/usr/local/bin/qtinfo
 
-die() { echo "$*"; exit 1; }
-# eq WHAT GOT WANT
-eq() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3'"; }
+. "$(dirname "$0")/common.sh"
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 shain() { sha256sum | cut -d' ' -f1; }
 sz() { stat -c %s "$1"; }
-mounted() { grep -q " $M qtfs " /proc/mounts; }
-# drop the guest's page, dentry and inode caches: what is read next comes from the HOST
-dropc() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # mount_qtfs: mount with a timeout; prints mount's message, returns its status
 # (124/137/143 = killed by timeout)
 mount_qtfs() { timeout "${1:-30}" mount -t qtfs "$VM_EXPORT" "$M" 2>&1; }
-is_timeout() { [ "$1" = 124 ] || [ "$1" = 137 ] || [ "$1" = 143 ]; }
 # deterministic contents the HOST recomputes (tests/vm/export.sh does the same)
 pattern() { seq 1 100000 | head -c "$1"; }
 
@@ -562,6 +556,17 @@ waitout() {
   i=0; while [ ! -s /tmp/$1.out ] && [ $i -lt $(($2 * 20)) ]; do sleep 0.05; i=$((i + 1)); done
   [ -s /tmp/$1.out ]
 }
+# lk_file NAME: the file of a lock check, out/NAME ($f), with a line in it; the check's
+# background holders are stopped when it exits
+lk_file() {
+  trap stop_bg EXIT
+  f=out/$1
+  printf 'lock me\n' > $M/$f || die "cannot create $f"
+}
+# lk_hold NAME WHAT ARGS...: lk_bg NAME ARGS, a holder that must get its lock
+lk_hold() { _n=$1 _w=$2; shift 2; lk_bg $_n "$@"; eq "$_w" "$(out1 $_n)" locked; }
+# lk_busy WHAT CMD...: CMD (qtlock, or host lock) must be refused with EAGAIN
+lk_busy() { _w=$1; shift; eq "$_w" "$(first2 "$@")" "error EAGAIN"; }
 stop_bg() { for p in $BGS; do kill $p 2>/dev/null; done; for p in $BGS; do wait $p 2>/dev/null; done; BGS=; }
 first2() { "$@" 2>&1 | head -1 | cut -d' ' -f1-2 | sed 's/^locked .*/locked/'; }
 
@@ -570,21 +575,18 @@ first2() { "$@" 2>&1 | head -1 | cut -d' ' -f1-2 | sed 's/^locked .*/locked/'; }
 # the guest names the HOST holder's pid, and a guest F_SETLKW is granted when the HOST
 # holder ends.
 lock_host_body() {
-  trap stop_bg EXIT
-  f=out/lk-host.txt
-  printf 'lock me\n' > $M/$f || die "cannot create $f"
-  lk_bg g1 -t posix -l wr -h -1 $M/$f
-  eq "guest F_SETLK wr" "$(out1 g1)" "locked"
-  eq "HOST F_SETLK wr while the guest holds a write lock" "$(first2 host lock -t posix -l wr $f)" "error EAGAIN"
-  eq "HOST F_SETLK rd while the guest holds a write lock" "$(first2 host lock -t posix -l rd $f)" "error EAGAIN"
-  eq "HOST F_OFD_SETLK wr while the guest holds a write lock" "$(first2 host lock -t ofd -l wr $f)" "error EAGAIN"
+  lk_file lk-host.txt
+  lk_hold g1 "guest F_SETLK wr" -t posix -l wr -h -1 $M/$f
+  lk_busy "HOST F_SETLK wr while the guest holds a write lock" host lock -t posix -l wr $f
+  lk_busy "HOST F_SETLK rd while the guest holds a write lock" host lock -t posix -l rd $f
+  lk_busy "HOST F_OFD_SETLK wr while the guest holds a write lock" host lock -t ofd -l wr $f
   eq "HOST F_GETLK" "$(first2 host lock -g -t posix $f)" "getlk wr"
   stop_bg
   eq "HOST F_SETLK wr once the guest's holder exited" "$(first2 host lock -t posix -l wr $f)" "locked"
 
   r=$(host lockbg h1 -t posix -l wr $f); eq "HOST holder (F_SETLK wr)" "${r% *}" locked
-  eq "guest F_SETLK wr while the HOST holds a write lock" "$(first2 $QTLOCK -t posix -l wr $M/$f)" "error EAGAIN"
-  eq "guest F_OFD_SETLK rd while the HOST holds a write lock" "$(first2 $QTLOCK -t ofd -l rd $M/$f)" "error EAGAIN"
+  lk_busy "guest F_SETLK wr while the HOST holds a write lock" $QTLOCK -t posix -l wr $M/$f
+  lk_busy "guest F_OFD_SETLK rd while the HOST holds a write lock" $QTLOCK -t ofd -l rd $M/$f
   g=$($QTLOCK -g -t posix $M/$f)
   case $g in "getlk wr 0 0 "[1-9]*) ;; *) die "guest F_GETLK: got '$g', want 'getlk wr 0 0 <HOST pid>'";; esac
   WAIT_OUT=10 lk_bg g2 -w -t posix -l wr $M/$f
@@ -597,11 +599,10 @@ lock_host_body() {
   stop_bg
 
   r=$(host lockbg h2 -t flock -l wr $f); eq "HOST holder (flock LOCK_EX)" "${r% *}" locked
-  eq "guest flock LOCK_SH|LOCK_NB while the HOST holds LOCK_EX" "$(first2 $QTLOCK -t flock -l rd $M/$f)" "error EAGAIN"
+  lk_busy "guest flock LOCK_SH|LOCK_NB while the HOST holds LOCK_EX" $QTLOCK -t flock -l rd $M/$f
   eq "HOST holder ended" "$(host kill h2)" ok
-  lk_bg g3 -t flock -l wr -h -1 $M/$f
-  eq "guest flock LOCK_EX" "$(out1 g3)" "locked"
-  eq "HOST flock LOCK_EX|LOCK_NB while the guest holds LOCK_EX" "$(first2 host lock -t flock -l wr $f)" "error EAGAIN"
+  lk_hold g3 "guest flock LOCK_EX" -t flock -l wr -h -1 $M/$f
+  lk_busy "HOST flock LOCK_EX|LOCK_NB while the guest holds LOCK_EX" host lock -t flock -l wr $f
   stop_bg
   eq "HOST flock once the guest's holder exited" "$(first2 host lock -t flock -l wr $f)" "locked"
 }
@@ -619,14 +620,11 @@ t_lock_host() {
 # killed by SIGKILL ends at once, and neither leaves a lock behind; a close(2) of
 # another descriptor of the file drops the process's POSIX locks.
 lock_mounts_body() {
-  trap stop_bg EXIT
-  f=out/lk-mounts.txt
-  printf 'lock me\n' > $M/$f || die "cannot create $f"
-  lk_bg a -t flock -l wr -h -1 $M/$f
-  eq "flock LOCK_EX through mount 1" "$(out1 a)" "locked"
-  eq "flock LOCK_EX|LOCK_NB through mount 2" "$(first2 $QTLOCK -t flock -l wr $M2/$f)" "error EAGAIN"
-  eq "flock LOCK_SH|LOCK_NB through mount 2" "$(first2 $QTLOCK -t flock -l rd $M2/$f)" "error EAGAIN"
-  eq "flock LOCK_SH|LOCK_NB through another open on mount 1" "$(first2 $QTLOCK -t flock -l rd $M/$f)" "error EAGAIN"
+  lk_file lk-mounts.txt
+  lk_hold a "flock LOCK_EX through mount 1" -t flock -l wr -h -1 $M/$f
+  lk_busy "flock LOCK_EX|LOCK_NB through mount 2" $QTLOCK -t flock -l wr $M2/$f
+  lk_busy "flock LOCK_SH|LOCK_NB through mount 2" $QTLOCK -t flock -l rd $M2/$f
+  lk_busy "flock LOCK_SH|LOCK_NB through another open on mount 1" $QTLOCK -t flock -l rd $M/$f
   eq "fcntl F_SETLK wr beside a flock (independent, as locally)" "$(first2 $QTLOCK -t posix -l wr $M2/$f)" "locked"
   pa=$BG
   WAIT_OUT=10 lk_bg c -w -t flock -l wr -h -1 $M2/$f
@@ -652,22 +650,20 @@ lock_mounts_body() {
   eq "flock once every holder and waiter is gone (no lock left by the interrupted ones)" \
     "$(first2 $QTLOCK -t flock -l wr $M/$f)" "locked"
 
-  lk_bg g -t posix -l wr -h -1 $M/$f
-  eq "fcntl F_SETLK wr through mount 1" "$(out1 g)" "locked"
-  eq "fcntl F_SETLK rd through mount 2" "$(first2 $QTLOCK -t posix -l rd $M2/$f)" "error EAGAIN"
-  eq "fcntl F_SETLK wr of bytes 100-109 through mount 2" "$(first2 $QTLOCK -t posix -l wr -s 100 -n 10 $M2/$f)" "error EAGAIN"
+  lk_hold g "fcntl F_SETLK wr through mount 1" -t posix -l wr -h -1 $M/$f
+  lk_busy "fcntl F_SETLK rd through mount 2" $QTLOCK -t posix -l rd $M2/$f
+  lk_busy "fcntl F_SETLK wr of bytes 100-109 through mount 2" $QTLOCK -t posix -l wr -s 100 -n 10 $M2/$f
   eq "F_GETLK through mount 2 (another client: pid -1)" "$($QTLOCK -g -t posix $M2/$f)" "getlk wr 0 0 -1"
-  eq "F_OFD_SETLK wr through another open on mount 1" "$(first2 $QTLOCK -t ofd -l wr $M/$f)" "error EAGAIN"
+  lk_busy "F_OFD_SETLK wr through another open on mount 1" $QTLOCK -t ofd -l wr $M/$f
   stop_bg
   lk_bg i -t posix -l wr -d -h -1 $M/$f
   eq "fcntl lock, then another descriptor of the file closed" "$(head -2 /tmp/i.out | cut -d' ' -f1 | tr '\n' ' ')" "locked dropped "
   eq "fcntl F_SETLK through mount 2 after the holder closed a descriptor (POSIX drops its locks)" \
     "$(first2 $QTLOCK -t posix -l wr $M2/$f)" "locked"
   stop_bg
-  lk_bg k -t ofd -l rd -h -1 $M/$f
-  eq "F_OFD_SETLK rd through mount 1" "$(out1 k)" "locked"
+  lk_hold k "F_OFD_SETLK rd through mount 1" -t ofd -l rd -h -1 $M/$f
   eq "F_OFD_SETLK rd through mount 2 (shared)" "$(first2 $QTLOCK -t ofd -l rd $M2/$f)" "locked"
-  eq "fcntl F_SETLK wr through mount 2 while an OFD read lock is held" "$(first2 $QTLOCK -t posix -l wr $M2/$f)" "error EAGAIN"
+  lk_busy "fcntl F_SETLK wr through mount 2 while an OFD read lock is held" $QTLOCK -t posix -l wr $M2/$f
   stop_bg
 }
 t_lock_mounts() {
@@ -947,6 +943,24 @@ mount_at() { # mount_at DIR OPTS HOST-DIR
   grep -q " $1 qtfs " /proc/mounts && return 0
   out=$(timeout 30 mount -t qtfs -o "$2" "$3" "$1" 2>&1) || die "mount -o $2 $3 $1: $out"
 }
+# host_wakes PID DELAY OUT FIFO DATA WHAT: the background WHAT (PID, output in OUT) still
+# waits after DELAY seconds; the HOST writes DATA into FIFO (in the export) and closes it;
+# WHAT must end within 10 s
+host_wakes() {
+  sleep "$2"
+  alive "$1" || die "$6 ended before the HOST wrote: '$(cat "$3")'"
+  eq "HOST fifowrite ($6)" "$(host fifowrite "$4" "$5")" ok
+  waitfor 10 eval "! alive $1" || die "$6 did not end after the HOST wrote and closed: '$(cat "$3")'"
+  wait "$1"
+}
+# with_mount DIR OPTS HOST-DIR BODY: BODY in a subshell (its die still lets the umount run)
+# on a mount of HOST-DIR at DIR (-o OPTS), unmounted after it; BODY's status
+with_mount() {
+  mount_at "$1" "$2" "$3"
+  ($4); _rc=$?
+  umount "$1" || die "umount $1: busy?"
+  return $_rc
+}
 # waitfor SECONDS CMD...: until CMD succeeds (0.1 s steps)
 waitfor() { n=$(($1 * 10)); shift; while ! "$@" 2>/dev/null; do n=$((n - 1)); [ $n -le 0 ] && return 1; sleep 0.1; done; }
 host_out_is() { [ "$(host out "$1")" = "$2" ]; }
@@ -955,12 +969,7 @@ relay_fifo_body() {
   [ -p $RM/relay/h2g ] || die "relay/h2g is not a FIFO through -o relay: $(ls -l $RM/relay 2>&1 | tr '\n' ' ')"
   # HOST to guest: the guest's reader waits (no writer yet), then the HOST writes
   cat $RM/relay/h2g > /tmp/h2g.out 2>&1 &
-  p=$!
-  sleep 1
-  alive $p || die "the reader ended before the HOST wrote: '$(cat /tmp/h2g.out)'"
-  eq "HOST fifowrite" "$(host fifowrite relay/h2g from-the-HOST-fifo)" ok
-  waitfor 10 eval '! alive $p' || die "the reader did not end after the HOST wrote and closed: '$(cat /tmp/h2g.out)'"
-  wait $p
+  host_wakes $! 1 /tmp/h2g.out relay/h2g from-the-HOST-fifo "the reader"
   eq "what the guest read from the HOST FIFO" "$(cat /tmp/h2g.out)" from-the-HOST-fifo
   # guest to HOST: a HOST reader, then the guest writes (a blocking open waits for it)
   eq "HOST fiforead" "$(host fiforead g2h relay/g2h)" started
@@ -981,10 +990,7 @@ relay_fifo_body() {
 }
 t_relay_fifo() {
   have_host || die "no HOST action server (VM_ACT_PORT)"
-  mount_at $RM relay "$VM_EXPORT"
-  (relay_fifo_body); rc=$?  # a subshell: its die still lets the umount below run
-  umount $RM || die "umount $RM: busy?"
-  return $rc
+  with_mount $RM relay "$VM_EXPORT" relay_fifo_body
 }
 
 relay_poll_body() {
@@ -993,12 +999,7 @@ relay_poll_body() {
     out=$($QTRELAY $kind $f 500) || die "$kind: $out"
     case $out in timeout*) ;; *) die "$kind before the HOST wrote: '$out', want a timeout";; esac
     $QTRELAY $kind $f 20000 > /tmp/poll.out 2>&1 &
-    p=$!
-    sleep 1.5
-    alive $p || die "$kind ended before the HOST wrote: $(cat /tmp/poll.out)"
-    eq "HOST fifowrite ($kind)" "$(host fifowrite relay/$kind ready)" ok
-    waitfor 10 eval '! alive $p' || die "$kind not woken by the HOST's write"
-    wait $p
+    host_wakes $! 1.5 /tmp/poll.out relay/$kind ready "$kind"
     read -r what rev waited < /tmp/poll.out
     eq "$kind after the HOST wrote" "$what" ready
     [ $((rev & 1)) = 1 ] || die "$kind revents $rev without POLLIN"
@@ -1008,10 +1009,7 @@ relay_poll_body() {
 }
 t_relay_poll() {
   have_host || die "no HOST action server (VM_ACT_PORT)"
-  mount_at $RM relay "$VM_EXPORT"
-  (relay_poll_body); rc=$?  # a subshell: its die still lets the umount below run
-  umount $RM || die "umount $RM: busy?"
-  return $rc
+  with_mount $RM relay "$VM_EXPORT" relay_poll_body
 }
 
 relay_signal_body() {
@@ -1030,10 +1028,7 @@ relay_signal_body() {
   return 0
 }
 t_relay_signal() {
-  mount_at $RM relay "$VM_EXPORT"
-  (relay_signal_body); rc=$?  # a subshell: its die still lets the umount below run
-  umount $RM || die "umount $RM: busy?"
-  return $rc
+  with_mount $RM relay "$VM_EXPORT" relay_signal_body
 }
 
 relay_pty_body() {
@@ -1057,10 +1052,7 @@ relay_pty_body() {
 t_relay_pty() {
   have_host || die "no HOST action server (VM_ACT_PORT)"
   [ -n "${VM_PTY:-}" ] || die "the HOST pty did not start (VM_PTY empty)"
-  mount_at $PM relay /dev/pts
-  (relay_pty_body); rc=$?  # a subshell: its die still lets the umount below run
-  umount $PM || die "umount $PM: busy?"
-  return $rc
+  with_mount $PM relay /dev/pts relay_pty_body
 }
 
 proc_host_body() {
@@ -1079,10 +1071,7 @@ proc_host_body() {
   echo "VMTEST: INFO proc-host: cpuinfo $n bytes, $(grep -c '^processor' $HM/cpuinfo) processors, $(grep '^MemTotal:' $HM/meminfo | tr -s ' ')"
 }
 t_proc_host() {
-  mount_at $HM proc /proc
-  (proc_host_body); rc=$?  # a subshell: its die still lets the umount below run
-  umount $HM || die "umount $HM: busy?"
-  return $rc
+  with_mount $HM proc /proc proc_host_body
 }
 
 t_rmmod() {
@@ -1129,23 +1118,9 @@ run() {
   wp=$!
   timeout "${3:-60}" sh "$0" one "$2" > /tmp/check.out 2>&1; rc=$?
   kill $wp 2>/dev/null; wait $wp 2>/dev/null
-  grep '^VMTEST: ' /tmp/check.out | grep -v '^VMTEST: \(PASS\|FAIL\|DONE\)'
-  if [ $rc -eq 0 ]; then
-    echo "VMTEST: PASS $1"
-  else
-    d=$(grep -v '^VMTEST: ' /tmp/check.out | tail -3 | tr '\n' ' ')
-    is_timeout $rc && d="timed out after ${3:-60} s; $d"
-    echo "VMTEST: FAIL $1: ${d:-rc=$rc}"
-  fi
-  return $rc
+  report "$1" "${3:-60}" $rc
 }
 skip() { echo "VMTEST: FAIL $1: skipped ($2)"; }
-finish() {
-  echo "--- guest kernel log since qtfs.ko was loaded (at most 300 lines) ---"
-  dmesg | awk '/qtfs/ { on = 1 } on' | tail -300
-  echo "VMTEST: DONE"
-  exit 0
-}
 
 FS_CHECKS="stat:t_stat stat-owner-mtime:t_stat_owner_mtime readdir:t_readdir cat:t_cat
 sha256-1m:t_sha256_1m create-write-read:t_create_write append:t_append
