@@ -98,11 +98,13 @@ impl QtfsFs {
         // The kernel asks after every write by such a caller; a mode learnt from a reply
         // (open, getattr, setattr: dropped on any INVAL of the node) without the bits
         // spares the round trip and the kernel's attribute refresh.
-        let ttl = self.cfg.attr_ttl;
-        if self.nodes.lock().meta(f.node, ttl).and_then(|m| m.mode).is_some_and(|m| setid_to_kill(m) == 0) {
-            return;
-        }
-        let t = self.nodes.lock().ticket(f.node);
+        let t = {
+            let nodes = self.nodes.lock();
+            if nodes.meta(f.node, self.cfg.attr_ttl).and_then(|m| m.mode).is_some_and(|m| setid_to_kill(m) == 0) {
+                return;
+            }
+            nodes.ticket(f.node)
+        };
         let r = self.remote.handle_op(w, f, Retry::Idempotent, self.path_fn(), |h, ep| {
             let a = self.remote.conn_in(ep).fgetattr(h)?;
             let kill = setid_to_kill(a.mode);
