@@ -13,7 +13,7 @@ use qtfs_client::{ClientConfig, ClientError, Session};
 use qtfs_proto::Psk;
 
 use crate::error::FuseError;
-use crate::fs::{FsConfig, QtfsFs};
+use crate::fs::QtfsFs;
 use crate::options::MountConfig;
 use crate::remote::Remote;
 
@@ -64,10 +64,10 @@ fn fuser_config(cfg: &MountConfig) -> fuser::Config {
     let mut c = fuser::Config::default();
     c.mount_options.push(M::FSName(format!("qtfs:{}", cfg.remote_path)));
     c.mount_options.push(M::Subtype("qtfs".into()));
-    if cfg.default_permissions {
+    if cfg.fs.default_permissions {
         c.mount_options.push(M::DefaultPermissions);
     }
-    c.mount_options.push(if cfg.read_only { M::RO } else { M::RW });
+    c.mount_options.push(if cfg.fs.read_only { M::RO } else { M::RW });
     for f in &cfg.flags {
         c.mount_options.push(match f.as_str() {
             "nosuid" => M::NoSuid,
@@ -196,22 +196,7 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
     let set = block_signals();
     let (remote, root) = connect(cfg)?;
     let remote = Arc::new(remote);
-    let fs = QtfsFs::new(
-        remote.clone(),
-        &root,
-        FsConfig {
-            attr_ttl: cfg.attr_timeout,
-            entry_ttl: cfg.entry_timeout,
-            negative_ttl: cfg.negative_ttl(),
-            negative_only_watched: cfg.negative_timeout.is_none(),
-            writeback_cache: cfg.writeback_cache,
-            read_only: cfg.read_only,
-            default_permissions: cfg.default_permissions,
-            proc: cfg.proc.clone(),
-            cgroup_pids: cfg.cgroup_pids.clone(),
-            relay: cfg.relay,
-        },
-    );
+    let fs = QtfsFs::new(remote.clone(), &root, cfg.fs.clone());
     let notifier = fs.notifier_slot();
     let handler = crate::inval::start(fs.nodes_handle(), notifier.clone())
         .map_err(|source| FuseError::Sys { context: "spawn", source })?;

@@ -8,6 +8,7 @@ use clap::Parser;
 use qtfs_proto::Addr;
 
 use crate::error::FuseError;
+use crate::fs::FsConfig;
 use crate::procfs::ProcConfig;
 
 const AFTER_HELP: &str = "\
@@ -122,28 +123,16 @@ pub struct MountConfig {
     pub log_level: String,
     pub remote_path: String,
     pub mountpoint: PathBuf,
-    pub attr_timeout: Duration,
-    pub entry_timeout: Duration,
-    /// None: `entry_timeout` with invalidations, 0 without ([`MountConfig::negative_ttl`]).
-    pub negative_timeout: Option<Duration>,
-    pub writeback_cache: bool,
+    /// What the file system does with what it serves: caching, permissions, redirections.
+    pub fs: FsConfig,
     /// Ask the engine for invalidations (`feat::INVAL`); `-o noinval` turns it off.
     pub inval: bool,
     pub readahead_kb: u32,
     pub threads: usize,
     pub reconnect_timeout: Duration,
-    pub read_only: bool,
     pub allow_other: bool,
-    pub default_permissions: bool,
     /// Plain mount flags passed to the kernel (nosuid, nodev, …).
     pub flags: Vec<String>,
-    /// `-o proc` (with its `pidmap=` and `proc_local=`).
-    pub proc: Option<ProcConfig>,
-    /// `-o relay`: HOST character devices and FIFOs relayed (see [`crate::relay`]).
-    pub relay: bool,
-    /// `-o cgroup_pids=translate` (the default; with `pidmap=`, `proc_local=`); None:
-    /// verbatim.
-    pub cgroup_pids: Option<ProcConfig>,
 }
 
 /// The default engine address: the HOST (vsock CID 2) on the qtfs port.
@@ -162,15 +151,6 @@ fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, FuseError> {
 }
 
 impl MountConfig {
-    /// How long the kernel may remember that a name does not exist. With invalidations a
-    /// name made on the HOST or by another client drops the kernel's negative entry within
-    /// milliseconds (an INVAL `entry`, as for names that exist), so absence is cached as
-    /// long as names are: `git` and compilers ask for many names that do not exist.
-    /// Without them (`noinval`) nothing would drop it early: not cached unless asked.
-    pub fn negative_ttl(&self) -> Duration {
-        self.negative_timeout.unwrap_or(if self.inval { self.entry_timeout } else { Duration::ZERO })
-    }
-
     pub fn from_cli(cli: Cli) -> Result<MountConfig, FuseError> {
         // SAFETY: geteuid cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
@@ -187,22 +167,26 @@ impl MountConfig {
             log_level: cli.log_level,
             remote_path: cli.remote_path,
             mountpoint: cli.mountpoint,
-            attr_timeout: Duration::from_secs(1),
-            entry_timeout: Duration::from_secs(1),
-            negative_timeout: None,
-            writeback_cache: false,
+            fs: FsConfig {
+                attr_ttl: Duration::from_secs(1),
+                entry_ttl: Duration::from_secs(1),
+                negative_ttl: Duration::ZERO,
+                negative_only_watched: true,
+                writeback_cache: false,
+                read_only: false,
+                default_permissions: true,
+                proc: None,
+                cgroup_pids: None,
+                relay: false,
+            },
             inval: true,
             readahead_kb: 1024,
             threads: 32,
             reconnect_timeout: Duration::from_secs(30),
-            read_only: false,
             allow_other: root,
-            default_permissions: true,
             flags: Vec::new(),
-            proc: None,
-            relay: false,
-            cgroup_pids: None,
         };
+        let mut negative_timeout = None;
         let mut cgroup_pids = true;
         let (mut proc, mut pidmap, mut proc_local) = (false, None, None);
         for opt in cli.options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
@@ -212,13 +196,13 @@ impl MountConfig {
             };
             let val = || v.ok_or_else(|| FuseError::Usage(format!("-o {k} needs a value ({k}=...)")));
             match k {
-                "attr_timeout" => c.attr_timeout = secs(k, val()?)?,
-                "entry_timeout" => c.entry_timeout = secs(k, val()?)?,
-                "negative_timeout" => c.negative_timeout = Some(secs(k, val()?)?),
+                "attr_timeout" => c.fs.attr_ttl = secs(k, val()?)?,
+                "entry_timeout" => c.fs.entry_ttl = secs(k, val()?)?,
+                "negative_timeout" => negative_timeout = Some(secs(k, val()?)?),
                 "reconnect_timeout" => c.reconnect_timeout = secs(k, val()?)?,
-                "writeback_cache" => c.writeback_cache = true,
+                "writeback_cache" => c.fs.writeback_cache = true,
                 "proc" => proc = true,
-                "relay" => c.relay = true,
+                "relay" => c.fs.relay = true,
                 "cgroup_pids" => {
                     cgroup_pids = match val()? {
                         "translate" => true,
@@ -228,7 +212,7 @@ impl MountConfig {
                 }
                 "pidmap" => pidmap = Some(PathBuf::from(val()?)),
                 "proc_local" => proc_local = Some(PathBuf::from(val()?)),
-                "no_writeback_cache" => c.writeback_cache = false,
+                "no_writeback_cache" => c.fs.writeback_cache = false,
                 "inval" => c.inval = true,
                 "noinval" => c.inval = false,
                 "readahead_kb" => c.readahead_kb = num(k, val()?)?,
@@ -237,12 +221,12 @@ impl MountConfig {
                 "psk_file" => psk_file = Some(PathBuf::from(val()?)),
                 "insecure" | "insecure_test_mode" => insecure = true,
                 "connections" => connections = Some(num(k, val()?)?),
-                "ro" => c.read_only = true,
-                "rw" => c.read_only = false,
+                "ro" => c.fs.read_only = true,
+                "rw" => c.fs.read_only = false,
                 "allow_other" => c.allow_other = true,
                 "noallow_other" => c.allow_other = false,
-                "default_permissions" => c.default_permissions = true,
-                "nodefault_permissions" => c.default_permissions = false,
+                "default_permissions" => c.fs.default_permissions = true,
+                "nodefault_permissions" => c.fs.default_permissions = false,
                 "nosuid" | "nodev" | "noexec" | "noatime" | "suid" | "dev" | "exec" | "atime" | "sync" | "async"
                 | "dirsync" => c.flags.push(k.to_string()),
                 // What mount(8) and fstab pass along and FUSE has no use for.
@@ -258,10 +242,18 @@ impl MountConfig {
         if let Some(d) = proc_local {
             pc.local = d;
         }
-        c.cgroup_pids = cgroup_pids.then(|| pc.clone());
+        c.fs.cgroup_pids = cgroup_pids.then(|| pc.clone());
         if proc {
-            c.proc = Some(pc);
+            c.fs.proc = Some(pc);
         }
+        // How long the kernel may remember that a name does not exist. With invalidations
+        // a name made on the HOST or by another client drops the kernel's negative entry
+        // within milliseconds (an INVAL `entry`, as for names that exist), so absence is
+        // cached as long as names are: `git` and compilers ask for many names that do not
+        // exist. Without them (`noinval`) nothing would drop it early: not cached unless
+        // asked. An explicit value holds everywhere; the default only where INVAL reaches.
+        c.fs.negative_ttl = negative_timeout.unwrap_or(if c.inval { c.fs.entry_ttl } else { Duration::ZERO });
+        c.fs.negative_only_watched = negative_timeout.is_none();
         if let Some(s) = server {
             c.server = Addr::parse(&s).map_err(|e| FuseError::Usage(format!("--server {s}: {e}")))?;
         }
@@ -323,9 +315,9 @@ mod tests {
             "/tmp",
         ])
         .unwrap();
-        assert_eq!(c.attr_timeout, Duration::from_millis(500));
-        assert_eq!(c.entry_timeout, Duration::from_secs(2));
-        assert!(c.writeback_cache);
+        assert_eq!(c.fs.attr_ttl, Duration::from_millis(500));
+        assert_eq!(c.fs.entry_ttl, Duration::from_secs(2));
+        assert!(c.fs.writeback_cache);
         assert!(c.inval, "invalidations by default");
         assert!(!parse(&["--insecure-test-mode", "-o", "noinval", "/srv/x", "/tmp"]).unwrap().inval);
         // Negative entries: as long as names with invalidations, none without, or as asked.
@@ -335,7 +327,7 @@ mod tests {
                 a.extend(["-o", x]);
             }
             a.extend(["/srv/x", "/tmp"]);
-            parse(&a).unwrap().negative_ttl()
+            parse(&a).unwrap().fs.negative_ttl
         };
         assert_eq!(ttl(&["entry_timeout=5"]), Duration::from_secs(5));
         assert_eq!(ttl(&["noinval"]), Duration::ZERO);
@@ -350,16 +342,16 @@ mod tests {
         let m = parse(&["-o", "server=unix:/run/e.sock,connections=2", "/srv/x", "/tmp"]).unwrap();
         assert_eq!(m.server, Addr::Unix("/run/e.sock".into()));
         assert_eq!(m.connections, 2);
-        assert!(m.proc.is_none());
+        assert!(m.fs.proc.is_none());
         let p = parse(&["--insecure-test-mode", "-o", "proc,pidmap=/run/x", "/proc", "/tmp"]).unwrap();
-        assert_eq!(p.proc.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
-        assert_eq!(p.proc.as_ref().unwrap().local, PathBuf::from("/proc"));
+        assert_eq!(p.fs.proc.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
+        assert_eq!(p.fs.proc.as_ref().unwrap().local, PathBuf::from("/proc"));
         // pidmap= alone is for the cgroup pid translation (on by default).
         let g = parse(&["--insecure-test-mode", "-o", "pidmap=/run/x", "/sys", "/tmp"]).unwrap();
-        assert!(g.proc.is_none());
-        assert_eq!(g.cgroup_pids.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
+        assert!(g.fs.proc.is_none());
+        assert_eq!(g.fs.cgroup_pids.as_ref().unwrap().pidmap, PathBuf::from("/run/x"));
         let v = parse(&["--insecure-test-mode", "-o", "cgroup_pids=verbatim", "/sys", "/tmp"]).unwrap();
-        assert!(v.cgroup_pids.is_none());
+        assert!(v.fs.cgroup_pids.is_none());
         assert!(parse(&["--insecure-test-mode", "-o", "cgroup_pids=x", "/sys", "/tmp"]).is_err());
     }
 }
