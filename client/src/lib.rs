@@ -27,7 +27,7 @@ pub use admin::AdminClient;
 pub use blocking::BlockingConn;
 pub use conn::{ClientConfig, Connection, read_frame};
 pub use error::{ClientError, Result, errno_text};
-pub use ops::{Cred, DirEntryOwned, DirPage, Ops, SetAttr, SetTime};
+pub use ops::{Cred, DirEntryOwned, DirPage, MountSource, Ops, SetAttr, SetTime};
 pub use session::{ConnRef, FrameHandler, InEpoch, Pending, Response, Session};
 pub use stream::Stream;
 pub use transport::{Request, Transport};

@@ -64,6 +64,14 @@ pub struct DirPage {
     pub eof: bool,
 }
 
+/// What a SYSMOUNT mounts: a path inside the export (a bind or move source), or a
+/// literal source string for a new file system (`tmpfs`, `devpts`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountSource<'a> {
+    Path(&'a [u8]),
+    Literal(&'a [u8]),
+}
+
 /// Times for SETATTR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetTime {
@@ -479,19 +487,22 @@ pub trait Ops: Transport {
         self.exchange(Op::SCHED_SETAFFINITY, &AffinitySetReq { pid, mask: Bytes16(mask) }, &[], unit)
     }
 
+    /// SYSMOUNT: mount(2) at `target` (relative to the export) on the HOST.
     #[allow(clippy::too_many_arguments)]
     fn sysmount(
         &mut self,
         export: u32,
         target: &[u8],
-        source: &[u8],
-        source_is_path: bool,
+        source: MountSource,
         fstype: &[u8],
         flags: u64,
         data: &[u8],
         cred: &Cred,
     ) -> Result<()> {
-        let source_kind = if source_is_path { consts::SYSMOUNT_SRC_PATH } else { consts::SYSMOUNT_SRC_LITERAL };
+        let (source_kind, source) = match source {
+            MountSource::Path(p) => (consts::SYSMOUNT_SRC_PATH, p),
+            MountSource::Literal(l) => (consts::SYSMOUNT_SRC_LITERAL, l),
+        };
         let m = SysmountReq {
             ctx: cred.ctx(export),
             flags,
@@ -569,16 +580,7 @@ session_ops! {
     fn kill(pid: i32, signal: i32) -> ();
     fn sched_getaffinity(pid: i32) -> Vec<u8>;
     fn sched_setaffinity(pid: i32, mask: &[u8]) -> ();
-    fn sysmount(
-        export: u32,
-        target: &[u8],
-        source: &[u8],
-        source_is_path: bool,
-        fstype: &[u8],
-        flags: u64,
-        data: &[u8],
-        cred: &Cred
-    ) -> ();
+    fn sysmount(export: u32, target: &[u8], source: MountSource, fstype: &[u8], flags: u64, data: &[u8], cred: &Cred) -> ();
     fn sysumount(export: u32, target: &[u8], flags: u32, cred: &Cred) -> ();
 }
 

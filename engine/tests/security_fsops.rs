@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use qtfs_client::MountSource as Src;
 use qtfs_client::{ClientError, Cred, SetAttr, SetTime};
 use qtfs_proto::consts::{self, WlType, open};
 use qtfs_testkit::*;
@@ -110,7 +111,7 @@ fn sysmount_is_refused_without_allow_sysmount() {
     std::fs::create_dir(e.path("t")).unwrap();
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
-    assert_eq!(errno(s.sysmount(ex, b"t", b"tmpfs", false, b"tmpfs", 0, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"t", Src::Literal(b"tmpfs"), b"tmpfs", 0, b"", &r)), libc::EPERM);
     assert!(mount_at(&e.path("t")).is_none());
     assert_eq!(errno(s.sysumount(ex, b"t", 0, &r)), libc::EPERM);
     assert!(wait_until(std::time::Duration::from_secs(5), || e.log_contains("--allow-sysmount")));
@@ -132,17 +133,17 @@ fn sysmount_never_binds_a_host_path() {
     let host = outside.as_os_str().as_encoded_bytes();
     // A literal HOST path as the source of a bind or move.
     for flags in [MS_BIND, MS_BIND | MS_REC, MS_MOVE] {
-        assert_eq!(errno(s.sysmount(ex, b"m", host, false, b"", flags, b"", &r)), libc::EPERM, "{flags:#x}");
+        assert_eq!(errno(s.sysmount(ex, b"m", Src::Literal(host), b"", flags, b"", &r)), libc::EPERM, "{flags:#x}");
     }
     // A path source that leaves the export.
-    assert_eq!(errno(s.sysmount(ex, b"m", b"../outside", true, b"", MS_BIND, b"", &r)), libc::EINVAL);
-    assert!(s.sysmount(ex, b"m", b"out", true, b"", MS_BIND, b"", &r).is_err(), "symlink to the HOST path");
+    assert_eq!(errno(s.sysmount(ex, b"m", Src::Path(b"../outside"), b"", MS_BIND, b"", &r)), libc::EINVAL);
+    assert!(s.sysmount(ex, b"m", Src::Path(b"out"), b"", MS_BIND, b"", &r).is_err(), "symlink to the HOST path");
     // A literal HOST path as the source of a file system that takes a device.
-    assert_eq!(errno(s.sysmount(ex, b"m", host, false, b"ext4", 0, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"m", Src::Literal(host), b"ext4", 0, b"", &r)), libc::EPERM);
     assert!(mount_at(&e.path("m")).is_none(), "nothing mounted");
     assert_eq!(errno(s.open(ex, b"m/secret", open::RDONLY, 0, &r)), libc::ENOENT);
     // Inside the export, a bind works and can be undone.
-    s.sysmount(ex, b"m", b"inner", true, b"", MS_BIND, b"", &r).unwrap();
+    s.sysmount(ex, b"m", Src::Path(b"inner"), b"", MS_BIND, b"", &r).unwrap();
     let (h, _) = s.open(ex, b"m/f", open::RDONLY, 0, &r).unwrap();
     assert_eq!(s.read(h, 0, 16).unwrap(), b"inner");
     s.close_handle(h).unwrap();
@@ -159,22 +160,22 @@ fn sysmount_special_file_systems_get_safe_flags() {
     }
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
-    s.sysmount(ex, b"t", b"whatever", false, b"tmpfs", 0, b"size=1m,mode=0755", &r).unwrap();
+    s.sysmount(ex, b"t", Src::Literal(b"whatever"), b"tmpfs", 0, b"size=1m,mode=0755", &r).unwrap();
     let o = mount_at(&e.path("t")).expect("tmpfs mounted");
     for f in ["nosuid", "nodev", "noexec"] {
         assert!(has_opt(&o, f), "tmpfs without {f}: {o}");
     }
     // A bind-style remount cannot drop them.
-    s.sysmount(ex, b"t", b"", false, b"", MS_REMOUNT | MS_BIND, b"", &r).unwrap();
+    s.sysmount(ex, b"t", Src::Literal(b""), b"", MS_REMOUNT | MS_BIND, b"", &r).unwrap();
     let o = mount_at(&e.path("t")).unwrap();
     assert!(has_opt(&o, "nosuid") && has_opt(&o, "nodev") && has_opt(&o, "noexec"), "after remount: {o}");
-    s.sysmount(ex, b"pts", b"devpts", false, b"devpts", 0, b"", &r).unwrap();
+    s.sysmount(ex, b"pts", Src::Literal(b"devpts"), b"devpts", 0, b"", &r).unwrap();
     let o = mount_at(&e.path("pts")).expect("devpts mounted");
     assert!(has_opt(&o, "nosuid") && has_opt(&o, "noexec") && !has_opt(&o, "nodev"), "devpts: {o}");
     // Other file system types, and options that would pick a source.
-    assert_eq!(errno(s.sysmount(ex, b"x", b"", false, b"bpf", 0, b"", &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"x", b"", false, b"ramfs", 0, b"", &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"x", b"", false, b"tmpfs", 0, b"source=/etc", &r)), libc::EINVAL);
+    assert_eq!(errno(s.sysmount(ex, b"x", Src::Literal(b""), b"bpf", 0, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"x", Src::Literal(b""), b"ramfs", 0, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"x", Src::Literal(b""), b"tmpfs", 0, b"source=/etc", &r)), libc::EINVAL);
     assert!(mount_at(&e.path("x")).is_none());
     s.sysumount(ex, b"pts", 0, &r).unwrap();
     s.sysumount(ex, b"t", libc::MNT_DETACH as u32, &r).unwrap();
@@ -200,27 +201,30 @@ fn sysmount_changes_only_mounts_it_made() {
     let r = Cred::root();
     assert_eq!(errno(s.sysumount(ex, b"host", 0, &r)), libc::EPERM);
     assert_eq!(errno(s.sysumount(ex, b"host", libc::MNT_DETACH as u32, &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"host", b"", false, b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"host", b"", false, b"", MS_REMOUNT | MS_BIND | MS_RDONLY, b"", &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"host", b"", false, b"", MS_SHARED, b"", &r)), libc::EPERM);
-    assert_eq!(errno(s.sysmount(ex, b"m2", b"host", true, b"", MS_MOVE, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"host", Src::Literal(b""), b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
+    assert_eq!(
+        errno(s.sysmount(ex, b"host", Src::Literal(b""), b"", MS_REMOUNT | MS_BIND | MS_RDONLY, b"", &r)),
+        libc::EPERM
+    );
+    assert_eq!(errno(s.sysmount(ex, b"host", Src::Literal(b""), b"", MS_SHARED, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"m2", Src::Path(b"host"), b"", MS_MOVE, b"", &r)), libc::EPERM);
     // The export root is a HOST mount point's directory too (or on one): untouched.
-    assert_eq!(errno(s.sysmount(ex, b"", b"", false, b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
+    assert_eq!(errno(s.sysmount(ex, b"", Src::Literal(b""), b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
     let o = mount_at(&e.path("host")).expect("HOST mount still there");
     assert!(has_opt(&o, "rw"), "{o}");
     assert_eq!(std::fs::read(e.path("host/keep")).unwrap(), b"k");
     // Its own mounts: propagation (not recursive), move, unmount.
-    s.sysmount(ex, b"q", b"", false, b"tmpfs", 0, b"", &r).unwrap();
-    s.sysmount(ex, b"q", b"", false, b"", MS_PRIVATE, b"", &r).unwrap();
-    assert_eq!(errno(s.sysmount(ex, b"q", b"", false, b"", MS_SHARED | MS_REC, b"", &r)), libc::EPERM);
-    s.sysmount(ex, b"m2", b"q", true, b"", MS_MOVE, b"", &r).unwrap();
+    s.sysmount(ex, b"q", Src::Literal(b""), b"tmpfs", 0, b"", &r).unwrap();
+    s.sysmount(ex, b"q", Src::Literal(b""), b"", MS_PRIVATE, b"", &r).unwrap();
+    assert_eq!(errno(s.sysmount(ex, b"q", Src::Literal(b""), b"", MS_SHARED | MS_REC, b"", &r)), libc::EPERM);
+    s.sysmount(ex, b"m2", Src::Path(b"q"), b"", MS_MOVE, b"", &r).unwrap();
     assert!(mount_at(&e.path("q")).is_none() && mount_at(&e.path("m2")).is_some());
     s.sysumount(ex, b"m2", 0, &r).unwrap();
     assert!(mount_at(&e.path("m2")).is_none());
     // A bind mount's superblock is the HOST's: per-mount remounts only.
-    s.sysmount(ex, b"b", b"inner", true, b"", MS_BIND, b"", &r).unwrap();
-    assert_eq!(errno(s.sysmount(ex, b"b", b"", false, b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
-    s.sysmount(ex, b"b", b"", false, b"", MS_REMOUNT | MS_BIND | MS_RDONLY, b"", &r).unwrap();
+    s.sysmount(ex, b"b", Src::Path(b"inner"), b"", MS_BIND, b"", &r).unwrap();
+    assert_eq!(errno(s.sysmount(ex, b"b", Src::Literal(b""), b"", MS_REMOUNT | MS_RDONLY, b"", &r)), libc::EPERM);
+    s.sysmount(ex, b"b", Src::Literal(b""), b"", MS_REMOUNT | MS_BIND | MS_RDONLY, b"", &r).unwrap();
     assert!(has_opt(&mount_at(&e.path("b")).unwrap(), "ro"));
     s.sysumount(ex, b"b", 0, &r).unwrap();
     assert!(mount_at(&e.path("host")).is_some(), "the HOST mount outlived everything");
@@ -249,7 +253,7 @@ fn sysmount_bind_gains_no_whitelist_rights() {
     std::fs::create_dir_all(e.path("rw/m")).unwrap();
     let (s, ex) = e.mounted(1);
     let r = Cred::root();
-    assert_eq!(errno(s.sysmount(ex, b"rw/m", b"ro", true, b"", MS_BIND, b"", &r)), libc::EACCES);
+    assert_eq!(errno(s.sysmount(ex, b"rw/m", Src::Path(b"ro"), b"", MS_BIND, b"", &r)), libc::EACCES);
     assert!(mount_at(&e.path("rw/m")).is_none());
     assert!(wait_until(std::time::Duration::from_secs(5), || e.log_contains("denied by whitelist")));
 }
