@@ -89,6 +89,31 @@ pub const LOCK_F_WAIT: u32 = 1 << 0;
 /// byte range.
 pub const LOCK_F_FLOCK: u32 = 1 << 1;
 
+/// SYSMOUNT `flags`: Linux's generic `MS_*` values, the same on every architecture
+/// (a client passes its mount(2) flags as they are).
+pub mod ms {
+    pub const RDONLY: u64 = 1;
+    pub const NOSUID: u64 = 2;
+    pub const NODEV: u64 = 4;
+    pub const NOEXEC: u64 = 8;
+    pub const REMOUNT: u64 = 32;
+    pub const NOSYMFOLLOW: u64 = 256;
+    pub const NOATIME: u64 = 1024;
+    pub const NODIRATIME: u64 = 2048;
+    pub const BIND: u64 = 4096;
+    pub const MOVE: u64 = 8192;
+    pub const REC: u64 = 16384;
+    pub const SILENT: u64 = 32768;
+    pub const UNBINDABLE: u64 = 1 << 17;
+    pub const PRIVATE: u64 = 1 << 18;
+    pub const SLAVE: u64 = 1 << 19;
+    pub const SHARED: u64 = 1 << 20;
+    pub const RELATIME: u64 = 1 << 21;
+    pub const STRICTATIME: u64 = 1 << 24;
+    pub const MGC_VAL: u64 = 0xC0ED_0000;
+    pub const MGC_MSK: u64 = 0xffff_0000;
+}
+
 /// SYSMOUNT source kinds.
 pub const SYSMOUNT_SRC_LITERAL: u32 = 0;
 pub const SYSMOUNT_SRC_PATH: u32 = 1;

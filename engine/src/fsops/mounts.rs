@@ -37,47 +37,25 @@ use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use parking_lot::Mutex;
-use qtfs_proto::consts;
+use qtfs_proto::consts::{self, ms};
 use qtfs_proto::errno;
 
 use crate::sys::{self, MountId};
 
-// The wire carries Linux's generic MS_* values (the same on every architecture).
-const MS_RDONLY: u64 = 1;
-const MS_NOSUID: u64 = 2;
-const MS_NODEV: u64 = 4;
-const MS_NOEXEC: u64 = 8;
-const MS_REMOUNT: u64 = 32;
-const MS_NOSYMFOLLOW: u64 = 256;
-const MS_NOATIME: u64 = 1024;
-const MS_NODIRATIME: u64 = 2048;
-const MS_BIND: u64 = 4096;
-const MS_MOVE: u64 = 8192;
-const MS_REC: u64 = 16384;
-const MS_SILENT: u64 = 32768;
-const MS_UNBINDABLE: u64 = 1 << 17;
-const MS_PRIVATE: u64 = 1 << 18;
-const MS_SLAVE: u64 = 1 << 19;
-const MS_SHARED: u64 = 1 << 20;
-const MS_RELATIME: u64 = 1 << 21;
-const MS_STRICTATIME: u64 = 1 << 24;
-const MS_MGC_VAL: u64 = 0xC0ED_0000;
-const MS_MGC_MSK: u64 = 0xffff_0000;
-
 /// Per-mount flags a client may ask for.
-const PLAIN: u64 = MS_RDONLY
-    | MS_NOSUID
-    | MS_NODEV
-    | MS_NOEXEC
-    | MS_NOSYMFOLLOW
-    | MS_NOATIME
-    | MS_NODIRATIME
-    | MS_RELATIME
-    | MS_STRICTATIME
-    | MS_SILENT;
-const PROPAGATION: u64 = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+const PLAIN: u64 = ms::RDONLY
+    | ms::NOSUID
+    | ms::NODEV
+    | ms::NOEXEC
+    | ms::NOSYMFOLLOW
+    | ms::NOATIME
+    | ms::NODIRATIME
+    | ms::RELATIME
+    | ms::STRICTATIME
+    | ms::SILENT;
+const PROPAGATION: u64 = ms::SHARED | ms::PRIVATE | ms::SLAVE | ms::UNBINDABLE;
 /// The per-mount flags a mount keeps through remounts.
-const KEEP: u64 = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+const KEEP: u64 = ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
 /// A file system type a client may mount (no device, no source path).
 #[derive(Debug)]
@@ -90,15 +68,15 @@ pub(crate) struct Special {
 }
 
 pub(crate) const SPECIAL: &[Special] = &[
-    Special { name: c"proc", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: true },
-    Special { name: c"sysfs", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: false },
-    Special { name: c"cgroup2", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: false },
-    Special { name: c"tmpfs", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: true },
+    Special { name: c"proc", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: true },
+    Special { name: c"sysfs", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: false },
+    Special { name: c"cgroup2", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: false },
+    Special { name: c"tmpfs", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: true },
     // Its nodes are pty devices: nodev would make it useless (opening them through
     // qtfs still needs --allow-devices).
-    Special { name: c"devpts", forced: MS_NOSUID | MS_NOEXEC, private_sb: true },
-    Special { name: c"mqueue", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: false },
-    Special { name: c"hugetlbfs", forced: MS_NOSUID | MS_NODEV | MS_NOEXEC, private_sb: true },
+    Special { name: c"devpts", forced: ms::NOSUID | ms::NOEXEC, private_sb: true },
+    Special { name: c"mqueue", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: false },
+    Special { name: c"hugetlbfs", forced: ms::NOSUID | ms::NODEV | ms::NOEXEC, private_sb: true },
 ];
 
 /// What a SYSMOUNT request asks for, decided from its flags before anything is resolved.
@@ -127,41 +105,41 @@ impl Plan {
 /// it never does for a client (another file system type, a literal source for a bind).
 pub(crate) fn plan(flags: u64, source_kind: u32, fstype: &[u8]) -> Result<Plan, i32> {
     let mut flags = flags;
-    if flags & MS_MGC_MSK == MS_MGC_VAL {
-        flags &= !MS_MGC_MSK;
+    if flags & ms::MGC_MSK == ms::MGC_VAL {
+        flags &= !ms::MGC_MSK;
     }
     if flags > u32::MAX as u64 {
         return Err(errno::EINVAL);
     }
     let path_source = source_kind == consts::SYSMOUNT_SRC_PATH;
     if flags & PROPAGATION != 0 {
-        if flags & !(PROPAGATION | MS_REC | MS_SILENT) != 0 || (flags & PROPAGATION).count_ones() != 1 {
+        if flags & !(PROPAGATION | ms::REC | ms::SILENT) != 0 || (flags & PROPAGATION).count_ones() != 1 {
             return Err(errno::EINVAL);
         }
-        if flags & MS_REC != 0 {
+        if flags & ms::REC != 0 {
             // Would reach every mount beneath, HOST ones included.
             return Err(errno::EPERM);
         }
         return Ok(Plan::Propagation { flags });
     }
-    if flags & MS_REMOUNT != 0 {
-        if flags & !(MS_REMOUNT | MS_BIND | PLAIN) != 0 {
+    if flags & ms::REMOUNT != 0 {
+        if flags & !(ms::REMOUNT | ms::BIND | PLAIN) != 0 {
             return Err(errno::EINVAL);
         }
         return Ok(Plan::Remount { flags });
     }
-    if flags & MS_MOVE != 0 {
-        if flags & !(MS_MOVE | MS_SILENT) != 0 {
+    if flags & ms::MOVE != 0 {
+        if flags & !(ms::MOVE | ms::SILENT) != 0 {
             return Err(errno::EINVAL);
         }
         return if path_source { Ok(Plan::Move) } else { Err(errno::EPERM) };
     }
-    if flags & MS_BIND != 0 {
+    if flags & ms::BIND != 0 {
         // Like the kernel, a bind ignores the per-mount flags (a remount sets them).
-        if flags & !(MS_BIND | MS_REC | PLAIN) != 0 {
+        if flags & !(ms::BIND | ms::REC | PLAIN) != 0 {
             return Err(errno::EINVAL);
         }
-        return if path_source { Ok(Plan::Bind { recursive: flags & MS_REC != 0 }) } else { Err(errno::EPERM) };
+        return if path_source { Ok(Plan::Bind { recursive: flags & ms::REC != 0 }) } else { Err(errno::EPERM) };
     }
     if flags & !PLAIN != 0 {
         return Err(errno::EINVAL);
@@ -177,14 +155,14 @@ pub(crate) fn plan(flags: u64, source_kind: u32, fstype: &[u8]) -> Result<Plan, 
 /// `MS_*` per-mount flags as `MOUNT_ATTR_*` (for `fsmount`).
 fn mount_attrs(flags: u64) -> u64 {
     let map = [
-        (MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
-        (MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
-        (MS_NODEV, sys::MOUNT_ATTR_NODEV),
-        (MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
-        (MS_NOATIME, sys::MOUNT_ATTR_NOATIME),
-        (MS_STRICTATIME, sys::MOUNT_ATTR_STRICTATIME),
-        (MS_NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
-        (MS_NOSYMFOLLOW, sys::MOUNT_ATTR_NOSYMFOLLOW),
+        (ms::RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (ms::NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (ms::NODEV, sys::MOUNT_ATTR_NODEV),
+        (ms::NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+        (ms::NOATIME, sys::MOUNT_ATTR_NOATIME),
+        (ms::STRICTATIME, sys::MOUNT_ATTR_STRICTATIME),
+        (ms::NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
+        (ms::NOSYMFOLLOW, sys::MOUNT_ATTR_NOSYMFOLLOW),
     ];
     map.iter().filter(|(ms, _)| flags & ms != 0).fold(0, |a, (_, attr)| a | attr)
 }
@@ -307,7 +285,7 @@ pub(crate) fn perform(
         }
         Plan::Remount { flags } => {
             let (_, made) = ours(mounts, t)?;
-            if flags & MS_BIND == 0 && !made.private_sb {
+            if flags & ms::BIND == 0 && !made.private_sb {
                 // The superblock is shared with HOST mounts (sysfs, cgroup2, mqueue, a
                 // bind mount's file system): only per-mount flags may change.
                 return Err(errno::EPERM);
@@ -392,23 +370,23 @@ mod tests {
     #[test]
     fn plans() {
         assert!(
-            matches!(plan(0, LIT, b"tmpfs"), Ok(Plan::New { flags, .. }) if flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC) == MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            matches!(plan(0, LIT, b"tmpfs"), Ok(Plan::New { flags, .. }) if flags & (ms::NOSUID | ms::NODEV | ms::NOEXEC) == ms::NOSUID | ms::NODEV | ms::NOEXEC)
         );
-        assert!(matches!(plan(0, LIT, b"devpts"), Ok(Plan::New { flags, .. }) if flags & MS_NODEV == 0));
-        assert!(matches!(plan(MS_MGC_VAL | MS_RDONLY, LIT, b"proc"), Ok(Plan::New { .. })));
+        assert!(matches!(plan(0, LIT, b"devpts"), Ok(Plan::New { flags, .. }) if flags & ms::NODEV == 0));
+        assert!(matches!(plan(ms::MGC_VAL | ms::RDONLY, LIT, b"proc"), Ok(Plan::New { .. })));
         assert_eq!(plan(0, LIT, b"ext4").unwrap_err(), errno::EPERM);
         assert_eq!(plan(0, LIT, b"bpf").unwrap_err(), errno::EPERM);
         assert_eq!(plan(0, PATH, b"tmpfs").unwrap_err(), errno::EINVAL);
-        assert_eq!(plan(MS_BIND, LIT, b"").unwrap_err(), errno::EPERM, "a literal HOST path is never bound");
-        assert!(matches!(plan(MS_BIND | MS_REC, PATH, b""), Ok(Plan::Bind { recursive: true })));
-        assert_eq!(plan(MS_MOVE, LIT, b"").unwrap_err(), errno::EPERM);
-        assert!(matches!(plan(MS_MOVE, PATH, b""), Ok(Plan::Move)));
-        assert!(matches!(plan(MS_REMOUNT | MS_BIND | MS_RDONLY, LIT, b""), Ok(Plan::Remount { .. })));
-        assert!(matches!(plan(MS_SHARED, LIT, b""), Ok(Plan::Propagation { .. })));
-        assert_eq!(plan(MS_SHARED | MS_REC, LIT, b"").unwrap_err(), errno::EPERM);
-        assert_eq!(plan(MS_SHARED | MS_PRIVATE, LIT, b"").unwrap_err(), errno::EINVAL);
+        assert_eq!(plan(ms::BIND, LIT, b"").unwrap_err(), errno::EPERM, "a literal HOST path is never bound");
+        assert!(matches!(plan(ms::BIND | ms::REC, PATH, b""), Ok(Plan::Bind { recursive: true })));
+        assert_eq!(plan(ms::MOVE, LIT, b"").unwrap_err(), errno::EPERM);
+        assert!(matches!(plan(ms::MOVE, PATH, b""), Ok(Plan::Move)));
+        assert!(matches!(plan(ms::REMOUNT | ms::BIND | ms::RDONLY, LIT, b""), Ok(Plan::Remount { .. })));
+        assert!(matches!(plan(ms::SHARED, LIT, b""), Ok(Plan::Propagation { .. })));
+        assert_eq!(plan(ms::SHARED | ms::REC, LIT, b"").unwrap_err(), errno::EPERM);
+        assert_eq!(plan(ms::SHARED | ms::PRIVATE, LIT, b"").unwrap_err(), errno::EINVAL);
         assert_eq!(plan(1 << 40, LIT, b"tmpfs").unwrap_err(), errno::EINVAL);
-        assert_eq!(plan(64 /* MS_MANDLOCK */, LIT, b"tmpfs").unwrap_err(), errno::EINVAL);
-        assert_eq!(mount_attrs(MS_NOSUID | MS_RDONLY), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
+        assert_eq!(plan(64 /* ms::MANDLOCK */, LIT, b"tmpfs").unwrap_err(), errno::EINVAL);
+        assert_eq!(mount_attrs(ms::NOSUID | ms::RDONLY), sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_RDONLY);
     }
 }
