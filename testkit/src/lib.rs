@@ -3,15 +3,19 @@
 //! Starts the real `engine` binary on a temporary export (optionally tmpfs-backed) with
 //! a whitelist, waits until it is ready, and hands out client sessions. Every crate's
 //! integration tests use this one harness. Raw unix-socket fixtures (SCM_RIGHTS send and
-//! receive, bound and listening sockets, an echo server) are in [`sock`].
+//! receive, bound and listening sockets, an echo server) are in [`sock`]; a child daemon's
+//! log, collected and waited on, is a [`LogTail`].
 
 pub mod layout;
+pub mod logtail;
 pub mod sock;
+
+pub use logtail::LogTail;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qtfs_client::{ClientConfig, Cred, Session};
@@ -83,7 +87,8 @@ pub struct TestEngine {
     pub export: PathBuf,
     pub admin: PathBuf,
     pub whitelist: PathBuf,
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// The engine's stderr.
+    pub log: LogTail,
     pub psk: Option<Psk>,
     pub tmpfs: bool,
 }
@@ -175,36 +180,16 @@ impl TestEngine {
             cmd.arg("--insecure-test-mode");
         }
         let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if !sent
-                    && line.contains("engine ready")
-                    && let Some(i) = line.find("listen=")
-                {
-                    // The first address when several listeners are bound (`tcp:…,unix:…`).
-                    let a = line[i + 7..].split_whitespace().next().unwrap().split(',').next().unwrap().to_string();
-                    let _ = tx.send(a);
-                    sent = true;
-                }
-                if std::env::var("QTFS_TEST_LOG").is_ok() {
-                    eprintln!("[engine] {line}");
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => Addr::parse(&a).unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("engine did not start: {:?}", log.lock().unwrap());
-            }
+        let log = LogTail::new(child.stderr.take().unwrap(), "engine", "QTFS_TEST_LOG");
+        let ready = log.wait_line(Duration::from_secs(20), |l| l.contains("engine ready") && l.contains("listen="));
+        let Some(line) = ready else {
+            let _ = child.kill();
+            panic!("engine did not start: {log:?}");
         };
+        // The first address when several listeners are bound (`tcp:…,unix:…`).
+        let i = line.find("listen=").unwrap();
+        let a = line[i + 7..].split_whitespace().next().unwrap().split(',').next().unwrap();
+        let addr = Addr::parse(a).unwrap();
         TestEngine { child, addr, dir, export, admin, whitelist, log, psk, tmpfs: opts.tmpfs }
     }
 
@@ -252,7 +237,7 @@ impl TestEngine {
     /// Waits (up to 10 s) for a log line containing `needle`: another thread reads the
     /// log, so a line the process has already written may not be here yet.
     pub fn log_contains(&self, needle: &str) -> bool {
-        wait_until(std::time::Duration::from_secs(10), || self.log.lock().unwrap().iter().any(|l| l.contains(needle)))
+        self.log.contains(needle)
     }
 
     pub fn pid(&self) -> u32 {

@@ -540,7 +540,7 @@ fn main() {
         recovery.as_secs_f64(),
         mib(rss_limit)
     );
-    let log = e.log.lock().unwrap().clone();
+    let log = e.log.lines();
     let bugs: Vec<&String> = log
         .iter()
         .filter(|l| l.contains("panicked") || l.contains("bug while serving") || l.contains("core loop ended"))

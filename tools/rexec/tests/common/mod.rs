@@ -3,13 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use qtfs_testkit::LogTail;
 
 pub const REXEC: &str = env!("CARGO_BIN_EXE_rexec");
 pub const SERVER: &str = env!("CARGO_BIN_EXE_rexec_server");
@@ -23,7 +23,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub pids: PathBuf,
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// The server's stderr.
+    pub log: LogTail,
 }
 
 impl Server {
@@ -67,25 +68,10 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("rexec_server ready") {
-                    let _ = tx.send(());
-                }
-                if std::env::var_os("REXEC_TEST_LOG").is_some() {
-                    eprintln!("[server] {line}");
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        let log = LogTail::new(child.stderr.take().unwrap(), "server", "REXEC_TEST_LOG");
+        if !log.contains_within("rexec_server ready", Duration::from_secs(20)) {
             let _ = child.kill();
-            panic!("rexec_server did not start: {:?}", log.lock().unwrap());
+            panic!("rexec_server did not start: {log:?}");
         }
         Server { child, dir, socket, pids, log }
     }
@@ -110,7 +96,7 @@ impl Server {
     /// Waits (up to 10 s) for a log line containing `needle`: another thread reads the
     /// log, so a line the process has already written may not be here yet.
     pub fn log_contains(&self, needle: &str) -> bool {
-        wait_until(std::time::Duration::from_secs(10), || self.log.lock().unwrap().iter().any(|l| l.contains(needle)))
+        self.log.contains(needle)
     }
 
     pub fn pid(&self) -> i32 {

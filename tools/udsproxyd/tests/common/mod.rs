@@ -11,14 +11,15 @@
 //! this test binary re-executed with `LD_PRELOAD` to play a role (`child_role`).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use qtfs_testkit::LogTail;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -148,35 +149,26 @@ pub fn raise_nofile() {
 /// A child process whose stderr lines are collected; killed on drop.
 pub struct Proc {
     pub child: Child,
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// The process's stderr.
+    pub log: LogTail,
     pub tag: &'static str,
 }
 
 impl Proc {
     pub fn spawn(mut cmd: Command, tag: &'static str) -> Proc {
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if std::env::var_os("UDS_TEST_LOG").is_some() {
-                    eprintln!("[{tag}] {line}");
-                }
-                l2.lock().unwrap().push(line);
-            }
-        });
+        let log = LogTail::new(child.stderr.take().unwrap(), tag, "UDS_TEST_LOG");
         Proc { child, log, tag }
     }
 
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
-        let ok = wait_until(timeout, || self.log.lock().unwrap().iter().any(|l| l.contains(needle)));
-        assert!(ok, "{}: no {needle:?} in log: {:?}", self.tag, self.log.lock().unwrap());
+        let ok = self.log.contains_within(needle, timeout);
+        assert!(ok, "{}: no {needle:?} in log: {:?}", self.tag, self.log);
     }
 
+    /// Waits (up to 10 s) for a log line containing `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.log.contains(needle)
     }
 
     pub fn kill(&mut self) {
@@ -265,7 +257,7 @@ impl Rig {
             .args(&o.extra_engine);
         let engine = ns.run(move || Proc::spawn(cmd, "engine"));
         engine.wait_log("engine ready", Duration::from_secs(20));
-        let line = engine.log.lock().unwrap().iter().find(|l| l.contains("engine ready")).cloned().unwrap();
+        let line = engine.log.wait_for("engine ready", Duration::ZERO).unwrap();
         let i = line.find("listen=").unwrap();
         let engine_addr = line[i + 7..].split_whitespace().next().unwrap().to_string();
         let mut args = vec!["--server".to_string(), engine_addr.clone(), "--insecure-test-mode".into()];
