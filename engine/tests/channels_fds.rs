@@ -16,6 +16,12 @@ use qtfs_testkit::*;
 mod chan_common;
 use chan_common::*;
 
+/// Appends an SCM_FILE record: the file at `path` (a HOST path), to be reopened with the
+/// wire open `flags` at `offset`.
+fn file_rec(recs: &mut Vec<u8>, path: &[u8], flags: u32, offset: u64) {
+    ScmRec { kind: consts::SCM_FILE, flags, offset, channel: 0, path: Path(path) }.encode(recs);
+}
+
 #[test]
 fn seqpacket_and_datagram_keep_message_boundaries() {
     let e = TestEngine::start(Opts::default());
@@ -117,15 +123,7 @@ fn descriptors_cross_as_files_pipes_and_listeners() {
     std::fs::write(&file, b"0123456789").unwrap();
     // DPU -> HOST: a file (reopened at its offset), a pipe read end, a listening socket.
     let mut recs = Vec::new();
-    let fp = file.as_os_str().as_encoded_bytes();
-    ScmRec {
-        kind: consts::SCM_FILE,
-        flags: consts::open::RDONLY | consts::open::TRUNC,
-        offset: 4,
-        channel: 0,
-        path: Path(fp),
-    }
-    .encode(&mut recs);
+    file_rec(&mut recs, file.as_os_str().as_encoded_bytes(), consts::open::RDONLY | consts::open::TRUNC, 4);
     ScmRec { kind: consts::SCM_PIPE_READ, flags: 0, offset: 0, channel: 5, path: Path(b"") }.encode(&mut recs);
     ScmRec { kind: consts::SCM_LISTENER, flags: consts::CHAN_STREAM, offset: 0, channel: 6, path: Path(b"") }
         .encode(&mut recs);
@@ -169,14 +167,7 @@ fn descriptors_cross_as_files_pipes_and_listeners() {
     let outside = e.dir.path().join("secret");
     std::fs::write(&outside, b"s").unwrap();
     let mut recs = Vec::new();
-    ScmRec {
-        kind: consts::SCM_FILE,
-        flags: consts::open::RDWR,
-        offset: 0,
-        channel: 0,
-        path: Path(outside.as_os_str().as_encoded_bytes()),
-    }
-    .encode(&mut recs);
+    file_rec(&mut recs, outside.as_os_str().as_encoded_bytes(), consts::open::RDWR, 0);
     p.send(Op::CHAN_SCM, 1, &ChanScm { count: 1, records: Rest(&recs) });
     p.data(1, b"G", false);
     assert_eq!(p.expect_close(1), (consts::CHAN_CLOSE_ALL, libc::EACCES));
@@ -233,8 +224,7 @@ fn a_passed_path_naming_a_fifo_or_device_is_never_opened() {
         p.open(id, consts::CHAN_STREAM, sp.as_os_str().as_encoded_bytes(), 1 << 20).unwrap();
         let _srv = raw_accept(l.as_raw_fd());
         let mut recs = Vec::new();
-        ScmRec { kind: consts::SCM_FILE, flags: consts::open::RDONLY, offset: 0, channel: 0, path: Path(path) }
-            .encode(&mut recs);
+        file_rec(&mut recs, path, consts::open::RDONLY, 0);
         p.send(Op::CHAN_SCM, id, &ChanScm { count: 1, records: Rest(&recs) });
         p.data(id, b"x", false);
         // A blocking open of the FIFO would hang the core; the answer comes at once.

@@ -45,20 +45,24 @@ fn host_flock(f: &File, op: i32) -> Result<(), i32> {
     Ok(())
 }
 
-fn setup(e: &TestEngine, name: &str) -> ((Session, u32, u64), (Session, u32, u64)) {
+type Opened = (Session, u32, u64);
+
+/// An engine with a 4 KiB file `name`, opened read-write by two sessions.
+fn setup(name: &str) -> (TestEngine, Opened, Opened) {
+    let e = TestEngine::start(Opts::default());
     std::fs::write(e.path(name), vec![0u8; 4096]).unwrap();
     let open2 = || {
         let (s, ex) = e.mounted(1);
         let (h, _) = s.open(ex, name.as_bytes(), open::RDWR, 0, &Cred::root()).unwrap();
         (s, ex, h)
     };
-    (open2(), open2())
+    let (a, b) = (open2(), open2());
+    (e, a, b)
 }
 
 #[test]
 fn byte_ranges_conflict_between_sessions_handles_and_the_host() {
-    let e = TestEngine::start(Opts::default());
-    let ((s1, ex1, h1), (s2, _, h2)) = setup(&e, "db");
+    let (e, (s1, ex1, h1), (s2, _, h2)) = setup("db");
     s1.lock_set(h1, 0, 10, LOCK_WR, false).unwrap();
     assert_eq!(errno(s2.lock_set(h2, 5, 10, LOCK_WR, false)), libc::EAGAIN, "other session");
     assert_eq!(errno(s2.lock_set(h2, 9, 1, LOCK_RD, false)), libc::EAGAIN, "read vs write");
@@ -95,8 +99,7 @@ fn byte_ranges_conflict_between_sessions_handles_and_the_host() {
 
 #[test]
 fn flock_conflicts_between_sessions_and_the_host() {
-    let e = TestEngine::start(Opts::default());
-    let ((s1, _, h1), (s2, _, h2)) = setup(&e, "f");
+    let (e, (s1, _, h1), (s2, _, h2)) = setup("f");
     let host = File::open(e.path("f")).unwrap();
     s1.flock(h1, LOCK_WR, false).unwrap();
     assert_eq!(errno(s2.flock(h2, LOCK_RD, false)), libc::EAGAIN);
@@ -111,8 +114,7 @@ fn flock_conflicts_between_sessions_and_the_host() {
 
 #[test]
 fn a_waiting_lock_is_granted_when_the_holder_unlocks() {
-    let e = TestEngine::start(Opts::default());
-    let ((s1, _, h1), (s2, _, h2)) = setup(&e, "w");
+    let (e, (s1, _, h1), (s2, _, h2)) = setup("w");
     s1.lock_set(h1, 0, 1, LOCK_WR, false).unwrap();
     let mut p = parked(s2.submit_lock(h2, 0, 1, LOCK_WR, LOCK_F_WAIT).unwrap(), 300);
     s1.lock_set(h1, 0, 1, LOCK_UN, false).unwrap();
@@ -139,8 +141,7 @@ fn a_waiting_lock_is_granted_when_the_holder_unlocks() {
 
 #[test]
 fn a_waiting_lock_ends_on_cancel_and_when_its_connection_closes() {
-    let e = TestEngine::start(Opts::default());
-    let ((s1, _, h1), (s2, _, h2)) = setup(&e, "c");
+    let (e, (s1, _, h1), (s2, _, h2)) = setup("c");
     s1.lock_set(h1, 0, 0, LOCK_WR, false).unwrap();
     let mut p = parked(s2.submit_lock(h2, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap(), 200);
     s2.cancel(&p).unwrap();
