@@ -14,6 +14,7 @@
 //!   wakeups;
 //! - [`filesystem`]: the [`Filesystem`] trait, INIT's [`KernelConfig`] and the one
 //!   [`dispatch`] from operation to method;
+//! - [`uring`]: the FUSE-over-io_uring transport (a queue and its ring buffers);
 //! - [`session`] and [`mount`]: mounting (mount(2) as root, fusermount3 otherwise),
 //!   INIT, the worker threads on cloned `/dev/fuse` descriptors, and unmounting.
 //!
@@ -28,6 +29,7 @@ pub mod reply;
 pub mod request;
 pub mod session;
 pub mod types;
+pub mod uring;
 
 pub use filesystem::{Filesystem, KernelConfig, dispatch};
 pub use mount::MountOptions;
