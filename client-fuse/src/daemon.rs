@@ -14,6 +14,7 @@ use qtfs_proto::Psk;
 
 use crate::error::FuseError;
 use crate::fs::QtfsFs;
+use crate::kernel;
 use crate::options::MountConfig;
 use crate::remote::Remote;
 
@@ -59,34 +60,19 @@ pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseErro
     })
 }
 
-fn fuser_config(cfg: &MountConfig) -> fuser::Config {
-    use fuser::MountOption as M;
-    let mut c = fuser::Config::default();
-    c.mount_options.push(M::FSName(format!("qtfs:{}", cfg.remote_path)));
-    c.mount_options.push(M::Subtype("qtfs".into()));
-    if cfg.fs.default_permissions {
-        c.mount_options.push(M::DefaultPermissions);
+fn session_config(cfg: &MountConfig) -> kernel::Config {
+    kernel::Config {
+        mount: kernel::MountOptions {
+            fsname: format!("qtfs:{}", cfg.remote_path),
+            subtype: "qtfs".into(),
+            default_permissions: cfg.fs.default_permissions,
+            allow_other: cfg.allow_other,
+            read_only: cfg.fs.read_only,
+            flags: cfg.flags.clone(),
+        },
+        threads: cfg.threads,
+        max_write: crate::fs::MAX_RW,
     }
-    c.mount_options.push(if cfg.fs.read_only { M::RO } else { M::RW });
-    for f in &cfg.flags {
-        c.mount_options.push(match f.as_str() {
-            "nosuid" => M::NoSuid,
-            "suid" => M::Suid,
-            "nodev" => M::NoDev,
-            "dev" => M::Dev,
-            "noexec" => M::NoExec,
-            "exec" => M::Exec,
-            "noatime" => M::NoAtime,
-            "atime" => M::Atime,
-            "sync" => M::Sync,
-            "async" => M::Async,
-            _ => M::DirSync,
-        });
-    }
-    c.acl = if cfg.allow_other { fuser::SessionACL::All } else { fuser::SessionACL::Owner };
-    c.n_threads = Some(cfg.threads);
-    c.clone_fd = true;
-    c
 }
 
 /// The `major:minor` of the FUSE mount at `mountpoint` from /proc/self/mountinfo (a
@@ -201,7 +187,7 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
     let handler = crate::inval::start(fs.nodes_handle(), notifier.clone())
         .map_err(|source| FuseError::Sys { context: "spawn", source })?;
     remote.session.set_frame_handler(handler);
-    let mut session = fuser::Session::new(fs, &cfg.mountpoint, &fuser_config(cfg))
+    let mut session = kernel::Session::new(fs, &cfg.mountpoint, &session_config(cfg))
         .map_err(|source| FuseError::LocalMount { mountpoint: cfg.mountpoint.display().to_string(), source })?;
     let _ = notifier.set(session.notifier());
     set_readahead(&cfg.mountpoint, cfg.readahead_kb);

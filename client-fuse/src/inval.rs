@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 
-use fuser::{INodeNo, Notifier};
+use crate::kernel::{INodeNo, Notifier};
 use parking_lot::Mutex;
 use qtfs_client::FrameHandler;
 use qtfs_proto::consts::inval;

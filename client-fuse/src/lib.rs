@@ -4,18 +4,17 @@
 //! load the kernel module and to test and benchmark the file system on any Linux box.
 //! `qtfs-fuse --help` documents the command line.
 //!
-//! ## Why `fuser`
+//! ## The FUSE layer
 //!
-//! [`fuser`] 0.18 speaks the kernel's FUSE protocol in pure Rust (no libfuse to link),
-//! mounts through `fusermount3`, and runs N worker threads each on its own cloned
-//! `/dev/fuse` descriptor (`FUSE_DEV_IOC_CLONE`) with a `&self` file system. That is the
-//! libfuse multi-threaded model that bindfs (our FUSE limit) uses, and the simplest way
-//! to have many requests in flight: every worker blocks in its engine request while the
-//! others keep reading `/dev/fuse`, so fio at iodepth 16 has 16 requests on the wire,
-//! each worker on its own engine connection of the shared session ([`direct`]). Raw `/dev/fuse` would have meant
-//! re-writing the ABI, mount and INIT negotiation for no measurable gain;
-//! `fuse-backend-rs` is built around virtio-fs/vhost-user and its passthrough, which we
-//! do not need.
+//! [`kernel`] speaks the kernel's FUSE protocol itself (no libfuse, no `fuser`): the ABI,
+//! mounting (mount(2) as root, `fusermount3` otherwise), INIT, and N worker threads each
+//! on its own cloned `/dev/fuse` descriptor (`FUSE_DEV_IOC_CLONE`) with a `&self` file
+//! system. That is the libfuse multi-threaded model that bindfs (our FUSE limit) uses,
+//! and the simplest way to have many requests in flight: every worker blocks in its
+//! engine request while the others keep reading `/dev/fuse`, so fio at iodepth 16 has 16
+//! requests on the wire, each worker on its own engine connection of the shared session
+//! ([`direct`]). Owning the wire gives flock(2) (`FUSE_LK_FLOCK`, which `fuser` 0.18
+//! dropped) and room for FUSE over io_uring ([`kernel::uring`]).
 //!
 //! ## Data path and caching (the coherence contract)
 //!
@@ -104,6 +103,7 @@ pub mod direct;
 pub mod error;
 pub mod fs;
 pub mod inval;
+pub mod kernel;
 pub mod locks;
 pub mod nodes;
 pub mod options;

@@ -14,11 +14,14 @@
 //! closes the lock handles used through it (flock and OFD owners). A killed holder's
 //! descriptors are closed by its kernel, so its locks go too.
 //!
+//! flock(2) arrives as a SETLK/SETLKW with `FUSE_LK_FLOCK` whose owner is the open file
+//! ([`Locks::flock`]): it is taken as a flock(2) lock (`LOCK_F_FLOCK`) on that owner's
+//! HOST description, so it conflicts with flock on other mounts, with other open files
+//! on this mount and with HOST flock(2), and, as locally, not with fcntl or OFD locks.
+//! The kernel's RELEASE of the open file (`FUSE_RELEASE_FLOCK_UNLOCK`) closes the
+//! owner's handle, which drops the lock.
+//!
 //! Differences from local locks (documented in the README):
-//! - fuser 0.18 does not pass `FUSE_LK_FLOCK`, so a flock(2) arrives as a whole-file
-//!   lock of the open file and is taken as an OFD lock on the HOST: it conflicts with
-//!   flock on other mounts and with HOST fcntl/OFD locks, but not with a HOST flock(2),
-//!   and it conflicts with fcntl locks where locally flock and fcntl are independent.
 //! - F_GETLK reports the pid of a HOST process holding a classic POSIX lock (which the
 //!   DPU's kernel reads as one of its own pids: FUSE translates it through the mount's
 //!   pid namespace); for any other holder (another mount, another owner on this mount, a
@@ -27,14 +30,18 @@
 //! - The lock handle is opened with the caller's credentials by path, read-write when
 //!   the caller may, else with the file's access mode; a file unlinked before its first
 //!   lock cannot be locked (ENOENT).
+//! - A flock or OFD lock is released by the RELEASE the kernel sends once the open file's
+//!   last descriptor is closed, which it does after close(2) returned: another party may
+//!   find it held for a moment after the close (LOCK_UN / F_UNLCK release at once).
 //! - After an engine restart the session's locks are gone: the next lock request of an
 //!   owner that held some fails with ENOLCK (never pretends it still holds them).
 //!
 //! Blocking waits (SETLKW) are answered from a thread of their own (at most
 //! [`MAX_WAITS`], ENOLCK beyond), so a wait never holds a FUSE worker: the holder's
-//! unlock on this mount always finds one. fuser 0.18 answers FUSE_INTERRUPT itself, so
-//! the waiting thread watches the caller's pending signals (as [`crate::remote`] does)
-//! and sends the engine CANCEL when one arrives: the caller gets EINTR.
+//! unlock on this mount always finds one. FUSE_INTERRUPT is answered ENOSYS (the kernel
+//! then sends no more; see [`crate::kernel::filesystem::dispatch`]), so the waiting
+//! thread watches the caller's pending signals (as [`crate::remote`] does) and sends the
+//! engine CANCEL when one arrives: the caller gets EINTR.
 //!
 //! Shared mappings of files in use elsewhere: a read-write open of a regular file that
 //! another client or a HOST process holds a lock on (one LOCK_GET on the new handle, so
@@ -85,7 +92,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fuser::{Errno, ReplyEmpty, ReplyLock};
+use crate::kernel::{Errno, ReplyEmpty, ReplyLock};
 use parking_lot::Mutex;
 use qtfs_client::{ClientError, Cred, Ops};
 use qtfs_proto::consts::{self, open as oflags};
@@ -179,13 +186,13 @@ pub struct LockArgs<'a> {
     pub owner: u64,
     /// To drop the kernel's cached pages and attributes of the file once a lock is
     /// taken (what NFS does): the previous holder may have changed it.
-    pub notifier: Option<&'a fuser::Notifier>,
+    pub notifier: Option<&'a crate::kernel::Notifier>,
 }
 
 impl LockArgs<'_> {
     fn invalidate(&self) {
         if let Some(n) = self.notifier {
-            let _ = n.inval_inode(fuser::INodeNo(self.node), 0, 0);
+            let _ = n.inval_inode(crate::kernel::INodeNo(self.node), 0, 0);
         }
     }
 }
@@ -432,6 +439,36 @@ impl Locks {
         }
     }
 
+    /// flock(2) (SETLK/SETLKW with `FUSE_LK_FLOCK`): a whole-file flock lock on the
+    /// owner's (the open file's) HOST description; a wait as [`Locks::setlk`]'s.
+    pub fn flock(&self, a: &LockArgs<'_>, typ: i32, sleep: bool, reply: ReplyEmpty) {
+        let ltype = match wire_type(typ) {
+            Ok(t) => t,
+            Err(e) => return reply.error(e),
+        };
+        let (handle, epoch) = match self.owner_handle(a, ltype != consts::LOCK_UN) {
+            Ok(Some(x)) => x,
+            Ok(None) => return reply.ok(),
+            Err(e) => return reply.error(e),
+        };
+        let req = LockReq { handle, start: 0, len: 0, ltype, flags: consts::LOCK_F_FLOCK };
+        let r = a.remote.session.submit_in_epoch(epoch, Op::LOCK_SET, &req).and_then(|p| p.wait());
+        match r {
+            Ok(_) => {
+                if ltype != consts::LOCK_UN {
+                    a.invalidate();
+                }
+                reply.ok()
+            }
+            Err(ClientError::Remote(libc::EAGAIN)) if sleep => {
+                let flags = consts::LOCK_F_FLOCK | consts::LOCK_F_WAIT;
+                self.wait_for(a, LockReq { flags, ..req }, epoch, reply)
+            }
+            Err(ClientError::Remote(libc::ESTALE)) => reply.error(Errno::from_i32(libc::ENOLCK)),
+            Err(e) => reply.error(to_errno(&e)),
+        }
+    }
+
     /// A SETLKW that found the lock taken: the engine waits for it (LOCK_F_WAIT) while a
     /// thread of ours waits for the answer, watching the caller's signals.
     fn wait_for(&self, a: &LockArgs<'_>, req: LockReq, epoch: u64, reply: ReplyEmpty) {
@@ -468,7 +505,7 @@ impl Locks {
             match r {
                 Ok(_) => {
                     if let Some(n) = notifier {
-                        let _ = n.inval_inode(fuser::INodeNo(node), 0, 0);
+                        let _ = n.inval_inode(crate::kernel::INodeNo(node), 0, 0);
                     }
                     reply.ok()
                 }
@@ -479,7 +516,7 @@ impl Locks {
         if let Err(e) = spawned {
             tracing::warn!("cannot start a lock-wait thread: {e}");
             // The reply moved into the closure that never ran; the kernel gets EIO
-            // when fuser drops an unanswered reply.
+            // when an unanswered reply is dropped.
         }
     }
 

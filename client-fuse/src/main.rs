@@ -17,10 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // fuser warns when its own unmount-on-drop finds the mount already gone (the normal
-    // case after fusermount3 -u): keep its chatter to errors.
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},fuser=error", cfg.log_level)));
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.log_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     match daemon::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,7 +46,7 @@
 
 use std::sync::Arc;
 
-use fuser::{Errno, FileAttr, FileType, PollEvents, PollNotifier, ReplyData, ReplyPoll, ReplyWrite};
+use crate::kernel::{Errno, FileAttr, FileType, PollEvents, PollNotifier, ReplyData, ReplyPoll, ReplyWrite};
 use parking_lot::{Condvar, Mutex};
 use qtfs_client::{ClientError, Ops, Result};
 use qtfs_proto::{Attr, MAX_IO};

@@ -40,8 +40,8 @@
 //! next request starts another. Re-opening files needs no such thread: each request
 //! re-opens its own file (a race between two ends with one handle kept, one closed).
 //!
-//! Interrupts: fuser 0.18 answers FUSE_INTERRUPT itself with ENOSYS, after which the
-//! kernel sends no more, so a signal does not reach us that way. Instead, at every step
+//! Interrupts: FUSE_INTERRUPT is answered ENOSYS ([`crate::kernel::dispatch`]), after
+//! which the kernel sends no more, so a signal does not reach us that way. Instead, at every step
 //! a waiting request looks at its caller's pending signals (`/proc/PID/status`) and, if
 //! one is pending and not blocked, fails with EINTR: the answer of a file system that
 //! honours FUSE_INTERRUPT. A caller killed with SIGKILL thus dies within one step,

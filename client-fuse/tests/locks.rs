@@ -141,9 +141,9 @@ fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
         assert_eq!(try_lock(kind, &b, true), Err(libc::EAGAIN), "{kind}: mount 2");
         assert_eq!(try_lock(kind, &b, false), Err(libc::EAGAIN), "{kind}: mount 2 shared");
         assert_eq!(try_lock(kind, &a, true), Err(libc::EAGAIN), "{kind}: another process, same mount");
-        // A HOST flock(2) and a mount's flock do not meet (fuser hides FUSE_LK_FLOCK: a
-        // mount's flock is an OFD lock on the HOST); HOST fcntl locks do.
-        let host_kind = if kind == "flock" { "ofd" } else { kind };
+        // The HOST's lock of the same kind is refused too (a mount's flock is a flock(2)
+        // on the HOST: FUSE_LK_FLOCK reaches qtfs-fuse).
+        let host_kind = kind;
         assert_eq!(try_lock(host_kind, &host, true), Err(libc::EAGAIN), "{kind}: HOST");
         if kind != "flock" {
             let (t, s, l, _) = getlk(&b);
@@ -168,6 +168,70 @@ fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
         assert_eq!(try_lock(kind, &b, false), Ok(()), "{kind}: shared + shared");
         h.release();
     }
+}
+
+/// One flock(2) of this process on a descriptor of its own: Ok or the errno.
+fn flock_fd(f: &std::fs::File, op: i32) -> Result<(), i32> {
+    // SAFETY: flock on our own open descriptor.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
+    if rc < 0 { Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) } else { Ok(()) }
+}
+
+#[test]
+fn flock_is_whole_file_and_meets_the_host_and_other_mounts_but_not_fcntl() {
+    let rig = Rig::start(Opts::default());
+    let m2 = SecondMount::new(&rig);
+    std::fs::write(rig.h("fl"), vec![0u8; 200]).unwrap();
+    let (a, b, host) = (rig.m("fl"), m2.mnt.join("fl"), rig.h("fl"));
+    let open = |p: &Path| std::fs::File::options().read(true).write(true).open(p).unwrap();
+
+    // Mount vs mount, this process: two open files are two owners; LOCK_NB gets
+    // EWOULDBLOCK (EAGAIN).
+    let f1 = open(&a);
+    assert_eq!(flock_fd(&f1, libc::LOCK_EX | libc::LOCK_NB), Ok(()));
+    assert_eq!(flock_fd(&open(&b), libc::LOCK_EX | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "mount 2");
+    assert_eq!(flock_fd(&open(&a), libc::LOCK_SH | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "same mount");
+    assert_eq!(try_lock("flock", &host, true), Err(libc::EWOULDBLOCK), "HOST flock");
+    // flock and fcntl locks are independent, as locally.
+    // (The HOST's first: a mount's OFD lock goes with the RELEASE the kernel sends after
+    // close(2) returns.)
+    assert_eq!(try_lock("posix", &host, true), Ok(()), "a HOST fcntl lock beside a flock");
+    assert_eq!(try_lock("ofd", &b, true), Ok(()), "an OFD lock beside a flock");
+    // The lock belongs to the open file: a dup keeps it; relocking converts it.
+    let dup = f1.try_clone().unwrap();
+    assert_eq!(flock_fd(&dup, libc::LOCK_SH | libc::LOCK_NB), Ok(()), "converted through a dup");
+    let g = open(&b);
+    assert_eq!(flock_fd(&g, libc::LOCK_SH | libc::LOCK_NB), Ok(()), "shared + shared");
+    assert_eq!(flock_fd(&dup, libc::LOCK_EX | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "exclusive beside shared");
+    // LOCK_UN is answered once the HOST dropped the lock (a close(2)'s RELEASE is sent
+    // after it returns, so a close releases it a moment later).
+    assert_eq!(flock_fd(&g, libc::LOCK_UN), Ok(()));
+    assert_eq!(flock_fd(&dup, libc::LOCK_EX | libc::LOCK_NB), Ok(()), "back to exclusive");
+    drop(f1);
+    assert_eq!(flock_fd(&open(&b), libc::LOCK_EX | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "the dup still holds it");
+    // Closing the last descriptor releases it.
+    drop(dup);
+    assert!(wait_until(Duration::from_secs(5), || try_lock("flock", &host, true).is_ok()), "close released the flock");
+
+    // LOCK_UN releases it at once; a HOST holder refuses the mounts, both ways.
+    let f = open(&b);
+    assert_eq!(flock_fd(&f, libc::LOCK_EX | libc::LOCK_NB), Ok(()));
+    assert_eq!(flock_fd(&f, libc::LOCK_UN), Ok(()));
+    let h = Holder::hold("flock", &host, true);
+    assert_eq!(flock_fd(&open(&a), libc::LOCK_SH | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "HOST holder vs mount 1");
+    assert_eq!(flock_fd(&f, libc::LOCK_EX | libc::LOCK_NB), Err(libc::EWOULDBLOCK), "HOST holder vs mount 2");
+    // A blocking flock through a mount is granted when the HOST holder unlocks.
+    let t = Instant::now();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        h.release();
+    });
+    assert_eq!(flock_fd(&f, libc::LOCK_EX), Ok(()), "blocking flock granted");
+    assert!(t.elapsed() >= Duration::from_millis(250), "waited for the HOST holder");
+    releaser.join().unwrap();
+    assert_eq!(try_lock("flock", &host, false), Err(libc::EWOULDBLOCK), "now held through mount 2");
+    drop(f);
+    assert!(wait_until(Duration::from_secs(5), || try_lock("flock", &host, true).is_ok()), "released on close");
 }
 
 #[test]

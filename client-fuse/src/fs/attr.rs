@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fuser::{FileAttr, FileHandle, FileType, INodeNo, ReplyAttr, ReplyStatfs, Request, TimeOrNow};
+use crate::kernel::{FileAttr, FileHandle, FileType, INodeNo, ReplyAttr, ReplyStatfs, Request, TimeOrNow};
 use qtfs_client::{ClientError, Cred, Ops, SetAttr, SetTime};
 use qtfs_proto::Attr;
 
@@ -61,16 +61,10 @@ pub(super) fn stamp(a: &Attr) -> (i64, u32, u64) {
 pub(super) fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
-            Ok(d) => SetTime::At(d.as_secs() as i64, d.subsec_nanos()),
-            Err(e) => {
-                // Before 1970. fuser 0.18 turns the kernel's (sec < 0, nsec) into
-                // EPOCH - (|sec|, nsec) rather than EPOCH - |sec| + nsec, so the pair it
-                // got is recovered as (-|sec|, nsec). The timestamp test pins this down.
-                let d = e.duration();
-                SetTime::At(-(d.as_secs() as i64), d.subsec_nanos())
-            }
-        },
+        TimeOrNow::SpecificTime(st) => {
+            let (sec, nsec) = crate::kernel::types::to_wire_time(st);
+            SetTime::At(sec, nsec)
+        }
     })
 }
 

@@ -2,7 +2,7 @@
 //! (in engine-sized pieces, cgroup pid translation, set-id clearing), FSYNC, FALLOCATE,
 //! LSEEK, and POLL/IOCTL (only relayed files answer them).
 
-use fuser::{Errno, FileHandle, INodeNo, OpenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyWrite, Request};
+use crate::kernel::{Errno, FileHandle, INodeNo, OpenFlags, ReplyData, ReplyEmpty, ReplyLseek, ReplyWrite, Request};
 use qtfs_client::Ops;
 use qtfs_proto::MAX_IO;
 
@@ -194,10 +194,10 @@ pub(super) fn poll(
     fs: &QtfsFs,
     req: &Request,
     fh: FileHandle,
-    ph: fuser::PollNotifier,
-    events: fuser::PollEvents,
-    flags: fuser::PollFlags,
-    reply: fuser::ReplyPoll,
+    ph: crate::kernel::PollNotifier,
+    events: crate::kernel::PollEvents,
+    flags: crate::kernel::PollFlags,
+    reply: crate::kernel::ReplyPoll,
 ) {
     if !fs.cfg.relay {
         // The kernel stops asking (and reports files always ready).
@@ -206,17 +206,17 @@ pub(super) fn poll(
     let Some(rl) = fs.relay_of(fh) else {
         // Files and directories are always ready, as without a poll method.
         let ready = libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM;
-        return reply.poll(fuser::PollEvents::from_bits_truncate(ready as u32));
+        return reply.poll(crate::kernel::PollEvents::from_bits_truncate(ready as u32));
     };
     let f = match fs.files.read().get(&fh.0).cloned() {
         Some(f) => f,
         None => return reply.error(Errno::EBADF),
     };
-    let schedule = flags.contains(fuser::PollFlags::FUSE_POLL_SCHEDULE_NOTIFY);
+    let schedule = flags.contains(crate::kernel::PollFlags::FUSE_POLL_SCHEDULE_NOTIFY);
     rl.poll(&fs.remote, &fs.wait(req), &f, ph, events, schedule, reply)
 }
 
-pub(super) fn ioctl(fs: &QtfsFs, fh: FileHandle, cmd: u32, reply: fuser::ReplyIoctl) {
+pub(super) fn ioctl(fs: &QtfsFs, fh: FileHandle, cmd: u32, reply: crate::kernel::ReplyIoctl) {
     match fs.relay_of(fh) {
         // Terminal attributes cannot travel (see crate::relay): accepted, no effect.
         Some(_) if relay::ignored_ioctl(cmd) => reply.ioctl(0, &[]),

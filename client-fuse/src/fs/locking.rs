@@ -1,7 +1,8 @@
-//! Lock glue: what GETLK, SETLK/SETLKW and FLUSH (a close(2) drops the owner's POSIX locks)
-//! hand to [`crate::locks`] from the file system.
+//! Lock glue: what GETLK, SETLK/SETLKW (byte ranges, and flock(2) with `FUSE_LK_FLOCK`)
+//! and FLUSH (a close(2) drops the owner's POSIX locks) hand to [`crate::locks`] from the
+//! file system.
 
-use fuser::{Errno, FileHandle, INodeNo, LockOwner, ReplyEmpty, Request};
+use crate::kernel::{Errno, FileHandle, INodeNo, LockOwner, ReplyEmpty, Request};
 
 use super::QtfsFs;
 use crate::procfs::Route;

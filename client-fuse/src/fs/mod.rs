@@ -15,7 +15,8 @@
 //! - [`io`]: READ, WRITE, FSYNC, FALLOCATE, LSEEK, POLL, IOCTL;
 //! - [`dir`]: directory handles and listings;
 //! - [`xattr`]: extended attributes;
-//! - [`locking`]: what GETLK and SETLK hand to [`crate::locks`], and FLUSH.
+//! - [`locking`]: what GETLK and SETLK (byte ranges and flock) hand to [`crate::locks`],
+//!   and FLUSH.
 //!
 //! Names and node ids live in [`crate::nodes`], the session and restart rules in
 //! [`crate::remote`], the page-cache bypass for pseudo file systems in [`crate::pseudo`],
@@ -40,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use fuser::{
+use crate::kernel::{
     Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
@@ -100,7 +101,7 @@ pub struct QtfsFs {
     cgroup_pids: Option<Arc<crate::cgroups::PidWrites>>,
     /// Set once the FUSE session exists; used to tell the kernel about attribute changes
     /// it cannot know of.
-    notifier: Arc<OnceLock<fuser::Notifier>>,
+    notifier: Arc<OnceLock<crate::kernel::Notifier>>,
     /// Open relayed files (`-o relay`), by file handle.
     relays: Mutex<HashMap<u64, Arc<Relay>>>,
 }
@@ -148,7 +149,7 @@ impl QtfsFs {
     }
 
     /// Where the daemon puts the session's notifier once it exists.
-    pub fn notifier_slot(&self) -> Arc<OnceLock<fuser::Notifier>> {
+    pub fn notifier_slot(&self) -> Arc<OnceLock<crate::kernel::Notifier>> {
         self.notifier.clone()
     }
 
@@ -318,7 +319,7 @@ impl Filesystem for QtfsFs {
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
+        _flags: Option<crate::kernel::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
         let (atime, mtime) = (attr::set_time(atime), attr::set_time(mtime));
@@ -434,9 +435,11 @@ impl Filesystem for QtfsFs {
         typ: i32,
         _pid: u32,
         sleep: bool,
+        flock: bool,
         reply: ReplyEmpty,
     ) {
         match self.lock_args(req, ino, fh, lock_owner) {
+            Ok(a) if flock => self.locks.flock(&a, typ, sleep, reply),
             Ok(a) => self.locks.setlk(&a, start, end, typ, sleep, reply),
             Err(e) => reply.error(e),
         }
@@ -539,10 +542,10 @@ impl Filesystem for QtfsFs {
         req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        ph: fuser::PollNotifier,
-        events: fuser::PollEvents,
-        flags: fuser::PollFlags,
-        reply: fuser::ReplyPoll,
+        ph: crate::kernel::PollNotifier,
+        events: crate::kernel::PollEvents,
+        flags: crate::kernel::PollFlags,
+        reply: crate::kernel::ReplyPoll,
     ) {
         io::poll(self, req, fh, ph, events, flags, reply)
     }
@@ -552,11 +555,11 @@ impl Filesystem for QtfsFs {
         _req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        _flags: fuser::IoctlFlags,
+        _flags: crate::kernel::IoctlFlags,
         cmd: u32,
         _in_data: &[u8],
         _out_size: u32,
-        reply: fuser::ReplyIoctl,
+        reply: crate::kernel::ReplyIoctl,
     ) {
         io::ioctl(self, fh, cmd, reply)
     }

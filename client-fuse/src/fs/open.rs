@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use fuser::{
+use crate::kernel::{
     Errno, FileHandle, FopenFlags, Generation, INodeNo, OpenFlags, ReplyCreate, ReplyEmpty, ReplyOpen, Request,
 };
 use qtfs_client::{ClientError, Cred, Ops, Result};

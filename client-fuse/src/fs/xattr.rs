@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use fuser::{Errno, INodeNo, ReplyEmpty, ReplyXattr, Request};
+use crate::kernel::{Errno, INodeNo, ReplyEmpty, ReplyXattr, Request};
 use qtfs_client::Ops;
 
 use super::{QtfsFs, errno};

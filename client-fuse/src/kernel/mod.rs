@@ -1,0 +1,46 @@
+//! The FUSE protocol layer of qtfs-fuse: everything between the kernel's FUSE wire and
+//! the file system ([`crate::fs`]), owned by this project (it replaced the `fuser`
+//! crate, which hid `FUSE_LK_FLOCK` and gave no control of INIT or of how requests are
+//! fetched and answered, both needed for flock locks and for FUSE over io_uring).
+//!
+//! Owns:
+//! - [`abi`]: the kernel ABI (`linux/fuse.h`): opcodes, INIT flags, structures decoded
+//!   from and encoded to bytes with every length checked;
+//! - [`request`]: a request's header and its operation, parsed from the operation's
+//!   structure and the bytes after it as two slices (the io_uring transport delivers
+//!   them in two buffers; `/dev/fuse` in one, which is split);
+//! - [`reply`]: the reply builders, each sent exactly once through a transport's
+//!   [`Sender`] (EIO when dropped unanswered), and [`notify`]: invalidations and poll
+//!   wakeups;
+//! - [`filesystem`]: the [`Filesystem`] trait, INIT's [`KernelConfig`] and the one
+//!   [`dispatch`] from operation to method;
+//! - [`uring`]: the FUSE-over-io_uring transport (a queue and its ring buffers);
+//! - [`session`] and [`mount`]: mounting (mount(2) as root, fusermount3 otherwise),
+//!   INIT, the worker threads on cloned `/dev/fuse` descriptors, and unmounting.
+//!
+//! Depends on nothing else of this crate: the file system depends on it, never the
+//! other way.
+
+pub mod abi;
+pub mod filesystem;
+pub mod mount;
+pub mod notify;
+pub mod reply;
+pub mod request;
+pub mod session;
+pub mod types;
+pub mod uring;
+
+pub use filesystem::{Filesystem, KernelConfig, dispatch};
+pub use mount::MountOptions;
+pub use notify::{Notifier, PollHandle, PollNotifier};
+pub use reply::{
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Sender,
+};
+pub use request::Request;
+pub use session::{Config, Session, Unmounter};
+pub use types::{
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags,
+    LockOwner, OpenFlags, PollEvents, PollFlags, RenameFlags, TimeOrNow, WriteFlags,
+};

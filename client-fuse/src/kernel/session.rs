@@ -1,0 +1,303 @@
+//! A FUSE session over `/dev/fuse`: mount, INIT, the serving threads, unmount.
+//!
+//! Threads: `threads` workers, each on its own descriptor (the first on the mount's,
+//! the others cloned with `FUSE_DEV_IOC_CLONE`, so that each answers on the descriptor
+//! it read from), each with one read buffer of `max_write` plus a page, reused for
+//! every request: read, dispatch, reply. A worker ends when the kernel reports ENODEV
+//! (the file system was unmounted) or DESTROY; [`Session::run`] returns when all did.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::abi::{self, InHeader, InitOut, op};
+use super::filesystem::{Filesystem, KernelConfig, dispatch};
+use super::mount::{self, Mount, MountOptions};
+use super::notify::Notifier;
+use super::reply::{ReplyEmpty, ReplyRaw, Sender};
+use super::request::{self, Op, Request};
+use super::types::Errno;
+
+/// How to mount and serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mount: MountOptions,
+    /// Worker threads (at least one).
+    pub threads: usize,
+    /// The largest WRITE the read buffers take (INIT asks for at most this).
+    pub max_write: u32,
+}
+
+/// One `/dev/fuse` descriptor: reads requests, writes answers.
+struct Dev(OwnedFd);
+
+impl Sender for Dev {
+    fn send(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+        loop {
+            // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
+            let r = unsafe { libc::writev(self.0.as_raw_fd(), parts.as_ptr().cast(), parts.len() as libc::c_int) };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Dev {
+    /// One request into `buf`: Ok(None) when the file system is gone (ENODEV).
+    fn receive(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: buf is writable for its whole length.
+            let r = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r >= 0 {
+                return Ok(Some(r as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENODEV) => return Ok(None),
+                // ENOENT: the request was interrupted before we read it.
+                Some(libc::ENOENT | libc::EINTR | libc::EAGAIN) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Another descriptor on the same connection (`FUSE_DEV_IOC_CLONE`).
+    fn clone_dev(&self) -> io::Result<Dev> {
+        let fd = OwnedFd::from(std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse")?);
+        let mut src = self.0.as_raw_fd() as u32;
+        // SAFETY: the ioctl reads one u32 (the descriptor to clone) from a live local.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), abi::DEV_IOC_CLONE as _, &mut src) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Dev(fd))
+    }
+}
+
+/// Unmounts the session's file system from another thread (once).
+#[derive(Debug, Clone)]
+pub struct Unmounter(Arc<Mutex<Option<Mount>>>);
+
+impl Unmounter {
+    pub fn unmount(&mut self) -> io::Result<()> {
+        let m = self.0.lock().take();
+        match m {
+            Some(m) => m.umount(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A mounted, initialised FUSE file system, ready to [`Session::run`].
+pub struct Session<F: Filesystem> {
+    fs: F,
+    dev: Arc<Dev>,
+    mount: Arc<Mutex<Option<Mount>>>,
+    threads: usize,
+    buf_size: usize,
+    /// Requests of other users than the mounting one are served (`allow_other`).
+    allow_other: bool,
+    owner: u32,
+    setxattr_ext: bool,
+}
+
+impl<F: Filesystem> Session<F> {
+    /// Mounts `fs` at `mountpoint` and completes INIT.
+    pub fn new(fs: F, mountpoint: &Path, cfg: &Config) -> io::Result<Session<F>> {
+        let (fd, m) = mount::mount(mountpoint, &cfg.mount)?;
+        let mut s = Session {
+            fs,
+            dev: Arc::new(Dev(fd)),
+            mount: Arc::new(Mutex::new(Some(m))),
+            threads: cfg.threads.max(1),
+            buf_size: (cfg.max_write as usize + 4096).max(abi::MIN_READ_BUFFER),
+            allow_other: cfg.mount.allow_other,
+            // SAFETY: geteuid cannot fail.
+            owner: unsafe { libc::geteuid() },
+            setxattr_ext: false,
+        };
+        s.handshake(cfg.max_write)?;
+        Ok(s)
+    }
+
+    fn handshake(&mut self, max_write: u32) -> io::Result<()> {
+        let mut buf = vec![0u8; self.buf_size];
+        let sender: Arc<dyn Sender> = self.dev.clone();
+        loop {
+            let Some(n) = self.dev.receive(&mut buf)? else {
+                return Err(io::Error::new(io::ErrorKind::NotConnected, "FUSE device gone during INIT"));
+            };
+            let (h, fixed, _) = match request::split(buf.get(..n).unwrap_or(&[]), false) {
+                Ok(x) => x,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "malformed request before INIT")),
+            };
+            let reply = ReplyRaw::new(h.unique, sender.clone());
+            let init = match Op::parse(h.opcode, fixed, &[]) {
+                Ok(Op::Init(i)) => i,
+                _ => {
+                    reply.error(Errno::EIO);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "request before INIT"));
+                }
+            };
+            if init.major > abi::KERNEL_VERSION {
+                // Our version only: the kernel sends INIT again with it.
+                let out =
+                    InitOut { major: abi::KERNEL_VERSION, minor: abi::KERNEL_MINOR_VERSION, ..Default::default() };
+                reply.ok(&[&out.encode()]);
+                continue;
+            }
+            if init.major < 7 || (init.major == 7 && init.minor < 6) {
+                reply.error(Errno::EPROTO);
+                return Err(io::Error::new(io::ErrorKind::Unsupported, "FUSE protocol older than 7.6"));
+            }
+            let mut config = KernelConfig::new(&init, max_write);
+            if let Err(e) = self.fs.init(&Request::new(h), &mut config) {
+                reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)));
+                return Err(e);
+            }
+            let out = config.reply();
+            tracing::debug!(
+                "INIT: kernel {}.{}, flags {:#x}, max_write {}, max_readahead {}, max_pages {}",
+                init.major,
+                init.minor,
+                out.flags,
+                out.max_write,
+                out.max_readahead,
+                out.max_pages
+            );
+            self.setxattr_ext = out.flags & abi::init::SETXATTR_EXT != 0;
+            let bytes = out.encode();
+            let len = if init.minor < 5 {
+                8
+            } else if init.minor < 23 {
+                24
+            } else {
+                InitOut::SIZE
+            };
+            reply.ok(&[bytes.get(..len).unwrap_or(&bytes)]);
+            return Ok(());
+        }
+    }
+
+    /// Sends notifications to the kernel (usable after the session ended: they fail).
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.dev.clone())
+    }
+
+    /// Unmounts from another thread (the signal handler's).
+    pub fn unmount_callable(&mut self) -> Unmounter {
+        Unmounter(self.mount.clone())
+    }
+
+    /// Serves until the file system is unmounted.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut devs = Vec::with_capacity(self.threads);
+        for _ in 1..self.threads {
+            devs.push(Arc::new(self.dev.clone_dev()?));
+        }
+        devs.push(self.dev.clone());
+        let notifier = self.notifier();
+        let me = &self;
+        let r = std::thread::scope(|sc| {
+            let mut handles = Vec::with_capacity(devs.len());
+            for (i, dev) in devs.into_iter().enumerate() {
+                let notifier = notifier.clone();
+                let h = std::thread::Builder::new()
+                    .name(format!("qtfs-fuse-{i}"))
+                    .spawn_scoped(sc, move || me.serve(dev, &notifier))?;
+                handles.push(h);
+            }
+            let mut r = Ok(());
+            for h in handles {
+                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE worker panicked")));
+                if r.is_ok() {
+                    r = t;
+                }
+            }
+            r
+        });
+        self.fs.destroy();
+        r
+    }
+
+    /// One worker: read, dispatch, reply, until the kernel says the file system is gone.
+    fn serve(&self, dev: Arc<Dev>, notifier: &Notifier) -> io::Result<()> {
+        let mut buf = vec![0u8; self.buf_size];
+        let sender: Arc<dyn Sender> = dev.clone();
+        loop {
+            let Some(n) = dev.receive(&mut buf)? else { return Ok(()) };
+            let (h, fixed, rest) = match request::split(buf.get(..n).unwrap_or(&[]), self.setxattr_ext) {
+                Ok(x) => x,
+                Err(h) => {
+                    tracing::warn!("malformed FUSE request ({n} bytes)");
+                    if let Some(h) = h.filter(answered) {
+                        ReplyRaw::new(h.unique, sender.clone()).error(Errno::EIO);
+                    }
+                    continue;
+                }
+            };
+            if h.opcode == op::DESTROY {
+                ReplyEmpty::new(h.unique, sender.clone()).ok();
+                return Ok(());
+            }
+            if !self.permitted(&h) {
+                ReplyRaw::new(h.unique, sender.clone()).error(Errno::EACCES);
+                continue;
+            }
+            match Op::parse(h.opcode, fixed, rest) {
+                Ok(o) => dispatch(&self.fs, &Request::new(h), o, &sender, notifier),
+                Err(e) if answered(&h) => ReplyRaw::new(h.unique, sender.clone()).error(e),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Without `allow_other`, only the mounting user's requests are served, and the
+    /// ones the kernel makes on its own (which may carry any user).
+    fn permitted(&self, h: &InHeader) -> bool {
+        if self.allow_other || h.uid == self.owner {
+            return true;
+        }
+        matches!(
+            h.opcode,
+            op::INIT
+                | op::DESTROY
+                | op::READ
+                | op::READDIR
+                | op::READDIRPLUS
+                | op::FORGET
+                | op::BATCH_FORGET
+                | op::WRITE
+                | op::FSYNC
+                | op::FSYNCDIR
+                | op::RELEASE
+                | op::RELEASEDIR
+                | op::INTERRUPT
+        )
+    }
+}
+
+/// Does the kernel wait for an answer to this request?
+fn answered(h: &InHeader) -> bool {
+    !matches!(h.opcode, op::FORGET | op::BATCH_FORGET)
+}
+
+impl<F: Filesystem> Drop for Session<F> {
+    fn drop(&mut self) {
+        // Unmounted unless the kernel ended the connection already (then the mount
+        // point may hold another mount by now).
+        if let Some(m) = self.mount.lock().take()
+            && mount::connected(&self.dev.0)
+            && let Err(e) = m.umount()
+        {
+            tracing::debug!("unmount: {e}");
+        }
+    }
+}
