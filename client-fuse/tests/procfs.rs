@@ -255,6 +255,10 @@ fn proc_option_redirects_self_local_mapped_and_host_processes() {
     let out = dpu.sh("ls MNT/1/task");
     assert!(out.lines().any(|l| l == host_tid.to_string()), "HOST tids under the mapped pid: {out}");
     // The rexec is gone (lock released, file left behind): the DPU's own pid 1 again.
+    // Unlocked explicitly: a process another test forks at this moment shares the
+    // descriptor (and its lock) until it execs.
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_UN) }, 0);
     drop(held);
     let out = dpu.sh("read -r l < MNT/1/stat; echo $l");
     assert_eq!(stat_of(&out), (1, "qtfs-fuse".to_string()), "a stale pid-map entry is ignored");
@@ -262,7 +266,9 @@ fn proc_option_redirects_self_local_mapped_and_host_processes() {
     t.join().unwrap();
 
     // Another local process is seen as itself, its directory listed from the local /proc.
-    let out = dpu.sh("sleep 30 & p=$!; read -r l < MNT/$p/stat; echo $l; echo $p; ls MNT/$p/fd; kill $p");
+    // (Its comm is the forking shell's until it has exec'd sleep: wait for that.)
+    let out = dpu.sh("sleep 30 & p=$!; until [ \"$(cat /proc/$p/comm)\" = sleep ]; do :; done; \
+         read -r l < MNT/$p/stat; echo $l; echo $p; ls MNT/$p/fd; kill $p");
     let (pid, comm) = stat_of(out.lines().next().unwrap());
     assert_eq!(pid.to_string(), out.lines().nth(1).unwrap(), "{out}");
     assert_eq!(comm, "sleep");
