@@ -42,7 +42,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::kernel::{
-    Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, Lock, LockOwner, OpenFlags, RenameFlags,
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
     ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -406,41 +406,17 @@ impl Filesystem for QtfsFs {
         locking::flush(self, ino, lock_owner, reply)
     }
 
-    fn getlk(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        lock_owner: LockOwner,
-        start: u64,
-        end: u64,
-        typ: i32,
-        _pid: u32,
-        reply: ReplyLock,
-    ) {
-        match self.lock_args(req, ino, fh, lock_owner) {
-            Ok(a) => self.locks.getlk(&a, start, end, typ, reply),
+    fn getlk(&self, req: &Request, ino: INodeNo, lk: Lock, reply: ReplyLock) {
+        match self.lock_args(req, ino, lk.fh, lk.owner) {
+            Ok(a) => self.locks.getlk(&a, lk.start, lk.end, lk.typ, reply),
             Err(e) => reply.error(e),
         }
     }
 
-    fn setlk(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        lock_owner: LockOwner,
-        start: u64,
-        end: u64,
-        typ: i32,
-        _pid: u32,
-        sleep: bool,
-        flock: bool,
-        reply: ReplyEmpty,
-    ) {
-        match self.lock_args(req, ino, fh, lock_owner) {
-            Ok(a) if flock => self.locks.flock(&a, typ, sleep, reply),
-            Ok(a) => self.locks.setlk(&a, start, end, typ, sleep, reply),
+    fn setlk(&self, req: &Request, ino: INodeNo, lk: Lock, sleep: bool, reply: ReplyEmpty) {
+        match self.lock_args(req, ino, lk.fh, lk.owner) {
+            Ok(a) if lk.flock => self.locks.flock(&a, lk.typ, sleep, reply),
+            Ok(a) => self.locks.setlk(&a, lk.start, lk.end, lk.typ, sleep, reply),
             Err(e) => reply.error(e),
         }
     }

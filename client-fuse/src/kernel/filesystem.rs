@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::abi::{self, InitIn, InitOut};
 use super::notify::{Notifier, PollNotifier};
 use super::reply::*;
-use super::request::{Op, Request};
+use super::request::{LkIn, Op, Request};
 use super::types::*;
 
 /// What INIT negotiates: the kernel's offer and what the file system asks for.
@@ -138,6 +138,36 @@ impl KernelConfig {
     }
 }
 
+/// A lock request (GETLK, SETLK, SETLKW): the byte range `start..=end` (inclusive; a
+/// flock(2) covers the whole file) of type `typ` (`F_RDLCK`, `F_WRLCK`, `F_UNLCK`) for
+/// `owner`, through the open file `fh`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lock {
+    pub fh: FileHandle,
+    pub owner: LockOwner,
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    /// The caller's pid (as the kernel's pid namespace of the mount sees it).
+    pub pid: u32,
+    /// A flock(2) (`FUSE_LK_FLOCK`), not a byte-range lock.
+    pub flock: bool,
+}
+
+impl From<&LkIn> for Lock {
+    fn from(l: &LkIn) -> Lock {
+        Lock {
+            fh: FileHandle(l.fh),
+            owner: LockOwner(l.owner),
+            start: l.start,
+            end: l.end,
+            typ: l.typ as i32,
+            pid: l.pid,
+            flock: l.lk_flags & abi::LK_FLOCK != 0,
+        }
+    }
+}
+
 /// A file system served over FUSE: one method per operation, each answering through
 /// its reply (now or later, from any thread).
 #[allow(clippy::too_many_arguments)]
@@ -239,33 +269,10 @@ pub trait Filesystem: Send + Sync + 'static {
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr);
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr);
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty);
-    fn getlk(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        lock_owner: LockOwner,
-        start: u64,
-        end: u64,
-        typ: i32,
-        pid: u32,
-        reply: ReplyLock,
-    );
-    /// SETLK/SETLKW (`sleep`); `flock`: a flock(2) (FUSE_LK_FLOCK), whole-file.
-    fn setlk(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        lock_owner: LockOwner,
-        start: u64,
-        end: u64,
-        typ: i32,
-        pid: u32,
-        sleep: bool,
-        flock: bool,
-        reply: ReplyEmpty,
-    );
+    /// GETLK: the first lock conflicting with `lk`.
+    fn getlk(&self, req: &Request, ino: INodeNo, lk: Lock, reply: ReplyLock);
+    /// SETLK/SETLKW (`sleep`): take or release `lk` (a flock(2) when `lk.flock`).
+    fn setlk(&self, req: &Request, ino: INodeNo, lk: Lock, sleep: bool, reply: ReplyEmpty);
     fn create(
         &self,
         req: &Request,
@@ -408,15 +415,8 @@ pub fn dispatch<F: Filesystem>(fs: &F, req: &Request, op: Op<'_>, sender: &Arc<d
             fs.releasedir(req, ino, FileHandle(r.fh), OpenFlags(r.flags as i32), ReplyEmpty::new(u, s))
         }
         Op::Fsyncdir { fh, datasync } => fs.fsyncdir(req, ino, FileHandle(fh), datasync, ReplyEmpty::new(u, s)),
-        Op::Getlk(l) => {
-            let reply = ReplyLock::new(u, s);
-            fs.getlk(req, ino, FileHandle(l.fh), LockOwner(l.owner), l.start, l.end, l.typ as i32, l.pid, reply)
-        }
-        Op::Setlk { lk: l, sleep } => {
-            let flock = l.lk_flags & abi::LK_FLOCK != 0;
-            let (fh, owner, reply) = (FileHandle(l.fh), LockOwner(l.owner), ReplyEmpty::new(u, s));
-            fs.setlk(req, ino, fh, owner, l.start, l.end, l.typ as i32, l.pid, sleep, flock, reply)
-        }
+        Op::Getlk(l) => fs.getlk(req, ino, Lock::from(&l), ReplyLock::new(u, s)),
+        Op::Setlk { lk: l, sleep } => fs.setlk(req, ino, Lock::from(&l), sleep, ReplyEmpty::new(u, s)),
         Op::Create { flags, mode, umask, name } => {
             fs.create(req, ino, name, mode, umask, flags as i32, ReplyCreate::new(u, s))
         }

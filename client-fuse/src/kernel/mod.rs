@@ -31,7 +31,7 @@ pub mod session;
 pub mod types;
 pub mod uring;
 
-pub use filesystem::{Filesystem, KernelConfig, dispatch};
+pub use filesystem::{Filesystem, KernelConfig, Lock, dispatch};
 pub use mount::MountOptions;
 pub use notify::{Notifier, PollHandle, PollNotifier};
 pub use reply::{
