@@ -14,7 +14,11 @@
 //! engine request while the others keep reading `/dev/fuse`, so fio at iodepth 16 has 16
 //! requests on the wire, each worker on its own engine connection of the shared session
 //! ([`direct`]). Owning the wire gives flock(2) (`FUSE_LK_FLOCK`, which `fuser` 0.18
-//! dropped) and room for FUSE over io_uring ([`kernel::uring`]).
+//! dropped) and FUSE over io_uring (`-o io_uring=auto|on|off`, [`kernel::ring`]): where
+//! the kernel offers it, requests come through one ring per possible CPU, whose threads
+//! only do ring I/O and hand each request to a pool of `threads` workers running the
+//! same parsing and dispatch; two `/dev/fuse` workers stay for FORGET, INTERRUPT and
+//! notifications.
 //!
 //! ## Data path and caching (the coherence contract)
 //!

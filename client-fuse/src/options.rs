@@ -9,6 +9,7 @@ use qtfs_proto::Addr;
 
 use crate::error::FuseError;
 use crate::fs::FsConfig;
+use crate::kernel::UringMode;
 use crate::procfs::ProcConfig;
 
 const AFTER_HELP: &str = "\
@@ -27,6 +28,11 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         (for tests and comparisons; `inval`, the default, asks for them)
   readahead_kb=KB       kernel readahead for this mount (default 1024)
   threads=N             FUSE worker threads, the most requests in flight (default 32)
+  io_uring=auto|on|off  how requests reach qtfs-fuse: FUSE over io_uring (one ring per possible
+                        CPU, Linux 6.14+, only while /sys/module/fuse/parameters/enable_uring is
+                        Y) or /dev/fuse. auto (default): io_uring when the kernel offers it; on:
+                        the mount fails when it does not; off: /dev/fuse. The log says which
+                        (`transport:` at --log-level info)
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
                         at once while it stays away longer, they fail with ETIMEDOUT
   proc                  for a mount of the HOST's /proc: files are read without page cache (as
@@ -129,6 +135,8 @@ pub struct MountConfig {
     pub inval: bool,
     pub readahead_kb: u32,
     pub threads: usize,
+    /// `-o io_uring=`: FUSE over io_uring or `/dev/fuse`.
+    pub io_uring: UringMode,
     pub reconnect_timeout: Duration,
     pub allow_other: bool,
     /// Plain mount flags passed to the kernel (nosuid, nodev, …).
@@ -182,6 +190,7 @@ impl MountConfig {
             inval: true,
             readahead_kb: 1024,
             threads: 32,
+            io_uring: UringMode::Auto,
             reconnect_timeout: Duration::from_secs(30),
             allow_other: root,
             flags: Vec::new(),
@@ -217,6 +226,14 @@ impl MountConfig {
                 "noinval" => c.inval = false,
                 "readahead_kb" => c.readahead_kb = num(k, val()?)?,
                 "threads" => c.threads = num(k, val()?)?,
+                "io_uring" => {
+                    c.io_uring = match val()? {
+                        "auto" => UringMode::Auto,
+                        "on" => UringMode::On,
+                        "off" => UringMode::Off,
+                        v => return Err(FuseError::Usage(format!("-o io_uring={v}: auto, on or off"))),
+                    }
+                }
                 "server" => server = Some(val()?.to_string()),
                 "psk_file" => psk_file = Some(PathBuf::from(val()?)),
                 "insecure" | "insecure_test_mode" => insecure = true,
@@ -353,5 +370,12 @@ mod tests {
         let v = parse(&["--insecure-test-mode", "-o", "cgroup_pids=verbatim", "/sys", "/tmp"]).unwrap();
         assert!(v.fs.cgroup_pids.is_none());
         assert!(parse(&["--insecure-test-mode", "-o", "cgroup_pids=x", "/sys", "/tmp"]).is_err());
+        assert_eq!(c.io_uring, UringMode::Auto);
+        let u = |v: &str| parse(&["--insecure-test-mode", "-o", v, "/srv/x", "/tmp"]).map(|c| c.io_uring);
+        assert_eq!(u("io_uring=on").unwrap(), UringMode::On);
+        assert_eq!(u("io_uring=off").unwrap(), UringMode::Off);
+        assert_eq!(u("io_uring=auto").unwrap(), UringMode::Auto);
+        assert!(u("io_uring=yes").is_err());
+        assert!(u("io_uring").is_err());
     }
 }

@@ -14,7 +14,8 @@
 //!   wakeups;
 //! - [`filesystem`]: the [`Filesystem`] trait, INIT's [`KernelConfig`] and the one
 //!   [`dispatch`] from operation to method;
-//! - [`uring`]: the FUSE-over-io_uring transport (a queue and its ring buffers);
+//! - [`uring`]: the FUSE-over-io_uring transport (a queue and its ring buffers), and
+//!   [`ring`]: a session's queues and the worker pool that serves them;
 //! - [`session`] and [`mount`]: mounting (mount(2) as root, fusermount3 otherwise),
 //!   INIT, the worker threads on cloned `/dev/fuse` descriptors, and unmounting.
 //!
@@ -27,6 +28,7 @@ pub mod mount;
 pub mod notify;
 pub mod reply;
 pub mod request;
+pub mod ring;
 pub mod session;
 pub mod types;
 pub mod uring;
@@ -39,7 +41,7 @@ pub use reply::{
     ReplyLock, ReplyLseek, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Sender,
 };
 pub use request::Request;
-pub use session::{Config, Session, Unmounter};
+pub use session::{Config, Session, Unmounter, UringMode};
 pub use types::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags,
     LockOwner, OpenFlags, PollEvents, PollFlags, RenameFlags, TimeOrNow, WriteFlags,

@@ -173,6 +173,22 @@ pub fn connected(dev: &OwnedFd) -> bool {
 }
 
 impl Mount {
+    /// Ends the connection even while the mount is busy (`MNT_FORCE` aborts a FUSE
+    /// connection: requests waiting in the kernel fail at once), then unmounts, lazily if
+    /// need be; without the right to, as [`umount`](Self::umount).
+    pub fn abort(&self) -> io::Result<()> {
+        let p = cpath(&self.mountpoint)?;
+        // SAFETY: p is a NUL-terminated path.
+        if unsafe { libc::umount2(p.as_ptr(), libc::MNT_FORCE) } == 0 {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } == 0 {
+            return Ok(());
+        }
+        self.umount()
+    }
+
     /// umount(2); where that is not permitted, `fusermount3 -u -q -z`.
     pub fn umount(&self) -> io::Result<()> {
         let p = cpath(&self.mountpoint)?;

@@ -264,6 +264,55 @@ pub fn split(buf: &[u8], setxattr_ext: bool) -> Result<Split<'_>, Option<InHeade
     Ok((h, fixed, rest))
 }
 
+/// A request of the io_uring transport, delivered apart: the header, the operation's
+/// structure (`op_in`, exactly as long as the kernel's first argument) and the other
+/// arguments (`payload`), as (header, fixed, rest) with the extensions the header
+/// announces (`total_extlen`, at the payload's end) left out. `Err`: a header too short
+/// or extensions longer than the payload.
+pub fn split_ring<'a>(in_header: &[u8], op_in: &'a [u8], payload: &'a [u8]) -> Result<Split<'a>, Option<InHeader>> {
+    let h = InHeader::decode(in_header).ok_or(None)?;
+    let ext = usize::from(h.total_extlen) * 8;
+    let rest = payload.get(..payload.len().checked_sub(ext).ok_or(Some(h))?).ok_or(Some(h))?;
+    Ok((h, op_in, rest))
+}
+
+/// Which requests are served: without `allow_other`, only the mounting user's and the
+/// ones the kernel makes on its own (which may carry any user).
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    pub allow_other: bool,
+    pub owner: u32,
+}
+
+impl Gate {
+    pub fn permitted(&self, h: &InHeader) -> bool {
+        if self.allow_other || h.uid == self.owner {
+            return true;
+        }
+        matches!(
+            h.opcode,
+            op::INIT
+                | op::DESTROY
+                | op::READ
+                | op::READDIR
+                | op::READDIRPLUS
+                | op::FORGET
+                | op::BATCH_FORGET
+                | op::WRITE
+                | op::FSYNC
+                | op::FSYNCDIR
+                | op::RELEASE
+                | op::RELEASEDIR
+                | op::INTERRUPT
+        )
+    }
+}
+
+/// Does the kernel wait for an answer to this request?
+pub fn answered(h: &InHeader) -> bool {
+    !matches!(h.opcode, op::FORGET | op::BATCH_FORGET)
+}
+
 fn name(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(abi::cstr(b).0)
 }

@@ -1,10 +1,17 @@
-//! A FUSE session over `/dev/fuse`: mount, INIT, the serving threads, unmount.
+//! A FUSE session: mount, INIT, the serving threads, unmount.
 //!
-//! Threads: `threads` workers, each on its own descriptor (the first on the mount's,
-//! the others cloned with `FUSE_DEV_IOC_CLONE`, so that each answers on the descriptor
-//! it read from), each with one read buffer of `max_write` plus a page, reused for
-//! every request: read, dispatch, reply. A worker ends when the kernel reports ENODEV
-//! (the file system was unmounted) or DESTROY; [`Session::run`] returns when all did.
+//! Transport, chosen at INIT ([`UringMode`]): FUSE over io_uring when the kernel offers
+//! it (`/sys/module/fuse/parameters/enable_uring` = Y) and `-o io_uring` allows it, else
+//! `/dev/fuse` alone.
+//!
+//! `/dev/fuse` threads: `threads` workers (2 with io_uring, which leaves them FORGET,
+//! INTERRUPT and what comes before the rings are ready), each on its own descriptor (the
+//! first on the mount's, the others cloned with `FUSE_DEV_IOC_CLONE`, so that each
+//! answers on the descriptor it read from), each with one read buffer of `max_write` plus
+//! a page, reused for every request: read, dispatch, reply. A worker ends when the kernel
+//! reports ENODEV (the file system was unmounted) or DESTROY. With io_uring, the queues
+//! and their worker pool ([`super::ring`]) start first in [`Session::run`], which returns
+//! when every thread ended.
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,13 +20,31 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::abi::{self, InHeader, InitOut, op};
+use super::abi::{self, InitOut, op};
 use super::filesystem::{Filesystem, KernelConfig, dispatch};
 use super::mount::{self, Mount, MountOptions};
 use super::notify::Notifier;
 use super::reply::{ReplyEmpty, ReplyRaw, Sender};
-use super::request::{self, Op, Request};
-use super::types::Errno;
+use super::request::{self, Gate, Op, Request, answered};
+use super::ring::{self, RingPlan};
+use super::types::{Errno, InitFlags};
+use super::uring;
+
+/// `-o io_uring=`: whether requests come through FUSE over io_uring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UringMode {
+    /// When the kernel offers it.
+    #[default]
+    Auto,
+    /// Always: the mount fails when the kernel does not offer it.
+    On,
+    /// Never: `/dev/fuse` only.
+    Off,
+}
+
+/// The `/dev/fuse` workers kept beside the rings.
+const DEV_THREADS_WITH_URING: usize = 2;
+const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
 /// How to mount and serve.
 #[derive(Debug, Clone)]
@@ -29,6 +54,8 @@ pub struct Config {
     pub threads: usize,
     /// The largest WRITE the read buffers take (INIT asks for at most this).
     pub max_write: u32,
+    /// FUSE over io_uring or `/dev/fuse`.
+    pub io_uring: UringMode,
 }
 
 /// One `/dev/fuse` descriptor: reads requests, writes answers.
@@ -102,10 +129,13 @@ pub struct Session<F: Filesystem> {
     mount: Arc<Mutex<Option<Mount>>>,
     threads: usize,
     buf_size: usize,
-    /// Requests of other users than the mounting one are served (`allow_other`).
-    allow_other: bool,
-    owner: u32,
+    gate: Gate,
     setxattr_ext: bool,
+    mode: UringMode,
+    /// The rings INIT agreed on; None: `/dev/fuse` only.
+    rings: Option<RingPlan>,
+    /// Why io_uring is not used (for the log).
+    no_uring: String,
 }
 
 impl<F: Filesystem> Session<F> {
@@ -118,10 +148,12 @@ impl<F: Filesystem> Session<F> {
             mount: Arc::new(Mutex::new(Some(m))),
             threads: cfg.threads.max(1),
             buf_size: (cfg.max_write as usize + 4096).max(abi::MIN_READ_BUFFER),
-            allow_other: cfg.mount.allow_other,
             // SAFETY: geteuid cannot fail.
-            owner: unsafe { libc::geteuid() },
+            gate: Gate { allow_other: cfg.mount.allow_other, owner: unsafe { libc::geteuid() } },
             setxattr_ext: false,
+            mode: cfg.io_uring,
+            rings: None,
+            no_uring: String::new(),
         };
         s.handshake(cfg.max_write)?;
         Ok(s)
@@ -162,7 +194,32 @@ impl<F: Filesystem> Session<F> {
                 reply.error(Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO)));
                 return Err(e);
             }
+            // The kernel's queues: one per possible CPU.
+            let offered = uring_offer(init.major, init.minor, init.flags)
+                .and_then(|()| ring::possible_cpus().map_err(|e| format!("cannot count the possible CPUs: {e}")));
+            let queues = match (self.mode, &offered) {
+                (UringMode::Off, _) => {
+                    self.no_uring = "-o io_uring=off".into();
+                    None
+                }
+                (_, Ok(n)) => config.add_capabilities(InitFlags::FUSE_OVER_IO_URING).ok().map(|()| *n),
+                (UringMode::On, Err(why)) => {
+                    reply.error(Errno::EPROTO);
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("-o io_uring=on: the kernel does not offer FUSE over io_uring: {why}"),
+                    ));
+                }
+                (UringMode::Auto, Err(why)) => {
+                    self.no_uring = format!("io_uring not offered: {why}");
+                    None
+                }
+            };
             let out = config.reply();
+            if let Some(queues) = queues {
+                let payload = uring::min_payload_size(out.max_write, out.max_pages);
+                self.rings = Some(RingPlan { queues, depth: ring::QUEUE_DEPTH, payload });
+            }
             tracing::debug!(
                 "INIT: kernel {}.{}, flags {:#x}, max_write {}, max_readahead {}, max_pages {}",
                 init.major,
@@ -198,8 +255,9 @@ impl<F: Filesystem> Session<F> {
 
     /// Serves until the file system is unmounted.
     pub fn run(mut self) -> io::Result<()> {
-        let mut devs = Vec::with_capacity(self.threads);
-        for _ in 1..self.threads {
+        let dev_threads = if self.rings.is_some() { DEV_THREADS_WITH_URING } else { self.threads };
+        let mut devs = Vec::with_capacity(dev_threads);
+        for _ in 1..dev_threads {
             devs.push(Arc::new(self.dev.clone_dev()?));
         }
         devs.push(self.dev.clone());
@@ -215,8 +273,46 @@ impl<F: Filesystem> Session<F> {
                 handles.push(h);
             }
             let mut r = Ok(());
+            let mut ring_handles = Vec::new();
+            if let Some(plan) = me.rings {
+                let fd = me.dev.0.as_raw_fd();
+                let (rings, registered) = ring::start(sc, &me.fs, me.gate, fd, plan, me.threads, &notifier);
+                ring_handles = rings.handles;
+                match registered {
+                    Ok(()) => tracing::info!(
+                        "transport: io_uring ({} queues, depth {}), {} workers, payload {} bytes; /dev/fuse: {} threads",
+                        plan.queues,
+                        plan.depth,
+                        me.threads,
+                        plan.payload,
+                        dev_threads
+                    ),
+                    // Unmounted (a signal) while the queues registered: an ordinary end.
+                    Err(e) if !mount::connected(&me.dev.0) => {
+                        tracing::info!("unmounted before the io_uring queues were ready ({e})");
+                        ring_handles.clear();
+                    }
+                    Err(e) => {
+                        // INIT said io_uring: the kernel holds every new request until each
+                        // queue has an entry, so the connection must end.
+                        tracing::error!("FUSE over io_uring could not start, unmounting: {e}");
+                        if let Some(m) = me.mount.lock().take()
+                            && let Err(e) = m.abort()
+                        {
+                            tracing::warn!("unmount: {e}");
+                        }
+                        r = Err(io::Error::new(e.kind(), format!("FUSE over io_uring could not start: {e}")));
+                        ring_handles.clear();
+                    }
+                }
+            } else {
+                tracing::info!("transport: /dev/fuse ({} threads; {})", dev_threads, me.no_uring);
+            }
+            // After a failed start the ring threads' own errors say nothing more (the
+            // scope still waits for them).
+            handles.extend(ring_handles);
             for h in handles {
-                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE worker panicked")));
+                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE thread panicked")));
                 if r.is_ok() {
                     r = t;
                 }
@@ -247,7 +343,7 @@ impl<F: Filesystem> Session<F> {
                 ReplyEmpty::new(h.unique, sender.clone()).ok();
                 return Ok(());
             }
-            if !self.permitted(&h) {
+            if !self.gate.permitted(&h) {
                 ReplyRaw::new(h.unique, sender.clone()).error(Errno::EACCES);
                 continue;
             }
@@ -258,35 +354,20 @@ impl<F: Filesystem> Session<F> {
             }
         }
     }
-
-    /// Without `allow_other`, only the mounting user's requests are served, and the
-    /// ones the kernel makes on its own (which may carry any user).
-    fn permitted(&self, h: &InHeader) -> bool {
-        if self.allow_other || h.uid == self.owner {
-            return true;
-        }
-        matches!(
-            h.opcode,
-            op::INIT
-                | op::DESTROY
-                | op::READ
-                | op::READDIR
-                | op::READDIRPLUS
-                | op::FORGET
-                | op::BATCH_FORGET
-                | op::WRITE
-                | op::FSYNC
-                | op::FSYNCDIR
-                | op::RELEASE
-                | op::RELEASEDIR
-                | op::INTERRUPT
-        )
-    }
 }
 
-/// Does the kernel wait for an answer to this request?
-fn answered(h: &InHeader) -> bool {
-    !matches!(h.opcode, op::FORGET | op::BATCH_FORGET)
+/// Whether the kernel offers FUSE over io_uring at INIT; Err: why not.
+fn uring_offer(major: u32, minor: u32, flags: u64) -> Result<(), String> {
+    if flags & abi::init::OVER_IO_URING != 0 {
+        return Ok(());
+    }
+    if major == 7 && minor < uring::FUSE_URING_MIN_MINOR {
+        return Err(format!("kernel FUSE protocol 7.{minor}, io_uring needs 7.{}", uring::FUSE_URING_MIN_MINOR));
+    }
+    Err(match std::fs::read_to_string(ENABLE_URING) {
+        Ok(v) => format!("{ENABLE_URING} is {} (Y enables it)", v.trim()),
+        Err(_) => format!("this kernel has no {ENABLE_URING}"),
+    })
 }
 
 impl<F: Filesystem> Drop for Session<F> {

@@ -256,7 +256,8 @@ impl Rig {
         format!("tcp:127.0.0.1:{}", self.port())
     }
 
-    /// The common arguments of a qtfs-fuse command line (before REMOTE MNT).
+    /// The common arguments of a qtfs-fuse command line (before REMOTE MNT), with the
+    /// transport of [`transport_uring`]: `-o io_uring=on` or `-o io_uring=off`.
     pub fn fuse_args(&self) -> Vec<String> {
         let mut a = vec!["-f".to_string(), "--server".into(), self.server(), "--connections".into()];
         a.push(self.opts.connections.to_string());
@@ -268,6 +269,8 @@ impl Rig {
         }
         a.push("--log-level".into());
         a.push("info".into());
+        a.push("-o".into());
+        a.push(if transport_uring() { "io_uring=on" } else { "io_uring=off" }.into());
         for o in &self.opts.mount_opts {
             a.push("-o".into());
             a.push(o.clone());
@@ -294,6 +297,22 @@ impl Rig {
             panic!("qtfs-fuse did not mount: {:?}", self.fuse_log.lock().unwrap());
         }
         self.fuse = Some(child);
+        self.check_transport();
+    }
+
+    /// Waits for qtfs-fuse's `transport:` line and checks it names the transport asked
+    /// for (`QTFS_FUSE_TRANSPORT`).
+    pub fn check_transport(&self) {
+        let line = || self.fuse_log.lock().unwrap().iter().rev().find(|l| l.contains("transport: ")).cloned();
+        // The line comes once the rings are registered, right after INIT.
+        assert!(
+            wait_until(Duration::from_secs(20), || line().is_some()),
+            "no transport line from qtfs-fuse: {:?}",
+            self.fuse_log.lock().unwrap()
+        );
+        let l = line().unwrap();
+        let want = if transport_uring() { "transport: io_uring" } else { "transport: /dev/fuse" };
+        assert!(l.contains(want), "QTFS_FUSE_TRANSPORT wants {want:?}, qtfs-fuse says: {l}");
     }
 
     /// Unmounts and waits for qtfs-fuse to exit; returns its exit status code.
@@ -347,6 +366,17 @@ impl Drop for Rig {
             let _ = e.child.kill();
             let _ = e.child.wait();
         }
+    }
+}
+
+/// `QTFS_FUSE_TRANSPORT=uring`: the mounts use FUSE over io_uring (`-o io_uring=on`; the
+/// caller sets /sys/module/fuse/parameters/enable_uring to Y, the rig does not touch it);
+/// `dev` or unset: `/dev/fuse` (`-o io_uring=off`).
+pub fn transport_uring() -> bool {
+    match std::env::var("QTFS_FUSE_TRANSPORT").as_deref() {
+        Ok("uring") => true,
+        Ok("dev") | Ok("") | Err(_) => false,
+        Ok(v) => panic!("QTFS_FUSE_TRANSPORT={v}: uring or dev"),
     }
 }
 

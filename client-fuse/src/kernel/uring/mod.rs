@@ -6,7 +6,9 @@
 //! the buffers the kernel writes requests into and reads replies from, and the
 //! REGISTER / COMMIT_AND_FETCH cycle. Parsing a request and building a reply body stay
 //! with the protocol layer: a handler gets the request as byte slices and writes the
-//! reply body into a buffer.
+//! reply body into a buffer ([`UringQueue::run`], on the queue's thread), or a worker
+//! gets it as a [`RingEntry`] and answers later from any thread
+//! ([`UringQueue::run_async`], module `pending`: what qtfs-fuse's sessions use).
 //!
 //! ## Why the `io-uring` crate and this ABI
 //!
@@ -77,7 +79,9 @@ use std::ptr::NonNull;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 mod abi;
+mod pending;
 pub use abi::*;
+pub use pending::{Completions, RingEntry};
 
 /// A request taken from a ring entry. The slices point into the entry's buffers.
 #[derive(Debug)]
@@ -247,6 +251,9 @@ enum EntState {
     Registered,
     /// COMMIT_AND_FETCH submitted for this commit id.
     Committed(u64),
+    /// Holding the request of this commit id, handed to a worker as a [`RingEntry`]
+    /// ([`UringQueue::run_async`]): its buffers belong to that entry until it comes back.
+    Serving(u64),
     /// The kernel ended the entry (or it failed): its buffers are no longer used.
     Ended,
 }
@@ -282,6 +289,8 @@ pub struct UringQueue {
     scratch: Vec<u8>,
     first_error: Option<io::Error>,
     eagain_tries: u32,
+    /// Some entry ended because the connection did (unmount, abort).
+    conn_ended: bool,
 }
 
 // SAFETY: the raw pointers point to allocations owned by this queue alone (nothing else
@@ -325,7 +334,7 @@ impl UringQueue {
             .setup_cqsize(u32::from(depth) * 2)
             .setup_submit_all()
             .setup_coop_taskrun()
-            .build(u32::from(depth))?;
+            .build(u32::from(depth) + 1)?;
 
         let payload_layout = Layout::from_size_align(payload_size, page_size().max(8))
             .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
@@ -352,6 +361,7 @@ impl UringQueue {
             scratch: Vec::new(),
             first_error: None,
             eagain_tries: 0,
+            conn_ended: false,
         };
         for _ in 0..depth_n {
             // SAFETY: the layout has a non-zero size (payload_size > 0).
@@ -418,7 +428,9 @@ impl UringQueue {
             done.clear();
             done.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
             for &(user_data, res) in &done {
-                self.complete(user_data, res, handler)?;
+                if let Some(idx) = self.complete(user_data, res)? {
+                    self.serve(idx, handler)?;
+                }
             }
         }
         match self.first_error.take() {
@@ -446,16 +458,15 @@ impl UringQueue {
         }
     }
 
-    fn complete<F>(&mut self, user_data: u64, res: i32, handler: &mut F) -> io::Result<()>
-    where
-        F: FnMut(&RingRequest<'_>, &mut RingReply<'_>),
-    {
+    /// One completion of an entry's command: `Some(idx)` when the entry now holds a
+    /// request to serve.
+    fn complete(&mut self, user_data: u64, res: i32) -> io::Result<Option<usize>> {
         let Some(idx) = usize::try_from(user_data).ok().filter(|&i| i < self.depth) else {
             tracing::warn!(qid = self.qid, user_data, "fuse io_uring: completion for no entry");
-            return Ok(());
+            return Ok(None);
         };
         let was = self.state[idx];
-        if matches!(was, EntState::Idle | EntState::Ended) {
+        if matches!(was, EntState::Idle | EntState::Ended | EntState::Serving(_)) {
             tracing::warn!(
                 qid = self.qid,
                 entry = idx,
@@ -463,12 +474,13 @@ impl UringQueue {
                 res,
                 "fuse io_uring: completion for an entry not in the kernel"
             );
-            return Ok(());
+            return Ok(None);
         }
         if res < 0 {
             let errno = -res;
             match errno {
                 libc::ENOTCONN | libc::ENODEV | libc::ECANCELED | libc::ECONNABORTED => {
+                    self.conn_ended = true;
                     self.end_entry(idx, None);
                 }
                 libc::EAGAIN | libc::EINTR if was == EntState::Registered => {
@@ -496,9 +508,9 @@ impl UringQueue {
                     self.end_entry(idx, Some(e));
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
-        self.serve(idx, handler)
+        Ok(Some(idx))
     }
 
     /// The entry holds a request: hand it to the handler, write the reply, commit it.

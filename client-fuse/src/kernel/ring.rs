@@ -1,0 +1,194 @@
+//! Serving a session through FUSE over io_uring: one [`UringQueue`] per possible CPU,
+//! each on its own thread (`qtfs-uring-Q`) doing only ring I/O, and a pool of worker
+//! threads (`qtfs-fuse-rN`, as many as the mount's `threads`) that parse and [`dispatch`]
+//! each request, answering through the entry itself ([`RingEntry`] is the [`Sender`]).
+//! A reply may come from any thread at any later time (a lock wait answers from its own
+//! thread): the entry goes back to its queue, and is committed, once the reply was sent
+//! and the worker's `dispatch` returned (the last reference to the entry is dropped).
+//! The parsing and the operations are the `/dev/fuse` path's ([`request::Op::parse`],
+//! [`dispatch`]); only the transport differs.
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::sync::{Arc, mpsc};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use parking_lot::Mutex;
+
+use super::abi::op;
+use super::filesystem::{Filesystem, dispatch};
+use super::notify::Notifier;
+use super::reply::{ReplyEmpty, ReplyRaw, Sender};
+use super::request::{self, Gate, Op, Request};
+use super::types::Errno;
+use super::uring::{Completions, RingEntry, UringQueue};
+
+/// Ring entries per queue.
+pub const QUEUE_DEPTH: u16 = 16;
+
+impl Sender for RingEntry {
+    fn send(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+        self.send_message(parts)
+    }
+}
+
+/// The rings of a session: their number, depth and payload buffer size.
+#[derive(Debug, Clone, Copy)]
+pub struct RingPlan {
+    pub queues: usize,
+    pub depth: u16,
+    pub payload: usize,
+}
+
+/// The number of possible CPUs (`/sys/devices/system/cpu/possible`, e.g. `0-3,8-11`),
+/// the kernel's number of queues.
+pub fn possible_cpus() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    cpu_count(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("cpu/possible: {:?}", s.trim())))
+}
+
+/// The highest CPU of a kernel CPU list plus one (at most 65,536: queue ids are u16).
+fn cpu_count(list: &str) -> Option<usize> {
+    let mut max = None;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let n: usize = part.rsplit('-').next()?.trim().parse().ok()?;
+        max = Some(max.unwrap_or(0).max(n));
+    }
+    max?.checked_add(1).filter(|&n| n <= usize::from(u16::MAX) + 1)
+}
+
+/// Parses, checks and dispatches one ring request on a worker thread. The entry (and the
+/// slices the operation borrows from it) stays alive until `dispatch` returned.
+fn serve_entry<F: Filesystem>(fs: &F, gate: &Gate, ent: RingEntry, notifier: &Notifier) {
+    let ent = Arc::new(ent);
+    let sender: Arc<dyn Sender> = ent.clone();
+    let (h, fixed, rest) = match request::split_ring(ent.in_header(), ent.op_in(), ent.payload()) {
+        Ok(x) => x,
+        Err(_) => {
+            // Unanswered: the entry's drop answers EIO.
+            tracing::warn!(unique = ent.unique(), "malformed FUSE ring request");
+            return;
+        }
+    };
+    if h.opcode == op::DESTROY {
+        ReplyEmpty::new(h.unique, sender).ok();
+        return;
+    }
+    if !gate.permitted(&h) {
+        ReplyRaw::new(h.unique, sender).error(Errno::EACCES);
+        return;
+    }
+    match Op::parse(h.opcode, fixed, rest) {
+        Ok(o) => dispatch(fs, &Request::new(h), o, &sender, notifier),
+        Err(e) => ReplyRaw::new(h.unique, sender).error(e),
+    }
+}
+
+/// The threads of the rings, started in `sc`: the pool and one thread per queue.
+pub struct Rings<'scope> {
+    pub handles: Vec<ScopedJoinHandle<'scope, io::Result<()>>>,
+}
+
+/// Starts the pool of `pool` workers and the queues of `plan` on the connection of
+/// `fuse_fd`, and waits until every queue registered its entries. `Err`: some queue
+/// could not (its error; the caller must end the connection, for the kernel holds new
+/// requests until every queue has an entry). The threads end once the connection does.
+pub fn start<'scope, 'env, F: Filesystem>(
+    sc: &'scope Scope<'scope, 'env>,
+    fs: &'env F,
+    gate: Gate,
+    fuse_fd: RawFd,
+    plan: RingPlan,
+    pool: usize,
+    notifier: &Notifier,
+) -> (Rings<'scope>, io::Result<()>) {
+    let mut handles = Vec::with_capacity(plan.queues + pool);
+    let (jobs_tx, jobs_rx) = mpsc::channel::<RingEntry>();
+    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+    for i in 0..pool.max(1) {
+        let (rx, notifier) = (jobs_rx.clone(), notifier.clone());
+        let worker = move || -> io::Result<()> {
+            loop {
+                let next = rx.lock().recv();
+                match next {
+                    Ok(ent) => serve_entry(fs, &gate, ent, &notifier),
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
+        match std::thread::Builder::new().name(format!("qtfs-fuse-r{i}")).spawn_scoped(sc, worker) {
+            Ok(h) => handles.push(h),
+            Err(e) => return (Rings { handles }, Err(e)),
+        }
+    }
+    let (reg_tx, reg_rx) = mpsc::channel::<(usize, Result<(), String>)>();
+    let mut started = 0;
+    let mut first_err = None;
+    for qid in 0..plan.queues {
+        let (reg_tx, jobs_tx) = (reg_tx.clone(), jobs_tx.clone());
+        let queue = move || -> io::Result<()> {
+            let completions = Completions::new();
+            let q = completions
+                .and_then(|c| UringQueue::new(fuse_fd, qid as u16, plan.depth, plan.payload).map(|q| (q, c)));
+            let (mut q, completions) = match q {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = reg_tx.send((qid, Err(format!("qid {qid}: {e}"))));
+                    return Err(e);
+                }
+            };
+            let registered = |r: Result<(), &io::Error>| {
+                let _ = reg_tx.send((qid, r.map_err(|e| e.to_string())));
+            };
+            let hand_off = |ent: RingEntry| {
+                // With the pool gone the entry is dropped here: answered EIO.
+                let _ = jobs_tx.send(ent);
+            };
+            let r = q.run_async(&completions, registered, hand_off);
+            if let Err(e) = &r {
+                tracing::warn!(qid, "fuse io_uring queue ended: {e}");
+            }
+            r
+        };
+        match std::thread::Builder::new().name(format!("qtfs-uring-{qid}")).spawn_scoped(sc, queue) {
+            Ok(h) => {
+                handles.push(h);
+                started += 1;
+            }
+            Err(e) => {
+                first_err = Some(e);
+                break;
+            }
+        }
+    }
+    drop((reg_tx, jobs_tx));
+    for _ in 0..started {
+        match reg_rx.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((_, Err(e))) => {
+                first_err.get_or_insert_with(|| io::Error::other(e));
+            }
+            Err(_) => {
+                first_err.get_or_insert_with(|| io::Error::other("an io_uring queue thread ended before registering"));
+                break;
+            }
+        }
+    }
+    (Rings { handles }, first_err.map_or(Ok(()), Err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_count("0\n"), Some(1));
+        assert_eq!(cpu_count("0-1\n"), Some(2));
+        assert_eq!(cpu_count("0-3,8-11"), Some(12));
+        assert_eq!(cpu_count("0,5"), Some(6));
+        assert_eq!(cpu_count(""), None);
+        assert_eq!(cpu_count("x"), None);
+        assert_eq!(cpu_count("0-99999999999999999999999"), None);
+    }
+}
