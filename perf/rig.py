@@ -159,6 +159,18 @@ class Rig:
         self.qtfs_mount("qtfs-fuse-base", release, [], binary=self.args.base_fuse)
         self.detail["qtfs-fuse-base"] = f"{self.args.base_fuse}, defaults, same engine (the before of a change)"
 
+    def start_qtfs_fuse_uring(self, release):
+        # FUSE over io_uring: the kernel offers it only while the fuse module's enable_uring
+        # is Y, read at mount time; the old value is put back in stop().
+        param = "/sys/module/fuse/parameters/enable_uring"
+        if not os.path.exists(param):
+            sys.exit(f"qtfs-fuse+uring: {param} is missing (kernel without CONFIG_FUSE_IO_URING)")
+        self.uring_param = (param, open(param).read().strip())
+        with open(param, "w") as f:
+            f.write("Y")
+        self.qtfs_mount("qtfs-fuse+uring", release, ["io_uring=on"])
+        self.detail["qtfs-fuse+uring"] = "qtfs-fuse -o io_uring=on: FUSE over io_uring, one ring per possible CPU"
+
     def start_qtfs_fuse_wb(self, release):
         self.qtfs_mount("qtfs-fuse+wb", release, ["writeback_cache"])
         self.detail["qtfs-fuse+wb"] = ("qtfs-fuse -o writeback_cache: HOST-side size/mtime changes of cached files "
@@ -197,6 +209,10 @@ class Rig:
     def stop(self):
         for m in reversed(self.mounts):
             subprocess.run(["umount", "-l", m], capture_output=True)
+        if getattr(self, "uring_param", None):
+            param, old = self.uring_param
+            with open(param, "w") as f:
+                f.write(old)
         for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
