@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use qtfs_client_fuse::kernel::abi::{init, op};
 use qtfs_client_fuse::kernel::uring::{
     self, FUSE_OVER_IO_URING_FLAGS2, FUSE_URING_MIN_MINOR, RingReply, RingRequest, UringQueue,
 };
@@ -31,23 +32,6 @@ const HELLO_INO: u64 = 2;
 const MAX_WRITE: u32 = 128 * 1024;
 const MAX_PAGES: u16 = 32;
 const QUEUE_DEPTH: u16 = 4;
-
-const FUSE_LOOKUP: u32 = 1;
-const FUSE_FORGET: u32 = 2;
-const FUSE_GETATTR: u32 = 3;
-const FUSE_OPEN: u32 = 14;
-const FUSE_READ: u32 = 15;
-const FUSE_STATFS: u32 = 17;
-const FUSE_RELEASE: u32 = 18;
-const FUSE_FLUSH: u32 = 25;
-const FUSE_INIT: u32 = 26;
-const FUSE_INTERRUPT: u32 = 36;
-const FUSE_BATCH_FORGET: u32 = 42;
-
-const FUSE_ASYNC_READ: u32 = 1 << 0;
-const FUSE_BIG_WRITES: u32 = 1 << 5;
-const FUSE_MAX_PAGES: u32 = 1 << 22;
-const FUSE_INIT_EXT: u32 = 1 << 30;
 
 /// Which transport answered a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,7 +146,7 @@ fn attr(ino: u64) -> Vec<u8> {
 /// the in header (the opcode's struct, then names or data), as `/dev/fuse` delivers it.
 fn answer(opcode: u32, nodeid: u64, args: &[u8]) -> Result<Vec<u8>, i32> {
     match opcode {
-        FUSE_LOOKUP => {
+        op::LOOKUP => {
             let name = args.split(|&b| b == 0).next().unwrap_or_default();
             if nodeid != ROOT_INO || name != b"hello" {
                 return Err(libc::ENOENT);
@@ -176,7 +160,7 @@ fn answer(opcode: u32, nodeid: u64, args: &[u8]) -> Result<Vec<u8>, i32> {
             e.extend_from_slice(&attr(HELLO_INO));
             Ok(e)
         }
-        FUSE_GETATTR => {
+        op::GETATTR => {
             if nodeid != ROOT_INO && nodeid != HELLO_INO {
                 return Err(libc::ENOENT);
             }
@@ -186,7 +170,7 @@ fn answer(opcode: u32, nodeid: u64, args: &[u8]) -> Result<Vec<u8>, i32> {
             o.extend_from_slice(&attr(nodeid));
             Ok(o)
         }
-        FUSE_OPEN => {
+        op::OPEN => {
             if nodeid != HELLO_INO {
                 return Err(libc::EISDIR);
             }
@@ -195,7 +179,7 @@ fn answer(opcode: u32, nodeid: u64, args: &[u8]) -> Result<Vec<u8>, i32> {
             o.extend_from_slice(&[0; 8]); // open_flags, backing_id
             Ok(o)
         }
-        FUSE_READ => {
+        op::READ => {
             if nodeid != HELLO_INO {
                 return Err(libc::EISDIR);
             }
@@ -206,8 +190,8 @@ fn answer(opcode: u32, nodeid: u64, args: &[u8]) -> Result<Vec<u8>, i32> {
             let size = u32_at(args, 16) as usize;
             Ok(HELLO[offset..HELLO.len().min(offset.saturating_add(size))].to_vec())
         }
-        FUSE_FLUSH | FUSE_RELEASE => Ok(Vec::new()),
-        FUSE_STATFS => {
+        op::FLUSH | op::RELEASE => Ok(Vec::new()),
+        op::STATFS => {
             let mut s = Vec::with_capacity(80);
             for v in [100u64, 50, 50, 10, 5] {
                 s.extend_from_slice(&v.to_ne_bytes()); // blocks, bfree, bavail, files, ffree
@@ -242,7 +226,7 @@ fn dev_reader(fd: RawFd, stats: Arc<Mutex<Stats>>) -> io::Result<()> {
         }
         let (opcode, unique, nodeid) = (u32_at(msg, 4), u64_at(msg, 8), u64_at(msg, 16));
         *stats.lock().unwrap().counts.entry((Via::Dev, opcode)).or_default() += 1;
-        if matches!(opcode, FUSE_FORGET | FUSE_BATCH_FORGET | FUSE_INTERRUPT) {
+        if matches!(opcode, op::FORGET | op::BATCH_FORGET | op::INTERRUPT) {
             continue; // no reply
         }
         let (error, body) = match answer(opcode, nodeid, &msg[40..]) {
@@ -276,17 +260,19 @@ fn answer_init(fd: RawFd) -> Result<u32, String> {
     assert!(n >= 0, "read INIT from /dev/fuse: {}", io::Error::last_os_error());
     let msg = &buf[..n as usize];
     assert!(msg.len() >= 40 + 16, "INIT request too short: {} bytes", msg.len());
-    assert_eq!(u32_at(msg, 4), FUSE_INIT, "first request is not INIT");
+    assert_eq!(u32_at(msg, 4), op::INIT, "first request is not INIT");
     let unique = u64_at(msg, 8);
     let arg = &msg[40..];
     let (major, minor, max_readahead, flags) = (u32_at(arg, 0), u32_at(arg, 4), u32_at(arg, 8), u32_at(arg, 12));
-    let flags2 = if flags & FUSE_INIT_EXT != 0 && arg.len() >= 20 { u32_at(arg, 16) } else { 0 };
+    let flags2 = if flags & (init::INIT_EXT as u32) != 0 && arg.len() >= 20 { u32_at(arg, 16) } else { 0 };
     println!("INIT from the kernel: {major}.{minor} flags={flags:#x} flags2={flags2:#x}");
     assert_eq!(major, 7, "FUSE major");
     let usable = minor >= FUSE_URING_MIN_MINOR && flags2 & FUSE_OVER_IO_URING_FLAGS2 != 0;
 
     let mut init = Vec::with_capacity(64);
-    for v in [7u32, minor, max_readahead, FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT] {
+    for v in
+        [7u32, minor, max_readahead, ((init::ASYNC_READ | init::BIG_WRITES | init::MAX_PAGES | init::INIT_EXT) as u32)]
+    {
         init.extend_from_slice(&v.to_ne_bytes());
     }
     init.extend_from_slice(&16u16.to_ne_bytes()); // max_background
@@ -327,8 +313,8 @@ fn ring_handler(stats: Arc<Mutex<Stats>>) -> impl FnMut(&RingRequest<'_>, &mut R
             *s.counts.entry((Via::Ring, opcode)).or_default() += 1;
             *s.per_qid.entry(req.qid()).or_default() += 1;
             match opcode {
-                FUSE_LOOKUP => s.ring_lookup.push((req.qid(), req.op_in().len(), req.payload().to_vec())),
-                FUSE_READ => s.ring_read.push((req.op_in().len(), req.payload().len())),
+                op::LOOKUP => s.ring_lookup.push((req.qid(), req.op_in().len(), req.payload().to_vec())),
+                op::READ => s.ring_read.push((req.op_in().len(), req.payload().len())),
                 _ => {}
             }
         }
@@ -488,11 +474,11 @@ fn serve_and_check() {
         println!("ring LOOKUP (queue, op_in len, payload): {lookups:?}");
         println!("ring READ (op_in len, payload len): {:?}", s.ring_read);
         let count = |p, op| s.counts.get(&(p, op)).copied().unwrap_or(0);
-        assert!(count(Via::Ring, FUSE_LOOKUP) >= 1, "no LOOKUP came through the rings");
-        assert!(count(Via::Ring, FUSE_READ) >= 1, "no READ came through the rings");
-        assert_eq!(count(Via::Dev, FUSE_LOOKUP), 0, "a LOOKUP went through /dev/fuse");
-        assert_eq!(count(Via::Dev, FUSE_READ), 0, "a READ went through /dev/fuse");
-        assert!(count(Via::Ring, FUSE_OPEN) >= 1, "no OPEN came through the rings");
+        assert!(count(Via::Ring, op::LOOKUP) >= 1, "no LOOKUP came through the rings");
+        assert!(count(Via::Ring, op::READ) >= 1, "no READ came through the rings");
+        assert_eq!(count(Via::Dev, op::LOOKUP), 0, "a LOOKUP went through /dev/fuse");
+        assert_eq!(count(Via::Dev, op::READ), 0, "a READ went through /dev/fuse");
+        assert!(count(Via::Ring, op::OPEN) >= 1, "no OPEN came through the rings");
         // The kernel's layout, as the protocol layer must parse it: LOOKUP's name is in the
         // payload (its first argument is empty), READ's fuse_read_in is op_in.
         assert!(s.ring_lookup.iter().any(|(_, op, p)| *op == 0 && p == b"hello\0"), "LOOKUP layout: {lookups:?}");

@@ -533,7 +533,7 @@ impl UringQueue {
             return Ok(());
         }
         let payload_sz = ent_in_out.payload_sz as usize;
-        let (error, mut body_len);
+        let (error, body_len);
         // SAFETY: as above, the kernel is not using the header; the slices end before the
         // header is written below.
         let (in_header, op_all) = unsafe {
@@ -581,20 +581,8 @@ impl UringQueue {
                 unsafe { std::ptr::copy_nonoverlapping(self.scratch.as_ptr(), payload_ptr, body_len) };
             }
         }
-        if error != 0 {
-            body_len = 0;
-        }
-        let mut out = [0u8; FUSE_OUT_HEADER_LEN];
-        out[0..4].copy_from_slice(&((FUSE_OUT_HEADER_LEN + body_len) as u32).to_ne_bytes());
-        out[4..8].copy_from_slice(&error.to_ne_bytes());
-        out[8..16].copy_from_slice(&unique.to_ne_bytes());
-        // SAFETY: the header is ours and unused by the kernel until the commit below; no
-        // reference into it is alive any more.
-        unsafe {
-            std::ptr::copy_nonoverlapping(out.as_ptr(), hdr.cast::<u8>(), FUSE_OUT_HEADER_LEN);
-            std::ptr::addr_of_mut!((*hdr).ring_ent_in_out.payload_sz).write(body_len as u32);
-        }
-        self.push_commit(idx, commit_id)
+        // No reference into the entry's header or payload is alive any more.
+        self.commit_reply(idx, commit_id, unique, error, body_len)
     }
 
     fn push_register(&mut self, idx: usize) -> io::Result<()> {

@@ -394,14 +394,19 @@ impl UringQueue {
         Ok(())
     }
 
-    /// Writes the out header and the body's size of entry `idx` and commits it.
-    fn commit_reply(&mut self, idx: usize, commit_id: u64, unique: u64, error: i32, len: usize) -> io::Result<()> {
+    /// Writes the out header and the body's size of entry `idx` and commits it (an error
+    /// carries no body). The caller holds no reference into the entry's buffers.
+    pub(super) fn commit_reply(
+        &mut self,
+        idx: usize,
+        commit_id: u64,
+        unique: u64,
+        error: i32,
+        len: usize,
+    ) -> io::Result<()> {
         let len = if error != 0 { 0 } else { len };
         let hdr = self.header_ptr(idx);
-        let mut out = [0u8; FUSE_OUT_HEADER_LEN];
-        out[0..4].copy_from_slice(&((FUSE_OUT_HEADER_LEN + len) as u32).to_ne_bytes());
-        out[4..8].copy_from_slice(&error.to_ne_bytes());
-        out[8..16].copy_from_slice(&unique.to_ne_bytes());
+        let out = crate::kernel::abi::out_header(FUSE_OUT_HEADER_LEN + len, error, unique);
         // SAFETY: the header is ours, unused by the kernel until the commit and by anyone
         // else (no RingEntry for it exists any more); no reference into it is alive.
         unsafe {
