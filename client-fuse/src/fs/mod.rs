@@ -39,12 +39,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::kernel::{
-    Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, Lock, LockOwner, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    self, Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, Lock, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLock, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, WriteFlags,
 };
 use parking_lot::{Mutex, RwLock};
 use qtfs_client::{ClientError, Cred, Result, SetAttr};
@@ -304,27 +304,10 @@ impl Filesystem for QtfsFs {
         attr::getattr(self, req, ino, fh, reply)
     }
 
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<crate::kernel::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let (atime, mtime) = (attr::set_time(atime), attr::set_time(mtime));
-        let set = SetAttr { mode: mode.map(|m| m & 0o7777), uid, gid, size, atime, mtime };
-        attr::setattr(self, req, ino, set, fh, reply)
+    fn setattr(&self, req: &Request, ino: INodeNo, s: kernel::Setattr, reply: ReplyAttr) {
+        let (atime, mtime) = (attr::set_time(s.atime), attr::set_time(s.mtime));
+        let set = SetAttr { mode: s.mode.map(|m| m & 0o7777), uid: s.uid, gid: s.gid, size: s.size, atime, mtime };
+        attr::setattr(self, req, ino, set, s.fh, reply)
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {

@@ -138,6 +138,21 @@ impl KernelConfig {
     }
 }
 
+/// What a SETATTR changes (`None`: unchanged). Linux sends no BSD flags or creation,
+/// change or backup times, so there are none here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setattr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+    pub ctime: Option<SystemTime>,
+    /// The open file the change comes through (ftruncate, futimens …).
+    pub fh: Option<FileHandle>,
+}
+
 /// A lock request (GETLK, SETLK, SETLKW): the byte range `start..=end` (inclusive; a
 /// flock(2) covers the whole file) of type `typ` (`F_RDLCK`, `F_WRLCK`, `F_UNLCK`) for
 /// `owner`, through the open file `fh`.
@@ -179,24 +194,9 @@ pub trait Filesystem: Send + Sync + 'static {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry);
     fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64);
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr);
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
-        crtime: Option<SystemTime>,
-        chgtime: Option<SystemTime>,
-        bkuptime: Option<SystemTime>,
-        flags: Option<BsdFileFlags>,
-        reply: ReplyAttr,
-    );
+    /// SETATTR: what `set` names (chmod, chown, truncate, utimens), through `set.fh` when
+    /// the kernel has an open file for it.
+    fn setattr(&self, req: &Request, ino: INodeNo, set: Setattr, reply: ReplyAttr);
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData);
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry);
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry);
@@ -347,23 +347,17 @@ pub fn dispatch<F: Filesystem>(fs: &F, req: &Request, op: Op<'_>, sender: &Arc<d
         Op::Setattr(a) => {
             let v = a.valid;
             let has = |f: u32| v & f != 0;
-            fs.setattr(
-                req,
-                ino,
-                has(abi::FATTR_MODE).then_some(a.mode),
-                has(abi::FATTR_UID).then_some(a.uid),
-                has(abi::FATTR_GID).then_some(a.gid),
-                has(abi::FATTR_SIZE).then_some(a.size),
-                time_or_now(v, abi::FATTR_ATIME, abi::FATTR_ATIME_NOW, a.atime),
-                time_or_now(v, abi::FATTR_MTIME, abi::FATTR_MTIME_NOW, a.mtime),
-                has(abi::FATTR_CTIME).then(|| from_wire_time(a.ctime.0, a.ctime.1)),
-                has(abi::FATTR_FH).then_some(FileHandle(a.fh)),
-                None,
-                None,
-                None,
-                None,
-                ReplyAttr::new(u, s),
-            )
+            let set = Setattr {
+                mode: has(abi::FATTR_MODE).then_some(a.mode),
+                uid: has(abi::FATTR_UID).then_some(a.uid),
+                gid: has(abi::FATTR_GID).then_some(a.gid),
+                size: has(abi::FATTR_SIZE).then_some(a.size),
+                atime: time_or_now(v, abi::FATTR_ATIME, abi::FATTR_ATIME_NOW, a.atime),
+                mtime: time_or_now(v, abi::FATTR_MTIME, abi::FATTR_MTIME_NOW, a.mtime),
+                ctime: has(abi::FATTR_CTIME).then(|| from_wire_time(a.ctime.0, a.ctime.1)),
+                fh: has(abi::FATTR_FH).then_some(FileHandle(a.fh)),
+            };
+            fs.setattr(req, ino, set, ReplyAttr::new(u, s))
         }
         Op::Readlink => fs.readlink(req, ino, ReplyData::new(u, s)),
         Op::Symlink { name, target } => fs.symlink(req, ino, name, Path::new(target), ReplyEntry::new(u, s)),

@@ -33,7 +33,7 @@ pub mod session;
 pub mod types;
 pub mod uring;
 
-pub use filesystem::{Filesystem, KernelConfig, Lock, dispatch};
+pub use filesystem::{Filesystem, KernelConfig, Lock, Setattr, dispatch};
 pub use mount::MountOptions;
 pub use notify::{Notifier, PollHandle, PollNotifier};
 pub use reply::{
@@ -43,6 +43,6 @@ pub use reply::{
 pub use request::Request;
 pub use session::{Config, Session, Unmounter, UringMode};
 pub use types::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags,
-    LockOwner, OpenFlags, PollEvents, PollFlags, RenameFlags, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags, LockOwner,
+    OpenFlags, PollEvents, PollFlags, RenameFlags, TimeOrNow, WriteFlags,
 };

@@ -170,11 +170,6 @@ flags! {
     }
 }
 
-flags! {
-    /// BSD file flags (chflags(2)); Linux never sends them.
-    BsdFileFlags: u32 {}
-}
-
 /// open(2)'s flags as the kernel passed them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenFlags(pub i32);
