@@ -98,7 +98,9 @@ fn persist_survives_a_restart() {
         .arg(e.dir.path().join("again.lock"));
     let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let sock = e.dir.path().join("again.sock");
-    assert!(wait_until(std::time::Duration::from_secs(10), || sock.exists()));
+    // Ready once it says so: the socket file exists from bind(), before listen().
+    let log = LogTail::new(child.stderr.take().unwrap(), "engine", "QTFS_TEST_LOG");
+    assert!(log.wait_for("engine ready", std::time::Duration::from_secs(20)).is_some(), "{log:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_qtcfg"))
         .args(["--target", &format!("engine:{}", sock.display()), "-zopen"])
         .output()
