@@ -129,3 +129,46 @@ fn daemon_mode_sigterm_and_help() {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }
+
+/// Runs `cmd` as uid and gid 65534 (nobody), no supplementary groups.
+fn as_nobody(cmd: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cmd]);
+    c
+}
+
+#[test]
+fn a_user_mounts_through_fusermount3() {
+    // Not root: qtfs-fuse cannot mount(2) itself and goes through the set-uid fusermount3
+    // (its _FUSE_COMMFD protocol); without allow_other only that user may use the mount.
+    let rig = Rig::start(Opts::default());
+    std::fs::write(rig.h("for-nobody"), b"via fusermount3").unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let mp = top.path().join("mp");
+    std::fs::create_dir(&mp).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&mp, Some(65534), Some(65534)).unwrap();
+    let mut child =
+        as_nobody(fuse_bin()).args(rig.fuse_args()).arg(&rig.export).arg(&mp).stderr(Stdio::piped()).spawn().unwrap();
+    let log = qtfs_testkit::LogTail::new(child.stderr.take().unwrap(), "qtfs-fuse", "QTFS_TEST_LOG");
+    assert!(wait_until(Duration::from_secs(20), || is_mounted(&mp)), "not mounted: {log:?}");
+    let canon = mp.canonicalize().unwrap();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info.lines().find(|l| l.split(' ').nth(4) == canon.to_str()).unwrap().to_string();
+    assert!(line.contains(" - fuse.qtfs ") && line.contains("user_id=65534"), "{line}");
+    let out = as_nobody("cat").arg(mp.join("for-nobody")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via fusermount3", "{}", String::from_utf8_lossy(&out.stderr));
+    // Another user (root included) is kept out without allow_other.
+    let e = std::fs::read(mp.join("for-nobody")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+    // The user unmounts it; qtfs-fuse then ends on its own, with status 0.
+    let st = as_nobody("fusermount3").arg("-u").arg(&mp).status().unwrap();
+    assert!(st.success());
+    let mut code = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        code = child.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    }));
+    assert_eq!(code.flatten(), Some(0), "{log:?}");
+}
