@@ -451,8 +451,7 @@ impl Locks {
             Ok(None) => return reply.ok(),
             Err(e) => return reply.error(e),
         };
-        let req = LockReq { handle, start: 0, len: 0, ltype, flags: consts::LOCK_F_FLOCK };
-        let r = a.remote.session.submit_in_epoch(epoch, Op::LOCK_SET, &req).and_then(|p| p.wait());
+        let r = a.remote.conn_in(epoch).try_flock(handle, ltype);
         match r {
             Ok(_) => {
                 if ltype != consts::LOCK_UN {
@@ -462,7 +461,7 @@ impl Locks {
             }
             Err(ClientError::Remote(libc::EAGAIN)) if sleep => {
                 let flags = consts::LOCK_F_FLOCK | consts::LOCK_F_WAIT;
-                self.wait_for(a, LockReq { flags, ..req }, epoch, reply)
+                self.wait_for(a, LockReq { handle, start: 0, len: 0, ltype, flags }, epoch, reply)
             }
             Err(ClientError::Remote(libc::ESTALE)) => reply.error(Errno::from_i32(libc::ENOLCK)),
             Err(e) => reply.error(to_errno(&e)),

@@ -461,6 +461,13 @@ pub trait Ops: Transport {
         self.exchange(Op::LOCK_SET, &LockReq { handle, start, len, ltype, flags: 0 }, &[], unit)
     }
 
+    /// LOCK_SET of a whole-file flock(2) lock (`ltype` `LOCK_RD` = LOCK_SH, `LOCK_WR` =
+    /// LOCK_EX, `LOCK_UN`) without waiting: a conflict fails at once with EAGAIN.
+    fn try_flock(&mut self, handle: u64, ltype: u32) -> Result<()> {
+        let m = LockReq { handle, start: 0, len: 0, ltype, flags: consts::LOCK_F_FLOCK };
+        self.exchange(Op::LOCK_SET, &m, &[], unit)
+    }
+
     /// Waits up to `timeout_ms` for `events` on a handle.
     fn poll(&mut self, handle: u64, events: u32, timeout_ms: u32) -> Result<u32> {
         self.exchange(Op::FIFO_POLL, &PollReq { handle, events, timeout_ms }, &[], |p| Ok(PollRsp::decode(p)?.revents))
@@ -574,6 +581,7 @@ session_ops! {
     fn xattr_remove(export: u32, path: &[u8], name: &[u8], cred: &Cred) -> ();
     fn lock_get(handle: u64, start: u64, len: u64, ltype: u32) -> LockRsp;
     fn try_lock(handle: u64, start: u64, len: u64, ltype: u32) -> ();
+    fn try_flock(handle: u64, ltype: u32) -> ();
     fn poll(handle: u64, events: u32, timeout_ms: u32) -> u32;
     fn ioctl(handle: u64, cmd: u32, arg: &[u8]) -> Vec<u8>;
     fn epoll_ctl(handle: u64, op: u32, events: u32, cookie: u64) -> ();
@@ -600,8 +608,10 @@ impl Session {
     /// flock(2) on a handle: `ltype` `LOCK_RD` (LOCK_SH), `LOCK_WR` (LOCK_EX) or
     /// `LOCK_UN`; `wait` = without LOCK_NB.
     pub fn flock(&self, handle: u64, ltype: u32, wait: bool) -> Result<()> {
-        let flags = consts::LOCK_F_FLOCK | if wait { consts::LOCK_F_WAIT } else { 0 };
-        self.submit_lock(handle, 0, 0, ltype, flags)?.wait().map(drop)
+        if !wait {
+            return self.try_flock(handle, ltype);
+        }
+        self.submit_lock(handle, 0, 0, ltype, consts::LOCK_F_FLOCK | consts::LOCK_F_WAIT)?.wait().map(drop)
     }
 
     /// Sends a LOCK_SET (`flags`: `LOCK_F_*`) without waiting for its answer; a waiting
