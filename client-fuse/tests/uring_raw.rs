@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use qtfs_client_fuse::kernel::abi::{init, op};
+use qtfs_client_fuse::kernel::abi::{self, init, op};
 use qtfs_client_fuse::kernel::uring::{
-    self, FUSE_OVER_IO_URING_FLAGS2, FUSE_URING_MIN_MINOR, RingReply, RingRequest, UringQueue,
+    self, Completions, FUSE_OVER_IO_URING_FLAGS2, FUSE_URING_MIN_MINOR, RingEntry, UringQueue,
 };
 
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
@@ -304,26 +304,30 @@ fn answer_init(fd: RawFd) -> Result<u32, String> {
     }
 }
 
-/// The ring handler: the same file system as `/dev/fuse`, fed `op_in` then the payload.
-fn ring_handler(stats: Arc<Mutex<Stats>>) -> impl FnMut(&RingRequest<'_>, &mut RingReply<'_>) {
-    move |req, reply| {
-        let opcode = req.opcode();
+/// The ring handler: the same file system as `/dev/fuse`, fed `op_in` then the payload,
+/// answered through the entry (the queue commits it once the entry is dropped).
+fn ring_handler(stats: Arc<Mutex<Stats>>) -> impl FnMut(RingEntry) {
+    move |ent| {
+        let h = ent.in_header();
+        let (opcode, unique, nodeid) = (u32_at(h, 4), u64_at(h, 8), u64_at(h, 16));
         {
             let mut s = stats.lock().unwrap();
             *s.counts.entry((Via::Ring, opcode)).or_default() += 1;
-            *s.per_qid.entry(req.qid()).or_default() += 1;
+            *s.per_qid.entry(ent.qid()).or_default() += 1;
             match opcode {
-                op::LOOKUP => s.ring_lookup.push((req.qid(), req.op_in().len(), req.payload().to_vec())),
-                op::READ => s.ring_read.push((req.op_in().len(), req.payload().len())),
+                op::LOOKUP => s.ring_lookup.push((ent.qid(), ent.op_in().len(), ent.payload().to_vec())),
+                op::READ => s.ring_read.push((ent.op_in().len(), ent.payload().len())),
                 _ => {}
             }
         }
-        let mut args = req.op_in().to_vec();
-        args.extend_from_slice(req.payload());
-        match answer(opcode, req.nodeid(), &args) {
-            Ok(body) => reply.data(&body).expect("reply fits the ring buffer"),
-            Err(errno) => reply.error(errno),
-        }
+        let mut args = ent.op_in().to_vec();
+        args.extend_from_slice(ent.payload());
+        let (error, body) = match answer(opcode, nodeid, &args) {
+            Ok(body) => (0, body),
+            Err(errno) => (-errno, Vec::new()),
+        };
+        let out = abi::out_header(abi::OUT_HEADER_SIZE + body.len(), error, unique);
+        ent.send_message(&[io::IoSlice::new(&out), io::IoSlice::new(&body)]).expect("reply fits the ring buffer");
     }
 }
 
@@ -403,8 +407,10 @@ fn serve_and_check() {
         thread::Builder::new()
             .name(format!("fuse-ring-{qid}"))
             .spawn(move || {
-                let r = UringQueue::new(fd, qid as u16, QUEUE_DEPTH, payload)
-                    .and_then(|mut q| q.run(&mut ring_handler(stats)));
+                let r = UringQueue::new(fd, qid as u16, QUEUE_DEPTH, payload).and_then(|mut q| {
+                    let completions = Completions::new()?;
+                    q.run_async(&completions, |_| {}, ring_handler(stats))
+                });
                 let _ = tx.send((format!("queue {qid}"), r));
             })
             .unwrap();

@@ -52,7 +52,7 @@
 //!   `op_in`, the other arguments (names, WRITE data) into the payload, and
 //!   `ring_ent_in_out` = { commit_id = the request's unique, payload_sz }.
 //!   `in_header.len` = 40 + op-args + payload, so the op-args length is
-//!   `len - 40 - payload_sz` ([`RingRequest::op_in`]).
+//!   `len - 40 - payload_sz` ([`RingEntry::op_in`]).
 //! - **A reply** is COMMIT_AND_FETCH with that `commit_id` and the queue id in the command:
 //!   the kernel reads the `fuse_out_header` from `in_out` (its `unique` must be the
 //!   request's, its `error` 0 or a negative errno), the body from the payload buffer,
@@ -72,7 +72,7 @@
 
 use std::alloc::{self, Layout};
 use std::io;
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
@@ -82,95 +82,6 @@ mod abi;
 mod pending;
 pub use abi::*;
 pub use pending::{Completions, RingEntry};
-
-/// A request taken from a ring entry. The slices point into the entry's buffers.
-#[derive(Debug)]
-pub struct RingRequest<'a> {
-    qid: u16,
-    in_header: &'a [u8],
-    op_in: &'a [u8],
-    payload: &'a [u8],
-}
-
-impl<'a> RingRequest<'a> {
-    /// The queue the request came through.
-    pub fn qid(&self) -> u16 {
-        self.qid
-    }
-
-    /// The `fuse_in_header`, [`FUSE_IN_HEADER_LEN`] bytes.
-    pub fn in_header(&self) -> &'a [u8] {
-        self.in_header
-    }
-
-    /// The request's first argument, the per-opcode struct (`fuse_read_in`, ...): the
-    /// `len - 40 - payload_sz` first bytes of `op_in` (empty for LOOKUP and the other
-    /// opcodes whose first argument is a name); all 128 bytes when the header's `len` does
-    /// not add up.
-    pub fn op_in(&self) -> &'a [u8] {
-        self.op_in
-    }
-
-    /// The other arguments (names, WRITE data), `payload_sz` bytes.
-    pub fn payload(&self) -> &'a [u8] {
-        self.payload
-    }
-
-    /// `in_header.len`.
-    pub fn len(&self) -> u32 {
-        read_u32(self.in_header, 0)
-    }
-
-    /// Whether `in_header.len` is 0 (never for a real request).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `in_header.opcode`.
-    pub fn opcode(&self) -> u32 {
-        read_u32(self.in_header, 4)
-    }
-
-    /// `in_header.unique`.
-    pub fn unique(&self) -> u64 {
-        read_u64(self.in_header, 8)
-    }
-
-    /// `in_header.nodeid`.
-    pub fn nodeid(&self) -> u64 {
-        read_u64(self.in_header, 16)
-    }
-
-    /// `in_header.uid`.
-    pub fn uid(&self) -> u32 {
-        read_u32(self.in_header, 24)
-    }
-
-    /// `in_header.gid`.
-    pub fn gid(&self) -> u32 {
-        read_u32(self.in_header, 28)
-    }
-
-    /// `in_header.pid`.
-    pub fn pid(&self) -> u32 {
-        read_u32(self.in_header, 32)
-    }
-}
-
-/// The reply to a [`RingRequest`]: an error, or a body written into `buffer()`. Until the
-/// handler says otherwise the reply is `ENOSYS`.
-///
-/// The kernel reads the body from the entry's payload buffer. A request without payload
-/// (READ, GETATTR, ...) gets that buffer itself, so READ data is written in place; while a
-/// request's payload (a name, WRITE data) is being read, the payload buffer still holds it,
-/// so the reply goes to a buffer of the queue and is copied after the handler returns
-/// (replies to such requests are small: entries, attributes, `fuse_write_out`).
-#[derive(Debug)]
-pub struct RingReply<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-    error: i32,
-}
 
 /// A reply body larger than the entry's payload buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,59 +99,6 @@ impl std::fmt::Display for ReplyTooLarge {
 }
 
 impl std::error::Error for ReplyTooLarge {}
-
-impl RingReply<'_> {
-    /// Answer with an error: `errno` positive (`libc::ENOENT`). 0 is the same as
-    /// `ok_empty`; a value outside `1..512` becomes `EIO` (the kernel refuses it).
-    pub fn error(&mut self, errno: i32) {
-        self.len = 0;
-        self.error = if errno == 0 {
-            0
-        } else if (1..512).contains(&errno) {
-            -errno
-        } else {
-            -libc::EIO
-        };
-    }
-
-    /// Answer with success and no body (FLUSH, RELEASE, ...).
-    pub fn ok_empty(&mut self) {
-        self.len = 0;
-        self.error = 0;
-    }
-
-    /// Answer with success and this body (copied into the payload buffer).
-    pub fn data(&mut self, body: &[u8]) -> Result<(), ReplyTooLarge> {
-        let capacity = self.buf.len();
-        let dst = self.buf.get_mut(..body.len()).ok_or(ReplyTooLarge { len: body.len(), capacity })?;
-        dst.copy_from_slice(body);
-        self.len = body.len();
-        self.error = 0;
-        Ok(())
-    }
-
-    /// The whole reply buffer, to write a body in place (READ data); then [`set_len`].
-    ///
-    /// [`set_len`]: Self::set_len
-    pub fn buffer(&mut self) -> &mut [u8] {
-        self.buf
-    }
-
-    /// Answer with success and the first `len` bytes of [`buffer`](Self::buffer).
-    pub fn set_len(&mut self, len: usize) -> Result<(), ReplyTooLarge> {
-        if len > self.buf.len() {
-            return Err(ReplyTooLarge { len, capacity: self.buf.len() });
-        }
-        self.len = len;
-        self.error = 0;
-        Ok(())
-    }
-
-    /// The size of the reply buffer (the queue's payload size).
-    pub fn capacity(&self) -> usize {
-        self.buf.len()
-    }
-}
 
 /// What an entry's command in the kernel is, or that it has ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,9 +142,6 @@ pub struct UringQueue {
     state: Vec<EntState>,
     /// Entries not [`EntState::Ended`].
     live: usize,
-    /// Reply buffer for requests that carry a payload (the payload buffer then still
-    /// holds the request while the handler writes the reply).
-    scratch: Vec<u8>,
     first_error: Option<io::Error>,
     eagain_tries: u32,
     /// Some entry ended because the connection did (unmount, abort).
@@ -358,7 +213,6 @@ impl UringQueue {
             iovecs: Box::default(),
             state: vec![EntState::Idle; depth_n],
             live: depth_n,
-            scratch: Vec::new(),
             first_error: None,
             eagain_tries: 0,
             conn_ended: false,
@@ -396,47 +250,6 @@ impl UringQueue {
     /// The size of each entry's payload buffer.
     pub fn payload_size(&self) -> usize {
         self.payload_size
-    }
-
-    /// Registers the entries that are not yet (on the calling thread: the one that must
-    /// then wait for the completions), then serves requests: each one is given to
-    /// `handler`, its reply committed, and the entry waits for the next request.
-    ///
-    /// Returns `Ok(())` once the kernel has ended every entry because the connection
-    /// ended (unmount, abort: `ENOTCONN`, `ENODEV`, `ECANCELED`, `ECONNABORTED`), and the
-    /// first other error of an entry (REGISTER refused: `EINVAL` for a too small payload
-    /// buffer, `EOPNOTSUPP` with io_uring disabled) once every entry has ended. An error
-    /// of the ring itself returns at once.
-    pub fn run<F>(&mut self, handler: &mut F) -> io::Result<()>
-    where
-        F: FnMut(&RingRequest<'_>, &mut RingReply<'_>),
-    {
-        for idx in 0..self.depth {
-            if self.state[idx] == EntState::Idle {
-                self.push_register(idx)?;
-            }
-        }
-        let mut done: Vec<(u64, i32)> = Vec::with_capacity(self.depth * 2);
-        while self.live > 0 {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The completion queue is full: drain it below, then submit again.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                Err(e) => return Err(e),
-            }
-            done.clear();
-            done.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
-            for &(user_data, res) in &done {
-                if let Some(idx) = self.complete(user_data, res)? {
-                    self.serve(idx, handler)?;
-                }
-            }
-        }
-        match self.first_error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 
     fn header_ptr(&self, idx: usize) -> *mut FuseUringReqHeader {
@@ -511,78 +324,6 @@ impl UringQueue {
             return Ok(None);
         }
         Ok(Some(idx))
-    }
-
-    /// The entry holds a request: hand it to the handler, write the reply, commit it.
-    fn serve<F>(&mut self, idx: usize, handler: &mut F) -> io::Result<()>
-    where
-        F: FnMut(&RingRequest<'_>, &mut RingReply<'_>),
-    {
-        let hdr = self.header_ptr(idx);
-        let payload_ptr = self.payloads[idx].as_ptr();
-        // SAFETY: the kernel completed the entry's command, so until the next command is
-        // submitted (below, after this read) it does not touch the entry's buffers; the
-        // header is a plain-old-data struct inside our allocation.
-        let ent_in_out = unsafe { std::ptr::read(std::ptr::addr_of!((*hdr).ring_ent_in_out)) };
-        let commit_id = ent_in_out.commit_id;
-        if commit_id == 0 {
-            // The kernel never sends unique 0; without an id the entry cannot be committed.
-            let e =
-                io::Error::new(io::ErrorKind::InvalidData, format!("qid {}: ring request with commit_id 0", self.qid));
-            self.end_entry(idx, Some(e));
-            return Ok(());
-        }
-        let payload_sz = ent_in_out.payload_sz as usize;
-        let (error, body_len);
-        // SAFETY: as above, the kernel is not using the header; the slices end before the
-        // header is written below.
-        let (in_header, op_all) = unsafe {
-            (
-                std::slice::from_raw_parts(hdr.cast::<u8>().cast_const(), FUSE_IN_HEADER_LEN),
-                std::slice::from_raw_parts(
-                    hdr.cast::<u8>().cast_const().add(offset_of!(FuseUringReqHeader, op_in)),
-                    FUSE_URING_OP_IN_OUT_SZ,
-                ),
-            )
-        };
-        let len = read_u32(in_header, 0) as usize;
-        let op_len = len
-            .checked_sub(FUSE_IN_HEADER_LEN + payload_sz)
-            .filter(|&n| n <= FUSE_URING_OP_IN_OUT_SZ)
-            .unwrap_or(FUSE_URING_OP_IN_OUT_SZ);
-        let op_in = &op_all[..op_len];
-        let unique = read_u64(in_header, 8);
-        if payload_sz > self.payload_size {
-            tracing::warn!(qid = self.qid, payload_sz, "fuse io_uring: request payload larger than the buffer");
-            (error, body_len) = (-libc::EIO, 0);
-        } else if payload_sz == 0 {
-            // SAFETY: the kernel does not use the payload buffer now (see above), the
-            // request borrows nothing of it, so this is the only reference to it.
-            let buf = unsafe { std::slice::from_raw_parts_mut(payload_ptr, self.payload_size) };
-            let req = RingRequest { qid: self.qid, in_header, op_in, payload: &[] };
-            let mut reply = RingReply { buf, len: 0, error: -libc::ENOSYS };
-            handler(&req, &mut reply);
-            (error, body_len) = (reply.error, reply.len);
-        } else {
-            if self.scratch.len() < self.payload_size {
-                self.scratch.resize(self.payload_size, 0);
-            }
-            // SAFETY: the kernel does not use the payload buffer now; payload_sz <=
-            // payload_size; the buffer is only read while this slice lives.
-            let payload = unsafe { std::slice::from_raw_parts(payload_ptr.cast_const(), payload_sz) };
-            let req = RingRequest { qid: self.qid, in_header, op_in, payload };
-            let mut reply = RingReply { buf: &mut self.scratch[..self.payload_size], len: 0, error: -libc::ENOSYS };
-            handler(&req, &mut reply);
-            (error, body_len) = (reply.error, reply.len);
-            if error == 0 && body_len > 0 {
-                // SAFETY: body_len <= payload_size (RingReply keeps it within its buffer);
-                // the request's slice is no longer used; scratch and payload are distinct
-                // allocations.
-                unsafe { std::ptr::copy_nonoverlapping(self.scratch.as_ptr(), payload_ptr, body_len) };
-            }
-        }
-        // No reference into the entry's header or payload is alive any more.
-        self.commit_reply(idx, commit_id, unique, error, body_len)
     }
 
     fn push_register(&mut self, idx: usize) -> io::Result<()> {
@@ -676,20 +417,5 @@ mod tests {
         assert_eq!(min_payload_size(0, 0), FUSE_MIN_READ_BUFFER);
         assert_eq!(min_payload_size(1 << 20, 1), 1 << 20);
         assert_eq!(min_payload_size(4096, 256), 256 * page_size());
-    }
-
-    #[test]
-    fn reply_stays_in_its_buffer() {
-        let mut buf = [0u8; 8];
-        let mut r = RingReply { buf: &mut buf, len: 0, error: -libc::ENOSYS };
-        assert!(r.data(&[1; 9]).is_err());
-        assert_eq!(r.error, -libc::ENOSYS);
-        r.data(&[1; 8]).unwrap();
-        assert_eq!((r.error, r.len), (0, 8));
-        assert!(r.set_len(9).is_err());
-        r.error(libc::ENOENT);
-        assert_eq!((r.error, r.len), (-libc::ENOENT, 0));
-        r.error(-5);
-        assert_eq!(r.error, -libc::EIO);
     }
 }

@@ -124,7 +124,7 @@ impl RingEntry {
         unsafe { std::slice::from_raw_parts(self.header, FUSE_IN_HEADER_LEN) }
     }
 
-    /// The request's per-opcode struct (see [`super::RingRequest::op_in`]).
+    /// The request's per-opcode struct (its length is `in_header.len - 40 - payload_sz`).
     pub fn op_in(&self) -> &[u8] {
         // SAFETY: op_in lies inside the header allocation, op_len <= its 128 bytes;
         // unchanged while self lives.
