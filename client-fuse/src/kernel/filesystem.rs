@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::abi::InHeader;
 use super::abi::{self, InitIn, InitOut};
 use super::notify::{Notifier, PollNotifier};
 use super::reply::*;
-use super::request::{LkIn, Op, Request};
+use super::request::{Gate, LkIn, Op, Request, answered};
 use super::types::*;
 
 /// What INIT negotiates: the kernel's offer and what the file system asks for.
@@ -325,6 +326,33 @@ fn time_or_now(valid: u32, set: u32, now: u32, t: (i64, u32)) -> Option<TimeOrNo
     } else {
         None
     }
+}
+
+/// One request of either transport, its header split off: DESTROY answered (`true`: the
+/// session is over), another user's request refused unless `gate` lets it in, the
+/// operation parsed and [`dispatch`]ed; a malformed one answered with its errno when the
+/// kernel waits for an answer.
+pub fn serve_request<F: Filesystem>(
+    fs: &F,
+    gate: &Gate,
+    (h, fixed, rest): (InHeader, &[u8], &[u8]),
+    sender: &Arc<dyn Sender>,
+    notifier: &Notifier,
+) -> bool {
+    if h.opcode == abi::op::DESTROY {
+        ReplyEmpty::new(h.unique, sender.clone()).ok();
+        return true;
+    }
+    if !gate.permitted(&h) {
+        ReplyRaw::new(h.unique, sender.clone()).error(Errno::EACCES);
+        return false;
+    }
+    match Op::parse(h.opcode, fixed, rest) {
+        Ok(o) => dispatch(fs, &Request::new(h), o, sender, notifier),
+        Err(e) if answered(&h) => ReplyRaw::new(h.unique, sender.clone()).error(e),
+        Err(_) => {}
+    }
+    false
 }
 
 /// Hands request `req`, operation `op`, to its method of `fs`; the answer goes through

@@ -15,12 +15,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use parking_lot::Mutex;
 
-use super::abi::op;
-use super::filesystem::{Filesystem, dispatch};
+use super::filesystem::{Filesystem, serve_request};
 use super::notify::Notifier;
-use super::reply::{ReplyEmpty, ReplyRaw, Sender};
-use super::request::{self, Gate, Op, Request};
-use super::types::Errno;
+use super::reply::Sender;
+use super::request::{self, Gate};
 use super::uring::{Completions, RingEntry, UringQueue};
 
 /// Ring entries per queue.
@@ -70,18 +68,8 @@ fn serve_entry<F: Filesystem>(fs: &F, gate: &Gate, ent: RingEntry, notifier: &No
             return;
         }
     };
-    if h.opcode == op::DESTROY {
-        ReplyEmpty::new(h.unique, sender).ok();
-        return;
-    }
-    if !gate.permitted(&h) {
-        ReplyRaw::new(h.unique, sender).error(Errno::EACCES);
-        return;
-    }
-    match Op::parse(h.opcode, fixed, rest) {
-        Ok(o) => dispatch(fs, &Request::new(h), o, &sender, notifier),
-        Err(e) => ReplyRaw::new(h.unique, sender).error(e),
-    }
+    // DESTROY ends nothing here: the /dev/fuse workers and the queues end with the connection.
+    serve_request(fs, gate, (h, fixed, rest), &sender, notifier);
 }
 
 /// The threads of the rings, started in `sc`: the pool and one thread per queue.

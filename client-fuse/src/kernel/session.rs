@@ -20,11 +20,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::abi::{self, InitOut, op};
-use super::filesystem::{Filesystem, KernelConfig, dispatch};
+use super::abi::{self, InitOut};
+use super::filesystem::{Filesystem, KernelConfig, serve_request};
 use super::mount::{self, Mount, MountOptions};
 use super::notify::Notifier;
-use super::reply::{ReplyEmpty, ReplyRaw, Sender};
+use super::reply::{ReplyRaw, Sender};
 use super::request::{self, Gate, Op, Request, answered};
 use super::ring::{self, RingPlan};
 use super::types::{Errno, InitFlags};
@@ -341,18 +341,8 @@ impl<F: Filesystem> Session<F> {
                     continue;
                 }
             };
-            if h.opcode == op::DESTROY {
-                ReplyEmpty::new(h.unique, sender.clone()).ok();
+            if serve_request(&self.fs, &self.gate, (h, fixed, rest), &sender, notifier) {
                 return Ok(());
-            }
-            if !self.gate.permitted(&h) {
-                ReplyRaw::new(h.unique, sender.clone()).error(Errno::EACCES);
-                continue;
-            }
-            match Op::parse(h.opcode, fixed, rest) {
-                Ok(o) => dispatch(&self.fs, &Request::new(h), o, &sender, notifier),
-                Err(e) if answered(&h) => ReplyRaw::new(h.unique, sender.clone()).error(e),
-                Err(_) => {}
             }
         }
     }
