@@ -25,6 +25,20 @@
 //! beyond that it is emptied and replaced by one `inval::ALL` per export ("drop
 //! everything"), as is every queue when the kernel's event queue overflows.
 //!
+//! Own changes are not echoed: a session's kernel cache already holds the result of a
+//! change it made (the reply carried it), so an INVAL for it would only throw that away
+//! (a `stat` after `create` costing a LOOKUP, a written file's pages dropped). The
+//! fanotify event carries the pid of the process that made the change; an event made by
+//! this engine's process (any of its threads, io_uring workers included) was made for
+//! some session's request, and every request that may change a file system marks its
+//! session as a maker before it acts ([`Notify::begin_change`]) until
+//! [`ORIGIN_TTL`] after it ended. When a batch of events is read and exactly one session
+//! is such a maker, the engine's own events of the batch can only be that session's: they
+//! go to every watcher but it. With two makers, or events a HOST process made, everyone
+//! hears everything. If the watcher lags (a batch that hit its size cap) nothing is
+//! withheld. What a wrong guess could cost is bounded by the attribute timeout, as for
+//! any missed event.
+//!
 //! Cores are never blocked: the watcher only takes this module's mutex (never held
 //! across a system call or a send) and kicks each core's wake-up eventfd; a core drains
 //! the queues of its own connections' sessions in its loop ([`drain`]), at most
@@ -62,6 +76,11 @@ const MAX_PER_DRAIN: usize = 256;
 const TX_LIMIT: usize = 1 << 20;
 /// While any queue is not empty, cores are kicked again this often.
 const RETRY: Duration = Duration::from_millis(20);
+/// How long after its last changing request ended a session still counts as the maker of
+/// the engine's events (far above the watcher's normal delay of a few milliseconds).
+pub const ORIGIN_TTL: Duration = Duration::from_secs(5);
+/// Events read in one batch at most; a batch that reaches it means the watcher lags.
+const BATCH_MAX: usize = 16384;
 /// Dead registrations (UMOUNT, sessions gone) are swept this often.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -155,6 +174,44 @@ impl Queue {
     }
 }
 
+/// A session whose requests change file systems: how many are in flight, and when the
+/// last one began or ended.
+#[derive(Clone, Copy)]
+struct Maker {
+    in_flight: u32,
+    last: Instant,
+}
+
+/// The sessions whose requests may have made the engine's recent events.
+#[derive(Default)]
+struct Makers(HashMap<u64, Maker>);
+
+impl Makers {
+    fn begin(&mut self, sid: u64, now: Instant) {
+        let e = self.0.entry(sid).or_insert(Maker { in_flight: 0, last: now });
+        e.in_flight = e.in_flight.saturating_add(1);
+        e.last = now;
+    }
+
+    fn end(&mut self, sid: u64, now: Instant) {
+        if let Some(e) = self.0.get_mut(&sid) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+            e.last = now;
+        }
+    }
+
+    /// The only maker at `now`, if there is exactly one; forgets makers with nothing in
+    /// flight for longer than [`ORIGIN_TTL`].
+    fn sole(&mut self, now: Instant) -> Option<u64> {
+        self.0.retain(|_, e| e.in_flight > 0 || now.saturating_duration_since(e.last) < ORIGIN_TTL);
+        let mut it = self.0.keys();
+        match (it.next(), it.next()) {
+            (Some(&sid), None) => Some(sid),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Marked file systems by fsid.
@@ -171,6 +228,10 @@ pub struct Notify {
     ctl: OwnedFd,
     stop: AtomicBool,
     inner: Mutex<Inner>,
+    /// Sessions making changes (see the module docs), by session id.
+    makers: Mutex<Makers>,
+    /// This process, as fanotify names the maker of an event.
+    pid: i32,
     /// Each core's wake-up eventfd and whether it has queues to look at.
     cores: OnceLock<Vec<(OwnedFd, AtomicBool)>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -201,6 +262,8 @@ impl Notify {
             ctl: sys::eventfd()?,
             stop: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
+            makers: Mutex::new(Makers::default()),
+            pid: std::process::id() as i32,
             cores: OnceLock::new(),
             thread: Mutex::new(None),
         }))
@@ -232,6 +295,16 @@ impl Notify {
         sys::eventfd_kick(self.ctl.as_raw_fd());
     }
 
+    /// A request of session `sid` that may change a file system is about to act.
+    pub fn begin_change(&self, sid: u64) {
+        self.makers.lock().begin(sid, Instant::now());
+    }
+
+    /// That request ended (answered or dropped).
+    pub fn end_change(&self, sid: u64) {
+        self.makers.lock().end(sid, Instant::now());
+    }
+
     /// Whether session `sid` has invalidations waiting (tests).
     pub fn queued(&self, sid: u64) -> usize {
         self.inner.lock().queues.get(&sid).map_or(0, |q| q.order.len() + q.flush.len())
@@ -261,11 +334,13 @@ impl Notify {
                 loop {
                     self.read_events(&mut buf, &mut events);
                     let left = end.saturating_duration_since(Instant::now());
-                    if left.is_zero() || events.len() >= 16384 || !self.poll_fan(left) {
+                    if left.is_zero() || events.len() >= BATCH_MAX || !self.poll_fan(left) {
                         break;
                     }
                 }
-                self.dispatch(&events);
+                // Read after the events, so every request that made one is counted.
+                let own = if events.len() >= BATCH_MAX { None } else { self.makers.lock().sole(Instant::now()) };
+                self.dispatch(&events, own);
             }
             if fan_ready || busy {
                 self.kick_cores();
@@ -388,8 +463,9 @@ impl Notify {
         }
     }
 
-    /// Turns events into queued invalidations.
-    fn dispatch(&self, events: &[Event]) {
+    /// Turns events into queued invalidations; the engine's own events are not queued for
+    /// `own`, the session that made them (see the module docs).
+    fn dispatch(&self, events: &[Event], own: Option<u64>) {
         // (mount, handle) → directory path, once per batch.
         let mut cache: HashMap<(u64, &[u8]), Option<Vec<u8>>> = HashMap::new();
         let mut g = self.inner.lock();
@@ -406,7 +482,11 @@ impl Notify {
             }
             let Some(flags) = ev.flags() else { continue };
             let Some(m) = fs.get(&ev.fsid) else { continue };
+            let skip = if ev.pid == self.pid { own } else { None };
             for w in &m.watchers {
+                if skip == Some(w.sid) {
+                    continue;
+                }
                 let dir = cache
                     .entry((w.mnt, ev.handle.as_slice()))
                     .or_insert_with(|| resolve(w.mount_fd.as_raw_fd(), ev.handle_type, &ev.handle));
@@ -488,6 +568,8 @@ fn resolve(mount_fd: RawFd, handle_type: i32, handle: &[u8]) -> Option<Vec<u8>> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Event {
     mask: u64,
+    /// The process that made the change (0: outside our pid namespace).
+    pid: i32,
     fsid: u64,
     handle_type: i32,
     handle: Vec<u8>,
@@ -541,9 +623,19 @@ fn parse_events(buf: &[u8], out: &mut Vec<Event>) {
         }
         let Some(rec) = buf.get(off..off + len) else { return };
         off += len;
-        let (Some(meta_len), Some(mask)) = (u16_at(rec, 6), u64_at(rec, 8)) else { continue };
+        let (Some(meta_len), Some(mask), Some(pid)) = (u16_at(rec, 6), u64_at(rec, 8), u32_at(rec, 20)) else {
+            continue;
+        };
         if mask & libc::FAN_Q_OVERFLOW != 0 {
-            out.push(Event { mask, fsid: 0, handle_type: 0, handle: Vec::new(), name: Vec::new(), overflow: true });
+            out.push(Event {
+                mask,
+                pid: 0,
+                fsid: 0,
+                handle_type: 0,
+                handle: Vec::new(),
+                name: Vec::new(),
+                overflow: true,
+            });
             continue;
         }
         // The info records after the metadata; the first DFID_NAME one is ours.
@@ -555,7 +647,7 @@ fn parse_events(buf: &[u8], out: &mut Vec<Event>) {
             }
             if ty == libc::FAN_EVENT_INFO_TYPE_DFID_NAME
                 && let Some(info) = rec.get(i..i + ilen)
-                && let Some(ev) = parse_dfid_name(mask, info)
+                && let Some(ev) = parse_dfid_name(mask, pid as i32, info)
             {
                 out.push(ev);
                 break;
@@ -565,7 +657,7 @@ fn parse_events(buf: &[u8], out: &mut Vec<Event>) {
     }
 }
 
-fn parse_dfid_name(mask: u64, info: &[u8]) -> Option<Event> {
+fn parse_dfid_name(mask: u64, pid: i32, info: &[u8]) -> Option<Event> {
     // fsid: the kernel's two ints, packed as `sys::fstatfs` packs them.
     let fsid = u32_at(info, 4)? as u64 | ((u32_at(info, 8)? as u64) << 32);
     let hb = u32_at(info, 12)? as usize;
@@ -576,7 +668,7 @@ fn parse_dfid_name(mask: u64, info: &[u8]) -> Option<Event> {
     if name.is_empty() {
         return None;
     }
-    Some(Event { mask, fsid, handle_type: ht, handle, name, overflow: false })
+    Some(Event { mask, pid, fsid, handle_type: ht, handle, name, overflow: false })
 }
 
 /// Sends the queued invalidations of this core's connections (called when its wake-up
@@ -639,6 +731,30 @@ mod tests {
     }
 
     #[test]
+    fn the_only_maker_is_named_and_an_idle_one_forgotten() {
+        let t = Instant::now();
+        let mut m = Makers::default();
+        assert_eq!(m.sole(t), None, "no maker: the events are a HOST process's or nobody's");
+        m.begin(7, t);
+        assert_eq!(m.sole(t), Some(7));
+        m.begin(8, t);
+        assert_eq!(m.sole(t), None, "two makers: nothing is withheld");
+        m.end(8, t);
+        assert_eq!(m.sole(t + ORIGIN_TTL / 2), None, "a maker counts for a while after its request");
+        // 7 is still in flight long after it began: it stays; 8 ended long ago: gone.
+        assert_eq!(m.sole(t + ORIGIN_TTL * 2), Some(7));
+        m.end(7, t + ORIGIN_TTL * 2);
+        assert_eq!(m.sole(t + ORIGIN_TTL * 2), Some(7));
+        assert_eq!(m.sole(t + ORIGIN_TTL * 4), None);
+        // An end without a begin never underflows into "in flight".
+        m.end(9, t);
+        m.begin(9, t);
+        m.end(9, t);
+        m.end(9, t);
+        assert_eq!(m.sole(t + ORIGIN_TTL * 2), None);
+    }
+
+    #[test]
     fn beneath_export() {
         assert_eq!(beneath(b"/srv/e", b"/srv/e"), Some(&b""[..]));
         assert_eq!(beneath(b"/srv/e/d", b"/srv/e"), Some(&b"d"[..]));
@@ -668,6 +784,7 @@ mod tests {
         parse_events(&rec, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, b"x");
+        assert_eq!(out[0].pid, 1);
         assert_eq!(out[0].handle, vec![9, 9]);
         assert_eq!(out[0].flags(), Some(inval::ATTR | inval::DATA));
         for cut in 0..rec.len() {

@@ -1,7 +1,8 @@
 //! INVAL: what a session that asked for `feat::INVAL` hears about changes in its export
 //! (HOST writes, creates, renames, unlinks, another session's writes), on ext4 and tmpfs;
-//! that nothing outside the export is reported; and that a session that did not ask
-//! gets no INVAL frame at all.
+//! that nothing outside the export is reported; that a session that did not ask gets no
+//! INVAL frame at all; and that a session is not told of its own changes unless another
+//! session was changing things at the same time.
 
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -128,6 +129,59 @@ fn run(tmpfs: bool) {
     }
     drop(a);
     let _ = std::fs::remove_file(outside);
+}
+
+/// Every frame `rx` receives until (and with) the INVAL of `path`; panics after 5 s.
+fn until(rx: &Receiver<Frame>, path: &str) -> Vec<Vec<u8>> {
+    let mut seen = Vec::new();
+    loop {
+        let Ok((_, _, _, p)) = rx.recv_timeout(Duration::from_secs(5)) else {
+            panic!("no INVAL {path:?} within 5 s (seen: {seen:?})")
+        };
+        let last = p == path.as_bytes();
+        seen.push(p);
+        if last {
+            return seen;
+        }
+    }
+}
+
+fn create_and_write(s: &Session, export: u32, path: &[u8]) {
+    let (h, _) = s.create(export, path, open::RDWR, 0o644, 0, true, &Cred::root()).unwrap();
+    s.write(h, 0, b"data").unwrap();
+    s.close_handle(h).unwrap();
+}
+
+#[test]
+fn own_changes_are_not_echoed_unless_another_session_changes_too() {
+    require_root();
+    let te = TestEngine::start(Opts { tmpfs: true, ..Default::default() });
+    let (a, ea, arx) = listener(&te, feat::ALL | feat::INVAL);
+    let (b, eb, brx) = listener(&te, feat::ALL | feat::INVAL);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::write(te.path("probe"), b"x").unwrap();
+            arx.try_iter().any(|(_, _, _, p)| p == b"probe") && brx.try_iter().any(|(_, _, _, p)| p == b"probe")
+        }),
+        "the watcher never reported a change"
+    );
+    // A's create and write: B hears of it; A does not. fanotify keeps events in order,
+    // so once A heard of a HOST change made after its own, its own was withheld.
+    create_and_write(&a, ea, b"mine");
+    until(&brx, "mine");
+    std::fs::write(te.path("marker"), b"x").unwrap();
+    let heard = until(&arx, "marker");
+    assert!(!heard.iter().any(|p| p == b"mine"), "A was told of its own change: {heard:?}");
+    // A HOST change to the file A just wrote is A's business.
+    std::fs::write(te.path("mine"), b"host").unwrap();
+    until(&arx, "mine");
+    // While B changes things too, nobody can tell whose an engine event is: both hear all.
+    create_and_write(&b, eb, b"theirs");
+    create_and_write(&a, ea, b"mine2");
+    let heard = until(&arx, "mine2");
+    assert!(heard.iter().any(|p| p == b"theirs"), "A missed B's change: {heard:?}");
+    let heard = until(&brx, "mine2");
+    assert!(heard.iter().any(|p| p == b"theirs"), "B was not told of its change with two makers: {heard:?}");
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub(crate) struct FsReq {
     pub(super) ident: Ident,
     pub(crate) personality: Option<u16>,
     pub(super) session: Option<Arc<Session>>,
+    /// The request holds its session's mark as a maker of changes (ended when it is
+    /// freed, see `notify`).
+    pub(super) noted: bool,
     pub(super) export: Option<Arc<Export>>,
     /// What the request waits for ([`Step`]).
     pub(super) step: Step,
@@ -67,6 +70,7 @@ impl Default for FsReq {
             ident: Ident::default(),
             personality: None,
             session: None,
+            noted: false,
             export: None,
             step: Step::Idle,
             s: Vec::with_capacity(2 * 4096 + 600),
@@ -324,6 +328,7 @@ pub(super) fn begin(core: &mut Ctx, key: usize, h: &FrameHeader, op: Op, session
     r.t0 = Instant::now();
     r.bytes_in = h.len;
     r.session = Some(session.clone());
+    r.noted = std::mem::take(&mut core.fs.noting);
     r.personality = core.r.base_personality;
     core.r.request_started(key);
     r

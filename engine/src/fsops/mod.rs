@@ -98,6 +98,15 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
         reply_now::<Empty>(core, key, &h, op, t0, Err(errno::EPROTO));
         return;
     };
+    // A request that may change a file system marks its session as the maker of the
+    // engine's coming fanotify events (`notify`: its own changes are not echoed to it);
+    // `begin` hands the mark to the request when it goes asynchronous.
+    let notify = core.r.shared.notify.clone().filter(|_| changes(op));
+    if let Some(n) = &notify {
+        n.begin_change(session.id);
+        core.fs.noting = true;
+    }
+    let sid = session.id;
     let rq = Req { key, h, op, t0, session, payload };
     let rq = &rq;
     match op {
@@ -142,6 +151,40 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
         Op::SCHED_SETAFFINITY => process::setaffinity(core, rq),
         _ => rq.reply_err(core, errno::ENOSYS),
     }
+    if std::mem::take(&mut core.fs.noting)
+        && let Some(n) = notify
+    {
+        n.end_change(sid);
+    }
+}
+
+/// Whether `op` may change a file system (anything not known to only read).
+fn changes(op: Op) -> bool {
+    !matches!(
+        op,
+        Op::MOUNT
+            | Op::UMOUNT
+            | Op::LOOKUP
+            | Op::GETATTR
+            | Op::FGETATTR
+            | Op::STATFS
+            | Op::READLINK
+            | Op::READ
+            | Op::READDIR
+            | Op::XATTR_LIST
+            | Op::XATTR_GET
+            | Op::LLSEEK
+            | Op::FIFO_POLL
+            | Op::FSYNC
+            | Op::CLOSE
+            | Op::LOCK_GET
+            | Op::LOCK_SET
+            | Op::CANCEL
+            | Op::EPOLL_CTL
+            | Op::KILL
+            | Op::SCHED_GETAFFINITY
+            | Op::SCHED_SETAFFINITY
+    )
 }
 
 /// Hands the ring completion `res` of request `r` to the module of the step it finishes.

@@ -33,12 +33,15 @@ pub(crate) struct Fs {
     reqs: Vec<Box<FsReq>>,
     /// Requests parked on a ring timer until they may be retried (lock waits).
     pub(crate) waiters: Waiters,
+    /// The request being dispatched marked its session as a maker of changes
+    /// (`notify::Notify::begin_change`) and has not handed the mark on yet.
+    pub(super) noting: bool,
 }
 
 impl Default for Fs {
     fn default() -> Self {
         // Room for a busy core's requests from the start (as the ring's own slab had).
-        Fs { ops: Slab::with_capacity(1024), reqs: Vec::new(), waiters: Waiters::default() }
+        Fs { ops: Slab::with_capacity(1024), reqs: Vec::new(), waiters: Waiters::default(), noting: false }
     }
 }
 
@@ -54,6 +57,11 @@ impl Ctx<'_> {
     }
 
     pub(super) fn free_req(&mut self, mut r: Box<FsReq>) {
+        if std::mem::take(&mut r.noted)
+            && let (Some(n), Some(s)) = (&self.r.shared.notify, &r.session)
+        {
+            n.end_change(s.id);
+        }
         // Temporary descriptors are closed by the ring with the next submit instead of
         // one close(2) each.
         for fd in r.take_fds() {
