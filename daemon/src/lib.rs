@@ -7,10 +7,11 @@
 //!   awaited synchronously by the main thread (no handler runs in a random thread);
 //!   SIGPIPE ignored, so a peer that goes away is an EPIPE, not a death.
 //! - [`admin`]: the admin socket (`qtcfg`/`qtinfo`): bind, accept with back-off, one
-//!   thread per connection, QTP frames in and out; the daemon supplies only the handler.
+//!   thread per connection, the requests decoded, checked and answered alike; the daemon
+//!   supplies only its state ([`admin::Admin`]).
 //!
-//! Owns no daemon's behaviour: configuration, the handlers and the serving loops live in
-//! the daemons (`engine`, `udsproxyd`).
+//! Owns no daemon's behaviour: configuration, the state behind the admin answers and the
+//! serving loops live in the daemons (`engine`, `udsproxyd`).
 
 use std::fmt::Display;
 use std::process::ExitCode;
