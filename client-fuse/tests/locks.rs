@@ -117,6 +117,13 @@ fn try_lock(kind: &str, path: &Path, ex: bool) -> Result<(), i32> {
     if rc < 0 { Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) } else { Ok(()) }
 }
 
+/// A file `name` of 200 bytes (the locks here cover bytes 0..100): its paths through
+/// mount 1, through mount 2 and on the HOST.
+fn lock_target(rig: &Rig, m2: &SecondMount, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::write(rig.h(name), vec![0u8; 200]).unwrap();
+    (rig.m(name), m2.p(name), rig.h(name))
+}
+
 /// F_GETLK of a write lock on bytes 0..100 of `path`: (type, start, len, pid).
 fn getlk(path: &Path) -> (i32, i64, i64, i32) {
     let f = std::fs::File::options().read(true).write(true).open(path).unwrap();
@@ -133,8 +140,7 @@ fn getlk(path: &Path) -> (i32, i64, i64, i32) {
 fn every_lock_kind_conflicts_across_two_mounts_and_the_host() {
     let rig = Rig::start(Opts::default());
     let m2 = SecondMount::new(&rig);
-    std::fs::write(rig.h("f"), vec![0u8; 200]).unwrap();
-    let (a, b, host) = (rig.m("f"), m2.mnt.join("f"), rig.h("f"));
+    let (a, b, host) = lock_target(&rig, &m2, "f");
     for kind in ["posix", "ofd", "flock"] {
         // Held through mount 1: refused through mount 2 (read and write) and the HOST.
         let h = Holder::hold(kind, &a, true);
@@ -181,8 +187,7 @@ fn flock_fd(f: &std::fs::File, op: i32) -> Result<(), i32> {
 fn flock_is_whole_file_and_meets_the_host_and_other_mounts_but_not_fcntl() {
     let rig = Rig::start(Opts::default());
     let m2 = SecondMount::new(&rig);
-    std::fs::write(rig.h("fl"), vec![0u8; 200]).unwrap();
-    let (a, b, host) = (rig.m("fl"), m2.mnt.join("fl"), rig.h("fl"));
+    let (a, b, host) = lock_target(&rig, &m2, "fl");
     let open = |p: &Path| std::fs::File::options().read(true).write(true).open(p).unwrap();
 
     // Mount vs mount, this process: two open files are two owners; LOCK_NB gets
@@ -238,8 +243,7 @@ fn flock_is_whole_file_and_meets_the_host_and_other_mounts_but_not_fcntl() {
 fn a_blocking_lock_is_granted_on_unlock_and_ends_on_a_signal() {
     let rig = Rig::start(Opts::default());
     let m2 = SecondMount::new(&rig);
-    std::fs::write(rig.h("w"), vec![0u8; 200]).unwrap();
-    let (a, b) = (rig.m("w"), m2.mnt.join("w"));
+    let (a, b, _) = lock_target(&rig, &m2, "w");
     for kind in ["posix", "flock"] {
         let h = Holder::hold(kind, &a, true);
         let (w, mut out) = Holder::start(kind, &b, true, true, None);

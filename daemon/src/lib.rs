@@ -2,15 +2,17 @@
 //!
 //! - [`init_logging`]: tracing to stderr at a QTP log level (`consts::LOG_*`), changeable
 //!   at run time (`qtinfo -l`), so every daemon logs alike; [`configure`] and
-//!   [`start_failed`], how every daemon's `main` begins and how it gives up.
+//!   [`start_failed`], how every daemon's `main` begins and how it gives up; [`cli`], the
+//!   command-line pieces the daemons read alike.
 //! - [`block_signals`] / [`wait_signal`]: SIGINT and SIGTERM blocked in every thread and
 //!   awaited synchronously by the main thread (no handler runs in a random thread);
 //!   SIGPIPE ignored, so a peer that goes away is an EPIPE, not a death.
 //! - [`admin`]: the admin socket (`qtcfg`/`qtinfo`): bind, accept with back-off, one
-//!   thread per connection, QTP frames in and out; the daemon supplies only the handler.
+//!   thread per connection, the requests decoded, checked and answered alike; the daemon
+//!   supplies only its state ([`admin::Admin`]).
 //!
-//! Owns no daemon's behaviour: configuration, the handlers and the serving loops live in
-//! the daemons (`engine`, `udsproxyd`).
+//! Owns no daemon's behaviour: configuration, the state behind the admin answers and the
+//! serving loops live in the daemons (`engine`, `udsproxyd`).
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -19,6 +21,7 @@ use qtfs_proto::consts;
 use tracing_subscriber::{EnvFilter, reload};
 
 pub mod admin;
+pub mod cli;
 
 /// The tracing filter for a QTP log level; `extra` adds directives (e.g. "io_uring=warn").
 pub fn filter_for(level: u32, extra: &str) -> EnvFilter {

@@ -320,14 +320,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         }
         let l = &cli.legacy;
         let threads: usize = l[0].parse().map_err(|_| format!("threads {:?} is not a number", l[0]))?;
-        let port: u16 = l[3].parse().map_err(|_| format!("port {:?} is not a number", l[3]))?;
-        let addr = if l[2].parse::<std::net::IpAddr>().is_ok() {
-            format!("tcp:{}:{port}", l[2])
-        } else if l[2] == "-1" || l[2].parse::<u32>().is_ok() {
-            format!("vsock:{}:{port}", l[2])
-        } else {
-            return Err(format!("address {:?} is neither an IP address nor a vsock CID", l[2]));
-        };
+        let addr = qtfs_daemon::cli::legacy_addr(&l[2], &l[3], true)?;
         notes.push(format!(
             "legacy command line mapped to: --cores {threads} --listen {addr} (uds_threads {} and peer {}:{} are no longer needed: \
              file requests and socket channels share one listener)",
@@ -381,8 +374,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         }
         None => avail,
     };
-    let log_level = qtfs_proto::consts::parse_log_level(&cli.log_level)
-        .ok_or_else(|| format!("--log-level {:?}: use NONE, ERROR, WARN, INFO or DEBUG", cli.log_level))?;
+    let log_level = qtfs_daemon::cli::log_level(&cli.log_level)?;
     if !(cli.session_grace.is_finite() && cli.session_grace >= 0.0) {
         return Err("--session-grace must be a number of seconds".into());
     }
@@ -625,9 +617,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<(Config, Vec<String>), String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("engine").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        from_cli(cli)
+        qtfs_daemon::cli::from_args("engine", args, from_cli)
     }
 
     #[test]

@@ -1,129 +1,105 @@
 //! The admin socket (`--admin-socket`, mode 0600): the engine's admin framing, so that
 //! `qtcfg`/`qtinfo` speak to udsproxyd exactly as to the engine. udsproxyd holds only
 //! the udsconnect whitelist, kept in memory (the original's client-side whitelist was
-//! runtime-only too): other groups and `WL_PERSIST` are refused with EOPNOTSUPP.
+//! runtime-only too): other groups and `WL_PERSIST` are refused with EOPNOTSUPP. The
+//! requests are decoded and answered in `qtfs_daemon::admin`; this is udsproxyd's state
+//! behind them.
 //!
 //! One plain thread per admin connection; admin traffic never touches a relay loop.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use qtfs_proto::consts::{self, WlType};
-use qtfs_proto::*;
+use qtfs_proto::consts::{self, WlType, errno};
+use qtfs_proto::{AdminInfo, ConnInfo, Name, Op, OpCounter};
 
-use qtfs_daemon::admin::{counter_records, info, log_level, respond};
+use qtfs_daemon::admin::{Admin, info};
 
 use crate::{Shared, sys};
 
 pub fn serve(listener: OwnedFd, sh: Arc<Shared>) {
     let _ = sys::set_nonblock(listener.as_raw_fd(), false);
     let l = std::os::unix::net::UnixListener::from(listener);
-    let shared = sh.clone();
-    let handler = Arc::new(move |h: &FrameHeader, p: &[u8], out: &mut Vec<u8>| handle(&shared, h, p, out));
-    qtfs_daemon::admin::serve(l, &sh.shutdown, "udsproxyd-admin-conn", handler);
+    qtfs_daemon::admin::serve(l, &sh.shutdown, "udsproxyd-admin-conn", sh.clone());
 }
 
-fn udsconnect_only(t: u32) -> Result<(), i32> {
-    if t == WlType::Udsconnect as u32 { Ok(()) } else { Err(errno::EOPNOTSUPP) }
-}
+impl Admin for Shared {
+    const WL_TYPES: &'static [WlType] = &[WlType::Udsconnect];
 
-fn handle(sh: &Shared, h: &FrameHeader, p: &[u8], out: &mut Vec<u8>) -> Result<(), i32> {
-    if !h.is_request() {
-        return Err(errno::EPROTO);
+    fn info(&self) -> AdminInfo<'static> {
+        let connected = self.loops.iter().filter(|l| l.connected.load(Ordering::Relaxed)).count() as u32;
+        AdminInfo {
+            cores: self.loops.len() as u32,
+            sessions: connected,
+            connections: connected,
+            channels: self.chans.lock().len() as u32,
+            ..info(b"udsproxyd", self.started, &self.log_level)
+        }
     }
-    let bad = |_| errno::EBADMSG;
-    match h.op().ok_or(errno::ENOSYS)? {
-        Op::ADMIN_INFO => {
-            let connected = sh.loops.iter().filter(|l| l.connected.load(Ordering::Relaxed)).count() as u32;
-            let base = info(b"udsproxyd", sh.started, &sh.log_level);
-            let rsp = AdminInfo {
-                cores: sh.loops.len() as u32,
-                sessions: connected,
-                connections: connected,
-                channels: sh.chans.lock().len() as u32,
-                ..base
-            };
-            respond(out, h, &rsp);
-        }
-        Op::ADMIN_WL_LIST => {
-            let m = WlListReq::decode(p).map_err(bad)?;
-            if m.wl_type != consts::WL_ALL {
-                udsconnect_only(m.wl_type)?;
-            }
-            let wl = sh.wl.read().clone();
-            let mut recs = Vec::new();
-            for (i, e) in wl.entries().iter().enumerate() {
-                WlEntry { wl_type: WlType::Udsconnect as u32, index: i as u32, path: Path(e) }.encode(&mut recs);
-            }
-            respond(out, h, &WlListRsp { count: wl.entries().len() as u32, entries: Rest(&recs) });
-        }
-        Op::ADMIN_WL_ADD => {
-            let m = WlAddReq::decode(p).map_err(bad)?;
-            udsconnect_only(m.wl_type)?;
-            if m.flags & consts::WL_PERSIST != 0 {
-                return Err(errno::EOPNOTSUPP);
-            }
-            let index = sh.wl.write().add(m.path.0)?;
-            tracing::info!(path = %m.path.display(), index, "udsconnect entry added");
-            respond(out, h, &WlAddRsp { index });
-        }
-        Op::ADMIN_WL_DEL => {
-            let m = WlDelReq::decode(p).map_err(bad)?;
-            udsconnect_only(m.wl_type)?;
-            if m.flags & consts::WL_PERSIST != 0 {
-                return Err(errno::EOPNOTSUPP);
-            }
-            let gone = sh.wl.write().delete(m.index)?;
-            tracing::info!(path = %String::from_utf8_lossy(&gone), "udsconnect entry deleted");
-            respond(out, h, &Empty {});
-        }
-        Op::ADMIN_LOG_LEVEL => log_level(out, h, p, &sh.log_level, &*sh.set_log_level)?,
-        Op::ADMIN_COUNTERS => {
-            let m = CountersReq::decode(p).map_err(bad)?;
-            let recs = counters(sh);
-            let window_ms = sh.stats.since.lock().elapsed().as_millis() as u64;
-            let b = counter_records(&recs);
-            respond(out, h, &CountersRsp { count: recs.len() as u32, window_ms, records: Rest(&b) });
-            if m.flags & consts::COUNTERS_CLEAR != 0 {
-                sh.stats.clear();
-            }
-        }
-        Op::ADMIN_CLEAR => {
-            sh.stats.clear();
-            respond(out, h, &Empty {});
-        }
-        Op::ADMIN_CONNS => {
-            let mut recs = Vec::new();
-            for (i, l) in sh.loops.iter().enumerate() {
-                let up = l.connected.load(Ordering::Relaxed);
-                let peer = sh.cfg.server.to_string();
-                ConnInfo {
-                    conn_id: i as u64,
-                    session: l.conn_id.load(Ordering::Relaxed),
-                    core: i as u32,
-                    state: if up { consts::CONN_ACTIVE } else { consts::CONN_RECONNECTING },
-                    inflight: 0,
-                    channels: l.channels.load(Ordering::Relaxed),
-                    handles: 0,
-                    requests: l.frames.load(Ordering::Relaxed),
-                    bytes_in: l.bytes_in.load(Ordering::Relaxed),
-                    bytes_out: 0,
-                    peer: Name(&peer.as_bytes()[..peer.len().min(MAX_NAME)]),
-                }
-                .encode(&mut recs);
-            }
-            respond(out, h, &ConnsRsp { count: sh.loops.len() as u32, records: Rest(&recs) });
-        }
-        Op::ADMIN_CHANNELS => {
-            let mut chans: Vec<_> = sh.chans.lock().iter().map(|(k, v)| (*k, v.clone())).collect();
-            chans.sort_by_key(|(k, _)| *k);
-            let recs = qtfs_chan::listing::records(chans.iter().map(|(_, c)| &**c));
-            respond(out, h, &qtfs_chan::listing::response(&recs));
-        }
-        _ => return Err(errno::ENOSYS),
+
+    fn log_level(&self) -> (&AtomicU32, &(dyn Fn(u32) + Send + Sync)) {
+        (&self.log_level, &*self.set_log_level)
     }
-    Ok(())
+
+    fn wl_list(&self, _types: &[WlType], each: &mut dyn FnMut(WlType, u32, &[u8])) {
+        // Udsconnect, the one group held, is the only one asked for.
+        for (i, e) in self.wl.read().entries().iter().enumerate() {
+            each(WlType::Udsconnect, i as u32, e);
+        }
+    }
+
+    fn wl_add(&self, _t: WlType, path: &[u8], persist: bool) -> Result<u32, i32> {
+        if persist {
+            return Err(errno::EOPNOTSUPP);
+        }
+        self.wl.write().add(path)
+    }
+
+    fn wl_del(&self, _t: WlType, index: u32, persist: bool) -> Result<Vec<u8>, i32> {
+        if persist {
+            return Err(errno::EOPNOTSUPP);
+        }
+        self.wl.write().delete(index)
+    }
+
+    fn counters(&self, clear: bool) -> (Vec<OpCounter>, u64) {
+        let r = (counters(self), self.stats.since.lock().elapsed().as_millis() as u64);
+        if clear {
+            self.stats.clear();
+        }
+        r
+    }
+
+    fn clear(&self) {
+        self.stats.clear();
+    }
+
+    fn conns(&self, each: &mut dyn FnMut(ConnInfo<'_>)) {
+        let peer = self.cfg.server.to_string();
+        for (i, l) in self.loops.iter().enumerate() {
+            let up = l.connected.load(Ordering::Relaxed);
+            each(ConnInfo {
+                conn_id: i as u64,
+                session: l.conn_id.load(Ordering::Relaxed),
+                core: i as u32,
+                state: if up { consts::CONN_ACTIVE } else { consts::CONN_RECONNECTING },
+                inflight: 0,
+                channels: l.channels.load(Ordering::Relaxed),
+                handles: 0,
+                requests: l.frames.load(Ordering::Relaxed),
+                bytes_in: l.bytes_in.load(Ordering::Relaxed),
+                bytes_out: 0,
+                peer: Name(peer.as_bytes()),
+            });
+        }
+    }
+
+    fn channels(&self) -> (Vec<u8>, u32) {
+        let mut chans: Vec<_> = self.chans.lock().iter().map(|(k, v)| (*k, v.clone())).collect();
+        chans.sort_by_key(|(k, _)| *k);
+        qtfs_chan::listing::records(chans.iter().map(|(_, c)| &**c))
+    }
 }
 
 /// The counters as OpCounter records, in the rows `qtinfo -u` shows: CHAN_OPEN

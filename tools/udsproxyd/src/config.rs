@@ -151,14 +151,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
         }
         let l = &cli.legacy;
         let threads: usize = l[0].parse().map_err(|_| format!("threads {:?} is not a number", l[0]))?;
-        let port: u16 = l[4].parse().map_err(|_| format!("peer port {:?} is not a number", l[4]))?;
-        let addr = if l[3].parse::<std::net::IpAddr>().is_ok() {
-            format!("tcp:{}:{port}", l[3])
-        } else if l[3].parse::<u32>().is_ok() {
-            format!("vsock:{}:{port}", l[3])
-        } else {
-            return Err(format!("peer address {:?} is neither an IP address nor a vsock CID", l[3]));
-        };
+        let addr = qtfs_daemon::cli::legacy_addr(&l[3], &l[4], false).map_err(|e| format!("peer {e}"))?;
         notes.push(format!(
             "legacy command line mapped to: --server {addr} --connections {} (local {}:{} is no longer used: \
              udsproxyd connects to the engine, which serves both directions)",
@@ -187,8 +180,7 @@ pub fn from_cli(cli: Cli) -> Result<(Config, Vec<String>), String> {
     if connections == 0 || connections > 64 {
         return Err("--connections must be between 1 and 64".into());
     }
-    let log_level = qtfs_proto::consts::parse_log_level(&cli.log_level)
-        .ok_or_else(|| format!("--log-level {:?}: use NONE, ERROR, WARN, INFO or DEBUG", cli.log_level))?;
+    let log_level = qtfs_daemon::cli::log_level(&cli.log_level)?;
     let reverse = cli.reverse.iter().map(|s| parse_reverse(s)).collect::<Result<Vec<_>, _>>()?;
     let mut probe = crate::wl::Whitelist::default();
     for u in &cli.udsconnect {
@@ -225,9 +217,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<(Config, Vec<String>), String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("udsproxyd").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        from_cli(cli)
+        qtfs_daemon::cli::from_args("udsproxyd", args, from_cli)
     }
 
     #[test]
