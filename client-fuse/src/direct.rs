@@ -39,6 +39,14 @@ struct Direct {
 
 thread_local! {
     static DIRECT: RefCell<Option<Direct>> = const { RefCell::new(None) };
+    /// The changed directories' attributes of this thread's last request (`feat::DIR_ATTR`).
+    static CHANGED_DIRS: RefCell<Vec<Attr>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The attributes of the directories this thread's last request changed, as the engine
+/// read them right after (empty unless it was a name operation that succeeded).
+pub fn take_changed_dirs() -> Vec<Attr> {
+    CHANGED_DIRS.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
 
 /// This thread's connection to the engine, as the transport of typed requests
@@ -62,6 +70,7 @@ impl ThreadConn<'_> {
 
 impl Transport for ThreadConn<'_> {
     fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+        CHANGED_DIRS.with(|c| c.borrow_mut().clear());
         DIRECT.with(|cell| {
             let mut slot = cell.borrow_mut();
             let d = self.remote.attached(&mut slot, None)?;
@@ -75,6 +84,10 @@ impl Transport for ThreadConn<'_> {
             }
             r
         })
+    }
+
+    fn changed_dirs(&mut self, dirs: &[Attr]) {
+        CHANGED_DIRS.with(|c| c.borrow_mut().extend_from_slice(dirs));
     }
 }
 
@@ -120,6 +133,8 @@ impl Remote {
         // only while one of its requests waits (see `crate::inval`).
         let mut cfg = self.session.config().clone();
         cfg.features &= !consts::feat::INVAL;
+        // Name operations answer with the changed directories' attributes (fs::names).
+        cfg.features |= consts::feat::DIR_ATTR;
         let cfg = &cfg;
         let c = match deadline {
             Some(t) => {

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use qtfs_proto::Attr;
+
 /// The root's node id (fixed by FUSE).
 pub const ROOT: u64 = 1;
 
@@ -49,6 +51,23 @@ pub struct Meta {
     pub no_xattrs: bool,
     /// Names asked for and found absent (ENODATA).
     pub absent: Vec<Box<[u8]>>,
+    /// A directory's attributes as the engine read them right after a change made through
+    /// this mount (`feat::DIR_ATTR`), and when they came: they answer the GETATTR the
+    /// kernel sends next (its permission check after the change dropped its copy) once.
+    pub dir: Option<(Attr, Instant)>,
+}
+
+impl Meta {
+    /// Keeps `a` as the directory's attributes unless those kept are newer (a later
+    /// ctime); two that differ with the same ctime cannot be ordered, so neither is kept.
+    pub fn keep_dir(&mut self, a: Attr) {
+        let ct = |a: &Attr| (a.ctime_sec, a.ctime_nsec);
+        self.dir = match self.dir.take() {
+            Some((old, t)) if ct(&old) > ct(&a) => Some((old, t)),
+            Some((old, _)) if ct(&old) == ct(&a) && old != a => None,
+            _ => Some((a, Instant::now())),
+        };
+    }
 }
 
 /// Proof that no invalidation of a node happened since it was taken ([`Nodes::ticket`]).
@@ -314,11 +333,24 @@ impl Nodes {
         }
         let m = match &mut n.meta {
             Some(m) if m.since.elapsed() < ttl => m,
-            slot => {
-                slot.insert(Box::new(Meta { since: Instant::now(), mode: None, no_xattrs: false, absent: Vec::new() }))
-            }
+            slot => slot.insert(Box::new(Meta {
+                since: Instant::now(),
+                mode: None,
+                no_xattrs: false,
+                absent: Vec::new(),
+                dir: None,
+            })),
         };
         f(m);
+    }
+
+    /// The attributes kept for directory `id` ([`Meta::dir`]) if younger than `ttl`, with
+    /// their age; taken, so they answer once.
+    pub fn take_dir(&mut self, id: u64, ttl: Duration) -> Option<(Attr, Duration)> {
+        let m = self.nodes.get_mut(&id)?.meta.as_deref_mut()?;
+        let (a, t) = m.dir.take()?;
+        let age = t.elapsed();
+        (age < ttl && m.since.elapsed() < ttl).then_some((a, age))
     }
 
     /// Forgets what was learnt of node `id` (it changed, or may have).
@@ -354,6 +386,33 @@ impl Nodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_attributes_keep_the_newest_answer_once_and_are_dropped_by_an_invalidation() {
+        let ttl = Duration::from_secs(60);
+        let a = |ctime_sec, nlink| Attr { ctime_sec, nlink, mode: libc::S_IFDIR | 0o755, ..Default::default() };
+        let mut n = Nodes::new((1, 1));
+        let t = n.ticket(ROOT);
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(10, 3)));
+        // An answer that left the engine earlier, arriving later, does not replace it.
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(9, 2)));
+        assert_eq!(n.take_dir(ROOT, ttl).map(|(x, _)| x.nlink), Some(3));
+        assert!(n.take_dir(ROOT, ttl).is_none(), "they answer once");
+        // Two different answers of the same instant cannot be ordered: neither is kept.
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(11, 3)));
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(11, 4)));
+        assert!(n.take_dir(ROOT, ttl).is_none());
+        // An invalidation drops them, and an answer to a request sent before it is not kept.
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(12, 3)));
+        n.unlearn(ROOT);
+        assert!(n.take_dir(ROOT, ttl).is_none());
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(13, 3)));
+        assert!(n.take_dir(ROOT, ttl).is_none());
+        // Nor beyond the attribute timeout.
+        let t = n.ticket(ROOT);
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(14, 3)));
+        assert!(n.take_dir(ROOT, Duration::ZERO).is_none());
+    }
 
     #[test]
     fn meta_is_not_learnt_across_an_invalidation_and_expires() {

@@ -298,3 +298,42 @@ mod xattr {
         assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
     }
 }
+
+/// After a change made through the mount, `stat` of the directory is answered from the
+/// attributes the engine sent with the change (`feat::DIR_ATTR`): they must be the HOST's
+/// (mtime, link count), and a later HOST change must still show (the INVAL drops them).
+#[test]
+fn a_directory_changed_through_the_mount_shows_the_hosts_attributes() {
+    use std::os::unix::fs::MetadataExt;
+    let rig = rig();
+    std::fs::create_dir(rig.h("d")).unwrap();
+    let same = |what: &str| {
+        let (m, h) = (std::fs::metadata(rig.m("d")).unwrap(), std::fs::metadata(rig.h("d")).unwrap());
+        let key = |x: &std::fs::Metadata| (x.nlink(), x.mtime(), x.mtime_nsec(), x.ctime(), x.ctime_nsec(), x.size());
+        assert_eq!(key(&m), key(&h), "after {what}: the mount's stat of the directory differs from the HOST's");
+    };
+    same("nothing");
+    std::fs::create_dir(rig.m("d/sub")).unwrap();
+    same("mkdir");
+    std::fs::write(rig.m("d/f"), b"x").unwrap();
+    same("create");
+    std::fs::hard_link(rig.m("d/f"), rig.m("d/g")).unwrap();
+    same("link");
+    std::fs::rename(rig.m("d/g"), rig.m("d/sub/g")).unwrap();
+    same("rename out");
+    std::os::unix::fs::symlink("f", rig.m("d/l")).unwrap();
+    same("symlink");
+    std::fs::remove_file(rig.m("d/l")).unwrap();
+    same("unlink");
+    std::fs::remove_file(rig.m("d/sub/g")).unwrap();
+    std::fs::remove_dir(rig.m("d/sub")).unwrap();
+    same("rmdir");
+    // With 60 s timeouts, only the INVAL of the HOST's mkdir can bring the new count.
+    std::fs::create_dir(rig.m("d/again")).unwrap();
+    let _ = std::fs::metadata(rig.m("d")).unwrap();
+    let n = std::fs::metadata(rig.h("d")).unwrap().nlink();
+    std::fs::create_dir(rig.h("d/by-host")).unwrap();
+    let t0 = Instant::now();
+    let seen = seen_after(t0, || std::fs::metadata(rig.m("d")).unwrap().nlink() == n + 1);
+    assert!(seen.is_some(), "the HOST's mkdir never showed in the mount's link count of the directory");
+}

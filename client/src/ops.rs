@@ -138,6 +138,22 @@ fn attr(p: &[u8]) -> Result<Attr> {
     Ok(AttrRsp::decode(p)?.attr)
 }
 
+/// A name operation's answer: `R`, then (`feat::DIR_ATTR`) the attributes of at most two
+/// changed directories.
+fn with_dirs<R: for<'a> Wire<'a>>(p: &[u8]) -> Result<(R, Vec<Attr>)> {
+    let (r, mut used) = R::decode_prefix(p)?;
+    let mut dirs = Vec::new();
+    while let Some(rest) = p.get(used..).filter(|r| !r.is_empty()) {
+        if dirs.len() == 2 {
+            return Err(ProtoError::TrailingBytes { what: R::DESC.name, extra: rest.len() }.into());
+        }
+        let (a, n) = AttrRsp::decode_prefix(rest)?;
+        dirs.push(a.attr);
+        used += n;
+    }
+    Ok((r, dirs))
+}
+
 fn unit(_: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
@@ -195,6 +211,17 @@ fn dir_page(p: &[u8], plus: bool) -> Result<DirPage> {
 /// [`Session`] offers them as its own methods; a [`crate::BlockingConn`] (and qtfs-fuse's
 /// per-thread connection) through this trait.
 pub trait Ops: Transport {
+    /// Sends name operation `op` (one that changes a directory) and decodes its answer
+    /// `R`; the changed directories' attributes that follow it go to the transport
+    /// ([`Transport::changed_dirs`]).
+    fn name_op<'m, M: Wire<'m>, R: for<'a> Wire<'a>>(&mut self, op: Op, msg: &M) -> Result<R> {
+        let (r, dirs) = self.exchange(op, msg, &[], |p| with_dirs::<R>(p))?;
+        if !dirs.is_empty() {
+            self.changed_dirs(&dirs);
+        }
+        Ok(r)
+    }
+
     /// Round trip with an echo payload.
     fn ping(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.exchange(Op::PING, &Data { data: Rest(data) }, &[], payload)
@@ -259,7 +286,7 @@ pub trait Ops: Transport {
         let cflags = if open { 0 } else { consts::CREATE_NOOPEN };
         let m =
             CreateReq { ctx: cred.ctx(export), flags, mode, umask, cflags, groups: cred.groups(), path: Path(path) };
-        self.exchange(Op::CREATE, &m, &[], |p| open_rsp(p))
+        self.name_op::<_, OpenRsp>(Op::CREATE, &m).map(|o| (o.handle, o.attr))
     }
 
     fn close_handle(&mut self, handle: u64) -> Result<()> {
@@ -346,20 +373,17 @@ pub trait Ops: Transport {
 
     fn mkdir(&mut self, export: u32, path: &[u8], mode: u32, umask: u32, cred: &Cred) -> Result<Attr> {
         let m = MkdirReq { ctx: cred.ctx(export), mode, umask, groups: cred.groups(), path: Path(path) };
-        self.exchange(Op::MKDIR, &m, &[], |p| attr(p))
+        self.name_op::<_, AttrRsp>(Op::MKDIR, &m).map(|r| r.attr)
     }
 
     fn rmdir(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
-        self.exchange(Op::RMDIR, &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) }, &[], unit)
+        let m = PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) };
+        self.name_op::<_, Empty>(Op::RMDIR, &m).map(|_| ())
     }
 
     fn unlink(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<()> {
-        self.exchange(
-            Op::UNLINK,
-            &PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) },
-            &[],
-            unit,
-        )
+        let m = PathReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path) };
+        self.name_op::<_, Empty>(Op::UNLINK, &m).map(|_| ())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -382,17 +406,17 @@ pub trait Ops: Transport {
             groups: cred.groups(),
             path: Path(path),
         };
-        self.exchange(Op::MKNOD, &m, &[], |p| attr(p))
+        self.name_op::<_, AttrRsp>(Op::MKNOD, &m).map(|r| r.attr)
     }
 
     fn symlink(&mut self, export: u32, path: &[u8], target: &[u8], cred: &Cred) -> Result<Attr> {
         let m = SymlinkReq { ctx: cred.ctx(export), groups: cred.groups(), path: Path(path), target: Path(target) };
-        self.exchange(Op::SYMLINK, &m, &[], |p| attr(p))
+        self.name_op::<_, AttrRsp>(Op::SYMLINK, &m).map(|r| r.attr)
     }
 
     fn link(&mut self, export: u32, old: &[u8], new: &[u8], cred: &Cred) -> Result<Attr> {
         let m = LinkReq { ctx: cred.ctx(export), groups: cred.groups(), old_path: Path(old), new_path: Path(new) };
-        self.exchange(Op::LINK, &m, &[], |p| attr(p))
+        self.name_op::<_, AttrRsp>(Op::LINK, &m).map(|r| r.attr)
     }
 
     fn readlink(&mut self, export: u32, path: &[u8], cred: &Cred) -> Result<Vec<u8>> {
@@ -403,7 +427,7 @@ pub trait Ops: Transport {
     fn rename(&mut self, export: u32, old: &[u8], new: &[u8], flags: u32, cred: &Cred) -> Result<()> {
         let m =
             RenameReq { ctx: cred.ctx(export), flags, groups: cred.groups(), old_path: Path(old), new_path: Path(new) };
-        self.exchange(Op::RENAME, &m, &[], unit)
+        self.name_op::<_, Empty>(Op::RENAME, &m).map(|_| ())
     }
 
     /// STATFS of the file system holding `path` (an export may span several mounts:
@@ -659,6 +683,43 @@ mod tests {
             DirEntry { ino: 10 + i as u64, cookie: 1 + i as u64, dtype: 8, name: Name(n) }.encode(&mut entries);
         }
         ReaddirRsp { count, flags: consts::READDIR_EOF, entries: Rest(&entries) }.to_vec()
+    }
+
+    /// [`Canned`], keeping the changed directories' attributes.
+    struct CannedDirs(Canned, Vec<Attr>);
+
+    impl Transport for CannedDirs {
+        fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+            self.0.round_trip(req, f)
+        }
+        fn changed_dirs(&mut self, dirs: &[Attr]) {
+            self.1.extend_from_slice(dirs);
+        }
+    }
+
+    #[test]
+    fn a_name_operation_hands_over_at_most_two_whole_directory_attributes() {
+        let dir = |ino| Attr { ino, mode: libc::S_IFDIR | 0o755, nlink: 2, ..Default::default() };
+        let answer = |n: u64, extra: &[u8]| {
+            let mut v = Vec::new();
+            for i in 0..n {
+                AttrRsp { attr: dir(7 + i) }.encode(&mut v);
+            }
+            v.extend_from_slice(extra);
+            v
+        };
+        let mut t = CannedDirs(Canned { answer: answer(2, b""), sent: None }, Vec::new());
+        t.rename(1, b"a/x", b"b/x", 0, &Cred::root()).unwrap();
+        assert_eq!(t.1, vec![dir(7), dir(8)]);
+        let mut t = CannedDirs(Canned { answer: answer(0, b""), sent: None }, Vec::new());
+        t.unlink(1, b"a/x", &Cred::root()).unwrap();
+        assert!(t.1.is_empty(), "no trailer, nothing handed over");
+        for bad in [answer(3, b""), answer(1, b"12345")] {
+            let mut t = CannedDirs(Canned { answer: bad, sent: None }, Vec::new());
+            let e = t.unlink(1, b"a/x", &Cred::root()).unwrap_err();
+            assert!(matches!(e, ClientError::Proto(_)), "{e:?}");
+            assert!(t.1.is_empty(), "a malformed answer handed attributes over");
+        }
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub trait Transport {
     ) -> Result<R> {
         with_request(FrameHeader::request(op, 0, 0), msg, tail, |req| self.round_trip(req, f))
     }
+
+    /// The attributes of the directories the request just answered changed, as the engine
+    /// read them right after the change (`feat::DIR_ATTR`, asked for by the connection);
+    /// ignored unless the transport keeps them.
+    fn changed_dirs(&mut self, _dirs: &[qtfs_proto::Attr]) {}
 }
 
 /// An encoded request frame on its way out: room for the header (written when the sender

@@ -95,7 +95,7 @@ pub struct Shared {
 impl Shared {
     /// The features this engine offers in the handshake.
     pub fn features(&self) -> u64 {
-        let mut f = qtfs_proto::consts::feat::ALL;
+        let mut f = qtfs_proto::consts::feat::ALL | qtfs_proto::consts::feat::DIR_ATTR;
         if self.notify.is_some() {
             f |= qtfs_proto::consts::feat::INVAL;
         }

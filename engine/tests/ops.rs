@@ -341,3 +341,82 @@ fn resident_pages(f: &std::fs::File, len: usize) -> Vec<bool> {
     }
     vec.iter().map(|b| b & 1 == 1).collect()
 }
+
+/// The typed operations on a session, keeping the directory attributes answers carry.
+struct KeepDirs<'s> {
+    s: &'s qtfs_client::Session,
+    dirs: Vec<qtfs_proto::Attr>,
+}
+
+impl qtfs_client::Transport for KeepDirs<'_> {
+    fn round_trip<R>(
+        &mut self,
+        req: qtfs_client::Request<'_>,
+        f: impl FnOnce(&mut Vec<u8>) -> qtfs_client::Result<R>,
+    ) -> qtfs_client::Result<R> {
+        (&mut &*self.s).round_trip(req, f)
+    }
+    fn changed_dirs(&mut self, dirs: &[qtfs_proto::Attr]) {
+        self.dirs.extend_from_slice(dirs);
+    }
+}
+
+/// DIR_ATTR: each operation that changes a directory answers with that directory's
+/// attributes as they are after the change (both parents for RENAME); OPEN, SETATTR and
+/// failed operations carry none; a session that did not ask gets none.
+#[test]
+fn name_operations_answer_with_the_changed_directories_attributes() {
+    use qtfs_client::Ops;
+    let e = TestEngine::start(Opts::default());
+    let mut cfg = e.config();
+    cfg.features = consts::feat::ALL | consts::feat::DIR_ATTR;
+    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
+    assert_ne!(s.features() & consts::feat::DIR_ATTR, 0, "the engine offers DIR_ATTR");
+    let (ex, _) = s.mount(e.export.to_str().unwrap(), &Cred::root()).unwrap();
+    std::fs::create_dir_all(e.path("a")).unwrap();
+    std::fs::create_dir_all(e.path("b")).unwrap();
+    let c = Cred::root();
+    let mut t = KeepDirs { s: &s, dirs: Vec::new() };
+    // What the HOST says of `dirs` now, as (ino, nlink, mtime, ctime, size).
+    let host = |dirs: &[&str]| -> Vec<(u64, u32, i64, i64, u64)> {
+        dirs.iter()
+            .map(|d| {
+                let m = std::fs::metadata(e.path(d)).unwrap();
+                (m.ino(), m.nlink() as u32, m.mtime(), m.ctime(), m.size())
+            })
+            .collect()
+    };
+    let got = |t: &mut KeepDirs| -> Vec<(u64, u32, i64, i64, u64)> {
+        std::mem::take(&mut t.dirs).iter().map(|a| (a.ino, a.nlink, a.mtime_sec, a.ctime_sec, a.size)).collect()
+    };
+    t.mkdir(ex, b"a/sub", 0o755, 0, &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a"]), "MKDIR");
+    let (h, _) = t.create(ex, b"a/f", open::RDWR, 0o644, 0, true, &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a"]), "CREATE");
+    t.close_handle(h).unwrap();
+    t.mknod(ex, b"a/fifo", libc::S_IFIFO | 0o644, 0, 0, 0, &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a"]), "MKNOD");
+    t.symlink(ex, b"a/l", b"f", &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a"]), "SYMLINK");
+    t.link(ex, b"a/f", b"b/g", &c).unwrap();
+    assert_eq!(got(&mut t), host(&["b"]), "LINK: the new name's directory");
+    t.rename(ex, b"a/sub", b"b/sub", 0, &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a", "b"]), "RENAME: the old, then the new parent");
+    t.unlink(ex, b"a/l", &c).unwrap();
+    assert_eq!(got(&mut t), host(&["a"]), "UNLINK");
+    t.rmdir(ex, b"b/sub", &c).unwrap();
+    assert_eq!(got(&mut t), host(&["b"]), "RMDIR");
+    let (h, _) = t.open(ex, b"a/f", open::RDWR, 0, &c).unwrap();
+    t.close_handle(h).unwrap();
+    t.setattr(ex, b"a/f", &SetAttr { mode: Some(0o600), ..Default::default() }, &c).unwrap();
+    assert!(errno(t.unlink(ex, b"a/missing", &c)) == libc::ENOENT);
+    assert!(t.dirs.is_empty(), "OPEN, SETATTR or a failed UNLINK carried directory attributes: {:?}", t.dirs);
+    // A session that did not ask.
+    let plain = qtfs_client::Session::connect(e.config(), 1).unwrap();
+    assert_eq!(plain.features() & consts::feat::DIR_ATTR, 0);
+    let (px, _) = plain.mount(e.export.to_str().unwrap(), &c).unwrap();
+    let mut t = KeepDirs { s: &plain, dirs: Vec::new() };
+    t.mkdir(px, b"a/plain", 0o755, 0, &c).unwrap();
+    t.unlink(px, b"a/f", &c).unwrap();
+    assert!(t.dirs.is_empty(), "a session without DIR_ATTR got directory attributes");
+}

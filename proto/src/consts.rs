@@ -23,8 +23,15 @@ pub mod feat {
     /// outside [`ALL`]: a client asks for it only if it handles INVAL frames; a server
     /// offers it only while it can watch its exports.
     pub const INVAL: u64 = 1 << 5;
+    /// DIR_ATTR: the answer of a request that changes a directory (CREATE, MKDIR, MKNOD,
+    /// SYMLINK, LINK, UNLINK, RMDIR, RENAME) is followed by the attributes (`Attr`) of
+    /// the directories it changed, read right after the change: the parent, or the old and
+    /// then the new parent of a RENAME. A client that keeps them needs no GETATTR of the
+    /// directory afterwards (the kernel's permission check on it). Opt-in, outside
+    /// [`ALL`]: a client asks for it only if it reads the trailing attributes.
+    pub const DIR_ATTR: u64 = 1 << 6;
     /// Every feature of this build that a peer gets without asking specially (all but
-    /// the opt-in [`INVAL`]).
+    /// the opt-in [`INVAL`] and [`DIR_ATTR`]).
     pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
 }
 

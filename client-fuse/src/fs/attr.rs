@@ -145,6 +145,12 @@ pub(super) fn getattr(fs: &QtfsFs, req: &Request, ino: INodeNo, fh: Option<FileH
                 Some(p) => {
                     ttl = fs.ttls(&p).0;
                     match fs.route(p) {
+                        // A directory this mount just changed: the engine sent its
+                        // attributes with the change (fs::names, `Meta::dir`).
+                        Route::Remote(_) if let Some((a, age)) = fs.nodes.lock().take_dir(id, ttl) => {
+                            ttl -= age;
+                            Ok(a)
+                        }
                         Route::Remote(p) => {
                             let cred = fs.cred(req);
                             fs.remote

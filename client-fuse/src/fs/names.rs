@@ -14,7 +14,7 @@ use qtfs_proto::Attr;
 use super::attr::to_file_attr;
 use super::{QtfsFs, errno, key_of};
 use crate::direct::ThreadConn;
-use crate::nodes::ROOT;
+use crate::nodes::{ROOT, Ticket};
 use crate::procfs::{ProcMode, Route};
 use crate::remote::{Retry, Wait};
 
@@ -136,7 +136,40 @@ fn name_op<T>(
 ) -> Result<T, Errno> {
     let p = fs.name_path(parent, name)?;
     let cred = fs.cred(req);
-    fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| op(&mut fs.remote.conn(), ex, &p, &cred)).map_err(|e| errno(&e))
+    let dirs = fs.dir_tickets(&[parent]);
+    let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| op(&mut fs.remote.conn(), ex, &p, &cred));
+    if r.is_ok() {
+        fs.learn_changed_dirs(&dirs);
+    }
+    r.map_err(|e| errno(&e))
+}
+
+impl QtfsFs {
+    /// The directories a name operation will change, each with its ticket
+    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent.
+    pub(super) fn dir_tickets(&self, dirs: &[INodeNo]) -> Vec<(u64, Ticket)> {
+        let nodes = self.nodes.lock();
+        dirs.iter().map(|d| (d.0, nodes.ticket(d.0))).collect()
+    }
+
+    /// Keeps the attributes the engine sent for the directories the name operation this
+    /// thread just made changed (`feat::DIR_ATTR`, [`crate::nodes::Meta::dir`]), each on the node of
+    /// `dirs` it is the attributes of; not for a directory invalidated since its ticket.
+    /// Called before the kernel gets the reply, whose processing drops its copy of them.
+    pub(super) fn learn_changed_dirs(&self, dirs: &[(u64, Ticket)]) {
+        let attrs = crate::direct::take_changed_dirs();
+        if attrs.is_empty() {
+            return;
+        }
+        let mut nodes = self.nodes.lock();
+        for &(id, t) in dirs {
+            let Some(key) = nodes.key(id) else { continue };
+            if let Some(a) = attrs.iter().rev().find(|a| key_of(a) == key) {
+                let a = *a;
+                nodes.learn(id, t, self.cfg.attr_ttl, |m| m.keep_dir(a));
+            }
+        }
+    }
 }
 
 /// MKNOD, MKDIR, SYMLINK: makes `parent/name` on the HOST and replies with its entry.
@@ -195,8 +228,10 @@ pub(super) fn rename(
     };
     let cred = fs.cred(req);
     let fl = flags.bits();
+    let dirs = fs.dir_tickets(&[parent, newparent]);
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rename(ex, &p1, &p2, fl, &cred)) {
         Ok(()) => {
+            fs.learn_changed_dirs(&dirs);
             let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
             fs.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
             reply.ok()
@@ -211,8 +246,12 @@ pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo,
         (Err(e), _) | (_, Err(e)) => return reply.error(e),
     };
     let cred = fs.cred(req);
+    let dirs = fs.dir_tickets(&[newparent]);
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().link(ex, &old, &new, &cred)) {
-        Ok(a) => fs.entry(newparent.0, newname.as_bytes(), &a, reply),
+        Ok(a) => {
+            fs.learn_changed_dirs(&dirs);
+            fs.entry(newparent.0, newname.as_bytes(), &a, reply)
+        }
         Err(e) => reply.error(errno(&e)),
     }
 }

@@ -211,9 +211,12 @@ pub(super) fn create(
         wf |= oflags::EXCL;
     }
     // Creating is not idempotent (O_EXCL, or a file someone else wrote meanwhile).
+    let dirs = fs.dir_tickets(&[parent]);
     let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.create(ex, &p, wf, mode, umask, &cred));
     match r {
         Ok((h, epoch, a)) => {
+            // Before any other request of this thread (the lock check below).
+            fs.learn_changed_dirs(&dirs);
             let (id, t) = {
                 let mut nodes = fs.nodes.lock();
                 let id = nodes.link(parent.0, name.as_bytes(), key_of(&a));

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use io_uring::{opcode, squeue, types};
-use qtfs_proto::consts::errno;
+use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
 use super::path::RESOLVE_CACHED;
@@ -57,6 +57,8 @@ pub(crate) struct FsReq {
     pub(super) fd: Option<OwnedFd>,
     pub(super) file: Option<Arc<OpenFile>>,
     pub(super) buf: Vec<u8>,
+    /// The changed directories' attributes a DIR_ATTR answer carries ([`note_dir`]).
+    pub(super) dirs: Vec<Attr>,
 }
 
 impl Default for FsReq {
@@ -85,6 +87,7 @@ impl Default for FsReq {
             fd: None,
             file: None,
             buf: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl FsReq {
         self.dirfd2 = None;
         self.fd = None;
         self.file = None;
+        self.dirs.clear();
         self.s.clear();
         self.ns = 0;
         self.step = Step::Idle;
@@ -248,7 +252,39 @@ pub(super) fn stats(core: &mut Ctx, req: &FsReq, ok: bool, out: usize) {
     });
 }
 
+/// With `feat::DIR_ATTR` agreed on the request's connection, notes the attributes of the
+/// directory `dir` the request just changed; its answer carries them after the message.
+/// Read now, right after the change, by the engine (a statx of an open descriptor needs
+/// no permission); a directory that cannot be read is left out.
+pub(super) fn note_dir(core: &Ctx, r: &mut FsReq, dir: Option<RawFd>) {
+    let wanted =
+        core.r.conns.get(r.conn).is_some_and(|c| {
+            c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::DIR_ATTR != 0
+        });
+    if let (true, Some(fd)) = (wanted, dir)
+        && let Ok(a) = sys::statx(fd, c"", libc::AT_EMPTY_PATH)
+    {
+        r.dirs.push(a);
+    }
+}
+
 pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Ctx, req: Box<FsReq>, msg: &M) {
+    if !req.dirs.is_empty() {
+        // The message, then the changed directories' attributes (feat::DIR_ATTR).
+        let mut buf = vec![0u8; HEADER_SIZE];
+        msg.encode(&mut buf);
+        for &attr in &req.dirs {
+            AttrRsp { attr }.encode(&mut buf);
+        }
+        let len = (buf.len() - HEADER_SIZE) as u32;
+        put_header(&mut buf, FrameHeader::response(req.op as u16, req.id, len));
+        let key = req.conn;
+        stats(core, &req, true, buf.len());
+        core.r.respond_owned(key, buf);
+        core.free_req(req);
+        core.r.request_done(key);
+        return;
+    }
     let n = core.r.respond(req.conn, req.op as u16, req.id, msg);
     stats(core, &req, true, n);
     let key = req.conn;

@@ -17,7 +17,9 @@ use io_uring::{opcode, types};
 use qtfs_proto::consts::{WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish, finish_empty, mutate, proc_cstr, res_fd, resolve, stat_reply};
+use super::common::{
+    FsReq, Next, Req, fail, finish, finish_empty, mutate, note_dir, proc_cstr, res_fd, resolve, stat_reply,
+};
 use super::devices;
 use super::gates::allowed_fd;
 use super::path::{self, SAFE};
@@ -84,6 +86,7 @@ pub(super) fn make_step(core: &mut Ctx, mut r: Box<FsReq>, step: MakeStep, res: 
                 return fail(core, r, -res);
             }
             let raw = r.dir_raw();
+            note_dir(core, &mut r, Some(raw));
             return stat_reply(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW);
         }
     };
@@ -108,7 +111,10 @@ pub(super) fn make_step(core: &mut Ctx, mut r: Box<FsReq>, step: MakeStep, res: 
             // MKNOD has no ring opcode.
             let res = creds::with_ident(&r.ident, || sys::mknodat(raw, r.cstr(1), mode, dev));
             return match res {
-                Ok(Ok(())) => stat_reply(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW),
+                Ok(Ok(())) => {
+                    note_dir(core, &mut r, Some(raw));
+                    stat_reply(core, r, raw, Some(1), libc::AT_SYMLINK_NOFOLLOW)
+                }
                 Ok(Err(e)) | Err(e) => fail(core, r, sys::errno_of(&e)),
             };
         }
@@ -154,6 +160,8 @@ pub(super) fn remove_step(core: &mut Ctx, mut r: Box<FsReq>, step: RemoveStep, r
             if res < 0 {
                 return fail(core, r, -res);
             }
+            let dir = r.dir_raw();
+            note_dir(core, &mut r, Some(dir));
             return finish_empty(core, r);
         }
     };
@@ -237,6 +245,7 @@ pub(super) fn link_step(core: &mut Ctx, mut r: Box<FsReq>, step: LinkStep, res: 
                 return fail(core, r, -res);
             }
             let raw = r.dirfd2.as_ref().map_or(-1, |d| d.as_raw_fd());
+            note_dir(core, &mut r, Some(raw));
             stat_reply(core, r, raw, Some(2), libc::AT_SYMLINK_NOFOLLOW);
         }
     }
@@ -323,6 +332,9 @@ pub(super) fn rename_step(core: &mut Ctx, mut r: Box<FsReq>, step: RenameStep, r
             if res < 0 {
                 return fail(core, r, -res);
             }
+            let (old, new) = (r.dir_raw(), r.dirfd2.as_ref().map(|d| d.as_raw_fd()));
+            note_dir(core, &mut r, Some(old));
+            note_dir(core, &mut r, new);
             finish_empty(core, r);
         }
     }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, fd_code, finish, proc_cstr, res_fd, resolve, stat_now, submit_open};
+use super::common::{
+    FsReq, Next, Req, fail, fd_code, finish, note_dir, proc_cstr, res_fd, resolve, stat_now, submit_open,
+};
 use super::fifo;
 use super::gates::{allowed_fd, device_open_ok, wl_at};
 use super::path::{self, SAFE};
@@ -102,8 +104,12 @@ pub(super) fn step_done(core: &mut Ctx, mut r: Box<FsReq>, step: OpenStep, res: 
             }
         }
         OpenStep::Created(args) => match res_fd(res) {
-            // A new file: its attributes are taken now.
-            Ok(fd) => opened(core, r, args, fd, false),
+            // A new file (its parent in `dirfd`): its attributes are taken now.
+            Ok(fd) => {
+                let dir = r.dir_raw();
+                note_dir(core, &mut r, Some(dir));
+                opened(core, r, args, fd, false)
+            }
             Err(e) => fail(core, r, e),
         },
         OpenStep::Reopened(args) => match res_fd(res) {
