@@ -76,6 +76,7 @@ class Rig:
         self.export = os.path.join(self.tmpfs, "export")
         self.dirs = {}
         self.detail = {}
+        self.engines = {}
 
     def start(self, systems, release):
         os.makedirs(self.tmpfs)
@@ -106,26 +107,32 @@ class Rig:
         self.dirs["bindfs"] = os.path.join(m, "bindfs")
         self.detail["bindfs"] = "bindfs --multithreaded -o big_writes (libfuse2)"
 
-    def ensure_engine(self, release):
-        if hasattr(self, "engine_addr"):
-            return
-        key = os.path.join(self.work, "psk")
-        with open(key, "w") as f:
-            f.write(os.urandom(32).hex() + "\n")
-        os.chmod(key, 0o600)
-        self.psk = key
-        wl = os.path.join(self.work, "whitelist")
-        groups = "Open Write Read Readdir Mkdir Rmdir Create Unlink Rename Setattr Setxattr".split()
-        with open(wl, "w") as f:
-            f.write(f"[Mount]\nPath={self.export}\n")
-            for g in groups:
-                f.write(f"[{g}]\nPath={self.export}\n")
+    def ensure_engine(self, release, binary=None):
+        """Starts the engine (`binary`: another build, e.g. the previous commit's, beside the
+        current one) once; returns its address. Each has its own admin socket:
+        engine.sock, engine-base.sock."""
+        name = "engine-base" if binary else "engine"
+        if name in self.engines:
+            return self.engines[name]
+        if not hasattr(self, "psk"):
+            key = os.path.join(self.work, "psk")
+            with open(key, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+            os.chmod(key, 0o600)
+            self.psk = key
+            wl = os.path.join(self.work, "whitelist")
+            groups = "Open Write Read Readdir Mkdir Rmdir Create Unlink Rename Setattr Setxattr".split()
+            with open(wl, "w") as f:
+                f.write(f"[Mount]\nPath={self.export}\n")
+                for g in groups:
+                    f.write(f"[{g}]\nPath={self.export}\n")
+            self.wl = wl
         port = free_port()
-        eng = os.path.join(release, "engine")
-        cmd = [eng, "--cores", str(os.cpu_count() or 2), "--listen", f"tcp:127.0.0.1:{port}", "--whitelist", wl,
-               "--psk-file", key, "--admin-socket", os.path.join(self.work, "engine.sock"),
-               "--lock-file", os.path.join(self.work, "engine.lock"), "--log-level", "WARN"]
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, "engine.log"), "w"))
+        eng = binary or os.path.join(release, "engine")
+        cmd = [eng, "--cores", str(os.cpu_count() or 2), "--listen", f"tcp:127.0.0.1:{port}", "--whitelist", self.wl,
+               "--psk-file", self.psk, "--admin-socket", os.path.join(self.work, name + ".sock"),
+               "--lock-file", os.path.join(self.work, name + ".lock"), "--log-level", "WARN"]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, name + ".log"), "w"))
         self.procs.append(p)
         t = time.time() + 10
         while time.time() < t:
@@ -134,12 +141,13 @@ class Rig:
                 break
             except OSError:
                 time.sleep(0.05)
-        self.engine_addr = f"tcp:127.0.0.1:{port}"
+        self.engines[name] = f"tcp:127.0.0.1:{port}"
+        return self.engines[name]
 
-    def qtfs_mount(self, name, release, opts, binary=None):
-        self.ensure_engine(release)
+    def qtfs_mount(self, name, release, opts, binary=None, engine=None):
+        addr = self.ensure_engine(release, engine)
         m = self.mnt(name)
-        cmd = [binary or os.path.join(release, "qtfs-fuse"), "-f", "--server", self.engine_addr, "--psk-file", self.psk] + \
+        cmd = [binary or os.path.join(release, "qtfs-fuse"), "-f", "--server", addr, "--psk-file", self.psk] + \
             sum([["-o", o] for o in opts], []) + [self.export, m]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(self.work, name + ".log"), "w"))
@@ -154,10 +162,12 @@ class Rig:
                                     "(attr/entry timeout 1 s, write-through, 32 threads, 1 MiB I/O)")
 
     def start_qtfs_fuse_base(self, release):
-        # Another build of qtfs-fuse (args.base_fuse, e.g. the previous commit's) on the
-        # same engine: a before/after of a client change measured in one run.
-        self.qtfs_mount("qtfs-fuse-base", release, [], binary=self.args.base_fuse)
-        self.detail["qtfs-fuse-base"] = f"{self.args.base_fuse}, defaults, same engine (the before of a change)"
+        # Another build of qtfs-fuse (args.base_fuse) and/or of the engine (args.base_engine),
+        # e.g. the previous commit's: a before/after of a change measured in one run.
+        fuse, engine = self.args.base_fuse, getattr(self.args, "base_engine", None)
+        self.qtfs_mount("qtfs-fuse-base", release, [], binary=fuse, engine=engine)
+        self.detail["qtfs-fuse-base"] = (f"qtfs-fuse {fuse or '(this build)'} on engine {engine or '(this build, shared)'}"
+                                         ", defaults (the before of a change)")
 
     def start_qtfs_fuse_uring(self, release):
         # FUSE over io_uring: the kernel offers it only while the fuse module's enable_uring
