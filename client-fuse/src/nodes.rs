@@ -353,6 +353,13 @@ impl Nodes {
         (age < ttl && m.since.elapsed() < ttl).then_some((a, age))
     }
 
+    /// Forgets the directory attributes kept for `id` ([`Meta::dir`]), nothing else.
+    pub fn drop_dir(&mut self, id: u64) {
+        if let Some(m) = self.nodes.get_mut(&id).and_then(|n| n.meta.as_deref_mut()) {
+            m.dir = None;
+        }
+    }
+
     /// Forgets what was learnt of node `id` (it changed, or may have).
     pub fn unlearn(&mut self, id: u64) {
         if let Some(n) = self.nodes.get_mut(&id) {

@@ -325,6 +325,28 @@ fn a_directory_changed_through_the_mount_shows_the_hosts_attributes() {
     same("symlink");
     std::fs::remove_file(rig.m("d/l")).unwrap();
     same("unlink");
+    // A change of the directory itself after a change in it (tar sets a directory's
+    // mtime after filling it): the attributes kept from the change are stale then.
+    // By path, so that nothing asks for the directory's attributes in between; then a
+    // listing, after which the kernel asks again (its atime), as `tar -c` does.
+    std::fs::write(rig.m("d/f2"), b"x").unwrap();
+    let times = [libc::timespec { tv_sec: 1_000_000_000, tv_nsec: 0 }; 2];
+    let p = std::ffi::CString::new(rig.m("d").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and two timespecs.
+    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }, 0);
+    assert_eq!(std::fs::read_dir(rig.m("d")).unwrap().count(), 3);
+    same("utimes after create");
+    std::fs::create_dir(rig.m("d/sub/inner")).unwrap();
+    std::fs::create_dir(rig.m("d2")).unwrap();
+    std::fs::rename(rig.m("d/sub"), rig.m("d2/sub")).unwrap();
+    let moved = |x: &std::path::Path| {
+        let m = std::fs::metadata(x).unwrap();
+        (m.nlink(), m.ctime(), m.ctime_nsec(), m.mtime(), m.mtime_nsec())
+    };
+    assert_eq!(moved(&rig.m("d2/sub")), moved(&rig.h("d2/sub")), "the moved directory's attributes");
+    same("rename of a directory away");
+    std::fs::rename(rig.m("d2/sub"), rig.m("d/sub")).unwrap();
+    std::fs::remove_dir(rig.m("d/sub/inner")).unwrap();
     std::fs::remove_file(rig.m("d/sub/g")).unwrap();
     std::fs::remove_dir(rig.m("d/sub")).unwrap();
     same("rmdir");

@@ -214,7 +214,13 @@ pub(super) fn setattr(
             Err(e) => Err(ClientError::Remote(e.into())),
         },
     };
-    let t = fs.nodes.lock().ticket(id);
+    // What was learnt of the node (a directory's attributes kept from a change in it, its
+    // mode, its extended attributes: chmod rewrites an ACL) is stale once this is sent.
+    let t = {
+        let mut nodes = fs.nodes.lock();
+        nodes.unlearn(id);
+        nodes.ticket(id)
+    };
     let mut r = send(&set);
     // With writeback_cache the kernel keeps mtime/ctime itself and turns UTIME_NOW
     // (and its delayed time updates after writes) into explicit times, which the HOST

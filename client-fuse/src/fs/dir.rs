@@ -61,7 +61,12 @@ impl QtfsFs {
         let need_attrs = plus && cached.as_ref().is_some_and(|e| e.first().is_some_and(|x| x.attr.is_none()));
         let entries = match cached {
             Some(e) if offset != 0 && !need_attrs => e,
-            _ => self.load_dir(&self.wait(req), &d, plus, &self.cred(req)).map_err(|e| errno(&e))?,
+            _ => {
+                // The engine's listing may set the directory's atime on the HOST (no event
+                // says so): attributes kept from a change in it are older than that.
+                self.nodes.lock().drop_dir(d.node);
+                self.load_dir(&self.wait(req), &d, plus, &self.cred(req)).map_err(|e| errno(&e))?
+            }
         };
         Ok((d, entries))
     }

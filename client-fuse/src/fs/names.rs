@@ -146,10 +146,17 @@ fn name_op<T>(
 
 impl QtfsFs {
     /// The directories a name operation will change, each with its ticket
-    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent.
+    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent. What was learnt
+    /// of them is forgotten first: they are about to change, and an answer to an earlier
+    /// request (sent before this change) must not be kept after it.
     pub(super) fn dir_tickets(&self, dirs: &[INodeNo]) -> Vec<(u64, Ticket)> {
-        let nodes = self.nodes.lock();
-        dirs.iter().map(|d| (d.0, nodes.ticket(d.0))).collect()
+        let mut nodes = self.nodes.lock();
+        dirs.iter()
+            .map(|d| {
+                nodes.unlearn(d.0);
+                (d.0, nodes.ticket(d.0))
+            })
+            .collect()
     }
 
     /// Keeps the attributes the engine sent for the directories the name operation this
@@ -229,6 +236,16 @@ pub(super) fn rename(
     let cred = fs.cred(req);
     let fl = flags.bits();
     let dirs = fs.dir_tickets(&[parent, newparent]);
+    {
+        // The moved object's ctime (a directory's `..` too) and a replaced one's link
+        // count change as well.
+        let mut nodes = fs.nodes.lock();
+        for (d, n) in [(parent, name), (newparent, newname)] {
+            if let Some(id) = nodes.lookup_name(d.0, n.as_bytes()) {
+                nodes.unlearn(id);
+            }
+        }
+    }
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rename(ex, &p1, &p2, fl, &cred)) {
         Ok(()) => {
             fs.learn_changed_dirs(&dirs);
@@ -247,6 +264,8 @@ pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo,
     };
     let cred = fs.cred(req);
     let dirs = fs.dir_tickets(&[newparent]);
+    // The object's link count and ctime change too.
+    fs.nodes.lock().unlearn(ino.0);
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().link(ex, &old, &new, &cred)) {
         Ok(a) => {
             fs.learn_changed_dirs(&dirs);
