@@ -353,10 +353,16 @@ impl Nodes {
         (age < ttl && m.since.elapsed() < ttl).then_some((a, age))
     }
 
-    /// Forgets the directory attributes kept for `id` ([`Meta::dir`]), nothing else.
+    /// Forgets the directory attributes kept for `id` ([`Meta::dir`]) — it is about to
+    /// change, or may have — and refuses what answers to requests sent before would teach
+    /// (tickets taken before are stale). Other facts stay: no change of a directory's
+    /// attributes or names adds or removes an extended attribute.
     pub fn drop_dir(&mut self, id: u64) {
-        if let Some(m) = self.nodes.get_mut(&id).and_then(|n| n.meta.as_deref_mut()) {
-            m.dir = None;
+        if let Some(n) = self.nodes.get_mut(&id) {
+            if let Some(m) = n.meta.as_deref_mut() {
+                m.dir = None;
+            }
+            n.meta_gen += 1;
         }
     }
 
@@ -414,6 +420,18 @@ mod tests {
         n.unlearn(ROOT);
         assert!(n.take_dir(ROOT, ttl).is_none());
         n.learn(ROOT, t, ttl, |m| m.keep_dir(a(13, 3)));
+        assert!(n.take_dir(ROOT, ttl).is_none());
+        // A change of the directory itself drops them, and refuses answers sent before,
+        // but keeps the rest of what was learnt.
+        let t = n.ticket(ROOT);
+        n.learn(ROOT, t, ttl, |m| {
+            m.keep_dir(a(20, 3));
+            m.no_xattrs = true;
+        });
+        n.drop_dir(ROOT);
+        assert!(n.take_dir(ROOT, ttl).is_none());
+        assert!(n.meta(ROOT, ttl).is_some_and(|m| m.no_xattrs));
+        n.learn(ROOT, t, ttl, |m| m.keep_dir(a(21, 3)));
         assert!(n.take_dir(ROOT, ttl).is_none());
         // Nor beyond the attribute timeout.
         let t = n.ticket(ROOT);

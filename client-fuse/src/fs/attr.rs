@@ -214,11 +214,10 @@ pub(super) fn setattr(
             Err(e) => Err(ClientError::Remote(e.into())),
         },
     };
-    // What was learnt of the node (a directory's attributes kept from a change in it, its
-    // mode, its extended attributes: chmod rewrites an ACL) is stale once this is sent.
+    // A directory's attributes kept from a change in it are stale once this is sent.
     let t = {
         let mut nodes = fs.nodes.lock();
-        nodes.unlearn(id);
+        nodes.drop_dir(id);
         nodes.ticket(id)
     };
     let mut r = send(&set);

@@ -146,14 +146,14 @@ fn name_op<T>(
 
 impl QtfsFs {
     /// The directories a name operation will change, each with its ticket
-    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent. What was learnt
-    /// of them is forgotten first: they are about to change, and an answer to an earlier
-    /// request (sent before this change) must not be kept after it.
+    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent. The attributes
+    /// kept for them are dropped first: they are about to change, and an answer to an
+    /// earlier request (sent before this change) must not be kept after it.
     pub(super) fn dir_tickets(&self, dirs: &[INodeNo]) -> Vec<(u64, Ticket)> {
         let mut nodes = self.nodes.lock();
         dirs.iter()
             .map(|d| {
-                nodes.unlearn(d.0);
+                nodes.drop_dir(d.0);
                 (d.0, nodes.ticket(d.0))
             })
             .collect()
@@ -237,12 +237,11 @@ pub(super) fn rename(
     let fl = flags.bits();
     let dirs = fs.dir_tickets(&[parent, newparent]);
     {
-        // The moved object's ctime (a directory's `..` too) and a replaced one's link
-        // count change as well.
+        // A moved directory changes too (ctime, `..`), and a replaced one.
         let mut nodes = fs.nodes.lock();
         for (d, n) in [(parent, name), (newparent, newname)] {
             if let Some(id) = nodes.lookup_name(d.0, n.as_bytes()) {
-                nodes.unlearn(id);
+                nodes.drop_dir(id);
             }
         }
     }
@@ -264,8 +263,6 @@ pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo,
     };
     let cred = fs.cred(req);
     let dirs = fs.dir_tickets(&[newparent]);
-    // The object's link count and ctime change too.
-    fs.nodes.lock().unlearn(ino.0);
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().link(ex, &old, &new, &cred)) {
         Ok(a) => {
             fs.learn_changed_dirs(&dirs);
