@@ -63,7 +63,7 @@ use qtfs_proto::consts::{feat, inval};
 use qtfs_proto::{FrameHeader, InvalMsg, Op, Path};
 
 use crate::ring::Reactor;
-use crate::session::{Export, Session};
+use crate::session::{Changes, Export, Session};
 use crate::sys;
 
 /// Events collected after the first one of a batch before they are queued.
@@ -174,41 +174,14 @@ impl Queue {
     }
 }
 
-/// A session whose requests change file systems: how many are in flight, and when the
-/// last one began or ended.
-#[derive(Clone, Copy)]
-struct Maker {
-    in_flight: u32,
-    last: Instant,
-}
-
-/// The sessions whose requests may have made the engine's recent events.
-#[derive(Default)]
-struct Makers(HashMap<u64, Maker>);
-
-impl Makers {
-    fn begin(&mut self, sid: u64, now: Instant) {
-        let e = self.0.entry(sid).or_insert(Maker { in_flight: 0, last: now });
-        e.in_flight = e.in_flight.saturating_add(1);
-        e.last = now;
-    }
-
-    fn end(&mut self, sid: u64, now: Instant) {
-        if let Some(e) = self.0.get_mut(&sid) {
-            e.in_flight = e.in_flight.saturating_sub(1);
-            e.last = now;
-        }
-    }
-
-    /// The only maker at `now`, if there is exactly one; forgets makers with nothing in
-    /// flight for longer than [`ORIGIN_TTL`].
-    fn sole(&mut self, now: Instant) -> Option<u64> {
-        self.0.retain(|_, e| e.in_flight > 0 || now.saturating_duration_since(e.last) < ORIGIN_TTL);
-        let mut it = self.0.keys();
-        match (it.next(), it.next()) {
-            (Some(&sid), None) => Some(sid),
-            _ => None,
-        }
+/// The one session among `makers` (id, changes) whose requests change things at `now_ms`
+/// (in flight, or ended within [`ORIGIN_TTL`]), if exactly one does.
+fn sole<'a>(makers: impl Iterator<Item = (u64, &'a Changes)>, now_ms: u64) -> Option<u64> {
+    let ttl = ORIGIN_TTL.as_millis() as u64;
+    let mut active = makers.filter(|(_, c)| c.active(now_ms, ttl)).map(|(sid, _)| sid);
+    match (active.next(), active.next()) {
+        (Some(sid), None) => Some(sid),
+        _ => None,
     }
 }
 
@@ -228,8 +201,11 @@ pub struct Notify {
     ctl: OwnedFd,
     stop: AtomicBool,
     inner: Mutex<Inner>,
-    /// Sessions making changes (see the module docs), by session id.
-    makers: Mutex<Makers>,
+    /// Every session that ever made a change (see the module docs); the dead are pruned
+    /// when read.
+    makers: Mutex<Vec<(u64, Weak<Session>)>>,
+    /// The clock of `Changes` (milliseconds since the watcher was made).
+    epoch: Instant,
     /// This process, as fanotify names the maker of an event.
     pid: i32,
     /// Each core's wake-up eventfd and whether it has queues to look at.
@@ -262,7 +238,8 @@ impl Notify {
             ctl: sys::eventfd()?,
             stop: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
-            makers: Mutex::new(Makers::default()),
+            makers: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
             pid: std::process::id() as i32,
             cores: OnceLock::new(),
             thread: Mutex::new(None),
@@ -295,14 +272,30 @@ impl Notify {
         sys::eventfd_kick(self.ctl.as_raw_fd());
     }
 
-    /// A request of session `sid` that may change a file system is about to act.
-    pub fn begin_change(&self, sid: u64) {
-        self.makers.lock().begin(sid, Instant::now());
+    /// A request of `session` that may change a file system is about to act.
+    pub fn begin_change(&self, session: &Arc<Session>) {
+        if session.changes.begin() {
+            self.makers.lock().push((session.id, Arc::downgrade(session)));
+        }
     }
 
     /// That request ended (answered or dropped).
-    pub fn end_change(&self, sid: u64) {
-        self.makers.lock().end(sid, Instant::now());
+    pub fn end_change(&self, session: &Session) {
+        session.changes.end(self.now_ms());
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The one session that may have made the engine's events read so far ([`sole`]).
+    fn sole_maker(&self) -> Option<u64> {
+        let now = self.now_ms();
+        let mut makers = self.makers.lock();
+        makers.retain(|(_, w)| w.strong_count() > 0);
+        let live: Vec<(u64, Arc<Session>)> = makers.iter().filter_map(|(sid, w)| Some((*sid, w.upgrade()?))).collect();
+        drop(makers);
+        sole(live.iter().map(|(sid, s)| (*sid, &s.changes)), now)
     }
 
     /// Whether session `sid` has invalidations waiting (tests).
@@ -339,7 +332,7 @@ impl Notify {
                     }
                 }
                 // Read after the events, so every request that made one is counted.
-                let own = if events.len() >= BATCH_MAX { None } else { self.makers.lock().sole(Instant::now()) };
+                let own = if events.len() >= BATCH_MAX { None } else { self.sole_maker() };
                 self.dispatch(&events, own);
             }
             if fan_ready || busy {
@@ -732,26 +725,27 @@ mod tests {
 
     #[test]
     fn the_only_maker_is_named_and_an_idle_one_forgotten() {
-        let t = Instant::now();
-        let mut m = Makers::default();
-        assert_eq!(m.sole(t), None, "no maker: the events are a HOST process's or nobody's");
-        m.begin(7, t);
-        assert_eq!(m.sole(t), Some(7));
-        m.begin(8, t);
-        assert_eq!(m.sole(t), None, "two makers: nothing is withheld");
-        m.end(8, t);
-        assert_eq!(m.sole(t + ORIGIN_TTL / 2), None, "a maker counts for a while after its request");
+        let ttl = ORIGIN_TTL.as_millis() as u64;
+        let (a, b) = (Changes::default(), Changes::default());
+        let both = |now| sole([(7, &a), (8, &b)].into_iter(), now);
+        assert_eq!(both(0), None, "no maker: the events are a HOST process's or nobody's");
+        assert!(a.begin(), "the first change lists the session");
+        assert!(!a.begin(), "once");
+        assert_eq!(both(0), Some(7));
+        b.begin();
+        assert_eq!(both(0), None, "two makers: nothing is withheld");
+        b.end(0);
+        assert_eq!(both(ttl / 2), None, "a maker counts for a while after its request");
         // 7 is still in flight long after it began: it stays; 8 ended long ago: gone.
-        assert_eq!(m.sole(t + ORIGIN_TTL * 2), Some(7));
-        m.end(7, t + ORIGIN_TTL * 2);
-        assert_eq!(m.sole(t + ORIGIN_TTL * 2), Some(7));
-        assert_eq!(m.sole(t + ORIGIN_TTL * 4), None);
+        assert_eq!(both(ttl * 2), Some(7));
+        a.end(ttl * 2);
+        assert_eq!(both(ttl * 4), Some(7), "the second request of 7 is still in flight");
+        a.end(ttl * 4);
+        assert_eq!(both(ttl * 4), Some(7), "it just ended");
+        assert_eq!(both(ttl * 5), None);
         // An end without a begin never underflows into "in flight".
-        m.end(9, t);
-        m.begin(9, t);
-        m.end(9, t);
-        m.end(9, t);
-        assert_eq!(m.sole(t + ORIGIN_TTL * 2), None);
+        a.end(ttl * 5);
+        assert!(!a.active(ttl * 7, ttl));
     }
 
     #[test]

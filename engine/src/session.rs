@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -223,6 +223,42 @@ pub struct Session {
     /// `--channel-buffer-budget`).
     pub chans: AtomicUsize,
     pub chan_bytes: AtomicUsize,
+    /// Its requests that may change a file system (`notify`: a session is not told of its
+    /// own changes).
+    pub changes: Changes,
+}
+
+/// A session's requests that may change a file system: how many are in flight and when
+/// the last one ended. Counted by the cores on the session itself (no lock shared by the
+/// cores); read by the export watcher (`notify`).
+#[derive(Debug, Default)]
+pub struct Changes {
+    in_flight: AtomicU32,
+    /// Milliseconds on the watcher's clock when the last one ended, plus one (0: never).
+    last_ms: AtomicU64,
+    /// The watcher has been told of this session ([`Changes::begin`]).
+    listed: AtomicBool,
+}
+
+impl Changes {
+    /// A changing request begins; true the first time ever (the caller lists the session
+    /// with the watcher).
+    pub fn begin(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        !self.listed.load(Ordering::Relaxed) && !self.listed.swap(true, Ordering::AcqRel)
+    }
+
+    /// It ended at `now_ms`. An end without a begin changes nothing.
+    pub fn end(&self, now_ms: u64) {
+        let _ = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1));
+        self.last_ms.store(now_ms + 1, Ordering::Release);
+    }
+
+    /// Whether a request of the session changes things now or ended less than `ttl_ms` ago.
+    pub fn active(&self, now_ms: u64, ttl_ms: u64) -> bool {
+        let last = self.last_ms.load(Ordering::Acquire);
+        self.in_flight.load(Ordering::Acquire) > 0 || (last > 0 && now_ms.saturating_sub(last - 1) < ttl_ms)
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -354,6 +390,7 @@ impl Sessions {
             peer,
             chans: AtomicUsize::new(0),
             chan_bytes: AtomicUsize::new(0),
+            changes: Changes::default(),
         });
         s.attach();
         map.insert(new_id, s.clone());

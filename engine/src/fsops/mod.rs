@@ -101,12 +101,11 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
     // A request that may change a file system marks its session as the maker of the
     // engine's coming fanotify events (`notify`: its own changes are not echoed to it);
     // `begin` hands the mark to the request when it goes asynchronous.
-    let notify = core.r.shared.notify.clone().filter(|_| changes(op));
+    let notify = if changes(op) { core.r.shared.notify.clone() } else { None };
     if let Some(n) = &notify {
-        n.begin_change(session.id);
+        n.begin_change(&session);
         core.fs.noting = true;
     }
-    let sid = session.id;
     let rq = Req { key, h, op, t0, session, payload };
     let rq = &rq;
     match op {
@@ -154,7 +153,7 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
     if std::mem::take(&mut core.fs.noting)
         && let Some(n) = notify
     {
-        n.end_change(sid);
+        n.end_change(&rq.session);
     }
 }
 

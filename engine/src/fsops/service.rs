@@ -60,7 +60,7 @@ impl Ctx<'_> {
         if std::mem::take(&mut r.noted)
             && let (Some(n), Some(s)) = (&self.r.shared.notify, &r.session)
         {
-            n.end_change(s.id);
+            n.end_change(s);
         }
         // Temporary descriptors are closed by the ring with the next submit instead of
         // one close(2) each.
