@@ -29,7 +29,8 @@ pub fn connect(cfg: &MountConfig) -> Result<(Remote, qtfs_proto::Attr), FuseErro
     // Prompt invalidations (`crate::inval`) on the shared session's connections; the
     // per-worker connections leave them out (`crate::direct`). `-o noinval`: timeouts only.
     if cfg.inval {
-        cc.features |= qtfs_proto::consts::feat::INVAL;
+        // Not told of its own changes: the kernel already holds their results.
+        cc.features |= qtfs_proto::consts::feat::INVAL | qtfs_proto::consts::feat::NO_ECHO;
     }
     // The shared session carries only MOUNT, PING and CLOSE: an engine that accepts but
     // never answers must not hold the re-mount thread for good.

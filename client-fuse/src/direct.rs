@@ -132,7 +132,7 @@ impl Remote {
         // INVAL frames go to the shared session's reader threads: this connection is read
         // only while one of its requests waits (see `crate::inval`).
         let mut cfg = self.session.config().clone();
-        cfg.features &= !consts::feat::INVAL;
+        cfg.features &= !(consts::feat::INVAL | consts::feat::NO_ECHO);
         // Name operations answer with the changed directories' attributes (fs::names).
         cfg.features |= consts::feat::DIR_ATTR;
         let cfg = &cfg;

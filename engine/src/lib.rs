@@ -97,7 +97,7 @@ impl Shared {
     pub fn features(&self) -> u64 {
         let mut f = qtfs_proto::consts::feat::ALL | qtfs_proto::consts::feat::DIR_ATTR;
         if self.notify.is_some() {
-            f |= qtfs_proto::consts::feat::INVAL;
+            f |= qtfs_proto::consts::feat::INVAL | qtfs_proto::consts::feat::NO_ECHO;
         }
         f
     }

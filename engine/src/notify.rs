@@ -25,8 +25,9 @@
 //! beyond that it is emptied and replaced by one `inval::ALL` per export ("drop
 //! everything"), as is every queue when the kernel's event queue overflows.
 //!
-//! Own changes are not echoed: a session's kernel cache already holds the result of a
-//! change it made (the reply carried it), so an INVAL for it would only throw that away
+//! Own changes are not echoed to a session that asked (`feat::NO_ECHO`, with INVAL on the
+//! connection of its MOUNT): its kernel cache already holds the result of a change it
+//! made (the reply carried it), so an INVAL for it would only throw that away
 //! (a `stat` after `create` costing a LOOKUP, a written file's pages dropped). The
 //! fanotify event carries the pid of the process that made the change; an event made by
 //! this engine's process (any of its threads, io_uring workers included) was made for
@@ -104,6 +105,8 @@ struct Watcher {
     /// A readable descriptor of the export root: `open_by_handle_at` needs one on the
     /// same mount (an `O_PATH` one is refused).
     mount_fd: Arc<OwnedFd>,
+    /// The session asked not to hear of its own changes (`feat::NO_ECHO`).
+    no_echo: bool,
 }
 
 /// A file system with a mark.
@@ -190,7 +193,7 @@ struct Inner {
     /// Marked file systems by fsid.
     fs: HashMap<u64, Marked>,
     /// Registrations the watcher thread has not taken yet.
-    new: Vec<(u64, u32, Weak<Export>)>,
+    new: Vec<(u64, u32, Weak<Export>, bool)>,
     queues: HashMap<u64, Queue>,
 }
 
@@ -265,10 +268,11 @@ impl Notify {
     }
 
     /// Registers export `id` of `session` (called on the core that answered its MOUNT;
-    /// the mark itself is placed by the watcher thread, which has full credentials).
-    pub fn watch(&self, session: &Session, id: u32) {
+    /// the mark itself is placed by the watcher thread, which has full credentials);
+    /// `no_echo`: the session is not told of its own changes (`feat::NO_ECHO`).
+    pub fn watch(&self, session: &Session, id: u32, no_echo: bool) {
         let Some(e) = session.export(id) else { return };
-        self.inner.lock().new.push((session.id, id, Arc::downgrade(&e)));
+        self.inner.lock().new.push((session.id, id, Arc::downgrade(&e), no_echo));
         sys::eventfd_kick(self.ctl.as_raw_fd());
     }
 
@@ -367,7 +371,7 @@ impl Notify {
     /// systems (the first export of a file system places its mark).
     fn register(&self) {
         let new = std::mem::take(&mut self.inner.lock().new);
-        for (sid, id, weak) in new {
+        for (sid, id, weak, no_echo) in new {
             let Some(e) = weak.upgrade() else { continue };
             let r = (|| -> io::Result<(u64, Watcher, Arc<OwnedFd>)> {
                 let fd = sys::openat(e.root.as_raw_fd(), DOT, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
@@ -381,6 +385,7 @@ impl Notify {
                     host_path: e.host_path.clone(),
                     mnt,
                     mount_fd: fd.clone(),
+                    no_echo,
                 };
                 Ok((fsid, w, fd))
             })();
@@ -477,7 +482,7 @@ impl Notify {
             let Some(m) = fs.get(&ev.fsid) else { continue };
             let skip = if ev.pid == self.pid { own } else { None };
             for w in &m.watchers {
-                if skip == Some(w.sid) {
+                if w.no_echo && skip == Some(w.sid) {
                     continue;
                 }
                 let dir = cache

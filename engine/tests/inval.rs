@@ -156,8 +156,9 @@ fn create_and_write(s: &Session, export: u32, path: &[u8]) {
 fn own_changes_are_not_echoed_unless_another_session_changes_too() {
     require_root();
     let te = TestEngine::start(Opts { tmpfs: true, ..Default::default() });
-    let (a, ea, arx) = listener(&te, feat::ALL | feat::INVAL);
-    let (b, eb, brx) = listener(&te, feat::ALL | feat::INVAL);
+    let (a, ea, arx) = listener(&te, feat::ALL | feat::INVAL | feat::NO_ECHO);
+    let (b, eb, brx) = listener(&te, feat::ALL | feat::INVAL | feat::NO_ECHO);
+    assert_ne!(a.features() & feat::NO_ECHO, 0, "the engine offers NO_ECHO with INVAL");
     assert!(
         wait_until(Duration::from_secs(5), || {
             std::fs::write(te.path("probe"), b"x").unwrap();
@@ -182,6 +183,24 @@ fn own_changes_are_not_echoed_unless_another_session_changes_too() {
     assert!(heard.iter().any(|p| p == b"theirs"), "A missed B's change: {heard:?}");
     let heard = until(&brx, "mine2");
     assert!(heard.iter().any(|p| p == b"theirs"), "B was not told of its change with two makers: {heard:?}");
+}
+
+/// Without NO_ECHO (qtfs.ko), a session hears of its own changes, even alone.
+#[test]
+fn own_changes_are_echoed_to_a_session_that_did_not_ask_otherwise() {
+    require_root();
+    let te = TestEngine::start(Opts { tmpfs: true, ..Default::default() });
+    let (a, ea, arx) = listener(&te, feat::ALL | feat::INVAL);
+    assert_eq!(a.features() & feat::NO_ECHO, 0);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::write(te.path("probe"), b"x").unwrap();
+            arx.try_iter().any(|(_, _, _, p)| p == b"probe")
+        }),
+        "the watcher never reported a change"
+    );
+    create_and_write(&a, ea, b"mine");
+    until(&arx, "mine");
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub fn c_constants() -> Vec<(&'static str, u64, &'static str)> {
         ("QTP_FEAT_SYSCALLS", feat::SYSCALLS, "feature bit"),
         ("QTP_FEAT_READDIR_PLUS", feat::READDIR_PLUS, "feature bit"),
         ("QTP_FEAT_INVAL", feat::INVAL, "feature bit"),
+        ("QTP_FEAT_DIR_ATTR", feat::DIR_ATTR, "feature bit"),
+        ("QTP_FEAT_NO_ECHO", feat::NO_ECHO, "feature bit"),
         ("QTP_ATTR_F_BTIME", consts::ATTR_F_BTIME as u64, "Attr.flags"),
         ("QTP_MOUNT_F_READONLY", consts::MOUNT_F_READONLY as u64, "MountReq.flags"),
         ("QTP_GETATTR_FOLLOW", consts::GETATTR_FOLLOW as u64, "GetattrReq.flags"),

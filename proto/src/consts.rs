@@ -30,8 +30,13 @@ pub mod feat {
     /// directory afterwards (the kernel's permission check on it). Opt-in, outside
     /// [`ALL`]: a client asks for it only if it reads the trailing attributes.
     pub const DIR_ATTR: u64 = 1 << 6;
+    /// NO_ECHO (with [`INVAL`]): a session that asked for it on the connection of a MOUNT
+    /// is not sent the INVALs of its own changes to that export while it is the only
+    /// session changing things (a server that cannot tell sends them). Opt-in, outside
+    /// [`ALL`]: for clients whose caches already hold the results of their own requests.
+    pub const NO_ECHO: u64 = 1 << 7;
     /// Every feature of this build that a peer gets without asking specially (all but
-    /// the opt-in [`INVAL`] and [`DIR_ATTR`]).
+    /// the opt-in [`INVAL`], [`DIR_ATTR`] and [`NO_ECHO`]).
     pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
 }
 

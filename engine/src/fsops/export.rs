@@ -27,14 +27,11 @@ pub(super) fn mount(core: &mut Ctx, rq: &Req<'_>) {
     let session = &rq.session;
     let r = do_mount(core, session, &m);
     // A client that handles INVAL hears about changes in the export from now on.
+    let features = core.r.conns.get(rq.key).map_or(0, |c| c.shared.features.load(std::sync::atomic::Ordering::Relaxed));
     if let (Ok(rsp), Some(n)) = (&r, &core.r.shared.notify)
-        && core
-            .r
-            .conns
-            .get(rq.key)
-            .is_some_and(|c| c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::INVAL != 0)
+        && features & consts::feat::INVAL != 0
     {
-        n.watch(session, rsp.export);
+        n.watch(session, rsp.export, features & consts::feat::NO_ECHO != 0);
     }
     rq.reply(core, r);
 }
