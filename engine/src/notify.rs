@@ -207,6 +207,9 @@ pub struct Notify {
     /// Every session that ever made a change (see the module docs); the dead are pruned
     /// when read.
     makers: Mutex<Vec<(u64, Weak<Session>)>>,
+    /// Changes the engine makes for no file request (the socket files of CHAN_LISTEN):
+    /// a maker of its own, so that they are never taken for a session's.
+    internal: Changes,
     /// The clock of `Changes` (milliseconds since the watcher was made).
     epoch: Instant,
     /// This process, as fanotify names the maker of an event.
@@ -242,6 +245,7 @@ impl Notify {
             stop: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
             makers: Mutex::new(Vec::new()),
+            internal: Changes::default(),
             epoch: Instant::now(),
             pid: std::process::id() as i32,
             cores: OnceLock::new(),
@@ -288,6 +292,15 @@ impl Notify {
         session.changes.end(self.now_ms());
     }
 
+    /// The engine is about to make a change for no file request; `done` after it.
+    pub fn internal_change(&self, done: bool) {
+        if done {
+            self.internal.end(self.now_ms());
+        } else {
+            self.internal.begin();
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -299,7 +312,9 @@ impl Notify {
         makers.retain(|(_, w)| w.strong_count() > 0);
         let live: Vec<(u64, Arc<Session>)> = makers.iter().filter_map(|(sid, w)| Some((*sid, w.upgrade()?))).collect();
         drop(makers);
-        sole(live.iter().map(|(sid, s)| (*sid, &s.changes)), now)
+        // Session ids start at 1: 0 is the engine's own changes.
+        let internal = std::iter::once((0, &self.internal));
+        sole(internal.chain(live.iter().map(|(sid, s)| (*sid, &s.changes))), now).filter(|&sid| sid != 0)
     }
 
     /// Whether session `sid` has invalidations waiting (tests).
@@ -751,6 +766,13 @@ mod tests {
         // An end without a begin never underflows into "in flight".
         a.end(ttl * 5);
         assert!(!a.active(ttl * 7, ttl));
+        // The engine's own changes (id 0) are a maker like a session's.
+        let own = Changes::default();
+        a.begin();
+        own.begin();
+        own.end(ttl * 7);
+        assert_eq!(sole([(0, &own), (7, &a)].into_iter(), ttl * 7), None);
+        assert_eq!(sole([(0, &own), (7, &a)].into_iter(), ttl * 9), Some(7));
     }
 
     #[test]

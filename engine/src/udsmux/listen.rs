@@ -69,6 +69,9 @@ pub(super) fn host_listen(core: &Ctx, ident: &Ident, kind: Kind, mode: u32, path
     let sock = sys::unix_socket(kind.sock_type()).map_err(errno_of)?;
     let mode = if mode & 0o7777 == 0 { 0o666 } else { mode & 0o7777 };
     let dfd = dir.as_raw_fd();
+    // The socket file is no file request's change: no session's own (notify).
+    let notify = core.r.shared.notify.clone();
+    notify.iter().for_each(|n| n.internal_change(false));
     let r = creds::with_ident(ident, || -> std::io::Result<()> {
         sys::bind_unix(sock.as_raw_fd(), &tmp)?;
         let drop_tmp = || {
@@ -90,6 +93,7 @@ pub(super) fn host_listen(core: &Ctx, ident: &Ident, kind: Kind, mode: u32, path
         }
         sys::renameat2(dfd, &ctmp_name, dfd, &cname, 0).inspect_err(|_| drop_tmp())
     });
+    notify.iter().for_each(|n| n.internal_change(true));
     creds::reset();
     r.map_err(errno_of)?.map_err(errno_of)?;
     let st = sys::lstat(&ctarget).map_err(errno_of)?.ok_or(errno::ENOENT)?;
@@ -223,7 +227,11 @@ pub(super) fn close_listener(core: &mut Ctx, lk: usize) {
             && st.st_dev == f.dev
             && st.st_ino == f.ino
         {
+            // Not a file request's change: no session's own (notify).
+            let notify = core.r.shared.notify.clone();
+            notify.iter().for_each(|n| n.internal_change(false));
             let _ = sys::unlinkat(f.dir.as_raw_fd(), &f.name, 0);
+            notify.iter().for_each(|n| n.internal_change(true));
         }
     }
     if let Some(ud) = l.accept_ud {
