@@ -276,14 +276,8 @@ pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Ctx, req: Box<FsReq>, msg: &M) 
         for &attr in &req.dirs {
             AttrRsp { attr }.encode(&mut buf);
         }
-        let len = (buf.len() - HEADER_SIZE) as u32;
-        put_header(&mut buf, FrameHeader::response(req.op as u16, req.id, len));
-        let key = req.conn;
-        stats(core, &req, true, buf.len());
-        core.r.respond_owned(key, buf);
-        core.free_req(req);
-        core.r.request_done(key);
-        return;
+        let n = buf.len() - HEADER_SIZE;
+        return respond_built(core, req, buf, n);
     }
     let n = core.r.respond(req.conn, req.op as u16, req.id, msg);
     stats(core, &req, true, n);
@@ -322,9 +316,10 @@ pub(super) fn reply_now<'m, M: Wire<'m>>(
     core.r.answer(key, h, op, t0, r);
 }
 
-/// Answers a READ whose `n` data bytes follow the header space of `buf` (the request's
-/// own buffer, already `HEADER_SIZE + n` long): the ring's and the FIFO path's ending.
-pub(super) fn respond_read(core: &mut Ctx, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
+/// Answers with the `n` payload bytes that follow the header space of `buf` (already
+/// `HEADER_SIZE + n` long): a READ's data in the request's own buffer (the ring's and the
+/// FIFO path's ending), or a message followed by directory attributes ([`finish`]).
+pub(super) fn respond_built(core: &mut Ctx, r: Box<FsReq>, mut buf: Vec<u8>, n: usize) {
     put_header(&mut buf, FrameHeader::response(r.op as u16, r.id, n as u32));
     let key = r.conn;
     stats(core, &r, true, buf.len());

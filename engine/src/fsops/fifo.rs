@@ -44,7 +44,7 @@ use io_uring::{opcode, types};
 use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
-use super::common::{FsReq, Req, fail, finish, respond_read};
+use super::common::{FsReq, Req, fail, finish, respond_built};
 use super::service::Ctx;
 use super::steps::{FifoIo, OpenStep, SpecialOpen, Step};
 use crate::creds;
@@ -163,7 +163,7 @@ fn read_now(core: &mut Ctx, mut r: Box<FsReq>, len: usize) {
         Ok(n) => {
             let mut buf = std::mem::take(&mut r.buf);
             buf.truncate(HEADER_SIZE + n);
-            respond_read(core, r, buf, n);
+            respond_built(core, r, buf, n);
         }
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !f.is_nonblock() => {
             poll(core, r, f.raw(), libc::POLLIN, FifoIo::Read { len })

@@ -16,7 +16,7 @@ use io_uring::{opcode, squeue, types};
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Req, as_opener, fail, finish, finish_empty, opener_personality, put_header, respond_read};
+use super::common::{FsReq, Req, as_opener, fail, finish, finish_empty, opener_personality, put_header, respond_built};
 use super::gates::{growth, space_ok, wl_handle};
 use super::service::Ctx;
 use super::steps::Step;
@@ -108,7 +108,7 @@ pub(super) fn read_done(core: &mut Ctx, mut r: Box<FsReq>, got: usize, res: i32)
     // SAFETY: the inline read initialised `got` bytes after the header space, and the
     // kernel wrote `res` more after them.
     unsafe { buf.set_len(HEADER_SIZE + n) };
-    respond_read(core, r, buf, n);
+    respond_built(core, r, buf, n);
 }
 
 /// Is `pos` at or beyond the end of the handle's file? (Unknown counts as not: the ring

@@ -101,8 +101,9 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
     // A request that may change a file system marks its session as the maker of the
     // engine's coming fanotify events (`notify`: its own changes are not echoed to it);
     // `begin` hands the mark to the request when it goes asynchronous.
-    let notify = if changes(op) { core.r.shared.notify.clone() } else { None };
-    if let Some(n) = &notify {
+    if changes(op)
+        && let Some(n) = &core.r.shared.notify
+    {
         n.begin_change(&session);
         core.fs.noting = true;
     }
@@ -151,7 +152,7 @@ fn dispatch(core: &mut Ctx, key: usize, h: FrameHeader, op: Op, payload: &[u8]) 
         _ => rq.reply_err(core, errno::ENOSYS),
     }
     if std::mem::take(&mut core.fs.noting)
-        && let Some(n) = notify
+        && let Some(n) = &core.r.shared.notify
     {
         n.end_change(&rq.session);
     }

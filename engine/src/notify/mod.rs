@@ -296,13 +296,14 @@ impl Notify {
         session.changes.end(self.now_ms());
     }
 
-    /// The engine is about to make a change for no file request; `done` after it.
-    pub fn internal_change(&self, done: bool) {
-        if done {
-            self.internal.end(self.now_ms());
-        } else {
-            self.internal.begin();
-        }
+    /// Runs `f`, a change the engine makes for no file request (the socket files of
+    /// CHAN_LISTEN), as a maker of its own.
+    pub fn engine_change<T>(notify: Option<&Notify>, f: impl FnOnce() -> T) -> T {
+        let Some(n) = notify else { return f() };
+        n.internal.begin();
+        let r = f();
+        n.internal.end(n.now_ms());
+        r
     }
 
     fn now_ms(&self) -> u64 {

@@ -70,30 +70,29 @@ pub(super) fn host_listen(core: &Ctx, ident: &Ident, kind: Kind, mode: u32, path
     let mode = if mode & 0o7777 == 0 { 0o666 } else { mode & 0o7777 };
     let dfd = dir.as_raw_fd();
     // The socket file is no file request's change: no session's own (notify).
-    let notify = core.r.shared.notify.clone();
-    notify.iter().for_each(|n| n.internal_change(false));
-    let r = creds::with_ident(ident, || -> std::io::Result<()> {
-        sys::bind_unix(sock.as_raw_fd(), &tmp)?;
-        let drop_tmp = || {
-            let _ = sys::unlinkat(dfd, &ctmp_name, 0);
-        };
-        if let Err(e) = sys::chmod(&ctmp, mode).and_then(|_| sys::listen(sock.as_raw_fd(), LISTEN_BACKLOG)) {
-            drop_tmp();
-            return Err(e);
-        }
-        if let Some(st) = sys::lstat(&ctarget)? {
-            if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+    let r = crate::notify::Notify::engine_change(core.r.shared.notify.as_deref(), || {
+        creds::with_ident(ident, || -> std::io::Result<()> {
+            sys::bind_unix(sock.as_raw_fd(), &tmp)?;
+            let drop_tmp = || {
+                let _ = sys::unlinkat(dfd, &ctmp_name, 0);
+            };
+            if let Err(e) = sys::chmod(&ctmp, mode).and_then(|_| sys::listen(sock.as_raw_fd(), LISTEN_BACKLOG)) {
                 drop_tmp();
-                return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
+                return Err(e);
             }
-            if sys::unix_path_is_live(&target, kind.sock_type()) {
-                drop_tmp();
-                return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+            if let Some(st) = sys::lstat(&ctarget)? {
+                if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                    drop_tmp();
+                    return Err(std::io::Error::from_raw_os_error(libc::EEXIST));
+                }
+                if sys::unix_path_is_live(&target, kind.sock_type()) {
+                    drop_tmp();
+                    return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+                }
             }
-        }
-        sys::renameat2(dfd, &ctmp_name, dfd, &cname, 0).inspect_err(|_| drop_tmp())
+            sys::renameat2(dfd, &ctmp_name, dfd, &cname, 0).inspect_err(|_| drop_tmp())
+        })
     });
-    notify.iter().for_each(|n| n.internal_change(true));
     creds::reset();
     r.map_err(errno_of)?.map_err(errno_of)?;
     let st = sys::lstat(&ctarget).map_err(errno_of)?.ok_or(errno::ENOENT)?;
@@ -228,10 +227,9 @@ pub(super) fn close_listener(core: &mut Ctx, lk: usize) {
             && st.st_ino == f.ino
         {
             // Not a file request's change: no session's own (notify).
-            let notify = core.r.shared.notify.clone();
-            notify.iter().for_each(|n| n.internal_change(false));
-            let _ = sys::unlinkat(f.dir.as_raw_fd(), &f.name, 0);
-            notify.iter().for_each(|n| n.internal_change(true));
+            let _ = crate::notify::Notify::engine_change(core.r.shared.notify.as_deref(), || {
+                sys::unlinkat(f.dir.as_raw_fd(), &f.name, 0)
+            });
         }
     }
     if let Some(ud) = l.accept_ud {
