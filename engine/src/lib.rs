@@ -73,7 +73,7 @@ pub struct Shared {
     pub whitelist: RwLock<Arc<Whitelist>>,
     /// Bumped on every whitelist change; cores reload when it moves.
     pub wl_gen: AtomicU64,
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
     /// Mounts made through SYSMOUNT: the only ones a client may move, remount or unmount.
     pub sysmounts: fsops::mounts::SysMounts,
     pub stats: Vec<Mutex<CoreStats>>,
@@ -260,7 +260,7 @@ impl Engine {
             psk,
             whitelist: RwLock::new(Arc::new(wl)),
             wl_gen: AtomicU64::new(1),
-            sessions: Sessions::default(),
+            sessions: Arc::new(Sessions::default()),
             sysmounts: Default::default(),
             stats: (0..cfg.cores).map(|_| Mutex::new(CoreStats::default())).collect(),
             conns: Mutex::new(HashMap::new()),
@@ -321,7 +321,7 @@ impl Engine {
         drop(ready_tx);
         if let Some(n) = &shared.notify {
             let dups: io::Result<Vec<OwnedFd>> = wakes.iter().map(|w| w.try_clone()).collect();
-            dups.and_then(|d| n.start(d)).map_err(io_err("start the export watcher"))?;
+            dups.and_then(|d| n.start(d, shared.sessions.clone())).map_err(io_err("start the export watcher"))?;
         }
         let mut engine = Engine {
             shared: shared.clone(),

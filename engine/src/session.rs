@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -236,16 +236,12 @@ pub struct Changes {
     in_flight: AtomicU32,
     /// Milliseconds on the watcher's clock when the last one ended, plus one (0: never).
     last_ms: AtomicU64,
-    /// The watcher has been told of this session ([`Changes::begin`]).
-    listed: AtomicBool,
 }
 
 impl Changes {
-    /// A changing request begins; true the first time ever (the caller lists the session
-    /// with the watcher).
-    pub fn begin(&self) -> bool {
+    /// A changing request begins.
+    pub fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        !self.listed.load(Ordering::Relaxed) && !self.listed.swap(true, Ordering::AcqRel)
     }
 
     /// It ended at `now_ms`. An end without a begin changes nothing.
@@ -330,6 +326,13 @@ pub fn peer_host(peer: &str) -> &str {
 }
 
 impl Sessions {
+    /// Calls `f` with every session's id and changing requests (the export watcher).
+    pub fn each_changes(&self, mut f: impl FnMut(u64, &Changes)) {
+        for (id, s) in self.map.lock().iter() {
+            f(*id, &s.changes);
+        }
+    }
+
     pub fn with_limit(nofile: usize) -> Sessions {
         Sessions { map: Mutex::new(HashMap::new()), budget: Arc::new(FdBudget::new(nofile.max(64))) }
     }

@@ -65,7 +65,7 @@ use qtfs_proto::consts::{feat, inval};
 use qtfs_proto::{FrameHeader, InvalMsg, Op, Path};
 
 use crate::ring::Reactor;
-use crate::session::{Changes, Export, Session};
+use crate::session::{Changes, Export, Session, Sessions};
 use crate::sys;
 
 mod events;
@@ -181,12 +181,9 @@ impl Queue {
     }
 }
 
-/// The one session among `makers` (id, changes) whose requests change things at `now_ms`
-/// (in flight, or ended within [`ORIGIN_TTL`]), if exactly one does.
-fn sole<'a>(makers: impl Iterator<Item = (u64, &'a Changes)>, now_ms: u64) -> Option<u64> {
-    let ttl = ORIGIN_TTL.as_millis() as u64;
-    let mut active = makers.filter(|(_, c)| c.active(now_ms, ttl)).map(|(sid, _)| sid);
-    match (active.next(), active.next()) {
+/// The only one of `makers`, if there is exactly one.
+fn sole(mut makers: impl Iterator<Item = u64>) -> Option<u64> {
+    match (makers.next(), makers.next()) {
         (Some(sid), None) => Some(sid),
         _ => None,
     }
@@ -208,9 +205,9 @@ pub struct Notify {
     ctl: OwnedFd,
     stop: AtomicBool,
     inner: Mutex<Inner>,
-    /// Every session that ever made a change (see the module docs); the dead are pruned
-    /// when read.
-    makers: Mutex<Vec<(u64, Weak<Session>)>>,
+    /// The engine's sessions, whose changing requests make the engine's events (set at
+    /// [`Notify::start`]).
+    sessions: OnceLock<Arc<Sessions>>,
     /// Changes the engine makes for no file request (the socket files of CHAN_LISTEN):
     /// a maker of its own, so that they are never taken for a session's.
     internal: Changes,
@@ -248,7 +245,7 @@ impl Notify {
             ctl: sys::eventfd()?,
             stop: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
-            makers: Mutex::new(Vec::new()),
+            sessions: OnceLock::new(),
             internal: Changes::default(),
             epoch: Instant::now(),
             pid: std::process::id() as i32,
@@ -257,9 +254,11 @@ impl Notify {
         }))
     }
 
-    /// Starts the watcher thread; `wakes` are the cores' wake-up eventfds (index = core).
-    pub fn start(self: &Arc<Self>, wakes: Vec<OwnedFd>) -> io::Result<()> {
+    /// Starts the watcher thread; `wakes` are the cores' wake-up eventfds (index = core),
+    /// `sessions` the engine's sessions.
+    pub fn start(self: &Arc<Self>, wakes: Vec<OwnedFd>, sessions: Arc<Sessions>) -> io::Result<()> {
         let _ = self.cores.set(wakes.into_iter().map(|w| (w, AtomicBool::new(false))).collect());
+        let _ = self.sessions.set(sessions);
         let me = self.clone();
         let h = std::thread::Builder::new().name("qtfs-inval".into()).spawn(move || me.run())?;
         *self.thread.lock() = Some(h);
@@ -285,10 +284,8 @@ impl Notify {
     }
 
     /// A request of `session` that may change a file system is about to act.
-    pub fn begin_change(&self, session: &Arc<Session>) {
-        if session.changes.begin() {
-            self.makers.lock().push((session.id, Arc::downgrade(session)));
-        }
+    pub fn begin_change(&self, session: &Session) {
+        session.changes.begin();
     }
 
     /// That request ended (answered or dropped).
@@ -310,16 +307,23 @@ impl Notify {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The one session that may have made the engine's events read so far ([`sole`]).
+    /// The one session that may have made the engine's events read so far: the only one
+    /// with a changing request in flight or ended within [`ORIGIN_TTL`] (the engine's own
+    /// changes, id 0, count as a maker too, never named).
     fn sole_maker(&self) -> Option<u64> {
-        let now = self.now_ms();
-        let mut makers = self.makers.lock();
-        makers.retain(|(_, w)| w.strong_count() > 0);
-        let live: Vec<(u64, Arc<Session>)> = makers.iter().filter_map(|(sid, w)| Some((*sid, w.upgrade()?))).collect();
-        drop(makers);
-        // Session ids start at 1: 0 is the engine's own changes.
-        let internal = std::iter::once((0, &self.internal));
-        sole(internal.chain(live.iter().map(|(sid, s)| (*sid, &s.changes))), now).filter(|&sid| sid != 0)
+        let (now, ttl) = (self.now_ms(), ORIGIN_TTL.as_millis() as u64);
+        let mut active = Vec::new();
+        if self.internal.active(now, ttl) {
+            active.push(0);
+        }
+        if let Some(sessions) = self.sessions.get() {
+            sessions.each_changes(|sid, c| {
+                if c.active(now, ttl) {
+                    active.push(sid);
+                }
+            });
+        }
+        sole(active.into_iter()).filter(|&sid| sid != 0)
     }
 
     /// Whether session `sid` has invalidations waiting (tests).
@@ -645,10 +649,10 @@ mod tests {
     fn the_only_maker_is_named_and_an_idle_one_forgotten() {
         let ttl = ORIGIN_TTL.as_millis() as u64;
         let (a, b) = (Changes::default(), Changes::default());
-        let both = |now| sole([(7, &a), (8, &b)].into_iter(), now);
+        let both = |now| sole([(7, &a), (8, &b)].into_iter().filter(|(_, c)| c.active(now, ttl)).map(|(s, _)| s));
         assert_eq!(both(0), None, "no maker: the events are a HOST process's or nobody's");
-        assert!(a.begin(), "the first change lists the session");
-        assert!(!a.begin(), "once");
+        a.begin();
+        a.begin();
         assert_eq!(both(0), Some(7));
         b.begin();
         assert_eq!(both(0), None, "two makers: nothing is withheld");
@@ -664,13 +668,6 @@ mod tests {
         // An end without a begin never underflows into "in flight".
         a.end(ttl * 5);
         assert!(!a.active(ttl * 7, ttl));
-        // The engine's own changes (id 0) are a maker like a session's.
-        let own = Changes::default();
-        a.begin();
-        own.begin();
-        own.end(ttl * 7);
-        assert_eq!(sole([(0, &own), (7, &a)].into_iter(), ttl * 7), None);
-        assert_eq!(sole([(0, &own), (7, &a)].into_iter(), ttl * 9), Some(7));
     }
 
     #[test]
