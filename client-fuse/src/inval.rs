@@ -108,7 +108,11 @@ fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier:
             for m in &msgs {
                 match m {
                     Msg::All => all = true,
-                    Msg::Path { flags, path } if !all => plan(&nodes, *flags, path, &mut actions),
+                    Msg::Path { flags, path } if !all => {
+                        if !plan(&nodes, *flags, path, &mut actions) {
+                            nodes.missed_inval();
+                        }
+                    }
                     Msg::Path { .. } => {}
                 }
             }
@@ -143,8 +147,11 @@ fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier:
     }
 }
 
-/// The kernel notifications one INVAL needs.
-fn plan(nodes: &Nodes, flags: u32, path: &[u8], out: &mut Vec<Action>) {
+/// The kernel notifications one INVAL needs. False when it changes names in a directory
+/// the table does not know (perhaps one being made through this mount right now, whose
+/// node is not linked yet: see [`Nodes::learn_new_dir`]).
+fn plan(nodes: &Nodes, flags: u32, path: &[u8], out: &mut Vec<Action>) -> bool {
+    let mut known = true;
     if flags & inval::ENTRY != 0 {
         let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
             Some(i) => (path.get(..i).unwrap_or(&[]), path.get(i + 1..).unwrap_or(&[])),
@@ -158,6 +165,8 @@ fn plan(nodes: &Nodes, flags: u32, path: &[u8], out: &mut Vec<Action>) {
                 out.push(Action::Entry(parent, name.to_vec()));
             }
             out.push(Action::Inode(parent, 0));
+        } else {
+            known = false;
         }
     }
     if flags & (inval::ATTR | inval::DATA) != 0
@@ -165,4 +174,5 @@ fn plan(nodes: &Nodes, flags: u32, path: &[u8], out: &mut Vec<Action>) {
     {
         out.push(Action::Inode(id, if flags & inval::DATA != 0 { 0 } else { -1 }));
     }
+    known
 }

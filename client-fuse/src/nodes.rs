@@ -9,7 +9,7 @@
 //!
 //! Owns only this bookkeeping; it sends nothing to the engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use qtfs_proto::Attr;
@@ -55,9 +55,24 @@ pub struct Meta {
     /// this mount (`feat::DIR_ATTR`), and when they came: they answer the GETATTR the
     /// kernel sends next (its permission check after the change dropped its copy) once.
     pub dir: Option<(Attr, Instant)>,
+    /// A directory this mount made: every name it may hold — those made in it through
+    /// this mount since, as each request was sent — so that a LOOKUP of any other name
+    /// is answered "absent" without the engine (the LOOKUP the kernel sends before every
+    /// create). Set only where a name found missing may be cached (invalidations reach
+    /// it); dropped with the rest by an invalidation of the directory, and with the
+    /// table's knowledge of names when it would outgrow [`MAX_KNOWN_NAMES`].
+    pub names: Option<HashSet<Box<[u8]>>>,
 }
 
+/// The most names a directory's [`Meta::names`] holds; beyond, the directory is treated
+/// as any other (every LOOKUP asks the engine).
+pub const MAX_KNOWN_NAMES: usize = 16384;
+
 impl Meta {
+    fn new() -> Meta {
+        Meta { since: Instant::now(), mode: None, no_xattrs: false, absent: Vec::new(), dir: None, names: None }
+    }
+
     /// Keeps `a` as the directory's attributes unless those kept are newer (a later
     /// ctime); two that differ with the same ctime cannot be ordered, so neither is kept.
     pub fn keep_dir(&mut self, a: Attr) {
@@ -83,6 +98,9 @@ pub struct Nodes {
     next: u64,
     /// Bumped by [`Nodes::unlearn_all`] (see `Node::meta_gen`).
     meta_epoch: u64,
+    /// Invalidations of paths the table did not know ([`Nodes::missed_inval`]): one may
+    /// concern a directory made meanwhile, before its node was linked.
+    missed: u64,
 }
 
 impl Nodes {
@@ -95,7 +113,7 @@ impl Nodes {
         );
         let mut by_key = HashMap::new();
         by_key.insert(root_key, ROOT);
-        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1, meta_epoch: 0 }
+        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1, meta_epoch: 0, missed: 0 }
     }
 
     /// After an engine restart the export root may be another inode (a new directory at
@@ -225,6 +243,9 @@ impl Nodes {
 
     /// `parent/name` is gone (unlink, rmdir, or found missing).
     pub fn unlink(&mut self, parent: u64, name: &[u8]) {
+        if let Some(s) = self.names_of(parent) {
+            s.remove(name);
+        }
         let dkey = (parent, name.to_vec());
         if let Some(id) = self.dentries.remove(&dkey)
             && let Some(n) = self.nodes.get_mut(&id)
@@ -233,8 +254,12 @@ impl Nodes {
         }
     }
 
-    /// Mirrors a successful rename (`exchange` = RENAME_EXCHANGE).
+    /// Mirrors a successful rename (`exchange` = RENAME_EXCHANGE). (The new name was
+    /// added to `p2`'s [`Meta::names`] before the request went out.)
     pub fn rename(&mut self, p1: u64, n1: &[u8], p2: u64, n2: &[u8], exchange: bool) {
+        if !exchange && let Some(s) = self.names_of(p1) {
+            s.remove(n1);
+        }
         let k1 = (p1, n1.to_vec());
         let k2 = (p2, n2.to_vec());
         let a = self.dentries.remove(&k1);
@@ -333,15 +358,54 @@ impl Nodes {
         }
         let m = match &mut n.meta {
             Some(m) if m.since.elapsed() < ttl => m,
-            slot => slot.insert(Box::new(Meta {
-                since: Instant::now(),
-                mode: None,
-                no_xattrs: false,
-                absent: Vec::new(),
-                dir: None,
-            })),
+            slot => slot.insert(Box::new(Meta::new())),
         };
         f(m);
+    }
+
+    /// Counts an invalidation of a path the table does not know.
+    pub fn missed_inval(&mut self) {
+        self.missed += 1;
+    }
+
+    /// Taken before a MKDIR whose new directory is to be known empty
+    /// ([`Nodes::learn_new_dir`]).
+    pub fn new_dir_ticket(&self) -> Ticket {
+        Ticket(self.meta_epoch, self.missed)
+    }
+
+    /// Records that directory `id`, just made through this mount, holds no name — unless
+    /// an invalidation since `t` may have concerned it (everything dropped, or a path the
+    /// table did not know yet). Replaces what a node of a reused inode number knew.
+    pub fn learn_new_dir(&mut self, id: u64, t: Ticket) {
+        if t != self.new_dir_ticket() {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.meta = Some(Box::new(Meta { names: Some(HashSet::new()), ..Meta::new() }));
+        }
+    }
+
+    /// Whether `name` is known absent from directory `dir` ([`Meta::names`], learnt within
+    /// `ttl`).
+    pub fn known_absent(&self, dir: u64, name: &[u8], ttl: Duration) -> bool {
+        self.meta(dir, ttl).and_then(|m| m.names.as_ref()).is_some_and(|s| !s.contains(name))
+    }
+
+    /// `name` may exist in `dir` from now on (a request that makes it is about to go out).
+    pub fn may_hold(&mut self, dir: u64, name: &[u8]) {
+        let Some(m) = self.nodes.get_mut(&dir).and_then(|n| n.meta.as_deref_mut()) else { return };
+        if let Some(s) = &mut m.names {
+            s.insert(name.into());
+            if s.len() > MAX_KNOWN_NAMES {
+                m.names = None;
+            }
+        }
+    }
+
+    /// The names directory `dir` is known to hold at most, if it is.
+    fn names_of(&mut self, dir: u64) -> Option<&mut HashSet<Box<[u8]>>> {
+        self.nodes.get_mut(&dir)?.meta.as_deref_mut()?.names.as_mut()
     }
 
     /// The attributes kept for directory `id` ([`Meta::dir`]) if younger than `ttl`, with
@@ -437,6 +501,56 @@ mod tests {
         let t = n.ticket(ROOT);
         n.learn(ROOT, t, ttl, |m| m.keep_dir(a(14, 3)));
         assert!(n.take_dir(ROOT, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn a_new_directory_knows_its_names_until_an_invalidation() {
+        let ttl = Duration::from_secs(60);
+        let mut n = Nodes::new((1, 1));
+        let t = n.new_dir_ticket();
+        let d = n.link(ROOT, b"d", (1, 5));
+        n.learn_new_dir(d, t);
+        assert!(n.known_absent(d, b"x", ttl));
+        assert!(!n.known_absent(d, b"x", Duration::ZERO), "not beyond the timeout");
+        assert!(!n.known_absent(ROOT, b"x", ttl), "only a directory made here");
+        // Names made through this mount may exist from the moment their request goes out.
+        n.may_hold(d, b"x");
+        n.may_hold(d, b"y");
+        assert!(!n.known_absent(d, b"x", ttl) && !n.known_absent(d, b"y", ttl));
+        let x = n.link(d, b"x", (1, 6));
+        n.rename(d, b"x", d, b"z", false);
+        assert!(n.known_absent(d, b"x", ttl), "renamed away");
+        n.may_hold(d, b"w");
+        n.rename(d, b"w", d, b"y", true);
+        assert!(!n.known_absent(d, b"w", ttl), "an exchange keeps both names");
+        n.unlink(d, b"y");
+        assert!(n.known_absent(d, b"y", ttl));
+        // Another change of the directory (its attributes) keeps the names.
+        n.drop_dir(d);
+        assert!(n.known_absent(d, b"q", ttl));
+        // An invalidation of the directory drops the knowledge.
+        n.unlearn(d);
+        assert!(!n.known_absent(d, b"q", ttl));
+        // An invalidation of a path the table did not know yet, between the MKDIR and the
+        // link of its node, may be of a name made in it: nothing is learnt.
+        let t = n.new_dir_ticket();
+        n.missed_inval();
+        let e = n.link(ROOT, b"e", (1, 7));
+        n.learn_new_dir(e, t);
+        assert!(!n.known_absent(e, b"q", ttl));
+        // Nor across "drop everything".
+        let t = n.new_dir_ticket();
+        n.unlearn_all();
+        n.learn_new_dir(e, t);
+        assert!(!n.known_absent(e, b"q", ttl));
+        // A directory outgrowing the bound is treated as any other.
+        let t = n.new_dir_ticket();
+        n.learn_new_dir(e, t);
+        for i in 0..=MAX_KNOWN_NAMES {
+            n.may_hold(e, format!("n{i}").as_bytes());
+        }
+        assert!(!n.known_absent(e, b"q", ttl));
+        let _ = x;
     }
 
     #[test]

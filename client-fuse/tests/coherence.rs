@@ -359,3 +359,96 @@ fn a_directory_changed_through_the_mount_shows_the_hosts_attributes() {
     let seen = seen_after(t0, || std::fs::metadata(rig.m("d")).unwrap().nlink() == n + 1);
     assert!(seen.is_some(), "the HOST's mkdir never showed in the mount's link count of the directory");
 }
+
+/// A directory made through the mount is known empty, so the LOOKUP the kernel sends
+/// before each create in it (and of any name not made) is answered without the engine;
+/// a name the HOST makes there must still show promptly, looked up before or not.
+#[test]
+fn a_directory_made_through_the_mount_answers_missing_names_itself_and_hears_the_host() {
+    use qtfs_proto::Op;
+    let rig = rig();
+    let lookups = || rig.engine_requests(Op::LOOKUP);
+    std::fs::create_dir(rig.m("d")).unwrap();
+    let before = lookups();
+    for i in 0..20 {
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(rig.m(&format!("d/f{i}"))).unwrap();
+        drop(f);
+    }
+    assert!(std::fs::symlink_metadata(rig.m("d/missing")).is_err());
+    assert_eq!(lookups() - before, 0, "creates and a missing name in a directory made here asked the engine");
+    // The same in a directory the HOST made: every new name is looked up (the count
+    // above would see them).
+    std::fs::create_dir(rig.h("h")).unwrap();
+    let before = lookups();
+    for i in 0..5 {
+        std::fs::write(rig.m(&format!("h/f{i}")), b"x").unwrap();
+    }
+    assert!(lookups() - before >= 5, "LOOKUPs of new names in a HOST-made directory not counted");
+    // HOST creates in the directory made here: one name never looked up through the
+    // mount, one looked up (absent) first. With 60 s timeouts only the INVAL explains it.
+    let mut seen = Vec::new();
+    for i in 0..ROUNDS / 4 {
+        let (fresh, known) = (format!("d/h{i}"), format!("d/k{i}"));
+        assert!(std::fs::symlink_metadata(rig.m(&known)).is_err());
+        let t0 = Instant::now();
+        std::fs::write(rig.h(&fresh), b"x").unwrap();
+        std::fs::write(rig.h(&known), b"x").unwrap();
+        for name in [&fresh, &known] {
+            let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(name)).is_ok());
+            seen.push(d.unwrap_or_else(|| panic!("round {i}: the HOST create of {name} was not seen in 2 s")));
+        }
+        // The directory was invalidated: make the next round start from a known-empty one.
+        let d2 = format!("d{i}");
+        std::fs::create_dir(rig.m(&d2)).unwrap();
+        std::fs::write(rig.h(&format!("{d2}/x")), b"x").unwrap();
+        let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&format!("{d2}/x"))).is_ok());
+        seen.push(d.unwrap_or_else(|| panic!("round {i}: the HOST create in a new directory was not seen in 2 s")));
+    }
+    report("HOST create in a directory made through the mount -> name appears", seen);
+}
+
+/// What a directory made through the mount knows of its names follows every name
+/// operation made through the mount: with `entry_timeout=0` the kernel asks for each name
+/// again on every use, so a name made (or moved in) and then answered "absent" would
+/// show here.
+#[test]
+fn names_made_in_a_new_directory_are_found_after_the_kernel_forgets_them() {
+    let rig = Rig::start(Opts {
+        mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=0".into(), "negative_timeout=60".into()],
+        ..Default::default()
+    });
+    let m = |p: &str| rig.m(p);
+    let exists = |p: &str| std::fs::symlink_metadata(m(p)).is_ok();
+    std::fs::create_dir(m("d")).unwrap();
+    std::fs::write(m("d/f1"), b"1").unwrap();
+    std::fs::write(m("d/f2"), b"2").unwrap();
+    std::fs::create_dir(m("d/sub")).unwrap();
+    std::fs::write(m("d/sub/s"), b"s").unwrap();
+    std::os::unix::fs::symlink("f1", m("d/sl")).unwrap();
+    std::fs::hard_link(m("d/f1"), m("d/hl")).unwrap();
+    std::fs::rename(m("d/f2"), m("d/g2")).unwrap();
+    let c = std::ffi::CString::new(m("d/fifo").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::create_dir(m("other")).unwrap();
+    std::fs::write(m("other/o"), b"o").unwrap();
+    std::fs::rename(m("other/o"), m("d/moved")).unwrap();
+    for p in ["d/f1", "d/g2", "d/sub", "d/sub/s", "d/sl", "d/hl", "d/fifo", "d/moved"] {
+        assert!(exists(p), "{p} made through the mount is not found");
+        assert!(rig.h(p).symlink_metadata().is_ok(), "{p} is not on the HOST");
+    }
+    for p in ["d/f2", "other/o", "d/nothing"] {
+        assert!(!exists(p), "{p} is found");
+    }
+    std::fs::remove_file(m("d/f1")).unwrap();
+    assert!(!exists("d/f1"));
+    std::fs::write(m("d/f1"), b"again").unwrap();
+    assert_eq!(std::fs::read(m("d/f1")).unwrap(), b"again");
+    // A HOST create is still seen (the timeouts would hide it for 60 s).
+    std::fs::write(rig.h("d/host"), b"h").unwrap();
+    assert!(qtfs_testkit::wait_until(Duration::from_secs(2), || exists("d/host")), "HOST create not seen");
+    let mut listed: Vec<_> =
+        std::fs::read_dir(m("d")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    listed.sort();
+    assert_eq!(listed, ["f1", "fifo", "g2", "hl", "host", "moved", "sl", "sub"]);
+}

@@ -66,11 +66,7 @@ fn counters_connections_info_and_log_level() {
         s.read(h, 0, 4096).unwrap();
     }
     let _ = s.read(0xbad, 0, 1);
-    let mut a = AdminClient::connect(&e.admin).unwrap();
-    let r = a.call(Op::ADMIN_COUNTERS, &CountersReq { flags: 0 }).unwrap();
-    let c = r.decode::<CountersRsp>().unwrap();
-    let recs: Vec<OpCounter> =
-        c.records.0.chunks(OpCounter::DESC.size).map(<OpCounter as qtfs_proto::wire::Fixed>::get).collect();
+    let recs = op_counters(&e.admin);
     let read = recs.iter().find(|r| r.op == Op::READ as u16).expect("READ counted");
     assert_eq!(read.requests, 11);
     assert_eq!(read.errors, 1);
@@ -80,6 +76,7 @@ fn counters_connections_info_and_log_level() {
     assert_eq!(write.requests, 10);
     assert!(write.bytes_in >= 10 * 4096);
     // Clear.
+    let mut a = AdminClient::connect(&e.admin).unwrap();
     a.call(Op::ADMIN_CLEAR, &Empty {}).unwrap();
     let r = a.call(Op::ADMIN_COUNTERS, &CountersReq { flags: 0 }).unwrap();
     assert_eq!(r.decode::<CountersRsp>().unwrap().count, 0);

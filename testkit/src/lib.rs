@@ -305,6 +305,22 @@ impl Drop for TestEngine {
     }
 }
 
+/// The per-operation counters of the engine behind admin socket `admin`
+/// (ADMIN_COUNTERS): what a test counts to show which requests reached the engine.
+pub fn op_counters(admin: &Path) -> Vec<qtfs_proto::OpCounter> {
+    use qtfs_proto::wire::Fixed;
+    use qtfs_proto::{CountersReq, CountersRsp, Op, OpCounter};
+    let mut a = qtfs_client::AdminClient::connect(admin).expect("connect to the engine's admin socket");
+    let r = a.call(Op::ADMIN_COUNTERS, &CountersReq { flags: 0 }).expect("ADMIN_COUNTERS");
+    let c = r.decode::<CountersRsp>().expect("ADMIN_COUNTERS answer");
+    c.records.0.chunks(OpCounter::DESC.size).map(OpCounter::get).collect()
+}
+
+/// How many requests of operation `op` the engine behind `admin` has served.
+pub fn op_requests(admin: &Path, op: qtfs_proto::Op) -> u64 {
+    op_counters(admin).iter().find(|c| c.op == op as u16).map_or(0, |c| c.requests)
+}
+
 /// Polls `f` until it holds or `timeout` passes (then one last try): the one way the
 /// project's tests wait for a condition. Polls every 5 ms, so a condition that becomes
 /// true is seen promptly without burning a CPU the code under test needs.

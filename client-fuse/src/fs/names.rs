@@ -24,16 +24,35 @@ impl QtfsFs {
         self.child(parent.0, name).and_then(|p| self.remote_only(p))
     }
 
-    /// Replies with a new entry for `parent/name` and counts the lookup.
-    pub(super) fn entry(&self, parent: u64, name: &[u8], a: &Attr, reply: ReplyEntry) {
+    /// Replies with a new entry for `parent/name` and counts the lookup; with `new_dir`,
+    /// the entry is a directory this mount just made, known empty unless an invalidation
+    /// came since the ticket was taken ([`crate::nodes::Nodes::learn_new_dir`]).
+    pub(super) fn entry(&self, parent: u64, name: &[u8], a: &Attr, new_dir: Option<Ticket>, reply: ReplyEntry) {
         let (attr_ttl, entry_ttl) =
             if parent == ROOT { self.ttls(name) } else { (self.cfg.attr_ttl, self.cfg.entry_ttl) };
-        let id = self.nodes.lock().link(parent, name, key_of(a));
+        let id = {
+            let mut nodes = self.nodes.lock();
+            let id = nodes.link(parent, name, key_of(a));
+            if let Some(t) = new_dir {
+                nodes.learn_new_dir(id, t);
+            }
+            id
+        };
         reply.entry_with_ttls(&attr_ttl, &entry_ttl, &self.fattr(id, a), Generation(0));
     }
 }
 
 impl QtfsFs {
+    /// How long the kernel may remember that `parent/name` does not exist: the negative
+    /// timeout, where the default one holds only where the HOST's invalidations reach —
+    /// not for a name the kernel must not cache at all, nor on a pseudo file system.
+    fn absence_ttl(&self, w: &Wait, req: &Request, parent: u64, name: &[u8]) -> Duration {
+        let ttl = self.cfg.negative_ttl;
+        let unwatched =
+            || (parent == ROOT && self.ttls(name).1.is_zero()) || self.on_pseudo_fs(w, parent, &self.cred(req));
+        if ttl.is_zero() || (self.cfg.negative_only_watched && unwatched()) { Duration::ZERO } else { ttl }
+    }
+
     /// Is directory `dir` on a HOST pseudo file system (procfs, sysfs, cgroupfs …)? Their
     /// names come and go without the events the engine's invalidations are made of.
     /// Asked once per HOST device ([`crate::pseudo`]); "yes" when it cannot be told.
@@ -55,39 +74,39 @@ pub(super) fn lookup(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, 
         Ok(p) => p,
         Err(e) => return reply.error(e),
     };
-    let mut negative_ttl = fs.cfg.negative_ttl;
-    // The default absence cache holds only where the HOST's invalidations reach: not for
-    // the DPU's own /proc (-o proc) nor for a name the kernel must not cache at all.
-    if fs.cfg.negative_only_watched && parent.0 == ROOT && fs.ttls(name.as_bytes()).1.is_zero() {
-        negative_ttl = Duration::ZERO;
-    }
     let w = fs.wait(req);
+    let mut local = false;
     let r = match fs.route(path) {
+        // A directory this mount made, which it knows every name of: no engine needed.
+        Route::Remote(_) if fs.nodes.lock().known_absent(parent.0, name.as_bytes(), fs.cfg.negative_ttl) => {
+            Err(ClientError::Remote(libc::ENOENT))
+        }
         Route::Remote(path) => {
             let cred = fs.cred(req);
             fs.remote.path_op(&w, Retry::Idempotent, |ex| fs.remote.conn().lookup(ex, &path, &cred))
         }
         Route::Local(lp) => {
-            if fs.cfg.negative_only_watched {
-                negative_ttl = Duration::ZERO;
-            }
+            local = true;
             fs.local_io(|pm| pm.local_attr(&lp))
         }
         Route::SelfLink(thread) => Ok(ProcMode::self_attr(thread)),
     };
     match r {
-        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
+        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, None, reply),
         Err(ClientError::Remote(libc::ENOENT)) => {
             fs.nodes.lock().unlink(parent.0, name.as_bytes());
-            if !negative_ttl.is_zero() && fs.cfg.negative_only_watched && fs.on_pseudo_fs(&w, parent.0, &fs.cred(req)) {
-                negative_ttl = Duration::ZERO;
-            }
-            if negative_ttl.is_zero() {
+            // The DPU's own /proc (-o proc) sends no invalidations.
+            let ttl = if local && fs.cfg.negative_only_watched {
+                Duration::ZERO
+            } else {
+                fs.absence_ttl(&w, req, parent.0, name.as_bytes())
+            };
+            if ttl.is_zero() {
                 reply.error(Errno::ENOENT)
             } else {
                 // Node id 0 with a timeout: the kernel caches the absence.
                 let a = to_file_attr(0, &Attr::default());
-                reply.entry_with_ttls(&Duration::ZERO, &negative_ttl, &a, Generation(0));
+                reply.entry_with_ttls(&Duration::ZERO, &ttl, &a, Generation(0));
             }
         }
         Err(e) => reply.error(errno(&e)),
@@ -136,7 +155,7 @@ fn name_op<T>(
 ) -> Result<T, Errno> {
     let p = fs.name_path(parent, name)?;
     let cred = fs.cred(req);
-    let dirs = fs.dir_tickets(&[parent]);
+    let dirs = fs.dir_tickets(&[(parent, name)]);
     let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| op(&mut fs.remote.conn(), ex, &p, &cred));
     if r.is_ok() {
         fs.learn_changed_dirs(&dirs);
@@ -145,15 +164,18 @@ fn name_op<T>(
 }
 
 impl QtfsFs {
-    /// The directories a name operation will change, each with its ticket
-    /// ([`crate::nodes::Nodes::ticket`]), taken before the request is sent. The attributes
-    /// kept for them are dropped first: they are about to change, and an answer to an
-    /// earlier request (sent before this change) must not be kept after it.
-    pub(super) fn dir_tickets(&self, dirs: &[INodeNo]) -> Vec<(u64, Ticket)> {
+    /// The directories a name operation will change (with the name it touches in each),
+    /// each with its ticket ([`crate::nodes::Nodes::ticket`]), taken before the request is
+    /// sent. The attributes kept for them are dropped first: they are about to change,
+    /// and an answer to an earlier request (sent before this change) must not be kept
+    /// after it. The name may exist from now on ([`crate::nodes::Meta::names`]).
+    pub(super) fn dir_tickets(&self, names: &[(INodeNo, &OsStr)]) -> Vec<(u64, Ticket)> {
         let mut nodes = self.nodes.lock();
-        dirs.iter()
-            .map(|d| {
+        names
+            .iter()
+            .map(|&(d, name)| {
                 nodes.drop_dir(d.0);
+                nodes.may_hold(d.0, name.as_bytes());
                 (d.0, nodes.ticket(d.0))
             })
             .collect()
@@ -181,6 +203,11 @@ impl QtfsFs {
 
 /// MKNOD, MKDIR, SYMLINK: makes `parent/name` on the HOST and replies with its entry.
 pub(super) fn make(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, what: Make, reply: ReplyEntry) {
+    // A new directory holds no name: where a name found missing may be cached, the
+    // LOOKUPs before creates in it need no engine.
+    let new_dir = (matches!(what, Make::Dir { .. })
+        && !fs.absence_ttl(&fs.wait(req), req, parent.0, name.as_bytes()).is_zero())
+    .then(|| fs.nodes.lock().new_dir_ticket());
     let r = name_op(fs, req, parent, name, |c, ex, p, cred| match what {
         Make::Node { mode, umask, rdev } => {
             let (maj, min) = (libc::major(rdev as u64), libc::minor(rdev as u64));
@@ -190,7 +217,7 @@ pub(super) fn make(fs: &QtfsFs, req: &Request, parent: INodeNo, name: &OsStr, wh
         Make::Symlink(target) => c.symlink(ex, p, target.as_os_str().as_bytes(), cred),
     });
     match r {
-        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, reply),
+        Ok(a) => fs.entry(parent.0, name.as_bytes(), &a, new_dir, reply),
         Err(e) => reply.error(e),
     }
 }
@@ -235,7 +262,7 @@ pub(super) fn rename(
     };
     let cred = fs.cred(req);
     let fl = flags.bits();
-    let dirs = fs.dir_tickets(&[parent, newparent]);
+    let dirs = fs.dir_tickets(&[(parent, name), (newparent, newname)]);
     {
         // A moved directory changes too (ctime, `..`), and a replaced one.
         let mut nodes = fs.nodes.lock();
@@ -262,11 +289,11 @@ pub(super) fn link(fs: &QtfsFs, req: &Request, ino: INodeNo, newparent: INodeNo,
         (Err(e), _) | (_, Err(e)) => return reply.error(e),
     };
     let cred = fs.cred(req);
-    let dirs = fs.dir_tickets(&[newparent]);
+    let dirs = fs.dir_tickets(&[(newparent, newname)]);
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().link(ex, &old, &new, &cred)) {
         Ok(a) => {
             fs.learn_changed_dirs(&dirs);
-            fs.entry(newparent.0, newname.as_bytes(), &a, reply)
+            fs.entry(newparent.0, newname.as_bytes(), &a, None, reply)
         }
         Err(e) => reply.error(errno(&e)),
     }

@@ -211,7 +211,7 @@ pub(super) fn create(
         wf |= oflags::EXCL;
     }
     // Creating is not idempotent (O_EXCL, or a file someone else wrote meanwhile).
-    let dirs = fs.dir_tickets(&[parent]);
+    let dirs = fs.dir_tickets(&[(parent, name)]);
     let r = fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.create(ex, &p, wf, mode, umask, &cred));
     match r {
         Ok((h, epoch, a)) => {

@@ -347,6 +347,11 @@ impl Rig {
     pub fn h(&self, rel: &str) -> PathBuf {
         self.export.join(rel)
     }
+
+    /// How many requests of operation `op` the rig's engine has served.
+    pub fn engine_requests(&self, op: qtfs_proto::Op) -> u64 {
+        qtfs_testkit::op_requests(&self.dir.path().join("engine.sock"), op)
+    }
 }
 
 impl Drop for Rig {
