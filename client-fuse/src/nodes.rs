@@ -403,6 +403,16 @@ impl Nodes {
         }
     }
 
+    /// A listing of directory `dir` from the engine: a name in it that this table did
+    /// not expect means a change it was not told of; the directory's names are then no
+    /// longer known.
+    pub fn listed<'a>(&mut self, dir: u64, mut names: impl Iterator<Item = &'a [u8]>) {
+        let Some(m) = self.nodes.get_mut(&dir).and_then(|n| n.meta.as_deref_mut()) else { return };
+        if m.names.as_ref().is_some_and(|s| names.any(|n| !s.contains(n))) {
+            m.names = None;
+        }
+    }
+
     /// The names directory `dir` is known to hold at most, if it is.
     fn names_of(&mut self, dir: u64) -> Option<&mut HashSet<Box<[u8]>>> {
         self.nodes.get_mut(&dir)?.meta.as_deref_mut()?.names.as_mut()
@@ -517,7 +527,8 @@ mod tests {
         n.may_hold(d, b"x");
         n.may_hold(d, b"y");
         assert!(!n.known_absent(d, b"x", ttl) && !n.known_absent(d, b"y", ttl));
-        let x = n.link(d, b"x", (1, 6));
+        n.link(d, b"x", (1, 6));
+        n.may_hold(d, b"z");
         n.rename(d, b"x", d, b"z", false);
         assert!(n.known_absent(d, b"x", ttl), "renamed away");
         n.may_hold(d, b"w");
@@ -525,6 +536,13 @@ mod tests {
         assert!(!n.known_absent(d, b"w", ttl), "an exchange keeps both names");
         n.unlink(d, b"y");
         assert!(n.known_absent(d, b"y", ttl));
+        // A listing with only expected names keeps the knowledge; an unexpected one drops it.
+        n.listed(d, [&b"z"[..], b"w"].into_iter());
+        assert!(n.known_absent(d, b"q", ttl));
+        n.listed(d, [&b"z"[..], b"q"].into_iter());
+        assert!(!n.known_absent(d, b"r", ttl));
+        let t = n.new_dir_ticket();
+        n.learn_new_dir(d, t);
         // Another change of the directory (its attributes) keeps the names.
         n.drop_dir(d);
         assert!(n.known_absent(d, b"q", ttl));
@@ -550,7 +568,6 @@ mod tests {
             n.may_hold(e, format!("n{i}").as_bytes());
         }
         assert!(!n.known_absent(e, b"q", ttl));
-        let _ = x;
     }
 
     #[test]

@@ -427,13 +427,28 @@ fn names_made_in_a_new_directory_are_found_after_the_kernel_forgets_them() {
     std::os::unix::fs::symlink("f1", m("d/sl")).unwrap();
     std::fs::hard_link(m("d/f1"), m("d/hl")).unwrap();
     std::fs::rename(m("d/f2"), m("d/g2")).unwrap();
-    let c = std::ffi::CString::new(m("d/fifo").into_os_string().into_encoded_bytes()).unwrap();
+    let c = path_c(&m("d/fifo"));
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     std::fs::create_dir(m("other")).unwrap();
     std::fs::write(m("other/o"), b"o").unwrap();
     std::fs::rename(m("other/o"), m("d/moved")).unwrap();
-    for p in ["d/f1", "d/g2", "d/sub", "d/sub/s", "d/sl", "d/hl", "d/fifo", "d/moved"] {
+    // RENAME_WHITEOUT (overlayfs's rename) leaves a whiteout at the old name.
+    std::fs::write(m("d/w1"), b"w").unwrap();
+    let (from, to) = (path_c(&m("d/w1")), path_c(&m("d/w2")));
+    // SAFETY: valid NUL-terminated paths; renameat2 takes no other pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_WHITEOUT,
+        )
+    };
+    assert_eq!(r, 0, "renameat2(RENAME_WHITEOUT): {}", std::io::Error::last_os_error());
+    for p in ["d/f1", "d/g2", "d/sub", "d/sub/s", "d/sl", "d/hl", "d/fifo", "d/moved", "d/w1", "d/w2"] {
         assert!(exists(p), "{p} made through the mount is not found");
         assert!(rig.h(p).symlink_metadata().is_ok(), "{p} is not on the HOST");
     }
@@ -450,5 +465,9 @@ fn names_made_in_a_new_directory_are_found_after_the_kernel_forgets_them() {
     let mut listed: Vec<_> =
         std::fs::read_dir(m("d")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     listed.sort();
-    assert_eq!(listed, ["f1", "fifo", "g2", "hl", "host", "moved", "sl", "sub"]);
+    assert_eq!(listed, ["f1", "fifo", "g2", "hl", "host", "moved", "sl", "sub", "w1", "w2"]);
+}
+
+fn path_c(p: &std::path::Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
 }

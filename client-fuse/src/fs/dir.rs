@@ -44,6 +44,7 @@ impl QtfsFs {
             Route::Local(lp) => self.local_io(|pm| pm.local_dir(&lp, plus))?,
             Route::SelfLink(_) => return Err(ClientError::Remote(libc::ENOTDIR)),
         };
+        self.nodes.lock().listed(d.node, list.iter().map(|e| &e.name[..]));
         let all = Arc::new(list);
         *d.entries.lock() = Some(all.clone());
         Ok(all)

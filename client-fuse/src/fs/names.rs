@@ -276,7 +276,13 @@ pub(super) fn rename(
         Ok(()) => {
             fs.learn_changed_dirs(&dirs);
             let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
-            fs.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
+            let mut nodes = fs.nodes.lock();
+            nodes.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
+            if flags.contains(RenameFlags::RENAME_WHITEOUT) {
+                // The old name now holds a whiteout (overlayfs).
+                nodes.may_hold(parent.0, name.as_bytes());
+            }
+            drop(nodes);
             reply.ok()
         }
         Err(e) => reply.error(errno(&e)),
