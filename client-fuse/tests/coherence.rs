@@ -471,3 +471,41 @@ fn names_made_in_a_new_directory_are_found_after_the_kernel_forgets_them() {
 fn path_c(p: &std::path::Path) -> std::ffi::CString {
     std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
 }
+
+/// A unix socket the engine itself makes in the export (a proxied listener, CHAN_LISTEN
+/// from another session) shows through a mount that asked not to hear its own changes
+/// (`feat::NO_ECHO`), even while that mount is the only client changing anything and in
+/// a directory it made itself (whose missing names it answers on its own): the engine's
+/// own change must not be taken for the mount's.
+#[test]
+fn a_socket_the_engine_makes_for_a_listener_shows_through_a_mount_that_changes_things_too() {
+    use qtfs_proto::{ChanListenReq, Groups, Op, Path, consts};
+    let rig = rig();
+    let cfg = {
+        let mut c = qtfs_client::ClientConfig::new(rig.server().parse().unwrap());
+        c.request_timeout = Some(Duration::from_secs(30));
+        c.insecure()
+    };
+    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
+    for i in 0..10 {
+        // The mount changes something (it is a maker for the next seconds) and looks the
+        // socket's name up: absent, remembered for 60 s.
+        let dir = format!("d{i}");
+        std::fs::create_dir(rig.m(&dir)).unwrap();
+        let name = format!("{dir}/l.sock");
+        assert!(std::fs::symlink_metadata(rig.m(&name)).is_err());
+        let host = rig.h(&name);
+        let m = ChanListenReq {
+            kind: consts::CHAN_STREAM,
+            mode: 0o660,
+            uid: 0,
+            gid: 0,
+            groups: Groups::EMPTY,
+            path: Path(host.as_os_str().as_encoded_bytes()),
+        };
+        let t0 = Instant::now();
+        s.call(Op::CHAN_LISTEN, &m).unwrap();
+        let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&name)).is_ok());
+        assert!(d.is_some(), "round {i}: the listener's socket was not seen through the mount in 2 s");
+    }
+}

@@ -14,8 +14,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const GROUPS: &[&str] =
-    &["Open", "Write", "Read", "Readdir", "Mkdir", "Rmdir", "Create", "Unlink", "Rename", "Setattr", "Setxattr"];
+const GROUPS: &[&str] = &[
+    "Open",
+    "Write",
+    "Read",
+    "Readdir",
+    "Mkdir",
+    "Rmdir",
+    "Create",
+    "Unlink",
+    "Rename",
+    "Setattr",
+    "Setxattr",
+    "Udsconnect",
+];
 
 /// `target/<profile>/` of this build.
 fn target_dir() -> PathBuf {
