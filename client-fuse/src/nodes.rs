@@ -9,7 +9,7 @@
 //!
 //! Owns only this bookkeeping; it sends nothing to the engine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use qtfs_proto::Attr;
@@ -101,6 +101,11 @@ pub struct Nodes {
     /// Invalidations of paths the table did not know ([`Nodes::missed_inval`]): one may
     /// concern a directory made meanwhile, before its node was linked.
     missed: u64,
+    /// Directories given [`Meta::names`], oldest first, with when: past their timeout the
+    /// sets are freed ([`Nodes::sweep_names`]), so a large tree made through the mount
+    /// keeps only the names of the last timeout's directories, not all of them until the
+    /// kernel forgets the nodes.
+    named: VecDeque<(u64, Instant)>,
 }
 
 impl Nodes {
@@ -113,7 +118,15 @@ impl Nodes {
         );
         let mut by_key = HashMap::new();
         by_key.insert(root_key, ROOT);
-        Nodes { nodes, by_key, dentries: HashMap::new(), next: ROOT + 1, meta_epoch: 0, missed: 0 }
+        Nodes {
+            nodes,
+            by_key,
+            dentries: HashMap::new(),
+            next: ROOT + 1,
+            meta_epoch: 0,
+            missed: 0,
+            named: VecDeque::new(),
+        }
     }
 
     /// After an engine restart the export root may be another inode (a new directory at
@@ -376,13 +389,34 @@ impl Nodes {
 
     /// Records that directory `id`, just made through this mount, holds no name — unless
     /// an invalidation since `t` may have concerned it (everything dropped, or a path the
-    /// table did not know yet). Replaces what a node of a reused inode number knew.
-    pub fn learn_new_dir(&mut self, id: u64, t: Ticket) {
+    /// table did not know yet) — for `ttl`. Replaces what a node of a reused inode number
+    /// knew, and refuses answers to requests sent before about it.
+    pub fn learn_new_dir(&mut self, id: u64, t: Ticket, ttl: Duration) {
+        self.sweep_names(ttl);
         if t != self.new_dir_ticket() {
             return;
         }
         if let Some(n) = self.nodes.get_mut(&id) {
-            n.meta = Some(Box::new(Meta { names: Some(HashSet::new()), ..Meta::new() }));
+            let m = Meta { names: Some(HashSet::new()), ..Meta::new() };
+            self.named.push_back((id, m.since));
+            n.meta = Some(Box::new(m));
+            n.meta_gen += 1;
+        }
+    }
+
+    /// Frees the name sets learnt longer than `ttl` ago (they answer nothing any more).
+    fn sweep_names(&mut self, ttl: Duration) {
+        while let Some(&(id, since)) = self.named.front() {
+            if since.elapsed() < ttl {
+                break;
+            }
+            self.named.pop_front();
+            // Only the set learnt then: the node may have learnt a newer one since.
+            if let Some(m) = self.nodes.get_mut(&id).and_then(|n| n.meta.as_deref_mut())
+                && m.since == since
+            {
+                m.names = None;
+            }
         }
     }
 
@@ -392,8 +426,10 @@ impl Nodes {
         self.meta(dir, ttl).and_then(|m| m.names.as_ref()).is_some_and(|s| !s.contains(name))
     }
 
-    /// `name` may exist in `dir` from now on (a request that makes it is about to go out).
-    pub fn may_hold(&mut self, dir: u64, name: &[u8]) {
+    /// `name` may exist in `dir` from now on (a request that makes it is about to go out);
+    /// name sets older than `ttl` are freed.
+    pub fn may_hold(&mut self, dir: u64, name: &[u8], ttl: Duration) {
+        self.sweep_names(ttl);
         let Some(m) = self.nodes.get_mut(&dir).and_then(|n| n.meta.as_deref_mut()) else { return };
         if let Some(s) = &mut m.names {
             s.insert(name.into());
@@ -519,19 +555,19 @@ mod tests {
         let mut n = Nodes::new((1, 1));
         let t = n.new_dir_ticket();
         let d = n.link(ROOT, b"d", (1, 5));
-        n.learn_new_dir(d, t);
+        n.learn_new_dir(d, t, ttl);
         assert!(n.known_absent(d, b"x", ttl));
         assert!(!n.known_absent(d, b"x", Duration::ZERO), "not beyond the timeout");
         assert!(!n.known_absent(ROOT, b"x", ttl), "only a directory made here");
         // Names made through this mount may exist from the moment their request goes out.
-        n.may_hold(d, b"x");
-        n.may_hold(d, b"y");
+        n.may_hold(d, b"x", ttl);
+        n.may_hold(d, b"y", ttl);
         assert!(!n.known_absent(d, b"x", ttl) && !n.known_absent(d, b"y", ttl));
         n.link(d, b"x", (1, 6));
-        n.may_hold(d, b"z");
+        n.may_hold(d, b"z", ttl);
         n.rename(d, b"x", d, b"z", false);
         assert!(n.known_absent(d, b"x", ttl), "renamed away");
-        n.may_hold(d, b"w");
+        n.may_hold(d, b"w", ttl);
         n.rename(d, b"w", d, b"y", true);
         assert!(!n.known_absent(d, b"w", ttl), "an exchange keeps both names");
         n.unlink(d, b"y");
@@ -542,7 +578,7 @@ mod tests {
         n.listed(d, [&b"z"[..], b"q"].into_iter());
         assert!(!n.known_absent(d, b"r", ttl));
         let t = n.new_dir_ticket();
-        n.learn_new_dir(d, t);
+        n.learn_new_dir(d, t, ttl);
         // Another change of the directory (its attributes) keeps the names.
         n.drop_dir(d);
         assert!(n.known_absent(d, b"q", ttl));
@@ -554,20 +590,32 @@ mod tests {
         let t = n.new_dir_ticket();
         n.missed_inval();
         let e = n.link(ROOT, b"e", (1, 7));
-        n.learn_new_dir(e, t);
+        n.learn_new_dir(e, t, ttl);
         assert!(!n.known_absent(e, b"q", ttl));
         // Nor across "drop everything".
         let t = n.new_dir_ticket();
         n.unlearn_all();
-        n.learn_new_dir(e, t);
+        n.learn_new_dir(e, t, ttl);
         assert!(!n.known_absent(e, b"q", ttl));
         // A directory outgrowing the bound is treated as any other.
         let t = n.new_dir_ticket();
-        n.learn_new_dir(e, t);
+        n.learn_new_dir(e, t, ttl);
         for i in 0..=MAX_KNOWN_NAMES {
-            n.may_hold(e, format!("n{i}").as_bytes());
+            n.may_hold(e, format!("n{i}").as_bytes(), ttl);
         }
         assert!(!n.known_absent(e, b"q", ttl));
+        // Sets past their timeout are freed by the next learning, a newer one kept.
+        let short = Duration::from_millis(20);
+        let t = n.new_dir_ticket();
+        n.learn_new_dir(d, t, short);
+        n.may_hold(d, b"a", short);
+        std::thread::sleep(short);
+        let f = n.link(ROOT, b"f", (1, 8));
+        let t = n.new_dir_ticket();
+        n.learn_new_dir(f, t, short);
+        assert!(n.nodes[&d].meta.as_ref().is_some_and(|m| m.names.is_none()), "an old set is freed");
+        assert!(n.known_absent(f, b"q", short));
+        assert_eq!(n.named.len(), 1);
     }
 
     #[test]

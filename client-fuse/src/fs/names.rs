@@ -34,7 +34,7 @@ impl QtfsFs {
             let mut nodes = self.nodes.lock();
             let id = nodes.link(parent, name, key_of(a));
             if let Some(t) = new_dir {
-                nodes.learn_new_dir(id, t);
+                nodes.learn_new_dir(id, t, self.cfg.negative_ttl);
             }
             id
         };
@@ -175,7 +175,7 @@ impl QtfsFs {
             .iter()
             .map(|&(d, name)| {
                 nodes.drop_dir(d.0);
-                nodes.may_hold(d.0, name.as_bytes());
+                nodes.may_hold(d.0, name.as_bytes(), self.cfg.negative_ttl);
                 (d.0, nodes.ticket(d.0))
             })
             .collect()
@@ -280,7 +280,7 @@ pub(super) fn rename(
             nodes.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
             if flags.contains(RenameFlags::RENAME_WHITEOUT) {
                 // The old name now holds a whiteout (overlayfs).
-                nodes.may_hold(parent.0, name.as_bytes());
+                nodes.may_hold(parent.0, name.as_bytes(), fs.cfg.negative_ttl);
             }
             drop(nodes);
             reply.ok()
