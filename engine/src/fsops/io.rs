@@ -39,17 +39,11 @@ pub(super) fn read(core: &mut Ctx, rq: &Req<'_>) {
     }
     let mut buf = core.r.bufs.get(HEADER_SIZE + len);
     if f.io != IoMode::Ring {
-        // Inline when the read cannot wait: memory-backed, or cached data.
-        buf.resize(HEADER_SIZE + len, 0);
-        let res = as_opener(&f, || {
-            // Resized above: the data space is exactly `len` bytes.
-            let data = buf.get_mut(HEADER_SIZE..).unwrap_or_default();
-            if f.io == IoMode::Memory {
-                sys::pread(f.raw(), data, m.offset)
-            } else {
-                sys::pread_nowait(f.raw(), data, m.offset)
-            }
-        });
+        // Inline when the read cannot wait: memory-backed, or cached data. The data goes
+        // straight after the header space: no zeroing of what the read overwrites.
+        buf.resize(HEADER_SIZE, 0);
+        let nowait = f.io != IoMode::Memory;
+        let res = as_opener(&f, || sys::pread_append(f.raw(), &mut buf, len, m.offset, nowait));
         match res {
             // A short RWF_NOWAIT read is not the end of the file when only part of the
             // range is cached: a short READ answer means EOF to every client (FUSE

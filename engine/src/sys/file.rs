@@ -5,7 +5,6 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::io::IoSliceMut;
 use std::os::fd::{OwnedFd, RawFd};
 
 use qtfs_proto::consts::ATTR_F_BTIME;
@@ -109,16 +108,29 @@ pub fn renameat2(olddir: RawFd, old: &CStr, newdir: RawFd, new: &CStr, flags: u3
     rx(rustix::fs::renameat_with(bfd(olddir), old, bfd(newdir), new, flags))
 }
 
-/// `pread(2)` into `buf`.
-pub fn pread(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
-    rx(rustix::io::pread(bfd(fd), buf, off))
-}
-
+/// `pread(2)` of at most `len` bytes appended to `buf`, into its spare capacity (which
+/// must hold them: `InvalidInput` otherwise): the bytes the read fills are not zeroed
+/// first, and only those it filled become part of `buf`. With `nowait`,
 /// `preadv2(…, RWF_NOWAIT)`: succeeds only if no I/O wait is needed (EAGAIN otherwise;
 /// EOPNOTSUPP on file systems without non-blocking reads).
-pub fn pread_nowait(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
-    let nowait = rustix::io::ReadWriteFlags::NOWAIT;
-    rx(rustix::io::preadv2(bfd(fd), &mut [IoSliceMut::new(buf)], off, nowait))
+pub fn pread_append(fd: RawFd, buf: &mut Vec<u8>, len: usize, off: u64, nowait: bool) -> io::Result<usize> {
+    let start = buf.len();
+    let Some(spare) = buf.spare_capacity_mut().get_mut(..len) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    let n = if nowait {
+        let iov = libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: spare.len() };
+        // SAFETY: one iovec over `len` bytes of the vector's own allocation, which the
+        // kernel only writes; RWF_NOWAIT changes nothing about the buffer.
+        let r = unsafe { libc::preadv2(fd, &iov, 1, off as libc::off_t, libc::RWF_NOWAIT) };
+        check(r as libc::c_long)? as usize
+    } else {
+        rx(rustix::io::pread(bfd(fd), spare, off))?.0.len()
+    };
+    // SAFETY: the read initialised the first `n` (≤ `len`) bytes after `start`, all
+    // within the capacity.
+    unsafe { buf.set_len(start + n.min(len)) };
+    Ok(n.min(len))
 }
 
 /// `pwrite(2)`; `off == u64::MAX` writes at the file position (O_APPEND handles).
@@ -303,9 +315,36 @@ mod tests {
     }
 
     #[test]
+    fn a_read_appends_only_what_it_read_and_never_beyond_len() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"0123456789").unwrap();
+        for nowait in [false, true] {
+            let mut b = Vec::with_capacity(64);
+            b.extend_from_slice(b"HDR");
+            // Capacity beyond `len` is not read into.
+            assert_eq!(pread_append(f.as_raw_fd(), &mut b, 4, 2, nowait).unwrap(), 4);
+            assert_eq!(b, b"HDR2345");
+            // A short read at the end keeps only the bytes read.
+            assert_eq!(pread_append(f.as_raw_fd(), &mut b, 8, 8, nowait).unwrap(), 2);
+            assert_eq!(b, b"HDR234589");
+            assert_eq!(pread_append(f.as_raw_fd(), &mut b, 8, 10, nowait).unwrap(), 0);
+            assert_eq!(b.len(), 9);
+            // More than the spare capacity: refused, nothing read.
+            let room = b.capacity() - b.len();
+            let e = pread_append(f.as_raw_fd(), &mut b, room + 1, 0, nowait).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(b.len(), 9);
+        }
+    }
+
+    #[test]
     fn bad_descriptors_fail_as_the_kernel_fails_them() {
-        let mut b = [0u8; 4];
-        assert_eq!(errno(pread(-1, &mut b, 0)), Some(libc::EBADF));
+        let mut b = Vec::with_capacity(4);
+        assert_eq!(errno(pread_append(-1, &mut b, 4, 0, false)), Some(libc::EBADF));
+        assert_eq!(errno(pread_append(-1, &mut b, 4, 0, true)), Some(libc::EBADF));
+        assert!(b.is_empty());
         assert_eq!(errno(statx(-1, c"relative", 0)), Some(libc::EBADF));
         // The kernel ignores the descriptor before an absolute path.
         assert!(statx(-1, c"/", 0).is_ok());
