@@ -479,7 +479,7 @@ fn path_c(p: &std::path::Path) -> std::ffi::CString {
 /// own change must not be taken for the mount's.
 #[test]
 fn a_socket_the_engine_makes_for_a_listener_shows_through_a_mount_that_changes_things_too() {
-    use qtfs_proto::{ChanListenReq, Groups, Op, Path, consts};
+    use qtfs_proto::Op;
     let rig = rig();
     let cfg = {
         let mut c = qtfs_client::ClientConfig::new(rig.server().parse().unwrap());
@@ -495,14 +495,7 @@ fn a_socket_the_engine_makes_for_a_listener_shows_through_a_mount_that_changes_t
         let name = format!("{dir}/l.sock");
         assert!(std::fs::symlink_metadata(rig.m(&name)).is_err());
         let host = rig.h(&name);
-        let m = ChanListenReq {
-            kind: consts::CHAN_STREAM,
-            mode: 0o660,
-            uid: 0,
-            gid: 0,
-            groups: Groups::EMPTY,
-            path: Path(host.as_os_str().as_encoded_bytes()),
-        };
+        let m = qtfs_testkit::root_listen_req(host.as_os_str().as_encoded_bytes(), 0o660);
         let t0 = Instant::now();
         s.call(Op::CHAN_LISTEN, &m).unwrap();
         let d = seen_after(t0, || std::fs::symlink_metadata(rig.m(&name)).is_ok());

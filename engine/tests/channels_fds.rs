@@ -63,14 +63,7 @@ fn listen_on_host_path_opens_channels_towards_the_client() {
     let e = TestEngine::start(Opts::default());
     let p = Peer::new(&e);
     let path = e.path("rev.sock");
-    let m = ChanListenReq {
-        kind: consts::CHAN_STREAM,
-        mode: 0o660,
-        uid: 0,
-        gid: 0,
-        groups: Groups::EMPTY,
-        path: Path(path.as_os_str().as_encoded_bytes()),
-    };
+    let m = root_listen_req(path.as_os_str().as_encoded_bytes(), 0o660);
     let lid = p.s.call(Op::CHAN_LISTEN, &m).unwrap().decode::<ChanListenRsp>().unwrap().listener;
     assert_ne!(lid & CHAN_ID_PEER, 0);
     use std::os::unix::fs::PermissionsExt;

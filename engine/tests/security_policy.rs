@@ -744,14 +744,7 @@ fn a_directory_swapped_for_a_symlink_never_gets_a_listener_outside_the_whitelist
     let dir = allowed.clone();
     let (ok, refused) = race(&e, move |s, c, n| {
         let path = bytes(&dir.join(format!("d/l{c}-{n}.sock")));
-        let m = ChanListenReq {
-            kind: consts::CHAN_STREAM,
-            mode: 0o600,
-            uid: 0,
-            gid: 0,
-            groups: Groups::EMPTY,
-            path: Path(&path),
-        };
+        let m = root_listen_req(&path, 0o600);
         let Ok(r) = s.call(Op::CHAN_LISTEN, &m) else { return false };
         let l = r.decode::<ChanListenRsp>().unwrap().listener;
         s.call(Op::CHAN_UNLISTEN, &ChanUnlistenReq { listener: l }).unwrap();

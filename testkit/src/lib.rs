@@ -305,6 +305,12 @@ impl Drop for TestEngine {
     }
 }
 
+/// CHAN_LISTEN for a stream listener at HOST path `path` with `mode`, owned by root.
+pub fn root_listen_req(path: &[u8], mode: u32) -> qtfs_proto::ChanListenReq<'_> {
+    use qtfs_proto::{ChanListenReq, Groups, Path, consts};
+    ChanListenReq { kind: consts::CHAN_STREAM, mode, uid: 0, gid: 0, groups: Groups::EMPTY, path: Path(path) }
+}
+
 /// The per-operation counters of the engine behind admin socket `admin`
 /// (ADMIN_COUNTERS): what a test counts to show which requests reached the engine.
 pub fn op_counters(admin: &Path) -> Vec<qtfs_proto::OpCounter> {

@@ -14,20 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const GROUPS: &[&str] = &[
-    "Open",
-    "Write",
-    "Read",
-    "Readdir",
-    "Mkdir",
-    "Rmdir",
-    "Create",
-    "Unlink",
-    "Rename",
-    "Setattr",
-    "Setxattr",
-    "Udsconnect",
-];
+/// The whitelist groups the rig's export is in besides Mount (written first): every one
+/// but Kill.
+fn groups() -> impl Iterator<Item = &'static str> {
+    qtfs_testkit::ALL_GROUPS.iter().copied().filter(|g| !matches!(*g, "Mount" | "Kill"))
+}
 
 /// `target/<profile>/` of this build.
 fn target_dir() -> PathBuf {
@@ -151,7 +142,7 @@ impl Rig {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let export = export.canonicalize().unwrap();
         let mut wl = format!("[Mount]\nPath={}\n", export.display());
-        for g in GROUPS {
+        for g in groups() {
             wl.push_str(&format!("[{g}]\nPath={}\n", export.display()));
         }
         std::fs::write(dir.path().join("whitelist"), wl).unwrap();
