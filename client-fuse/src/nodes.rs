@@ -267,10 +267,15 @@ impl Nodes {
         }
     }
 
-    /// Mirrors a successful rename (`exchange` = RENAME_EXCHANGE). (The new name was
-    /// added to `p2`'s [`Meta::names`] before the request went out.)
-    pub fn rename(&mut self, p1: u64, n1: &[u8], p2: u64, n2: &[u8], exchange: bool) {
-        if !exchange && let Some(s) = self.names_of(p1) {
+    /// Mirrors a successful rename with rename(2)'s `flags`. (The new name was added to
+    /// `p2`'s [`Meta::names`] before the request went out; the old one stays there after
+    /// an exchange, and after RENAME_WHITEOUT, which leaves a whiteout in its place.)
+    pub fn rename(&mut self, p1: u64, n1: &[u8], p2: u64, n2: &[u8], flags: u32) {
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        if !exchange
+            && flags & libc::RENAME_WHITEOUT == 0
+            && let Some(s) = self.names_of(p1)
+        {
             s.remove(n1);
         }
         let k1 = (p1, n1.to_vec());
@@ -565,11 +570,15 @@ mod tests {
         assert!(!n.known_absent(d, b"x", ttl) && !n.known_absent(d, b"y", ttl));
         n.link(d, b"x", (1, 6));
         n.may_hold(d, b"z", ttl);
-        n.rename(d, b"x", d, b"z", false);
+        n.rename(d, b"x", d, b"z", 0);
         assert!(n.known_absent(d, b"x", ttl), "renamed away");
         n.may_hold(d, b"w", ttl);
-        n.rename(d, b"w", d, b"y", true);
+        n.rename(d, b"w", d, b"y", libc::RENAME_EXCHANGE);
         assert!(!n.known_absent(d, b"w", ttl), "an exchange keeps both names");
+        n.may_hold(d, b"v", ttl);
+        n.rename(d, b"y", d, b"v", libc::RENAME_WHITEOUT);
+        assert!(!n.known_absent(d, b"y", ttl), "a whiteout stands at the old name");
+        n.rename(d, b"v", d, b"y", 0);
         n.unlink(d, b"y");
         assert!(n.known_absent(d, b"y", ttl));
         // A listing with only expected names keeps the knowledge; an unexpected one drops it.
@@ -654,7 +663,7 @@ mod tests {
         let b = t.link(a, b"b", (1, 11));
         let c = t.link(b, b"c", (1, 12));
         assert_eq!(t.path(c).unwrap(), b"a/b/c");
-        t.rename(ROOT, b"a", ROOT, b"z", false);
+        t.rename(ROOT, b"a", ROOT, b"z", 0);
         assert_eq!(t.path(c).unwrap(), b"z/b/c");
         assert_eq!(t.lookup_name(ROOT, b"z"), Some(a));
         assert_eq!(t.lookup_name(ROOT, b"a"), None);
@@ -686,10 +695,10 @@ mod tests {
     #[test]
     fn exchange_swaps_and_replace_drops_the_target() {
         let (mut t, a, b) = root_with(b"a", b"b", (30, 31));
-        t.rename(ROOT, b"a", ROOT, b"b", true);
+        t.rename(ROOT, b"a", ROOT, b"b", libc::RENAME_EXCHANGE);
         assert_eq!(t.path(a).unwrap(), b"b");
         assert_eq!(t.path(b).unwrap(), b"a");
-        t.rename(ROOT, b"a", ROOT, b"b", false);
+        t.rename(ROOT, b"a", ROOT, b"b", 0);
         assert_eq!(t.path(b).unwrap(), b"b");
         assert_eq!(t.path(a), None);
     }

@@ -275,14 +275,7 @@ pub(super) fn rename(
     match fs.remote.path_op(&fs.wait(req), Retry::Once, |ex| fs.remote.conn().rename(ex, &p1, &p2, fl, &cred)) {
         Ok(()) => {
             fs.learn_changed_dirs(&dirs);
-            let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
-            let mut nodes = fs.nodes.lock();
-            nodes.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), exchange);
-            if flags.contains(RenameFlags::RENAME_WHITEOUT) {
-                // The old name now holds a whiteout (overlayfs).
-                nodes.may_hold(parent.0, name.as_bytes(), fs.cfg.negative_ttl);
-            }
-            drop(nodes);
+            fs.nodes.lock().rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), fl);
             reply.ok()
         }
         Err(e) => reply.error(errno(&e)),

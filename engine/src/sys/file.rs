@@ -126,11 +126,12 @@ pub fn pread_append(fd: RawFd, buf: &mut Vec<u8>, len: usize, off: u64, nowait: 
         check(r as libc::c_long)? as usize
     } else {
         rx(rustix::io::pread(bfd(fd), spare, off))?.0.len()
-    };
+    }
+    .min(len);
     // SAFETY: the read initialised the first `n` (≤ `len`) bytes after `start`, all
     // within the capacity.
-    unsafe { buf.set_len(start + n.min(len)) };
-    Ok(n.min(len))
+    unsafe { buf.set_len(start + n) };
+    Ok(n)
 }
 
 /// `pwrite(2)`; `off == u64::MAX` writes at the file position (O_APPEND handles).
