@@ -186,7 +186,7 @@ fn serve(cfg: &MountConfig, ready: &mut Ready) -> Result<(), FuseError> {
     let remote = Arc::new(remote);
     let fs = QtfsFs::new(remote.clone(), &root, cfg.fs.clone());
     let notifier = fs.notifier_slot();
-    let handler = crate::inval::start(fs.nodes_handle(), notifier.clone())
+    let handler = crate::inval::start(fs.nodes_handle(), notifier.clone(), fs.fences_handle())
         .map_err(|source| FuseError::Sys { context: "spawn", source })?;
     remote.session.set_frame_handler(handler);
     let mut session = kernel::Session::new(fs, &cfg.mountpoint, &session_config(cfg))

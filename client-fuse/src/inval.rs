@@ -22,6 +22,10 @@
 //! would hold up the responses a FUSE worker is waiting for, and a FUSE worker must never
 //! wait for itself; this thread waits for nobody but the kernel.
 //!
+//! An inode invalidation of a file this mount locked a moment ago waits for the end of
+//! the lock's fence ([`crate::fences`]: sent then, it could make the lock holder read the
+//! file as shorter than it is).
+//!
 //! A path the node table does not know is skipped: the kernel caches nothing under it.
 //! The attribute timeout remains the fallback for anything missed (an engine without
 //! INVAL, a file system it cannot watch).
@@ -31,9 +35,10 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 
+use crate::fences::Fences;
 use crate::kernel::{INodeNo, Notifier};
 use parking_lot::Mutex;
 use qtfs_client::FrameHandler;
@@ -61,11 +66,15 @@ enum Action {
 }
 
 /// Starts the `qtfs-inval` thread; returns the frame handler for the session.
-pub fn start(nodes: Arc<Mutex<Nodes>>, notifier: Arc<OnceLock<Notifier>>) -> std::io::Result<FrameHandler> {
+pub fn start(
+    nodes: Arc<Mutex<Nodes>>,
+    notifier: Arc<OnceLock<Notifier>>,
+    fences: Arc<Fences>,
+) -> std::io::Result<FrameHandler> {
     let (tx, rx) = sync_channel::<Msg>(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let of = overflow.clone();
-    std::thread::Builder::new().name("qtfs-inval".into()).spawn(move || run(rx, &of, &nodes, &notifier))?;
+    std::thread::Builder::new().name("qtfs-inval".into()).spawn(move || run(rx, &of, &nodes, &notifier, &fences))?;
     let handler: FrameHandler = Arc::new(move |_conn, h: FrameHeader, payload: Vec<u8>| {
         let msg = if h.op == 0 {
             // A connection went away: what was in flight on it is lost.
@@ -96,9 +105,22 @@ pub fn start(nodes: Arc<Mutex<Nodes>>, notifier: Arc<OnceLock<Notifier>>) -> std
     Ok(handler)
 }
 
-fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier: &OnceLock<Notifier>) {
+fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier: &OnceLock<Notifier>, fences: &Fences) {
     let mut actions = Vec::new();
-    while let Ok(first) = rx.recv() {
+    loop {
+        // Kept invalidations whose fence ended go first; the wait ends when the next is due.
+        let due = notifier.get().and_then(|n| fences.release_due(n));
+        let first = match due {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(std::time::Instant::now())) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+        };
         actions.clear();
         let mut all = overflow.swap(false, Ordering::AcqRel);
         let mut msgs = vec![first];
@@ -135,10 +157,10 @@ fn run(rx: Receiver<Msg>, overflow: &AtomicBool, nodes: &Mutex<Nodes>, notifier:
         for a in actions.drain(..) {
             // ENOENT: the kernel forgot the node meanwhile; nothing to drop.
             let r = match &a {
-                Action::Inode(id, off) => n.inval_inode(INodeNo(*id), *off, 0),
-                Action::Entry(parent, name) => n.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)),
+                Action::Inode(id, off) => fences.inval_inode(n, *id, *off),
+                Action::Entry(parent, name) => Some(n.inval_entry(INodeNo(*parent), OsStr::from_bytes(name))),
             };
-            if let Err(e) = r
+            if let Some(Err(e)) = r
                 && e.raw_os_error() != Some(libc::ENOENT)
             {
                 tracing::debug!("invalidation: {e}");

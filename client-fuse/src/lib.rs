@@ -31,7 +31,8 @@
 //!   **A change made on the HOST or through another
 //!   client is seen within milliseconds** where the engine offers `feat::INVAL`: it
 //!   reports changed paths, and [`inval`] drops the kernel's attributes, pages and names
-//!   for them. The attribute timeout stays the fallback: the kernel re-validates
+//!   for them (a file this mount locked a moment ago hears of it at the end of the
+//!   lock's [`fences`] hold). The attribute timeout stays the fallback: the kernel re-validates
 //!   attributes when they expire, and with `FUSE_AUTO_INVAL_DATA` a changed mtime or size
 //!   drops the cached pages of that file.
 //! - File pages stay cached across opens only while the file's (mtime, size) is what it
@@ -105,6 +106,7 @@ pub mod creds;
 pub mod daemon;
 pub mod direct;
 pub mod error;
+pub mod fences;
 pub mod fs;
 pub mod inval;
 pub mod kernel;

@@ -92,6 +92,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::fences::Fences;
 use crate::kernel::{Errno, ReplyEmpty, ReplyLock};
 use parking_lot::Mutex;
 use qtfs_client::{ClientError, Cred, Ops};
@@ -146,6 +147,8 @@ pub struct Locks {
     nocache: Mutex<HashSet<u64>>,
     /// `-shm` files whose DMS byte a process here locks, by node.
     dms: Mutex<HashMap<u64, Dms>>,
+    /// The kernel invalidations a granted lock makes, and the late ones it holds back.
+    fences: Arc<Fences>,
 }
 
 fn to_errno(e: &ClientError) -> Errno {
@@ -189,15 +192,19 @@ pub struct LockArgs<'a> {
     pub notifier: Option<&'a crate::kernel::Notifier>,
 }
 
-impl LockArgs<'_> {
-    fn invalidate(&self) {
-        if let Some(n) = self.notifier {
-            let _ = n.inval_inode(crate::kernel::INodeNo(self.node), 0, 0);
+impl Locks {
+    /// The fences of this mount's locks, for the `qtfs-inval` thread ([`crate::fences`]).
+    pub fn fences(&self) -> Arc<Fences> {
+        self.fences.clone()
+    }
+
+    /// A lock was granted through `a`: the kernel drops what it cached of the file.
+    fn granted(&self, a: &LockArgs<'_>) {
+        if let Some(n) = a.notifier {
+            self.fences.lock_taken(n, a.node);
         }
     }
-}
 
-impl Locks {
     /// Is the regular file `node`, just opened read-write as engine `handle` (of session
     /// `epoch`), locked by another client or a HOST process? Then it must be opened with
     /// direct I/O, so that no shared mapping of it can diverge from theirs (see the
@@ -427,7 +434,7 @@ impl Locks {
         match r {
             Ok(()) => {
                 if ltype != consts::LOCK_UN {
-                    a.invalidate();
+                    self.granted(a);
                 }
                 reply.ok()
             }
@@ -455,7 +462,7 @@ impl Locks {
         match r {
             Ok(_) => {
                 if ltype != consts::LOCK_UN {
-                    a.invalidate();
+                    self.granted(a);
                 }
                 reply.ok()
             }
@@ -481,6 +488,7 @@ impl Locks {
         let waits = self.waits.clone();
         let pid = a.pid;
         let notifier = a.notifier.cloned();
+        let fences = self.fences.clone();
         let node = a.node;
         let spawned = std::thread::Builder::new().name("qtfs-lockwait".into()).spawn(move || {
             let mut p = match pending {
@@ -504,7 +512,7 @@ impl Locks {
             match r {
                 Ok(_) => {
                     if let Some(n) = notifier {
-                        let _ = n.inval_inode(crate::kernel::INodeNo(node), 0, 0);
+                        fences.lock_taken(&n, node);
                     }
                     reply.ok()
                 }

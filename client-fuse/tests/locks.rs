@@ -272,7 +272,7 @@ fn a_blocking_lock_is_granted_on_unlock_and_ends_on_a_signal() {
 
 /// A sqlite writer: `n` rows, one transaction each; touches `marker` (when given) once
 /// its first row is committed, and then keeps its connection open until `marker` +
-/// ".release" exists; any sqlite error ends it with "refused <name> (<message>)
+/// ".release" exists; any sqlite error ends it with "<who> refused <name> (<message>)
 /// after <k> rows" and exit code 3.
 const PY_SQL: &str = r#"
 import os, sqlite3, sys, time
@@ -294,7 +294,9 @@ try:
     while marker and not os.path.exists(marker + ".release"):
         time.sleep(0.01)
 except sqlite3.Error as e:
-    print("refused %s (%s) after %d rows" % (getattr(e, "sqlite_errorname", "?"), e, committed), flush=True)
+    print("%s refused %s (%s) after %d rows" % (who, getattr(e, "sqlite_errorname", "?"), e, committed), flush=True)
+    with open(path, "rb") as f:
+        print("then: size %d, head %r" % (os.fstat(f.fileno()).st_size, f.read(16)), flush=True)
     sys.exit(3)
 print("done", flush=True)
 "#;
@@ -685,4 +687,42 @@ fn qemu_image_locking_across_mounts_and_the_host() {
             );
         }
     }
+}
+
+/// Rounds of [`sqlite_writers_starting_together_on_a_new_database`] in `make test`; its
+/// ignored twin runs 400 (`make test-full`).
+const START_ROUNDS: usize = 40;
+
+#[test]
+fn sqlite_writers_starting_together_on_a_new_database() {
+    sqlite_start_race(START_ROUNDS);
+}
+
+#[test]
+#[ignore = "minutes: run by make test-full (cargo test -p qtfs-client-fuse --test locks -- --ignored)"]
+fn sqlite_writers_starting_together_on_a_new_database_400_rounds() {
+    sqlite_start_race(400);
+}
+
+/// Three writers (two mounts and the HOST) start at once on a database that does not
+/// exist yet, `rounds` times (3 rows each). The first to commit creates it; the others
+/// take their first lock a moment later, when the engine's invalidations of the first's
+/// writes are still arriving. Sent then, one of them raced the GETATTR the kernel made
+/// for the lock holder's first read, which the kernel then threw away and read the file
+/// at its old size 0: SQLITE_NOTADB (the lock fences of client-fuse/src/fences.rs).
+fn sqlite_start_race(rounds: usize) {
+    let rig = sqlite_rig();
+    let m2 = SecondMount::new(&rig);
+    let mut failed = Vec::new();
+    for i in 0..rounds {
+        let name = format!("new{i}.db");
+        let r =
+            sqlite_writers(&[(rig.m(&name), "m1"), (m2.mnt.join(&name), "m2"), (rig.h(&name), "host")], 3, "DELETE");
+        let before = failed.len();
+        failed.extend(r.into_iter().filter(|(code, _)| *code != 0).map(|(_, out)| format!("round {i}: {out}")));
+        if failed.len() == before {
+            assert_eq!(sqlite_check(&rig.h(&name)), ("ok".to_string(), 9), "round {i}: every row");
+        }
+    }
+    assert!(failed.is_empty(), "{} of {rounds} rounds had a writer refused:\n{}", failed.len(), failed.join("\n"));
 }

@@ -153,6 +153,11 @@ impl QtfsFs {
         self.notifier.clone()
     }
 
+    /// The fences of this mount's locks, for [`crate::inval`].
+    pub fn fences_handle(&self) -> Arc<crate::fences::Fences> {
+        self.locks.fences()
+    }
+
     /// The node table, for [`crate::inval`] (which locks it only to look paths up).
     pub fn nodes_handle(&self) -> Arc<Mutex<Nodes>> {
         self.nodes.clone()
