@@ -45,9 +45,11 @@ fi
 if [ "${1:-}" = full ]; then
   # issue 14's size: sqlite writers on two qtfs-fuse mounts and the HOST, 10,000 rows in
   # rollback-journal mode and in WAL mode (minutes; `cargo test` runs them with fewer
-  # rows): sqlite_rollback_journal_10000_rows, sqlite_wal_10000_rows
-  step "sqlite 10,000 rows over two mounts and the HOST" \
-    cargo test -q -p qtfs-client-fuse --test locks -- --ignored 10000_rows
+  # rows): sqlite_rollback_journal_10000_rows, sqlite_wal_10000_rows; and 400 rounds of
+  # three writers starting together on a new database under load (40 unloaded in
+  # `cargo test`; the lock fences of client-fuse/src/fences.rs)
+  step "sqlite 10,000 rows and 400 starts over two mounts and the HOST" \
+    cargo test -q -p qtfs-client-fuse --test locks -- --ignored 10000_rows 400_rounds
 fi
 # A stateful fuzzer against a live engine (testkit/src/bin/livefuzz.rs); longer on demand:
 # cargo run -p qtfs-testkit --bin livefuzz -- --seconds 600 [--seed S]
