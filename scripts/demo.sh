@@ -99,7 +99,7 @@ for j in "${JOBS[@]}"; do
   printf '  %-20s done\n' "$name"
 done
 
-if fio --name=verify --directory="$MNT" --size=64m --rw=write --bs=1M --ioengine=psync --end_fsync=1 \
+if fio --name=verify --directory="$MNT" --size=64m --rw=write --bs=1M --ioengine=psync --end_fsync=1 --verify_state_save=0 \
      --verify=crc32c --do_verify=1 --output=/dev/null 2>"$WORK/verify.log"; then
   ok "64 MiB written and read back through the mount with crc32c verification"
 else

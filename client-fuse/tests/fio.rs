@@ -13,7 +13,9 @@ use common::*;
 fn fio(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new("fio")
         .arg(format!("--directory={}", dir.display()))
-        .args(["--output-format=json", "--group_reporting=0"])
+        // No verify-state files (fio writes them into its working directory: the
+        // source tree under cargo test); nothing here loads them.
+        .args(["--output-format=json", "--group_reporting=0", "--verify_state_save=0"])
         .args(args)
         .output()
         .expect("fio (scripts/setup.sh test installs it)");
