@@ -38,6 +38,10 @@ use parking_lot::Mutex;
 /// coherence the invalidations give.
 pub const HOLD: Duration = Duration::from_millis(100);
 
+/// Fences past which taking a lock first forgets the ended ones (the `qtfs-inval` thread
+/// forgets them too, but only when it runs).
+const PRUNE_AT: usize = 256;
+
 #[derive(Debug)]
 struct Fence {
     until: Instant,
@@ -58,18 +62,29 @@ impl Fences {
     pub fn lock_taken(&self, n: &Notifier, node: u64) {
         let mut map = self.map.lock();
         let _ = n.inval_inode(INodeNo(node), 0, 0);
-        map.insert(node, Fence { until: Instant::now() + HOLD, kept: None });
+        let now = Instant::now();
+        if map.len() >= PRUNE_AT {
+            // Ended fences that kept nothing (those that did are the qtfs-inval thread's).
+            map.retain(|_, f| f.until > now || f.kept.is_some());
+        }
+        map.insert(node, Fence { until: now + HOLD, kept: None });
     }
 
     /// The `qtfs-inval` thread's invalidation of `node` (`offset` as
     /// [`Notifier::inval_inode`]'s): sent, or kept while a fence holds the node (`None`).
     pub fn inval_inode(&self, n: &Notifier, node: u64, offset: i64) -> Option<io::Result<()>> {
         let mut map = self.map.lock();
+        let mut offset = offset;
         if let Some(f) = map.get_mut(&node) {
+            // Pages and attributes (0) include attributes only (-1).
+            let merged = if offset >= 0 || f.kept == Some(0) { 0 } else { -1 };
             if f.until > Instant::now() {
-                // Pages and attributes (0) include attributes only (-1).
-                f.kept = Some(if offset >= 0 || f.kept == Some(0) { 0 } else { -1 });
+                f.kept = Some(merged);
                 return None;
+            }
+            // An ended fence whose kept one is not sent yet: this one carries it.
+            if f.kept.is_some() {
+                offset = merged;
             }
             map.remove(&node);
         }
@@ -154,6 +169,25 @@ mod tests {
         assert!(f.map.lock().is_empty(), "the ended fence is forgotten");
         // After the fence: sent at once again.
         assert!(f.inval_inode(&n, 7, 0).is_some());
+    }
+
+    #[test]
+    fn an_ended_fence_hands_its_kept_pages_to_the_next_invalidation_and_is_forgotten() {
+        let (sent, n, f) = rig();
+        f.lock_taken(&n, 5);
+        assert!(f.inval_inode(&n, 5, 0).is_none());
+        f.map.lock().get_mut(&5).unwrap().until = Instant::now();
+        // Attributes only asked for, but the pages kept must go too.
+        assert!(f.inval_inode(&n, 5, -1).is_some());
+        assert_eq!(sent.0.lock()[1..], [(5, 0)]);
+        assert!(f.map.lock().is_empty());
+        // Many locked nodes, their fences ended: the next lock forgets them.
+        for node in 0..PRUNE_AT as u64 {
+            f.lock_taken(&n, 100 + node);
+        }
+        f.map.lock().values_mut().for_each(|x| x.until = Instant::now());
+        f.lock_taken(&n, 1);
+        assert_eq!(f.map.lock().len(), 1);
     }
 
     #[test]
