@@ -706,22 +706,36 @@ fn sqlite_writers_starting_together_on_a_new_database() {
 #[test]
 #[ignore = "minutes: run by make test-full (cargo test -p qtfs-client-fuse --test locks -- --ignored)"]
 fn sqlite_writers_starting_together_on_a_new_database_400_rounds_under_load() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let hogs: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
+    let _load = Spinners::start(2);
+    sqlite_start_race(400);
+}
+
+/// Threads that keep cores busy until dropped (a panicking test drops them too).
+struct Spinners(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Spinners {
+    fn start(n: usize) -> Spinners {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
             })
-        })
-        .collect();
-    let r = std::panic::catch_unwind(|| sqlite_start_race(400));
-    stop.store(true, Ordering::Relaxed);
-    hogs.into_iter().for_each(|h| h.join().unwrap());
-    if let Err(e) = r {
-        std::panic::resume_unwind(e);
+            .collect();
+        Spinners(stop, threads)
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        self.1.drain(..).for_each(|t| {
+            let _ = t.join();
+        });
     }
 }
 
