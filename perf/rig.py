@@ -164,20 +164,28 @@ class Rig:
     def start_qtfs_fuse_base(self, release):
         # Another build of qtfs-fuse (args.base_fuse) and/or of the engine (args.base_engine),
         # e.g. the previous commit's: a before/after of a change measured in one run.
+        # --base-opts: its mount options (e.g. io_uring=on, the before of a transport change).
         fuse, engine = self.args.base_fuse, getattr(self.args, "base_engine", None)
-        self.qtfs_mount("qtfs-fuse-base", release, [], binary=fuse, engine=engine)
+        opts = [o for o in (getattr(self.args, "base_opts", None) or "").split(",") if o]
+        if "io_uring=on" in opts:
+            self.enable_uring("qtfs-fuse-base")
+        self.qtfs_mount("qtfs-fuse-base", release, opts, binary=fuse, engine=engine)
         self.detail["qtfs-fuse-base"] = (f"qtfs-fuse {fuse or '(this build)'} on engine {engine or '(this build, shared)'}"
-                                         ", defaults (the before of a change)")
+                                         f", {' '.join('-o ' + o for o in opts) or 'defaults'} (the before of a change)")
 
-    def start_qtfs_fuse_uring(self, release):
+    def enable_uring(self, name):
         # FUSE over io_uring: the kernel offers it only while the fuse module's enable_uring
         # is Y, read at mount time; the old value is put back in stop().
         param = "/sys/module/fuse/parameters/enable_uring"
         if not os.path.exists(param):
-            sys.exit(f"qtfs-fuse+uring: {param} is missing (kernel without CONFIG_FUSE_IO_URING)")
-        self.uring_param = (param, open(param).read().strip())
+            sys.exit(f"{name}: {param} is missing (kernel without CONFIG_FUSE_IO_URING)")
+        if not getattr(self, "uring_param", None):
+            self.uring_param = (param, open(param).read().strip())
         with open(param, "w") as f:
             f.write("Y")
+
+    def start_qtfs_fuse_uring(self, release):
+        self.enable_uring("qtfs-fuse+uring")
         self.qtfs_mount("qtfs-fuse+uring", release, ["io_uring=on"])
         self.detail["qtfs-fuse+uring"] = "qtfs-fuse -o io_uring=on: FUSE over io_uring, one ring per possible CPU"
 

@@ -22,3 +22,9 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 [ -e /dev/fuse ] || { mknod /dev/fuse c 10 229 && chmod 666 /dev/fuse; } 2>/dev/null || true
+# Users mount through the set-uid fusermount3, which opens /dev/fuse as the user: it is
+# 0666 wherever udev made it (Debian, openEuler); a container may have made it 0600.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+  echo "setup: /dev/fuse is mode $(stat -c %a /dev/fuse); making it 0666 as udev does"
+  chmod 666 /dev/fuse || true
+fi

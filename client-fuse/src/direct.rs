@@ -23,10 +23,14 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use qtfs_client::{BlockingConn, ClientError, Connection, Cred, DirEntryOwned, Ops, Request, Result, Transport};
+use qtfs_client::{
+    BlockingConn, ClientError, Connection, Cred, DirEntryOwned, Ops, Request, Result, Stream, Transport,
+};
 use qtfs_proto::{Attr, consts};
 
+use crate::kernel::uring::tasks;
 use crate::remote::Remote;
+use crate::ringconn;
 
 /// READDIR pages asked for on a worker's connection.
 const DIR_PAGE: u32 = 256 * 1024;
@@ -71,6 +75,21 @@ impl ThreadConn<'_> {
 impl Transport for ThreadConn<'_> {
     fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
         CHANGED_DIRS.with(|c| c.borrow_mut().clear());
+        if tasks::in_task() {
+            // A request served on its ring's thread: the thread's shared connection,
+            // the task suspended while the request is out.
+            let link = self.remote.ring_link(None)?;
+            let epoch = link.borrow().epoch;
+            if self.in_epoch.is_some_and(|e| e != epoch) {
+                return Err(ClientError::Remote(libc::ESTALE));
+            }
+            self.epoch = epoch;
+            return ringconn::round_trip(&link, req, |payload| {
+                // Other tasks ran meanwhile: only this request's directories count.
+                CHANGED_DIRS.with(|c| c.borrow_mut().clear());
+                f(payload)
+            });
+        }
         DIRECT.with(|cell| {
             let mut slot = cell.borrow_mut();
             let d = self.remote.attached(&mut slot, None)?;
@@ -107,6 +126,9 @@ impl Remote {
     /// returns that session's epoch. Sends no request; connecting and the handshake end
     /// by `deadline` (within the configured connect timeout).
     pub(crate) fn attach(&self, deadline: Option<Instant>) -> Result<u64> {
+        if tasks::in_task() {
+            return self.ring_link(deadline).map(|l| l.borrow().epoch);
+        }
         DIRECT.with(|cell| self.attached(&mut cell.borrow_mut(), deadline).map(|d| d.epoch))
     }
 
@@ -124,6 +146,13 @@ impl Remote {
 
     /// Attaches a new connection to the shared session's current session.
     fn open_direct(&self, deadline: Option<Instant>) -> Result<Direct> {
+        let (epoch, stream) = self.open_stream(deadline)?;
+        Ok(Direct { owner: self.id, epoch, conn: BlockingConn::new(stream) })
+    }
+
+    /// Connects and attaches a socket to the shared session's current session: its
+    /// epoch and the socket.
+    pub(crate) fn open_stream(&self, deadline: Option<Instant>) -> Result<(u64, Stream)> {
         let epoch = self.session.epoch();
         let (sid, token) = self.session.resume_info();
         if self.session.epoch() != epoch {
@@ -160,7 +189,7 @@ impl Remote {
             self.renew();
             return Err(ClientError::Disconnected);
         }
-        Ok(Direct { owner: self.id, epoch, conn: BlockingConn::new(c.stream) })
+        Ok((epoch, c.stream))
     }
 
     /// Opens (mode 0); returns the handle, the epoch it belongs to, and the attributes.

@@ -117,6 +117,7 @@ pub mod procfs;
 pub mod pseudo;
 pub mod relay;
 pub mod remote;
+mod ringconn;
 
 pub use error::FuseError;
 pub use fs::{FsConfig, QtfsFs};

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use qtfs_client_fuse::kernel::abi::{self, init, op};
 use qtfs_client_fuse::kernel::uring::{
-    self, Completions, FUSE_OVER_IO_URING_FLAGS2, FUSE_URING_MIN_MINOR, RingEntry, UringQueue,
+    self, Completions, FUSE_OVER_IO_URING_FLAGS2, FUSE_URING_MIN_MINOR, RingEntry, Tasks, UringQueue,
 };
 
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
@@ -409,7 +409,8 @@ fn serve_and_check() {
             .spawn(move || {
                 let r = UringQueue::new(fd, qid as u16, QUEUE_DEPTH, payload).and_then(|mut q| {
                     let completions = Completions::new()?;
-                    q.run_async(&completions, |_| {}, ring_handler(stats))
+                    let mut handle = ring_handler(stats);
+                    q.run_async(&completions, &mut Tasks::default(), |_| {}, move |ent, _| handle(ent))
                 });
                 let _ = tx.send((format!("queue {qid}"), r));
             })

@@ -30,4 +30,4 @@ pub use error::{ClientError, Result, errno_text};
 pub use ops::{Cred, DirEntryOwned, DirPage, MountSource, Ops, SetAttr, SetTime};
 pub use session::{ConnRef, FrameHandler, InEpoch, Pending, Response, Session};
 pub use stream::Stream;
-pub use transport::{Request, Transport};
+pub use transport::{Request, Transport, remote_error};

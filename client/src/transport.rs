@@ -119,7 +119,7 @@ fn encode_request<'m, M: Wire<'m>>(
 }
 
 /// The error an error response stands for (EIO when it names no errno).
-pub(crate) fn remote_error(h: &FrameHeader) -> ClientError {
+pub fn remote_error(h: &FrameHeader) -> ClientError {
     ClientError::Remote(if h.status > 0 { h.status } else { libc::EIO })
 }
 

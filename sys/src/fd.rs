@@ -73,6 +73,24 @@ pub fn read_into(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     rx(rustix::io::read(bfd(fd), buf)).map(|(init, _)| init.len())
 }
 
+/// `recv(2)` without waiting, appending at most `max` bytes to `buf`: `Ok(None)` when the
+/// socket holds nothing now, `Ok(Some(0))` at end of stream.
+pub fn recv_append(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+    buf.reserve(max);
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let n = loop {
+        match rustix::net::recv(bfd(fd), &mut *spare, rustix::net::RecvFlags::DONTWAIT) {
+            Ok(((init, _), _)) => break init.len(),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // SAFETY: recv initialised the first n bytes of the spare capacity (n <= max <= spare).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(Some(n))
+}
+
 /// `write(2)` at the file position.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     rx(rustix::io::write(bfd(fd), buf))

@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::kernel::request::Op;
 use crate::kernel::{
     self, Errno, FileAttr, FileHandle, Filesystem, INodeNo, InitFlags, KernelConfig, Lock, LockOwner, OpenFlags,
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
@@ -295,6 +296,46 @@ impl Filesystem for QtfsFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         self.negotiate(config);
         Ok(())
+    }
+
+    fn may_wait(&self, op: &Op<'_>) -> bool {
+        let relayed = |fh: u64| self.relay_of(FileHandle(fh)).is_some();
+        match *op {
+            // Engine round trips only (through `crate::direct`), and local bookkeeping
+            // under short locks; a handle's close is sent without waiting.
+            Op::Lookup { .. }
+            | Op::Getattr { .. }
+            | Op::Setattr(_)
+            | Op::Readlink
+            | Op::Symlink { .. }
+            | Op::Mknod { .. }
+            | Op::Mkdir { .. }
+            | Op::Unlink { .. }
+            | Op::Rmdir { .. }
+            | Op::Rename { .. }
+            | Op::Link { .. }
+            | Op::Statfs
+            | Op::Setxattr { .. }
+            | Op::Getxattr { .. }
+            | Op::Listxattr { .. }
+            | Op::Removexattr { .. }
+            | Op::Opendir { .. }
+            | Op::Readdir(_)
+            | Op::Readdirplus(_)
+            | Op::Releasedir(_)
+            | Op::Fsyncdir { .. }
+            | Op::Flush { .. }
+            | Op::Release(_) => false,
+            // `-o proc` opens some files from the shared session (crate::cgroups).
+            Op::Open { .. } | Op::Create { .. } => self.proc.is_some(),
+            // A relayed file waits for its peer; a cgroup's pid file may hold a write
+            // back under a lock (crate::cgroups).
+            Op::Read(ref r) => relayed(r.fh),
+            Op::Write { fh, .. } => relayed(fh) || self.cgroup_pids.is_some(),
+            Op::Fsync { fh, .. } | Op::Fallocate { fh, .. } | Op::Lseek { fh, .. } => relayed(fh),
+            // Locks wait for their holders, POLL and IOCTL belong to relays.
+            _ => true,
+        }
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

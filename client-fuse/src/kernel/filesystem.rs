@@ -192,6 +192,14 @@ pub trait Filesystem: Send + Sync + 'static {
         Ok(())
     }
     fn destroy(&mut self) {}
+    /// Whether serving `op` may wait for anything other than engine round trips made
+    /// through a transport that suspends a ring task ([`super::uring::tasks`]): a lock
+    /// held elsewhere, a relay's peer, another thread. Such a request goes to the worker
+    /// pool; the others are served on their ring's own thread. The default keeps every
+    /// request off the ring thread.
+    fn may_wait(&self, _op: &Op<'_>) -> bool {
+        true
+    }
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry);
     fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64);
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr);

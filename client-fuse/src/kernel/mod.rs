@@ -14,8 +14,9 @@
 //!   wakeups;
 //! - [`filesystem`]: the [`Filesystem`] trait, INIT's [`KernelConfig`] and the one
 //!   [`dispatch`] from operation to method;
-//! - [`uring`]: the FUSE-over-io_uring transport (a queue and its ring buffers), and
-//!   [`ring`]: a session's queues and the worker pool that serves them;
+//! - [`uring`]: the FUSE-over-io_uring transport (a queue, its ring buffers, and the
+//!   tasks that serve requests on the queue's thread), and [`ring`]: a session's queues,
+//!   which request is served where, and the worker pool for the ones that may block;
 //! - [`session`] and [`mount`]: mounting (mount(2) as root, fusermount3 otherwise),
 //!   INIT, the worker threads on cloned `/dev/fuse` descriptors, and unmounting.
 //!

@@ -1,12 +1,15 @@
 //! Serving a session through FUSE over io_uring: one [`UringQueue`] per possible CPU,
-//! each on its own thread (`qtfs-uring-Q`) doing only ring I/O, and a pool of worker
-//! threads (`qtfs-fuse-rN`, as many as the mount's `threads`) that parse and [`dispatch`]
-//! each request, answering through the entry itself ([`RingEntry`] is the [`Sender`]).
-//! A reply may come from any thread at any later time (a lock wait answers from its own
-//! thread): the entry goes back to its queue, and is committed, once the reply was sent
-//! and the worker's `dispatch` returned (the last reference to the entry is dropped).
-//! The parsing and the operations are the `/dev/fuse` path's ([`request::Op::parse`],
-//! [`dispatch`]); only the transport differs.
+//! each on its own thread (`qtfs-uring-Q`), and a pool of worker threads (`qtfs-fuse-rN`,
+//! as many as the mount's `threads`). A request the file system says cannot wait on
+//! anything but its engine round trips ([`Filesystem::may_wait`]) is served on the queue's
+//! thread itself, as a task ([`super::uring::tasks`]): many in flight per thread, each
+//! suspended while its engine request is out, no hand-off. The others (locks, relays)
+//! go to the pool, whose workers may block. Either way the request is parsed and
+//! [`dispatch`]ed by the `/dev/fuse` path's code and answered through the entry itself
+//! ([`RingEntry`] is the [`Sender`]); a reply may come from any thread at any later time
+//! (a lock wait answers from its own thread): the entry goes back to its queue, and is
+//! committed, once the reply was sent and `dispatch` returned (the last reference to the
+//! entry is dropped).
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
@@ -18,8 +21,8 @@ use parking_lot::Mutex;
 use super::filesystem::{Filesystem, serve_request};
 use super::notify::Notifier;
 use super::reply::Sender;
-use super::request::{self, Gate};
-use super::uring::{Completions, RingEntry, UringQueue};
+use super::request::{self, Gate, Op};
+use super::uring::{Completions, RingEntry, Tasks, UringQueue};
 
 /// Ring entries per queue.
 pub const QUEUE_DEPTH: u16 = 16;
@@ -55,7 +58,17 @@ fn cpu_count(list: &str) -> Option<usize> {
     max?.checked_add(1).filter(|&n| n <= usize::from(u16::MAX) + 1)
 }
 
-/// Parses, checks and dispatches one ring request on a worker thread. The entry (and the
+/// Whether a request is served on its queue's thread, as a task: unless the file system
+/// says it may wait for something else than its engine round trips. A request that does
+/// not parse is answered there at once.
+fn served_here<F: Filesystem>(fs: &F, ent: &RingEntry) -> bool {
+    match request::split_ring(ent.in_header(), ent.op_in(), ent.payload()) {
+        Ok((h, fixed, rest)) => Op::parse(h.opcode, fixed, rest).map_or(true, |op| !fs.may_wait(&op)),
+        Err(_) => true,
+    }
+}
+
+/// Parses, checks and dispatches one ring request (on a worker, or as a task). The entry (and the
 /// slices the operation borrows from it) stays alive until `dispatch` returned.
 fn serve_entry<F: Filesystem>(fs: &F, gate: &Gate, ent: RingEntry, notifier: &Notifier) {
     let ent = Arc::new(ent);
@@ -113,7 +126,7 @@ pub fn start<'scope, 'env, F: Filesystem>(
     let mut started = 0;
     let mut first_err = None;
     for qid in 0..plan.queues {
-        let (reg_tx, jobs_tx) = (reg_tx.clone(), jobs_tx.clone());
+        let (reg_tx, jobs_tx, notifier) = (reg_tx.clone(), jobs_tx.clone(), notifier.clone());
         let queue = move || -> io::Result<()> {
             let completions = Completions::new();
             let q = completions
@@ -128,11 +141,26 @@ pub fn start<'scope, 'env, F: Filesystem>(
             let registered = |r: Result<(), &io::Error>| {
                 let _ = reg_tx.send((qid, r.map_err(|e| e.to_string())));
             };
-            let hand_off = |ent: RingEntry| {
-                // With the pool gone the entry is dropped here: answered EIO.
-                let _ = jobs_tx.send(ent);
-            };
-            let r = q.run_async(&completions, registered, hand_off);
+            let notifier = &notifier;
+            let mut tasks = Tasks::default();
+            let mut pooled = 0u64;
+            let r = q.run_async(&completions, &mut tasks, registered, |ent, tasks| {
+                if served_here(fs, &ent) {
+                    if let Err(e) = tasks.spawn(move || serve_entry(fs, &gate, ent, notifier)) {
+                        // The entry went with the task that could not start: answered EIO.
+                        tracing::warn!(qid, "fuse io_uring: cannot start a task: {e}");
+                    }
+                } else {
+                    pooled += 1;
+                    // With the pool gone the entry is dropped here: answered EIO.
+                    let _ = jobs_tx.send(ent);
+                }
+            });
+            let (here, most) = tasks.counts();
+            tracing::info!(
+                "fuse io_uring queue {qid} ended: {here} requests served on its thread \
+                 (at most {most} in flight at once), {pooled} by the worker pool"
+            );
             if let Err(e) = &r {
                 tracing::warn!(qid, "fuse io_uring queue ended: {e}");
             }

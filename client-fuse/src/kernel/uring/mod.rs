@@ -80,8 +80,10 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 mod abi;
 mod pending;
+pub mod tasks;
 pub use abi::*;
 pub use pending::{Completions, RingEntry};
+pub use tasks::Tasks;
 
 /// A reply body larger than the entry's payload buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +188,8 @@ impl UringQueue {
         let fuse_fd = unsafe { OwnedFd::from_raw_fd(dup) };
         let depth_n = usize::from(depth);
         let ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
-            .setup_cqsize(u32::from(depth) * 2)
+            // Entries, the tasks' polls and the eventfd: room for all at once.
+            .setup_cqsize(u32::from(depth) * 4)
             .setup_submit_all()
             .setup_coop_taskrun()
             .build(u32::from(depth) + 1)?;

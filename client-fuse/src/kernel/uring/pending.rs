@@ -13,6 +13,7 @@
 //! [`RingEntry`] exists, and the queue leaks them (as for entries still in the kernel) if
 //! it ends while a worker holds one (a request that is never answered, at unmount).
 
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::mem::offset_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -21,13 +22,20 @@ use std::sync::Arc;
 use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
+use super::tasks::{POLL_TAG, Tasks};
 use super::{
     EntState, FUSE_IN_HEADER_LEN, FUSE_OUT_HEADER_LEN, FUSE_URING_OP_IN_OUT_SZ, FuseUringReqHeader,
     REGISTER_EAGAIN_TRIES, ReplyTooLarge, UringQueue, read_u32, read_u64,
 };
 
-/// `user_data` of the pending eventfd read (entries use their index).
+/// `user_data` of the pending eventfd read (entries use their index, tasks' polls
+/// [`POLL_TAG`]).
 const EVENTFD_UD: u64 = u64::MAX;
+
+thread_local! {
+    /// The completions of the queue this thread serves (null on other threads).
+    static ON_QUEUE_THREAD: Cell<*const Completions> = const { Cell::new(std::ptr::null()) };
+}
 
 /// An entry given back by its [`RingEntry`]: the reply to commit.
 struct Done {
@@ -62,6 +70,11 @@ impl Completions {
 
     fn push(&self, d: Done) {
         self.done.lock().push(d);
+        if ON_QUEUE_THREAD.with(|q| std::ptr::eq(q.get(), self)) {
+            // Given back by a task of the queue's own thread: the loop commits it
+            // before it waits again, no wake-up needed.
+            return;
+        }
         let one = 1u64;
         // SAFETY: writes 8 bytes from a live local; an eventfd write only fails on an
         // overflowing counter (never: the queue thread reads it back to 0).
@@ -211,16 +224,42 @@ impl UringQueue {
     /// Registers the entries (on the calling thread, which then waits for completions),
     /// tells `registered` whether the kernel took them all, then serves: each request is
     /// given to `hand_off` as a [`RingEntry`] and committed once that entry is dropped
-    /// (see the module notes); `completions` must be this queue's alone.
+    /// (see the module notes); `completions` must be this queue's alone. `hand_off` may
+    /// serve the request here, as one of `tasks` ([`super::tasks`]): the loop arms the
+    /// polls the tasks wait for on this ring, resumes them, and commits what they answered
+    /// before it waits again.
     ///
     /// Returns `Ok(())` once the connection ended (every entry still in the kernel ended;
     /// entries a worker still holds are left to it, their buffers leaked), the first
     /// other error of an entry once every entry has ended, and at once an error of the
     /// ring or of the registration (after `registered` heard of it).
-    pub fn run_async<R, H>(&mut self, completions: &Arc<Completions>, registered: R, mut hand_off: H) -> io::Result<()>
+    pub fn run_async<'t, R, H>(
+        &mut self,
+        completions: &Arc<Completions>,
+        tasks: &mut Tasks<'t>,
+        registered: R,
+        mut hand_off: H,
+    ) -> io::Result<()>
     where
         R: FnOnce(Result<(), &io::Error>),
-        H: FnMut(RingEntry),
+        H: FnMut(RingEntry, &mut Tasks<'t>),
+    {
+        ON_QUEUE_THREAD.with(|q| q.set(Arc::as_ptr(completions)));
+        let r = self.serve_async(completions, tasks, registered, &mut hand_off);
+        ON_QUEUE_THREAD.with(|q| q.set(std::ptr::null()));
+        r
+    }
+
+    fn serve_async<'t, R, H>(
+        &mut self,
+        completions: &Arc<Completions>,
+        tasks: &mut Tasks<'t>,
+        registered: R,
+        hand_off: &mut H,
+    ) -> io::Result<()>
+    where
+        R: FnOnce(Result<(), &io::Error>),
+        H: FnMut(RingEntry, &mut Tasks<'t>),
     {
         // The eventfd read's buffer: leaked, for the read may still be pending in the
         // kernel when the ring is closed (8 bytes per queue and mount).
@@ -237,6 +276,7 @@ impl UringQueue {
             }
         };
         let mut efd_armed = true;
+        let mut polls = Vec::new();
         loop {
             for (user_data, res) in done.drain(..) {
                 if user_data == EVENTFD_UD {
@@ -245,11 +285,20 @@ impl UringQueue {
                         return Err(io::Error::from_raw_os_error(-res));
                     }
                     self.commit_returned(completions)?;
+                } else if user_data & POLL_TAG != 0 {
+                    tasks.poll_done(user_data);
                 } else if let Some(idx) = self.complete(user_data, res)?
                     && let Some(ent) = self.take_entry(idx, completions)?
                 {
-                    hand_off(ent);
+                    hand_off(ent, tasks);
                 }
+            }
+            tasks.run_woken();
+            self.commit_returned(completions)?;
+            tasks.take_polls(&mut polls);
+            for (ud, fd) in polls.drain(..) {
+                let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build().user_data(ud).into();
+                self.push(sqe)?;
             }
             let in_kernel =
                 self.state.iter().filter(|s| matches!(s, EntState::Registered | EntState::Committed(_))).count();

@@ -1,0 +1,104 @@
+//! How the transport the suite runs on (`QTFS_FUSE_TRANSPORT`) serves requests: over
+//! FUSE io_uring, each queue's thread serves the requests that wait only for the engine
+//! itself, many at once (tasks suspended while their engine request is out), and hands
+//! the ones that may wait for something else (locks) to the worker pool; over
+//! `/dev/fuse` there are no queues.
+
+mod common;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::*;
+
+const THREADS: usize = 8;
+const ROUNDS: usize = 300;
+
+/// Keeps the calling thread on CPU 0, so that all its FUSE requests go to queue 0.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET sets bit 0 of it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on our local set.
+    unsafe { libc::CPU_SET(0, &mut set) };
+    // SAFETY: sched_setaffinity reads the set for the calling thread (pid 0).
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+}
+
+/// (requests served on the queue's thread, most in flight at once, requests given to the
+/// pool) of one `fuse io_uring queue N ended: ...` line.
+fn queue_counts(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.split("ended: ").nth(1)?;
+    let num = |s: &str| s.trim().split(' ').next()?.parse::<u64>().ok();
+    let here = num(rest)?;
+    let most = num(rest.split("at most ").nth(1)?)?;
+    let pool = num(rest.split("in flight at once), ").nth(1)?)?;
+    Some((here, most, pool))
+}
+
+#[test]
+fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
+    require_fuse();
+    let mut rig = Rig::start(Opts::default());
+    for i in 0..THREADS {
+        fs::write(rig.h(&format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    // Extended attributes are never cached by the kernel: every getxattr is a request.
+    std::thread::scope(|s| {
+        for i in 0..THREADS {
+            let path = CString::new(rig.m(&format!("f{i}")).into_os_string().into_encoded_bytes()).unwrap();
+            s.spawn(move || {
+                pin_to_cpu0();
+                let name = c"user.absent";
+                for _ in 0..ROUNDS {
+                    // SAFETY: valid C strings; size 0 asks for the length only.
+                    let rc = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+                    let e = std::io::Error::last_os_error().raw_os_error();
+                    assert!(rc < 0 && e == Some(libc::ENODATA), "getxattr: rc {rc}, {e:?}");
+                }
+            });
+        }
+    });
+    // A lock may wait for its holder: not served on a queue's thread.
+    let f = fs::File::open(rig.m("f0")).unwrap();
+    // SAFETY: flock on our descriptor.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) }, 0);
+    drop(f);
+    assert_eq!(fs::read_to_string(rig.m("f3")).unwrap(), "file 3");
+    assert_eq!(rig.unmount(), Some(0), "qtfs-fuse exits 0 after unmount");
+
+    let lines = || -> Vec<String> {
+        rig.fuse_log.lock().unwrap().iter().filter(|l| l.contains("fuse io_uring queue")).cloned().collect()
+    };
+    if !transport_uring() {
+        assert!(lines().is_empty(), "/dev/fuse has no ring queues: {:?}", lines());
+        return;
+    }
+    // One line per queue once qtfs-fuse ended (its log is read by another thread).
+    let queues = qtfs_client_fuse::kernel::ring::possible_cpus().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || lines().len() == queues),
+        "a line per queue ({queues}): {:?}",
+        lines()
+    );
+    let counts: Vec<(u64, u64, u64)> =
+        lines().iter().map(|l| queue_counts(l).unwrap_or_else(|| panic!("cannot read {l:?}"))).collect();
+    let here: u64 = counts.iter().map(|c| c.0).sum();
+    let most = counts.iter().map(|c| c.1).max().unwrap();
+    let pool: u64 = counts.iter().map(|c| c.2).sum();
+    println!("queues (served here, most at once, pool): {counts:?}");
+    assert!(here >= (THREADS * ROUNDS) as u64, "every getxattr served on a queue's thread: {counts:?}");
+    assert!(most >= 2, "requests of one queue overlap while their engine requests are out: {counts:?}");
+    assert!(pool >= 2, "flock's lock and unlock went to the worker pool: {counts:?}");
+}
+
+#[test]
+fn queue_line_reading() {
+    let l = "INFO fuse io_uring queue 0 ended: 2400 requests served on its thread (at most 7 in flight at once), 3 by the worker pool";
+    assert_eq!(queue_counts(l), Some((2400, 7, 3)));
+    assert_eq!(queue_counts("something else"), None);
+}
