@@ -107,11 +107,13 @@ class Rig:
         self.dirs["bindfs"] = os.path.join(m, "bindfs")
         self.detail["bindfs"] = "bindfs --multithreaded -o big_writes (libfuse2)"
 
-    def ensure_engine(self, release, binary=None):
-        """Starts the engine (`binary`: another build, e.g. the previous commit's, beside the
-        current one) once; returns its address. Each has its own admin socket:
-        engine.sock, engine-base.sock."""
-        name = "engine-base" if binary else "engine"
+    def ensure_engine(self, release, binary=None, name="engine"):
+        """Starts engine `name` (`binary`: another build, e.g. the previous commit's, beside the
+        current one) once; returns its address. Each measured qtfs system has an engine of its
+        own, with its own admin socket (engine.sock for qtfs-fuse, engine-base.sock, ...): on a
+        shared one, each mount's changes would be echoed to the others' sessions for a while
+        (an engine tells a session's own changes from another's only while one session makes
+        changes, engine/src/notify), which no single deployment of either would see."""
         if name in self.engines:
             return self.engines[name]
         if not hasattr(self, "psk"):
@@ -144,8 +146,8 @@ class Rig:
         self.engines[name] = f"tcp:127.0.0.1:{port}"
         return self.engines[name]
 
-    def qtfs_mount(self, name, release, opts, binary=None, engine=None):
-        addr = self.ensure_engine(release, engine)
+    def qtfs_mount(self, name, release, opts, binary=None, engine=None, engine_name="engine"):
+        addr = self.ensure_engine(release, engine, engine_name)
         m = self.mnt(name)
         cmd = [binary or os.path.join(release, "qtfs-fuse"), "-f", "--server", addr, "--psk-file", self.psk] + \
             sum([["-o", o] for o in opts], []) + [self.export, m]
@@ -169,8 +171,8 @@ class Rig:
         opts = [o for o in (getattr(self.args, "base_opts", None) or "").split(",") if o]
         if "io_uring=on" in opts:
             self.enable_uring("qtfs-fuse-base")
-        self.qtfs_mount("qtfs-fuse-base", release, opts, binary=fuse, engine=engine)
-        self.detail["qtfs-fuse-base"] = (f"qtfs-fuse {fuse or '(this build)'} on engine {engine or '(this build, shared)'}"
+        self.qtfs_mount("qtfs-fuse-base", release, opts, binary=fuse, engine=engine, engine_name="engine-base")
+        self.detail["qtfs-fuse-base"] = (f"qtfs-fuse {fuse or '(this build)'} on engine {engine or '(this build)'}"
                                          f", {' '.join('-o ' + o for o in opts) or 'defaults'} (the before of a change)")
 
     def enable_uring(self, name):
@@ -186,11 +188,11 @@ class Rig:
 
     def start_qtfs_fuse_uring(self, release):
         self.enable_uring("qtfs-fuse+uring")
-        self.qtfs_mount("qtfs-fuse+uring", release, ["io_uring=on"])
+        self.qtfs_mount("qtfs-fuse+uring", release, ["io_uring=on"], engine_name="engine-uring")
         self.detail["qtfs-fuse+uring"] = "qtfs-fuse -o io_uring=on: FUSE over io_uring, one ring per possible CPU"
 
     def start_qtfs_fuse_wb(self, release):
-        self.qtfs_mount("qtfs-fuse+wb", release, ["writeback_cache"])
+        self.qtfs_mount("qtfs-fuse+wb", release, ["writeback_cache"], engine_name="engine-wb")
         self.detail["qtfs-fuse+wb"] = ("qtfs-fuse -o writeback_cache: HOST-side size/mtime changes of cached files "
                                        "are not seen (see client-fuse docs); informative, not used for targets")
 

@@ -60,6 +60,8 @@ use qtfs_client::{ClientError, Cred, Result, Session};
 use qtfs_proto::consts::open as oflags;
 use qtfs_proto::*;
 
+use crate::kernel::uring::tasks;
+
 /// The longest a waiting request goes without looking at its deadline and its
 /// caller's signals; also the pause between attempts to reach the engine.
 pub const STEP: Duration = Duration::from_millis(25);
@@ -255,7 +257,8 @@ impl Remote {
     /// One step of waiting for the engine to come back.
     fn pause(&self, w: &Wait) -> Result<()> {
         self.check(w)?;
-        std::thread::sleep(w.deadline.saturating_duration_since(Instant::now()).min(STEP));
+        // On a ring thread the task sleeps, not the thread: its queue serves on.
+        tasks::sleep(w.deadline.saturating_duration_since(Instant::now()).min(STEP));
         self.check(w)
     }
 

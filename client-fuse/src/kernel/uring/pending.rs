@@ -22,14 +22,14 @@ use std::sync::Arc;
 use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
-use super::tasks::{POLL_TAG, Tasks};
+use super::tasks::{POLL_TAG, Tasks, Wait};
 use super::{
     EntState, FUSE_IN_HEADER_LEN, FUSE_OUT_HEADER_LEN, FUSE_URING_OP_IN_OUT_SZ, FuseUringReqHeader,
     REGISTER_EAGAIN_TRIES, ReplyTooLarge, UringQueue, read_u32, read_u64,
 };
 
-/// `user_data` of the pending eventfd read (entries use their index, tasks' polls
-/// [`POLL_TAG`]).
+/// `user_data` of the pending eventfd read (entries use their index, tasks' polls and
+/// timers [`POLL_TAG`]).
 const EVENTFD_UD: u64 = u64::MAX;
 
 thread_local! {
@@ -276,7 +276,7 @@ impl UringQueue {
             }
         };
         let mut efd_armed = true;
-        let mut polls = Vec::new();
+        let mut waits = Vec::new();
         loop {
             for (user_data, res) in done.drain(..) {
                 if user_data == EVENTFD_UD {
@@ -286,7 +286,7 @@ impl UringQueue {
                     }
                     self.commit_returned(completions)?;
                 } else if user_data & POLL_TAG != 0 {
-                    tasks.poll_done(user_data);
+                    tasks.wait_done(user_data);
                 } else if let Some(idx) = self.complete(user_data, res)?
                     && let Some(ent) = self.take_entry(idx, completions)?
                 {
@@ -295,10 +295,13 @@ impl UringQueue {
             }
             tasks.run_woken();
             self.commit_returned(completions)?;
-            tasks.take_polls(&mut polls);
-            for (ud, fd) in polls.drain(..) {
-                let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build().user_data(ud).into();
-                self.push(sqe)?;
+            tasks.take_waits(&mut waits);
+            for (ud, w) in waits.drain(..) {
+                let sqe = match w {
+                    Wait::Readable(fd) => opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build(),
+                    Wait::Timer(ts) => opcode::Timeout::new(ts).build(),
+                };
+                self.push(sqe.user_data(ud).into())?;
             }
             let in_kernel =
                 self.state.iter().filter(|s| matches!(s, EntState::Registered | EntState::Committed(_))).count();

@@ -7,9 +7,10 @@
 //! on one thread ([`super::UringQueue::run_async`]).
 //!
 //! Owns the tasks of one queue thread (their coroutines and stacks, reused), what each
-//! waits for, and the calls code running in a task makes: [`wait_readable`], [`park`],
-//! [`wake`], [`current`]. The loop arms the polls the tasks ask for ([`Tasks::take_polls`])
-//! and resumes the tasks whose wait ended ([`Tasks::poll_done`], [`Tasks::run_woken`]).
+//! waits for, and the calls code running in a task makes: [`wait_readable`], [`sleep`],
+//! [`park`], [`wake`], [`current`]. The loop arms the polls and timers the tasks ask for
+//! ([`Tasks::take_waits`]) and resumes the tasks whose wait ended ([`Tasks::wait_done`],
+//! [`Tasks::run_woken`]).
 //!
 //! The rule for code that runs in a task: it waits only through these calls. A blocking
 //! system call or lock wait stalls every request of the queue, and a mutex guard (or a
@@ -28,11 +29,13 @@ use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
+use std::time::Duration;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
+use io_uring::types::Timespec;
 
-/// `user_data` of a task's poll: this bit, the task's generation above [`SLOT_BITS`] and
+/// `user_data` of a task's poll or timer: this bit, the task's generation above [`SLOT_BITS`] and
 /// its slot below (entries use their index, the eventfd `u64::MAX`).
 pub(super) const POLL_TAG: u64 = 1 << 62;
 const SLOT_BITS: u32 = 24;
@@ -47,12 +50,24 @@ pub struct TaskId {
 }
 
 /// What a suspended task waits for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Park {
     /// A [`wake`].
     Woken,
     /// The descriptor to become readable (or to fail).
     Readable(RawFd),
+    /// Time to pass.
+    Sleep(Duration),
+}
+
+/// A wait for the loop to arm on its ring, ended by the completion with its `user_data`.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// `IORING_OP_POLL_ADD` for `POLLIN` on the descriptor.
+    Readable(RawFd),
+    /// `IORING_OP_TIMEOUT` with this timespec, which stays where it is until the task's
+    /// next wait.
+    Timer(*const Timespec),
 }
 
 type TaskYielder = Yielder<(), Park>;
@@ -97,6 +112,12 @@ pub fn wait_readable(fd: RawFd) {
     suspend(Park::Readable(fd))
 }
 
+/// Sleeps for `d`: the running task suspended (its queue serves other requests
+/// meanwhile), or the thread outside a task.
+pub fn sleep(d: Duration) {
+    if in_task() { suspend(Park::Sleep(d)) } else { std::thread::sleep(d) }
+}
+
 /// Wakes task `t` of this thread (if it is parked; a stale id wakes nothing).
 pub fn wake(t: TaskId) {
     WOKEN.with(|w| w.borrow_mut().push(t));
@@ -107,9 +128,10 @@ enum State {
     Free,
     Running,
     Parked,
-    /// Asked for a poll on this descriptor, not armed yet.
-    WantsPoll(RawFd),
-    Polling,
+    /// Asked for a poll or a timer, not armed yet.
+    Wants(Park),
+    /// Its poll or timer is armed.
+    Waiting,
 }
 
 struct Slot {
@@ -118,6 +140,8 @@ struct Slot {
     state: State,
     /// The task's yielder, known once it ran.
     yielder: Rc<Cell<*const TaskYielder>>,
+    /// The time of its timer, at a fixed address while armed.
+    timespec: Box<Timespec>,
 }
 
 /// The tasks of one queue thread. `'a`: what the tasks borrow (the file system), which
@@ -127,7 +151,7 @@ pub struct Tasks<'a> {
     slots: Vec<Slot>,
     free: Vec<u32>,
     stacks: Vec<DefaultStack>,
-    wants_poll: Vec<u32>,
+    wants: Vec<u32>,
     live: usize,
     started: u64,
     most_live: usize,
@@ -140,7 +164,7 @@ impl Default for Tasks<'_> {
             slots: Vec::new(),
             free: Vec::new(),
             stacks: Vec::new(),
-            wants_poll: Vec::new(),
+            wants: Vec::new(),
             live: 0,
             started: 0,
             most_live: 0,
@@ -176,6 +200,7 @@ impl<'a> Tasks<'a> {
                     generation: 0,
                     state: State::Free,
                     yielder: Rc::new(Cell::new(std::ptr::null())),
+                    timespec: Box::new(Timespec::new()),
                 });
                 s
             }
@@ -216,9 +241,9 @@ impl<'a> Tasks<'a> {
         CURRENT.with(|c| c.set(None));
         match r {
             CoroutineResult::Yield(Park::Woken) => s.state = State::Parked,
-            CoroutineResult::Yield(Park::Readable(fd)) => {
-                s.state = State::WantsPoll(fd);
-                self.wants_poll.push(slot);
+            CoroutineResult::Yield(p) => {
+                s.state = State::Wants(p);
+                self.wants.push(slot);
             }
             CoroutineResult::Return(()) => {
                 if let Some(t) = s.task.take() {
@@ -232,24 +257,31 @@ impl<'a> Tasks<'a> {
         }
     }
 
-    /// The polls to arm, as (`user_data`, descriptor); the tasks count as polling from now.
-    pub fn take_polls(&mut self, out: &mut Vec<(u64, RawFd)>) {
-        for slot in self.wants_poll.drain(..) {
+    /// The waits to arm, as (`user_data`, what); the tasks count as waiting from now.
+    pub fn take_waits(&mut self, out: &mut Vec<(u64, Wait)>) {
+        for slot in self.wants.drain(..) {
             let s = &mut self.slots[slot as usize];
-            if let State::WantsPoll(fd) = s.state {
-                s.state = State::Polling;
-                out.push((POLL_TAG | u64::from(s.generation) << SLOT_BITS | u64::from(slot), fd));
-            }
+            let State::Wants(p) = s.state else { continue };
+            let w = match p {
+                Park::Readable(fd) => Wait::Readable(fd),
+                Park::Sleep(d) => {
+                    *s.timespec = Timespec::from(d);
+                    Wait::Timer(&*s.timespec)
+                }
+                Park::Woken => continue,
+            };
+            s.state = State::Waiting;
+            out.push((POLL_TAG | u64::from(s.generation) << SLOT_BITS | u64::from(slot), w));
         }
     }
 
-    /// A poll armed for a task completed: resume the task.
-    pub fn poll_done(&mut self, user_data: u64) {
+    /// A poll or timer armed for a task completed: resume the task.
+    pub fn wait_done(&mut self, user_data: u64) {
         let slot = (user_data & ((1 << SLOT_BITS) - 1)) as u32;
         let generation = ((user_data & !POLL_TAG) >> SLOT_BITS) as u32;
         match self.slots.get(slot as usize) {
-            Some(s) if s.generation == generation && s.state == State::Polling => self.resume(slot),
-            _ => tracing::warn!(user_data, "fuse io_uring: a poll completion for no waiting task"),
+            Some(s) if s.generation == generation && s.state == State::Waiting => self.resume(slot),
+            _ => tracing::warn!(user_data, "fuse io_uring: a completion for no waiting task"),
         }
     }
 
@@ -307,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_task_waiting_for_a_descriptor_asks_for_a_poll_and_a_stale_completion_is_ignored() {
+    fn a_task_waiting_for_a_descriptor_or_time_asks_for_a_poll_or_timer_and_a_stale_completion_is_ignored() {
         let done = Cell::new(false);
         let mut tasks = Tasks::default();
         tasks
@@ -316,21 +348,30 @@ mod tests {
                 done.set(true);
             })
             .unwrap();
-        let mut polls = Vec::new();
-        tasks.take_polls(&mut polls);
-        assert_eq!(polls.len(), 1);
-        let (ud, fd) = polls[0];
-        assert_eq!(fd, 7);
+        let mut waits = Vec::new();
+        tasks.take_waits(&mut waits);
+        assert_eq!(waits.len(), 1);
+        let (ud, w) = waits[0];
+        assert!(matches!(w, Wait::Readable(7)), "{w:?}");
         assert_ne!(ud & POLL_TAG, 0);
         // A wake-up does not end a wait for a descriptor, nor does another generation's poll.
-        tasks.poll_done(ud + (1 << SLOT_BITS));
+        tasks.wait_done(ud + (1 << SLOT_BITS));
         assert!(!done.get());
-        tasks.poll_done(ud);
+        tasks.wait_done(ud);
         assert!(done.get());
         // The slot's next task has another generation: the old completion wakes nothing.
-        tasks.spawn(park).unwrap();
-        tasks.poll_done(ud);
+        tasks.spawn(|| sleep(Duration::from_millis(1500))).unwrap();
+        tasks.wait_done(ud);
         assert_eq!(tasks.live(), 1);
+        // Its sleep is a timer for the loop to arm, with the time asked for.
+        tasks.take_waits(&mut waits);
+        let Some(&(ud2, Wait::Timer(ts))) = waits.last() else { panic!("{waits:?}") };
+        let want = Timespec::from(Duration::from_millis(1500));
+        // SAFETY: the timespec lives in the task's slot while the task waits.
+        let got = unsafe { &*ts };
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        tasks.wait_done(ud2);
+        assert_eq!(tasks.live(), 0);
     }
 
     #[test]
