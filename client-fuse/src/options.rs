@@ -27,13 +27,14 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         through another client are seen only after attr_timeout/entry_timeout
                         (for tests and comparisons; `inval`, the default, asks for them)
   readahead_kb=KB       kernel readahead for this mount (default 1024)
-  threads=N             FUSE worker threads, the most requests in flight (default 32)
+  threads=N             FUSE worker threads (default 32): the most requests in flight over
+                        /dev/fuse; over io_uring the pool for requests that may block (locks)
   io_uring=auto|on|off  how requests reach qtfs-fuse: FUSE over io_uring (one ring per possible
                         CPU, Linux 6.14+, only while /sys/module/fuse/parameters/enable_uring is
-                        Y) or /dev/fuse. off (default: io_uring measured 0.70-0.82x of /dev/fuse
-                        here, see the README); auto: io_uring when the kernel offers it; on: the
-                        mount fails when it does not. The log says which (`transport:` at
-                        --log-level info)
+                        Y) or /dev/fuse. off (default: io_uring measured 1.7x /dev/fuse for
+                        4k reads 16 deep but 0.70-0.89x for single requests here, see the
+                        README); auto: io_uring when the kernel offers it; on: the mount fails
+                        when it does not. The log says which (`transport:` at --log-level info)
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
                         at once while it stays away longer, they fail with ETIMEDOUT
   proc                  for a mount of the HOST's /proc: files are read without page cache (as

@@ -302,30 +302,15 @@ impl Filesystem for QtfsFs {
         let relayed = |fh: u64| self.relay_of(FileHandle(fh)).is_some();
         match *op {
             // Engine round trips only (through `crate::direct`), and local bookkeeping
-            // under short locks; a handle's close is sent without waiting.
-            Op::Lookup { .. }
-            | Op::Getattr { .. }
-            | Op::Setattr(_)
-            | Op::Readlink
-            | Op::Symlink { .. }
-            | Op::Mknod { .. }
-            | Op::Mkdir { .. }
-            | Op::Unlink { .. }
-            | Op::Rmdir { .. }
-            | Op::Rename { .. }
-            | Op::Link { .. }
-            | Op::Statfs
-            | Op::Setxattr { .. }
-            | Op::Getxattr { .. }
-            | Op::Listxattr { .. }
-            | Op::Removexattr { .. }
-            | Op::Opendir { .. }
-            | Op::Readdir(_)
-            | Op::Readdirplus(_)
-            | Op::Releasedir(_)
-            | Op::Fsyncdir { .. }
-            | Op::Flush { .. }
-            | Op::Release(_) => false,
+            // under short locks: names, attributes, extended attributes, directories.
+            Op::Lookup { .. } | Op::Getattr { .. } | Op::Setattr(_) | Op::Readlink | Op::Statfs => false,
+            Op::Symlink { .. } | Op::Mknod { .. } | Op::Mkdir { .. } | Op::Link { .. } => false,
+            Op::Unlink { .. } | Op::Rmdir { .. } | Op::Rename { .. } => false,
+            Op::Setxattr { .. } | Op::Getxattr { .. } | Op::Listxattr { .. } | Op::Removexattr { .. } => false,
+            Op::Opendir { .. } | Op::Readdir(_) | Op::Readdirplus(_) | Op::Releasedir(_) => false,
+            // A handle's close is sent without waiting; FLUSH drops the owner's locks
+            // with a round trip of its own.
+            Op::Fsyncdir { .. } | Op::Flush { .. } | Op::Release(_) => false,
             // `-o proc` opens some files from the shared session (crate::cgroups).
             Op::Open { .. } | Op::Create { .. } => self.proc.is_some(),
             // A relayed file waits for its peer; a cgroup's pid file may hold a write
