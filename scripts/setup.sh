@@ -5,7 +5,9 @@ set -euo pipefail
 want=(build-essential pkg-config fio fuse3 libfuse3-dev socat bindfs sshfs openssh-server openssh-client
       python3 keyutils iproute2 util-linux xxd attr acl libfontconfig1-dev fonts-dejavu-core)
 if [ "${1:-}" = vm ] || [ "${1:-}" = test ]; then
-  want+=(qemu-system-x86 busybox-static cpio kmod bc qemu-utils)
+  # dwarves: pahole, which Kbuild runs to add BTF to a module built against kernel
+  # headers that ship vmlinux (Debian's 6.12 cloud headers do since 6.12.118).
+  want+=(qemu-system-x86 busybox-static cpio kmod bc qemu-utils dwarves)
 fi
 missing=()
 for p in "${want[@]}"; do
