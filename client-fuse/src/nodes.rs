@@ -165,6 +165,11 @@ impl Nodes {
         None
     }
 
+    /// The name the node was last known by (without its directory).
+    pub fn name(&self, id: u64) -> Option<&[u8]> {
+        self.nodes.get(&id).and_then(|n| n.links.first()).map(|(_, name)| &name[..])
+    }
+
     /// The path of `name` in directory `parent`.
     pub fn child_path(&self, parent: u64, name: &[u8]) -> Option<Vec<u8>> {
         let mut p = self.path(parent)?;

@@ -246,8 +246,10 @@ fn pty_is_relayed_with_readiness_and_terminal_calls() {
     drop(f);
     let _ = e.join();
     let (lm, ls) = openpty();
-    let le = echo(lm);
+    // The slave first: a master read before any slave was open fails (EIO), which would
+    // end the echo thread and free the pty under us.
     let mut l = open(Path::new(&ls), libc::O_RDWR | libc::O_NOCTTY);
+    let le = echo(lm);
     let local = round_trips(&mut l, 300);
     drop(l);
     let _ = le.join();

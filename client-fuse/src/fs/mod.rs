@@ -313,10 +313,16 @@ impl Filesystem for QtfsFs {
             Op::Fsyncdir { .. } | Op::Flush { .. } | Op::Release(_) => false,
             // `-o proc` opens some files from the shared session (crate::cgroups).
             Op::Open { .. } | Op::Create { .. } => self.proc.is_some(),
-            // A relayed file waits for its peer; a cgroup's pid file may hold a write
-            // back under a lock (crate::cgroups).
+            // A relayed file waits for its peer; a write into a cgroup's pid file may be
+            // held back under a lock (crate::cgroups): told by the file's name alone.
             Op::Read(ref r) => relayed(r.fh),
-            Op::Write { fh, .. } => relayed(fh) || self.cgroup_pids.is_some(),
+            Op::Write { fh, .. } => {
+                relayed(fh)
+                    || self.cgroup_pids.is_some()
+                        && self
+                            .file(FileHandle(fh))
+                            .is_ok_and(|f| self.nodes.lock().name(f.node).is_some_and(crate::cgroups::is_pid_file))
+            }
             Op::Fsync { fh, .. } | Op::Fallocate { fh, .. } | Op::Lseek { fh, .. } => relayed(fh),
             // Locks wait for their holders, POLL and IOCTL belong to relays.
             _ => true,
