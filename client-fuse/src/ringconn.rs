@@ -98,19 +98,17 @@ impl Rx {
     fn receive(&mut self, fd: RawFd, out: &mut Vec<(FrameHeader, Vec<u8>)>) -> Result<()> {
         let eof = || ClientError::Disconnected;
         let io = |e| ClientError::io("receive from the engine", e);
-        // A read shorter than asked emptied the socket: no second read to hear EAGAIN (if
-        // more came meanwhile, the next poll says so at once).
+        // Between frames, a read shorter than asked emptied the socket: no second read to
+        // hear EAGAIN (if more came meanwhile, the next poll says so at once). Inside a
+        // frame the rest is on its way: read on rather than wait for another poll.
         let mut drained = false;
         loop {
             if let Some((h, body)) = &mut self.big {
                 let want = h.len as usize - body.len();
-                if drained {
-                    return Ok(());
-                }
                 match qtfs_sys::recv_append(fd, body, want).map_err(io)? {
                     None => return Ok(()),
                     Some(0) => return Err(eof()),
-                    Some(n) => drained = n < want,
+                    Some(_) => {}
                 }
                 if body.len() == h.len as usize
                     && let Some(done) = self.big.take()
@@ -135,7 +133,7 @@ impl Rx {
                     continue;
                 }
             }
-            if drained {
+            if drained && self.buf.is_empty() {
                 return Ok(());
             }
             match qtfs_sys::recv_append(fd, &mut self.buf, CHUNK).map_err(io)? {
