@@ -31,8 +31,8 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         /dev/fuse; over io_uring the pool for requests that may block (locks)
   io_uring=auto|on|off  how requests reach qtfs-fuse: FUSE over io_uring (one ring per possible
                         CPU, Linux 6.14+, only while /sys/module/fuse/parameters/enable_uring is
-                        Y) or /dev/fuse. off (default: io_uring measured 1.7x /dev/fuse for
-                        4k reads 16 deep but 0.70-0.89x for single requests here, see the
+                        Y) or /dev/fuse. off (default: io_uring measured 1.55-1.7x /dev/fuse
+                        for 4k reads 16 deep but 0.77-0.89x for single reads here, see the
                         README); auto: io_uring when the kernel offers it; on: the mount fails
                         when it does not. The log says which (`transport:` at --log-level info)
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
