@@ -134,14 +134,19 @@ impl Remote {
 
     /// This thread's connection for the current epoch, opened if needed.
     fn attached<'a>(&self, slot: &'a mut Option<Direct>, deadline: Option<Instant>) -> Result<&'a mut Direct> {
-        let epoch = self.session.epoch();
-        if slot.as_ref().is_some_and(|d| d.owner != self.id || d.epoch != epoch) {
+        if slot.as_ref().is_some_and(|d| !self.is_current(d.owner, d.epoch)) {
             *slot = None;
         }
         match slot {
             Some(d) => Ok(d),
             None => Ok(slot.insert(self.open_direct(deadline)?)),
         }
+    }
+
+    /// Whether a connection attached by `owner` in `epoch` serves this Remote's current
+    /// session (a worker's own, or a ring thread's shared one).
+    pub(crate) fn is_current(&self, owner: u64, epoch: u64) -> bool {
+        owner == self.id && epoch == self.session.epoch()
     }
 
     /// Attaches a new connection to the shared session's current session.

@@ -149,11 +149,10 @@ impl Remote {
     /// This ring thread's connection for the current epoch, attached if needed (a
     /// connect and handshake, which block the thread: only after a loss).
     pub(crate) fn ring_link(&self, deadline: Option<Instant>) -> Result<Shared> {
-        let epoch = self.session.epoch();
         let current = LINK.with(|l| l.borrow().clone());
         if let Some(link) = current {
             let l = link.borrow();
-            if l.owner == self.id && l.epoch == epoch && !l.broken {
+            if self.is_current(l.owner, l.epoch) && !l.broken {
                 drop(l);
                 return Ok(link);
             }

@@ -16,17 +16,6 @@ use common::*;
 const THREADS: usize = 8;
 const ROUNDS: usize = 300;
 
-/// Keeps the calling thread on CPU 0, so that all its FUSE requests go to queue 0.
-fn pin_to_cpu0() {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET sets bit 0 of it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above, on our local set.
-    unsafe { libc::CPU_SET(0, &mut set) };
-    // SAFETY: sched_setaffinity reads the set for the calling thread (pid 0).
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
-}
-
 /// (requests served on the queue's thread, most in flight at once, requests given to the
 /// pool) of one `fuse io_uring queue N ended: ...` line.
 fn queue_counts(line: &str) -> Option<(u64, u64, u64)> {
@@ -52,7 +41,8 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
             let path = CString::new(rig.m(&format!("f{i}")).into_os_string().into_encoded_bytes()).unwrap();
             let file = fs::OpenOptions::new().write(true).open(rig.m(&format!("f{i}"))).unwrap();
             s.spawn(move || {
-                pin_to_cpu0();
+                // All on CPU 0, so that every request goes to queue 0.
+                assert!(qtfs_testkit::pin_to_cpu(0), "cannot run on CPU 0");
                 let name = c"user.absent";
                 for r in 0..ROUNDS {
                     // SAFETY: valid C strings; size 0 asks for the length only.

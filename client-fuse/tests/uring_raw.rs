@@ -453,7 +453,7 @@ fn serve_and_check() {
         .filter(|&cpu| {
             let path = mnt.join(format!("probe-{cpu}"));
             thread::spawn(move || {
-                if !pin_to_cpu(cpu) {
+                if !qtfs_testkit::pin_to_cpu(cpu) {
                     return false; // offline or not allowed: nothing to probe
                 }
                 let r = std::fs::metadata(&path);
@@ -516,19 +516,6 @@ fn serve_and_check() {
     }
     ended.sort();
     println!("ended cleanly after unmount: {ended:?}");
-}
-
-/// Binds the calling thread to `cpu`; false if it cannot run there.
-fn pin_to_cpu(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return false;
-    }
-    // SAFETY: cpu is within the set (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: set is a valid cpu_set_t of the size passed.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
 }
 
 fn statvfs(path: &Path) -> io::Result<()> {

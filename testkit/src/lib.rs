@@ -327,6 +327,20 @@ pub fn op_requests(admin: &Path, op: qtfs_proto::Op) -> u64 {
     op_counters(admin).iter().find(|c| c.op == op as u16).map_or(0, |c| c.requests)
 }
 
+/// Binds the calling thread to `cpu` (a test that needs its requests on one CPU, e.g.
+/// one FUSE io_uring queue); false if it cannot run there.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return false;
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is within the set (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a valid cpu_set_t of the size passed.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+}
+
 /// Polls `f` until it holds or `timeout` passes (then one last try): the one way the
 /// project's tests wait for a condition. Polls every 5 ms, so a condition that becomes
 /// true is seen promptly without burning a CPU the code under test needs.

@@ -12,6 +12,13 @@ use crate::relay;
 use crate::remote::{Retry, Wait};
 
 impl QtfsFs {
+    /// Whether writes into `node` are HOST cgroup pid writes ([`crate::cgroups`]), told
+    /// by its name alone: asked for every write (and where it is served), so no path is
+    /// built for the others.
+    pub(super) fn is_cgroup_pid_file(&self, node: u64) -> bool {
+        self.cgroup_pids.is_some() && self.nodes.lock().name(node).is_some_and(crate::cgroups::is_pid_file)
+    }
+
     /// A write into a HOST cgroup's pid file (see [`crate::cgroups`]); None for others.
     pub(super) fn cgroup_write(
         &self,
@@ -20,13 +27,12 @@ impl QtfsFs {
         writer: u32,
         data: &[u8],
     ) -> Option<crate::cgroups::Intercept> {
-        let pw = self.cgroup_pids.as_ref()?;
+        let pw = self.cgroup_pids.as_ref().filter(|_| self.is_cgroup_pid_file(node))?;
         let path = self.nodes.lock().path(node)?;
-        let path = match self.route(path) {
-            Route::Remote(p) => p,
-            Route::Local(_) | Route::SelfLink(_) => return None,
-        };
-        crate::cgroups::is_pid_file(&path).then(|| pw.intercept(&self.remote, w, &path, writer, data))
+        match self.route(path) {
+            Route::Remote(p) => Some(pw.intercept(&self.remote, w, &p, writer, data)),
+            Route::Local(_) | Route::SelfLink(_) => None,
+        }
     }
 }
 

@@ -317,11 +317,7 @@ impl Filesystem for QtfsFs {
             // held back under a lock (crate::cgroups): told by the file's name alone.
             Op::Read(ref r) => relayed(r.fh),
             Op::Write { fh, .. } => {
-                relayed(fh)
-                    || self.cgroup_pids.is_some()
-                        && self
-                            .file(FileHandle(fh))
-                            .is_ok_and(|f| self.nodes.lock().name(f.node).is_some_and(crate::cgroups::is_pid_file))
+                relayed(fh) || self.file(FileHandle(fh)).is_ok_and(|f| self.is_cgroup_pid_file(f.node))
             }
             Op::Fsync { fh, .. } | Op::Fallocate { fh, .. } | Op::Lseek { fh, .. } => relayed(fh),
             // Locks wait for their holders, POLL and IOCTL belong to relays.
