@@ -2,7 +2,11 @@
 //! thread serves as tasks ([`crate::kernel::uring::tasks`]), so that one thread keeps
 //! many engine requests in flight and hands none to another thread.
 //!
-//! A task writes its request on the thread's connection and suspends. One waiting task
+//! A task queues its request on the thread's connection and suspends; the requests the
+//! tasks of one loop turn queued leave together in one send before the thread waits
+//! ([`tasks::before_wait`]), so the engine gets them as one batch and the connection one
+//! segment, not one per request (a large request, a write's data, goes at once after
+//! what is queued, uncopied). One waiting task
 //! at a time is the *reader*: it waits (through the ring) until the socket is readable,
 //! reads what is there without blocking, keeps each answer for its task and wakes it;
 //! when the reader's own answer came, it leaves and wakes another waiting task to read
@@ -17,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Instant;
@@ -29,6 +34,9 @@ use crate::remote::Remote;
 
 /// Bytes read ahead at once; a larger answer is read into a buffer of its own (no copy).
 const CHUNK: usize = 64 * 1024;
+/// Requests up to this size are copied into the loop turn's batch; larger ones are sent
+/// from where they are (after the batch, to keep the order).
+const BATCHED: usize = 16 * 1024;
 
 /// A ring thread's connection (see the module docs).
 pub(crate) struct Link {
@@ -36,6 +44,9 @@ pub(crate) struct Link {
     pub(crate) epoch: u64,
     stream: Stream,
     next_id: u64,
+    /// Requests queued in this loop turn, and whether their send is queued too.
+    tx: Vec<u8>,
+    flush_queued: bool,
     rx: Rx,
     arrived: HashMap<u64, (FrameHeader, Vec<u8>)>,
     waiting: HashMap<u64, TaskId>,
@@ -50,16 +61,67 @@ thread_local! {
 }
 
 impl Link {
+    fn new(owner: u64, epoch: u64, stream: Stream) -> Link {
+        Link {
+            owner,
+            epoch,
+            stream,
+            next_id: 1,
+            tx: Vec::new(),
+            flush_queued: false,
+            rx: Rx::default(),
+            arrived: HashMap::new(),
+            waiting: HashMap::new(),
+            reading: false,
+            broken: false,
+        }
+    }
+
     /// Breaks the connection: its waiting tasks are woken to see it.
     fn fail(&mut self, why: &dyn std::fmt::Display) {
         if !self.broken {
             tracing::debug!(epoch = self.epoch, "ring connection to the engine lost: {why}");
         }
         self.broken = true;
+        self.tx.clear();
         self.stream.shutdown();
         for t in self.waiting.values() {
             tasks::wake(*t);
         }
+    }
+
+    /// Queues `req` for this loop turn's send (see the module docs), or sends it at once
+    /// after the queue when it is large.
+    fn send(&mut self, req: &Request<'_>, link: &Shared) -> std::io::Result<()> {
+        let [frame, tail] = req.bytes();
+        if frame.len() + tail.len() > BATCHED {
+            self.flush()?;
+            return req.send(&mut self.stream);
+        }
+        self.tx.extend_from_slice(frame);
+        self.tx.extend_from_slice(tail);
+        if !self.flush_queued {
+            self.flush_queued = true;
+            let link = link.clone();
+            tasks::before_wait(move || {
+                let mut l = link.borrow_mut();
+                l.flush_queued = false;
+                if let Err(e) = l.flush() {
+                    l.fail(&e);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the queued requests.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.broken || self.tx.is_empty() {
+            return Ok(());
+        }
+        let r = self.stream.write_all(&self.tx);
+        self.tx.clear();
+        r
     }
 
     /// Reads what the socket holds; keeps each answer for its task and wakes it.
@@ -158,24 +220,14 @@ impl Remote {
             }
         }
         let (epoch, stream) = self.open_stream(deadline)?;
-        let link = Rc::new(RefCell::new(Link {
-            owner: self.id,
-            epoch,
-            stream,
-            next_id: 1,
-            rx: Rx::default(),
-            arrived: HashMap::new(),
-            waiting: HashMap::new(),
-            reading: false,
-            broken: false,
-        }));
+        let link = Rc::new(RefCell::new(Link::new(self.id, epoch, stream)));
         LINK.with(|l| *l.borrow_mut() = Some(link.clone()));
         Ok(link)
     }
 }
 
-/// Sends `req` on `link` and suspends the running task until its answer came; `f` reads
-/// the answer's payload.
+/// Sends `req` on `link` (with the loop turn's batch) and suspends the running task until
+/// its answer came; `f` reads the answer's payload.
 pub(crate) fn round_trip<R>(
     link: &Shared,
     mut req: Request<'_>,
@@ -192,7 +244,7 @@ pub(crate) fn round_trip<R>(
         let id = l.next_id;
         l.next_id += 1;
         req.number(id);
-        if let Err(e) = req.send(&mut l.stream) {
+        if let Err(e) = l.send(&req, link) {
             l.fail(&e);
             return Err(ClientError::Disconnected);
         }
@@ -240,7 +292,9 @@ pub(crate) fn round_trip<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::kernel::uring::tasks::Tasks;
+    use qtfs_client::Ops;
+    use std::io::Read;
     use std::os::unix::net::UnixStream;
 
     fn frame(id: u64, payload: &[u8]) -> Vec<u8> {
@@ -278,6 +332,83 @@ mod tests {
         tx.shutdown(std::net::Shutdown::Write).unwrap();
         let end = rx.receive(rx_sock.as_raw_fd(), &mut out);
         assert!(matches!(end, Err(ClientError::Disconnected)), "{end:?}");
+    }
+
+    /// A transport over one ring connection, as [`crate::direct`] makes it in a task.
+    struct OnLink(Shared);
+
+    impl qtfs_client::Transport for OnLink {
+        fn round_trip<R>(&mut self, req: Request<'_>, f: impl FnOnce(&mut Vec<u8>) -> Result<R>) -> Result<R> {
+            round_trip(&self.0, req, f)
+        }
+    }
+
+    /// The whole frames the peer can read now.
+    fn frames_at(peer: &mut UnixStream) -> Vec<(FrameHeader, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            match peer.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut p = FrameParser::new(&buf, MAX_PAYLOAD);
+        let mut out = Vec::new();
+        while let Some(f) = p.next_frame().unwrap() {
+            out.push((f.header, f.payload.to_vec()));
+        }
+        assert_eq!(p.consumed(), buf.len(), "whole frames only");
+        out
+    }
+
+    #[test]
+    fn requests_of_one_loop_turn_leave_together_and_a_large_one_keeps_its_place() {
+        let (mut peer, ours) = UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let link: Shared = Rc::new(RefCell::new(Link::new(0, 1, Stream::from_fd(ours.into()))));
+        let answers = Rc::new(RefCell::new(Vec::new()));
+        let mut tasks = Tasks::default();
+        let ask = |tasks: &mut Tasks, data: Vec<u8>| {
+            let (link, answers) = (link.clone(), answers.clone());
+            tasks
+                .spawn(move || {
+                    let got = OnLink(link).ping(&data);
+                    answers.borrow_mut().push((data.len(), got.map(|echo| echo == data)));
+                })
+                .unwrap();
+        };
+        let lens = |frames: &[(FrameHeader, Vec<u8>)]| frames.iter().map(|(h, _)| (h.id, h.len)).collect::<Vec<_>>();
+        ask(&mut tasks, vec![1; 10]);
+        ask(&mut tasks, vec![2; 11]);
+        assert!(frames_at(&mut peer).is_empty(), "queued for the loop turn's send");
+        // Larger than a batch holds: what is queued goes first, then it, in order.
+        ask(&mut tasks, vec![3; BATCHED + 1]);
+        let mut sent = frames_at(&mut peer);
+        assert_eq!(lens(&sent).iter().map(|&(id, _)| id).collect::<Vec<_>>(), [1, 2, 3]);
+        ask(&mut tasks, vec![4; 12]);
+        assert!(frames_at(&mut peer).is_empty());
+        tasks.run_woken();
+        let last = frames_at(&mut peer);
+        assert_eq!(lens(&last).iter().map(|&(id, _)| id).collect::<Vec<_>>(), [4], "sent before the thread waits");
+        sent.extend(last);
+        // The answers, in another order than the requests.
+        for (h, payload) in sent.iter().rev() {
+            let mut a = FrameHeader::response(h.op, h.id, payload.len() as u32).encode().to_vec();
+            a.extend_from_slice(payload);
+            peer.write_all(&a).unwrap();
+        }
+        let mut waits = Vec::new();
+        tasks.take_waits(&mut waits);
+        assert_eq!(waits.len(), 1, "one task reads for all");
+        tasks.wait_done(waits[0].0);
+        tasks.run_woken();
+        assert_eq!(tasks.live(), 0);
+        let mut got: Vec<_> = answers.borrow().iter().map(|(n, r)| (*n, *r.as_ref().unwrap())).collect();
+        got.sort();
+        assert_eq!(got, [(10, true), (11, true), (12, true), (BATCHED + 1, true)]);
     }
 
     #[test]

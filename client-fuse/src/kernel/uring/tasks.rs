@@ -8,9 +8,9 @@
 //!
 //! Owns the tasks of one queue thread (their coroutines and stacks, reused), what each
 //! waits for, and the calls code running in a task makes: [`wait_readable`], [`sleep`],
-//! [`park`], [`wake`], [`current`]. The loop arms the polls and timers the tasks ask for
-//! ([`Tasks::take_waits`]) and resumes the tasks whose wait ended ([`Tasks::wait_done`],
-//! [`Tasks::run_woken`]).
+//! [`park`], [`wake`], [`current`], [`before_wait`]. The loop arms the polls and timers the
+//! tasks ask for ([`Tasks::take_waits`]) and resumes the tasks whose wait ended
+//! ([`Tasks::wait_done`], [`Tasks::run_woken`]).
 //!
 //! The rule for code that runs in a task: it waits only through these calls. A blocking
 //! system call or lock wait stalls every request of the queue, and a mutex guard (or a
@@ -78,6 +78,8 @@ thread_local! {
     static CURRENT: Cell<Option<(TaskId, *const TaskYielder)>> = const { Cell::new(None) };
     /// Tasks woken by the code that ran, for the loop to resume.
     static WOKEN: RefCell<Vec<TaskId>> = const { RefCell::new(Vec::new()) };
+    /// Work deferred until every runnable task has run ([`before_wait`]).
+    static BEFORE_WAIT: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The task this code runs in, if it runs in one.
@@ -121,6 +123,14 @@ pub fn sleep(d: Duration) {
 /// Wakes task `t` of this thread (if it is parked; a stale id wakes nothing).
 pub fn wake(t: TaskId) {
     WOKEN.with(|w| w.borrow_mut().push(t));
+}
+
+/// Runs `f` once every task of this thread that can run has run, before the loop waits
+/// (outside any task): what the tasks of one loop turn ask for is done together there —
+/// their engine requests leave in one send ([`crate::ringconn`]). `f` may wake tasks.
+/// Outside a queue thread's loop nothing runs it: callers use it only from a task.
+pub fn before_wait(f: impl FnOnce() + 'static) {
+    BEFORE_WAIT.with(|b| b.borrow_mut().push(Box::new(f)));
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,12 +295,18 @@ impl<'a> Tasks<'a> {
         }
     }
 
-    /// Resumes the tasks woken (by the code that ran since), until none is.
+    /// Resumes the tasks woken (by the code that ran since), then runs the work deferred
+    /// with [`before_wait`], until no task is woken and nothing is deferred.
     pub fn run_woken(&mut self) {
         loop {
             let woken = WOKEN.with(|w| std::mem::take(&mut *w.borrow_mut()));
             if woken.is_empty() {
-                return;
+                let deferred = BEFORE_WAIT.with(|b| std::mem::take(&mut *b.borrow_mut()));
+                if deferred.is_empty() {
+                    return;
+                }
+                deferred.into_iter().for_each(|f| f());
+                continue;
             }
             for t in woken {
                 let ok = self
@@ -336,6 +352,34 @@ mod tests {
         assert_eq!(tasks.counts(), (2, 2));
         assert_eq!(tasks.stacks.len(), 2, "both stacks kept for the next tasks");
         assert!(!in_task(), "no task outside a resume");
+    }
+
+    #[test]
+    fn deferred_work_runs_once_after_every_runnable_task_and_may_wake_one() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut tasks = Tasks::default();
+        for name in ["a", "b"] {
+            let log = log.clone();
+            tasks
+                .spawn(move || {
+                    let me = current().unwrap();
+                    let l = log.clone();
+                    // Like a request queued for the loop turn's one send, answered at once.
+                    before_wait(move || {
+                        l.borrow_mut().push(format!("flush for {name}"));
+                        wake(me);
+                    });
+                    log.borrow_mut().push(format!("{name} queued"));
+                    park();
+                    log.borrow_mut().push(format!("{name} done"));
+                })
+                .unwrap();
+        }
+        assert_eq!(*log.borrow(), ["a queued", "b queued"], "nothing deferred runs inside a spawn");
+        tasks.run_woken();
+        assert_eq!(*log.borrow(), ["a queued", "b queued", "flush for a", "flush for b", "a done", "b done"]);
+        assert_eq!(tasks.live(), 0);
+        assert!(BEFORE_WAIT.with(|b| b.borrow().is_empty()));
     }
 
     #[test]
