@@ -113,7 +113,14 @@ class Rig:
         own, with its own admin socket (engine.sock for qtfs-fuse, engine-base.sock, ...): on a
         shared one, each mount's changes would be echoed to the others' sessions for a while
         (an engine tells a session's own changes from another's only while one session makes
-        changes, engine/src/notify), which no single deployment of either would see."""
+        changes, engine/src/notify), which no single deployment of either would see.
+
+        Unpinned (`--no-pin`): here the engine shares two vCPUs with the DPU side and its
+        load generator, which a HOST engine never does. Pinned, a connection accepted by the
+        core whose CPU the load generator keeps busy (fio's io_uring job spins a CPU while its
+        FUSE reads are out) stays there for the mount's life: 4k reads 16 deep measured
+        29k IOPS on such a mount and 77k-89k on the others, the same build
+        (perf/results/2026-12-07-vm-ring-batch.md)."""
         if name in self.engines:
             return self.engines[name]
         if not hasattr(self, "psk"):
@@ -131,7 +138,7 @@ class Rig:
             self.wl = wl
         port = free_port()
         eng = binary or os.path.join(release, "engine")
-        cmd = [eng, "--cores", str(os.cpu_count() or 2), "--listen", f"tcp:127.0.0.1:{port}", "--whitelist", self.wl,
+        cmd = [eng, "--cores", str(os.cpu_count() or 2), "--no-pin", "--listen", f"tcp:127.0.0.1:{port}", "--whitelist", self.wl,
                "--psk-file", self.psk, "--admin-socket", os.path.join(self.work, name + ".sock"),
                "--lock-file", os.path.join(self.work, name + ".lock"), "--log-level", "WARN"]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.work, name + ".log"), "w"))
@@ -160,7 +167,7 @@ class Rig:
 
     def start_qtfs_fuse(self, release):
         self.qtfs_mount("qtfs-fuse", release, [])
-        self.detail["qtfs-fuse"] = (f"engine --cores {os.cpu_count()} on TCP loopback with a PSK; qtfs-fuse defaults "
+        self.detail["qtfs-fuse"] = (f"engine --cores {os.cpu_count()} --no-pin on TCP loopback with a PSK; qtfs-fuse defaults "
                                     "(attr/entry timeout 1 s, write-through, 32 threads, 1 MiB I/O)")
 
     def start_qtfs_fuse_base(self, release):

@@ -38,8 +38,8 @@ pub enum UringMode {
     /// Always: the mount fails when the kernel does not offer it.
     On,
     /// Never: `/dev/fuse` only. The default: measured on a 2-vCPU VM, the io_uring path
-    /// (a ring thread hands each request to a worker and back) reaches 0.70-0.82x of
-    /// `/dev/fuse` (perf/results/2026-12-06-vm-fuse-uring.md).
+    /// is 2.5x `/dev/fuse` for reads 16 deep but 0.82-0.95x for single requests and the
+    /// metadata job (perf/results/2026-12-07-vm-ring-batch.md).
     #[default]
     Off,
 }
