@@ -198,6 +198,11 @@ class Rig:
         self.qtfs_mount("qtfs-fuse+uring", release, ["io_uring=on"], engine_name="engine-uring")
         self.detail["qtfs-fuse+uring"] = "qtfs-fuse -o io_uring=on: FUSE over io_uring, one ring per possible CPU"
 
+    def start_qtfs_fuse_devring(self, release):
+        self.qtfs_mount("qtfs-fuse+devring", release, ["dev_ring=on"], engine_name="engine-devring")
+        self.detail["qtfs-fuse+devring"] = ("qtfs-fuse -o dev_ring=on: /dev/fuse served by one ring thread per CPU "
+                                            "(requests as tasks, many in flight per thread)")
+
     def start_qtfs_fuse_wb(self, release):
         self.qtfs_mount("qtfs-fuse+wb", release, ["writeback_cache"], engine_name="engine-wb")
         self.detail["qtfs-fuse+wb"] = ("qtfs-fuse -o writeback_cache: HOST-side size/mtime changes of cached files "

@@ -42,6 +42,9 @@ else
   skip "cargo test -p qtfs-client-fuse (FUSE mounts over io_uring)" \
     "no writable /sys/module/fuse/parameters/enable_uring: kernel without FUSE over io_uring (6.14+)"
 fi
+# And with /dev/fuse served by ring threads (-o dev_ring=on: tasks on one thread per CPU).
+step "cargo test -p qtfs-client-fuse (FUSE mounts over /dev/fuse ring threads)" \
+  env QTFS_FUSE_TRANSPORT=devring cargo test -q -p qtfs-client-fuse
 if [ "${1:-}" = full ]; then
   # issue 14's size: sqlite writers on two qtfs-fuse mounts and the HOST, 10,000 rows in
   # rollback-journal mode and in WAL mode (minutes; `cargo test` runs them with fewer

@@ -74,6 +74,7 @@ fn session_config(cfg: &MountConfig) -> kernel::Config {
         threads: cfg.threads,
         max_write: crate::fs::MAX_RW,
         io_uring: cfg.io_uring,
+        dev_ring: cfg.dev_ring,
     }
 }
 

@@ -16,9 +16,12 @@
 //! ([`direct`]). Owning the wire gives flock(2) (`FUSE_LK_FLOCK`, which `fuser` 0.18
 //! dropped) and FUSE over io_uring (`-o io_uring=auto|on|off`, [`kernel::ring`]): where
 //! the kernel offers it, requests come through one ring per possible CPU, whose threads
-//! only do ring I/O and hand each request to a pool of `threads` workers running the
-//! same parsing and dispatch; two `/dev/fuse` workers stay for FORGET, INTERRUPT and
-//! notifications.
+//! serve the requests that wait only for the engine themselves, as tasks (many in flight
+//! per thread on one engine connection, [`ringconn`]), and hand the others (locks,
+//! relays) to a pool of `threads` workers running the same parsing and dispatch; two
+//! `/dev/fuse` workers stay for FORGET, INTERRUPT and notifications. `-o dev_ring=on`
+//! gives `/dev/fuse` the same shape where io_uring is not used: a ring thread per CPU
+//! reading its own descriptor clones, tasks, the same pool.
 //!
 //! ## Data path and caching (the coherence contract)
 //!

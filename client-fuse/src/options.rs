@@ -35,6 +35,10 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         for 4k reads 16 deep but 0.77-0.89x for single reads here, see the
                         README); auto: io_uring when the kernel offers it; on: the mount fails
                         when it does not. The log says which (`transport:` at --log-level info)
+  dev_ring=on|off       without io_uring, /dev/fuse served by one ring thread per CPU: requests
+                        that wait only for the engine run there, many in flight on one engine
+                        connection each (locks and relays go to the `threads` pool); off
+                        (default): one blocking worker per request in flight
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
                         at once while it stays away longer, they fail with ETIMEDOUT
   proc                  for a mount of the HOST's /proc: files are read without page cache (as
@@ -139,6 +143,8 @@ pub struct MountConfig {
     pub threads: usize,
     /// `-o io_uring=`: FUSE over io_uring or `/dev/fuse`.
     pub io_uring: UringMode,
+    /// `-o dev_ring=`: `/dev/fuse` served by ring threads.
+    pub dev_ring: bool,
     pub reconnect_timeout: Duration,
     pub allow_other: bool,
     /// Plain mount flags passed to the kernel (nosuid, nodev, …).
@@ -193,6 +199,7 @@ impl MountConfig {
             readahead_kb: 1024,
             threads: 32,
             io_uring: UringMode::Off,
+            dev_ring: false,
             reconnect_timeout: Duration::from_secs(30),
             allow_other: root,
             flags: Vec::new(),
@@ -234,6 +241,13 @@ impl MountConfig {
                         "on" => UringMode::On,
                         "off" => UringMode::Off,
                         v => return Err(FuseError::Usage(format!("-o io_uring={v}: auto, on or off"))),
+                    }
+                }
+                "dev_ring" => {
+                    c.dev_ring = match val()? {
+                        "on" => true,
+                        "off" => false,
+                        v => return Err(FuseError::Usage(format!("-o dev_ring={v}: on or off"))),
                     }
                 }
                 "server" => server = Some(val()?.to_string()),
@@ -379,5 +393,10 @@ mod tests {
         assert_eq!(u("io_uring=auto").unwrap(), UringMode::Auto);
         assert!(u("io_uring=yes").is_err());
         assert!(u("io_uring").is_err());
+        let d = |v: &str| parse(&["--insecure-test-mode", "-o", v, "/srv/x", "/tmp"]).map(|c| c.dev_ring);
+        assert!(!c.dev_ring);
+        assert!(d("dev_ring=on").unwrap());
+        assert!(!d("io_uring=off,dev_ring=off").unwrap());
+        assert!(d("dev_ring=yes").is_err());
     }
 }

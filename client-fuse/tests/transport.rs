@@ -1,8 +1,8 @@
 //! How the transport the suite runs on (`QTFS_FUSE_TRANSPORT`) serves requests: over
-//! FUSE io_uring, each queue's thread serves the requests that wait only for the engine
-//! itself, many at once (tasks suspended while their engine request is out), and hands
-//! the ones that may wait for something else (locks) to the worker pool; over
-//! `/dev/fuse` there are no queues.
+//! FUSE io_uring, and over `/dev/fuse` with ring threads (`-o dev_ring=on`), each ring's
+//! thread serves the requests that wait only for the engine itself, many at once (tasks
+//! suspended while their engine request is out), and hands the ones that may wait for
+//! something else (locks) to the worker pool; the plain `/dev/fuse` workers have no rings.
 
 mod common;
 
@@ -16,8 +16,9 @@ use common::*;
 const THREADS: usize = 8;
 const ROUNDS: usize = 300;
 
-/// (requests served on the queue's thread, most in flight at once, requests given to the
-/// pool) of one `fuse io_uring queue N ended: ...` line.
+/// (requests served on the ring's thread, most in flight at once, requests given to the
+/// pool) of one `fuse io_uring queue N ended: ...` or `/dev/fuse ring thread N ended: ...`
+/// line.
 fn queue_counts(line: &str) -> Option<(u64, u64, u64)> {
     let rest = line.split("ended: ").nth(1)?;
     let num = |s: &str| s.trim().split(' ').next()?.parse::<u64>().ok();
@@ -66,15 +67,17 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
     assert_eq!(fs::read(rig.h("f3")).unwrap()[3 * 4096..], *b"file 3", "the writes reached the HOST");
     assert_eq!(rig.unmount(), Some(0), "qtfs-fuse exits 0 after unmount");
 
-    let lines = || -> Vec<String> {
-        rig.fuse_log.lock().unwrap().iter().filter(|l| l.contains("fuse io_uring queue")).cloned().collect()
+    let ring_line = |l: &String| l.contains("fuse io_uring queue") || l.contains("/dev/fuse ring thread");
+    let lines = || -> Vec<String> { rig.fuse_log.lock().unwrap().iter().filter(|l| ring_line(l)).cloned().collect() };
+    // One line per ring once qtfs-fuse ended (its log is read by another thread).
+    let queues = match transport() {
+        Transport::Dev => {
+            assert!(lines().is_empty(), "the /dev/fuse workers have no rings: {:?}", lines());
+            return;
+        }
+        Transport::Uring => qtfs_client_fuse::kernel::ring::possible_cpus().unwrap(),
+        Transport::DevRing => std::thread::available_parallelism().unwrap().get(),
     };
-    if !transport_uring() {
-        assert!(lines().is_empty(), "/dev/fuse has no ring queues: {:?}", lines());
-        return;
-    }
-    // One line per queue once qtfs-fuse ended (its log is read by another thread).
-    let queues = qtfs_client_fuse::kernel::ring::possible_cpus().unwrap();
     assert!(
         wait_until(Duration::from_secs(10), || lines().len() == queues),
         "a line per queue ({queues}): {:?}",
@@ -85,9 +88,9 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
     let here: u64 = counts.iter().map(|c| c.0).sum();
     let most = counts.iter().map(|c| c.1).max().unwrap();
     let pool: u64 = counts.iter().map(|c| c.2).sum();
-    println!("queues (served here, most at once, pool): {counts:?}");
-    assert!(here >= (2 * THREADS * ROUNDS) as u64, "every getxattr and write served on a queue's thread: {counts:?}");
-    assert!(most >= 2, "requests of one queue overlap while their engine requests are out: {counts:?}");
+    println!("rings (served here, most at once, pool): {counts:?}");
+    assert!(here >= (2 * THREADS * ROUNDS) as u64, "every getxattr and write served on a ring's thread: {counts:?}");
+    assert!(most >= 2, "requests of one ring overlap while their engine requests are out: {counts:?}");
     assert!((2..=8).contains(&pool), "flock's requests, and nothing else, went to the worker pool: {counts:?}");
 }
 
@@ -95,5 +98,7 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
 fn queue_line_reading() {
     let l = "INFO fuse io_uring queue 0 ended: 2400 requests served on its thread (at most 7 in flight at once), 3 by the worker pool";
     assert_eq!(queue_counts(l), Some((2400, 7, 3)));
+    let l = "INFO /dev/fuse ring thread 1 ended: 209400 requests served on its thread (at most 16 in flight at once), 2 by the worker pool";
+    assert_eq!(queue_counts(l), Some((209400, 16, 2)));
     assert_eq!(queue_counts("something else"), None);
 }

@@ -17,16 +17,23 @@
 //! - [`uring`]: the FUSE-over-io_uring transport (a queue, its ring buffers, and the
 //!   tasks that serve requests on the queue's thread), and [`ring`]: a session's queues,
 //!   which request is served where, and the worker pool for the ones that may block;
+//! - [`devring`]: `/dev/fuse` served by ring threads, as tasks (the io_uring transport's
+//!   shape where FUSE over io_uring is not used), and [`pool`]: the worker threads for
+//!   requests that may block, shared by both ring transports;
 //! - [`session`] and [`mount`]: mounting (mount(2) as root, fusermount3 otherwise),
-//!   INIT, the worker threads on cloned `/dev/fuse` descriptors, and unmounting.
+//!   INIT, the serving threads on cloned `/dev/fuse` descriptors ([`dev`]), and
+//!   unmounting.
 //!
 //! Depends on nothing else of this crate: the file system depends on it, never the
 //! other way.
 
 pub mod abi;
+mod dev;
+mod devring;
 pub mod filesystem;
 pub mod mount;
 pub mod notify;
+mod pool;
 pub mod reply;
 pub mod request;
 pub mod ring;

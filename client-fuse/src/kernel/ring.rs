@@ -16,10 +16,9 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, mpsc};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use parking_lot::Mutex;
-
 use super::filesystem::{Filesystem, serve_request};
 use super::notify::Notifier;
+use super::pool;
 use super::reply::Sender;
 use super::request::{self, Gate, Op};
 use super::uring::{Completions, RingEntry, Tasks, UringQueue};
@@ -104,24 +103,12 @@ pub fn start<'scope, 'env, F: Filesystem>(
     notifier: &Notifier,
 ) -> (Rings<'scope>, io::Result<()>) {
     let mut handles = Vec::with_capacity(plan.queues + pool);
-    let (jobs_tx, jobs_rx) = mpsc::channel::<RingEntry>();
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    for i in 0..pool.max(1) {
-        let (rx, notifier) = (jobs_rx.clone(), notifier.clone());
-        let worker = move || -> io::Result<()> {
-            loop {
-                let next = rx.lock().recv();
-                match next {
-                    Ok(ent) => serve_entry(fs, &gate, ent, &notifier),
-                    Err(_) => return Ok(()),
-                }
-            }
-        };
-        match std::thread::Builder::new().name(format!("qtfs-fuse-r{i}")).spawn_scoped(sc, worker) {
-            Ok(h) => handles.push(h),
-            Err(e) => return (Rings { handles }, Err(e)),
-        }
-    }
+    let pool_notifier = notifier.clone();
+    let serve = move |ent: RingEntry| serve_entry(fs, &gate, ent, &pool_notifier);
+    let jobs_tx = match pool::start(sc, pool, "qtfs-fuse-r", serve, &mut handles) {
+        Ok(tx) => tx,
+        Err(e) => return (Rings { handles }, Err(e)),
+    };
     let (reg_tx, reg_rx) = mpsc::channel::<(usize, Result<(), String>)>();
     let mut started = 0;
     let mut first_err = None;

@@ -13,17 +13,20 @@
 //! and their worker pool ([`super::ring`]) start first in [`Session::run`], which returns
 //! when every thread ended.
 
-use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::abi::{self, InitOut};
+use super::dev::Dev;
+use super::devring;
 use super::filesystem::{Filesystem, KernelConfig, serve_request};
 use super::mount::{self, Mount, MountOptions};
 use super::notify::Notifier;
+use super::pool;
 use super::reply::{ReplyRaw, Sender};
 use super::request::{self, Gate, Op, Request, answered};
 use super::ring::{self, RingPlan};
@@ -46,6 +49,9 @@ pub enum UringMode {
 
 /// The `/dev/fuse` workers kept beside the rings.
 const DEV_THREADS_WITH_URING: usize = 2;
+/// Requests in flight on one `/dev/fuse` ring thread at most (as a FUSE io_uring queue's
+/// depth, [`ring::QUEUE_DEPTH`]).
+const DEV_RING_DEPTH: usize = ring::QUEUE_DEPTH as usize;
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
 /// How to mount and serve.
@@ -58,56 +64,9 @@ pub struct Config {
     pub max_write: u32,
     /// FUSE over io_uring or `/dev/fuse`.
     pub io_uring: UringMode,
-}
-
-/// One `/dev/fuse` descriptor: reads requests, writes answers.
-struct Dev(OwnedFd);
-
-impl Sender for Dev {
-    fn send(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
-        loop {
-            // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive the call.
-            let r = unsafe { libc::writev(self.0.as_raw_fd(), parts.as_ptr().cast(), parts.len() as libc::c_int) };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl Dev {
-    /// One request into `buf`: Ok(None) when the file system is gone (ENODEV).
-    fn receive(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            // SAFETY: buf is writable for its whole length.
-            let r = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r >= 0 {
-                return Ok(Some(r as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ENODEV) => return Ok(None),
-                // ENOENT: the request was interrupted before we read it.
-                Some(libc::ENOENT | libc::EINTR | libc::EAGAIN) => continue,
-                _ => return Err(e),
-            }
-        }
-    }
-
-    /// Another descriptor on the same connection (`FUSE_DEV_IOC_CLONE`).
-    fn clone_dev(&self) -> io::Result<Dev> {
-        let fd = OwnedFd::from(std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse")?);
-        let mut src = self.0.as_raw_fd() as u32;
-        // SAFETY: the ioctl reads one u32 (the descriptor to clone) from a live local.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), abi::DEV_IOC_CLONE as _, &mut src) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Dev(fd))
-    }
+    /// `/dev/fuse` served by ring threads ([`devring`]) instead of one blocking worker
+    /// per request in flight.
+    pub dev_ring: bool,
 }
 
 /// Unmounts the session's file system from another thread (once).
@@ -138,6 +97,7 @@ pub struct Session<F: Filesystem> {
     rings: Option<RingPlan>,
     /// Why io_uring is not used (for the log).
     no_uring: String,
+    dev_ring: bool,
 }
 
 impl<F: Filesystem> Session<F> {
@@ -156,6 +116,7 @@ impl<F: Filesystem> Session<F> {
             mode: cfg.io_uring,
             rings: None,
             no_uring: String::new(),
+            dev_ring: cfg.dev_ring,
         };
         s.handshake(cfg.max_write)?;
         Ok(s)
@@ -257,6 +218,11 @@ impl<F: Filesystem> Session<F> {
 
     /// Serves until the file system is unmounted.
     pub fn run(mut self) -> io::Result<()> {
+        if self.rings.is_none() && self.dev_ring {
+            let r = self.run_dev_rings();
+            self.fs.destroy();
+            return r;
+        }
         let dev_threads = if self.rings.is_some() { DEV_THREADS_WITH_URING } else { self.threads };
         let mut devs = Vec::with_capacity(dev_threads);
         for _ in 1..dev_threads {
@@ -323,6 +289,59 @@ impl<F: Filesystem> Session<F> {
         });
         self.fs.destroy();
         r
+    }
+
+    /// `/dev/fuse` through one ring thread per CPU and a pool for requests that may block
+    /// ([`devring`]), until the file system is gone.
+    fn run_dev_rings(&self) -> io::Result<()> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let devs = (0..n)
+            .map(|_| {
+                let polled = Arc::new(self.dev.clone_nonblocking()?);
+                Ok(devring::Devs { polled, idle: Arc::new(self.dev.clone_dev()?) })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let notifier = self.notifier();
+        let setup = devring::Setup {
+            fs: &self.fs,
+            gate: self.gate,
+            setxattr_ext: self.setxattr_ext,
+            notifier: &notifier,
+            buf_size: self.buf_size,
+            depth: DEV_RING_DEPTH,
+        };
+        let setup = &setup;
+        std::thread::scope(|sc| {
+            let mut handles = Vec::with_capacity(n + self.threads);
+            let started =
+                pool::start(sc, self.threads, "qtfs-fuse-r", |job| devring::serve_job(setup, job), &mut handles)
+                    .and_then(|pool| {
+                        for (i, dev) in devs.into_iter().enumerate() {
+                            let pool = pool.clone();
+                            let serve = move || devring::serve(setup, i, dev, &pool);
+                            handles.push(
+                                std::thread::Builder::new().name(format!("qtfs-dev-{i}")).spawn_scoped(sc, serve)?,
+                            );
+                        }
+                        Ok(())
+                    });
+            match &started {
+                Ok(()) => tracing::info!(
+                    "transport: /dev/fuse through {n} ring threads (up to {DEV_RING_DEPTH} requests in flight each), \
+                     {} workers for requests that may block",
+                    self.threads
+                ),
+                Err(e) => tracing::error!("cannot start the /dev/fuse ring threads: {e}"),
+            }
+            let mut r = started;
+            for h in handles {
+                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE thread panicked")));
+                if r.is_ok() {
+                    r = t;
+                }
+            }
+            r
+        })
     }
 
     /// One worker: read, dispatch, reply, until the kernel says the file system is gone.

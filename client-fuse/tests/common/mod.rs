@@ -260,7 +260,7 @@ impl Rig {
     }
 
     /// The common arguments of a qtfs-fuse command line (before REMOTE MNT), with the
-    /// transport of [`transport_uring`]: `-o io_uring=on` or `-o io_uring=off`.
+    /// transport of [`transport`]: `-o io_uring=on`, `-o io_uring=off,dev_ring=on` or `-o io_uring=off,dev_ring=off`.
     pub fn fuse_args(&self) -> Vec<String> {
         let mut a = vec!["-f".to_string(), "--server".into(), self.server(), "--connections".into()];
         a.push(self.opts.connections.to_string());
@@ -273,7 +273,14 @@ impl Rig {
         a.push("--log-level".into());
         a.push("info".into());
         a.push("-o".into());
-        a.push(if transport_uring() { "io_uring=on" } else { "io_uring=off" }.into());
+        a.push(
+            match transport() {
+                Transport::Uring => "io_uring=on",
+                Transport::DevRing => "io_uring=off,dev_ring=on",
+                Transport::Dev => "io_uring=off,dev_ring=off",
+            }
+            .into(),
+        );
         for o in &self.opts.mount_opts {
             a.push("-o".into());
             a.push(o.clone());
@@ -314,7 +321,11 @@ impl Rig {
             self.fuse_log.lock().unwrap()
         );
         let l = line().unwrap();
-        let want = if transport_uring() { "transport: io_uring" } else { "transport: /dev/fuse" };
+        let want = match transport() {
+            Transport::Uring => "transport: io_uring",
+            Transport::DevRing => "transport: /dev/fuse through",
+            Transport::Dev => "transport: /dev/fuse (",
+        };
         assert!(l.contains(want), "QTFS_FUSE_TRANSPORT wants {want:?}, qtfs-fuse says: {l}");
     }
 
@@ -377,14 +388,24 @@ impl Drop for Rig {
     }
 }
 
-/// `QTFS_FUSE_TRANSPORT=uring`: the mounts use FUSE over io_uring (`-o io_uring=on`; the
-/// caller sets /sys/module/fuse/parameters/enable_uring to Y, the rig does not touch it);
-/// `dev` or unset: `/dev/fuse` (`-o io_uring=off`).
-pub fn transport_uring() -> bool {
+/// How the suite's mounts get their requests (`QTFS_FUSE_TRANSPORT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `dev` or unset: `/dev/fuse`, blocking workers (`-o io_uring=off,dev_ring=off`).
+    Dev,
+    /// `devring`: `/dev/fuse` served by ring threads (`-o dev_ring=on`).
+    DevRing,
+    /// `uring`: FUSE over io_uring (`-o io_uring=on`; the caller sets
+    /// /sys/module/fuse/parameters/enable_uring to Y, the rig does not touch it).
+    Uring,
+}
+
+pub fn transport() -> Transport {
     match std::env::var("QTFS_FUSE_TRANSPORT").as_deref() {
-        Ok("uring") => true,
-        Ok("dev") | Ok("") | Err(_) => false,
-        Ok(v) => panic!("QTFS_FUSE_TRANSPORT={v}: uring or dev"),
+        Ok("uring") => Transport::Uring,
+        Ok("devring") => Transport::DevRing,
+        Ok("dev") | Ok("") | Err(_) => Transport::Dev,
+        Ok(v) => panic!("QTFS_FUSE_TRANSPORT={v}: uring, devring or dev"),
     }
 }
 

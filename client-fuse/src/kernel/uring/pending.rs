@@ -22,7 +22,7 @@ use std::sync::Arc;
 use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
-use super::tasks::{POLL_TAG, Tasks, Wait};
+use super::tasks::{POLL_TAG, Tasks};
 use super::{
     EntState, FUSE_IN_HEADER_LEN, FUSE_OUT_HEADER_LEN, FUSE_URING_OP_IN_OUT_SZ, FuseUringReqHeader,
     REGISTER_EAGAIN_TRIES, ReplyTooLarge, UringQueue, read_u32, read_u64,
@@ -297,11 +297,7 @@ impl UringQueue {
             self.commit_returned(completions)?;
             tasks.take_waits(&mut waits);
             for (ud, w) in waits.drain(..) {
-                let sqe = match w {
-                    Wait::Readable(fd) => opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build(),
-                    Wait::Timer(ts) => opcode::Timeout::new(ts).build(),
-                };
-                self.push(sqe.user_data(ud).into())?;
+                self.push(w.sqe(ud).into())?;
             }
             let in_kernel =
                 self.state.iter().filter(|s| matches!(s, EntState::Registered | EntState::Committed(_))).count();

@@ -37,7 +37,7 @@ use io_uring::types::Timespec;
 
 /// `user_data` of a task's poll or timer: this bit, the task's generation above [`SLOT_BITS`] and
 /// its slot below (entries use their index, the eventfd `u64::MAX`).
-pub(super) const POLL_TAG: u64 = 1 << 62;
+pub(crate) const POLL_TAG: u64 = 1 << 62;
 const SLOT_BITS: u32 = 24;
 /// A task's stack (virtual memory: only the pages it touches are backed).
 const STACK_SIZE: usize = 1 << 20;
@@ -68,6 +68,17 @@ pub enum Wait {
     /// `IORING_OP_TIMEOUT` with this timespec, which stays where it is until the task's
     /// next wait.
     Timer(*const Timespec),
+}
+
+impl Wait {
+    /// The submission that arms this wait, completed with `user_data`.
+    pub fn sqe(self, user_data: u64) -> io_uring::squeue::Entry {
+        let e = match self {
+            Wait::Readable(fd) => io_uring::opcode::PollAdd::new(io_uring::types::Fd(fd), libc::POLLIN as u32).build(),
+            Wait::Timer(ts) => io_uring::opcode::Timeout::new(ts).build(),
+        };
+        e.user_data(user_data)
+    }
 }
 
 type TaskYielder = Yielder<(), Park>;
