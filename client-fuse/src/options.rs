@@ -31,14 +31,16 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
                         /dev/fuse; over io_uring the pool for requests that may block (locks)
   io_uring=auto|on|off  how requests reach qtfs-fuse: FUSE over io_uring (one ring per possible
                         CPU, Linux 6.14+, only while /sys/module/fuse/parameters/enable_uring is
-                        Y) or /dev/fuse. off (default: io_uring measured 1.55-1.7x /dev/fuse
-                        for 4k reads 16 deep but 0.77-0.89x for single reads here, see the
-                        README); auto: io_uring when the kernel offers it; on: the mount fails
+                        Y) or /dev/fuse. off (default: io_uring measured 2.5x /dev/fuse
+                        for 4k reads 16 deep but 0.82-0.95x for single requests here, see
+                        the README); auto: io_uring when the kernel offers it; on: the mount fails
                         when it does not. The log says which (`transport:` at --log-level info)
   dev_ring=on|off       without io_uring, /dev/fuse served by one ring thread per CPU: requests
                         that wait only for the engine run there, many in flight on one engine
-                        connection each (locks and relays go to the `threads` pool); off
-                        (default): one blocking worker per request in flight
+                        connection each (locks and relays go to the `threads` pool): 1.8x
+                        the workers for 4k reads 16 deep, 0.7-0.8x for one request at a time
+                        here (see the README); off (default): one blocking worker per request
+                        in flight
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
                         at once while it stays away longer, they fail with ETIMEDOUT
   proc                  for a mount of the HOST's /proc: files are read without page cache (as
