@@ -44,9 +44,8 @@ pub(crate) struct Link {
     pub(crate) epoch: u64,
     stream: Stream,
     next_id: u64,
-    /// Requests queued in this loop turn, and whether their send is queued too.
+    /// Requests queued in this loop turn (their send is queued with the first).
     tx: Vec<u8>,
-    flush_queued: bool,
     rx: Rx,
     arrived: HashMap<u64, (FrameHeader, Vec<u8>)>,
     waiting: HashMap<u64, TaskId>,
@@ -68,7 +67,6 @@ impl Link {
             stream,
             next_id: 1,
             tx: Vec::new(),
-            flush_queued: false,
             rx: Rx::default(),
             arrived: HashMap::new(),
             waiting: HashMap::new(),
@@ -98,19 +96,19 @@ impl Link {
             self.flush()?;
             return req.send(&mut self.stream);
         }
-        self.tx.extend_from_slice(frame);
-        self.tx.extend_from_slice(tail);
-        if !self.flush_queued {
-            self.flush_queued = true;
+        if self.tx.is_empty() {
+            // The first of the turn queues the send (a send queued before a large request
+            // emptied the queue finds it empty, or sends what came after).
             let link = link.clone();
             tasks::before_wait(move || {
                 let mut l = link.borrow_mut();
-                l.flush_queued = false;
                 if let Err(e) = l.flush() {
                     l.fail(&e);
                 }
             });
         }
+        self.tx.extend_from_slice(frame);
+        self.tx.extend_from_slice(tail);
         Ok(())
     }
 

@@ -31,7 +31,7 @@ use std::sync::{Arc, mpsc};
 use io_uring::{IoUring, opcode, types};
 
 use super::dev::{Dev, Received};
-use super::filesystem::{Filesystem, serve_request};
+use super::filesystem::{Filesystem, serve_request, split_dev_request};
 use super::notify::Notifier;
 use super::reply::{ReplyRaw, Sender};
 use super::request::{self, Gate, Op, answered};
@@ -64,17 +64,15 @@ pub(super) struct Setup<'a, F> {
 
 /// Serves `job` on a pool worker.
 pub(super) fn serve_job<F: Filesystem>(s: &Setup<'_, F>, job: Job) {
-    let sender: Arc<dyn Sender> = job.dev.clone();
-    if let Ok(req) = request::split(job.buf.get(..job.len).unwrap_or(&[]), s.setxattr_ext) {
-        serve_request(s.fs, &s.gate, req, &sender, s.notifier);
-    }
+    serve_bytes(s, job.dev, job.buf.get(..job.len).unwrap_or(&[]));
 }
 
-/// Counts for the thread's last log line.
-#[derive(Default)]
-struct Served {
-    here: u64,
-    pooled: u64,
+/// Serves the request in `bytes`, read from `dev` (checked when it was read).
+fn serve_bytes<F: Filesystem>(s: &Setup<'_, F>, dev: Arc<Dev>, bytes: &[u8]) {
+    let sender: Arc<dyn Sender> = dev;
+    if let Ok(req) = request::split(bytes, s.setxattr_ext) {
+        serve_request(s.fs, &s.gate, req, &sender, s.notifier);
+    }
 }
 
 /// The two clones of the mount's descriptor a thread reads from.
@@ -102,14 +100,15 @@ pub(super) fn serve<F: Filesystem>(
     let mut ring = thread_ring((s.depth as u32 + 1).next_power_of_two().max(8))?;
     let mut tasks = Tasks::default();
     let free: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
-    let mut served = Served::default();
+    // Requests given to the pool (the tasks count those served here).
+    let mut pooled = 0u64;
     let mut waits = Vec::new();
     let mut armed = false;
     let r = loop {
         tasks.run_woken();
         if tasks.live() == 0 {
             // Nothing in flight: the next request is all there is to wait for.
-            match take_request(s, &devs.idle, &mut tasks, &free, &mut served, pool) {
+            match take_request(s, &devs.idle, &mut tasks, &free, &mut pooled, pool) {
                 Ok(Taken::Gone) => break Ok(()),
                 Ok(_) => continue,
                 Err(e) => break Err(e),
@@ -145,7 +144,7 @@ pub(super) fn serve<F: Filesystem>(
             armed = false;
             // Readable, or an error (the connection ended): the reads tell which.
             while tasks.live() < s.depth {
-                match take_request(s, &devs.polled, &mut tasks, &free, &mut served, pool)? {
+                match take_request(s, &devs.polled, &mut tasks, &free, &mut pooled, pool)? {
                     Taken::One => {}
                     Taken::Nothing => break,
                     Taken::Gone => {
@@ -159,11 +158,10 @@ pub(super) fn serve<F: Filesystem>(
             break Ok(());
         }
     };
-    let (_, most) = tasks.counts();
+    let (here, most) = tasks.counts();
     tracing::info!(
-        "/dev/fuse ring thread {id} ended: {} requests served on its thread (at most {most} in flight at once), {} by the worker pool",
-        served.here,
-        served.pooled
+        "/dev/fuse ring thread {id} ended: {here} requests served on its thread (at most {most} in flight at once), \
+         {pooled} by the worker pool"
     );
     // Tasks still waiting for the engine are unwound with `tasks`: their requests died
     // with the connection.
@@ -180,11 +178,11 @@ enum Taken {
 /// Reads one request from `dev` (waiting for it on a blocking clone) and starts serving
 /// it: as a task, or on the pool.
 fn take_request<'a, F: Filesystem>(
-    s: &Setup<'a, F>,
+    s: &'a Setup<'a, F>,
     dev: &Arc<Dev>,
     tasks: &mut Tasks<'a>,
     free: &Rc<RefCell<Vec<Vec<u8>>>>,
-    served: &mut Served,
+    pooled: &mut u64,
     pool: &mpsc::Sender<Job>,
 ) -> io::Result<Taken> {
     let mut buf = free.borrow_mut().pop().unwrap_or_else(|| vec![0u8; s.buf_size]);
@@ -196,44 +194,32 @@ fn take_request<'a, F: Filesystem>(
         }
         Received::Gone => return Ok(Taken::Gone),
     };
-    let (here, unique) = match request::split(buf.get(..len).unwrap_or(&[]), s.setxattr_ext) {
-        Ok((h, fixed, rest)) => {
-            if h.opcode == super::abi::op::DESTROY {
-                let sender: Arc<dyn Sender> = dev.clone();
-                serve_request(s.fs, &s.gate, (h, fixed, rest), &sender, s.notifier);
-                return Ok(Taken::Gone);
-            }
-            let here = Op::parse(h.opcode, fixed, rest).map_or(true, |op| !s.fs.may_wait(&op));
-            (here, answered(&h).then_some(h.unique))
-        }
-        Err(h) => {
-            tracing::warn!("malformed FUSE request ({len} bytes)");
-            if let Some(h) = h.filter(answered) {
-                ReplyRaw::new(h.unique, dev.clone()).error(Errno::EIO);
-            }
-            free.borrow_mut().push(buf);
-            return Ok(Taken::One);
-        }
+    let sender: Arc<dyn Sender> = dev.clone();
+    let Some((h, fixed, rest)) = split_dev_request(buf.get(..len).unwrap_or(&[]), s.setxattr_ext, &sender) else {
+        free.borrow_mut().push(buf);
+        return Ok(Taken::One);
     };
+    if h.opcode == super::abi::op::DESTROY {
+        serve_request(s.fs, &s.gate, (h, fixed, rest), &sender, s.notifier);
+        return Ok(Taken::Gone);
+    }
+    let here = Op::parse(h.opcode, fixed, rest).map_or(true, |op| !s.fs.may_wait(&op));
+    let unique = answered(&h).then_some(h.unique);
     if !here {
-        served.pooled += 1;
+        *pooled += 1;
         // With the pool gone (the end) the request is dropped: the kernel aborts it.
         let _ = pool.send(Job { dev: dev.clone(), buf, len });
         return Ok(Taken::One);
     }
-    served.here += 1;
-    let (fs, gate, ext, notifier) = (s.fs, s.gate, s.setxattr_ext, s.notifier);
-    let (sender, free): (Arc<dyn Sender>, _) = (dev.clone(), free.clone());
+    let (task_dev, free) = (dev.clone(), free.clone());
     let task = move || {
-        if let Ok(req) = request::split(buf.get(..len).unwrap_or(&[]), ext) {
-            serve_request(fs, &gate, req, &sender, notifier);
-        }
+        serve_bytes(s, task_dev, buf.get(..len).unwrap_or(&[]));
         free.borrow_mut().push(buf);
     };
     if let Err(e) = tasks.spawn(task) {
         tracing::warn!("/dev/fuse ring: cannot start a task: {e}");
         if let Some(u) = unique {
-            ReplyRaw::new(u, dev.clone()).error(Errno::EIO);
+            ReplyRaw::new(u, sender).error(Errno::EIO);
         }
     }
     Ok(Taken::One)

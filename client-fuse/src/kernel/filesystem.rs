@@ -340,6 +340,25 @@ fn time_or_now(valid: u32, set: u32, now: u32, t: (i64, u32)) -> Option<TimeOrNo
 /// session is over), another user's request refused unless `gate` lets it in, the
 /// operation parsed and [`dispatch`]ed; a malformed one answered with its errno when the
 /// kernel waits for an answer.
+/// A `/dev/fuse` request's header and operation bytes; a malformed one is logged,
+/// answered EIO (when the kernel waits for an answer) and None.
+pub fn split_dev_request<'b>(
+    bytes: &'b [u8],
+    setxattr_ext: bool,
+    sender: &Arc<dyn Sender>,
+) -> Option<(InHeader, &'b [u8], &'b [u8])> {
+    match super::request::split(bytes, setxattr_ext) {
+        Ok(x) => Some(x),
+        Err(h) => {
+            tracing::warn!("malformed FUSE request ({} bytes)", bytes.len());
+            if let Some(h) = h.filter(answered) {
+                ReplyRaw::new(h.unique, sender.clone()).error(Errno::EIO);
+            }
+            None
+        }
+    }
+}
+
 pub fn serve_request<F: Filesystem>(
     fs: &F,
     gate: &Gate,

@@ -23,12 +23,12 @@ use parking_lot::Mutex;
 use super::abi::{self, InitOut};
 use super::dev::Dev;
 use super::devring;
-use super::filesystem::{Filesystem, KernelConfig, serve_request};
+use super::filesystem::{Filesystem, KernelConfig, serve_request, split_dev_request};
 use super::mount::{self, Mount, MountOptions};
 use super::notify::Notifier;
 use super::pool;
 use super::reply::{ReplyRaw, Sender};
-use super::request::{self, Gate, Op, Request, answered};
+use super::request::{self, Gate, Op, Request};
 use super::ring::{self, RingPlan};
 use super::types::{Errno, InitFlags};
 use super::uring;
@@ -279,13 +279,7 @@ impl<F: Filesystem> Session<F> {
             // After a failed start the ring threads' own errors say nothing more (the
             // scope still waits for them).
             handles.extend(ring_handles);
-            for h in handles {
-                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE thread panicked")));
-                if r.is_ok() {
-                    r = t;
-                }
-            }
-            r
+            join_all(handles, r)
         });
         self.fs.destroy();
         r
@@ -333,14 +327,7 @@ impl<F: Filesystem> Session<F> {
                 ),
                 Err(e) => tracing::error!("cannot start the /dev/fuse ring threads: {e}"),
             }
-            let mut r = started;
-            for h in handles {
-                let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE thread panicked")));
-                if r.is_ok() {
-                    r = t;
-                }
-            }
-            r
+            join_all(handles, started)
         })
     }
 
@@ -350,21 +337,25 @@ impl<F: Filesystem> Session<F> {
         let sender: Arc<dyn Sender> = dev.clone();
         loop {
             let Some(n) = dev.receive(&mut buf)? else { return Ok(()) };
-            let (h, fixed, rest) = match request::split(buf.get(..n).unwrap_or(&[]), self.setxattr_ext) {
-                Ok(x) => x,
-                Err(h) => {
-                    tracing::warn!("malformed FUSE request ({n} bytes)");
-                    if let Some(h) = h.filter(answered) {
-                        ReplyRaw::new(h.unique, sender.clone()).error(Errno::EIO);
-                    }
-                    continue;
-                }
+            let Some(req) = split_dev_request(buf.get(..n).unwrap_or(&[]), self.setxattr_ext, &sender) else {
+                continue;
             };
-            if serve_request(&self.fs, &self.gate, (h, fixed, rest), &sender, notifier) {
+            if serve_request(&self.fs, &self.gate, req, &sender, notifier) {
                 return Ok(());
             }
         }
     }
+}
+
+/// Waits for every thread; the first error: `r`'s, else a thread's.
+fn join_all(handles: Vec<std::thread::ScopedJoinHandle<'_, io::Result<()>>>, mut r: io::Result<()>) -> io::Result<()> {
+    for h in handles {
+        let t = h.join().unwrap_or_else(|_| Err(io::Error::other("a FUSE thread panicked")));
+        if r.is_ok() {
+            r = t;
+        }
+    }
+    r
 }
 
 /// Whether the kernel offers FUSE over io_uring at INIT; Err: why not.
