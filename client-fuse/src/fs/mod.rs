@@ -311,6 +311,8 @@ impl Filesystem for QtfsFs {
             // A handle's close is sent without waiting; FLUSH drops the owner's locks
             // with a round trip of its own.
             Op::Fsyncdir { .. } | Op::Flush { .. } | Op::Release(_) => false,
+            // Local bookkeeping, or ENOSYS at once.
+            Op::Forget { .. } | Op::BatchForget { .. } | Op::Other(_) => false,
             // `-o proc` opens some files from the shared session (crate::cgroups).
             Op::Open { .. } | Op::Create { .. } => self.proc.is_some(),
             // A relayed file waits for its peer; a write into a cgroup's pid file may be

@@ -6,9 +6,12 @@
 //! to another thread — where the plain `/dev/fuse` workers block one thread per request.
 //!
 //! Each thread owns two clones of the mount's descriptor and a small io_uring. While
-//! requests of the thread are in flight, the ring carries their waits and the readiness
-//! (`POLL_ADD`) of the non-blocking clone; when it is readable the thread reads requests
-//! until none is left or `depth` of its requests are in flight. With nothing in flight
+//! requests of the thread are in flight, the ring carries their waits and, unless another
+//! thread waits in the blocking read below, the readiness (`POLL_ADD`) of the
+//! non-blocking clone; when it is readable the thread reads requests until none is left
+//! or `depth` of its requests are in flight. (The kernel wakes one blocking reader per
+//! request but every poller: a busy thread polling beside an idle one was woken for
+//! requests the idle one took.) With nothing in flight
 //! there is nothing but the next request to wait for, and the thread waits for it in a
 //! plain blocking read of the other clone: one system call, as a `/dev/fuse` worker, where
 //! a poll through the ring costs two and an empty read (a request at a time is the
@@ -26,6 +29,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use io_uring::{IoUring, opcode, types};
@@ -60,6 +64,9 @@ pub(super) struct Setup<'a, F> {
     pub buf_size: usize,
     /// Requests in flight on the thread at most.
     pub depth: usize,
+    /// Threads waiting in the blocking read: while one is, the busy threads leave new
+    /// requests to it (the kernel wakes one blocking reader a request, but every poller).
+    pub idle_readers: AtomicUsize,
 }
 
 /// Serves `job` on a pool worker.
@@ -108,7 +115,10 @@ pub(super) fn serve<F: Filesystem>(
         tasks.run_woken();
         if tasks.live() == 0 {
             // Nothing in flight: the next request is all there is to wait for.
-            match take_request(s, &devs.idle, &mut tasks, &free, &mut pooled, pool) {
+            s.idle_readers.fetch_add(1, Ordering::Relaxed);
+            let taken = take_request(s, &devs.idle, &mut tasks, &free, &mut pooled, pool);
+            s.idle_readers.fetch_sub(1, Ordering::Relaxed);
+            match taken {
                 Ok(Taken::Gone) => break Ok(()),
                 Ok(_) => continue,
                 Err(e) => break Err(e),
@@ -116,7 +126,9 @@ pub(super) fn serve<F: Filesystem>(
         }
         tasks.take_waits(&mut waits);
         let mut sqes: Vec<_> = waits.drain(..).map(|(ud, w)| w.sqe(ud)).collect();
-        if !armed && tasks.live() < s.depth {
+        // A thread leaving the blocking read with none left there polls for the next
+        // request, so that one always does while requests wait for their answers.
+        if !armed && tasks.live() < s.depth && s.idle_readers.load(Ordering::Relaxed) == 0 {
             let poll = opcode::PollAdd::new(types::Fd(devs.polled.raw()), libc::POLLIN as u32).build();
             sqes.push(poll.user_data(DEV_READABLE));
             armed = true;

@@ -17,6 +17,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use parking_lot::Mutex;
 
@@ -303,6 +304,7 @@ impl<F: Filesystem> Session<F> {
             notifier: &notifier,
             buf_size: self.buf_size,
             depth: DEV_RING_DEPTH,
+            idle_readers: AtomicUsize::new(0),
         };
         let setup = &setup;
         std::thread::scope(|sc| {
