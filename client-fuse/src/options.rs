@@ -117,7 +117,8 @@ pub struct Cli {
     /// Stay in the foreground (default: detach once mounted).
     #[arg(long, short = 'f')]
     pub foreground: bool,
-    /// Log level: error, warn, info, debug (or RUST_LOG).
+    /// Log level: error, warn, info, debug, trace (every FUSE request: its node, caller pid
+    /// and arguments) (or RUST_LOG).
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,
     /// The directory on the HOST (absolute; must be in the engine's [Mount] whitelist).

@@ -10,7 +10,7 @@ use super::abi::InHeader;
 use super::abi::{self, InitIn, InitOut};
 use super::notify::{Notifier, PollNotifier};
 use super::reply::*;
-use super::request::{Gate, LkIn, Op, Request, answered};
+use super::request::{self, Gate, LkIn, Op, Request, answered};
 use super::types::*;
 
 /// What INIT negotiates: the kernel's offer and what the file system asks for.
@@ -375,7 +375,10 @@ pub fn serve_request<F: Filesystem>(
         return false;
     }
     match Op::parse(h.opcode, fixed, rest) {
-        Ok(o) => dispatch(fs, &Request::new(h), o, sender, notifier),
+        Ok(o) => {
+            tracing::trace!("request {} node {} pid {}: {:?}", h.unique, h.nodeid, h.pid, request::Brief(&o));
+            dispatch(fs, &Request::new(h), o, sender, notifier)
+        }
         Err(e) if answered(&h) => ReplyRaw::new(h.unique, sender.clone()).error(e),
         Err(_) => {}
     }

@@ -326,6 +326,23 @@ fn time(r: &mut Rd<'_>) -> Option<u64> {
     r.u64()
 }
 
+/// An operation as the trace log shows it: its arguments, the bytes of data and values
+/// only counted.
+pub struct Brief<'o, 'a>(pub &'o Op<'a>);
+
+impl std::fmt::Debug for Brief<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Op::Write { fh, offset, data, .. } => {
+                write!(f, "Write {{ fh: {fh}, offset: {offset}, {} bytes }}", data.len())
+            }
+            Op::Setxattr { name, value, .. } => write!(f, "Setxattr {{ name: {name:?}, {} bytes }}", value.len()),
+            Op::BatchForget { nodes } => write!(f, "BatchForget {{ {} nodes }}", nodes.len() / 16),
+            o => write!(f, "{o:?}"),
+        }
+    }
+}
+
 impl<'a> Op<'a> {
     /// Parses operation `opcode` from its `fixed` structure and the `rest`. A structure
     /// too short for the operation is EIO; a length that contradicts the data, EINVAL.
@@ -519,6 +536,17 @@ mod tests {
         let mut w = vec![0u8; 40];
         w[16..20].copy_from_slice(&100u32.to_ne_bytes());
         assert_eq!(Op::parse(op::WRITE, &w, b"short").unwrap_err(), Errno::EINVAL);
+    }
+
+    #[test]
+    fn the_trace_shows_data_and_values_as_their_length() {
+        let data = [0xabu8; 300];
+        let w = Op::Write { fh: 3, offset: 8192, write_flags: 0, lock_owner: 0, flags: 0, data: &data };
+        assert_eq!(format!("{:?}", Brief(&w)), "Write { fh: 3, offset: 8192, 300 bytes }");
+        let x = Op::Setxattr { flags: 0, name: OsStr::new("user.k"), value: b"secret" };
+        assert_eq!(format!("{:?}", Brief(&x)), "Setxattr { name: \"user.k\", 6 bytes }");
+        let l = Op::Lookup { name: OsStr::new("f") };
+        assert_eq!(format!("{:?}", Brief(&l)), format!("{l:?}"));
     }
 
     #[test]
