@@ -13,10 +13,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use qtfs_proto::consts::{self, WlType, errno, setattr};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish, ident_of, proc_cstr, res_fd, resolve, stat_now, stat_reply};
+use super::common::{Next, Req, fail, finish, ident_of, proc_cstr, res_fd, resolve, stat_now, stat_reply};
 use super::gates::{allowed_fd, device_open_ok, growth, space_ok, wl_handle};
 use super::path::SAFE;
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::{SetattrArgs, Step};
 use crate::creds;
 use crate::sys;

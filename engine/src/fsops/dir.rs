@@ -12,10 +12,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish, resolve};
+use super::common::{Next, Req, fail, finish, resolve};
 use super::gates::allowed_fd;
 use super::path::SAFE;
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::ReaddirArgs;
 use crate::creds;
 use crate::sys;

@@ -14,17 +14,10 @@ use qtfs_proto::wire::Fixed;
 use qtfs_proto::*;
 
 use super::common::Req;
-use super::service::Ctx;
+use super::req::EpollReg;
+use super::state::Ctx;
 use crate::ring::UD_IGNORE;
-use crate::session::{OpenFile, Session};
-
-/// A readiness registration (EPOLL_CTL ADD) in flight as a multishot poll.
-pub(super) struct EpollReg {
-    conn: usize,
-    handle: u64,
-    cookie: u64,
-    _file: Arc<OpenFile>,
-}
+use crate::session::Session;
 
 /// EPOLL_CTL: adds, modifies or deletes the registration of a handle.
 pub(super) fn ctl(core: &mut Ctx, rq: &Req<'_>) {

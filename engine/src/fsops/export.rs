@@ -16,7 +16,7 @@ use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
 use super::common::Req;
-use super::service::Ctx;
+use super::state::Ctx;
 use crate::creds::{self, IdPolicy};
 use crate::session::Session;
 use crate::sys;

@@ -44,8 +44,9 @@ use io_uring::{opcode, types};
 use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
-use super::common::{FsReq, Req, fail, finish, respond_built};
-use super::service::Ctx;
+use super::common::{Req, fail, finish, respond_built};
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::{FifoIo, OpenStep, SpecialOpen, Step};
 use crate::creds;
 use crate::session::OpenFile;

@@ -10,8 +10,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use qtfs_proto::consts::{WlType, errno};
 
-use super::common::{FsReq, res_fd};
-use super::service::Ctx;
+use super::common::res_fd;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::{devices, path};
 use crate::session::{Export, OpenFile, Session};
 use crate::sys;

@@ -16,9 +16,10 @@ use io_uring::{opcode, squeue, types};
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Req, as_opener, fail, finish, finish_empty, opener_personality, put_header, respond_built};
+use super::common::{Req, as_opener, fail, finish, finish_empty, opener_personality, put_header, respond_built};
 use super::gates::{growth, space_ok, wl_handle};
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::Step;
 use super::{fifo, locks};
 use crate::ring::UD_IGNORE;

@@ -12,7 +12,7 @@ use qtfs_proto::*;
 
 use super::common::Req;
 use super::gates::wl_handle;
-use super::service::Ctx;
+use super::state::Ctx;
 use crate::creds;
 use crate::session::OpenFile;
 use crate::sys;

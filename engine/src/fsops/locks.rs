@@ -16,7 +16,7 @@
 //! CLOSE). A waiting
 //! request ends with the lock (success), with EINTR when the client sends CANCEL for it
 //! or its connection closes, with EBADF when its handle is closed meanwhile, and
-//! ENOLCK when its session already has `waiter::MAX_PER_SESSION` waits on this core.
+//! ENOLCK when its session already has `parked::MAX_PER_SESSION` waits on this core.
 //!
 //! Identity: locking needs no permission beyond the handle's access mode (a write lock
 //! needs a handle open for writing: EBADF otherwise), so no identity is switched.
@@ -32,8 +32,9 @@ use std::time::Duration;
 use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Req, fail, finish_empty};
-use super::service::Ctx;
+use super::common::{Req, fail, finish_empty};
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::{LockWait, Step};
 use super::waiter::{self, Class};
 use crate::session::Session;

@@ -28,13 +28,15 @@
 //! the reactor's response API (`ring::Reactor`, reached through `Ctx`). It is the top of
 //! `fsops`: [`dispatch`] gives each request to the module of its operation (one line
 //! each) and [`complete`] each ring completion to the module of the step it finishes
-//! ([`steps::Step`]); `service` is what the core's reactor calls. No submodule imports
-//! this one.
+//! ([`steps::Step`]); its `impl Service for Fs` is what the core's reactor calls. No
+//! submodule imports this one.
 //!
 //! | module | owns |
 //! |---|---|
-//! | `service` | the per-core state, the handlers' context `Ctx`, the reactor's entry points |
-//! | `common` | the in-flight request `FsReq`, decoding, answers, identity, ring helpers |
+//! | `state` | the per-core state and the handlers' context `Ctx` |
+//! | `req` | what is in flight: the request `FsReq`, readiness registrations `EpollReg` |
+//! | `parked` | the table of parked requests (data; `waiter` works through it) |
+//! | `common` | decoding, answers, identity, ring helpers |
 //! | `steps` | the named steps of multi-step operations |
 //! | `gates` | whitelist, device and free-space checks |
 //! | `attr` | LOOKUP, GETATTR, FGETATTR, STATFS, SETATTR |
@@ -69,8 +71,10 @@ mod locks;
 pub mod mounts;
 mod names;
 mod open;
+mod parked;
 mod process;
-mod service;
+mod req;
+mod state;
 mod steps;
 mod sysmount;
 pub(crate) mod waiter;
@@ -81,14 +85,16 @@ pub use crate::{devices, path, whitelist};
 
 use std::time::Instant;
 
+use io_uring::{cqueue, opcode};
 use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
-pub(crate) use service::{Fs, SVC};
+pub(crate) use state::{Fs, SVC};
 
-use common::FsReq;
+use crate::ring::{Reactor, Service, UD_IGNORE, svc_of, svc_ud};
 use common::{Req, fail, reply_now};
-use service::Ctx;
+use req::FsReq;
+use state::{Ctx, FsOp};
 use steps::Step;
 
 /// Hands a request frame to its operation.
@@ -218,5 +224,76 @@ fn complete(core: &mut Ctx, mut r: Box<FsReq>, res: i32) {
             tracing::error!(op = %r.op, "completion for a request without a step");
             fail(core, r, errno::EIO)
         }
+    }
+}
+
+/// The reactor's entry points into the file service of one core.
+impl Service for Fs {
+    fn on_frame(&mut self, r: &mut Reactor, conn: usize, h: FrameHeader, op: Op, payload: &[u8]) {
+        dispatch(&mut Ctx { r, fs: self }, conn, h, op, payload);
+    }
+
+    fn on_completion(&mut self, r: &mut Reactor, ud: u64, res: i32, flags: u32) {
+        let Some((_, key)) = svc_of(ud) else { return };
+        let mut core = Ctx { r, fs: self };
+        if cqueue::more(flags) {
+            // A multishot poll that stays armed: its registration stays.
+            match core.fs.ops.get(key) {
+                Some(FsOp::Epoll(_)) => epoll::epoll_event(&mut core, ud, res),
+                _ => tracing::error!(ud, "MORE on a single-shot operation"),
+            }
+            return;
+        }
+        match core.fs.ops.try_remove(key) {
+            Some(FsOp::Req(req)) => complete(&mut core, req, res),
+            Some(FsOp::Epoll(reg)) => epoll::epoll_done(&mut core, ud, *reg, res),
+            None => tracing::error!(ud, "completion for an unknown file operation"),
+        }
+    }
+
+    fn owner(&self, ud: u64) -> Option<usize> {
+        match self.ops.get(svc_of(ud)?.1)? {
+            FsOp::Req(r) => Some(r.conn()),
+            FsOp::Epoll(_) => None,
+        }
+    }
+
+    /// Cancels every ring operation of `conn`'s requests (a READ on an idle FIFO, an
+    /// open waiting for a FIFO's other end…): nobody will read their answers, and until
+    /// they finish they keep the connection, its session and their descriptors alive.
+    /// Each finishes with an error, which releases the connection as usual.
+    fn conn_closing(&mut self, r: &mut Reactor, conn: usize) {
+        if r.conns.get(conn).is_none_or(|c| c.inflight == 0) {
+            return;
+        }
+        for (key, op) in self.ops.iter() {
+            if matches!(op, FsOp::Req(req) if req.conn() == conn) {
+                r.push(opcode::AsyncCancel::new(svc_ud(SVC, key)).build().user_data(UD_IGNORE));
+            }
+        }
+    }
+
+    /// Another core may have released what requests parked here wait for.
+    fn on_wake(&mut self, r: &mut Reactor) {
+        waiter::on_wake(&mut Ctx { r, fs: self });
+    }
+
+    fn on_tick(&mut self, _r: &mut Reactor, trim: bool) {
+        if trim {
+            self.reqs.truncate(64);
+            self.reqs.shrink_to_fit();
+        }
+    }
+
+    fn abandon(&mut self, ud: u64, _res: i32, flags: u32) {
+        if let Some((_, key)) = svc_of(ud)
+            && !cqueue::more(flags)
+        {
+            self.ops.try_remove(key);
+        }
+    }
+
+    fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.ops));
     }
 }

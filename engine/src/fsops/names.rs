@@ -17,13 +17,12 @@ use io_uring::{opcode, types};
 use qtfs_proto::consts::{WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{
-    FsReq, Next, Req, fail, finish, finish_empty, mutate, note_dir, proc_cstr, res_fd, resolve, stat_reply,
-};
+use super::common::{Next, Req, fail, finish, finish_empty, mutate, note_dir, proc_cstr, res_fd, resolve, stat_reply};
 use super::devices;
 use super::gates::allowed_fd;
 use super::path::{self, SAFE};
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::{LinkStep, Make, MakeStep, RemoveStep, RenameStep, Step};
 use crate::creds;
 use crate::sys;

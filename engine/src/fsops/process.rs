@@ -13,7 +13,7 @@ use qtfs_proto::consts::errno;
 use qtfs_proto::*;
 
 use super::common::Req;
-use super::service::Ctx;
+use super::state::Ctx;
 use crate::creds;
 use crate::sys;
 

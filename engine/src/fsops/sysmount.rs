@@ -13,11 +13,12 @@ use std::os::fd::OwnedFd;
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish_empty, ident_of, resolve};
+use super::common::{Next, Req, fail, finish_empty, ident_of, resolve};
 use super::gates::allowed_fd;
 use super::mounts;
 use super::path::{self, SAFE};
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::{Step, SysmountArgs, SysmountStep};
 use crate::creds::{self, Ident};
 

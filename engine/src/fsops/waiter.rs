@@ -13,22 +13,23 @@
 //! so closing its connection cancels it like any other in-flight request (the owner sees
 //! `-ECANCELED`); [`cancel`] does the same for one request (QTP CANCEL), and
 //! [`cancel_object`] for every request parked on one object (a handle being closed).
-//! A session may have at most [`MAX_PER_SESSION`] requests parked on one core.
+//! A session may have at most `parked::MAX_PER_SESSION` requests parked on one core.
 //!
 //! Users: lock waits (`locks`). FIFO/pty readiness waits that cannot use a poll (none
 //! today: `fifo` polls its descriptor) would park here with a class of their own.
 //!
-//! This module owns the parked-request table of a core; what is retried and what a
-//! wake means belongs to the user.
+//! This module owns parking, waking and cancelling; the table of parked requests is
+//! `parked::Waiters` (data, held by the core's state); what is retried and what a wake
+//! means belongs to the user.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use io_uring::{opcode, types};
 
-use super::common::FsReq;
-use super::service::Ctx;
+pub(crate) use super::parked::Class;
+use super::req::FsReq;
+use super::state::Ctx;
 use crate::ring::UD_IGNORE;
 
 /// First retry delay of a parked request (and the delay after a [`wake`]).
@@ -36,64 +37,6 @@ pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(5);
 /// Longest retry delay: a condition changed by something that does not wake us (a HOST
 /// process) is noticed within this long.
 pub(crate) const MAX_DELAY: Duration = Duration::from_millis(100);
-/// Requests one session may have parked on one core (well below a connection's
-/// `max_inflight`, so that a client whose waits are parked can still send CANCEL).
-pub(crate) const MAX_PER_SESSION: u32 = 64;
-
-/// What a parked request waits for; [`wake`] wakes one class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Class {
-    Lock,
-}
-
-impl Class {
-    /// Its kick reason for the other cores ([`crate::wakeup::Wakeups::kick`]).
-    fn reason(self) -> u32 {
-        match self {
-            Class::Lock => 1,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Parked {
-    /// user_data of the parked timer.
-    ud: u64,
-    session: u64,
-    class: Class,
-    /// What it waits on (a handle), for [`cancel_object`].
-    object: u64,
-    /// [`wake`] fired its timer early.
-    woken: bool,
-}
-
-/// The parked requests of one core, by (connection, request id).
-#[derive(Debug)]
-pub(crate) struct Waiters {
-    parked: HashMap<(usize, u64), Parked>,
-    per_session: HashMap<u64, u32>,
-    /// The (almost) zero delay given to a timer by [`wake`]; the kernel reads it when
-    /// the update is submitted, so it lives as long as the core.
-    now: Box<types::Timespec>,
-}
-
-impl Default for Waiters {
-    fn default() -> Self {
-        Waiters {
-            parked: HashMap::new(),
-            per_session: HashMap::new(),
-            now: Box::new(types::Timespec::new().nsec(1_000)),
-        }
-    }
-}
-
-impl Waiters {
-    /// Whether `session` may park one more request on this core.
-    pub(crate) fn admit(&self, session: u64) -> bool {
-        self.per_session.get(&session).copied().unwrap_or(0) < MAX_PER_SESSION
-    }
-}
-
 /// The delay after `prev`: doubled, between [`FIRST_DELAY`] and [`MAX_DELAY`].
 pub(crate) fn next_delay(prev: Duration) -> Duration {
     prev.saturating_mul(2).clamp(FIRST_DELAY, MAX_DELAY)
@@ -110,28 +53,18 @@ pub(crate) fn park(core: &mut Ctx, mut r: Box<FsReq>, class: Class, object: u64,
     // The timespec lives in the boxed request, which `Fs::ops` owns (unmoved)
     // until the completion arrives.
     let ud = core.submit_req_now(opcode::Timeout::new(ts).build(), r);
-    let w = &mut core.fs.waiters;
-    if w.parked.insert(key, Parked { ud, session, class, object, woken: false }).is_none() {
-        *w.per_session.entry(session).or_default() += 1;
-    }
-    let n = w.parked.len();
+    let n = core.fs.waiters.insert(key, ud, session, class, object);
     core.r.shared.wakeups.set_parked(core.r.idx, n);
 }
 
 /// Forgets the parked request `(conn, id)` whose timer completed; returns whether it was
 /// woken early by [`wake`].
 pub(crate) fn unpark(core: &mut Ctx, conn: usize, id: u64) -> bool {
-    let w = &mut core.fs.waiters;
-    let Some(p) = w.parked.remove(&(conn, id)) else { return false };
-    if let Some(n) = w.per_session.get_mut(&p.session) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            w.per_session.remove(&p.session);
-        }
+    let (woken, n) = core.fs.waiters.remove((conn, id));
+    if woken.is_some() {
+        core.r.shared.wakeups.set_parked(core.r.idx, n);
     }
-    let n = w.parked.len();
-    core.r.shared.wakeups.set_parked(core.r.idx, n);
-    p.woken
+    woken.unwrap_or(false)
 }
 
 /// Makes every parked timer of `class` fire now, on this core and (through their
@@ -154,13 +87,8 @@ pub(crate) fn on_wake(core: &mut Ctx) {
 /// timer whose completion is queued but not handled yet still owns its `ops` slot (its
 /// user_data cannot be reused), and updating it then fails harmlessly with ENOENT.
 fn wake_here(core: &mut Ctx, class: Class) {
-    let now: *const types::Timespec = &*core.fs.waiters.now;
-    let mut uds = Vec::new();
-    for p in core.fs.waiters.parked.values_mut().filter(|p| p.class == class && !p.woken) {
-        p.woken = true;
-        uds.push(p.ud);
-    }
-    for ud in uds {
+    let now = core.fs.waiters.now();
+    for ud in core.fs.waiters.fire(class) {
         core.r.push(opcode::TimeoutUpdate::new(ud, now).build().user_data(UD_IGNORE));
     }
 }
@@ -168,22 +96,14 @@ fn wake_here(core: &mut Ctx, class: Class) {
 /// Cancels the parked request `(conn, id)` (its owner sees `-ECANCELED`); false when no
 /// such request is parked on this core.
 pub(crate) fn cancel(core: &mut Ctx, conn: usize, id: u64) -> bool {
-    let Some(ud) = core.fs.waiters.parked.get(&(conn, id)).map(|p| p.ud) else { return false };
+    let Some(ud) = core.fs.waiters.timer((conn, id)) else { return false };
     core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     true
 }
 
 /// Cancels every request of `session` parked on `object` in `class` on this core.
 pub(crate) fn cancel_object(core: &mut Ctx, session: u64, class: Class, object: u64) {
-    let uds: Vec<u64> = core
-        .fs
-        .waiters
-        .parked
-        .values()
-        .filter(|p| p.session == session && p.class == class && p.object == object)
-        .map(|p| p.ud)
-        .collect();
-    for ud in uds {
+    for ud in core.fs.waiters.timers_on(session, class, object) {
         core.r.push(opcode::AsyncCancel::new(ud).build().user_data(UD_IGNORE));
     }
 }

@@ -11,10 +11,11 @@ use std::os::fd::AsRawFd;
 use qtfs_proto::consts::WlType;
 use qtfs_proto::*;
 
-use super::common::{FsReq, Next, Req, fail, finish, finish_empty, proc_cstr, res_fd, resolve};
+use super::common::{Next, Req, fail, finish, finish_empty, proc_cstr, res_fd, resolve};
 use super::gates::wl_at;
 use super::path::SAFE;
-use super::service::Ctx;
+use super::req::FsReq;
+use super::state::Ctx;
 use super::steps::XattrAct;
 use crate::creds;
 use crate::sys;

@@ -1,23 +1,22 @@
-//! File operations as a service of the reactor: the per-core state (requests in flight,
-//! the spare-request pool, parked waits), the context every handler gets ([`Ctx`]: the
-//! reactor and that state), and the [`Service`] entry points.
+//! The per-core state of the file service (requests in flight, the spare-request pool,
+//! the parked-request table `parked::Waiters`) and the context every handler gets ([`Ctx`]: the reactor and
+//! that state). It imports no handler module — they all build on it; the reactor's entry
+//! points (`impl Service for Fs`) are the top module's (`fsops`).
 
 use std::os::fd::IntoRawFd;
 
-use io_uring::{cqueue, opcode, squeue, types};
-use qtfs_proto::{FrameHeader, Op};
+use io_uring::{opcode, squeue, types};
 use slab::Slab;
 
-use super::common::FsReq;
-use super::epoll::EpollReg;
-use super::waiter::Waiters;
-use crate::ring::{Reactor, Service, UD_IGNORE, svc_of, svc_ud};
+use super::parked::Waiters;
+use super::req::{EpollReg, FsReq};
+use crate::ring::{Reactor, UD_IGNORE, svc_of, svc_ud};
 
 /// This service's id in the user_data of its ring operations.
 pub(crate) const SVC: u8 = 1;
 
 /// A ring operation of a file request.
-enum FsOp {
+pub(super) enum FsOp {
     Req(Box<FsReq>),
     /// A readiness registration (EPOLL_CTL), a multishot poll.
     Epoll(Box<EpollReg>),
@@ -26,11 +25,11 @@ enum FsOp {
 /// The file-operation state of one core.
 pub(crate) struct Fs {
     /// Operations in flight, by token.
-    ops: Slab<FsOp>,
+    pub(super) ops: Slab<FsOp>,
     /// Spare requests. Boxed on purpose: the kernel holds pointers into a request, so
     /// its address must not change while it moves between the pool and `ops`.
     #[allow(clippy::vec_box)]
-    reqs: Vec<Box<FsReq>>,
+    pub(super) reqs: Vec<Box<FsReq>>,
     /// Requests parked on a ring timer until they may be retried (lock waits).
     pub(crate) waiters: Waiters,
     /// The request being dispatched marked its session as a maker of changes
@@ -116,75 +115,5 @@ impl Ctx<'_> {
             FsOp::Epoll(reg) => Some(reg),
             FsOp::Req(_) => None,
         }
-    }
-}
-
-impl Service for Fs {
-    fn on_frame(&mut self, r: &mut Reactor, conn: usize, h: FrameHeader, op: Op, payload: &[u8]) {
-        super::dispatch(&mut Ctx { r, fs: self }, conn, h, op, payload);
-    }
-
-    fn on_completion(&mut self, r: &mut Reactor, ud: u64, res: i32, flags: u32) {
-        let Some((_, key)) = svc_of(ud) else { return };
-        let mut core = Ctx { r, fs: self };
-        if cqueue::more(flags) {
-            // A multishot poll that stays armed: its registration stays.
-            match core.fs.ops.get(key) {
-                Some(FsOp::Epoll(_)) => super::epoll::epoll_event(&mut core, ud, res),
-                _ => tracing::error!(ud, "MORE on a single-shot operation"),
-            }
-            return;
-        }
-        match core.fs.ops.try_remove(key) {
-            Some(FsOp::Req(req)) => super::complete(&mut core, req, res),
-            Some(FsOp::Epoll(reg)) => super::epoll::epoll_done(&mut core, ud, *reg, res),
-            None => tracing::error!(ud, "completion for an unknown file operation"),
-        }
-    }
-
-    fn owner(&self, ud: u64) -> Option<usize> {
-        match self.ops.get(svc_of(ud)?.1)? {
-            FsOp::Req(r) => Some(r.conn()),
-            FsOp::Epoll(_) => None,
-        }
-    }
-
-    /// Cancels every ring operation of `conn`'s requests (a READ on an idle FIFO, an
-    /// open waiting for a FIFO's other end…): nobody will read their answers, and until
-    /// they finish they keep the connection, its session and their descriptors alive.
-    /// Each finishes with an error, which releases the connection as usual.
-    fn conn_closing(&mut self, r: &mut Reactor, conn: usize) {
-        if r.conns.get(conn).is_none_or(|c| c.inflight == 0) {
-            return;
-        }
-        for (key, op) in self.ops.iter() {
-            if matches!(op, FsOp::Req(req) if req.conn() == conn) {
-                r.push(opcode::AsyncCancel::new(svc_ud(SVC, key)).build().user_data(UD_IGNORE));
-            }
-        }
-    }
-
-    /// Another core may have released what requests parked here wait for.
-    fn on_wake(&mut self, r: &mut Reactor) {
-        super::waiter::on_wake(&mut Ctx { r, fs: self });
-    }
-
-    fn on_tick(&mut self, _r: &mut Reactor, trim: bool) {
-        if trim {
-            self.reqs.truncate(64);
-            self.reqs.shrink_to_fit();
-        }
-    }
-
-    fn abandon(&mut self, ud: u64, _res: i32, flags: u32) {
-        if let Some((_, key)) = svc_of(ud)
-            && !cqueue::more(flags)
-        {
-            self.ops.try_remove(key);
-        }
-    }
-
-    fn leak(&mut self) {
-        std::mem::forget(std::mem::take(&mut self.ops));
     }
 }
