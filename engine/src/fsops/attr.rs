@@ -15,11 +15,11 @@ use qtfs_proto::*;
 
 use super::common::{Next, Req, fail, finish, ident_of, proc_cstr, res_fd, resolve, stat_now, stat_reply};
 use super::gates::{allowed_fd, device_open_ok, growth, space_ok, wl_handle};
-use super::path::SAFE;
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::{SetattrArgs, Step};
 use crate::creds;
+use crate::path::SAFE;
 use crate::sys;
 
 /// LOOKUP: the attributes of the object a path names (a final symlink not followed).
@@ -128,7 +128,7 @@ pub(super) fn setattr(core: &mut Ctx, rq: &Req<'_>) {
         Some(e) => r.export = Some(e),
         None => return fail(core, r, errno::ESTALE),
     }
-    if let Err(e) = super::path::check(m.path.0) {
+    if let Err(e) = crate::path::check(m.path.0) {
         return fail(core, r, e);
     }
     r.push_str(if m.path.is_empty() { b"." } else { m.path.0 });

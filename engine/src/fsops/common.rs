@@ -19,11 +19,11 @@ use io_uring::{opcode, squeue, types};
 use qtfs_proto::consts::{self, errno};
 use qtfs_proto::*;
 
-use super::path::RESOLVE_CACHED;
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::Step;
 use crate::creds::{self, IdPolicy, Ident};
+use crate::path::RESOLVE_CACHED;
 use crate::session::{OpenFile, Session};
 use crate::stats::Done;
 use crate::sys;
@@ -82,10 +82,10 @@ impl<'a> Req<'a> {
         }
     }
 
-    /// [`Req::begin_in`], and the wire path `p` checked ([`super::path::check`]).
+    /// [`Req::begin_in`], and the wire path `p` checked ([`crate::path::check`]).
     pub fn begin_at(&self, core: &mut Ctx, ctx: &ReqCtx, groups: &Groups<'_>, p: &[u8]) -> Option<Box<FsReq>> {
         let mut r = self.begin(core);
-        match with_ctx(core, &mut r, ctx, groups).and_then(|_| super::path::check(p).map(|_| ())) {
+        match with_ctx(core, &mut r, ctx, groups).and_then(|_| crate::path::check(p).map(|_| ())) {
             Ok(()) => Some(r),
             Err(e) => {
                 fail(core, r, e);

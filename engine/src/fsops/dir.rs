@@ -14,11 +14,11 @@ use qtfs_proto::*;
 
 use super::common::{Next, Req, fail, finish, resolve};
 use super::gates::allowed_fd;
-use super::path::SAFE;
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::ReaddirArgs;
 use crate::creds;
+use crate::path::SAFE;
 use crate::sys;
 
 /// READDIR: opens the directory, then lists it ([`listed`]).

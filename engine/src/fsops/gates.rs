@@ -13,9 +13,9 @@ use qtfs_proto::consts::{WlType, errno};
 use super::common::res_fd;
 use super::req::FsReq;
 use super::state::Ctx;
-use super::{devices, path};
 use crate::session::{Export, OpenFile, Session};
 use crate::sys;
+use crate::{devices, path};
 
 /// `--min-free`: ENOSPC when growing a file on `fd`'s file system by `grow` bytes would
 /// leave less available space than the floor (a client with [Write] must not fill the

@@ -15,7 +15,7 @@
 //! - `MS_BIND` and `MS_MOVE` take their source as a path beneath the same export (a
 //!   literal HOST path is refused), and the tree placed at the target may not gain any
 //!   whitelist right it does not have at the source
-//!   ([`super::whitelist::Whitelist::gained_tree`]): a bind of a read-only area onto a
+//!   ([`crate::whitelist::Whitelist::gained_tree`]): a bind of a read-only area onto a
 //!   writable one would otherwise launder it, as a hard link would. A bind keeps the
 //!   source mount's `nosuid`/`nodev`/`noexec`/`ro`, and a later remount cannot drop them.
 //! - Everything that changes an existing mount (`MS_MOVE`'s source, `MS_REMOUNT`,
@@ -227,7 +227,7 @@ fn cstr(b: &[u8]) -> Result<CString, i32> {
 /// `data` the mount options; `wl` judges whether a bind or move gains rights.
 pub(crate) fn perform(
     mounts: &SysMounts,
-    wl: &super::whitelist::Whitelist,
+    wl: &crate::whitelist::Whitelist,
     plan: &Plan,
     target: &OwnedFd,
     source: Option<&OwnedFd>,

@@ -18,13 +18,13 @@ use qtfs_proto::consts::{WlType, errno};
 use qtfs_proto::*;
 
 use super::common::{Next, Req, fail, finish, finish_empty, mutate, note_dir, proc_cstr, res_fd, resolve, stat_reply};
-use super::devices;
 use super::gates::allowed_fd;
-use super::path::{self, SAFE};
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::{LinkStep, Make, MakeStep, RemoveStep, RenameStep, Step};
 use crate::creds;
+use crate::devices;
+use crate::path::{self, SAFE};
 use crate::sys;
 
 // ------------------------------------------------------------------ MKDIR, MKNOD, SYMLINK
@@ -252,7 +252,7 @@ pub(super) fn link_step(core: &mut Ctx, mut r: Box<FsReq>, step: LinkStep, res: 
 
 /// LINK's rule: the new name (`dir`/`name`) may be allowed nothing that the existing
 /// object (`old`, by the name it was resolved through) is not
-/// ([`super::whitelist::Whitelist::gained`]); later requests on the new name are checked
+/// ([`crate::whitelist::Whitelist::gained`]); later requests on the new name are checked
 /// against the new name's path.
 fn link_gains_nothing(core: &Ctx, old: RawFd, dir: RawFd, name: &[u8]) -> Result<(), i32> {
     let err = |e: std::io::Error| sys::errno_of(&e);

@@ -21,11 +21,11 @@ use qtfs_proto::*;
 use super::common::{Next, Req, fail, fd_code, finish, note_dir, proc_cstr, res_fd, resolve, stat_now, submit_open};
 use super::fifo;
 use super::gates::{allowed_fd, device_open_ok, wl_at};
-use super::path::{self, SAFE};
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::{OpenArgs, OpenStep, SpecialOpen};
 use crate::creds;
+use crate::path::{self, SAFE};
 use crate::session::{IoMode, OpenFile};
 use crate::sys;
 

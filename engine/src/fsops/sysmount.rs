@@ -16,11 +16,11 @@ use qtfs_proto::*;
 use super::common::{Next, Req, fail, finish_empty, ident_of, resolve};
 use super::gates::allowed_fd;
 use super::mounts;
-use super::path::{self, SAFE};
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::{Step, SysmountArgs, SysmountStep};
 use crate::creds::{self, Ident};
+use crate::path::{self, SAFE};
 
 /// SYSMOUNT: target string 0, source 1, fstype 2, data 3.
 pub(super) fn sysmount(core: &mut Ctx, rq: &Req<'_>) {

@@ -13,11 +13,11 @@ use qtfs_proto::*;
 
 use super::common::{Next, Req, fail, finish, finish_empty, proc_cstr, res_fd, resolve};
 use super::gates::wl_at;
-use super::path::SAFE;
 use super::req::FsReq;
 use super::state::Ctx;
 use super::steps::XattrAct;
 use crate::creds;
+use crate::path::SAFE;
 use crate::sys;
 
 /// XATTR_LIST.
