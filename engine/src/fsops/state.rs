@@ -1,7 +1,10 @@
 //! The per-core state of the file service (requests in flight, the spare-request pool,
-//! the parked-request table `parked::Waiters`) and the context every handler gets ([`Ctx`]: the reactor and
-//! that state). It imports no handler module — they all build on it; the reactor's entry
-//! points (`impl Service for Fs`) are the top module's (`fsops`).
+//! the parked-request table `parked::Waiters`) and the context every handler gets
+//! ([`Ctx`]: the reactor and that state). It imports no handler module — they all build
+//! on it; the reactor's entry points (`impl Service for Fs`) are the top module's
+//! (`fsops`).
+//!
+//! This module owns `Fs`, `Ctx` and the bookkeeping of ring operations in flight.
 
 use std::os::fd::IntoRawFd;
 
