@@ -22,8 +22,6 @@ step() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -q -- -D warnings
 step "generated files (qtp.h, golden vectors, PROTOCOL.md)" cargo run -q -p qtfs-proto --bin qtp-gen -- --check
-module_cycles() { python3 scripts/module-cycles.py --self-test && python3 scripts/module-cycles.py; }
-step "module trees: no circular imports (scripts/module-cycles.py)" module_cycles
 step "cargo test (FUSE mounts over /dev/fuse)" cargo test --workspace -q
 # The client-fuse suite again with its mounts served through FUSE over io_uring
 # (QTFS_FUSE_TRANSPORT=uring: the rig mounts with -o io_uring=on and checks qtfs-fuse's

@@ -1,6 +1,7 @@
-//! The workspace's layout rules (issue 16), on every crate's sources: no top-level module
-//! of a crate refers to a module that refers back to it (directly or around a longer
-//! cycle), and no Rust source file is over 800 lines.
+//! The workspace's layout rules (issue 16), on every crate's sources: no module refers to
+//! a sibling module (at any depth: `fsops/state` and `fsops/common` are siblings) that
+//! refers back to it, directly or around a longer cycle, and no Rust source file is over
+//! 800 lines.
 
 use std::path::{Path, PathBuf};
 
