@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use qtfs_client::{ClientConfig, Connection};
-use qtfs_engine::fsops::{path, whitelist::Whitelist};
 use qtfs_engine::{Config, Engine, StartOptions};
+use qtfs_engine::{path, whitelist::Whitelist};
 use qtfs_proto::consts::{WlType, open};
 use qtfs_proto::*;
 use std::hint::black_box;

@@ -35,10 +35,10 @@ use std::sync::{Arc, mpsc};
 use io_uring::{IoUring, opcode, types};
 
 use super::dev::{Dev, Received};
-use super::filesystem::{Filesystem, serve_request, split_dev_request};
+use super::filesystem::{Filesystem, serve_request, served_in_place, split_dev_request};
 use super::notify::Notifier;
 use super::reply::{ReplyRaw, Sender};
-use super::request::{self, Gate, Op, answered};
+use super::request::{self, Gate, answered};
 use super::types::Errno;
 use super::uring::Tasks;
 use super::uring::tasks::POLL_TAG;
@@ -215,7 +215,7 @@ fn take_request<'a, F: Filesystem>(
         serve_request(s.fs, &s.gate, (h, fixed, rest), &sender, s.notifier);
         return Ok(Taken::Gone);
     }
-    let here = Op::parse(h.opcode, fixed, rest).map_or(true, |op| !s.fs.may_wait(&op));
+    let here = served_in_place(s.fs, (h, fixed, rest));
     let unique = answered(&h).then_some(h.unique);
     if !here {
         *pooled += 1;

@@ -336,10 +336,6 @@ fn time_or_now(valid: u32, set: u32, now: u32, t: (i64, u32)) -> Option<TimeOrNo
     }
 }
 
-/// One request of either transport, its header split off: DESTROY answered (`true`: the
-/// session is over), another user's request refused unless `gate` lets it in, the
-/// operation parsed and [`dispatch`]ed; a malformed one answered with its errno when the
-/// kernel waits for an answer.
 /// A `/dev/fuse` request's header and operation bytes; a malformed one is logged,
 /// answered EIO (when the kernel waits for an answer) and None.
 pub fn split_dev_request<'b>(
@@ -347,7 +343,7 @@ pub fn split_dev_request<'b>(
     setxattr_ext: bool,
     sender: &Arc<dyn Sender>,
 ) -> Option<(InHeader, &'b [u8], &'b [u8])> {
-    match super::request::split(bytes, setxattr_ext) {
+    match request::split(bytes, setxattr_ext) {
         Ok(x) => Some(x),
         Err(h) => {
             tracing::warn!("malformed FUSE request ({} bytes)", bytes.len());
@@ -359,6 +355,17 @@ pub fn split_dev_request<'b>(
     }
 }
 
+/// Whether a request is served where it was read (as a task of a ring thread): unless
+/// the file system says it may wait for something other than the engine. One that does
+/// not parse is answered there at once.
+pub fn served_in_place<F: Filesystem>(fs: &F, (h, fixed, rest): (InHeader, &[u8], &[u8])) -> bool {
+    Op::parse(h.opcode, fixed, rest).map_or(true, |op| !fs.may_wait(&op))
+}
+
+/// One request of either transport, its header split off: DESTROY answered (`true`: the
+/// session is over), another user's request refused unless `gate` lets it in, the
+/// operation parsed and [`dispatch`]ed; a malformed one answered with its errno when the
+/// kernel waits for an answer.
 pub fn serve_request<F: Filesystem>(
     fs: &F,
     gate: &Gate,

@@ -16,11 +16,11 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, mpsc};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use super::filesystem::{Filesystem, serve_request};
+use super::filesystem::{Filesystem, serve_request, served_in_place};
 use super::notify::Notifier;
 use super::pool;
 use super::reply::Sender;
-use super::request::{self, Gate, Op};
+use super::request::{self, Gate};
 use super::uring::{Completions, RingEntry, Tasks, UringQueue};
 
 /// Ring entries per queue.
@@ -57,14 +57,10 @@ fn cpu_count(list: &str) -> Option<usize> {
     max?.checked_add(1).filter(|&n| n <= usize::from(u16::MAX) + 1)
 }
 
-/// Whether a request is served on its queue's thread, as a task: unless the file system
-/// says it may wait for something else than its engine round trips. A request that does
-/// not parse is answered there at once.
+/// Whether a request is served on its queue's thread, as a task ([`served_in_place`]);
+/// one that does not split is answered there at once.
 fn served_here<F: Filesystem>(fs: &F, ent: &RingEntry) -> bool {
-    match request::split_ring(ent.in_header(), ent.op_in(), ent.payload()) {
-        Ok((h, fixed, rest)) => Op::parse(h.opcode, fixed, rest).map_or(true, |op| !fs.may_wait(&op)),
-        Err(_) => true,
-    }
+    request::split_ring(ent.in_header(), ent.op_in(), ent.payload()).map_or(true, |r| served_in_place(fs, r))
 }
 
 /// Parses, checks and dispatches one ring request (on a worker, or as a task). The entry (and the

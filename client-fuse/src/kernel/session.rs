@@ -219,11 +219,14 @@ impl<F: Filesystem> Session<F> {
 
     /// Serves until the file system is unmounted.
     pub fn run(mut self) -> io::Result<()> {
-        if self.rings.is_none() && self.dev_ring {
-            let r = self.run_dev_rings();
-            self.fs.destroy();
-            return r;
-        }
+        let r = if self.rings.is_none() && self.dev_ring { self.run_dev_rings() } else { self.run_workers() };
+        self.fs.destroy();
+        r
+    }
+
+    /// `/dev/fuse` through blocking workers (and the io_uring queues with their pool, when
+    /// INIT chose them), until the file system is gone.
+    fn run_workers(&self) -> io::Result<()> {
         let dev_threads = if self.rings.is_some() { DEV_THREADS_WITH_URING } else { self.threads };
         let mut devs = Vec::with_capacity(dev_threads);
         for _ in 1..dev_threads {
@@ -231,8 +234,8 @@ impl<F: Filesystem> Session<F> {
         }
         devs.push(self.dev.clone());
         let notifier = self.notifier();
-        let me = &self;
-        let r = std::thread::scope(|sc| {
+        let me = self;
+        std::thread::scope(|sc| {
             let mut handles = Vec::with_capacity(devs.len());
             for (i, dev) in devs.into_iter().enumerate() {
                 let notifier = notifier.clone();
@@ -281,9 +284,7 @@ impl<F: Filesystem> Session<F> {
             // scope still waits for them).
             handles.extend(ring_handles);
             join_all(handles, r)
-        });
-        self.fs.destroy();
-        r
+        })
     }
 
     /// `/dev/fuse` through one ring thread per CPU and a pool for requests that may block
@@ -324,8 +325,9 @@ impl<F: Filesystem> Session<F> {
             match &started {
                 Ok(()) => tracing::info!(
                     "transport: /dev/fuse through {n} ring threads (up to {DEV_RING_DEPTH} requests in flight each), \
-                     {} workers for requests that may block",
-                    self.threads
+                     {} workers for requests that may block; {}",
+                    self.threads,
+                    self.no_uring
                 ),
                 Err(e) => tracing::error!("cannot start the /dev/fuse ring threads: {e}"),
             }

@@ -11,9 +11,9 @@
 //! resolved descriptor, so a symlink cannot smuggle a request into an excluded tree.
 //! Operations on a handle check the same group as their path form, on the real path of
 //! the open file. A new place for an existing object (LINK, a bind mount) may not be
-//! allowed anything its existing path is not ([`whitelist::Whitelist::gained`]).
+//! allowed anything its existing path is not ([`crate::whitelist::Whitelist::gained`]).
 //!
-//! Device nodes are never opened unless the operator named them ([`devices`]: `nodev`
+//! Device nodes are never opened unless the operator named them ([`crate::devices`]: `nodev`
 //! semantics, checked on the `O_PATH` descriptor before the reopen); SYSMOUNT and
 //! SYSUMOUNT are bounded by [`mounts`].
 //!
@@ -52,7 +52,7 @@
 //! | `process` | HOST processes: KILL, SCHED_GETAFFINITY, SCHED_SETAFFINITY |
 //! | `export` | MOUNT, UMOUNT (exports) |
 //! | `sysmount` | SYSMOUNT, SYSUMOUNT (mounts on the HOST) |
-//! | `mounts` | mount policy (`path`, `whitelist`, `devices` are the crate root's, re-exported) |
+//! | `mounts` | mount policy (`path`, `whitelist`, `devices` are the crate root's) |
 
 // Requests are bytes from untrusted peers: a slip must fail the request or close the
 // connection, never panic the core. Submodules inherit this.
@@ -79,9 +79,6 @@ mod steps;
 mod sysmount;
 pub(crate) mod waiter;
 mod xattr;
-
-// The policies every service shares live at the crate root; their old paths stay.
-pub use crate::{devices, path, whitelist};
 
 use std::time::Instant;
 
