@@ -198,3 +198,34 @@ fn a_lock_released_on_one_core_wakes_waiters_on_the_others() {
     // leaves room for a loaded machine.
     assert!(rounds[2] < Duration::from_millis(30), "median round: {:?}", rounds[2]);
 }
+
+#[test]
+fn a_session_piling_up_waits_is_refused_beyond_its_bound_and_others_still_wait() {
+    // A client with the key may send waiting lock requests without end: each parks on a
+    // ring timer of its connection's core, at most 64 per session there (fsops/parked.rs);
+    // the next is refused at once (ENOLCK), and another session is not affected.
+    const BOUND: usize = 64;
+    let (e, (s1, _, h1), (s2, ex2, _)) = setup("pile");
+    s1.lock_set(h1, 0, 0, LOCK_WR, false).unwrap();
+    // Separate handles, so that every wait is a lock request of its own owner.
+    let handles: Vec<u64> =
+        (0..=BOUND).map(|_| s2.open(ex2, b"pile", open::RDWR, 0, &Cred::root()).unwrap().0).collect();
+    let mut waits: Vec<Pending> = Vec::new();
+    for h in &handles[..BOUND] {
+        let mut p = s2.submit_lock(*h, 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap();
+        p.no_timeout();
+        waits.push(p);
+    }
+    let last = waits.pop().unwrap();
+    waits.push(parked(last, 200));
+    let mut over = s2.submit_lock(handles[BOUND], 0, 0, LOCK_WR, LOCK_F_WAIT).unwrap();
+    let r = over.wait_at_most(Duration::from_secs(10)).expect("refused at once, not parked");
+    assert_eq!(errno(r), libc::ENOLCK);
+    // A third session still parks its wait.
+    let (s3, ex3) = e.mounted(1);
+    let (h3, _) = s3.open(ex3, b"pile", open::RDWR, 0, &Cred::root()).unwrap();
+    let p3 = parked(s3.submit_lock(h3, 0, 0, LOCK_RD, LOCK_F_WAIT).unwrap(), 200);
+    drop(p3);
+    s3.close();
+    s2.close();
+}
