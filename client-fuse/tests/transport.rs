@@ -65,9 +65,13 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) }, 0);
     drop(f);
     // Each unlinked file's inode is forgotten at once (FORGET): local bookkeeping, never
-    // given to the pool.
+    // given to the pool. Each `isatty` asks the file system (IOCTL), answered at once.
     for i in 0..FORGOTTEN {
         fs::write(rig.m(&format!("gone{i}")), b"x").unwrap();
+        let f = fs::File::open(rig.m(&format!("gone{i}"))).unwrap();
+        // SAFETY: isatty on our descriptor.
+        assert_eq!(unsafe { libc::isatty(f.as_raw_fd()) }, 0, "a file is no terminal");
+        drop(f);
         fs::remove_file(rig.m(&format!("gone{i}"))).unwrap();
     }
     assert!(fs::read(rig.m("f3")).unwrap().starts_with(b"file 3"));
@@ -100,7 +104,7 @@ fn ring_queues_serve_many_requests_at_once_on_their_own_thread() {
     assert!(most >= 2, "requests of one ring overlap while their engine requests are out: {counts:?}");
     assert!(
         (2..=8).contains(&pool),
-        "flock's requests, and nothing else (no FORGET of the {FORGOTTEN} unlinked files), went to the worker pool: {counts:?}"
+        "flock's requests, and nothing else (no FORGET or IOCTL of the {FORGOTTEN} unlinked files), went to the worker pool: {counts:?}"
     );
 }
 

@@ -322,7 +322,12 @@ impl Filesystem for QtfsFs {
                 relayed(fh) || self.file(FileHandle(fh)).is_ok_and(|f| self.is_cgroup_pid_file(f.node))
             }
             Op::Fsync { fh, .. } | Op::Fallocate { fh, .. } | Op::Lseek { fh, .. } => relayed(fh),
-            // Locks wait for their holders, POLL and IOCTL belong to relays.
+            // Answered at once, relayed or not; every `isatty` on a file asks (a Python
+            // text-mode open does): no hand-off to the pool for it.
+            Op::Ioctl { .. } => false,
+            // A file that is not relayed is always ready, answered at once.
+            Op::Poll { fh, .. } => relayed(fh),
+            // Locks wait for their holders.
             _ => true,
         }
     }
