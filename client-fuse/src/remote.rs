@@ -32,7 +32,8 @@
 //! That thread talks to the engine holding no lock; then it re-keys the root in the node
 //! table (taking that lock alone), publishes the new export under the short state lock
 //! and wakes the waiting requests. Requests wait for it on a condition variable with
-//! their own deadline, never on a lock held across network I/O, and the file system
+//! their own deadline (a request served as a task of a ring thread sleeps in 2 ms steps
+//! instead, so that its thread serves on), never on a lock held across network I/O, and the file system
 //! holds none of its locks (node table, file tables) while a request waits here. The
 //! deadlock this replaces: a `stat` held the node table's lock while it re-mounted, and
 //! the re-mount needed that lock to re-key the root, so that request and every other
@@ -65,6 +66,10 @@ use crate::kernel::uring::tasks;
 /// The longest a waiting request goes without looking at its deadline and its
 /// caller's signals; also the pause between attempts to reach the engine.
 pub const STEP: Duration = Duration::from_millis(25);
+
+/// How often a request served as a task of a ring thread looks whether the re-mount it
+/// waits for is done (a re-mount takes a connection and one MOUNT: milliseconds).
+const TASK_NAP: Duration = Duration::from_millis(2);
 
 /// Whether a request may be sent again after a dropped connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,7 +301,15 @@ impl Remote {
             }
             let attempt = st.attempts;
             loop {
-                sh.changed.wait_until(&mut st, w.step_end());
+                if tasks::in_task() {
+                    // The re-mount thread cannot wake a task of another thread, and a wait
+                    // on the condition would stall every request of this ring thread: the
+                    // task looks again after a short sleep of its own.
+                    let nap = w.step_end().saturating_duration_since(Instant::now()).min(TASK_NAP);
+                    MutexGuard::unlocked(&mut st, || tasks::sleep(nap));
+                } else {
+                    sh.changed.wait_until(&mut st, w.step_end());
+                }
                 if !st.renewing || st.attempts != attempt {
                     break;
                 }
