@@ -17,7 +17,8 @@
 //! a poll through the ring costs two and an empty read (a request at a time is the
 //! common case of a single program). Each request goes into a buffer of its own
 //! (reused); one the file system says may wait for something else
-//! ([`Filesystem::may_wait`]: locks, relays) goes to the worker pool ([`super::pool`]).
+//! ([`Filesystem::may_wait`]: locks, relays) goes to the worker pool ([`super::pool`]) as
+//! a copy of its bytes.
 //! Every answer is written to the descriptor its request was read from (the kernel keeps
 //! a processing list per descriptor), by whichever thread answers. The ring defers its
 //! completion work to the thread's own waits in it (`DEFER_TASKRUN`), so a poll that
@@ -47,11 +48,11 @@ use super::uring::tasks::POLL_TAG;
 /// which this value lacks.
 const DEV_READABLE: u64 = POLL_TAG - 1;
 
-/// A request for the worker pool: the descriptor it came from and its bytes.
+/// A request for the worker pool: the descriptor it came from and its bytes (a copy of
+/// just the request: the thread's buffer, sized for the largest WRITE, stays with it).
 pub(super) struct Job {
     dev: Arc<Dev>,
-    buf: Vec<u8>,
-    len: usize,
+    bytes: Vec<u8>,
 }
 
 /// What one thread serves with.
@@ -71,7 +72,7 @@ pub(super) struct Setup<'a, F> {
 
 /// Serves `job` on a pool worker.
 pub(super) fn serve_job<F: Filesystem>(s: &Setup<'_, F>, job: Job) {
-    serve_bytes(s, job.dev, job.buf.get(..job.len).unwrap_or(&[]));
+    serve_bytes(s, job.dev, &job.bytes);
 }
 
 /// Serves the request in `bytes`, read from `dev` (checked when it was read).
@@ -219,8 +220,10 @@ fn take_request<'a, F: Filesystem>(
     let unique = answered(&h).then_some(h.unique);
     if !here {
         *pooled += 1;
+        let bytes = buf.get(..len).unwrap_or(&[]).to_vec();
+        free.borrow_mut().push(buf);
         // With the pool gone (the end) the request is dropped: the kernel aborts it.
-        let _ = pool.send(Job { dev: dev.clone(), buf, len });
+        let _ = pool.send(Job { dev: dev.clone(), bytes });
         return Ok(Taken::One);
     }
     let (task_dev, free) = (dev.clone(), free.clone());
