@@ -38,7 +38,7 @@ MOUNT OPTIONS (-o, comma separated, repeatable)
   dev_ring=on|off       without io_uring, /dev/fuse served by one ring thread per CPU: requests
                         that wait only for the engine run there, many in flight on one engine
                         connection each (locks and relays go to the `threads` pool): 1.8x
-                        the workers for 4k reads 16 deep, 0.87-0.96x for one request at a time
+                        the workers for 4k reads 16 deep, 0.82-0.96x for one request at a time
                         here (see the README); off (default): one blocking worker per request
                         in flight
   reconnect_timeout=SEC how long requests wait for a restarted engine (default 30); then, and
