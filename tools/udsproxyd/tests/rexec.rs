@@ -47,6 +47,17 @@ impl Remote {
             .stdin(Stdio::null());
         c
     }
+
+    /// The HOST pid of the remote process of local rexec `pid`, once rexec recorded it.
+    fn remote_pid(&self, pid: u32) -> i32 {
+        let pidfile = self.pids.join(pid.to_string());
+        assert!(
+            wait_until(Duration::from_secs(10), || std::fs::read_to_string(&pidfile)
+                .is_ok_and(|s| !s.trim().is_empty())),
+            "the remote process never started"
+        );
+        std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap()
+    }
 }
 
 /// Processes of group `pgid` that are not zombies (a killed orphan stays a zombie until
@@ -86,7 +97,8 @@ fn a_udsproxyd_restart_does_not_end_the_remote_process() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // The remote process runs (its HOST pid recorded) before the transport drops.
+    r.remote_pid(child.id());
     // A transport drop: udsproxyd goes away and comes back.
     r.rig.uds.as_mut().unwrap().kill();
     r.rig.uds = None;
@@ -101,11 +113,7 @@ fn a_udsproxyd_restart_does_not_end_the_remote_process() {
 fn killing_rexec_ends_the_remote_group_within_a_second() {
     let r = start(RigOpts::default());
     let mut child = r.rexec(&["/bin/sh", "-c", "sleep 30 & sleep 30; wait"]).spawn().unwrap();
-    let pidfile = r.pids.join(child.id().to_string());
-    assert!(
-        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&pidfile).is_ok_and(|s| !s.trim().is_empty()))
-    );
-    let remote: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let remote = r.remote_pid(child.id());
     // The HOST shares the pid namespace in this rig: the group is visible.
     assert!(std::path::Path::new(&format!("/proc/{remote}")).exists());
     child.kill().unwrap();
