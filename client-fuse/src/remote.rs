@@ -33,13 +33,14 @@
 //! table (taking that lock alone), publishes the new export under the short state lock
 //! and wakes the waiting requests. Requests wait for it on a condition variable with
 //! their own deadline (a request served as a task of a ring thread sleeps in 2 ms steps
-//! instead, so that its thread serves on), never on a lock held across network I/O, and the file system
-//! holds none of its locks (node table, file tables) while a request waits here. The
-//! deadlock this replaces: a `stat` held the node table's lock while it re-mounted, and
-//! the re-mount needed that lock to re-key the root, so that request and every other
-//! one hung for good. The thread gives up after `reconnect_timeout` of failures; the
-//! next request starts another. Re-opening files needs no such thread: each request
-//! re-opens its own file (a race between two ends with one handle kept, one closed).
+//! instead, so that its thread serves on), never on a lock held across network I/O, and
+//! the file system holds none of its locks (node table, file tables) while a request
+//! waits here. The deadlock this replaces: a `stat` held the node table's lock while it
+//! re-mounted, and the re-mount needed that lock to re-key the root, so that request and
+//! every other one hung for good. The thread gives up after `reconnect_timeout` of
+//! failures; the next request starts another. Re-opening files needs no such thread:
+//! each request re-opens its own file (a race between two ends with one handle kept, one
+//! closed).
 //!
 //! Interrupts: FUSE_INTERRUPT is answered ENOSYS ([`crate::kernel::dispatch`]), after
 //! which the kernel sends no more, so a signal does not reach us that way. Instead, at every step
