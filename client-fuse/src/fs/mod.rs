@@ -327,8 +327,12 @@ impl Filesystem for QtfsFs {
             Op::Ioctl { .. } => false,
             // A file that is not relayed is always ready, answered at once.
             Op::Poll { fh, .. } => relayed(fh),
+            // Answered by the kernel layer itself, at once (`kernel::dispatch`).
+            Op::Interrupt { .. } | Op::Init(_) | Op::Destroy => false,
             // Locks wait for their holders.
-            _ => true,
+            Op::Getlk(_) | Op::Setlk { .. } => true,
+            // No catch-all: a new operation must be placed here by hand (FORGET and
+            // IOCTL both went to the pool through one).
         }
     }
 
