@@ -360,6 +360,111 @@ fn a_directory_changed_through_the_mount_shows_the_hosts_attributes() {
     assert!(seen.is_some(), "the HOST's mkdir never showed in the mount's link count of the directory");
 }
 
+/// A directory opened again soon (`rm -r` opens each one twice) is listed from the
+/// listing of the previous open, without the engine; every change of a name in it
+/// through the mount shows in the next listing at once, a HOST change promptly, and the
+/// attributes of the kept listing never replace newer ones the kernel has.
+#[test]
+fn a_directory_listed_again_is_served_from_the_last_listing_and_follows_every_change() {
+    use qtfs_proto::Op;
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt;
+    let rig = rig();
+    let listing = |d: &str| -> BTreeSet<String> {
+        std::fs::read_dir(rig.m(d)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    let host = |d: &str| -> BTreeSet<String> {
+        std::fs::read_dir(rig.h(d)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    let readdirs = || rig.engine_requests(Op::READDIR);
+    std::fs::create_dir_all(rig.h("l/sub")).unwrap();
+    std::fs::create_dir(rig.h("other")).unwrap();
+    for i in 0..10 {
+        std::fs::write(rig.h(&format!("l/f{i}")), content(i)).unwrap();
+    }
+    let before = readdirs();
+    assert_eq!(listing("l"), host("l"));
+    assert!(readdirs() - before >= 1, "the first listing did not ask the engine");
+    // The invalidations of the HOST's creates above may still be on their way (each
+    // drops what the mount knows of `l`): wait until a listing is kept.
+    let kept = seen_after(Instant::now(), || {
+        assert_eq!(listing("l"), host("l"));
+        let before = readdirs();
+        assert_eq!(listing("l"), host("l"));
+        assert_eq!(listing("l"), host("l"));
+        readdirs() == before
+    });
+    assert!(kept.is_some(), "listings soon after the first always asked the engine again");
+    // Every name operation through the mount: the next listing is the HOST's.
+    let changes: [(&str, &dyn Fn()); 8] = [
+        ("create", &|| std::fs::write(rig.m("l/new"), b"x").unwrap()),
+        ("unlink", &|| std::fs::remove_file(rig.m("l/f0")).unwrap()),
+        ("rename within", &|| std::fs::rename(rig.m("l/f1"), rig.m("l/g1")).unwrap()),
+        ("rename out", &|| std::fs::rename(rig.m("l/f2"), rig.m("other/f2")).unwrap()),
+        ("rename in", &|| std::fs::rename(rig.m("other/f2"), rig.m("l/h2")).unwrap()),
+        ("link", &|| std::fs::hard_link(rig.m("l/f3"), rig.m("l/k3")).unwrap()),
+        ("symlink and mkdir", &|| {
+            std::os::unix::fs::symlink("f4", rig.m("l/s4")).unwrap();
+            std::fs::create_dir(rig.m("l/d5")).unwrap();
+        }),
+        ("rmdir", &|| std::fs::remove_dir(rig.m("l/sub")).unwrap()),
+    ];
+    for (what, change) in changes {
+        assert_eq!(listing("l"), host("l"), "before {what}");
+        change();
+        assert_eq!(listing("l"), host("l"), "the listing after {what} through the mount");
+    }
+    // A file written through the mount after a listing: the next listing (READDIRPLUS)
+    // must not bring back its size of before.
+    assert_eq!(listing("l"), host("l"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(rig.m("l/f5")).unwrap();
+    std::io::Write::write_all(&mut f, b"more").unwrap();
+    drop(f);
+    let grown = content(5).len() as u64 + 4;
+    assert_eq!(std::fs::metadata(rig.m("l/f5")).unwrap().size(), grown);
+    let before = readdirs();
+    assert_eq!(listing("l"), host("l"));
+    assert_eq!(readdirs() - before, 0, "the write dropped the directory's listing");
+    assert_eq!(
+        std::fs::metadata(rig.m("l/f5")).unwrap().size(),
+        grown,
+        "a kept listing's attributes replaced newer ones"
+    );
+    // HOST changes: with 60 s timeouts only the INVAL can bring them.
+    let mut seen = Vec::new();
+    for i in 0..ROUNDS / 4 {
+        let name = format!("hc{i}");
+        assert_eq!(listing("l"), host("l"));
+        let t0 = Instant::now();
+        std::fs::write(rig.h(&format!("l/{name}")), b"x").unwrap();
+        let d = seen_after(t0, || listing("l").contains(&name));
+        seen.push(d.unwrap_or_else(|| panic!("round {i}: the HOST create of l/{name} never showed in a listing")));
+        let t0 = Instant::now();
+        std::fs::remove_file(rig.h(&format!("l/{name}"))).unwrap();
+        let d = seen_after(t0, || !listing("l").contains(&name));
+        seen.push(d.unwrap_or_else(|| panic!("round {i}: the HOST unlink of l/{name} never showed in a listing")));
+    }
+    report("HOST create/unlink in a listed directory -> next listing", seen);
+}
+
+/// Without `default_permissions` the kernel does not check who may read a directory: a
+/// listing read with one caller's rights answers nobody else's open.
+#[test]
+fn without_default_permissions_every_open_of_a_directory_asks_the_engine() {
+    use qtfs_proto::Op;
+    let rig = Rig::start(Opts {
+        mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=60".into(), "nodefault_permissions".into()],
+        ..Default::default()
+    });
+    std::fs::create_dir(rig.h("l")).unwrap();
+    std::fs::write(rig.h("l/f"), b"x").unwrap();
+    let before = rig.engine_requests(Op::READDIR);
+    for _ in 0..3 {
+        assert_eq!(std::fs::read_dir(rig.m("l")).unwrap().count(), 1);
+    }
+    assert!(rig.engine_requests(Op::READDIR) - before >= 3, "a listing was kept without default_permissions");
+}
+
 /// A directory made through the mount is known empty, so the LOOKUP the kernel sends
 /// before each create in it (and of any name not made) is answered without the engine;
 /// a name the HOST makes there must still show promptly, looked up before or not.

@@ -1,6 +1,7 @@
 //! Directories: OPENDIR takes no snapshot yet, the first READDIR/READDIRPLUS at offset 0
 //! does (the engine's listing, merged with `-o proc`'s local processes in the root), and
-//! later pages are served from it. Owns the open-directory handles.
+//! later pages are served from it. A listing is also kept for a reopen soon after
+//! ([`crate::nodes::Meta`]'s listing, README "Coherence"). Owns the open-directory handles.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -26,13 +27,42 @@ use crate::remote::{Retry, Wait};
 /// `..`, k + 3 = after entry k): engine cookies cannot be mixed with synthesised `.`/`..`.
 pub(super) struct DirHandle {
     node: u64,
-    entries: Mutex<Option<Arc<Vec<DirEntryOwned>>>>,
+    entries: Mutex<Option<Snapshot>>,
+}
+
+/// The entries an open directory lists.
+#[derive(Clone)]
+pub(super) struct Snapshot {
+    entries: Arc<Vec<DirEntryOwned>>,
+    /// Taken from a listing kept since an earlier open: READDIRPLUS gives names only (the
+    /// attributes in it may predate changes made through this mount since, and would
+    /// overwrite the kernel's newer ones).
+    kept: bool,
 }
 
 impl QtfsFs {
-    pub(super) fn load_dir(&self, w: &Wait, d: &DirHandle, plus: bool, cred: &Cred) -> Result<Arc<Vec<DirEntryOwned>>> {
+    /// The directory's entries: a listing kept from an earlier open if `reuse` allows it
+    /// and one is, else the engine's.
+    fn load_dir(&self, w: &Wait, d: &DirHandle, plus: bool, reuse: bool, cred: &Cred) -> Result<Snapshot> {
         let path = self.nodes.lock().path(d.node).ok_or(ClientError::Remote(libc::ENOENT))?;
-        let list = match self.route(path) {
+        let route = self.route(path);
+        let ttl = match route {
+            Route::Remote(_) => self.listing_ttl(w, d.node, cred),
+            _ => Duration::ZERO,
+        };
+        if reuse && let Some(entries) = self.nodes.lock().listing(d.node, ttl) {
+            let s = Snapshot { entries, kept: true };
+            *d.entries.lock() = Some(s.clone());
+            return Ok(s);
+        }
+        // The engine's listing may set the directory's atime on the HOST (no event says
+        // so): attributes kept from a change in it are older than that.
+        let ticket = {
+            let mut nodes = self.nodes.lock();
+            nodes.drop_dir(d.node);
+            nodes.ticket(d.node)
+        };
+        let list = match route {
             Route::Remote(p) => {
                 let host =
                     self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &p, plus, cred))?;
@@ -44,10 +74,33 @@ impl QtfsFs {
             Route::Local(lp) => self.local_io(|pm| pm.local_dir(&lp, plus))?,
             Route::SelfLink(_) => return Err(ClientError::Remote(libc::ENOTDIR)),
         };
-        self.nodes.lock().listed(d.node, list.iter().map(|e| &e.name[..]));
-        let all = Arc::new(list);
-        *d.entries.lock() = Some(all.clone());
-        Ok(all)
+        let entries = Arc::new(list);
+        {
+            let mut nodes = self.nodes.lock();
+            nodes.listed(d.node, entries.iter().map(|e| &e.name[..]));
+            nodes.keep_listing(d.node, ticket, ttl, entries.clone());
+        }
+        let s = Snapshot { entries, kept: false };
+        *d.entries.lock() = Some(s.clone());
+        Ok(s)
+    }
+
+    /// How long the listing of directory `dir` (on the HOST) may answer a later open: as
+    /// long as a name found missing may be cached (a listing tells which names are
+    /// missing), and only where the kernel checks the opener's right to read the
+    /// directory (`default_permissions`: the listing was read with another caller's
+    /// rights); never for the `-o proc` root, whose local processes come and go.
+    fn listing_ttl(&self, w: &Wait, dir: u64, cred: &Cred) -> Duration {
+        let ttl = self.cfg.negative_ttl.min(self.cfg.entry_ttl).min(self.cfg.attr_ttl);
+        if ttl.is_zero()
+            || !self.cfg.default_permissions
+            || (dir == ROOT && self.proc.is_some())
+            || (self.cfg.negative_only_watched && self.on_pseudo_fs(w, dir, cred))
+        {
+            Duration::ZERO
+        } else {
+            ttl
+        }
     }
 
     pub(super) fn dir_entries(
@@ -56,20 +109,18 @@ impl QtfsFs {
         offset: u64,
         plus: bool,
         req: &Request,
-    ) -> std::result::Result<(Arc<DirHandle>, Arc<Vec<DirEntryOwned>>), Errno> {
+    ) -> std::result::Result<(Arc<DirHandle>, Snapshot), Errno> {
         let d = self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)?;
         let cached = d.entries.lock().clone();
-        let need_attrs = plus && cached.as_ref().is_some_and(|e| e.first().is_some_and(|x| x.attr.is_none()));
-        let entries = match cached {
-            Some(e) if offset != 0 && !need_attrs => e,
-            _ => {
-                // The engine's listing may set the directory's atime on the HOST (no event
-                // says so): attributes kept from a change in it are older than that.
-                self.nodes.lock().drop_dir(d.node);
-                self.load_dir(&self.wait(req), &d, plus, &self.cred(req)).map_err(|e| errno(&e))?
-            }
+        let need_attrs =
+            plus && cached.as_ref().is_some_and(|s| !s.kept && s.entries.first().is_some_and(|x| x.attr.is_none()));
+        let snap = match cached {
+            Some(s) if offset != 0 && !need_attrs => s,
+            // Offset 0 (an open, or a rewind): a kept listing will do unless READDIRPLUS
+            // continues a plain listing of this handle.
+            _ => self.load_dir(&self.wait(req), &d, plus, offset == 0, &self.cred(req)).map_err(|e| errno(&e))?,
         };
-        Ok((d, entries))
+        Ok((d, snap))
     }
 
     /// d_ino of `..`: the directory's parent if known (the root is its own parent).
@@ -104,7 +155,7 @@ fn dots(fs: &QtfsFs, d: &DirHandle, mut pos: u64, mut add: impl FnMut(u64, u64, 
 }
 
 pub(super) fn readdir(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-    let (d, entries) = match fs.dir_entries(fh, offset, false, req) {
+    let (d, snap) = match fs.dir_entries(fh, offset, false, req) {
         Ok(x) => x,
         Err(e) => return reply.error(e),
     };
@@ -112,22 +163,33 @@ pub(super) fn readdir(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u64, m
     else {
         return reply.ok();
     };
+    names(fs, &d, &snap, pos, |ino, off, kind, name| reply.add(ino, off, kind, name));
+    reply.ok()
+}
+
+/// Adds the snapshot's entries from position `pos` by name only with `add(d_ino, offset,
+/// type, name)` (true: the reply is full).
+fn names(
+    fs: &QtfsFs,
+    d: &DirHandle,
+    snap: &Snapshot,
+    pos: u64,
+    mut add: impl FnMut(INodeNo, u64, FileType, &OsStr) -> bool,
+) {
     let known = fs.nodes.lock();
-    for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
+    for (i, e) in snap.entries.iter().enumerate().skip((pos - 2) as usize) {
         // d_ino: the node id where the kernel knows the name (st_ino is the node id),
         // else the HOST inode number.
         let ino = known.lookup_name(d.node, &e.name).unwrap_or(e.ino);
         let kind = kind_of((e.dtype as u32) << 12);
-        if reply.add(INodeNo(ino.max(1)), i as u64 + 3, kind, OsStr::from_bytes(&e.name)) {
+        if add(INodeNo(ino.max(1)), i as u64 + 3, kind, OsStr::from_bytes(&e.name)) {
             break;
         }
     }
-    drop(known);
-    reply.ok()
 }
 
 pub(super) fn readdirplus(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-    let (d, entries) = match fs.dir_entries(fh, offset, true, req) {
+    let (d, snap) = match fs.dir_entries(fh, offset, true, req) {
         Ok(x) => x,
         Err(e) => return reply.error(e),
     };
@@ -140,7 +202,11 @@ pub(super) fn readdirplus(fs: &QtfsFs, req: &Request, fh: FileHandle, offset: u6
     }) else {
         return reply.ok();
     };
-    for (i, e) in entries.iter().enumerate().skip((pos - 2) as usize) {
+    if snap.kept {
+        names(fs, &d, &snap, pos, |ino, off, kind, name| reply.add_name(ino, off, kind, name));
+        return reply.ok();
+    }
+    for (i, e) in snap.entries.iter().enumerate().skip((pos - 2) as usize) {
         let Some(a) = e.attr.as_ref() else { continue };
         let id = fs.nodes.lock().link(d.node, &e.name, key_of(a));
         let fa = fs.fattr(id, a);

@@ -56,7 +56,7 @@ impl QtfsFs {
     /// Is directory `dir` on a HOST pseudo file system (procfs, sysfs, cgroupfs …)? Their
     /// names come and go without the events the engine's invalidations are made of.
     /// Asked once per HOST device ([`crate::pseudo`]); "yes" when it cannot be told.
-    fn on_pseudo_fs(&self, w: &Wait, dir: u64, cred: &Cred) -> bool {
+    pub(super) fn on_pseudo_fs(&self, w: &Wait, dir: u64, cred: &Cred) -> bool {
         let Some((dev, _)) = self.nodes.lock().key(dir) else { return true };
         if let Some(p) = self.pseudo.known(dev) {
             return p;

@@ -339,6 +339,14 @@ impl ReplyDirectoryPlus {
         push_dirent(&mut self.buf, self.max, Some(&entry), ino.0, offset, typ, name.as_ref().as_bytes())
     }
 
+    /// Adds an entry by name only (node id 0: the kernel links no inode to it and keeps
+    /// what it knows of the name); true when it did not fit.
+    pub fn add_name<T: AsRef<OsStr>>(&mut self, ino: INodeNo, offset: u64, kind: FileType, name: T) -> bool {
+        let entry = abi::entry_out(0, 0, (0, 0), (0, 0), &Attr::default());
+        let typ = kind.mode_bits() >> 12;
+        push_dirent(&mut self.buf, self.max, Some(&entry), ino.0, offset, typ, name.as_ref().as_bytes())
+    }
+
     pub fn ok(self) {
         self.raw.ok(&[&self.buf])
     }

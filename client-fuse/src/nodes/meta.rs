@@ -1,13 +1,15 @@
 //! What this client learnt of nodes from the engine's replies ([`Meta`]): set-id bits
 //! and absent extended attributes, a directory's attributes after a change, the names of
-//! a directory made through this mount — each kept only as long as the kernel may keep
-//! attributes or missing names, dropped by invalidations and by changes through this
-//! mount, and refused when it answers a request sent before one ([`Ticket`]). Owns only
-//! this knowledge; the table it hangs on is [`super::Nodes`].
+//! a directory made through this mount, a directory's last listing — each kept only as
+//! long as the kernel may keep attributes or missing names, dropped by invalidations and
+//! by changes through this mount, and refused when it answers a request sent before one
+//! ([`Ticket`]). Owns only this knowledge; the table it hangs on is [`super::Nodes`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qtfs_client::DirEntryOwned;
 use qtfs_proto::Attr;
 
 use super::Nodes;
@@ -39,15 +41,33 @@ pub struct Meta {
     /// it); dropped with the rest by an invalidation of the directory, and with the
     /// table's knowledge of names when it would outgrow [`MAX_KNOWN_NAMES`].
     pub names: Option<HashSet<Box<[u8]>>>,
+    /// A directory's whole listing as the engine sent it, and when: a program that opens
+    /// the directory again soon (`rm -r` opens each one twice) is served from it. Names
+    /// only: the attributes in it may be older than changes made through this mount to
+    /// the files since. Dropped with [`Meta::dir`] by every change of a name in the
+    /// directory, and by an invalidation of it.
+    listing: Option<(Arc<Vec<DirEntryOwned>>, Instant)>,
 }
 
 /// The most names a directory's [`Meta::names`] holds; beyond, the directory is treated
 /// as any other (every LOOKUP asks the engine).
 pub const MAX_KNOWN_NAMES: usize = 16384;
 
+/// The most directory entries kept in listings ([`Meta::listing`]) at once, over all
+/// directories; a longer listing is not kept.
+pub const MAX_KEPT_ENTRIES: usize = 65536;
+
 impl Meta {
     fn new() -> Meta {
-        Meta { since: Instant::now(), mode: None, no_xattrs: false, absent: Vec::new(), dir: None, names: None }
+        Meta {
+            since: Instant::now(),
+            mode: None,
+            no_xattrs: false,
+            absent: Vec::new(),
+            dir: None,
+            names: None,
+            listing: None,
+        }
     }
 
     /// Keeps `a` as the directory's attributes unless those kept are newer (a later
@@ -167,6 +187,17 @@ impl Nodes {
         }
     }
 
+    /// `name` left directory `dir` (unlink, rmdir, found missing): it is no longer among
+    /// the names the directory may hold, and its listing is stale.
+    pub(super) fn name_gone(&mut self, dir: u64, name: &[u8]) {
+        if let Some(m) = self.nodes.get_mut(&dir).and_then(|n| n.meta.as_deref_mut()) {
+            if let Some(s) = &mut m.names {
+                s.remove(name);
+            }
+            m.listing = None;
+        }
+    }
+
     /// The names directory `dir` is known to hold at most, if it is.
     pub(super) fn names_of(&mut self, dir: u64) -> Option<&mut HashSet<Box<[u8]>>> {
         self.nodes.get_mut(&dir)?.meta.as_deref_mut()?.names.as_mut()
@@ -189,8 +220,59 @@ impl Nodes {
         if let Some(n) = self.nodes.get_mut(&id) {
             if let Some(m) = n.meta.as_deref_mut() {
                 m.dir = None;
+                m.listing = None;
             }
             n.meta_gen += 1;
+        }
+    }
+
+    /// Directory `dir`'s listing ([`Meta::listing`]) if kept within `ttl`; listings older
+    /// than `ttl` are freed.
+    pub fn listing(&mut self, dir: u64, ttl: Duration) -> Option<Arc<Vec<DirEntryOwned>>> {
+        if ttl.is_zero() {
+            return None;
+        }
+        self.sweep_kept(ttl, 0);
+        let (list, at) = self.nodes.get(&dir)?.meta.as_deref()?.listing.as_ref()?;
+        (at.elapsed() < ttl).then(|| list.clone())
+    }
+
+    /// Keeps `list`, the listing of directory `dir` the engine sent after ticket `t` was
+    /// taken, for `ttl` — unless the directory was invalidated or changed since, or the
+    /// listing is longer than [`MAX_KEPT_ENTRIES`]. Older listings make room for it.
+    pub fn keep_listing(&mut self, dir: u64, t: Ticket, ttl: Duration, list: Arc<Vec<DirEntryOwned>>) {
+        let n = list.len();
+        if ttl.is_zero() || n > MAX_KEPT_ENTRIES {
+            return;
+        }
+        self.sweep_kept(ttl, n);
+        let at = Instant::now();
+        let mut kept = false;
+        self.learn(dir, t, ttl, |m| {
+            m.listing = Some((list, at));
+            kept = true;
+        });
+        if kept {
+            self.kept.push_back((dir, at, n));
+            self.kept_entries += n;
+        }
+    }
+
+    /// Frees the listings kept longer than `ttl`, and the oldest ones until `room` more
+    /// entries fit within [`MAX_KEPT_ENTRIES`].
+    fn sweep_kept(&mut self, ttl: Duration, room: usize) {
+        while let Some(&(id, at, n)) = self.kept.front() {
+            if at.elapsed() < ttl && self.kept_entries + room <= MAX_KEPT_ENTRIES {
+                break;
+            }
+            self.kept.pop_front();
+            self.kept_entries -= n;
+            // Only the listing kept then: the node may have kept a newer one since.
+            if let Some(m) = self.nodes.get_mut(&id).and_then(|n| n.meta.as_deref_mut())
+                && m.listing.as_ref().is_some_and(|l| l.1 == at)
+            {
+                m.listing = None;
+            }
         }
     }
 
@@ -253,6 +335,68 @@ mod tests {
         let t = n.ticket(ROOT);
         n.learn(ROOT, t, ttl, |m| m.keep_dir(a(14, 3)));
         assert!(n.take_dir(ROOT, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn a_listing_is_kept_until_a_change_an_invalidation_or_its_timeout_and_within_a_bound() {
+        let ttl = Duration::from_secs(60);
+        let list = |n: usize| {
+            Arc::new(
+                (0..n)
+                    .map(|i| DirEntryOwned {
+                        name: format!("f{i}").into_bytes(),
+                        ino: 10 + i as u64,
+                        cookie: i as u64,
+                        dtype: 8,
+                        attr: None,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut n = Nodes::new((1, 1));
+        let d = n.link(ROOT, b"d", (1, 5));
+        let kept = |n: &mut Nodes, id| n.listing(id, ttl).map(|l| l.len());
+        let t = n.ticket(d);
+        n.keep_listing(d, t, ttl, list(3));
+        assert_eq!(kept(&mut n, d), Some(3));
+        assert!(n.listing(d, Duration::ZERO).is_none(), "not beyond the timeout");
+        assert_eq!(kept(&mut n, d), Some(3), "a look without a timeout (a pseudo file system) frees nothing");
+        // Every change of a name in it drops it (the name operations call drop_dir before
+        // their request goes out), and so does a name found missing.
+        for change in [Nodes::drop_dir as fn(&mut Nodes, u64), Nodes::unlearn, |n: &mut Nodes, d| n.unlink(d, b"f1")] {
+            let t = n.ticket(d);
+            n.keep_listing(d, t, ttl, list(3));
+            change(&mut n, d);
+            assert!(n.listing(d, ttl).is_none());
+        }
+        // A listing the engine sent for a request made before a change is not kept.
+        let t = n.ticket(d);
+        n.drop_dir(d);
+        n.keep_listing(d, t, ttl, list(3));
+        assert!(n.listing(d, ttl).is_none());
+        let t = n.ticket(d);
+        n.unlearn_all();
+        n.keep_listing(d, t, ttl, list(3));
+        assert!(n.listing(d, ttl).is_none());
+        // Too long to keep.
+        let t = n.ticket(d);
+        n.keep_listing(d, t, ttl, list(MAX_KEPT_ENTRIES + 1));
+        assert!(n.listing(d, ttl).is_none());
+        // Within the bound, the oldest listings make room for a new one.
+        let e = n.link(ROOT, b"e", (1, 6));
+        let t = n.ticket(d);
+        n.keep_listing(d, t, ttl, list(MAX_KEPT_ENTRIES / 2));
+        let t = n.ticket(e);
+        n.keep_listing(e, t, ttl, list(MAX_KEPT_ENTRIES / 2 + 1));
+        assert!(n.listing(d, ttl).is_none(), "the oldest freed");
+        assert_eq!(kept(&mut n, e), Some(MAX_KEPT_ENTRIES / 2 + 1));
+        assert!(n.kept_entries <= MAX_KEPT_ENTRIES);
+        // Listings past their timeout are freed by the next look.
+        let short = Duration::from_millis(20);
+        std::thread::sleep(short);
+        assert!(n.listing(d, short).is_none());
+        assert!(n.kept.is_empty() && n.kept_entries == 0);
+        assert!(n.nodes[&e].meta.as_ref().is_some_and(|m| m.listing.is_none()), "the memory is freed");
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod meta;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-pub use meta::{MAX_KNOWN_NAMES, Meta, Ticket};
+pub use meta::{MAX_KEPT_ENTRIES, MAX_KNOWN_NAMES, Meta, Ticket};
 
 /// The root's node id (fixed by FUSE).
 pub const ROOT: u64 = 1;
@@ -55,6 +55,11 @@ pub struct Nodes {
     /// keeps only the names of the last timeout's directories, not all of them until the
     /// kernel forgets the nodes.
     named: VecDeque<(u64, Instant)>,
+    /// Listings kept ([`Meta::listing`]), oldest first, with when and their length: past
+    /// their timeout, or to make room within [`MAX_KEPT_ENTRIES`], they are freed.
+    kept: VecDeque<(u64, Instant, usize)>,
+    /// Entries counted in `kept` (a listing dropped early is counted until it leaves).
+    kept_entries: usize,
 }
 
 impl Nodes {
@@ -75,6 +80,8 @@ impl Nodes {
             meta_epoch: 0,
             missed: 0,
             named: VecDeque::new(),
+            kept: VecDeque::new(),
+            kept_entries: 0,
         }
     }
 
@@ -210,9 +217,7 @@ impl Nodes {
 
     /// `parent/name` is gone (unlink, rmdir, or found missing).
     pub fn unlink(&mut self, parent: u64, name: &[u8]) {
-        if let Some(s) = self.names_of(parent) {
-            s.remove(name);
-        }
+        self.name_gone(parent, name);
         let dkey = (parent, name.to_vec());
         if let Some(id) = self.dentries.remove(&dkey)
             && let Some(n) = self.nodes.get_mut(&id)
