@@ -395,6 +395,11 @@ fn a_directory_listed_again_is_served_from_the_last_listing_and_follows_every_ch
         readdirs() == before
     });
     assert!(kept.is_some(), "listings soon after the first always asked the engine again");
+    // A name it does not hold, found missing, leaves it as it is.
+    let before = readdirs();
+    assert!(std::fs::symlink_metadata(rig.m("l/not-there")).is_err());
+    assert_eq!(listing("l"), host("l"));
+    assert_eq!(readdirs() - before, 0, "a name found missing that the listing does not hold dropped it");
     // Every name operation through the mount: the next listing is the HOST's.
     let changes: [(&str, &dyn Fn()); 8] = [
         ("create", &|| std::fs::write(rig.m("l/new"), b"x").unwrap()),

@@ -53,6 +53,9 @@ pub struct Meta {
 /// as any other (every LOOKUP asks the engine).
 pub const MAX_KNOWN_NAMES: usize = 16384;
 
+/// A name found missing is looked for in a kept listing of at most this many entries.
+const SEARCHED_MAX: usize = 4096;
+
 /// The most directory entries kept in listings ([`Meta::listing`]) at once, over all
 /// directories; a longer listing is not kept.
 pub const MAX_KEPT_ENTRIES: usize = 65536;
@@ -188,13 +191,16 @@ impl Nodes {
     }
 
     /// `name` left directory `dir` (unlink, rmdir, found missing): it is no longer among
-    /// the names the directory may hold, and its listing is stale.
+    /// the names the directory may hold, and a kept listing that names it is stale (one
+    /// too long to search is dropped whatever it holds).
     pub(super) fn name_gone(&mut self, dir: u64, name: &[u8]) {
         if let Some(m) = self.nodes.get_mut(&dir).and_then(|n| n.meta.as_deref_mut()) {
             if let Some(s) = &mut m.names {
                 s.remove(name);
             }
-            m.listing = None;
+            if m.listing.as_ref().is_some_and(|(l, _)| l.len() > SEARCHED_MAX || l.iter().any(|e| *e.name == *name)) {
+                m.listing = None;
+            }
         }
     }
 
@@ -363,6 +369,9 @@ mod tests {
         assert_eq!(kept(&mut n, d), Some(3), "a look without a timeout (a pseudo file system) frees nothing");
         // Every change of a name in it drops it (the name operations call drop_dir before
         // their request goes out), and so does a name found missing.
+        // A name it does not hold found missing changes nothing.
+        n.unlink(d, b"other");
+        assert_eq!(kept(&mut n, d), Some(3));
         for change in [Nodes::drop_dir as fn(&mut Nodes, u64), Nodes::unlearn, |n: &mut Nodes, d| n.unlink(d, b"f1")] {
             let t = n.ticket(d);
             n.keep_listing(d, t, ttl, list(3));
