@@ -43,12 +43,14 @@ struct Direct {
 
 thread_local! {
     static DIRECT: RefCell<Option<Direct>> = const { RefCell::new(None) };
-    /// The changed directories' attributes of this thread's last request (`feat::DIR_ATTR`).
+    /// The changed (or listed) directories' attributes of this thread's last request
+    /// (`feat::DIR_ATTR`, `feat::LIST_ATTR`).
     static CHANGED_DIRS: RefCell<Vec<Attr>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The attributes of the directories this thread's last request changed, as the engine
-/// read them right after (empty unless it was a name operation that succeeded).
+/// The attributes of the directories this thread's last request changed, or of the
+/// directory it listed to the end, as the engine read them right after (empty unless it
+/// was a name operation that succeeded or such a listing).
 pub fn take_changed_dirs() -> Vec<Attr> {
     CHANGED_DIRS.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
@@ -167,8 +169,9 @@ impl Remote {
         // only while one of its requests waits (see `crate::inval`).
         let mut cfg = self.session.config().clone();
         cfg.features &= !(consts::feat::INVAL | consts::feat::NO_ECHO);
-        // Name operations answer with the changed directories' attributes (fs::names).
-        cfg.features |= consts::feat::DIR_ATTR;
+        // Name operations answer with the changed directories' attributes (fs::names),
+        // and a listing with the directory's (fs::dir).
+        cfg.features |= consts::feat::DIR_ATTR | consts::feat::LIST_ATTR;
         let cfg = &cfg;
         let c = match deadline {
             Some(t) => {

@@ -360,6 +360,40 @@ fn a_directory_changed_through_the_mount_shows_the_hosts_attributes() {
     assert!(seen.is_some(), "the HOST's mkdir never showed in the mount's link count of the directory");
 }
 
+/// After a listing the kernel asks for the directory's attributes again before the next
+/// `stat` (the listing may have set its atime): answered from those the engine read right
+/// after the listing (`feat::LIST_ATTR`), which are the HOST's.
+#[test]
+fn a_directory_listed_through_the_mount_shows_the_hosts_attributes_without_asking_again() {
+    use qtfs_proto::Op;
+    use std::os::unix::fs::MetadataExt;
+    let rig = rig();
+    std::fs::create_dir(rig.h("d")).unwrap();
+    for i in 0..5 {
+        std::fs::write(rig.h(&format!("d/f{i}")), b"x").unwrap();
+    }
+    let key = |m: std::fs::Metadata| (m.nlink(), m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec(), m.size());
+    // The invalidations of the HOST's creates may still be on their way (each drops what
+    // the mount keeps of `d`): until one round goes without the engine, for 2 s at most.
+    let quiet = seen_after(Instant::now(), || {
+        // A change through the mount first, so that the listing is the engine's (not one
+        // kept from the round before).
+        std::fs::write(rig.m("d/made-here"), b"x").unwrap();
+        std::fs::remove_file(rig.m("d/made-here")).unwrap();
+        let _ = std::fs::metadata(rig.m("d")).unwrap();
+        let before = rig.engine_requests(Op::GETATTR);
+        assert_eq!(std::fs::read_dir(rig.m("d")).unwrap().count(), 5);
+        let after = std::fs::metadata(rig.m("d")).unwrap();
+        assert_eq!(
+            key(after),
+            key(std::fs::metadata(rig.h("d")).unwrap()),
+            "the directory's attributes after a listing"
+        );
+        rig.engine_requests(Op::GETATTR) == before
+    });
+    assert!(quiet.is_some(), "the stat after a listing always asked the engine");
+}
+
 /// A directory opened again soon (`rm -r` opens each one twice) is listed from the
 /// listing of the previous open, without the engine; every change of a name in it
 /// through the mount shows in the next listing at once, a HOST change promptly, and the

@@ -57,6 +57,7 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_FEAT_INVAL               0x20ULL /* feature bit */
 #define QTP_FEAT_DIR_ATTR            0x40ULL /* feature bit */
 #define QTP_FEAT_NO_ECHO             0x80ULL /* feature bit */
+#define QTP_FEAT_LIST_ATTR           0x100ULL /* feature bit */
 #define QTP_ATTR_F_BTIME             0x1ULL /* Attr.flags */
 #define QTP_MOUNT_F_READONLY         0x1ULL /* MountReq.flags */
 #define QTP_GETATTR_FOLLOW           0x1ULL /* GetattrReq.flags */
@@ -72,6 +73,7 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_CREATE_NOOPEN            0x1ULL /* CreateReq.cflags */
 #define QTP_READDIR_PLUS             0x1ULL /* ReaddirReq.flags */
 #define QTP_READDIR_EOF              0x1ULL /* ReaddirRsp.flags */
+#define QTP_READDIR_ATTR             0x2ULL /* ReaddirRsp.flags */
 #define QTP_FSYNC_DATASYNC           0x1ULL /* FsyncReq.flags */
 #define QTP_INVAL_ATTR               0x1ULL /* InvalMsg.flags */
 #define QTP_INVAL_DATA               0x2ULL /* InvalMsg.flags */

@@ -62,6 +62,9 @@ pub struct DirEntryOwned {
 pub struct DirPage {
     pub entries: Vec<DirEntryOwned>,
     pub eof: bool,
+    /// The directory's attributes, read right after the listing reached its end
+    /// (`feat::LIST_ATTR`).
+    pub dir_attr: Option<Attr>,
 }
 
 /// What a SYSMOUNT mounts: a path inside the export (a bind or move source), or a
@@ -176,9 +179,22 @@ fn open_rsp(p: &[u8]) -> Result<(u64, Attr)> {
 /// A READDIR answer as owned entries, checked against the count it announces.
 fn dir_page(p: &[u8], plus: bool) -> Result<DirPage> {
     let rsp = ReaddirRsp::decode(p)?;
+    // The directory's attributes (feat::LIST_ATTR) after the records.
+    let (records, dir_attr) = if rsp.flags & consts::READDIR_ATTR != 0 {
+        let at = rsp
+            .entries
+            .0
+            .len()
+            .checked_sub(AttrRsp::FIXED_SIZE)
+            .ok_or(ProtoError::BadValue { what: "ReaddirRsp.flags", value: rsp.flags as u64 })?;
+        let (records, tail) = rsp.entries.0.split_at(at);
+        (records, Some(AttrRsp::decode(tail)?.attr))
+    } else {
+        (rsp.entries.0, None)
+    };
     let mut entries = Vec::with_capacity(rsp.count as usize);
     if plus {
-        for e in RecordIter::<DirEntryPlus>::new(rsp.entries.0) {
+        for e in RecordIter::<DirEntryPlus>::new(records) {
             let e = e?;
             entries.push(DirEntryOwned {
                 name: e.name.0.to_vec(),
@@ -189,7 +205,7 @@ fn dir_page(p: &[u8], plus: bool) -> Result<DirPage> {
             });
         }
     } else {
-        for e in RecordIter::<DirEntry>::new(rsp.entries.0) {
+        for e in RecordIter::<DirEntry>::new(records) {
             let e = e?;
             entries.push(DirEntryOwned {
                 name: e.name.0.to_vec(),
@@ -203,7 +219,7 @@ fn dir_page(p: &[u8], plus: bool) -> Result<DirPage> {
     if entries.len() != rsp.count as usize {
         return Err(ProtoError::BadValue { what: "ReaddirRsp.count", value: rsp.count as u64 }.into());
     }
-    Ok(DirPage { entries, eof: rsp.flags & consts::READDIR_EOF != 0 })
+    Ok(DirPage { entries, eof: rsp.flags & consts::READDIR_EOF != 0, dir_attr })
 }
 
 /// The typed QTP operations, one method per request, over any [`Transport`]: each
@@ -347,7 +363,8 @@ pub trait Ops: Transport {
         self.readdir_paged(export, path, plus, 64 * 1024, cred)
     }
 
-    /// The whole directory, in pages of `page_bytes`.
+    /// The whole directory, in pages of `page_bytes`; the directory's attributes read
+    /// after it (`feat::LIST_ATTR`) go to the transport ([`Transport::changed_dirs`]).
     fn readdir_paged(
         &mut self,
         export: u32,
@@ -366,6 +383,10 @@ pub trait Ops: Transport {
             let empty = page.entries.is_empty();
             all.extend(page.entries);
             if page.eof || empty {
+                // The transport keeps them as a change's (Transport::changed_dirs).
+                if let Some(a) = page.dir_attr {
+                    self.changed_dirs(&[a]);
+                }
                 return Ok(all);
             }
         }

@@ -39,9 +39,10 @@ pub trait Transport {
         with_request(FrameHeader::request(op, 0, 0), msg, tail, |req| self.round_trip(req, f))
     }
 
-    /// The attributes of the directories the request just answered changed, as the engine
-    /// read them right after the change (`feat::DIR_ATTR`, asked for by the connection);
-    /// ignored unless the transport keeps them.
+    /// The attributes of the directories the request just answered changed, or of the
+    /// directory it listed to the end, as the engine read them right after
+    /// (`feat::DIR_ATTR`, `feat::LIST_ATTR`, asked for by the connection); ignored unless
+    /// the transport keeps them.
     fn changed_dirs(&mut self, _dirs: &[qtfs_proto::Attr]) {}
 }
 

@@ -95,9 +95,10 @@ pub struct Shared {
 impl Shared {
     /// The features this engine offers in the handshake.
     pub fn features(&self) -> u64 {
-        let mut f = qtfs_proto::consts::feat::ALL | qtfs_proto::consts::feat::DIR_ATTR;
+        use qtfs_proto::consts::feat;
+        let mut f = feat::ALL | feat::DIR_ATTR | feat::LIST_ATTR;
         if self.notify.is_some() {
-            f |= qtfs_proto::consts::feat::INVAL | qtfs_proto::consts::feat::NO_ECHO;
+            f |= feat::INVAL | feat::NO_ECHO;
         }
         f
     }

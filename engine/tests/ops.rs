@@ -420,3 +420,53 @@ fn name_operations_answer_with_the_changed_directories_attributes() {
     t.unlink(px, b"a/f", &c).unwrap();
     assert!(t.dirs.is_empty(), "a session without DIR_ATTR got directory attributes");
 }
+
+/// LIST_ATTR: a listing that reaches the end of the directory carries the directory's
+/// attributes as they are after it (the HOST's, atime included), plain or PLUS, in one
+/// page or many; a page before the end carries none, nor does any page for a session
+/// that did not ask.
+#[test]
+fn a_listing_to_the_end_answers_with_the_directorys_attributes() {
+    use qtfs_client::Ops;
+    let e = TestEngine::start(Opts::default());
+    let mut cfg = e.config();
+    cfg.features = consts::feat::ALL | consts::feat::LIST_ATTR;
+    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
+    assert_ne!(s.features() & consts::feat::LIST_ATTR, 0, "the engine offers LIST_ATTR");
+    let (ex, _) = s.mount(e.export.to_str().unwrap(), &Cred::root()).unwrap();
+    std::fs::create_dir_all(e.path("d")).unwrap();
+    for i in 0..40 {
+        std::fs::write(e.path(&format!("d/file-with-a-long-name-{i:03}")), b"x").unwrap();
+    }
+    let c = Cred::root();
+    let host = || {
+        let m = std::fs::metadata(e.path("d")).unwrap();
+        (m.ino(), m.nlink() as u32, m.atime(), m.atime_nsec() as u32, m.mtime(), m.size())
+    };
+    let of = |a: &qtfs_proto::Attr| (a.ino, a.nlink, a.atime_sec, a.atime_nsec, a.mtime_sec, a.size);
+    let mut t = KeepDirs { s: &s, dirs: Vec::new() };
+    for plus in [false, true] {
+        let all = t.readdir_all(ex, b"d", plus, &c).unwrap();
+        assert_eq!(all.len(), 40);
+        let dirs = std::mem::take(&mut t.dirs);
+        assert_eq!(
+            dirs.iter().map(of).collect::<Vec<_>>(),
+            vec![host()],
+            "plus {plus}: the directory after the listing"
+        );
+    }
+    // Small pages: only the last one, which reaches the end, carries them.
+    let first = t.readdir(ex, b"d", 0, 512, false, &c).unwrap();
+    assert!(!first.eof && first.dir_attr.is_none(), "a page before the end carried the directory's attributes");
+    let all = t.readdir_paged(ex, b"d", true, 512, &c).unwrap();
+    assert_eq!(all.len(), 40, "records and attributes told apart on every page");
+    assert_eq!(std::mem::take(&mut t.dirs).iter().map(of).collect::<Vec<_>>(), vec![host()]);
+    // A session that did not ask.
+    let plain = qtfs_client::Session::connect(e.config(), 1).unwrap();
+    assert_eq!(plain.features() & consts::feat::LIST_ATTR, 0);
+    let (px, _) = plain.mount(e.export.to_str().unwrap(), &c).unwrap();
+    let mut t = KeepDirs { s: &plain, dirs: Vec::new() };
+    let page = t.readdir(px, b"d", 0, 64 * 1024, true, &c).unwrap();
+    assert!(page.eof && page.dir_attr.is_none() && page.entries.len() == 40);
+    assert!(t.dirs.is_empty(), "a session without LIST_ATTR got the directory's attributes");
+}

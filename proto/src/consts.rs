@@ -35,8 +35,14 @@ pub mod feat {
     /// session changing things (a server that cannot tell sends them). Opt-in, outside
     /// [`ALL`]: for clients whose caches already hold the results of their own requests.
     pub const NO_ECHO: u64 = 1 << 7;
+    /// LIST_ATTR: a READDIR answer that reaches the end of the directory carries the
+    /// directory's attributes, read right after the listing ([`super::READDIR_ATTR`]), so
+    /// that a client answers the GETATTR a kernel sends next (a listing may have set the
+    /// directory's atime) without a round trip. Opt-in, outside [`ALL`]: a client asks for
+    /// it only if it reads them.
+    pub const LIST_ATTR: u64 = 1 << 8;
     /// Every feature of this build that a peer gets without asking specially (all but
-    /// the opt-in [`INVAL`], [`DIR_ATTR`] and [`NO_ECHO`]).
+    /// the opt-in [`INVAL`], [`DIR_ATTR`], [`NO_ECHO`] and [`LIST_ATTR`]).
     pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
 }
 
@@ -71,6 +77,8 @@ pub const CREATE_NOOPEN: u32 = 1 << 0;
 /// READDIR flags and response flags.
 pub const READDIR_PLUS: u32 = 1 << 0;
 pub const READDIR_EOF: u32 = 1 << 0;
+/// The records are followed by the directory's `Attr` (as in `AttrRsp`; `feat::LIST_ATTR`).
+pub const READDIR_ATTR: u32 = 1 << 1;
 
 /// FSYNC flags.
 pub const FSYNC_DATASYNC: u32 = 1 << 0;

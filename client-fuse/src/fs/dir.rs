@@ -66,6 +66,9 @@ impl QtfsFs {
             Route::Remote(p) => {
                 let host =
                     self.remote.path_op(w, Retry::Idempotent, |ex| self.remote.readdir_all(ex, &p, plus, cred))?;
+                // The directory's attributes after the listing (`feat::LIST_ATTR`): they
+                // answer the GETATTR the kernel sends next (it dropped the atime).
+                self.learn_changed_dirs(&[(d.node, ticket)]);
                 match &self.proc {
                     Some(pm) if d.node == ROOT => pm.merge_root(host, plus),
                     _ => host,

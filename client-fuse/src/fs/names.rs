@@ -182,9 +182,10 @@ impl QtfsFs {
     }
 
     /// Keeps the attributes the engine sent for the directories the name operation this
-    /// thread just made changed (`feat::DIR_ATTR`, [`crate::nodes::Meta::dir`]), each on the node of
-    /// `dirs` it is the attributes of; not for a directory invalidated since its ticket.
-    /// Called before the kernel gets the reply, whose processing drops its copy of them.
+    /// thread just made changed (`feat::DIR_ATTR`, [`crate::nodes::Meta::dir`]), or for
+    /// the directory it just listed (`feat::LIST_ATTR`), each on the node of `dirs` it is
+    /// the attributes of; not for a directory invalidated since its ticket. Called before
+    /// the kernel gets the reply, whose processing drops its copy of them.
     pub(super) fn learn_changed_dirs(&self, dirs: &[(u64, Ticket)]) {
         let attrs = crate::direct::take_changed_dirs();
         if attrs.is_empty() {

@@ -112,15 +112,16 @@ pub(super) fn stats(core: &mut Ctx, req: &FsReq, ok: bool, out: usize) {
 /// Read now, right after the change, by the engine (a statx of an open descriptor needs
 /// no permission); a directory that cannot be read is left out.
 pub(super) fn note_dir(core: &Ctx, r: &mut FsReq, dir: Option<RawFd>) {
-    let wanted =
-        core.r.conns.get(r.conn).is_some_and(|c| {
-            c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & consts::feat::DIR_ATTR != 0
-        });
-    if let (true, Some(fd)) = (wanted, dir)
+    if let (true, Some(fd)) = (agreed(core, r, consts::feat::DIR_ATTR), dir)
         && let Ok(a) = sys::statx(fd, c"", libc::AT_EMPTY_PATH)
     {
         r.dirs.push(a);
     }
+}
+
+/// Whether feature `bit` was agreed on the request's connection.
+pub(super) fn agreed(core: &Ctx, r: &FsReq, bit: u64) -> bool {
+    core.r.conns.get(r.conn).is_some_and(|c| c.shared.features.load(std::sync::atomic::Ordering::Relaxed) & bit != 0)
 }
 
 pub(super) fn finish<'m, M: Wire<'m>>(core: &mut Ctx, req: Box<FsReq>, msg: &M) {

@@ -5,6 +5,9 @@
 //! cookie (`getdents64`), up to the client's byte budget; `READDIR_PLUS` adds each
 //! entry's attributes (`statx` relative to the directory, not following symlinks).
 //!
+//! A listing that reaches the end carries the directory's attributes, read right after
+//! it, where the connection agreed on `feat::LIST_ATTR`.
+//!
 //! This module owns READDIR and the directory record encoding.
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -12,7 +15,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{Next, Req, fail, finish, resolve};
+use super::common::{Next, Req, agreed, fail, finish, resolve};
 use super::gates::allowed_fd;
 use super::req::FsReq;
 use super::state::Ctx;
@@ -41,7 +44,7 @@ pub(super) fn opened(core: &mut Ctx, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
         Err(e) => return fail(core, r, e),
     };
     let (cookie, max, plus) = (a.cookie, a.max_bytes as usize, a.flags & consts::READDIR_PLUS != 0);
-    let max = max.clamp(512, MAX_PAYLOAD - 64);
+    let max = max.clamp(512, MAX_PAYLOAD - 64 - AttrRsp::FIXED_SIZE);
     let mut out = core.r.bufs.get(max.min(64 * 1024));
     let ident = r.ident.clone();
     let res = creds::with_ident(&ident, || readdir_fill(dir.as_raw_fd(), cookie, max, plus, &mut out));
@@ -51,7 +54,16 @@ pub(super) fn opened(core: &mut Ctx, r: Box<FsReq>, a: ReaddirArgs, res: i32) {
     };
     match res {
         Ok((count, eof)) => {
-            let flags = if eof { consts::READDIR_EOF } else { 0 };
+            let mut flags = if eof { consts::READDIR_EOF } else { 0 };
+            // Read after the listing, which may have set its atime (a statx of an open
+            // descriptor needs no permission); left out if it cannot be read.
+            if eof
+                && agreed(core, &r, consts::feat::LIST_ATTR)
+                && let Ok(attr) = sys::statx(dir.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+            {
+                AttrRsp { attr }.encode(&mut out);
+                flags |= consts::READDIR_ATTR;
+            }
             finish(core, r, &ReaddirRsp { count, flags, entries: Rest(&out) });
             core.r.bufs.put(out);
         }

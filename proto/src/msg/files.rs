@@ -186,7 +186,8 @@ message! {
     /// READDIR response: `count` records of `DirEntry` (or `DirEntryPlus`).
     pub struct ReaddirRsp<'a> {
         pub count: u32,
-        /// `READDIR_EOF` when the directory is exhausted.
+        /// `READDIR_EOF` when the directory is exhausted; `READDIR_ATTR` when the
+        /// directory's `Attr` follows the records (`feat::LIST_ATTR`).
         pub flags: u32,
         tail {
             pub entries: Rest,
