@@ -342,6 +342,17 @@ fn resident_pages(f: &std::fs::File, len: usize) -> Vec<bool> {
     vec.iter().map(|b| b & 1 == 1).collect()
 }
 
+/// A session that asked for the opt-in `features` too (the engine must offer them), and
+/// its export.
+fn session_with(e: &TestEngine, features: u64) -> (qtfs_client::Session, u32) {
+    let mut cfg = e.config();
+    cfg.features = consts::feat::ALL | features;
+    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
+    assert_eq!(s.features() & features, features, "the engine offers {features:#x}");
+    let (ex, _) = s.mount(e.export.to_str().unwrap(), &Cred::root()).unwrap();
+    (s, ex)
+}
+
 /// The typed operations on a session, keeping the directory attributes answers carry.
 struct KeepDirs<'s> {
     s: &'s qtfs_client::Session,
@@ -368,11 +379,7 @@ impl qtfs_client::Transport for KeepDirs<'_> {
 fn name_operations_answer_with_the_changed_directories_attributes() {
     use qtfs_client::Ops;
     let e = TestEngine::start(Opts::default());
-    let mut cfg = e.config();
-    cfg.features = consts::feat::ALL | consts::feat::DIR_ATTR;
-    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
-    assert_ne!(s.features() & consts::feat::DIR_ATTR, 0, "the engine offers DIR_ATTR");
-    let (ex, _) = s.mount(e.export.to_str().unwrap(), &Cred::root()).unwrap();
+    let (s, ex) = session_with(&e, consts::feat::DIR_ATTR);
     std::fs::create_dir_all(e.path("a")).unwrap();
     std::fs::create_dir_all(e.path("b")).unwrap();
     let c = Cred::root();
@@ -429,11 +436,7 @@ fn name_operations_answer_with_the_changed_directories_attributes() {
 fn a_listing_to_the_end_answers_with_the_directorys_attributes() {
     use qtfs_client::Ops;
     let e = TestEngine::start(Opts::default());
-    let mut cfg = e.config();
-    cfg.features = consts::feat::ALL | consts::feat::LIST_ATTR;
-    let s = qtfs_client::Session::connect(cfg, 1).unwrap();
-    assert_ne!(s.features() & consts::feat::LIST_ATTR, 0, "the engine offers LIST_ATTR");
-    let (ex, _) = s.mount(e.export.to_str().unwrap(), &Cred::root()).unwrap();
+    let (s, ex) = session_with(&e, consts::feat::LIST_ATTR);
     std::fs::create_dir_all(e.path("d")).unwrap();
     for i in 0..40 {
         std::fs::write(e.path(&format!("d/file-with-a-long-name-{i:03}")), b"x").unwrap();
