@@ -14,7 +14,12 @@ const ROUNDS: usize = 200;
 const BOUND: Duration = Duration::from_millis(50);
 
 fn rig() -> Rig {
-    Rig::start(Opts { mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=60".into()], ..Default::default() })
+    rig_with(&["attr_timeout=60", "entry_timeout=60"])
+}
+
+/// A rig whose mount has these options.
+fn rig_with(mount_opts: &[&str]) -> Rig {
+    Rig::start(Opts { mount_opts: mount_opts.iter().map(|o| o.to_string()).collect(), ..Default::default() })
 }
 
 /// Polls `f` every 200 µs for at most 2 s; the time it took to become true.
@@ -187,9 +192,7 @@ fn map(f: &std::fs::File, len: usize) -> *const u8 {
 /// What one mount saw of HOST changes within `window`: (data through an open fd, mtime
 /// in stat, unlink of a cached name).
 fn seen_within(mount_opts: &[&str], window: Duration) -> (bool, bool, bool) {
-    let mut opts: Vec<String> = vec!["attr_timeout=60".into(), "entry_timeout=60".into()];
-    opts.extend(mount_opts.iter().map(|s| s.to_string()));
-    let rig = Rig::start(Opts { mount_opts: opts, ..Default::default() });
+    let rig = rig_with(&[&["attr_timeout=60", "entry_timeout=60"], mount_opts].concat());
     std::fs::write(rig.h("f"), content(0)).unwrap();
     std::fs::write(rig.h("gone"), b"x").unwrap();
     let f = std::fs::File::open(rig.m("f")).unwrap();
@@ -491,10 +494,7 @@ fn a_directory_listed_again_is_served_from_the_last_listing_and_follows_every_ch
 #[test]
 fn without_default_permissions_every_open_of_a_directory_asks_the_engine() {
     use qtfs_proto::Op;
-    let rig = Rig::start(Opts {
-        mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=60".into(), "nodefault_permissions".into()],
-        ..Default::default()
-    });
+    let rig = rig_with(&["attr_timeout=60", "entry_timeout=60", "nodefault_permissions"]);
     std::fs::create_dir(rig.h("l")).unwrap();
     std::fs::write(rig.h("l/f"), b"x").unwrap();
     let before = rig.engine_requests(Op::READDIR);
@@ -557,10 +557,7 @@ fn a_directory_made_through_the_mount_answers_missing_names_itself_and_hears_the
 /// show here.
 #[test]
 fn names_made_in_a_new_directory_are_found_after_the_kernel_forgets_them() {
-    let rig = Rig::start(Opts {
-        mount_opts: vec!["attr_timeout=60".into(), "entry_timeout=0".into(), "negative_timeout=60".into()],
-        ..Default::default()
-    });
+    let rig = rig_with(&["attr_timeout=60", "entry_timeout=0", "negative_timeout=60"]);
     let m = |p: &str| rig.m(p);
     let exists = |p: &str| std::fs::symlink_metadata(m(p)).is_ok();
     std::fs::create_dir(m("d")).unwrap();
