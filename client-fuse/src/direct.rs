@@ -169,9 +169,10 @@ impl Remote {
         // only while one of its requests waits (see `crate::inval`).
         let mut cfg = self.session.config().clone();
         cfg.features &= !(consts::feat::INVAL | consts::feat::NO_ECHO);
-        // Name operations answer with the changed directories' attributes (fs::names),
-        // and a listing with the directory's (fs::dir).
-        cfg.features |= consts::feat::DIR_ATTR | consts::feat::LIST_ATTR;
+        // Name operations answer with the changed directories' attributes (fs::names), a
+        // listing with the directory's (fs::dir), an open with whether the file has
+        // extended attributes (fs::xattr).
+        cfg.features |= consts::feat::DIR_ATTR | consts::feat::LIST_ATTR | consts::feat::XATTR_NONE;
         let cfg = &cfg;
         let c = match deadline {
             Some(t) => {

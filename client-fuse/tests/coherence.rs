@@ -291,6 +291,62 @@ fn what_the_mount_learnt_of_a_file_follows_host_changes() {
     assert_eq!(mode, 0o777, "a write by another user clears set-user-ID");
 }
 
+/// An open by root tells the mount whether the file has extended attributes at all
+/// (`feat::XATTR_NONE`): `cp -a`'s listing and ACL questions of a file without any need
+/// no round trip, a file with one lists it, and a HOST setxattr after the open is seen
+/// promptly.
+#[test]
+fn an_open_tells_the_mount_whether_the_file_has_extended_attributes() {
+    use qtfs_proto::Op;
+    let rig = rig();
+    std::fs::write(rig.h("plain"), b"x").unwrap();
+    std::fs::write(rig.h("tagged"), b"x").unwrap();
+    xattr::set(&rig.h("tagged"), "user.tag", b"v");
+    let asked = || rig.engine_requests(Op::XATTR_LIST) + rig.engine_requests(Op::XATTR_GET);
+    let questions = |p: &std::path::Path| {
+        assert_eq!(listxattr_len(p), 0);
+        assert_eq!(getxattr(p, "system.posix_acl_access"), Err(libc::ENODATA));
+    };
+    // Files made through the mount (its own changes bring it no invalidation): the CREATE
+    // answer tells.
+    let before = asked();
+    for i in 0..10 {
+        drop(std::fs::File::create_new(rig.m(&format!("c{i}"))).unwrap());
+        questions(&rig.m(&format!("c{i}")));
+    }
+    assert_eq!(asked() - before, 0, "the listing and ACL questions after a CREATE asked the engine");
+    // A change of their attributes through the mount drops what it learnt; then the OPEN
+    // answer tells.
+    for i in 0..10 {
+        xattr::set(&rig.m(&format!("c{i}")), "user.t", b"v");
+        xattr::remove(&rig.m(&format!("c{i}")), "user.t");
+    }
+    let before = asked();
+    for i in 0..10 {
+        let f = std::fs::File::open(rig.m(&format!("c{i}"))).unwrap();
+        questions(&rig.m(&format!("c{i}")));
+        drop(f);
+    }
+    assert_eq!(asked() - before, 0, "the listing and ACL questions after an OPEN asked the engine");
+    let f = std::fs::File::open(rig.m("tagged")).unwrap();
+    assert_eq!(listxattr_len(&rig.m("tagged")), listxattr_len(&rig.h("tagged")));
+    assert_eq!(getxattr(&rig.m("tagged"), "user.tag").as_deref(), Ok(&b"v"[..]));
+    drop(f);
+    let mut seen = Vec::new();
+    for i in 0..ROUNDS / 4 {
+        let name = format!("user.late{i}");
+        let f = std::fs::File::open(rig.m("plain")).unwrap();
+        assert_eq!(getxattr(&rig.m("plain"), &name), Err(libc::ENODATA));
+        let t0 = Instant::now();
+        xattr::set(&rig.h("plain"), &name, b"w");
+        let d = seen_after(t0, || getxattr(&rig.m("plain"), &name).as_deref() == Ok(&b"w"[..]));
+        seen.push(d.unwrap_or_else(|| panic!("round {i}: the HOST setxattr after an open was not seen in 2 s")));
+        xattr::remove(&rig.h("plain"), &name);
+        drop(f);
+    }
+    report("HOST setxattr after an open -> getxattr", seen);
+}
+
 mod xattr {
     pub fn set(p: &std::path::Path, name: &str, v: &[u8]) {
         use std::os::unix::ffi::OsStrExt;
@@ -299,6 +355,15 @@ mod xattr {
         // SAFETY: NUL-terminated path and name; v is valid for its length.
         let r = unsafe { libc::setxattr(f.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
         assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn remove(p: &std::path::Path, name: &str) {
+        use std::os::unix::ffi::OsStrExt;
+        let f = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        // SAFETY: NUL-terminated path and name.
+        let r = unsafe { libc::removexattr(f.as_ptr(), n.as_ptr()) };
+        assert_eq!(r, 0, "removexattr {name}: {}", std::io::Error::last_os_error());
     }
 }
 

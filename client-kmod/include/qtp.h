@@ -58,7 +58,9 @@ static inline void qtp_put64(uint8_t *p, uint64_t v) { qtp_put32(p, (uint32_t)v)
 #define QTP_FEAT_DIR_ATTR            0x40ULL /* feature bit */
 #define QTP_FEAT_NO_ECHO             0x80ULL /* feature bit */
 #define QTP_FEAT_LIST_ATTR           0x100ULL /* feature bit */
+#define QTP_FEAT_XATTR_NONE          0x200ULL /* feature bit */
 #define QTP_ATTR_F_BTIME             0x1ULL /* Attr.flags */
+#define QTP_ATTR_F_NO_XATTRS         0x2ULL /* Attr.flags */
 #define QTP_MOUNT_F_READONLY         0x1ULL /* MountReq.flags */
 #define QTP_GETATTR_FOLLOW           0x1ULL /* GetattrReq.flags */
 #define QTP_SETATTR_MODE             0x1ULL /* SetattrReq.valid */

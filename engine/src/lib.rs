@@ -96,7 +96,7 @@ impl Shared {
     /// The features this engine offers in the handshake.
     pub fn features(&self) -> u64 {
         use qtfs_proto::consts::feat;
-        let mut f = feat::ALL | feat::DIR_ATTR | feat::LIST_ATTR;
+        let mut f = feat::ALL | feat::DIR_ATTR | feat::LIST_ATTR | feat::XATTR_NONE;
         if self.notify.is_some() {
             f |= feat::INVAL | feat::NO_ECHO;
         }

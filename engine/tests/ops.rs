@@ -473,3 +473,55 @@ fn a_listing_to_the_end_answers_with_the_directorys_attributes() {
     assert!(page.eof && page.dir_attr.is_none() && page.entries.len() == 40);
     assert!(t.dirs.is_empty(), "a session without LIST_ATTR got the directory's attributes");
 }
+
+/// XATTR_NONE: OPEN and CREATE answers to root mark a file without any extended
+/// attribute; one with an attribute (of any namespace) is not marked, nor is any file
+/// opened by another caller (whose listing would not see every namespace), and a session
+/// that did not ask never gets the mark.
+#[test]
+fn an_open_tells_whether_the_file_has_extended_attributes() {
+    use qtfs_client::Ops;
+    let e = TestEngine::start(Opts::default());
+    let (s, ex) = session_with(&e, consts::feat::XATTR_NONE);
+    let c = Cred::root();
+    let marked = |a: &qtfs_proto::Attr| a.flags & consts::ATTR_F_NO_XATTRS != 0;
+    std::fs::write(e.path("plain"), b"x").unwrap();
+    std::fs::write(e.path("tagged"), b"x").unwrap();
+    std::fs::write(e.path("trusted"), b"x").unwrap();
+    std::fs::set_permissions(e.path("trusted"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let set = |p: &str, name: &std::ffi::CStr| {
+        let f = std::ffi::CString::new(e.path(p).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: NUL-terminated path and name, a one-byte value.
+        assert_eq!(unsafe { libc::setxattr(f.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0) }, 0);
+    };
+    set("tagged", c"user.tag");
+    set("trusted", c"trusted.hidden");
+    let mut t = KeepDirs { s: &s, dirs: Vec::new() };
+    let (h, a) = t.open(ex, b"plain", open::RDONLY, 0, &c).unwrap();
+    assert!(marked(&a), "a file without extended attributes is not marked");
+    t.close_handle(h).unwrap();
+    let (h, a) = t.open(ex, b"tagged", open::RDONLY, 0, &c).unwrap();
+    assert!(!marked(&a), "a file with user.tag is marked as having none");
+    t.close_handle(h).unwrap();
+    let (h, a) = t.open(ex, b"trusted", open::RDONLY, 0, &c).unwrap();
+    assert!(!marked(&a), "a file with a trusted. attribute is marked as having none");
+    t.close_handle(h).unwrap();
+    // Another caller, who cannot see trusted. names: nothing is marked for it.
+    let user = Cred { uid: 1000, gid: 1000, groups: vec![] };
+    for f in [&b"trusted"[..], b"plain"] {
+        let (h, a) = t.open(ex, f, open::RDONLY, 0, &user).unwrap();
+        assert!(!marked(&a), "{}: marked for a caller other than root", String::from_utf8_lossy(f));
+        t.close_handle(h).unwrap();
+    }
+    let (h, a) = t.create(ex, b"new", open::RDWR, 0o644, 0, true, &c).unwrap();
+    assert!(marked(&a), "a new file is not marked");
+    t.close_handle(h).unwrap();
+    // A session that did not ask.
+    let plain = qtfs_client::Session::connect(e.config(), 1).unwrap();
+    assert_eq!(plain.features() & consts::feat::XATTR_NONE, 0);
+    let (px, _) = plain.mount(e.export.to_str().unwrap(), &c).unwrap();
+    let mut t = KeepDirs { s: &plain, dirs: Vec::new() };
+    let (h, a) = t.open(px, b"plain", open::RDONLY, 0, &c).unwrap();
+    assert!(!marked(&a), "a session without XATTR_NONE got the mark");
+    t.close_handle(h).unwrap();
+}

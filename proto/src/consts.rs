@@ -41,13 +41,22 @@ pub mod feat {
     /// directory's atime) without a round trip. Opt-in, outside [`ALL`]: a client asks for
     /// it only if it reads them.
     pub const LIST_ATTR: u64 = 1 << 8;
+    /// XATTR_NONE: the `Attr` of an OPEN or CREATE answer to a root caller carries
+    /// [`super::ATTR_F_NO_XATTRS`] when the opened file has no extended attribute at all
+    /// (listed right after the open with root's rights, which see every namespace), so
+    /// that a client answers the listing and ACL questions that follow (`cp -a` asks
+    /// both of every file it copies) without round trips. Opt-in, outside [`ALL`].
+    pub const XATTR_NONE: u64 = 1 << 9;
     /// Every feature of this build that a peer gets without asking specially (all but
-    /// the opt-in [`INVAL`], [`DIR_ATTR`], [`NO_ECHO`] and [`LIST_ATTR`]).
+    /// the opt-in [`INVAL`], [`DIR_ATTR`], [`NO_ECHO`], [`LIST_ATTR`] and [`XATTR_NONE`]).
     pub const ALL: u64 = CHANNELS | EPOLL | SYSCALLS | READDIR_PLUS;
 }
 
 /// `Attr.flags`.
 pub const ATTR_F_BTIME: u32 = 1 << 0;
+/// The file has no extended attribute at all (OPEN and CREATE answers to root,
+/// `feat::XATTR_NONE`).
+pub const ATTR_F_NO_XATTRS: u32 = 1 << 1;
 
 /// MOUNT flags.
 pub const MOUNT_F_READONLY: u32 = 1 << 0;

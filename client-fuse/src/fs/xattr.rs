@@ -4,8 +4,9 @@
 //! Absence is remembered per node ([`crate::nodes::Meta`]): the kernel asks for
 //! `security.capability` before the first write after every attribute refresh and on
 //! every chown, and `cp -a` lists and asks for ACLs of every file, almost always of files
-//! that have none. A name found absent (or every name, after an empty listing by root, or
-//! after this mount created the file exclusively: `security.capability` only) is answered
+//! that have none. A name found absent (or every name, after an empty listing by root or
+//! an OPEN/CREATE answer saying there is none, `feat::XATTR_NONE`; or after this mount
+//! created the file exclusively: `security.capability` only) is answered
 //! ENODATA here until an INVAL of the node, a change through this mount or the attribute
 //! timeout, the same promise as for attributes.
 
@@ -14,6 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::kernel::{Errno, INodeNo, ReplyEmpty, ReplyXattr, Request};
 use qtfs_client::Ops;
+use qtfs_proto::Attr;
+use qtfs_proto::consts::ATTR_F_NO_XATTRS;
 
 use super::{QtfsFs, errno};
 use crate::nodes::Ticket;
@@ -77,6 +80,16 @@ impl QtfsFs {
             if m.absent.len() < ABSENT_MAX && !m.absent.iter().any(|a| **a == *name) {
                 m.absent.push(name.into());
             }
+        });
+    }
+
+    /// What an OPEN or CREATE answer told of the file: its mode, and that it has no
+    /// extended attribute at all (`feat::XATTR_NONE`: listed by the engine with its own
+    /// rights, which see every namespace).
+    pub(super) fn learn_opened(&self, id: u64, t: Ticket, a: &Attr) {
+        self.nodes.lock().learn(id, t, self.cfg.attr_ttl, |m| {
+            m.mode = Some(a.mode);
+            m.no_xattrs |= a.flags & ATTR_F_NO_XATTRS != 0;
         });
     }
 

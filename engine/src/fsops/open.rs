@@ -18,7 +18,9 @@ use std::sync::Arc;
 use qtfs_proto::consts::{self, WlType, errno};
 use qtfs_proto::*;
 
-use super::common::{Next, Req, fail, fd_code, finish, note_dir, proc_cstr, res_fd, resolve, stat_now, submit_open};
+use super::common::{
+    Next, Req, agreed, fail, fd_code, finish, note_dir, proc_cstr, res_fd, resolve, stat_now, submit_open,
+};
 use super::fifo;
 use super::gates::{allowed_fd, device_open_ok, wl_at};
 use super::req::FsReq;
@@ -224,7 +226,16 @@ pub(super) fn opened(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs, fd: Owne
 
 /// Answers the attributes in `r.stx` and, unless CREATE_NOOPEN, the new handle of `r.fd`.
 fn respond(core: &mut Ctx, mut r: Box<FsReq>, args: OpenArgs) {
-    let attr = sys::attr_from_statx(&r.stx);
+    let mut attr = sys::attr_from_statx(&r.stx);
+    // feat::XATTR_NONE, for root callers only: root's listing sees every namespace, so
+    // "none" means none at all (another caller's hides the names it may not see).
+    if let Some(fd) = &r.fd
+        && r.ident.is_root()
+        && agreed(core, &r, consts::feat::XATTR_NONE)
+        && creds::with_ident(&r.ident, || sys::flistxattr_len(fd.as_raw_fd())).is_ok_and(|n| n.is_ok_and(|n| n == 0))
+    {
+        attr.flags |= consts::ATTR_F_NO_XATTRS;
+    }
     if args.noopen {
         r.fd = None;
         return finish(core, r, &OpenRsp { handle: 0, attr });

@@ -290,6 +290,11 @@ pub fn listxattr(path: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     if buf.is_empty() { rx(rustix::fs::listxattr_query(path)) } else { rx(rustix::fs::listxattr(path, buf)) }
 }
 
+/// The size of the list of `fd`'s extended attribute names (0: it has none).
+pub fn flistxattr_len(fd: RawFd) -> io::Result<usize> {
+    rx(rustix::fs::flistxattr_query(bfd(fd)))
+}
+
 pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
     rx(rustix::fs::setxattr(path, name, value, rustix::fs::XattrFlags::from_bits_retain(flags as u32)))
 }
