@@ -655,26 +655,34 @@ fn qemu_image_locking_across_mounts_and_the_host() {
         let (a, b, host) = (rig.m(&img), m2.mnt.join(&img), rig.h(&img));
         // (holder, second) pairs: mount 1 vs mount 2, HOST vs mount, mount vs HOST.
         for (holder, second) in [(&a, &b), (&host, &a), (&b, &host)] {
-            let h = QemuHolder(
+            let mut h = QemuHolder(
                 Command::new("qemu-io")
                     .args(["-f", fmt, "-c", "sleep 60000"])
                     .arg(holder)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(std::fs::File::create(rig.dir.path().join("holder.err")).unwrap())
                     .spawn()
                     .unwrap(),
             );
             // Byte 201: the holder does not share the write permission (qemu takes it
             // after its first locks).
             assert!(wait_until(Duration::from_secs(20), || locked_at(&host, 201, 1)), "{fmt}: holder's locks");
+            let holder_err = || std::fs::read_to_string(rig.dir.path().join("holder.err")).unwrap_or_default();
             let o = qemu_io(second, fmt, &["-c", "write 0 512"]).unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(!o.status.success(), "{fmt}: {} wrote while {} held the image", second.display(), holder.display());
             assert!(err.contains("Failed to get") && err.contains("lock"), "{fmt}: {err}");
             // Read-only sharing is refused too while a writer holds it (qemu's rule).
             let o = qemu_io(second, fmt, &["-r", "-c", "read 0 512"]).unwrap();
-            assert!(!o.status.success(), "{fmt}: read-only open beside a writer");
+            assert!(
+                !o.status.success(),
+                "{fmt}: read-only open of {} beside a writer on {} (the holder: {:?}, {})",
+                second.display(),
+                holder.display(),
+                h.0.try_wait(),
+                holder_err()
+            );
             drop(h);
             let t = std::time::Instant::now();
             let released = wait_until(Duration::from_secs(20), || !locked_at(&host, 100, 200));
@@ -687,6 +695,10 @@ fn qemu_image_locking_across_mounts_and_the_host() {
                 second.display(),
                 String::from_utf8_lossy(&o.stderr)
             );
+            // Its OFD locks on a mount go with the RELEASE the kernel sends after its close
+            // returned (qtfs-fuse's locks module): the next holder starts once they are gone.
+            let released = wait_until(Duration::from_secs(20), || !locked_at(&host, 100, 200));
+            assert!(released, "{fmt}: {}'s locks not released 20 s after it exited", second.display());
         }
     }
 }
