@@ -181,7 +181,7 @@ pub(super) fn open(fs: &QtfsFs, req: &Request, ino: INodeNo, flags: OpenFlags, r
                 direct = fs.locks.shared_elsewhere(&fs.remote, ino.0, h, epoch, &p);
             }
             let fl = fs.open_flags_reply(ino.0, &a, direct);
-            fs.learn_opened(ino.0, t, &a);
+            fs.learn_opened(ino.0, t, &a, false);
             let fh = fs.add_file(OpenFile::new(ino.0, used, h, epoch));
             fs.locks.opened(fh, fl.contains(FopenFlags::FOPEN_DIRECT_IO));
             reply.opened(FileHandle(fh), fl)
@@ -222,11 +222,8 @@ pub(super) fn create(
                 let id = nodes.link(parent.0, name.as_bytes(), key_of(&a));
                 (id, nodes.ticket(id))
             };
-            fs.learn_opened(id, t, &a);
-            if flags & libc::O_EXCL != 0 {
-                // New for certain (an existing name would have failed): see fs::xattr.
-                fs.learn_created(id, t, a.mode);
-            }
+            // With O_EXCL new for certain (an existing name would have failed).
+            fs.learn_opened(id, t, &a, flags & libc::O_EXCL != 0);
             // Without O_EXCL the file may be an existing one locked elsewhere (as in open).
             let direct = flags & (libc::O_ACCMODE | libc::O_EXCL) == libc::O_RDWR
                 && fs.locks.shared_elsewhere(&fs.remote, id, h, epoch, &p);

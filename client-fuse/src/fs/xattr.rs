@@ -84,21 +84,14 @@ impl QtfsFs {
     }
 
     /// What an OPEN or CREATE answer told of the file: its mode, and that it has no
-    /// extended attribute at all (`feat::XATTR_NONE`: listed by the engine with its own
-    /// rights, which see every namespace).
-    pub(super) fn learn_opened(&self, id: u64, t: Ticket, a: &Attr) {
+    /// extended attribute at all (`feat::XATTR_NONE`: listed by the engine with root's
+    /// rights, which see every namespace). A file this mount just created exclusively
+    /// (`created`) has no `security.capability` either way: nothing sets one at creation.
+    pub(super) fn learn_opened(&self, id: u64, t: Ticket, a: &Attr, created: bool) {
         self.nodes.lock().learn(id, t, self.cfg.attr_ttl, |m| {
             m.mode = Some(a.mode);
             m.no_xattrs |= a.flags & ATTR_F_NO_XATTRS != 0;
-        });
-    }
-
-    /// The file behind node `id` was just created exclusively by this mount: it has no
-    /// `security.capability` (nothing sets one at creation) and mode `mode`.
-    pub(super) fn learn_created(&self, id: u64, t: Ticket, mode: u32) {
-        self.nodes.lock().learn(id, t, self.cfg.attr_ttl, |m| {
-            m.mode = Some(mode);
-            if !m.absent.iter().any(|a| **a == *b"security.capability") {
+            if created && !m.absent.iter().any(|a| **a == *b"security.capability") {
                 m.absent.push(b"security.capability"[..].into());
             }
         });

@@ -26,7 +26,8 @@ pub struct Meta {
     since: Instant,
     /// Type, permission and set-id bits.
     pub mode: Option<u32>,
-    /// A listing by root found no extended attribute at all.
+    /// The file has no extended attribute at all: a listing by root found none, or the
+    /// answer to root's OPEN or CREATE said so (`feat::XATTR_NONE`).
     pub no_xattrs: bool,
     /// Names asked for and found absent (ENODATA).
     pub absent: Vec<Box<[u8]>>,
@@ -58,7 +59,7 @@ const SEARCHED_MAX: usize = 4096;
 
 /// The most directory entries kept in listings ([`Meta::listing`]) at once, over all
 /// directories; a longer listing is not kept.
-pub const MAX_KEPT_ENTRIES: usize = 65536;
+const MAX_KEPT_ENTRIES: usize = 65536;
 
 impl Meta {
     fn new() -> Meta {

@@ -15,7 +15,7 @@ mod meta;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-pub use meta::{MAX_KEPT_ENTRIES, MAX_KNOWN_NAMES, Meta, Ticket};
+pub use meta::{MAX_KNOWN_NAMES, Meta, Ticket};
 
 /// The root's node id (fixed by FUSE).
 pub const ROOT: u64 = 1;
@@ -56,7 +56,7 @@ pub struct Nodes {
     /// kernel forgets the nodes.
     named: VecDeque<(u64, Instant)>,
     /// Listings kept ([`Meta::listing`]), oldest first, with when and their length: past
-    /// their timeout, or to make room within [`MAX_KEPT_ENTRIES`], they are freed.
+    /// their timeout, or to make room within `meta::MAX_KEPT_ENTRIES`, they are freed.
     kept: VecDeque<(u64, Instant, usize)>,
     /// Entries counted in `kept` (a listing dropped early is counted until it leaves).
     kept_entries: usize,
